@@ -1,0 +1,157 @@
+// The iterative backward engine.
+#include "src/autograd/engine.h"
+
+#include <queue>
+#include <unordered_map>
+
+#include "src/autograd/grad_mode.h"
+#include "src/autograd/node.h"
+#include "src/ops/elementwise.h"
+#include "src/tensor/factories.h"
+
+namespace lockstep {
+namespace {
+
+struct ReadyOrder {
+  bool operator()(const Node* a, const Node* b) const { return a->sequence_nr() < b->sequence_nr(); }
+};
+
+// Gradients waiting for a node: one slot per output, summed as they arrive.
+using InputBuffer = std::vector<Tensor>;
+
+void add_to_buffer(InputBuffer& buffer, Node& node, std::uint32_t input_nr, Tensor&& g, const char* producer) {
+  const TensorMeta& meta = node.outputs().at(input_nr);
+  LOCKSTEP_CHECK(g.shape() == meta.shape, AutogradError, "backward of ", producer, ": expected a gradient of shape ",
+                 shape_str(meta.shape), " for ", node.name(), ", but got ", shape_str(g.shape()));
+  Tensor& slot = buffer[input_nr];
+  slot = slot.defined() ? add(slot, g) : std::move(g);
+}
+
+struct Task {
+  std::vector<Tensor> roots;
+  std::vector<Tensor> grad_roots;
+  RetainGraph retain;
+  CreateGraph create;
+  // Set for grad(): capture the gradients reaching these edges instead of accumulating into leaves.
+  const std::vector<Edge>* capture = nullptr;
+  std::vector<Tensor>* captured = nullptr;
+};
+
+void execute(const Task& task) {
+  GradModeGuard mode(task.create == CreateGraph::kYes);
+  std::unordered_map<Node*, InputBuffer> buffers;
+  std::unordered_map<Node*, int> dependencies;
+  std::vector<std::shared_ptr<Node>> root_nodes;
+
+  // Seed the root gradients.
+  for (std::size_t i = 0; i < task.roots.size(); ++i) {
+    const Tensor& root = task.roots[i];
+    LOCKSTEP_CHECK(root.requires_grad(), AutogradError, "backward: expected a tensor that requires grad, but got one "
+                   "of shape ", shape_str(root.shape()), " with no grad_fn and requires_grad false");
+    Tensor g = i < task.grad_roots.size() ? task.grad_roots[i] : Tensor();
+    if (!g.defined()) {
+      LOCKSTEP_CHECK(root.numel() == 1, AutogradError, "backward: expected a one-element output when no gradient "
+                     "is given, but got shape ", shape_str(root.shape()), ". Pass the gradient of the output");
+      g = ones(root.shape(), root.dtype(), root.device());
+    }
+    Edge e = gradient_edge(root);
+    InputBuffer& buffer = buffers[e.fn.get()];
+    buffer.resize(e.fn->outputs().size());
+    add_to_buffer(buffer, *e.fn, e.input_nr, std::move(g), "the root");
+    root_nodes.push_back(e.fn);
+  }
+
+  // Count, for every reachable node, how many edges lead into it (iterative DFS).
+  {
+    std::vector<Node*> stack;
+    std::unordered_map<Node*, bool> seen;
+    for (auto& r : root_nodes) {
+      if (!seen[r.get()]) {
+        seen[r.get()] = true;
+        stack.push_back(r.get());
+      }
+    }
+    while (!stack.empty()) {
+      Node* n = stack.back();
+      stack.pop_back();
+      for (auto& e : n->next_edges()) {
+        if (!e.valid()) continue;
+        ++dependencies[e.fn.get()];
+        if (!seen[e.fn.get()]) {
+          seen[e.fn.get()] = true;
+          stack.push_back(e.fn.get());
+        }
+      }
+    }
+  }
+
+  std::priority_queue<Node*, std::vector<Node*>, ReadyOrder> ready;
+  for (auto& r : root_nodes) {
+    if (dependencies[r.get()] == 0) {
+      dependencies[r.get()] = -1;  // queued
+      ready.push(r.get());
+    }
+  }
+
+  while (!ready.empty()) {
+    Node* node = ready.top();
+    ready.pop();
+    InputBuffer inputs = std::move(buffers[node]);
+    buffers.erase(node);
+    inputs.resize(node->outputs().size());
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      if (!inputs[i].defined()) {
+        const TensorMeta& m = node->outputs()[i];
+        inputs[i] = zeros(m.shape, m.dtype, m.device);
+      }
+    }
+
+    if (task.capture) {
+      for (std::size_t k = 0; k < task.capture->size(); ++k) {
+        const Edge& c = (*task.capture)[k];
+        if (c.fn.get() == node) (*task.captured)[k] = inputs[c.input_nr];
+      }
+      if (dynamic_cast<AccumulateGrad*>(node)) continue;  // grad() never touches .grad
+    }
+
+    std::vector<Tensor> outputs = node->apply(std::move(inputs));
+    if (task.retain == RetainGraph::kNo) node->release_saved();
+
+    auto& edges = node->next_edges();
+    for (std::size_t i = 0; i < edges.size(); ++i) {
+      const Edge& e = edges[i];
+      if (!e.valid()) continue;
+      Node* next = e.fn.get();
+      if (i < outputs.size() && outputs[i].defined()) {
+        InputBuffer& buffer = buffers[next];
+        buffer.resize(next->outputs().size());
+        add_to_buffer(buffer, *next, e.input_nr, std::move(outputs[i]), node->name());
+      }
+      if (--dependencies[next] == 0) ready.push(next);
+    }
+  }
+}
+
+}  // namespace
+
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots, RetainGraph retain,
+                  CreateGraph create) {
+  Task task{roots, grad_roots, retain, create};
+  execute(task);
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, RetainGraph retain, CreateGraph create) {
+  std::vector<Edge> capture;
+  for (const auto& in : inputs) {
+    LOCKSTEP_CHECK(in.requires_grad(), AutogradError, "grad: expected every input to require grad, but input of shape ",
+                   shape_str(in.shape()), " does not");
+    capture.push_back(gradient_edge(in));
+  }
+  std::vector<Tensor> captured(inputs.size());
+  Task task{outputs, grad_outputs, retain, create, &capture, &captured};
+  execute(task);
+  return captured;
+}
+
+}  // namespace lockstep

@@ -1,0 +1,22 @@
+// The backward engine: walks the graph from the roots iteratively (no recursion), in dependency order with
+// later-created nodes first and leaf accumulators as soon as they are ready, summing gradients where paths meet.
+#pragma once
+
+#include <vector>
+
+#include "src/tensor/tensor.h"
+
+namespace lockstep {
+
+// Accumulates d(roots)/d(leaf) into every reachable leaf's .grad. `grad_roots[i]` may be undefined for a
+// one-element root (taken as 1).
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots,
+                  RetainGraph retain = RetainGraph::kNo, CreateGraph create = CreateGraph::kNo);
+
+// Returns d(outputs)/d(inputs) without touching any .grad (gradients with respect to inputs, e.g. FGSM).
+// An input that the outputs do not depend on gets an undefined tensor.
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs = {}, RetainGraph retain = RetainGraph::kNo,
+                         CreateGraph create = CreateGraph::kNo);
+
+}  // namespace lockstep

@@ -1,0 +1,160 @@
+// Graph nodes: iterative destruction, saved-tensor version checks, leaf accumulation and op recording.
+#include "src/autograd/node.h"
+
+#include <atomic>
+#include <limits>
+
+#include "src/autograd/grad_mode.h"
+#include "src/ops/elementwise.h"
+
+namespace lockstep {
+namespace {
+
+std::atomic<std::uint64_t> g_next_sequence_nr{0};
+
+// Pending releases of the iterative destructor, per thread.
+struct ReleaseQueue {
+  bool draining = false;
+  std::vector<std::shared_ptr<Node>> nodes;
+  std::vector<Tensor> tensors;
+};
+thread_local ReleaseQueue g_release;
+
+std::vector<TensorMeta> metas_of(const std::vector<Tensor>& ts) {
+  std::vector<TensorMeta> out;
+  out.reserve(ts.size());
+  for (const auto& t : ts) out.push_back({t.shape(), t.dtype(), t.device()});
+  return out;
+}
+
+}  // namespace
+
+SavedTensor::SavedTensor(const Tensor& tensor, bool is_output) {
+  if (!tensor.defined()) return;
+  tensor_ = is_output ? tensor.detach() : tensor;
+  version_ = tensor.version();
+}
+
+Tensor SavedTensor::unpack(const char* op) const {
+  LOCKSTEP_CHECK(!released_, AutogradError, op, ": expected the saved tensors of this graph to be alive, but they "
+                 "were freed by an earlier backward. Pass RetainGraph::kYes to the first backward to go through the "
+                 "graph a second time");
+  if (tensor_.defined()) {
+    LOCKSTEP_CHECK(tensor_.version() == version_, AutogradError, op, ": a tensor ", shape_str(tensor_.shape()),
+                   " saved for backward was modified by an in-place operation (its version is ", tensor_.version(),
+                   ", expected ", version_, "). Clone it before modifying it, or modify a copy");
+  }
+  return tensor_;
+}
+
+Node::Node(std::vector<TensorMeta> outputs)
+    : sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)), outputs_(std::move(outputs)) {}
+
+Node::~Node() {
+  for (auto& e : next_edges_) {
+    if (e.fn) g_release.nodes.push_back(std::move(e.fn));
+  }
+  if (g_release.draining) return;
+  g_release.draining = true;
+  while (!g_release.nodes.empty() || !g_release.tensors.empty()) {
+    if (!g_release.nodes.empty()) {
+      std::shared_ptr<Node> n = std::move(g_release.nodes.back());
+      g_release.nodes.pop_back();
+      n.reset();
+    } else {
+      Tensor t = std::move(g_release.tensors.back());
+      g_release.tensors.pop_back();
+      t = Tensor();
+    }
+  }
+  g_release.draining = false;
+}
+
+void Node::defer_release(Tensor&& tensor) {
+  if (tensor.defined()) g_release.tensors.push_back(std::move(tensor));
+}
+
+FunctionNode::~FunctionNode() {
+  for (auto& s : saved_) defer_release(s.take());
+}
+
+std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grad_outputs) {
+  LOCKSTEP_CHECK(!released_, AutogradError, name_, ": expected the saved tensors of this graph to be alive, but they "
+                 "were freed by an earlier backward. Pass RetainGraph::kYes to the first backward to go through the "
+                 "graph a second time");
+  BackwardContext ctx(name_, std::move(grad_outputs), saved_, next_edges());
+  return fn_(ctx);
+}
+
+void FunctionNode::release_saved() {
+  for (auto& s : saved_) defer_release(s.take());
+  for (auto& s : saved_) s.release();
+  released_ = true;
+}
+
+AccumulateGrad::AccumulateGrad(const Tensor& leaf)
+    : Node({TensorMeta{leaf.shape(), leaf.dtype(), leaf.device()}}), leaf_(leaf.impl_ptr()) {
+  sequence_nr_ = std::numeric_limits<std::uint64_t>::max();
+}
+
+std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grad_outputs) {
+  Tensor leaf(leaf_.lock());
+  if (!leaf.defined()) return {};
+  Tensor& incoming = grad_outputs.at(0);
+  Tensor current = leaf.grad();
+  if (!current.defined()) {
+    // Take the incoming gradient when nobody else holds it; otherwise copy, so .grad never aliases.
+    const bool exclusive = incoming.impl_ptr().use_count() == 1 && incoming.is_contiguous() &&
+                           incoming.storage().use_count() == 1 && !incoming.requires_grad();
+    leaf.set_grad(exclusive ? incoming : incoming.detach().clone());
+  } else if (GradMode::is_enabled()) {
+    leaf.set_grad(add(current, incoming));  // create_graph: keep the sum differentiable
+  } else {
+    current.add_(incoming);
+  }
+  for (auto& hook : leaf.impl()->autograd->post_accumulate_hooks) hook(leaf);
+  return {};
+}
+
+bool needs_grad(std::initializer_list<Tensor> inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const auto& t : inputs) {
+    if (t.defined() && t.requires_grad()) return true;
+  }
+  return false;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const auto& t : inputs) {
+    if (t.defined() && t.requires_grad()) return true;
+  }
+  return false;
+}
+
+Edge gradient_edge(const Tensor& t) {
+  if (!t.defined() || !t.requires_grad()) return {};
+  if (t.grad_fn()) return {t.grad_fn(), t.output_nr()};
+  AutogradMeta& meta = *t.impl()->autograd;
+  if (!meta.grad_accumulator) meta.grad_accumulator = std::make_shared<AccumulateGrad>(t);
+  return {meta.grad_accumulator, 0};
+}
+
+bool record(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            const std::vector<Tensor>& saved, BackwardFn fn) {
+  if (!needs_grad(inputs)) return false;
+  std::vector<SavedTensor> saved_tensors;
+  saved_tensors.reserve(saved.size());
+  for (const auto& s : saved) {
+    bool is_output = false;
+    for (const auto& o : outputs) is_output = is_output || (s.defined() && s.same(o));
+    saved_tensors.emplace_back(s, is_output);
+  }
+  auto node = std::make_shared<FunctionNode>(name, metas_of(outputs), std::move(saved_tensors), std::move(fn));
+  node->next_edges().reserve(inputs.size());
+  for (const auto& in : inputs) node->next_edges().push_back(gradient_edge(in));
+  for (std::size_t i = 0; i < outputs.size(); ++i) outputs[i].set_history(node, static_cast<std::uint32_t>(i));
+  return true;
+}
+
+}  // namespace lockstep

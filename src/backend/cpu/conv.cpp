@@ -1,0 +1,9 @@
+// CPU conv kernels.
+#include "src/backend/cpu/register.h"
+#include "src/ops/kernels.h"
+
+namespace lockstep::cpu {
+
+void register_conv_kernels() {}
+
+}  // namespace lockstep::cpu

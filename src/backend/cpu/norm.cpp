@@ -1,0 +1,9 @@
+// CPU norm kernels.
+#include "src/backend/cpu/register.h"
+#include "src/ops/kernels.h"
+
+namespace lockstep::cpu {
+
+void register_norm_kernels() {}
+
+}  // namespace lockstep::cpu

@@ -1,0 +1,9 @@
+// CPU pool kernels.
+#include "src/backend/cpu/register.h"
+#include "src/ops/kernels.h"
+
+namespace lockstep::cpu {
+
+void register_pool_kernels() {}
+
+}  // namespace lockstep::cpu

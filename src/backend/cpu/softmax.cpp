@@ -1,0 +1,9 @@
+// CPU softmax kernels.
+#include "src/backend/cpu/register.h"
+#include "src/ops/kernels.h"
+
+namespace lockstep::cpu {
+
+void register_softmax_kernels() {}
+
+}  // namespace lockstep::cpu

@@ -1,0 +1,9 @@
+// CPU upsample kernels.
+#include "src/backend/cpu/register.h"
+#include "src/ops/kernels.h"
+
+namespace lockstep::cpu {
+
+void register_upsample_kernels() {}
+
+}  // namespace lockstep::cpu

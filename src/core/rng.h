@@ -1,0 +1,58 @@
+// Counter-based random numbers (Philox-4x32-10): the value at (seed, counter) is a pure function, so any
+// element of any random tensor can be recomputed, on any thread or device, without sequential state.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+
+namespace lockstep {
+
+// Philox-4x32 with 10 rounds (Salmon et al., SC'11). Thread-safe: no state.
+inline std::array<std::uint32_t, 4> philox4x32(std::uint64_t seed, std::uint64_t counter_hi, std::uint64_t counter_lo) {
+  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+  std::uint32_t c0 = static_cast<std::uint32_t>(counter_lo), c1 = static_cast<std::uint32_t>(counter_lo >> 32);
+  std::uint32_t c2 = static_cast<std::uint32_t>(counter_hi), c3 = static_cast<std::uint32_t>(counter_hi >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const std::uint64_t p0 = 0xD2511F53ull * c0, p1 = 0xCD9E8D57ull * c2;
+    const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1 ^ k0;
+    const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    c1 = static_cast<std::uint32_t>(p1);
+    c3 = static_cast<std::uint32_t>(p0);
+    c0 = n0;
+    c2 = n2;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return {c0, c1, c2, c3};
+}
+
+// Uniform in [0, 1) with 24 random bits (exactly representable in f32).
+inline float uniform01(std::uint32_t bits) { return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f); }
+// Uniform in (0, 1] with 53 random bits.
+inline double uniform01_open0(std::uint32_t hi, std::uint32_t lo) {
+  const std::uint64_t x = ((static_cast<std::uint64_t>(hi) << 21) ^ lo) & ((1ull << 53) - 1);
+  return (static_cast<double>(x) + 1.0) * (1.0 / 9007199254740992.0);
+}
+
+// A random stream: a seed and the next unused counter. Each fill of n elements takes a block of counters,
+// so the stream's state is two integers and is checkpointed as such. Not thread-safe.
+class Generator {
+ public:
+  explicit Generator(std::uint64_t seed = 0) : seed_(seed) {}
+  std::uint64_t seed() const { return seed_; }
+  std::uint64_t offset() const { return offset_; }
+  void set_state(std::uint64_t seed, std::uint64_t offset) { seed_ = seed; offset_ = offset; }
+  // Reserves `n` counters and returns the first.
+  std::uint64_t take(std::uint64_t n) { const std::uint64_t first = offset_; offset_ += n; return first; }
+
+ private:
+  std::uint64_t seed_;
+  std::uint64_t offset_ = 0;
+};
+
+// The process-wide default generator used by random factories, initialisers and dropout.
+Generator& default_generator();
+void manual_seed(std::uint64_t seed);
+
+}  // namespace lockstep

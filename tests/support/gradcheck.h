@@ -1,0 +1,22 @@
+// Central-difference gradient checking in f64: compares autograd's gradients of sum(f(inputs) * r), for a
+// fixed random r, with (L(x + eps) - L(x - eps)) / 2 eps for every element of every differentiable input.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "src/tensor/tensor.h"
+
+namespace lockstep::test {
+
+struct GradcheckResult {
+  bool ok = true;
+  std::string message;  // the first mismatches, for the test log
+};
+
+// `inputs` are f64 tensors; those with requires_grad set are checked. `fn` must be deterministic.
+GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs,
+                          double rtol = 1e-5, double atol = 1e-6, double eps = 1e-6);
+
+}  // namespace lockstep::test
