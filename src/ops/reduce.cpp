@@ -107,11 +107,88 @@ Tensor mean(const Tensor& x, const std::vector<std::int64_t>& dims, KeepDim keep
   return out;
 }
 
+namespace {
+
+// max/min along one dimension: values, and when recording, the argmax/argmin positions for the gradient.
+Tensor extreme_along(const char* name, ReduceOp value_op, ReduceOp index_op, const Tensor& x,
+                     std::int64_t dim, KeepDim keepdim) {
+  const std::int64_t d = wrap_dim(name, dim, x.dim());
+  LOCKSTEP_CHECK(x.size(d) > 0, ValueError, name, ": expected a non-empty dimension ", d, ", but got shape ",
+                 shape_str(x.shape()));
+  const ReducePlan p = plan_reduction(name, x, {d});
+  Tensor out = reduce_raw(value_op, p, x.dtype());
+  if (keepdim == KeepDim::kYes) out = out.view(p.kept_shape);
+  if (!needs_grad({x})) return out;
+  const Tensor positions = reduce_raw(index_op, p, DType::i64).view(p.kept_shape);
+  const Shape kept = p.kept_shape;
+  const std::int64_t size = x.size(d);
+  Shape along(kept.size(), 1);
+  along[static_cast<std::size_t>(d)] = size;
+  record(name, {x}, {out}, {positions}, [kept, along, size](BackwardContext& ctx) {
+    // g [.., 1 or none, ..], positions i64 [.., 1, ..] -> dx [.., S, ..] (g at the arg position, 0 elsewhere)
+    const Tensor g = ctx.grad().reshape(kept);
+    const Tensor picked = eq(arange(size, DType::i64, g.device()).view(along), ctx.saved(0));
+    return std::vector<Tensor>{where(picked, g, zeros({}, g.dtype(), g.device()))};
+  });
+  return out;
+}
+
+// max/min over every element; ties share the gradient evenly.
+Tensor extreme_all(const char* name, ReduceOp op, const Tensor& x) {
+  LOCKSTEP_CHECK(x.numel() > 0, ValueError, name, ": expected a non-empty tensor, but got shape ",
+                 shape_str(x.shape()));
+  const ReducePlan p = plan_reduction(name, x, {});
+  Tensor out = reduce_raw(op, p, x.dtype());
+  record(name, {x}, {out}, {x, out}, [](BackwardContext& ctx) {
+    // x [*], y [] , g [] -> dx [*] = g / count where x == y
+    const Tensor& g = ctx.grad();
+    const Tensor hit = eq(ctx.saved(0), ctx.saved(1)).to(g.dtype());
+    return std::vector<Tensor>{hit * (g / sum(hit))};
+  });
+  return out;
+}
+
+Tensor arg_along(const char* name, ReduceOp op, const Tensor& x, std::int64_t dim, KeepDim keepdim) {
+  const std::int64_t d = wrap_dim(name, dim, x.dim());
+  LOCKSTEP_CHECK(x.size(d) > 0, ValueError, name, ": expected a non-empty dimension ", d, ", but got shape ",
+                 shape_str(x.shape()));
+  const ReducePlan p = plan_reduction(name, x, {d});
+  const Tensor out = reduce_raw(op, p, DType::i64);
+  return keepdim == KeepDim::kYes ? out.view(p.kept_shape) : out;
+}
+
+}  // namespace
+
+Tensor max(const Tensor& x, std::int64_t dim, KeepDim keepdim) {
+  return extreme_along("max", ReduceOp::kMax, ReduceOp::kArgmax, x, dim, keepdim);
+}
+Tensor min(const Tensor& x, std::int64_t dim, KeepDim keepdim) {
+  return extreme_along("min", ReduceOp::kMin, ReduceOp::kArgmin, x, dim, keepdim);
+}
+Tensor max(const Tensor& x) { return extreme_all("max", ReduceOp::kMax, x); }
+Tensor min(const Tensor& x) { return extreme_all("min", ReduceOp::kMin, x); }
+Tensor argmax(const Tensor& x, std::int64_t dim, KeepDim keepdim) {
+  return arg_along("argmax", ReduceOp::kArgmax, x, dim, keepdim);
+}
+Tensor argmin(const Tensor& x, std::int64_t dim, KeepDim keepdim) {
+  return arg_along("argmin", ReduceOp::kArgmin, x, dim, keepdim);
+}
+
+Tensor var(const Tensor& x, const std::vector<std::int64_t>& dims, std::int64_t correction, KeepDim keepdim) {
+  LOCKSTEP_CHECK(is_floating(x.dtype()), TypeError, "var: expected a floating tensor, but got ",
+                 dtype_name(x.dtype()), " ", shape_str(x.shape()));
+  std::int64_t count = dims.empty() ? x.numel() : 1;
+  for (auto d : dims) count *= x.size(wrap_dim("var", d, x.dim()));
+  const Tensor centered = x - mean(x, dims, KeepDim::kYes);
+  return sum(square(centered), dims, keepdim) /
+         static_cast<double>(std::max<std::int64_t>(count - correction, 0));
+}
+
 Tensor sum_to(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
   const std::int64_t lead = x.dim() - static_cast<std::int64_t>(shape.size());
-  LOCKSTEP_CHECK(lead >= 0, ValueError, "sum_to: expected a target shape with at most ", x.dim(), " dimensions, but got ",
-                 shape_str(shape));
+  LOCKSTEP_CHECK(lead >= 0, ValueError, "sum_to: expected a target shape with at most ", x.dim(),
+                 " dimensions, but got ", shape_str(shape));
   std::vector<std::int64_t> dims;
   for (std::int64_t d = 0; d < x.dim(); ++d) {
     if (d < lead || (shape[static_cast<std::size_t>(d - lead)] == 1 && x.size(d) != 1)) dims.push_back(d);

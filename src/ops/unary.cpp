@@ -1,27 +1,73 @@
 // Unary ops: the shared recorder and the math functions of elementwise.h.
 #include "src/ops/unary.h"
 
+#include "src/autograd/grad_mode.h"
 #include "src/autograd/node.h"
 #include "src/ops/elementwise.h"
 
 namespace lockstep {
+namespace {
+
+// dx = g * f'(x) composed from ops, for backward with create_graph: exact for the ops whose derivative reads
+// only x. Ops that save only their output cannot be differentiated twice (the saved output has no history).
+Tensor composed_backward(const char* name, UnaryOp op, const Tensor& g, const Tensor& x, double a, double b) {
+  const Tensor zero = wrapped_scalar(0.0);
+  switch (op) {
+    case UnaryOp::kNeg:
+      return -g;
+    case UnaryOp::kLog:
+      return g / x;
+    case UnaryOp::kAbs:
+      return g * unary_op("sign", UnaryOp::kSign, x, SaveForBackward::kNone);
+    case UnaryOp::kRelu:
+      return where(gt(x, zero), g, zero);
+    case UnaryOp::kLeakyRelu:
+      return where(gt(x, zero), g, g * a);
+    case UnaryOp::kElu:
+      return where(gt(x, zero), g, g * (exp(x) * a));
+    case UnaryOp::kSoftplus:
+      return where(gt(x * a, wrapped_scalar(b)), g,
+                   g * unary_op("sigmoid", UnaryOp::kSigmoid, x * a, SaveForBackward::kOutput));
+    case UnaryOp::kHardtanh:
+      return where(gt(x, wrapped_scalar(a)), where(lt(x, wrapped_scalar(b)), g, zero), zero);
+    case UnaryOp::kPowScalar:
+      return g * (pow(x, a - 1.0) * a);
+    case UnaryOp::kLog1p:
+      return g / (x + 1.0);
+    case UnaryOp::kSign:
+      return g * 0.0;
+    case UnaryOp::kSquare:
+      return g * (x * 2.0);
+    default:
+      throw NotImplementedError(
+          cat(name, ": expected a first-order backward, but got create_graph: ", name,
+              " saves only its output, which is kept without its history, so its gradient "
+              "cannot be differentiated again"));
+  }
+}
+
+}  // namespace
 
 Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, SaveForBackward save, double a, double b) {
   const Device device = common_device(name, {x});
-  LOCKSTEP_CHECK(is_floating(x.dtype()), TypeError, name, ": expected a floating tensor, but got ", dtype_name(x.dtype()),
-                 " ", shape_str(x.shape()));
+  LOCKSTEP_CHECK(is_floating(x.dtype()), TypeError, name, ": expected a floating tensor, but got ",
+                 dtype_name(x.dtype()), " ", shape_str(x.shape()));
   Tensor out = empty(x.shape(), x.dtype(), device);
   kernels::unary.get(device)(op, x, out, a, b);
   const bool keep_x = save == SaveForBackward::kInput || save == SaveForBackward::kBoth;
   const bool keep_y = save == SaveForBackward::kOutput || save == SaveForBackward::kBoth;
-  record(name, {x}, {out}, {keep_x ? x : Tensor(), keep_y ? out : Tensor()}, [op, a, b](BackwardContext& ctx) {
-    const Tensor g = ctx.grad().contiguous();
-    const Tensor xs = ctx.saved(0), ys = ctx.saved(1);
-    Tensor dx = empty(g.shape(), g.dtype(), g.device());
-    kernels::unary_backward.get(g.device())(op, g, xs.defined() ? xs.contiguous() : xs,
-                                            ys.defined() ? ys.contiguous() : ys, dx, a, b);
-    return std::vector<Tensor>{dx};
-  });
+  record(name, {x}, {out}, {keep_x ? x : Tensor(), keep_y ? out : Tensor()},
+         [name, op, a, b](BackwardContext& ctx) {
+           // x [*], g [*] -> dx [*]
+           if (GradMode::is_enabled())
+             return std::vector<Tensor>{composed_backward(name, op, ctx.grad(), ctx.saved(0), a, b)};
+           const Tensor g = ctx.grad().contiguous();
+           const Tensor xs = ctx.saved(0), ys = ctx.saved(1);
+           Tensor dx = empty(g.shape(), g.dtype(), g.device());
+           kernels::unary_backward.get(g.device())(op, g, xs.defined() ? xs.contiguous() : xs,
+                                                   ys.defined() ? ys.contiguous() : ys, dx, a, b);
+           return std::vector<Tensor>{dx};
+         });
   return out;
 }
 

@@ -1,5 +1,7 @@
-// CPU unary element-wise kernels (math and activations) and their fused backward formulas.
+// CPU unary element-wise kernels (math and activations) and their fused backward formulas, instantiated
+// per op so that every loop is branch-free in the op and the simple ones vectorise.
 #include <cmath>
+#include <type_traits>
 
 #include "src/backend/cpu/loops.h"
 #include "src/backend/cpu/register.h"
@@ -8,98 +10,186 @@
 namespace lockstep::cpu {
 namespace {
 
-template <class T> T sigmoid_of(T x) {
+template <UnaryOp Op>
+using OpTag = std::integral_constant<UnaryOp, Op>;
+
+// Calls fn(OpTag<op>{}) with the op as a compile-time constant.
+template <class Fn>
+void dispatch_unary(UnaryOp op, Fn&& fn) {
+  switch (op) {
+    case UnaryOp::kNeg:
+      return fn(OpTag<UnaryOp::kNeg>{});
+    case UnaryOp::kExp:
+      return fn(OpTag<UnaryOp::kExp>{});
+    case UnaryOp::kLog:
+      return fn(OpTag<UnaryOp::kLog>{});
+    case UnaryOp::kSqrt:
+      return fn(OpTag<UnaryOp::kSqrt>{});
+    case UnaryOp::kAbs:
+      return fn(OpTag<UnaryOp::kAbs>{});
+    case UnaryOp::kSigmoid:
+      return fn(OpTag<UnaryOp::kSigmoid>{});
+    case UnaryOp::kTanh:
+      return fn(OpTag<UnaryOp::kTanh>{});
+    case UnaryOp::kRelu:
+      return fn(OpTag<UnaryOp::kRelu>{});
+    case UnaryOp::kLeakyRelu:
+      return fn(OpTag<UnaryOp::kLeakyRelu>{});
+    case UnaryOp::kElu:
+      return fn(OpTag<UnaryOp::kElu>{});
+    case UnaryOp::kSoftplus:
+      return fn(OpTag<UnaryOp::kSoftplus>{});
+    case UnaryOp::kHardtanh:
+      return fn(OpTag<UnaryOp::kHardtanh>{});
+    case UnaryOp::kPowScalar:
+      return fn(OpTag<UnaryOp::kPowScalar>{});
+    case UnaryOp::kLog1p:
+      return fn(OpTag<UnaryOp::kLog1p>{});
+    case UnaryOp::kSign:
+      return fn(OpTag<UnaryOp::kSign>{});
+    case UnaryOp::kSquare:
+      return fn(OpTag<UnaryOp::kSquare>{});
+    case UnaryOp::kReciprocal:
+      return fn(OpTag<UnaryOp::kReciprocal>{});
+  }
+}
+
+// Which of x and y = f(x) each backward formula reads (the op layer must save those).
+constexpr bool backward_reads_x(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::kLog:
+    case UnaryOp::kAbs:
+    case UnaryOp::kRelu:
+    case UnaryOp::kLeakyRelu:
+    case UnaryOp::kElu:
+    case UnaryOp::kSoftplus:
+    case UnaryOp::kHardtanh:
+    case UnaryOp::kPowScalar:
+    case UnaryOp::kLog1p:
+    case UnaryOp::kSquare:
+      return true;
+    default:
+      return false;
+  }
+}
+constexpr bool backward_reads_y(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::kExp:
+    case UnaryOp::kSqrt:
+    case UnaryOp::kSigmoid:
+    case UnaryOp::kTanh:
+    case UnaryOp::kElu:
+    case UnaryOp::kReciprocal:
+      return true;
+    default:
+      return false;
+  }
+}
+
+template <class T>
+T sigmoid_of(T x) {
   return x >= 0 ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
 }
 
-// y = f(x) for one element.
-template <class T> T forward_one(UnaryOp op, T x, T a, T b) {
-  switch (op) {
-    case UnaryOp::kNeg: return -x;
-    case UnaryOp::kExp: return std::exp(x);
-    case UnaryOp::kLog: return std::log(x);
-    case UnaryOp::kSqrt: return std::sqrt(x);
-    case UnaryOp::kAbs: return std::abs(x);
-    case UnaryOp::kSigmoid: return sigmoid_of(x);
-    case UnaryOp::kTanh: return std::tanh(x);
-    case UnaryOp::kRelu: return x > T(0) ? x : T(0);
-    case UnaryOp::kLeakyRelu: return x > T(0) ? x : a * x;
-    case UnaryOp::kElu: return x > T(0) ? x : a * std::expm1(x);
-    case UnaryOp::kSoftplus: return a * x > b ? x : std::log1p(std::exp(a * x)) / a;
-    case UnaryOp::kHardtanh: return x < a ? a : (x > b ? b : x);
-    case UnaryOp::kPowScalar: return std::pow(x, a);
-    case UnaryOp::kLog1p: return std::log1p(x);
-    case UnaryOp::kSign: return static_cast<T>((x > T(0)) - (x < T(0)));
-    case UnaryOp::kSquare: return x * x;
-    case UnaryOp::kReciprocal: return T(1) / x;
-  }
-  return x;
+// y = f(x) for one element. NaN propagates through every op (relu included, as in PyTorch).
+template <UnaryOp Op, class T>
+inline T forward_one(T x, T a, T b) {
+  if constexpr (Op == UnaryOp::kNeg) return -x;
+  if constexpr (Op == UnaryOp::kExp) return std::exp(x);
+  if constexpr (Op == UnaryOp::kLog) return std::log(x);
+  if constexpr (Op == UnaryOp::kSqrt) return std::sqrt(x);
+  if constexpr (Op == UnaryOp::kAbs) return std::abs(x);
+  if constexpr (Op == UnaryOp::kSigmoid) return sigmoid_of(x);
+  if constexpr (Op == UnaryOp::kTanh) return std::tanh(x);
+  if constexpr (Op == UnaryOp::kRelu) return x < T(0) ? T(0) : x;
+  if constexpr (Op == UnaryOp::kLeakyRelu) return x > T(0) ? x : a * x;
+  if constexpr (Op == UnaryOp::kElu) return x > T(0) ? x : a * std::expm1(x);
+  // beta * x > threshold: linear, as in PyTorch.
+  if constexpr (Op == UnaryOp::kSoftplus) return a * x > b ? x : std::log1p(std::exp(a * x)) / a;
+  if constexpr (Op == UnaryOp::kHardtanh) return x < a ? a : (x > b ? b : x);
+  if constexpr (Op == UnaryOp::kPowScalar) return std::pow(x, a);
+  if constexpr (Op == UnaryOp::kLog1p) return std::log1p(x);
+  if constexpr (Op == UnaryOp::kSign) return static_cast<T>((x > T(0)) - (x < T(0)));
+  if constexpr (Op == UnaryOp::kSquare) return x * x;
+  if constexpr (Op == UnaryOp::kReciprocal) return T(1) / x;
 }
 
-// dy/dx * g for one element, from x and y = f(x).
-template <class T> T backward_one(UnaryOp op, T g, T x, T y, T a, T b) {
-  switch (op) {
-    case UnaryOp::kNeg: return -g;
-    case UnaryOp::kExp: return g * y;
-    case UnaryOp::kLog: return g / x;
-    case UnaryOp::kSqrt: return g / (T(2) * y);
-    case UnaryOp::kAbs: return x > T(0) ? g : (x < T(0) ? -g : T(0));
-    case UnaryOp::kSigmoid: return g * y * (T(1) - y);
-    case UnaryOp::kTanh: return g * (T(1) - y * y);
-    case UnaryOp::kRelu: return x > T(0) ? g : T(0);
-    case UnaryOp::kLeakyRelu: return x > T(0) ? g : a * g;
-    case UnaryOp::kElu: return x > T(0) ? g : g * (y + a);
-    case UnaryOp::kSoftplus: return a * x > b ? g : g * sigmoid_of(a * x);
-    case UnaryOp::kHardtanh: return (x > a && x < b) ? g : T(0);
-    case UnaryOp::kPowScalar: return g * a * std::pow(x, a - T(1));
-    case UnaryOp::kLog1p: return g / (T(1) + x);
-    case UnaryOp::kSign: return T(0);
-    case UnaryOp::kSquare: return g * T(2) * x;
-    case UnaryOp::kReciprocal: return -g * y * y;
-  }
-  return g;
+// g * dy/dx for one element, from x and y = f(x).
+template <UnaryOp Op, class T>
+inline T backward_one(T g, T x, T y, T a, T b) {
+  if constexpr (Op == UnaryOp::kNeg) return -g;
+  if constexpr (Op == UnaryOp::kExp) return g * y;
+  if constexpr (Op == UnaryOp::kLog) return g / x;
+  if constexpr (Op == UnaryOp::kSqrt) return g / (T(2) * y);
+  if constexpr (Op == UnaryOp::kAbs) return x > T(0) ? g : (x < T(0) ? -g : T(0));
+  if constexpr (Op == UnaryOp::kSigmoid) return g * y * (T(1) - y);
+  if constexpr (Op == UnaryOp::kTanh) return g * (T(1) - y * y);
+  if constexpr (Op == UnaryOp::kRelu) return x > T(0) ? g : T(0);
+  if constexpr (Op == UnaryOp::kLeakyRelu) return x > T(0) ? g : a * g;
+  if constexpr (Op == UnaryOp::kElu) return x > T(0) ? g : g * (y + a);  // alpha * exp(x) = y + alpha
+  if constexpr (Op == UnaryOp::kSoftplus) return a * x > b ? g : g * sigmoid_of(a * x);
+  if constexpr (Op == UnaryOp::kHardtanh) return (x > a && x < b) ? g : T(0);
+  if constexpr (Op == UnaryOp::kPowScalar) return g * a * std::pow(x, a - T(1));
+  if constexpr (Op == UnaryOp::kLog1p) return g / (T(1) + x);
+  if constexpr (Op == UnaryOp::kSign) return T(0);
+  if constexpr (Op == UnaryOp::kSquare) return g * T(2) * x;
+  if constexpr (Op == UnaryOp::kReciprocal) return -g * y * y;
 }
 
-template <class T> void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, T a, T b) {
-  for_each_row<2>({&out, &x}, [op, a, b](std::array<char*, 2> p, std::int64_t n, std::array<std::int64_t, 2> s) {
-    T* o = reinterpret_cast<T*>(p[0]);
+template <UnaryOp Op, class T>
+void unary_typed(const Tensor& x, const Tensor& out, T a, T b) {
+  for_each_row<2>({&out, &x}, [a, b](std::array<char*, 2> p, std::int64_t n, std::array<std::int64_t, 2> s) {
+    T* __restrict o = reinterpret_cast<T*>(p[0]);
     if (s[1] == sizeof(T)) {
-      const T* in = reinterpret_cast<const T*>(p[1]);
-      switch (op) {  // the hot activations get branch-free loops the compiler vectorises
-        case UnaryOp::kRelu:
-          for (std::int64_t i = 0; i < n; ++i) o[i] = in[i] > T(0) ? in[i] : T(0);
-          return;
-        case UnaryOp::kNeg:
-          for (std::int64_t i = 0; i < n; ++i) o[i] = -in[i];
-          return;
-        default:
-          for (std::int64_t i = 0; i < n; ++i) o[i] = forward_one(op, in[i], a, b);
-          return;
-      }
+      const T* __restrict in = reinterpret_cast<const T*>(p[1]);
+      for (std::int64_t i = 0; i < n; ++i) o[i] = forward_one<Op>(in[i], a, b);
+    } else {
+      for (std::int64_t i = 0; i < n; ++i)
+        o[i] = forward_one<Op>(*reinterpret_cast<const T*>(p[1] + i * s[1]), a, b);
     }
-    for (std::int64_t i = 0; i < n; ++i) o[i] = forward_one(op, *reinterpret_cast<const T*>(p[1] + i * s[1]), a, b);
   });
+}
+
+template <UnaryOp Op, class T>
+void unary_backward_typed(const T* __restrict g, const T* __restrict x, const T* __restrict y,
+                          T* __restrict d, std::int64_t n, T a, T b) {
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+  for (std::int64_t i = 0; i < n; ++i) {
+    if constexpr (backward_reads_x(Op) && backward_reads_y(Op)) {
+      d[i] = backward_one<Op>(g[i], x[i], y[i], a, b);
+    } else if constexpr (backward_reads_x(Op)) {
+      d[i] = backward_one<Op>(g[i], x[i], T(0), a, b);
+    } else if constexpr (backward_reads_y(Op)) {
+      d[i] = backward_one<Op>(g[i], T(0), y[i], a, b);
+    } else {
+      d[i] = backward_one<Op>(g[i], T(0), T(0), a, b);
+    }
+  }
 }
 
 void unary_kernel(UnaryOp op, const Tensor& x, const Tensor& out, double a, double b) {
   dispatch_floating("unary", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    unary_typed<T>(op, x, out, static_cast<T>(a), static_cast<T>(b));
+    dispatch_unary(op, [&](auto op_tag) {
+      unary_typed<decltype(op_tag)::value, T>(x, out, static_cast<T>(a), static_cast<T>(b));
+    });
   });
 }
 
-void unary_backward_kernel(UnaryOp op, const Tensor& grad, const Tensor& x, const Tensor& y, const Tensor& dx, double a,
-                           double b) {
+void unary_backward_kernel(UnaryOp op, const Tensor& grad, const Tensor& x, const Tensor& y, const Tensor& dx,
+                           double a, double b) {
+  LOCKSTEP_CHECK(!backward_reads_x(op) || x.defined(), ValueError,
+                 "unary_backward: this op's gradient reads its input, but the input was not saved");
+  LOCKSTEP_CHECK(!backward_reads_y(op) || y.defined(), ValueError,
+                 "unary_backward: this op's gradient reads its output, but the output was not saved");
   dispatch_floating("unary_backward", grad.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* g = grad.data<T>();
     const T* xp = x.defined() ? x.data<T>() : nullptr;
     const T* yp = y.defined() ? y.data<T>() : nullptr;
-    T* d = dx.data<T>();
-    const T ta = static_cast<T>(a), tb = static_cast<T>(b);
-    const std::int64_t n = grad.numel();
-#pragma omp parallel for if (n >= kParallelGrain)
-    for (std::int64_t i = 0; i < n; ++i) d[i] = backward_one(op, g[i], xp ? xp[i] : T(0), yp ? yp[i] : T(0), ta, tb);
+    dispatch_unary(op, [&](auto op_tag) {
+      unary_backward_typed<decltype(op_tag)::value, T>(grad.data<T>(), xp, yp, dx.data<T>(), grad.numel(),
+                                                       static_cast<T>(a), static_cast<T>(b));
+    });
   });
 }
 

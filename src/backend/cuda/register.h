@@ -1,8 +1,14 @@
 // Registration of the CUDA kernels and the CUDA caching allocator (compiled only with LOCKSTEP_WITH_CUDA).
+// Registration only stores function pointers: it never calls the CUDA driver, so it is safe without a GPU.
 #pragma once
 
 namespace lockstep::cuda {
 
+// Called once by ensure_backends_registered(); each family file registers its own kernels.
 void register_kernels();
+
+void register_memory_kernels();
+void register_elementwise_kernels();
+void register_linalg_kernels();
 
 }  // namespace lockstep::cuda

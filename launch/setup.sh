@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every Debian package Lockstep needs to build, test and run. Idempotent: does nothing when all
+# are present, otherwise runs `apt-get update` once and installs what is missing.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ pkg-config
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libopenblas-openmp-dev          # BLAS built on OpenMP: one thread pool with our kernels and oneDNN
+  libdnnl-dev ocl-icd-opencl-dev opencl-headers   # oneDNN convolutions (its headers need the OpenCL ones)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all ${#packages[@]} packages present"
+fi

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, configures, builds and runs every test (label unit, and cuda
+# where the CUDA toolkit is found: those tests skip without a GPU), then builds and runs the unit tests
+# again under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash launch/setup.sh
+
+jobs=$(nproc)
+echo "== release build (build/)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "== sanitizer build (build-asan/): AddressSanitizer + UndefinedBehaviorSanitizer, unit tests"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKSTEP_SANITIZE=ON -DLOCKSTEP_CUDA=OFF \
+  -DLOCKSTEP_BENCHMARKS=OFF
+cmake --build build-asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$jobs" -L unit

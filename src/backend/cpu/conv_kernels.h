@@ -1,0 +1,46 @@
+// CPU 2-D convolution kernels on raw contiguous NCHW pointers (f32 and f64): forward, input gradient and
+// weight gradient. f32 runs on oneDNN primitives where they apply, everything else on im2col + OpenBLAS GEMM.
+// All functions are thread-safe; they parallelise internally over the shared OpenMP pool.
+#pragma once
+
+#include <cstdint>
+
+namespace lockstep::cpu {
+
+// Geometry of one 2-D convolution: x [N,C,H,W], w [K, C/groups, R, S], y [N,K,P,Q], all contiguous row-major.
+// P = (H + 2*pad_h - dil_h*(R-1) - 1) / stride_h + 1, same for Q. Zero padding only (reflection padding is
+// done by a separate pad op before the convolution).
+struct Conv2dGeometry {
+  int64_t N, C, H, W, K, R, S;
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
+  int64_t P() const;
+  int64_t Q() const;
+};
+
+// Which implementation the f32 kernels use. kAuto: oneDNN where it has an implementation, else im2col + GEMM.
+// kGemm forces im2col + GEMM; kOneDnn forces oneDNN (throws where it has none). f64 always uses im2col + GEMM.
+// Process-wide setting meant for tests and benchmarks; do not change it while kernels run on other threads.
+enum class Conv2dPath { kAuto, kGemm, kOneDnn };
+void set_conv2d_path(Conv2dPath path);
+
+// Throws std::invalid_argument unless every size is positive (N, C, H, W, K, R, S, strides, dilations,
+// groups), pads are non-negative, groups divides C and K, and P, Q >= 1. Each kernel below calls it first.
+void validate_conv2d_geometry(const Conv2dGeometry& g);
+
+// y [N,K,P,Q] = conv(x [N,C,H,W], w [K,C/groups,R,S]) + bias [K] (bias may be null). y is overwritten and
+// must not alias x, w or bias. Throws std::runtime_error on an internal (library) failure.
+template <class T>
+void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
+
+// dx [N,C,H,W] = gradient of conv2d_forward with respect to x, given dy [N,K,P,Q] and w [K,C/groups,R,S].
+// dx is overwritten (not accumulated) and must not alias dy or w. This is also conv_transpose2d forward with
+// the roles swapped (input = dy with K channels, weight [K, C/groups, R, S], output = dx with C channels).
+template <class T>
+void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx);
+
+// dw [K,C/groups,R,S] and dbias [K] (may be null) = gradients of conv2d_forward given dy [N,K,P,Q] and
+// x [N,C,H,W]. Both are overwritten (not accumulated) and must not alias dy or x.
+template <class T>
+void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* dbias);
+
+}  // namespace lockstep::cpu

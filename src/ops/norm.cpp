@@ -1,0 +1,251 @@
+// Batch norm and layer norm on the norm kernels, with their gradients and input validation.
+#include "src/ops/norm.h"
+
+#include <utility>
+#include <vector>
+
+#include "src/autograd/grad_mode.h"
+#include "src/autograd/node.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/kernels.h"
+#include "src/ops/reduce.h"
+
+namespace lockstep {
+namespace {
+
+// A detached contiguous tensor with t's elements viewed as `shape` (for kernels); undefined stays undefined.
+Tensor kernel_view(const Tensor& t, const Shape& shape) {
+  if (!t.defined()) return t;
+  const Tensor c = t.detach().contiguous();
+  return make_view(c, shape, contiguous_strides(shape), c.offset());
+}
+
+// The geometry [N, C, L] of a batch-norm input [N, C, *] after checking it; L is the product of the trailing
+// dims.
+struct Ncl {
+  std::int64_t n, c, l;
+  Shape shape() const { return {n, c, l}; }
+};
+
+Ncl check_batch_input(const char* op, const char* what, const Tensor& x) {
+  LOCKSTEP_CHECK(x.dim() >= 2, ValueError, op, ": expected ", what,
+                 " of shape [N, C, *] (at least 2 dimensions), but got ", shape_str(x.shape()));
+  LOCKSTEP_CHECK(is_floating(x.dtype()), TypeError, op, ": expected a floating ", what, ", but got ",
+                 dtype_name(x.dtype()), " ", shape_str(x.shape()));
+  const Shape tail(x.shape().begin() + 2, x.shape().end());
+  return {x.size(0), x.size(1), numel_of(tail)};
+}
+
+enum class Required : bool { kNo = false, kYes = true };
+
+// A per-channel tensor: [C] with the dtype of x (or undefined when not required).
+void check_channel_tensor(const char* op, const char* what, const Tensor& t, const Tensor& x,
+                          Required required) {
+  if (!t.defined()) {
+    LOCKSTEP_CHECK(required == Required::kNo, ValueError, op, ": expected a defined ", what, " of shape [",
+                   x.size(1), "] for input ", shape_str(x.shape()), ", but got an undefined tensor");
+    return;
+  }
+  LOCKSTEP_CHECK(t.shape() == Shape{x.size(1)}, ValueError, op, ": expected ", what, " of shape [", x.size(1),
+                 "] (the channels of input ", shape_str(x.shape()), "), but got ", shape_str(t.shape()));
+  LOCKSTEP_CHECK(t.dtype() == x.dtype(), TypeError, op, ": expected ", what, " of dtype ",
+                 dtype_name(x.dtype()), " like the input ", shape_str(x.shape()), ", but got ",
+                 dtype_name(t.dtype()));
+}
+
+void check_same_as_input(const char* op, const char* what, const Tensor& t, const Tensor& x) {
+  LOCKSTEP_CHECK(t.shape() == x.shape(), ValueError, op, ": expected ", what, " of the input's shape ",
+                 shape_str(x.shape()), ", but got ", shape_str(t.shape()));
+  LOCKSTEP_CHECK(t.dtype() == x.dtype(), TypeError, op, ": expected ", what, " of dtype ",
+                 dtype_name(x.dtype()), " like the input, but got ", dtype_name(t.dtype()));
+}
+
+Tensor invstd_of(const Tensor& var, double eps) {
+  NoGradGuard no_grad;
+  return 1.0 / sqrt(var.detach() + eps);
+}
+
+}  // namespace
+
+BatchNormStatistics batch_norm_statistics(const Tensor& x) {
+  const char* op = "batch_norm_statistics";
+  const Ncl g = check_batch_input(op, "input", x);
+  const Device device = common_device(op, {x});
+  BatchNormStatistics s{empty({g.c}, x.dtype(), device), empty({g.c}, x.dtype(), device)};
+  kernels::batch_norm_stats.get(device)(kernel_view(x, g.shape()), s.mean, s.var);
+  return s;
+}
+
+Tensor batch_norm_elemt(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
+                        const Tensor& bias) {
+  const char* op = "batch_norm_elemt";
+  const Ncl g = check_batch_input(op, "input", x);
+  const Device device = common_device(op, {x, mean, invstd, weight, bias});
+  check_channel_tensor(op, "mean", mean, x, Required::kYes);
+  check_channel_tensor(op, "invstd", invstd, x, Required::kYes);
+  check_channel_tensor(op, "weight", weight, x, Required::kNo);
+  check_channel_tensor(op, "bias", bias, x, Required::kNo);
+  Tensor y = empty(x.shape(), x.dtype(), device);
+  const Shape c{g.c};
+  kernels::batch_norm_apply.get(device)(kernel_view(x, g.shape()), kernel_view(mean, c),
+                                        kernel_view(invstd, c), kernel_view(weight, c), kernel_view(bias, c),
+                                        kernel_view(y, g.shape()));
+  return y;
+}
+
+BatchNormGradientSums batch_norm_backward_reduce(const Tensor& dy, const Tensor& x, const Tensor& mean) {
+  const char* op = "batch_norm_backward_reduce";
+  const Ncl g = check_batch_input(op, "input", x);
+  const Device device = common_device(op, {dy, x, mean});
+  check_same_as_input(op, "dy", dy, x);
+  check_channel_tensor(op, "mean", mean, x, Required::kYes);
+  BatchNormGradientSums s{empty({g.c}, x.dtype(), device), empty({g.c}, x.dtype(), device)};
+  kernels::batch_norm_backward_reduce.get(device)(kernel_view(dy, g.shape()), kernel_view(x, g.shape()),
+                                                  kernel_view(mean, {g.c}), s.sum_dy, s.sum_dy_xmu);
+  return s;
+}
+
+Tensor batch_norm_backward_elemt(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                                 const Tensor& weight, const Tensor& sum_dy, const Tensor& sum_dy_xmu,
+                                 double count) {
+  const char* op = "batch_norm_backward_elemt";
+  const Ncl g = check_batch_input(op, "input", x);
+  const Device device = common_device(op, {dy, x, mean, invstd, weight, sum_dy, sum_dy_xmu});
+  check_same_as_input(op, "dy", dy, x);
+  check_channel_tensor(op, "mean", mean, x, Required::kYes);
+  check_channel_tensor(op, "invstd", invstd, x, Required::kYes);
+  check_channel_tensor(op, "weight", weight, x, Required::kNo);
+  check_channel_tensor(op, "sum_dy", sum_dy, x, Required::kYes);
+  check_channel_tensor(op, "sum_dy_xmu", sum_dy_xmu, x, Required::kYes);
+  LOCKSTEP_CHECK(count > 0.0, ValueError, op, ": expected a positive count of values per channel, but got ",
+                 count);
+  Tensor dx = empty(x.shape(), x.dtype(), device);
+  const Shape c{g.c};
+  kernels::batch_norm_backward_apply.get(device)(
+      kernel_view(dy, g.shape()), kernel_view(x, g.shape()), kernel_view(mean, c), kernel_view(invstd, c),
+      kernel_view(weight, c), kernel_view(sum_dy, c), kernel_view(sum_dy_xmu, c), count,
+      kernel_view(dx, g.shape()));
+  return dx;
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, BatchNormMode mode, double momentum, double eps) {
+  const char* op = "batch_norm";
+  const Ncl g = check_batch_input(op, "input", x);
+  common_device(op, {x, weight, bias, running_mean, running_var});
+  check_channel_tensor(op, "weight", weight, x, Required::kNo);
+  check_channel_tensor(op, "bias", bias, x, Required::kNo);
+  check_channel_tensor(op, "running_mean", running_mean, x, Required::kNo);
+  check_channel_tensor(op, "running_var", running_var, x, Required::kNo);
+  LOCKSTEP_CHECK(running_mean.defined() == running_var.defined(), ValueError, op,
+                 ": expected running_mean and running_var both defined or both undefined, but got ",
+                 running_mean.defined() ? "only running_mean" : "only running_var");
+  const std::int64_t per_channel = g.n * g.l;
+  Tensor mean, invstd;
+  if (mode == BatchNormMode::kTrain) {
+    LOCKSTEP_CHECK(per_channel > 1, ValueError, op,
+                   ": expected more than 1 value per channel when training, but got input ",
+                   shape_str(x.shape()), " (", per_channel,
+                   " per channel). Use a larger batch or BatchNormMode::kEval");
+    const BatchNormStatistics stats = batch_norm_statistics(x);
+    mean = stats.mean;
+    invstd = invstd_of(stats.var, eps);
+    if (running_mean.defined()) {
+      NoGradGuard no_grad;
+      const double n = static_cast<double>(per_channel);
+      Tensor rm = running_mean, rv = running_var;  // handles to the same storage
+      rm.mul_(1.0 - momentum).add_(stats.mean, momentum);
+      rv.mul_(1.0 - momentum).add_(stats.var, momentum * n / (n - 1.0));
+    }
+  } else {
+    LOCKSTEP_CHECK(running_mean.defined(), ValueError, op,
+                   ": expected running_mean and running_var in eval mode, but got "
+                   "undefined ones for input ",
+                   shape_str(x.shape()), ". Track running statistics or use BatchNormMode::kTrain");
+    mean =
+        running_mean.detach().clone();  // a copy: later training steps update the running statistics in place
+    invstd = invstd_of(running_var, eps);
+  }
+  Tensor y = batch_norm_elemt(x, mean, invstd, weight, bias);
+  if (mode == BatchNormMode::kTrain) {
+    const double count = static_cast<double>(per_channel);
+    record(op, {x, weight, bias}, {y}, {x, weight, mean, invstd}, [count](BackwardContext& ctx) {
+      // dy [N,C,*], x [N,C,*], weight/mean/invstd [C] -> dx [N,C,*], dweight [C], dbias [C]
+      const Tensor& dy = ctx.grad();
+      const Tensor xs = ctx.saved(0), w = ctx.saved(1), m = ctx.saved(2), is = ctx.saved(3);
+      const BatchNormGradientSums sums = batch_norm_backward_reduce(dy, xs, m);
+      Tensor dx, dw, db;
+      if (ctx.needs_input_grad(0))
+        dx = batch_norm_backward_elemt(dy, xs, m, is, w, sums.sum_dy, sums.sum_dy_xmu, count);
+      if (ctx.needs_input_grad(1)) dw = sums.sum_dy_xmu * is;
+      if (ctx.needs_input_grad(2)) db = sums.sum_dy;
+      return std::vector<Tensor>{dx, dw, db};
+    });
+  } else {
+    Shape channel_shape(static_cast<std::size_t>(x.dim()), 1);
+    channel_shape[1] = g.c;
+    std::vector<std::int64_t> dims{0};
+    for (std::int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+    const bool keep_x = weight.defined() && weight.requires_grad();
+    record(op, {x, weight, bias}, {y}, {keep_x ? x : Tensor(), weight, mean, invstd},
+           [channel_shape, dims](BackwardContext& ctx) {
+             // dy [N,C,*], x [N,C,*], weight/mean/invstd [C] -> dx [N,C,*], dweight [C], dbias [C]
+             const Tensor& dy = ctx.grad();
+             const Tensor w = ctx.saved(1), is = ctx.saved(3);
+             Tensor dx, dw, db;
+             if (ctx.needs_input_grad(0)) dx = dy * (w.defined() ? w * is : is).view(channel_shape);
+             if (ctx.needs_input_grad(1))
+               dw = sum(dy * (ctx.saved(0) - ctx.saved(2).view(channel_shape)), dims) * is;
+             if (ctx.needs_input_grad(2)) db = sum(dy, dims);
+             return std::vector<Tensor>{dx, dw, db};
+           });
+  }
+  return y;
+}
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+                  double eps) {
+  const char* op = "layer_norm";
+  const std::int64_t k = static_cast<std::int64_t>(normalized_shape.size());
+  const bool matches =
+      k >= 1 && k <= x.dim() && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape;
+  LOCKSTEP_CHECK(matches, ValueError, op, ": expected input whose last dimensions are normalized_shape ",
+                 shape_str(normalized_shape), ", but got input ", shape_str(x.shape()));
+  LOCKSTEP_CHECK(is_floating(x.dtype()), TypeError, op, ": expected a floating input, but got ",
+                 dtype_name(x.dtype()), " ", shape_str(x.shape()));
+  const Device device = common_device(op, {x, weight, bias});
+  for (const auto& [what, t] : {std::pair{"weight", weight}, std::pair{"bias", bias}}) {
+    if (!t.defined()) continue;
+    LOCKSTEP_CHECK(t.shape() == normalized_shape, ValueError, op, ": expected ", what,
+                   " of normalized_shape ", shape_str(normalized_shape), ", but got ", shape_str(t.shape()));
+    LOCKSTEP_CHECK(t.dtype() == x.dtype(), TypeError, op, ": expected ", what, " of dtype ",
+                   dtype_name(x.dtype()), " like the input, but got ", dtype_name(t.dtype()));
+  }
+  const std::int64_t cols = numel_of(normalized_shape);
+  const std::int64_t rows = numel_of(Shape(x.shape().begin(), x.shape().end() - k));
+  const Shape matrix{rows, cols}, vec{cols};
+  Tensor y = empty(x.shape(), x.dtype(), device);
+  Tensor mean = empty({rows}, x.dtype(), device), rstd = empty({rows}, x.dtype(), device);
+  kernels::layer_norm.get(device)(kernel_view(x, matrix), kernel_view(weight, vec), kernel_view(bias, vec),
+                                  eps, kernel_view(y, matrix), mean, rstd);
+  const Shape x_shape = x.shape();
+  record(op, {x, weight, bias}, {y}, {x, weight, mean, rstd},
+         [x_shape, normalized_shape, matrix, vec](BackwardContext& ctx) {
+           // dy [*, D], x [*, D], weight [D], mean/rstd [*] -> dx [*, D], dweight [D], dbias [D]   (D =
+           // normalized_shape)
+           const Tensor& dy = ctx.grad();
+           const Device dev = dy.device();
+           Tensor dx, dw, db;
+           if (ctx.needs_input_grad(0)) dx = empty(x_shape, dy.dtype(), dev);
+           if (ctx.needs_input_grad(1)) dw = empty(normalized_shape, dy.dtype(), dev);
+           if (ctx.needs_input_grad(2)) db = empty(normalized_shape, dy.dtype(), dev);
+           kernels::layer_norm_backward.get(dev)(kernel_view(dy, matrix), kernel_view(ctx.saved(0), matrix),
+                                                 ctx.saved(2), ctx.saved(3), kernel_view(ctx.saved(1), vec),
+                                                 kernel_view(dx, matrix), kernel_view(dw, vec),
+                                                 kernel_view(db, vec));
+           return std::vector<Tensor>{dx, dw, db};
+         });
+  return y;
+}
+
+}  // namespace lockstep
