@@ -23,6 +23,9 @@ void add_to_buffer(InputBuffer& buffer, Node& node, std::uint32_t input_nr, Tens
   const TensorMeta& meta = node.outputs().at(input_nr);
   LOCKSTEP_CHECK(g.shape() == meta.shape, AutogradError, "backward of ", producer, ": expected a gradient of shape ",
                  shape_str(meta.shape), " for ", node.name(), ", but got ", shape_str(g.shape()));
+  LOCKSTEP_CHECK(g.dtype() == meta.dtype, AutogradError, "backward of ", producer, ": expected a gradient of dtype ",
+                 dtype_name(meta.dtype), " for ", node.name(), ", but got ", dtype_name(g.dtype()), " ",
+                 shape_str(g.shape()));
   Tensor& slot = buffer[input_nr];
   slot = slot.defined() ? add(slot, g) : std::move(g);
 }
@@ -37,13 +40,21 @@ struct Task {
   std::vector<Tensor>* captured = nullptr;
 };
 
+// What the engine knows about one reachable node: how many edges into it have not run yet (-1 once queued)
+// and the gradients received so far. One map lookup per edge.
+struct NodeState {
+  int dependencies = 0;
+  InputBuffer buffer;
+};
+
 void execute(const Task& task) {
   GradModeGuard mode(task.create == CreateGraph::kYes);
-  std::unordered_map<Node*, InputBuffer> buffers;
-  std::unordered_map<Node*, int> dependencies;
-  std::vector<std::shared_ptr<Node>> root_nodes;
+  // A graph built with create_graph runs through this graph's nodes again, so their saved tensors stay.
+  const bool release = task.retain == RetainGraph::kNo && task.create == CreateGraph::kNo;
 
-  // Seed the root gradients.
+  // The root gradients and the edges they enter by.
+  std::vector<Edge> root_edges;
+  std::vector<Tensor> root_grads;
   for (std::size_t i = 0; i < task.roots.size(); ++i) {
     const Tensor& root = task.roots[i];
     LOCKSTEP_CHECK(root.requires_grad(), AutogradError, "backward: expected a tensor that requires grad, but got one "
@@ -54,50 +65,50 @@ void execute(const Task& task) {
                      "is given, but got shape ", shape_str(root.shape()), ". Pass the gradient of the output");
       g = ones(root.shape(), root.dtype(), root.device());
     }
-    Edge e = gradient_edge(root);
-    InputBuffer& buffer = buffers[e.fn.get()];
-    buffer.resize(e.fn->outputs().size());
-    add_to_buffer(buffer, *e.fn, e.input_nr, std::move(g), "the root");
-    root_nodes.push_back(e.fn);
+    root_edges.push_back(gradient_edge(root));
+    root_grads.push_back(std::move(g));
   }
 
   // Count, for every reachable node, how many edges lead into it (iterative DFS).
+  std::unordered_map<Node*, NodeState> state;
   {
     std::vector<Node*> stack;
-    std::unordered_map<Node*, bool> seen;
-    for (auto& r : root_nodes) {
-      if (!seen[r.get()]) {
-        seen[r.get()] = true;
-        stack.push_back(r.get());
-      }
+    for (const auto& r : root_edges) {
+      if (state.try_emplace(r.fn.get()).second) stack.push_back(r.fn.get());
     }
     while (!stack.empty()) {
       Node* n = stack.back();
       stack.pop_back();
       for (auto& e : n->next_edges()) {
         if (!e.valid()) continue;
-        ++dependencies[e.fn.get()];
-        if (!seen[e.fn.get()]) {
-          seen[e.fn.get()] = true;
-          stack.push_back(e.fn.get());
-        }
+        auto [it, inserted] = state.try_emplace(e.fn.get());
+        ++it->second.dependencies;
+        if (inserted) stack.push_back(e.fn.get());
       }
     }
   }
 
+  // Seed the root gradients.
+  for (std::size_t i = 0; i < root_edges.size(); ++i) {
+    Node& fn = *root_edges[i].fn;
+    InputBuffer& buffer = state.at(&fn).buffer;
+    buffer.resize(fn.outputs().size());
+    add_to_buffer(buffer, fn, root_edges[i].input_nr, std::move(root_grads[i]), "the root");
+  }
+
   std::priority_queue<Node*, std::vector<Node*>, ReadyOrder> ready;
-  for (auto& r : root_nodes) {
-    if (dependencies[r.get()] == 0) {
-      dependencies[r.get()] = -1;  // queued
-      ready.push(r.get());
+  for (const auto& r : root_edges) {
+    NodeState& st = state.at(r.fn.get());
+    if (st.dependencies == 0) {
+      st.dependencies = -1;  // queued
+      ready.push(r.fn.get());
     }
   }
 
   while (!ready.empty()) {
     Node* node = ready.top();
     ready.pop();
-    InputBuffer inputs = std::move(buffers[node]);
-    buffers.erase(node);
+    InputBuffer inputs = std::move(state.at(node).buffer);
     inputs.resize(node->outputs().size());
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       if (!inputs[i].defined()) {
@@ -115,19 +126,19 @@ void execute(const Task& task) {
     }
 
     std::vector<Tensor> outputs = node->apply(std::move(inputs));
-    if (task.retain == RetainGraph::kNo) node->release_saved();
+    if (release) node->release_saved();
 
     auto& edges = node->next_edges();
     for (std::size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
       if (!e.valid()) continue;
       Node* next = e.fn.get();
+      NodeState& st = state.at(next);
       if (i < outputs.size() && outputs[i].defined()) {
-        InputBuffer& buffer = buffers[next];
-        buffer.resize(next->outputs().size());
-        add_to_buffer(buffer, *next, e.input_nr, std::move(outputs[i]), node->name());
+        st.buffer.resize(next->outputs().size());
+        add_to_buffer(st.buffer, *next, e.input_nr, std::move(outputs[i]), node->name());
       }
-      if (--dependencies[next] == 0) ready.push(next);
+      if (--st.dependencies == 0) ready.push(next);
     }
   }
 }

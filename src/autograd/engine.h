@@ -9,7 +9,8 @@
 namespace lockstep {
 
 // Accumulates d(roots)/d(leaf) into every reachable leaf's .grad. `grad_roots[i]` may be undefined for a
-// one-element root (taken as 1).
+// one-element root (taken as 1). CreateGraph::kYes records the backward computation (higher-order gradients)
+// and implies RetainGraph::kYes, as the recorded graph goes through this one's nodes.
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots,
                   RetainGraph retain = RetainGraph::kNo, CreateGraph create = CreateGraph::kNo);
 

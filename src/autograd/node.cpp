@@ -18,7 +18,32 @@ struct ReleaseQueue {
   std::vector<std::shared_ptr<Node>> nodes;
   std::vector<Tensor> tensors;
 };
-thread_local ReleaseQueue g_release;
+
+// The queue belongs to a thread_local owner made on first use. t_queue and t_queue_gone are trivially
+// destructible, so they stay readable after the thread's thread_local destructors have run: a graph held by
+// a thread_local made earlier, or by a static, is destroyed after the owner, and then frees its edges
+// recursively instead of touching a destroyed queue.
+thread_local ReleaseQueue* t_queue = nullptr;
+thread_local bool t_queue_gone = false;
+
+struct ReleaseQueueOwner {
+  ReleaseQueue queue;
+  ReleaseQueueOwner() { t_queue = &queue; }
+  ~ReleaseQueueOwner() {
+    t_queue = nullptr;
+    t_queue_gone = true;
+  }
+  ReleaseQueueOwner(const ReleaseQueueOwner&) = delete;
+  ReleaseQueueOwner& operator=(const ReleaseQueueOwner&) = delete;
+};
+
+// This thread's queue, or null once the thread is ending.
+ReleaseQueue* release_queue() {
+  if (t_queue == nullptr && !t_queue_gone) {
+    thread_local ReleaseQueueOwner owner;
+  }
+  return t_queue;
+}
 
 std::vector<TensorMeta> metas_of(const std::vector<Tensor>& ts) {
   std::vector<TensorMeta> out;
@@ -29,7 +54,8 @@ std::vector<TensorMeta> metas_of(const std::vector<Tensor>& ts) {
 
 }  // namespace
 
-SavedTensor::SavedTensor(const Tensor& tensor, bool is_output) {
+SavedTensor::SavedTensor(const Tensor& tensor, bool is_output, std::uint32_t output_nr)
+    : output_nr_(output_nr), is_output_(is_output) {
   if (!tensor.defined()) return;
   tensor_ = is_output ? tensor.detach() : tensor;
   version_ = tensor.version();
@@ -43,6 +69,13 @@ Tensor SavedTensor::unpack(const char* op) const {
     LOCKSTEP_CHECK(tensor_.version() == version_, AutogradError, op, ": a tensor ", shape_str(tensor_.shape()),
                    " saved for backward was modified by an in-place operation (its version is ", tensor_.version(),
                    ", expected ", version_, "). Clone it before modifying it, or modify a copy");
+    if (is_output_ && GradMode::is_enabled()) {
+      if (std::shared_ptr<Node> node = output_of_.lock()) {
+        Tensor with_history = tensor_.detach();
+        with_history.set_history(std::move(node), output_nr_);
+        return with_history;
+      }
+    }
   }
   return tensor_;
 }
@@ -51,27 +84,30 @@ Node::Node(std::vector<TensorMeta> outputs)
     : sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)), outputs_(std::move(outputs)) {}
 
 Node::~Node() {
+  ReleaseQueue* queue = release_queue();
+  if (queue == nullptr) return;  // the thread is ending: next_edges_ is freed recursively
   for (auto& e : next_edges_) {
-    if (e.fn) g_release.nodes.push_back(std::move(e.fn));
+    if (e.fn) queue->nodes.push_back(std::move(e.fn));
   }
-  if (g_release.draining) return;
-  g_release.draining = true;
-  while (!g_release.nodes.empty() || !g_release.tensors.empty()) {
-    if (!g_release.nodes.empty()) {
-      std::shared_ptr<Node> n = std::move(g_release.nodes.back());
-      g_release.nodes.pop_back();
+  if (queue->draining) return;
+  queue->draining = true;
+  while (!queue->nodes.empty() || !queue->tensors.empty()) {
+    if (!queue->nodes.empty()) {
+      std::shared_ptr<Node> n = std::move(queue->nodes.back());
+      queue->nodes.pop_back();
       n.reset();
     } else {
-      Tensor t = std::move(g_release.tensors.back());
-      g_release.tensors.pop_back();
+      Tensor t = std::move(queue->tensors.back());
+      queue->tensors.pop_back();
       t = Tensor();
     }
   }
-  g_release.draining = false;
+  queue->draining = false;
 }
 
 void Node::defer_release(Tensor&& tensor) {
-  if (tensor.defined()) g_release.tensors.push_back(std::move(tensor));
+  ReleaseQueue* queue = release_queue();
+  if (queue != nullptr && tensor.defined()) queue->tensors.push_back(std::move(tensor));
 }
 
 FunctionNode::~FunctionNode() {
@@ -87,9 +123,16 @@ std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grad_outputs) {
 }
 
 void FunctionNode::release_saved() {
-  for (auto& s : saved_) defer_release(s.take());
+  // Freed now, not deferred: the engine calls this outside any destructor, and a graph that a saved tensor
+  // keeps alive is itself destroyed iteratively.
   for (auto& s : saved_) s.release();
   released_ = true;
+}
+
+void FunctionNode::link_saved_outputs(const std::shared_ptr<Node>& self) {
+  for (auto& s : saved_) {
+    if (s.is_output()) s.set_output_of(self);
+  }
 }
 
 AccumulateGrad::AccumulateGrad(const Tensor& leaf)
@@ -106,13 +149,20 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grad_outputs) {
     // Take the incoming gradient when nobody else holds it; otherwise copy, so .grad never aliases.
     const bool exclusive = incoming.impl_ptr().use_count() == 1 && incoming.is_contiguous() &&
                            incoming.storage().use_count() == 1 && !incoming.requires_grad();
-    leaf.set_grad(exclusive ? incoming : incoming.detach().clone());
+    // With create_graph the copy is recorded, so the leaf's .grad can be differentiated.
+    leaf.set_grad(exclusive ? incoming : incoming.clone());
   } else if (GradMode::is_enabled()) {
     leaf.set_grad(add(current, incoming));  // create_graph: keep the sum differentiable
   } else {
     current.add_(incoming);
   }
-  for (auto& hook : leaf.impl()->autograd->post_accumulate_hooks) hook(leaf);
+  // By index over the hooks present now: a hook may register more hooks (they run from the next backward on).
+  auto& hooks = leaf.impl()->autograd->post_accumulate_hooks;
+  const std::size_t count = hooks.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    const PostAccumulateHook hook = hooks[i];
+    hook(leaf);
+  }
   return {};
 }
 
@@ -147,10 +197,15 @@ bool record(const char* name, const std::vector<Tensor>& inputs, const std::vect
   saved_tensors.reserve(saved.size());
   for (const auto& s : saved) {
     bool is_output = false;
-    for (const auto& o : outputs) is_output = is_output || (s.defined() && s.same(o));
-    saved_tensors.emplace_back(s, is_output);
+    std::uint32_t output_nr = 0;
+    for (std::size_t i = 0; i < outputs.size() && !is_output; ++i) {
+      is_output = s.defined() && s.same(outputs[i]);
+      output_nr = static_cast<std::uint32_t>(i);
+    }
+    saved_tensors.emplace_back(s, is_output, output_nr);
   }
   auto node = std::make_shared<FunctionNode>(name, metas_of(outputs), std::move(saved_tensors), std::move(fn));
+  node->link_saved_outputs(node);
   node->next_edges().reserve(inputs.size());
   for (const auto& in : inputs) node->next_edges().push_back(gradient_edge(in));
   for (std::size_t i = 0; i < outputs.size(); ++i) outputs[i].set_history(node, static_cast<std::uint32_t>(i));

@@ -32,17 +32,25 @@ struct TensorMeta {
 };
 
 // A tensor kept for backward with the version it had when saved; unpack() refuses it if it has been
-// modified in place since, naming the op. Outputs of the saving node are kept detached (no cycle).
+// modified in place since, naming the op. Outputs of the saving node are kept detached (no cycle) with a weak
+// link to that node: unpacked in grad mode (create_graph) they get their history back, so that gradients
+// computed from them can be differentiated again.
 class SavedTensor {
  public:
   SavedTensor() = default;
-  SavedTensor(const Tensor& tensor, bool is_output);
+  SavedTensor(const Tensor& tensor, bool is_output, std::uint32_t output_nr = 0);
+  // Called by record() once the node exists, for saved outputs.
+  void set_output_of(const std::shared_ptr<Node>& node) { output_of_ = node; }
+  bool is_output() const { return is_output_; }
   Tensor unpack(const char* op) const;
   void release() { tensor_ = Tensor(); released_ = true; }
   Tensor take() { return std::move(tensor_); }
 
  private:
   Tensor tensor_;
+  std::weak_ptr<Node> output_of_;
+  std::uint32_t output_nr_ = 0;
+  bool is_output_ = false;
   std::uint64_t version_ = 0;
   bool released_ = false;
 };
@@ -108,6 +116,8 @@ class FunctionNode final : public Node {
   const char* name() const override { return name_; }
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
   void release_saved() override;
+  // Links the saved outputs back to `self` (this node, as owned by the graph); called once by record().
+  void link_saved_outputs(const std::shared_ptr<Node>& self);
 
  private:
   const char* name_;

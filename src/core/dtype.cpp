@@ -6,7 +6,7 @@
 namespace lockstep {
 
 void throw_unsupported_dtype(const char* where, DType t) {
-  throw TypeError(cat(where, ": dtype ", dtype_name(t), " is not supported here"));
+  throw TypeError(str_cat(where, ": dtype ", dtype_name(t), " is not supported here"));
 }
 
 }  // namespace lockstep

@@ -63,7 +63,7 @@ class ConfigError : public Error {
 };
 
 // Concatenates anything printable with operator<< into one string.
-template <class... Args> std::string cat(const Args&... args) {
+template <class... Args> std::string str_cat(const Args&... args) {
   std::ostringstream out;
   (out << ... << args);
   return out.str();
@@ -71,8 +71,8 @@ template <class... Args> std::string cat(const Args&... args) {
 
 }  // namespace lockstep
 
-// LOCKSTEP_CHECK(cond, ErrorType, parts...): throws ErrorType(cat(parts...)) when cond is false.
+// LOCKSTEP_CHECK(cond, ErrorType, parts...): throws ErrorType(str_cat(parts...)) when cond is false.
 #define LOCKSTEP_CHECK(cond, ErrorType, ...)                   \
   do {                                                         \
-    if (!(cond)) throw ErrorType(::lockstep::cat(__VA_ARGS__)); \
+    if (!(cond)) throw ErrorType(::lockstep::str_cat(__VA_ARGS__)); \
   } while (false)

@@ -12,7 +12,7 @@ namespace {
 // A contiguous copy (or the tensor itself) outside autograd, for handing to kernels; undefined stays undefined.
 Tensor raw(const Tensor& t) { return t.defined() ? t.detach().contiguous() : t; }
 
-std::string size_str(Size2d s) { return cat(s[0], "x", s[1]); }
+std::string size_str(Size2d s) { return str_cat(s[0], "x", s[1]); }
 
 Conv2dParams make_params(Size2d stride, Size2d padding, Size2d dilation, std::int64_t groups) {
   Conv2dParams p;
@@ -30,7 +30,7 @@ void check_operands(const char* op, const Tensor& x, const Tensor& w, const Tens
   LOCKSTEP_CHECK(is_floating(x.dtype()) && w.dtype() == x.dtype() && (!bias.defined() || bias.dtype() == x.dtype()),
                  TypeError, op, ": expected floating input, weight and bias of one dtype, but got input ",
                  dtype_name(x.dtype()), " ", shape_str(x.shape()), ", weight ", dtype_name(w.dtype()), " ",
-                 shape_str(w.shape()), bias.defined() ? cat(", bias ", dtype_name(bias.dtype())) : std::string());
+                 shape_str(w.shape()), bias.defined() ? str_cat(", bias ", dtype_name(bias.dtype())) : std::string());
   LOCKSTEP_CHECK(x.size(1) >= 1 && x.size(2) >= 1 && x.size(3) >= 1, ValueError, op,
                  ": expected an input with C, H, W >= 1, but got ", shape_str(x.shape()));
   LOCKSTEP_CHECK(w.numel() >= 1, ValueError, op, ": expected a non-empty weight, but got ", shape_str(w.shape()));

@@ -18,9 +18,12 @@ Around around(const Shape& shape, std::int64_t d) {
   Around a;
   for (std::int64_t k = 0; k < static_cast<std::int64_t>(shape.size()); ++k) {
     const std::int64_t s = shape[static_cast<std::size_t>(k)];
-    if (k < d) a.outer *= s;
-    else if (k == d) a.size = s;
-    else a.inner *= s;
+    if (k < d)
+      a.outer *= s;
+    else if (k == d)
+      a.size = s;
+    else
+      a.inner *= s;
   }
   return a;
 }
@@ -33,9 +36,10 @@ void check_index_dtype(const char* op, const Tensor& index) {
 // Checks x (rank >= 1) and a 1-D i64 index; returns the wrapped dimension.
 std::int64_t check_select_args(const char* op, const Tensor& x, std::int64_t dim, const Tensor& index) {
   check_index_dtype(op, index);
-  LOCKSTEP_CHECK(index.dim() == 1, ValueError, op, ": expected a 1-D index, but got shape ", shape_str(index.shape()));
-  LOCKSTEP_CHECK(x.dim() >= 1, ValueError, op, ": expected a tensor with at least one dimension, but got shape ",
-                 shape_str(x.shape()));
+  LOCKSTEP_CHECK(index.dim() == 1, ValueError, op, ": expected a 1-D index, but got shape ",
+                 shape_str(index.shape()));
+  LOCKSTEP_CHECK(x.dim() >= 1, ValueError, op,
+                 ": expected a tensor with at least one dimension, but got shape ", shape_str(x.shape()));
   return wrap_dim(op, dim, x.dim());
 }
 
@@ -43,20 +47,22 @@ std::int64_t check_select_args(const char* op, const Tensor& x, std::int64_t dim
 std::int64_t check_gather_args(const char* op, const Tensor& x, std::int64_t dim, const Tensor& index) {
   check_index_dtype(op, index);
   LOCKSTEP_CHECK(x.dim() >= 1 && index.dim() == x.dim(), ValueError, op,
-                 ": expected an index with the tensor's rank (at least 1), but got index ", shape_str(index.shape()),
-                 " for tensor ", shape_str(x.shape()));
+                 ": expected an index with the tensor's rank (at least 1), but got index ",
+                 shape_str(index.shape()), " for tensor ", shape_str(x.shape()));
   const std::int64_t d = wrap_dim(op, dim, x.dim());
   for (std::int64_t k = 0; k < x.dim(); ++k) {
-    LOCKSTEP_CHECK(k == d || index.size(k) <= x.size(k), ValueError, op, ": expected index sizes <= the tensor's "
-                   "outside dimension ", d, ", but got index ", shape_str(index.shape()), " for tensor ",
-                   shape_str(x.shape()), " (dimension ", k, ")");
+    LOCKSTEP_CHECK(k == d || index.size(k) <= x.size(k), ValueError, op,
+                   ": expected index sizes <= the tensor's "
+                   "outside dimension ",
+                   d, ", but got index ", shape_str(index.shape()), " for tensor ", shape_str(x.shape()),
+                   " (dimension ", k, ")");
   }
   return d;
 }
 
 void check_same_dtype(const char* op, const Tensor& x, const Tensor& src) {
-  LOCKSTEP_CHECK(src.dtype() == x.dtype(), TypeError, op, ": expected src of the tensor's dtype ", dtype_name(x.dtype()),
-                 ", but got ", dtype_name(src.dtype()), " ", shape_str(src.shape()));
+  LOCKSTEP_CHECK(src.dtype() == x.dtype(), TypeError, op, ": expected src of the tensor's dtype ",
+                 dtype_name(x.dtype()), ", but got ", dtype_name(src.dtype()), " ", shape_str(src.shape()));
 }
 
 // A fresh contiguous copy of x outside autograd: the accumulating kernels add into it.
@@ -75,7 +81,8 @@ Tensor index_select(const Tensor& x, std::int64_t dim, const Tensor& index) {
   Shape out_shape = x.shape();
   out_shape[static_cast<std::size_t>(d)] = index.numel();
   Tensor out = empty(out_shape, x.dtype(), device);
-  kernels::index_select.get(device)(x.detach().contiguous(), index.detach().contiguous(), out, a.outer, a.size, a.inner);
+  kernels::index_select.get(device)(x.detach().contiguous(), index.detach().contiguous(), out, a.outer,
+                                    a.size, a.inner);
   const Shape in_shape = x.shape();
   record("index_select", {x}, {out}, {index}, [in_shape, d](BackwardContext& ctx) {
     // grad [.., n, ..], index [n] -> dx [.., size, ..] (repeated indices accumulate)
@@ -91,12 +98,14 @@ Tensor index_add(const Tensor& x, std::int64_t dim, const Tensor& index, const T
   check_same_dtype("index_add", x, src);
   Shape src_shape = x.shape();
   src_shape[static_cast<std::size_t>(d)] = index.numel();
-  LOCKSTEP_CHECK(src.shape() == src_shape, ValueError, "index_add: expected src of shape ", shape_str(src_shape),
-                 " (the tensor's shape with the index length along dimension ", d, "), but got ", shape_str(src.shape()),
-                 " for tensor ", shape_str(x.shape()), " and index ", shape_str(index.shape()));
+  LOCKSTEP_CHECK(src.shape() == src_shape, ValueError, "index_add: expected src of shape ",
+                 shape_str(src_shape), " (the tensor's shape with the index length along dimension ", d,
+                 "), but got ", shape_str(src.shape()), " for tensor ", shape_str(x.shape()), " and index ",
+                 shape_str(index.shape()));
   const Around a = around(x.shape(), d);
   Tensor out = copy_of(x);
-  kernels::index_add.get(device)(src.detach().contiguous(), index.detach().contiguous(), out, a.outer, a.size, a.inner);
+  kernels::index_add.get(device)(src.detach().contiguous(), index.detach().contiguous(), out, a.outer, a.size,
+                                 a.inner);
   record("index_add", {x, src}, {out}, {index}, [d](BackwardContext& ctx) {
     // grad [.., size, ..] -> dx [.., size, ..], dsrc [.., n, ..] = grad at index
     const Tensor& g = ctx.grad();
@@ -147,7 +156,7 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
   try {
     rows = index_select(weight, 0, indices.reshape({-1}));
   } catch (const IndexError& e) {
-    throw IndexError(cat("embedding: ", e.what(), " (weight ", shape_str(weight.shape()), ", indices ",
+    throw IndexError(str_cat("embedding: ", e.what(), " (weight ", shape_str(weight.shape()), ", indices ",
                          shape_str(indices.shape()), ")"));
   }
   return rows.view(out_shape);

@@ -1,5 +1,6 @@
 // Index ops: index_select / index_add along one dimension with a 1-D index, gather / scatter_add like
-// torch.gather / torch.scatter_add, and embedding lookup. Indices are i64; out-of-range ones raise IndexError.
+// torch.gather / torch.scatter_add, and embedding lookup. Indices are i64; out-of-range ones raise
+// IndexError.
 #pragma once
 
 #include <cstdint>
@@ -14,15 +15,15 @@ Tensor index_select(const Tensor& x, std::int64_t dim, const Tensor& index);
 // Repeated indices accumulate.
 Tensor index_add(const Tensor& x, std::int64_t dim, const Tensor& index, const Tensor& src);
 
-// out[..i..] = x[..index[..i..]..] along `dim`; index (i64) has x's rank, index.size(d) <= x.size(d) for d != dim,
-// and out has index's shape.
+// out[..i..] = x[..index[..i..]..] along `dim`; index (i64) has x's rank, index.size(d) <= x.size(d) for d !=
+// dim, and out has index's shape.
 Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index);
 // A copy of x with src[..i..] added at x[..index[..i..]..] along `dim` (repeated indices accumulate). src has
 // index's shape; index has x's rank and index.size(d) <= x.size(d) for d != dim.
 Tensor scatter_add(const Tensor& x, std::int64_t dim, const Tensor& index, const Tensor& src);
 
-// Rows of weight [V, D] at indices (i64, any shape) -> [..indices.shape, D]. weight's gradient accumulates over
-// repeated indices.
+// Rows of weight [V, D] at indices (i64, any shape) -> [..indices.shape, D]. weight's gradient accumulates
+// over repeated indices.
 Tensor embedding(const Tensor& weight, const Tensor& indices);
 
 }  // namespace lockstep

@@ -38,7 +38,7 @@ Device common_device(const char* op, std::initializer_list<Tensor> tensors) {
         if (!u.defined() || u.impl()->wrapped_number) continue;
         all += (all.empty() ? "" : ", ") + u.device().str() + " " + shape_str(u.shape());
       }
-      throw DeviceError(cat(op, ": expected all tensors on one device, but got ", all,
+      throw DeviceError(str_cat(op, ": expected all tensors on one device, but got ", all,
                             ". Move them with .to(device) first"));
     }
   }

@@ -19,10 +19,14 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 const char* reduction_name(Reduction r) {
   switch (r) {
-    case Reduction::kMean: return "kMean";
-    case Reduction::kSum: return "kSum";
-    case Reduction::kNone: return "kNone";
-    case Reduction::kBatchMean: return "kBatchMean";
+    case Reduction::kMean:
+      return "kMean";
+    case Reduction::kSum:
+      return "kSum";
+    case Reduction::kNone:
+      return "kNone";
+    case Reduction::kBatchMean:
+      return "kBatchMean";
   }
   return "?";
 }
@@ -43,28 +47,35 @@ void check_pair(const char* op, const char* a_name, const Tensor& a, const char*
 
 // Refuses kBatchMean for the losses that do not define it.
 void check_elementwise_reduction(const char* op, Reduction r) {
-  LOCKSTEP_CHECK(r != Reduction::kBatchMean, ValueError, op, ": expected reduction kMean, kSum or kNone, but got ",
-                 reduction_name(r), " (defined for kl_div and gaussian_kl only)");
+  LOCKSTEP_CHECK(r != Reduction::kBatchMean, ValueError, op,
+                 ": expected reduction kMean, kSum or kNone, but got ", reduction_name(r),
+                 " (defined for kl_div and gaussian_kl only)");
 }
 
 Tensor reduce_loss(const Tensor& loss, Reduction r) {
   switch (r) {
-    case Reduction::kNone: return loss;
-    case Reduction::kSum: return sum(loss);
-    case Reduction::kMean: return mean(loss);
-    case Reduction::kBatchMean: return sum(loss) / static_cast<double>(loss.dim() > 0 ? loss.size(0) : 1);
+    case Reduction::kNone:
+      return loss;
+    case Reduction::kSum:
+      return sum(loss);
+    case Reduction::kMean:
+      return mean(loss);
+    case Reduction::kBatchMean:
+      return sum(loss) / static_cast<double>(loss.dim() > 0 ? loss.size(0) : 1);
   }
   return loss;
 }
 
 // Checks scores [N, C] (floating) and class indices target (i64 [N], every value in [0, C)).
-void check_class_targets(const char* op, const char* scores_name, const Tensor& scores, const Tensor& target) {
+void check_class_targets(const char* op, const char* scores_name, const Tensor& scores,
+                         const Tensor& target) {
   const Device device = common_device(op, {scores, target});
   check_floating(op, scores_name, scores);
   LOCKSTEP_CHECK(scores.dim() == 2, ValueError, op, ": expected ", scores_name, " of shape [N, C], but got ",
                  shape_str(scores.shape()));
-  LOCKSTEP_CHECK(target.dtype() == DType::i64, TypeError, op, ": expected an i64 target of class indices, but got ",
-                 dtype_name(target.dtype()), " ", shape_str(target.shape()), ". Convert it with .to(DType::i64)");
+  LOCKSTEP_CHECK(target.dtype() == DType::i64, TypeError, op,
+                 ": expected an i64 target of class indices, but got ", dtype_name(target.dtype()), " ",
+                 shape_str(target.shape()), ". Convert it with .to(DType::i64)");
   LOCKSTEP_CHECK(target.shape() == Shape{scores.size(0)}, ValueError, op, ": expected a target of shape [",
                  scores.size(0), "] for ", scores_name, " ", shape_str(scores.shape()), ", but got ",
                  shape_str(target.shape()));
@@ -75,8 +86,9 @@ void check_class_targets(const char* op, const char* scores_name, const Tensor& 
   kernels::reduce.get(device)(ReduceOp::kMin, t, lo, 1, n, 1);
   kernels::reduce.get(device)(ReduceOp::kMax, t, hi, 1, n, 1);
   const auto low = static_cast<std::int64_t>(lo.item()), high = static_cast<std::int64_t>(hi.item());
-  LOCKSTEP_CHECK(low >= 0 && high < classes, IndexError, op, ": expected class indices in [0, ", classes - 1, "] for ",
-                 scores_name, " ", shape_str(scores.shape()), ", but got ", high >= classes ? high : low);
+  LOCKSTEP_CHECK(low >= 0 && high < classes, IndexError, op, ": expected class indices in [0, ", classes - 1,
+                 "] for ", scores_name, " ", shape_str(scores.shape()), ", but got ",
+                 high >= classes ? high : low);
 }
 
 // Each sample's score at its class: scores [N, C], target [N] -> [N].
@@ -117,7 +129,8 @@ Tensor multi_margin_loss(const Tensor& scores, const Tensor& target, Reduction r
   const std::int64_t classes = scores.size(1);
   // scores [N, C], s_y [N, 1]; the j == y terms are masked out
   const Tensor s_y = pick(scores, target).reshape({-1, 1});
-  const Tensor others = ne(arange(classes, DType::i64, scores.device()).reshape({1, classes}), target.reshape({-1, 1}));
+  const Tensor others =
+      ne(arange(classes, DType::i64, scores.device()).reshape({1, classes}), target.reshape({-1, 1}));
   const Tensor hinge = clamp(scores - s_y + margin, 0.0, kInf) * others.to(scores.dtype());
   return reduce_loss(sum(hinge, {1}) / static_cast<double>(classes), reduction);
 }
@@ -131,8 +144,10 @@ Tensor binary_cross_entropy(const Tensor& prob, const Tensor& target, Reduction 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Reduction reduction) {
   check_pair("binary_cross_entropy_with_logits", "logits", logits, "target", target);
   check_elementwise_reduction("binary_cross_entropy_with_logits", reduction);
-  // softplus(x) = log(1 + exp(x)), linear above 20 (beta 1): stable, and smooth at x = 0 unlike the max/abs form
-  const Tensor softplus = unary_op("softplus", UnaryOp::kSoftplus, logits, SaveForBackward::kInput, 1.0, 20.0);
+  // softplus(x) = log(1 + exp(x)), linear above 20 (beta 1): stable, and smooth at x = 0 unlike the max/abs
+  // form
+  const Tensor softplus =
+      unary_op("softplus", UnaryOp::kSoftplus, logits, SaveForBackward::kInput, 1.0, 20.0);
   return reduce_loss(softplus - logits * target, reduction);
 }
 
@@ -142,7 +157,8 @@ Tensor nll_loss(const Tensor& logp, const Tensor& target, Reduction reduction) {
   return reduce_loss(-pick(logp, target), reduction);
 }
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction, double label_smoothing) {
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction,
+                     double label_smoothing) {
   check_class_targets("cross_entropy", "logits", logits, target);
   check_elementwise_reduction("cross_entropy", reduction);
   LOCKSTEP_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError,

@@ -159,11 +159,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     }
   } else {
     LOCKSTEP_CHECK(running_mean.defined(), ValueError, op,
-                   ": expected running_mean and running_var in eval mode, but got "
-                   "undefined ones for input ",
+                   ": expected running_mean and running_var in eval mode, but got undefined ones for input ",
                    shape_str(x.shape()), ". Track running statistics or use BatchNormMode::kTrain");
-    mean =
-        running_mean.detach().clone();  // a copy: later training steps update the running statistics in place
+    // A copy: later training steps update the running statistics in place.
+    mean = running_mean.detach().clone();
     invstd = invstd_of(running_var, eps);
   }
   Tensor y = batch_norm_elemt(x, mean, invstd, weight, bias);

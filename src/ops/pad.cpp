@@ -6,7 +6,7 @@
 namespace lockstep {
 namespace {
 
-std::string pads_str(const Pads2d& p) { return cat("{left ", p[0], ", right ", p[1], ", top ", p[2], ", bottom ", p[3], "}"); }
+std::string pads_str(const Pads2d& p) { return str_cat("{left ", p[0], ", right ", p[1], ", top ", p[2], ", bottom ", p[3], "}"); }
 
 // x [.., H, W] as a contiguous [B, H, W] tensor outside autograd.
 Tensor as_planes(const Tensor& x) {

@@ -14,7 +14,7 @@ namespace {
 // A contiguous copy (or the tensor itself) outside autograd, for handing to kernels.
 Tensor raw(const Tensor& t) { return t.detach().contiguous(); }
 
-std::string size_str(Size2d s) { return cat(s[0], "x", s[1]); }
+std::string size_str(Size2d s) { return str_cat(s[0], "x", s[1]); }
 
 void check_nchw(const char* op, const Tensor& x) {
   LOCKSTEP_CHECK(x.dim() == 4, ValueError, op, ": expected a 4-D input [N, C, H, W], but got ", shape_str(x.shape()));
@@ -165,7 +165,7 @@ Tensor max_unpool2d(const Tensor& x, const Tensor& indices, Size2d output_size) 
     try {
       kernels::plane_scatter_add.get(device)(planes(raw(x)), planes(raw(indices)), planes(y));
     } catch (const IndexError& e) {
-      throw IndexError(cat("max_unpool2d: indices out of range for output size ", size_str(output_size), " (input ",
+      throw IndexError(str_cat("max_unpool2d: indices out of range for output size ", size_str(output_size), " (input ",
                            shape_str(x.shape()), "): ", e.what()));
     }
   }

@@ -2,7 +2,6 @@
 // Tensor methods in src/tensor/tensor.h).
 #pragma once
 
-#include <concepts>
 #include <cstdint>
 #include <vector>
 
@@ -12,10 +11,6 @@ namespace lockstep {
 
 // Concatenates `tensors` (same dtype, device and rank, equal sizes except along `dim`) along `dim`.
 Tensor cat(const std::vector<Tensor>& tensors, std::int64_t dim = 0);
-// Keeps cat(tensors, 1) with an int literal from resolving to the message-building lockstep::cat of error.h.
-template <std::integral I> Tensor cat(const std::vector<Tensor>& tensors, I dim) {
-  return cat(tensors, static_cast<std::int64_t>(dim));
-}
 
 // Stacks equally shaped `tensors` along a new dimension `dim` (in [-rank - 1, rank]).
 Tensor stack(const std::vector<Tensor>& tensors, std::int64_t dim = 0);

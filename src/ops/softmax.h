@@ -1,4 +1,4 @@
-// Softmax and log-softmax along one dimension: numerically stable (max-subtracted), with fused backward kernels.
+// Softmax and log-softmax along one dimension: max-subtracted (stable), with fused backward kernels.
 #pragma once
 
 #include <cstdint>

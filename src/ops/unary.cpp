@@ -8,23 +8,31 @@
 namespace lockstep {
 namespace {
 
-// dx = g * f'(x) composed from ops, for backward with create_graph: exact for the ops whose derivative reads
-// only x. Ops that save only their output cannot be differentiated twice (the saved output has no history).
-Tensor composed_backward(const char* name, UnaryOp op, const Tensor& g, const Tensor& x, double a, double b) {
+// dx = g * f'(x) composed from ops, for backward with create_graph, so that the gradient is itself
+// differentiable (in g, and in x through the saved x or the saved y, which then comes back with its history).
+Tensor composed_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, double a, double b) {
   const Tensor zero = wrapped_scalar(0.0);
   switch (op) {
     case UnaryOp::kNeg:
       return -g;
+    case UnaryOp::kExp:
+      return g * y;
     case UnaryOp::kLog:
       return g / x;
+    case UnaryOp::kSqrt:
+      return g / (y * 2.0);
     case UnaryOp::kAbs:
       return g * unary_op("sign", UnaryOp::kSign, x, SaveForBackward::kNone);
+    case UnaryOp::kSigmoid:
+      return g * (y * (1.0 - y));
+    case UnaryOp::kTanh:
+      return g * (1.0 - y * y);
     case UnaryOp::kRelu:
       return where(gt(x, zero), g, zero);
     case UnaryOp::kLeakyRelu:
       return where(gt(x, zero), g, g * a);
     case UnaryOp::kElu:
-      return where(gt(x, zero), g, g * (exp(x) * a));
+      return where(gt(x, zero), g, g * (y + a));
     case UnaryOp::kSoftplus:
       return where(gt(x * a, wrapped_scalar(b)), g,
                    g * unary_op("sigmoid", UnaryOp::kSigmoid, x * a, SaveForBackward::kOutput));
@@ -38,12 +46,10 @@ Tensor composed_backward(const char* name, UnaryOp op, const Tensor& g, const Te
       return g * 0.0;
     case UnaryOp::kSquare:
       return g * (x * 2.0);
-    default:
-      throw NotImplementedError(
-          cat(name, ": expected a first-order backward, but got create_graph: ", name,
-              " saves only its output, which is kept without its history, so its gradient "
-              "cannot be differentiated again"));
+    case UnaryOp::kReciprocal:
+      return -(g * (y * y));
   }
+  return g;
 }
 
 }  // namespace
@@ -57,10 +63,11 @@ Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, SaveForBackward s
   const bool keep_x = save == SaveForBackward::kInput || save == SaveForBackward::kBoth;
   const bool keep_y = save == SaveForBackward::kOutput || save == SaveForBackward::kBoth;
   record(name, {x}, {out}, {keep_x ? x : Tensor(), keep_y ? out : Tensor()},
-         [name, op, a, b](BackwardContext& ctx) {
+         [op, a, b](BackwardContext& ctx) {
            // x [*], g [*] -> dx [*]
-           if (GradMode::is_enabled())
-             return std::vector<Tensor>{composed_backward(name, op, ctx.grad(), ctx.saved(0), a, b)};
+           if (GradMode::is_enabled()) {  // create_graph: a differentiable gradient
+             return std::vector<Tensor>{composed_backward(op, ctx.grad(), ctx.saved(0), ctx.saved(1), a, b)};
+           }
            const Tensor g = ctx.grad().contiguous();
            const Tensor xs = ctx.saved(0), ys = ctx.saved(1);
            Tensor dx = empty(g.shape(), g.dtype(), g.device());

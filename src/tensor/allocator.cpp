@@ -2,6 +2,7 @@
 // allocator table.
 #include "src/tensor/allocator.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdlib>
 #include <mutex>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "src/core/error.h"
+#include "src/ops/kernels.h"
 
 namespace lockstep {
 namespace {
@@ -40,7 +42,7 @@ class CachingCpuAllocator final : public Allocator {
     if (!p) {
       std::lock_guard<std::mutex> lock(mutex_);
       stats_.allocated_bytes -= size;
-      throw Error(cat("cpu allocator: out of memory allocating ", bytes, " bytes"));
+      throw Error(str_cat("cpu allocator: out of memory allocating ", bytes, " bytes"));
     }
     return p;
   }
@@ -96,13 +98,14 @@ Allocator* g_allocators[kNumDeviceTypes] = {};
 
 std::size_t cpu_size_class(std::size_t bytes) {
   if (bytes <= kAlignment) return kAlignment;
-  const std::size_t top = std::bit_floor(bytes);
-  const std::size_t quarter = top / 4;
+  // A multiple of the alignment, as std::aligned_alloc requires.
+  const std::size_t quarter = std::max(std::bit_floor(bytes) / 4, kAlignment);
   return (bytes + quarter - 1) / quarter * quarter;
 }
 
 Allocator& allocator_for(DeviceType type) {
   if (type == DeviceType::CPU) return cpu_allocator();
+  ensure_backends_registered();  // the CUDA backend installs its allocator there
   Allocator* a = g_allocators[static_cast<int>(type)];
   LOCKSTEP_CHECK(a != nullptr, DeviceError, "allocator: expected a build with the CUDA backend and a GPU, but "
                  "this binary has no allocator for CUDA tensors");

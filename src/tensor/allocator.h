@@ -33,7 +33,7 @@ void cpu_allocator_reset_peak();
 // Returns every cached CPU block to the system.
 void cpu_empty_cache();
 
-// Size class used by the CPU cache: 4 classes per power of two, at least 64 bytes. Exposed for tests.
+// Size class used by the CPU cache: 4 classes per power of two, multiples of 64 bytes. Exposed for tests.
 std::size_t cpu_size_class(std::size_t bytes);
 
 }  // namespace lockstep

@@ -26,6 +26,7 @@ Tensor arange(std::int64_t n, DType dtype, Device device) {
 }
 
 Tensor eye(std::int64_t n, DType dtype, Device device) {
+  LOCKSTEP_CHECK(n >= 0, ValueError, "eye: expected n >= 0, but got ", n);
   std::vector<double> v(static_cast<std::size_t>(n * n), 0.0);
   for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i * n + i)] = 1.0;
   return from_vector(v, {n, n}, dtype, device);

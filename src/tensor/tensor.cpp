@@ -2,10 +2,12 @@
 // autograd entry points and printing.
 #include "src/tensor/tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
 #include <ostream>
+#include <sstream>
 
 #include "src/autograd/engine.h"
 #include "src/autograd/grad_mode.h"
@@ -47,10 +49,26 @@ Tensor wrapped_scalar(double value) {
   return t;
 }
 
-std::int64_t Tensor::size(std::int64_t d) const { return shape()[wrap_dim("Tensor::size", d, dim())]; }
-std::int64_t Tensor::stride(std::int64_t d) const { return strides()[wrap_dim("Tensor::stride", d, dim())]; }
+namespace {
+
+// Like wrap_dim, but a 0-dim tensor has no dimension to index (wrap_dim lets dimension 0 / -1 through for it).
+std::int64_t indexable_dim(const char* where, std::int64_t d, const Tensor& t) {
+  LOCKSTEP_CHECK(t.dim() > 0, IndexError, where, ": expected a tensor with at least one dimension, but got a 0-dim "
+                 "tensor (dimension ", d, " requested)");
+  return wrap_dim(where, d, t.dim());
+}
+
+}  // namespace
+
+std::int64_t Tensor::size(std::int64_t d) const {
+  return shape()[static_cast<std::size_t>(indexable_dim("Tensor::size", d, *this))];
+}
+std::int64_t Tensor::stride(std::int64_t d) const {
+  return strides()[static_cast<std::size_t>(indexable_dim("Tensor::stride", d, *this))];
+}
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // no element to lay out
   std::int64_t expected = 1;
   const auto& sh = shape();
   const auto& st = strides();
@@ -111,6 +129,8 @@ void Tensor::set_grad(const Tensor& grad) const {
   if (grad.defined()) {
     LOCKSTEP_CHECK(grad.shape() == impl->shape, ValueError, "set_grad: expected a gradient of shape ",
                    shape_str(impl->shape), ", but got ", shape_str(grad.shape()));
+    LOCKSTEP_CHECK(grad.dtype() == impl->dtype, TypeError, "set_grad: expected a gradient of dtype ",
+                   dtype_name(impl->dtype), ", but got ", dtype_name(grad.dtype()), " ", shape_str(grad.shape()));
     impl->autograd->grad = std::make_shared<Tensor>(grad);
   } else {
     impl->autograd->grad.reset();
@@ -189,8 +209,8 @@ Tensor Tensor::view(const Shape& new_shape) const {
 Tensor Tensor::reshape(const Shape& new_shape) const { return is_contiguous() ? view(new_shape) : contiguous().view(new_shape); }
 
 Tensor Tensor::flatten(std::int64_t start_dim, std::int64_t end_dim) const {
-  if (dim() == 0) return reshape({1});
   const std::int64_t s = wrap_dim("flatten", start_dim, dim()), e = wrap_dim("flatten", end_dim, dim());
+  if (dim() == 0) return reshape({1});
   LOCKSTEP_CHECK(s <= e, ValueError, "flatten: expected start_dim <= end_dim, but got ", start_dim, " and ", end_dim);
   Shape out;
   for (std::int64_t i = 0; i < s; ++i) out.push_back(size(i));
@@ -223,15 +243,47 @@ Tensor Tensor::permute(const Shape& order) const {
 }
 
 Tensor Tensor::transpose(std::int64_t d0, std::int64_t d1) const {
+  const std::int64_t a = wrap_dim("transpose", d0, dim()), b = wrap_dim("transpose", d1, dim());
   Shape order(static_cast<std::size_t>(dim()));
   std::iota(order.begin(), order.end(), 0);
-  std::swap(order[static_cast<std::size_t>(wrap_dim("transpose", d0, dim()))],
-            order[static_cast<std::size_t>(wrap_dim("transpose", d1, dim()))]);
+  if (dim() > 0) std::swap(order[static_cast<std::size_t>(a)], order[static_cast<std::size_t>(b)]);
   return permute(order);
 }
 
+namespace {
+
+// The gradient of slice: zeros of `in_shape` with `g` written at the slice. Recorded, so that a gradient
+// computed with create_graph can be differentiated again (its own gradient is the slice of the incoming one).
+Tensor slice_backward(const Tensor& g, const Shape& in_shape, std::int64_t d, std::int64_t start, std::int64_t end,
+                      std::int64_t step) {
+  Tensor out = zeros(in_shape, g.dtype(), g.device());
+  {
+    NoGradGuard no_grad;
+    out.slice(d, start, end, step).copy_(g);
+  }
+  record("slice_backward", {g}, {out}, {}, [d, start, end, step](BackwardContext& ctx) {
+    // g [in_shape] -> d(slice) [.., (end - start) / step, ..]
+    return std::vector<Tensor>{ctx.grad().slice(d, start, end, step)};
+  });
+  return out;
+}
+
+// A view with the same elements and offset as `base` but another shape (squeeze, unsqueeze); its gradient is
+// reshaped back.
+Tensor alias_with_shape(const char* name, const Tensor& base, Shape shape, Shape strides) {
+  Tensor out = make_view(base, std::move(shape), std::move(strides), base.offset());
+  const Shape in_shape = base.shape();
+  record(name, {base}, {out}, {}, [in_shape](BackwardContext& ctx) {
+    // g [out shape] -> dx [in_shape]
+    return std::vector<Tensor>{ctx.grad().reshape(in_shape)};
+  });
+  return out;
+}
+
+}  // namespace
+
 Tensor Tensor::slice(std::int64_t d, std::int64_t start, std::int64_t end, std::int64_t step) const {
-  d = wrap_dim("slice", d, dim());
+  d = indexable_dim("slice", d, *this);
   LOCKSTEP_CHECK(step >= 1, ValueError, "slice: expected step >= 1, but got ", step);
   const std::int64_t n = size(d);
   if (start < 0) start += n;
@@ -244,16 +296,14 @@ Tensor Tensor::slice(std::int64_t d, std::int64_t start, std::int64_t end, std::
   Tensor out = make_view(*this, sh, st, offset() + start * stride(d));
   const Shape in_shape = shape();
   record("slice", {*this}, {out}, {}, [in_shape, d, start, end, step](BackwardContext& ctx) {
-    Tensor g = zeros(in_shape, ctx.grad().dtype(), ctx.grad().device());
-    NoGradGuard no_grad;
-    g.slice(d, start, end, step).copy_(ctx.grad());
-    return std::vector<Tensor>{g};
+    // g [.., (end - start) / step, ..] -> dx [in_shape]
+    return std::vector<Tensor>{slice_backward(ctx.grad(), in_shape, d, start, end, step)};
   });
   return out;
 }
 
 Tensor Tensor::select(std::int64_t d, std::int64_t index) const {
-  d = wrap_dim("select", d, dim());
+  d = indexable_dim("select", d, *this);
   const std::int64_t n = size(d);
   LOCKSTEP_CHECK(index >= -n && index < n, IndexError, "select: expected an index in [", -n, ", ", n - 1,
                  "] for dimension ", d, " of shape ", shape_str(shape()), ", but got ", index);
@@ -263,32 +313,41 @@ Tensor Tensor::select(std::int64_t d, std::int64_t index) const {
 
 Tensor Tensor::unsqueeze(std::int64_t d) const {
   d = wrap_dim("unsqueeze", d, dim() + 1);
-  Shape sh = shape();
+  Shape sh = shape(), st = strides();
+  const std::int64_t stride = d < dim() ? sh[static_cast<std::size_t>(d)] * st[static_cast<std::size_t>(d)] : 1;
   sh.insert(sh.begin() + d, 1);
-  return reshape(sh);
+  st.insert(st.begin() + d, stride);
+  return alias_with_shape("unsqueeze", *this, std::move(sh), std::move(st));
 }
 
 Tensor Tensor::squeeze(std::int64_t d) const {
   d = wrap_dim("squeeze", d, dim());
-  if (size(d) != 1) return *this;
-  Shape sh = shape();
-  sh.erase(sh.begin() + d);
-  return reshape(sh);
+  Shape sh = shape(), st = strides();
+  if (dim() > 0 && sh[static_cast<std::size_t>(d)] == 1) {
+    sh.erase(sh.begin() + d);
+    st.erase(st.begin() + d);
+  }
+  return alias_with_shape("squeeze", *this, std::move(sh), std::move(st));
 }
 
 Tensor Tensor::expand(const Shape& target) const {
   LOCKSTEP_CHECK(static_cast<std::int64_t>(target.size()) >= dim(), ValueError, "expand: expected at least ", dim(),
                  " dimensions, but got ", shape_str(target), " for a tensor of shape ", shape_str(shape()));
   const std::size_t lead = target.size() - shape().size();
-  Shape st(target.size(), 0);
+  Shape sh(target.size()), st(target.size(), 0);
   for (std::size_t i = 0; i < target.size(); ++i) {
+    // -1 keeps an existing dimension's size; new leading dimensions need an explicit size.
+    const std::int64_t t = i >= lead && target[i] == -1 ? shape()[i - lead] : target[i];
+    LOCKSTEP_CHECK(t >= 0, ValueError, "expand: expected sizes >= 0 (or -1 for an existing dimension), but got target ",
+                   shape_str(target), " for a tensor of shape ", shape_str(shape()));
+    sh[i] = t;
     if (i < lead) continue;
     const std::int64_t s = shape()[i - lead];
-    LOCKSTEP_CHECK(s == target[i] || s == 1, ValueError, "expand: expected size 1 or ", target[i], " at dimension ", i,
+    LOCKSTEP_CHECK(s == t || s == 1, ValueError, "expand: expected size 1 or ", t, " at dimension ", i,
                    ", but got shape ", shape_str(shape()), " for target ", shape_str(target));
-    st[i] = s == 1 ? 0 : strides()[i - lead];
+    st[i] = s == t ? strides()[i - lead] : 0;
   }
-  Tensor out = make_view(*this, target, st, offset());
+  Tensor out = make_view(*this, sh, st, offset());
   const Shape in_shape = shape();
   record("expand", {*this}, {out}, {}, [in_shape](BackwardContext& ctx) {
     return std::vector<Tensor>{sum_to(ctx.grad(), in_shape)};
@@ -348,12 +407,33 @@ void check_inplace(const char* op, const Tensor& self, std::initializer_list<Ten
   }
 }
 
+// An in-place op that reads `self` while writing it cannot write through a broadcast view (several elements
+// of which are one memory location): the result would depend on the order of the writes.
+void check_no_internal_overlap(const char* op, const Tensor& self) {
+  for (std::int64_t d = 0; d < self.dim(); ++d) {
+    LOCKSTEP_CHECK(self.shape()[static_cast<std::size_t>(d)] <= 1 || self.strides()[static_cast<std::size_t>(d)] != 0,
+                   ValueError, op, ": expected a tensor whose elements are distinct memory locations, but got shape ",
+                   shape_str(self.shape()), " with strides ", shape_str(self.strides()),
+                   " (a broadcast view). Call contiguous() first");
+  }
+}
+
+// `src` as an operand of a write into `self`: when it shares memory with `self` in another geometry, a copy
+// taken first, so that no element is read after it has been overwritten.
+Tensor unaliased(const Tensor& self, const Tensor& src) {
+  if (src.storage() != self.storage() || src.numel() == 0) return src;
+  if (src.shape() == self.shape() && src.strides() == self.strides() && src.offset() == self.offset()) return src;
+  Tensor copy = empty(src.shape(), src.dtype(), src.device());
+  kernels::copy.get(src.device())(src, copy);
+  return copy;
+}
+
 Tensor as_operand(const Tensor& self, const Tensor& other) {
   Tensor o = other.impl()->wrapped_number ? scalar_tensor(other.item(), self.dtype(), self.device()) : other;
   LOCKSTEP_CHECK(o.dtype() == self.dtype(), TypeError, "in-place op: expected operands of one dtype, but got ",
                  dtype_name(self.dtype()), " ", shape_str(self.shape()), " and ", dtype_name(o.dtype()), " ",
                  shape_str(o.shape()));
-  return broadcast_view(o, self.shape());
+  return broadcast_view(unaliased(self, o), self.shape());
 }
 
 }  // namespace
@@ -367,7 +447,8 @@ Tensor& Tensor::fill_(double value) {
 
 Tensor& Tensor::copy_(const Tensor& src) {
   check_inplace("copy_", *this, {src});
-  Tensor s = src.impl()->wrapped_number ? scalar_tensor(src.item(), dtype(), device()) : src;
+  check_no_internal_overlap("copy_", *this);
+  Tensor s = src.impl()->wrapped_number ? scalar_tensor(src.item(), dtype(), device()) : unaliased(*this, src);
   kernels::copy.get(device())(broadcast_view(s, shape()), *this);
   bump_version();
   return *this;
@@ -375,6 +456,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace("add_", *this, {other});
+  check_no_internal_overlap("add_", *this);
   kernels::binary.get(device())(BinaryOp::kAdd, *this, as_operand(*this, other), *this, alpha);
   bump_version();
   return *this;
@@ -382,6 +464,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 
 Tensor& Tensor::mul_(const Tensor& other) {
   check_inplace("mul_", *this, {other});
+  check_no_internal_overlap("mul_", *this);
   kernels::binary.get(device())(BinaryOp::kMul, *this, as_operand(*this, other), *this, 1.0);
   bump_version();
   return *this;
@@ -391,6 +474,7 @@ Tensor& Tensor::mul_(double value) { return mul_(wrapped_scalar(value)); }
 
 Tensor& Tensor::div_(const Tensor& other) {
   check_inplace("div_", *this, {other});
+  check_no_internal_overlap("div_", *this);
   kernels::binary.get(device())(BinaryOp::kDiv, *this, as_operand(*this, other), *this, 1.0);
   bump_version();
   return *this;
@@ -398,6 +482,19 @@ Tensor& Tensor::div_(const Tensor& other) {
 
 Tensor& Tensor::clamp_(double lo, double hi) {
   check_inplace("clamp_", *this, {});
+  if (!is_floating(dtype())) {
+    // Integers: max then min with the bounds rounded inwards and limited to the dtype's range.
+    LOCKSTEP_CHECK(!std::isnan(lo) && !std::isnan(hi), ValueError, "clamp_: expected bounds that are numbers, but got ",
+                   lo, " and ", hi, " for a ", dtype_name(dtype()), " tensor");
+    const double min = dtype() == DType::u8 ? 0.0 : -9223372036854775808.0;
+    const double max = dtype() == DType::u8 ? 255.0 : 9223372036854774784.0;  // the largest double below 2^63
+    const Tensor low = scalar_tensor(std::clamp(std::ceil(lo), min, max), dtype(), device());
+    const Tensor high = scalar_tensor(std::clamp(std::floor(hi), min, max), dtype(), device());
+    kernels::binary.get(device())(BinaryOp::kMaximum, *this, broadcast_view(low, shape()), *this, 1.0);
+    kernels::binary.get(device())(BinaryOp::kMinimum, *this, broadcast_view(high, shape()), *this, 1.0);
+    bump_version();
+    return *this;
+  }
   Tensor src = contiguous();
   Tensor out = is_contiguous() ? *this : empty_like(*this);
   kernels::unary.get(device())(UnaryOp::kHardtanh, src, out, lo, hi);
@@ -418,12 +515,37 @@ Tensor broadcast_view(const Tensor& t, const Shape& target) {
 
 namespace {
 
-void print_rec(std::ostream& out, const std::vector<double>& v, const Shape& shape, std::size_t d, std::int64_t base,
-               const Shape& strides, bool summarize, bool integral, int indent) {
-  if (shape.empty()) {
+// Elements of a tensor formatted for printing: integers exactly (i64 is not routed through double), floating
+// values with four decimals.
+class ElementFormatter {
+ public:
+  explicit ElementFormatter(const Tensor& t) : integral_(!is_floating(t.dtype())) {
+    if (integral_) {
+      ints_ = t.to_vector<std::int64_t>();
+    } else {
+      floats_ = t.to_vector<double>();
+    }
+  }
+  void write(std::ostream& out, std::int64_t i) const {
+    if (integral_) {
+      out << ints_[static_cast<std::size_t>(i)];
+      return;
+    }
     char buf[64];
-    std::snprintf(buf, sizeof buf, integral ? "%.0f" : "%.4f", v[static_cast<std::size_t>(base)]);
+    std::snprintf(buf, sizeof buf, "%.4f", floats_[static_cast<std::size_t>(i)]);
     out << buf;
+  }
+
+ private:
+  bool integral_;
+  std::vector<std::int64_t> ints_;
+  std::vector<double> floats_;
+};
+
+void print_rec(std::ostream& out, const ElementFormatter& v, const Shape& shape, std::size_t d, std::int64_t base,
+               const Shape& strides, bool summarize, int indent) {
+  if (shape.empty()) {
+    v.write(out, base);
     return;
   }
   const std::int64_t n = shape[d];
@@ -436,11 +558,9 @@ void print_rec(std::ostream& out, const std::vector<double>& v, const Shape& sha
     }
     const std::int64_t at = base + i * strides[d];
     if (d + 1 == shape.size()) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, integral ? "%.0f" : "%.4f", v[static_cast<std::size_t>(at)]);
-      out << buf;
+      v.write(out, at);
     } else {
-      print_rec(out, v, shape, d + 1, at, strides, summarize, integral, indent + 1);
+      print_rec(out, v, shape, d + 1, at, strides, summarize, indent + 1);
     }
     if (i + 1 < n) out << (d + 1 == shape.size() ? ", " : ",\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
   }
@@ -452,9 +572,8 @@ void print_rec(std::ostream& out, const std::vector<double>& v, const Shape& sha
 std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
   std::ostringstream out;
-  const std::vector<double> v = to_vector<double>();
   out << "tensor(";
-  print_rec(out, v, shape(), 0, 0, contiguous_strides(shape()), numel() > 1000, !is_floating(dtype()), 7);
+  print_rec(out, ElementFormatter(*this), shape(), 0, 0, contiguous_strides(shape()), numel() > 1000, 7);
   out << ", shape=" << shape_str(shape()) << ", dtype=" << dtype_name(dtype());
   if (!device().is_cpu()) out << ", device=" << device().str();
   if (requires_grad()) out << ", requires_grad";

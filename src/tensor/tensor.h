@@ -98,13 +98,15 @@ class Tensor {
   void set_history(std::shared_ptr<Node> fn, std::uint32_t output_nr) const;
   // A tensor sharing storage with this one but outside every graph.
   Tensor detach() const;
-  // Back-propagates from this tensor (a scalar unless `gradient` is given) into the leaves' .grad.
+  // Back-propagates from this tensor (a scalar unless `gradient` is given) into the leaves' .grad. With
+  // CreateGraph::kYes the graph is retained and .grad keeps its history (differentiable).
   void backward(const Tensor& gradient = {}, RetainGraph retain = RetainGraph::kNo,
                 CreateGraph create = CreateGraph::kNo) const;
   // Runs after the gradient of this leaf has been accumulated, in registration order.
   void register_post_accumulate_hook(PostAccumulateHook hook) const;
 
-  // Views and shape (differentiable; views share storage).
+  // Views and shape (differentiable; views share storage; reshape/flatten copy only when strides demand it).
+  // 0-dim tensors have no dimension to slice or select (IndexError); expand takes -1 to keep a dimension.
   Tensor view(const Shape& shape) const;
   Tensor reshape(const Shape& shape) const;
   Tensor flatten(std::int64_t start_dim = 0, std::int64_t end_dim = -1) const;
@@ -121,7 +123,9 @@ class Tensor {
   Tensor to(Device device) const;
 
   // In-place updates. They bump the version counter and are not recorded by autograd: in grad mode they
-  // refuse tensors that require grad (use NoGradGuard, as optimizers do).
+  // refuse tensors that require grad (use NoGradGuard, as optimizers do). An operand sharing memory with the
+  // destination is read before it is overwritten; add_/mul_/div_/copy_ refuse a broadcast (stride 0)
+  // destination. clamp_ also takes integer tensors (bounds rounded inwards).
   Tensor& fill_(double value);
   Tensor& zero_() { return fill_(0.0); }
   Tensor& copy_(const Tensor& src);

@@ -16,7 +16,7 @@ struct GemmCase {
 };
 
 std::string describe(const GemmCase& c) {
-  return cat("a batch ", c.batch_a, ", b batch ", c.batch_b, ", m ", c.m, ", n ", c.n, ", k ", c.k, ", ta ",
+  return str_cat("a batch ", c.batch_a, ", b batch ", c.batch_b, ", m ", c.m, ", n ", c.n, ", k ", c.k, ", ta ",
              c.ta == Transpose::kYes, ", tb ", c.tb == Transpose::kYes, ", alpha ", c.alpha, ", beta ", c.beta);
 }
 
@@ -94,7 +94,7 @@ TEST(CudaMatmul, MatchesCpu) {
       const Tensor got = matmul(ga, b.to(kGpu));
       EXPECT_EQ(got.device(), kGpu);
       expect_close(got, matmul(a, b), dtype == DType::f32 ? 1e-5 : 1e-12,
-                   cat(dtype_name(dtype), " ", shape_str(c.a), " @ ", shape_str(c.b), c.transpose_a ? " (a^T)" : ""));
+                   str_cat(dtype_name(dtype), " ", shape_str(c.a), " @ ", shape_str(c.b), c.transpose_a ? " (a^T)" : ""));
     }
   }
 }

@@ -1,5 +1,5 @@
-// Bad-input and numerical-edge tests for the shape, index, softmax and loss ops: typed errors whose messages name
-// the op, the shapes and the bad values; softmax and the losses at huge logits and saturated probabilities.
+// Bad-input and numerical-edge tests for the shape, index, softmax and loss ops: typed errors naming the op,
+// the shapes and the bad values; softmax and the losses at huge logits and saturated probabilities.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -19,13 +19,15 @@ namespace lockstep {
 namespace {
 
 // Runs fn, expecting an error of type E whose message contains every one of `parts`.
-template <class E> void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+template <class E>
+void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
   try {
     fn();
     ADD_FAILURE() << "expected an error, but none was raised";
   } catch (const E& e) {
     const std::string message = e.what();
-    for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
+    for (const auto& part : parts)
+      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
   } catch (const std::exception& e) {
     ADD_FAILURE() << "raised the wrong error type: " << e.what();
   }
@@ -47,11 +49,22 @@ TEST(IndexOps, OutOfRangeIndexNamesOpValueAndRange) {
   const Tensor x = zeros({3, 4});
   expect_error<IndexError>([&] { index_select(x, 0, i64({0, 5, 1}, {3})); }, {"index_select", "5", "[0, 2]"});
   expect_error<IndexError>([&] { index_select(x, 1, i64({-1}, {1})); }, {"index_select", "-1", "[0, 3]"});
-  expect_error<IndexError>([&] { index_add(x, 0, i64({3}, {1}), zeros({1, 4})); }, {"index_add", "3", "[0, 2]"});
+  expect_error<IndexError>(
+      [&] {
+        index_add(x, 0, i64({3}, {1}), zeros({1, 4}));
+      },
+      {"index_add", "3", "[0, 2]"});
   expect_error<IndexError>([&] { gather(x, 1, i64({0, 4}, {1, 2})); }, {"gather", "4", "[0, 3]"});
-  expect_error<IndexError>([&] { scatter_add(x, 0, i64({7}, {1, 1}), zeros({1, 1})); }, {"scatter_add", "7", "[0, 2]"});
-  expect_error<IndexError>([&] { embedding(zeros({10, 2}), i64({1, 10}, {2})); },
-                           {"embedding", "10", "[0, 9]", "[10, 2]"});
+  expect_error<IndexError>(
+      [&] {
+        scatter_add(x, 0, i64({7}, {1, 1}), zeros({1, 1}));
+      },
+      {"scatter_add", "7", "[0, 2]"});
+  expect_error<IndexError>(
+      [&] {
+        embedding(zeros({10, 2}), i64({1, 10}, {2}));
+      },
+      {"embedding", "10", "[0, 9]", "[10, 2]"});
 }
 
 TEST(IndexOps, WrongIndexDtypeOrShape) {
@@ -60,10 +73,21 @@ TEST(IndexOps, WrongIndexDtypeOrShape) {
   expect_error<TypeError>([&] { embedding(zeros({5, 2}), zeros({3})); }, {"embedding", "i64"});
   expect_error<ValueError>([&] { index_select(x, 0, i64({0, 1}, {1, 2})); }, {"index_select", "[1, 2]"});
   expect_error<ValueError>([&] { gather(x, 0, i64({0, 1}, {2})); }, {"gather", "[2]", "[3, 4]"});
-  expect_error<ValueError>([&] { gather(x, 0, i64({0, 0, 0, 0, 0}, {1, 5})); }, {"gather", "[1, 5]", "[3, 4]"});
-  expect_error<ValueError>([&] { index_add(x, 1, i64({0}, {1}), zeros({3, 2})); }, {"index_add", "[3, 1]", "[3, 2]"});
-  expect_error<ValueError>([&] { scatter_add(x, 0, i64({0, 1}, {1, 2}), zeros({2, 1})); },
-                           {"scatter_add", "[1, 2]", "[2, 1]"});
+  expect_error<ValueError>(
+      [&] {
+        gather(x, 0, i64({0, 0, 0, 0, 0}, {1, 5}));
+      },
+      {"gather", "[1, 5]", "[3, 4]"});
+  expect_error<ValueError>(
+      [&] {
+        index_add(x, 1, i64({0}, {1}), zeros({3, 2}));
+      },
+      {"index_add", "[3, 1]", "[3, 2]"});
+  expect_error<ValueError>(
+      [&] {
+        scatter_add(x, 0, i64({0, 1}, {1, 2}), zeros({2, 1}));
+      },
+      {"scatter_add", "[1, 2]", "[2, 1]"});
   expect_error<ValueError>([&] { embedding(zeros({5}), i64({0}, {1})); }, {"embedding", "[5]"});
 }
 
@@ -119,23 +143,41 @@ TEST(Softmax, RejectsIntegerInputAndBadDim) {
 TEST(Losses, MismatchedShapesNameBothShapes) {
   expect_error<ValueError>([] { mse_loss(zeros({2, 3}), zeros({3, 2})); }, {"mse_loss", "[2, 3]", "[3, 2]"});
   expect_error<ValueError>([] { l1_loss(zeros({4}), zeros({4, 1})); }, {"l1_loss", "[4]", "[4, 1]"});
-  expect_error<ValueError>([] { binary_cross_entropy(zeros({2}), zeros({3})); }, {"binary_cross_entropy", "[2]", "[3]"});
+  expect_error<ValueError>([] { binary_cross_entropy(zeros({2}), zeros({3})); },
+                           {"binary_cross_entropy", "[2]", "[3]"});
   expect_error<ValueError>([] { kl_div(zeros({2, 2}), zeros({2})); }, {"kl_div", "[2, 2]", "[2]"});
-  expect_error<ValueError>([] { gaussian_kl(zeros({2, 3}), zeros({2, 4})); }, {"gaussian_kl", "[2, 3]", "[2, 4]"});
+  expect_error<ValueError>(
+      [] {
+        gaussian_kl(zeros({2, 3}), zeros({2, 4}));
+      },
+      {"gaussian_kl", "[2, 3]", "[2, 4]"});
   expect_error<ValueError>([] { nll_loss(zeros({4, 3}), i64({0, 1}, {2})); }, {"nll_loss", "[4, 3]", "[2]"});
   expect_error<ValueError>([] { cross_entropy(zeros({4}), i64({0}, {1})); }, {"cross_entropy", "[4]"});
-  expect_error<ValueError>([] { mse_loss(zeros({2}), zeros({2}), Reduction::kBatchMean); }, {"mse_loss", "kBatchMean"});
-  expect_error<ValueError>([] { cross_entropy(zeros({1, 2}), i64({0}, {1}), Reduction::kMean, 1.5); },
-                           {"cross_entropy", "label_smoothing", "1.5"});
+  expect_error<ValueError>([] { mse_loss(zeros({2}), zeros({2}), Reduction::kBatchMean); },
+                           {"mse_loss", "kBatchMean"});
+  expect_error<ValueError>(
+      [] {
+        cross_entropy(zeros({1, 2}), i64({0}, {1}), Reduction::kMean, 1.5);
+      },
+      {"cross_entropy", "label_smoothing", "1.5"});
 }
 
 TEST(Losses, ClassTargetsMustBeI64AndInRange) {
   const Tensor logits = zeros({3, 5});
   expect_error<TypeError>([&] { nll_loss(logits, zeros({3})); }, {"nll_loss", "i64", "f32"});
-  expect_error<TypeError>([&] { cross_entropy(logits, zeros({3}, DType::u8)); }, {"cross_entropy", "i64", "u8"});
+  expect_error<TypeError>([&] { cross_entropy(logits, zeros({3}, DType::u8)); },
+                          {"cross_entropy", "i64", "u8"});
   expect_error<IndexError>([&] { nll_loss(logits, i64({0, 7, 1}, {3})); }, {"nll_loss", "7", "[0, 4]"});
-  expect_error<IndexError>([&] { cross_entropy(logits, i64({0, -2, 1}, {3})); }, {"cross_entropy", "-2", "[0, 4]"});
-  expect_error<IndexError>([&] { multi_margin_loss(logits, i64({5, 0, 0}, {3})); }, {"multi_margin_loss", "5"});
+  expect_error<IndexError>(
+      [&] {
+        cross_entropy(logits, i64({0, -2, 1}, {3}));
+      },
+      {"cross_entropy", "-2", "[0, 4]"});
+  expect_error<IndexError>(
+      [&] {
+        multi_margin_loss(logits, i64({5, 0, 0}, {3}));
+      },
+      {"multi_margin_loss", "5"});
 }
 
 TEST(Losses, StableAtExtremeInputs) {
@@ -146,7 +188,8 @@ TEST(Losses, StableAtExtremeInputs) {
   expect_values(logits.grad(), {1, 0, -1});
 
   Tensor z = from_vector<float>({1000.0f, -1000.0f, 0.0f}, {3}).requires_grad_();
-  const Tensor bce = binary_cross_entropy_with_logits(z, from_vector<float>({0.0f, 1.0f, 1.0f}, {3}), Reduction::kNone);
+  const Tensor bce =
+      binary_cross_entropy_with_logits(z, from_vector<float>({0.0f, 1.0f, 1.0f}, {3}), Reduction::kNone);
   expect_finite(bce);
   EXPECT_EQ(bce.to_vector<double>()[0], 1000.0);
   EXPECT_NEAR(bce.to_vector<double>()[2], std::log(2.0), 1e-6);

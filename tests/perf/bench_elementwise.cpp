@@ -17,9 +17,9 @@
 #include "src/ops/reduce.h"
 #include "src/tensor/factories.h"
 
+namespace lockstep {
 namespace {
 
-using namespace lockstep;
 using Clock = std::chrono::steady_clock;
 
 // memcpy GB/s per element count, measured first for each size; the other benchmarks report their ratio to it.
@@ -128,11 +128,12 @@ void register_all() {
 }
 
 }  // namespace
+}  // namespace lockstep
 
 int main(int argc, char** argv) {
   std::printf("OpenMP threads: %d\n", omp_get_max_threads());
   benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
-  register_all();
+  lockstep::register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -47,8 +47,8 @@ void bench_dgemm(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
   auto a = random_vector<double>(m * k, 1), b = random_vector<double>(k * n, 2);
   std::vector<double> c(m * n);
   for (auto _ : state) {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0, a.data(), k, b.data(), n, 0.0, c.data(),
-                n);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0, a.data(), k, b.data(), n, 0.0,
+                c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
   set_flops(state, 2.0 * m * n * k);
@@ -69,7 +69,8 @@ void bench_conv(benchmark::State& state, Conv2dGeometry g, Pass pass, Conv2dPath
   auto dy = random_vector<T>(g.N * g.K * g.P() * g.Q(), 6);
   std::vector<T> y(dy.size()), dx(x.size()), dw(w.size()), db(b.size());
   for (auto _ : state) {
-    if (pass == Pass::kForward || pass == Pass::kAll) lockstep::cpu::conv2d_forward(g, x.data(), w.data(), b.data(), y.data());
+    if (pass == Pass::kForward || pass == Pass::kAll)
+      lockstep::cpu::conv2d_forward(g, x.data(), w.data(), b.data(), y.data());
     if (pass == Pass::kBackwardInput || pass == Pass::kAll) {
       lockstep::cpu::conv2d_backward_input(g, dy.data(), w.data(), dx.data());
     }
@@ -98,7 +99,8 @@ void register_all() {
   auto reg = [](const std::string& name, auto fn) {
     benchmark::RegisterBenchmark(name.c_str(), fn)->UseRealTime()->Unit(benchmark::kMillisecond);
   };
-  // GEMM references: square sizes, then the shapes the im2col path produces (M = K_out, N = columns, K = C*R*S).
+  // GEMM references: square sizes, then the shapes the im2col path produces (M = K_out, N = columns, K =
+  // C*R*S).
   for (int64_t s : {512, 1024}) {
     reg("sgemm/" + std::to_string(s), [s](benchmark::State& st) { bench_sgemm(st, s, s, s); });
   }
@@ -116,9 +118,12 @@ void register_all() {
   };
   // ResNet-20 on CIFAR, batch 128: 3x3 pad-1 convs per stage, the stride-2 transitions, 1x1 shortcut.
   const std::vector<Case> resnet = {
-      {"r20_c16_32x32", conv(128, 16, 32, 16, 3, 1, 1)},  {"r20_c16to32_s2", conv(128, 16, 32, 32, 3, 2, 1)},
-      {"r20_c32_16x16", conv(128, 32, 16, 32, 3, 1, 1)},  {"r20_c32to64_s2", conv(128, 32, 16, 64, 3, 2, 1)},
-      {"r20_c64_8x8", conv(128, 64, 8, 64, 3, 1, 1)},     {"r20_1x1_c16to32_s2", conv(128, 16, 32, 32, 1, 2, 0)},
+      {"r20_c16_32x32", conv(128, 16, 32, 16, 3, 1, 1)},
+      {"r20_c16to32_s2", conv(128, 16, 32, 32, 3, 2, 1)},
+      {"r20_c32_16x16", conv(128, 32, 16, 32, 3, 1, 1)},
+      {"r20_c32to64_s2", conv(128, 32, 16, 64, 3, 2, 1)},
+      {"r20_c64_8x8", conv(128, 64, 8, 64, 3, 1, 1)},
+      {"r20_1x1_c16to32_s2", conv(128, 16, 32, 32, 1, 2, 0)},
       {"r20_stem_c3", conv(128, 3, 32, 16, 3, 1, 1)},
   };
   // DCGAN 64x64, batch 64: discriminator convs 4x4 stride 2 pad 1. The generator's transposed convs are the
@@ -133,7 +138,8 @@ void register_all() {
                                                  {Pass::kBackwardInput, "bwd_input"},
                                                  {Pass::kBackwardWeight, "bwd_weight"},
                                                  {Pass::kAll, "fwd+bwd"}};
-  const std::pair<Conv2dPath, const char*> paths[] = {{Conv2dPath::kAuto, "auto"}, {Conv2dPath::kGemm, "gemm"}};
+  const std::pair<Conv2dPath, const char*> paths[] = {{Conv2dPath::kAuto, "auto"},
+                                                      {Conv2dPath::kGemm, "gemm"}};
   for (const auto* cases : {&resnet, &dcgan}) {
     for (const Case& c : *cases) {
       for (const auto& [path, path_name] : paths) {
@@ -179,8 +185,15 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("openblas_core", openblas_get_corename());
   benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
   register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  // A modest default measuring time keeps a full run near a minute per thread setting.
+  std::vector<char*> args(argv, argv + argc);
+  std::string min_time = "--benchmark_min_time=0.2";
+  bool has_min_time = false;
+  for (int i = 1; i < argc; ++i) has_min_time |= std::string(argv[i]).rfind("--benchmark_min_time", 0) == 0;
+  if (!has_min_time) args.insert(args.begin() + 1, min_time.data());
+  argc = static_cast<int>(args.size());
+  benchmark::Initialize(&argc, args.data());
+  if (benchmark::ReportUnrecognizedArguments(argc, args.data())) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -1,6 +1,6 @@
 // CPU 2-D convolution kernels on raw contiguous NCHW pointers (f32 and f64): forward, input gradient and
-// weight gradient. f32 runs on oneDNN primitives where they apply, everything else on im2col + OpenBLAS GEMM.
-// All functions are thread-safe; they parallelise internally over the shared OpenMP pool.
+// weight gradient. f32 runs on cached oneDNN primitives, f64 and a few f32 shapes on im2col + OpenBLAS GEMM.
+// All functions are thread-safe and deterministic for a given thread count; they use the shared OpenMP pool.
 #pragma once
 
 #include <cstdint>
@@ -17,9 +17,11 @@ struct Conv2dGeometry {
   int64_t Q() const;
 };
 
-// Which implementation the f32 kernels use. kAuto: oneDNN where it has an implementation, else im2col + GEMM.
-// kGemm forces im2col + GEMM; kOneDnn forces oneDNN (throws where it has none). f64 always uses im2col + GEMM.
-// Process-wide setting meant for tests and benchmarks; do not change it while kernels run on other threads.
+// Which implementation the f32 kernels use. kAuto: oneDNN, except where im2col + GEMM is measurably
+// faster (kernel covering the whole input; input gradient with fewer than 16 input channels) or oneDNN has
+// no kernel. kGemm forces im2col + GEMM; kOneDnn forces oneDNN (throws where it has none). f64 always uses
+// im2col + GEMM. Process-wide setting meant for tests and benchmarks; do not change it while kernels run on
+// other threads.
 enum class Conv2dPath { kAuto, kGemm, kOneDnn };
 void set_conv2d_path(Conv2dPath path);
 

@@ -30,7 +30,8 @@ void check_indices(const char* op, const std::int64_t* idx, std::int64_t n, std:
 }
 
 // Element offsets, under `strides`, of every position of the row-major block shape[lo, hi).
-std::vector<std::int64_t> block_offsets(const Shape& shape, std::size_t lo, std::size_t hi, const Shape& strides) {
+std::vector<std::int64_t> block_offsets(const Shape& shape, std::size_t lo, std::size_t hi,
+                                        const Shape& strides) {
   std::int64_t count = 1;
   for (std::size_t d = lo; d < hi; ++d) count *= shape[d];
   std::vector<std::int64_t> out(static_cast<std::size_t>(count));
@@ -51,8 +52,8 @@ std::vector<std::int64_t> block_offsets(const Shape& shape, std::size_t lo, std:
 }
 
 template <class T>
-void index_select_typed(const Tensor& x, const Tensor& index, const Tensor& out, std::int64_t outer, std::int64_t size,
-                        std::int64_t inner) {
+void index_select_typed(const Tensor& x, const Tensor& index, const Tensor& out, std::int64_t outer,
+                        std::int64_t size, std::int64_t inner) {
   const T* src = x.data<T>();
   const std::int64_t* idx = index.data<std::int64_t>();
   T* dst = out.data<T>();
@@ -70,12 +71,13 @@ void index_select_typed(const Tensor& x, const Tensor& index, const Tensor& out,
   const std::size_t row_bytes = static_cast<std::size_t>(inner) * sizeof(T);
 #pragma omp parallel for collapse(2) if (parallel)
   for (std::int64_t a = 0; a < outer; ++a) {
-    for (std::int64_t j = 0; j < n; ++j) std::memcpy(dst + (a * n + j) * inner, src + (a * size + idx[j]) * inner, row_bytes);
+    for (std::int64_t j = 0; j < n; ++j)
+      std::memcpy(dst + (a * n + j) * inner, src + (a * size + idx[j]) * inner, row_bytes);
   }
 }
 
-void index_select_kernel(const Tensor& x, const Tensor& index, const Tensor& out, std::int64_t outer, std::int64_t size,
-                         std::int64_t inner) {
+void index_select_kernel(const Tensor& x, const Tensor& index, const Tensor& out, std::int64_t outer,
+                         std::int64_t size, std::int64_t inner) {
   check_indices("index_select", index.data<std::int64_t>(), index.numel(), size);
   dispatch_all("index_select", x.dtype(),
                [&](auto tag) { index_select_typed<decltype(tag)>(x, index, out, outer, size, inner); });
@@ -83,8 +85,8 @@ void index_select_kernel(const Tensor& x, const Tensor& index, const Tensor& out
 
 // Repeated indices accumulate: the work is split over outer rows and column chunks, never over indices.
 template <class T>
-void index_add_typed(const Tensor& src, const Tensor& index, const Tensor& out, std::int64_t outer, std::int64_t size,
-                     std::int64_t inner) {
+void index_add_typed(const Tensor& src, const Tensor& index, const Tensor& out, std::int64_t outer,
+                     std::int64_t size, std::int64_t inner) {
   const T* s = src.data<T>();
   const std::int64_t* idx = index.data<std::int64_t>();
   T* o = out.data<T>();
@@ -104,14 +106,16 @@ void index_add_typed(const Tensor& src, const Tensor& index, const Tensor& out, 
   }
 }
 
-void index_add_kernel(const Tensor& src, const Tensor& index, const Tensor& out, std::int64_t outer, std::int64_t size,
-                      std::int64_t inner) {
+void index_add_kernel(const Tensor& src, const Tensor& index, const Tensor& out, std::int64_t outer,
+                      std::int64_t size, std::int64_t inner) {
   check_indices("index_add", index.data<std::int64_t>(), index.numel(), size);
-  dispatch_all("index_add", out.dtype(), [&](auto tag) { index_add_typed<decltype(tag)>(src, index, out, outer, size, inner); });
+  dispatch_all("index_add", out.dtype(),
+               [&](auto tag) { index_add_typed<decltype(tag)>(src, index, out, outer, size, inner); });
 }
 
-// The geometry shared by gather and scatter_add: index viewed as [pre, n, post] around `dim`, with the offsets
-// of each pre / post position in the index, the strided operand (x or out) and the dense one (out or src).
+// The geometry shared by gather and scatter_add: index viewed as [pre, n, post] around `dim`, with the
+// offsets of each pre / post position in the index, the strided operand (x or out) and the dense one (out or
+// src).
 struct AlongDim {
   std::int64_t pre = 1, n = 1, post = 1;
   std::int64_t index_stride = 0, strided_stride = 0, dense_stride = 0;  // strides along dim
@@ -139,7 +143,8 @@ AlongDim plan_along_dim(const Tensor& index, const Tensor& strided, const Tensor
 
 // Calls body(strided_offset, dense_offset) for every index position. Positions that differ only along `dim`
 // stay on one thread, in order, so scatter_add's accumulation into one destination never races.
-template <class Body> void for_each_along_dim(const AlongDim& g, const std::int64_t* idx, Body&& body) {
+template <class Body>
+void for_each_along_dim(const AlongDim& g, const std::int64_t* idx, Body&& body) {
   const std::int64_t chunks = (g.post + kColumnChunk - 1) / kColumnChunk;
   const bool parallel = g.pre * g.n * g.post >= kParallelGrain && g.pre * chunks > 1;
 #pragma omp parallel for collapse(2) if (parallel)
@@ -149,10 +154,12 @@ template <class Body> void for_each_along_dim(const AlongDim& g, const std::int6
       const std::int64_t q0 = c * kColumnChunk, q1 = std::min(g.post, q0 + kColumnChunk);
       for (std::int64_t i = 0; i < g.n; ++i) {
         const std::int64_t* ip = idx + g.pre_index[pu] + i * g.index_stride;
-        const std::int64_t strided_base = g.pre_strided[pu], dense_base = g.pre_dense[pu] + i * g.dense_stride;
+        const std::int64_t strided_base = g.pre_strided[pu],
+                           dense_base = g.pre_dense[pu] + i * g.dense_stride;
         for (std::int64_t q = q0; q < q1; ++q) {
           const std::size_t qu = static_cast<std::size_t>(q);
-          body(strided_base + ip[g.post_index[qu]] * g.strided_stride + g.post_strided[qu], dense_base + g.post_dense[qu]);
+          body(strided_base + ip[g.post_index[qu]] * g.strided_stride + g.post_strided[qu],
+               dense_base + g.post_dense[qu]);
         }
       }
     }
@@ -172,7 +179,8 @@ void gather_kernel(const Tensor& x, const Tensor& index, const Tensor& out, std:
     using T = decltype(tag);
     const T* xs = x.data<T>();
     T* o = out.data<T>();
-    for_each_along_dim(g, index.data<std::int64_t>(), [xs, o](std::int64_t from, std::int64_t to) { o[to] = xs[from]; });
+    for_each_along_dim(g, index.data<std::int64_t>(),
+                       [xs, o](std::int64_t from, std::int64_t to) { o[to] = xs[from]; });
   });
 }
 
@@ -183,7 +191,8 @@ void scatter_add_kernel(const Tensor& src, const Tensor& index, const Tensor& ou
     using T = decltype(tag);
     const T* s = src.data<T>();
     T* o = out.data<T>();
-    for_each_along_dim(g, index.data<std::int64_t>(), [s, o](std::int64_t to, std::int64_t from) { o[to] += s[from]; });
+    for_each_along_dim(g, index.data<std::int64_t>(),
+                       [s, o](std::int64_t to, std::int64_t from) { o[to] += s[from]; });
   });
 }
 

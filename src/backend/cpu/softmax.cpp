@@ -1,5 +1,5 @@
-// CPU softmax and log-softmax over the middle axis of [outer, size, inner], forward and backward: max-subtracted,
-// row sums in blocks added in f64 (columns sum in f64), a contiguous-row fast path (inner == 1), column blocks otherwise.
+// CPU softmax and log-softmax over the middle axis of [outer, size, inner], forward and backward:
+// max-subtracted, sums carried in f64, vectorised rows (inner == 1) and column blocks otherwise.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -13,18 +13,20 @@
 namespace lockstep::cpu {
 namespace {
 
-// Columns of [outer, size, inner] handled together when inner > 1 (their running max and sum live on the stack).
+// Columns of [outer, size, inner] handled together when inner > 1 (their running max and sum live on the
+// stack).
 constexpr std::int64_t kColumnBlock = 128;
 // Elements of a row summed in the input's precision before the partial sum is added in double.
 constexpr std::int64_t kSumBlock = 512;
 
 // exp(x) for x <= 0 (the only arguments softmax needs), in a form the compiler vectorises: Cephes' expf
-// polynomial after a round-to-nearest range reduction, within about 1 ulp of std::exp, exactly 1 at 0, exactly 0
-// below log(FLT_MIN) (so -inf and huge negative logits give 0, never a denormal) and NaN for NaN. Branch-free on
-// purpose: the final select is a bit mask, because GCC will not if-convert a conditional float multiply.
+// polynomial after a round-to-nearest range reduction, within about 1 ulp of std::exp, exactly 1 at 0,
+// exactly 0 below log(FLT_MIN) (so -inf and huge negative logits give 0, never a denormal) and NaN for NaN.
+// Branch-free on purpose: the final select is a bit mask, because GCC will not if-convert a conditional float
+// multiply.
 inline float exp_nonpositive(float x) {
-  constexpr float kLogMin = -87.3365447504f;  // log(FLT_MIN)
-  constexpr float kRound = 12582912.0f;       // 1.5 * 2^23: adding it rounds to an integer
+  constexpr float kLogMin = -87.3365447504f;          // log(FLT_MIN)
+  constexpr float kRound = 12582912.0f;               // 1.5 * 2^23: adding it rounds to an integer
   const float t = x * 1.44269504088896341f + kRound;  // below kLogMin garbage, which the mask discards
   const float n = t - kRound;
   float r = x - n * 0.693359375f;  // ln 2 in two parts: the first has few bits, so n * it is exact
@@ -36,7 +38,8 @@ inline float exp_nonpositive(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  // 2^n from the low bits of t; unsigned, so the garbage exponents of huge negative x wrap instead of overflowing.
+  // 2^n from the low bits of t; unsigned, so the garbage exponents of huge negative x wrap instead of
+  // overflowing.
   const std::uint32_t e = std::bit_cast<std::uint32_t>(t) - std::bit_cast<std::uint32_t>(kRound);
   const float scale = std::bit_cast<float>((e + 127u) << 23);
   const std::uint32_t keep = 0u - static_cast<std::uint32_t>(!(x < kLogMin));
@@ -47,7 +50,8 @@ inline double exp_nonpositive(double x) { return std::exp(x); }
 
 // Sum of term(i) over [0, n), vectorised: blocks of kSumBlock summed in T's SIMD lanes, block sums added in
 // double. For f32 that keeps the error near 1e-7 relative at any row length without widening every element.
-template <class T, class Term> double blocked_sum(std::int64_t n, Term&& term) {
+template <class T, class Term>
+double blocked_sum(std::int64_t n, Term&& term) {
   double s = 0.0;
   for (std::int64_t b = 0; b < n; b += kSumBlock) {
     const std::int64_t end = std::min(n, b + kSumBlock);
@@ -60,7 +64,8 @@ template <class T, class Term> double blocked_sum(std::int64_t n, Term&& term) {
 }
 
 // One contiguous row (inner == 1).
-template <SoftmaxKind K, class T> void softmax_row(const T* x, T* y, std::int64_t size) {
+template <SoftmaxKind K, class T>
+void softmax_row(const T* x, T* y, std::int64_t size) {
   T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
   for (std::int64_t i = 0; i < size; ++i) m = x[i] > m ? x[i] : m;  // this form vectorises; std::max does not
@@ -74,7 +79,8 @@ template <SoftmaxKind K, class T> void softmax_row(const T* x, T* y, std::int64_
 #pragma omp simd
     for (std::int64_t i = 0; i < size; ++i) y[i] *= inv;
   } else {
-    const double s = blocked_sum<T>(size, [&](std::int64_t i) { return exp_nonpositive(static_cast<T>(x[i] - m)); });
+    const double s =
+        blocked_sum<T>(size, [&](std::int64_t i) { return exp_nonpositive(static_cast<T>(x[i] - m)); });
     const T log_s = static_cast<T>(std::log(s));
 #pragma omp simd
     for (std::int64_t i = 0; i < size; ++i) y[i] = (x[i] - m) - log_s;
@@ -82,7 +88,8 @@ template <SoftmaxKind K, class T> void softmax_row(const T* x, T* y, std::int64_
 }
 
 // Columns [0, w) of one outer slice, w <= kColumnBlock, rows `inner` apart.
-template <SoftmaxKind K, class T> void softmax_columns(const T* x, T* y, std::int64_t size, std::int64_t inner, std::int64_t w) {
+template <SoftmaxKind K, class T>
+void softmax_columns(const T* x, T* y, std::int64_t size, std::int64_t inner, std::int64_t w) {
   T m[kColumnBlock];
   double s[kColumnBlock];
   for (std::int64_t k = 0; k < w; ++k) {
@@ -105,7 +112,8 @@ template <SoftmaxKind K, class T> void softmax_columns(const T* x, T* y, std::in
     }
   }
   T f[kColumnBlock];  // 1 / sum for softmax, log(sum) for log-softmax
-  for (std::int64_t k = 0; k < w; ++k) f[k] = static_cast<T>(K == SoftmaxKind::kSoftmax ? 1.0 / s[k] : std::log(s[k]));
+  for (std::int64_t k = 0; k < w; ++k)
+    f[k] = static_cast<T>(K == SoftmaxKind::kSoftmax ? 1.0 / s[k] : std::log(s[k]));
   for (std::int64_t i = 0; i < size; ++i) {
     const T* xr = x + i * inner;
     T* yr = y + i * inner;
@@ -120,7 +128,8 @@ template <SoftmaxKind K, class T> void softmax_columns(const T* x, T* y, std::in
 }
 
 // dx for one contiguous row: softmax y * (dy - sum(dy * y)); log-softmax dy - exp(y) * sum(dy).
-template <SoftmaxKind K, class T> void softmax_backward_row(const T* dy, const T* y, T* dx, std::int64_t size) {
+template <SoftmaxKind K, class T>
+void softmax_backward_row(const T* dy, const T* y, T* dx, std::int64_t size) {
   if constexpr (K == SoftmaxKind::kSoftmax) {
     const T st = static_cast<T>(blocked_sum<T>(size, [&](std::int64_t i) { return dy[i] * y[i]; }));
 #pragma omp simd
@@ -133,7 +142,8 @@ template <SoftmaxKind K, class T> void softmax_backward_row(const T* dy, const T
 }
 
 template <SoftmaxKind K, class T>
-void softmax_backward_columns(const T* dy, const T* y, T* dx, std::int64_t size, std::int64_t inner, std::int64_t w) {
+void softmax_backward_columns(const T* dy, const T* y, T* dx, std::int64_t size, std::int64_t inner,
+                              std::int64_t w) {
   double s[kColumnBlock];
   for (std::int64_t k = 0; k < w; ++k) s[k] = 0.0;
   for (std::int64_t i = 0; i < size; ++i) {
@@ -186,7 +196,8 @@ void for_each_slice(std::int64_t outer, std::int64_t size, std::int64_t inner, R
 }
 
 template <SoftmaxKind K, class T>
-void softmax_typed(const Tensor& x, const Tensor& y, std::int64_t outer, std::int64_t size, std::int64_t inner) {
+void softmax_typed(const Tensor& x, const Tensor& y, std::int64_t outer, std::int64_t size,
+                   std::int64_t inner) {
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
   for_each_slice(
@@ -198,8 +209,8 @@ void softmax_typed(const Tensor& x, const Tensor& y, std::int64_t outer, std::in
 }
 
 template <SoftmaxKind K, class T>
-void softmax_backward_typed(const Tensor& dy, const Tensor& y, const Tensor& dx, std::int64_t outer, std::int64_t size,
-                            std::int64_t inner) {
+void softmax_backward_typed(const Tensor& dy, const Tensor& y, const Tensor& dx, std::int64_t outer,
+                            std::int64_t size, std::int64_t inner) {
   const T* g = dy.data<T>();
   const T* yp = y.data<T>();
   T* d = dx.data<T>();
@@ -224,8 +235,8 @@ void softmax_kernel(SoftmaxKind kind, const Tensor& x, const Tensor& y, std::int
   });
 }
 
-void softmax_backward_kernel(SoftmaxKind kind, const Tensor& dy, const Tensor& y, const Tensor& dx, std::int64_t outer,
-                             std::int64_t size, std::int64_t inner) {
+void softmax_backward_kernel(SoftmaxKind kind, const Tensor& dy, const Tensor& y, const Tensor& dx,
+                             std::int64_t outer, std::int64_t size, std::int64_t inner) {
   dispatch_floating("softmax_backward", dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if (kind == SoftmaxKind::kSoftmax) {

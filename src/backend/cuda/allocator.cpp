@@ -49,7 +49,7 @@ class CachingCudaAllocator final : public Allocator {
     }
     if (status != cudaSuccess) {
       cudaGetLastError();
-      throw DeviceError(cat("cuda allocator: expected ", bytes, " bytes of free memory on ", device.str(),
+      throw DeviceError(str_cat("cuda allocator: expected ", bytes, " bytes of free memory on ", device.str(),
                             ", but cudaMalloc(", size, ") failed: ", cudaGetErrorString(status), " (",
                             cuda_allocator_stats(device.index).allocated_bytes, " bytes held by tensors)"));
     }

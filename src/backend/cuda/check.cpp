@@ -9,12 +9,12 @@ void check_cuda(cudaError_t status, const char* call) {
   if (status == cudaSuccess) return;
   // Clears a non-sticky error so that it is not reported again by the next unrelated call.
   cudaGetLastError();
-  throw DeviceError(cat(call, " failed: ", cudaGetErrorName(status), ": ", cudaGetErrorString(status)));
+  throw DeviceError(str_cat(call, " failed: ", cudaGetErrorName(status), ": ", cudaGetErrorString(status)));
 }
 
 void check_cublas(cublasStatus_t status, const char* call) {
   if (status == CUBLAS_STATUS_SUCCESS) return;
-  throw DeviceError(cat(call, " failed: ", cublasGetStatusName(status), ": ", cublasGetStatusString(status)));
+  throw DeviceError(str_cat(call, " failed: ", cublasGetStatusName(status), ": ", cublasGetStatusString(status)));
 }
 
 }  // namespace lockstep::cuda

@@ -21,7 +21,7 @@ const Probe& probe() {
     if (status != cudaSuccess) {
       cudaGetLastError();
       p.count = 0;
-      p.reason = cat("cudaGetDeviceCount: ", cudaGetErrorString(status));
+      p.reason = str_cat("cudaGetDeviceCount: ", cudaGetErrorString(status));
     } else if (p.count == 0) {
       p.reason = "cudaGetDeviceCount reported 0 devices";
     }

@@ -62,7 +62,7 @@ ArithOp arith_op(BinaryOp op) {
     case BinaryOp::kMul: return ArithOp::kMul;
     case BinaryOp::kDiv: return ArithOp::kDiv;
     default:
-      throw NotImplementedError(cat("kernel binary: op ", binary_op_name(op),
+      throw NotImplementedError(str_cat("kernel binary: op ", binary_op_name(op),
                                     " is not implemented for CUDA tensors yet (add, sub, mul and div are)"));
   }
 }

@@ -29,7 +29,7 @@ template <int N> Layout<N> make_layout(const char* where, const std::array<const
     if (layout.ndim == kMaxDims) {
       std::string strides;
       for (const Tensor* t : tensors) strides += (strides.empty() ? "" : ", ") + shape_str(t->strides());
-      throw NotImplementedError(cat(where, ": expected at most ", kMaxDims,
+      throw NotImplementedError(str_cat(where, ": expected at most ", kMaxDims,
                                     " dimensions after merging contiguous ones on CUDA, but got shape ",
                                     shape_str(shape), " with strides ", strides,
                                     ". Make the operands contiguous first"));
