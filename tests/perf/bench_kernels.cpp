@@ -10,6 +10,10 @@
 #include <vector>
 
 #include "src/backend/cpu/conv_kernels.h"
+#include "src/ops/conv.h"
+#include "src/ops/linalg.h"
+#include "src/ops/reduce.h"
+#include "src/tensor/factories.h"
 
 extern "C" char* openblas_get_corename();
 
@@ -52,6 +56,27 @@ void bench_dgemm(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
     benchmark::DoNotOptimize(c.data());
   }
   set_flops(state, 2.0 * m * n * k);
+}
+
+// The same work through Lockstep's differentiable ops (tensor allocation, dispatch and autograd included).
+void bench_matmul_op(benchmark::State& state, int64_t s) {
+  const lockstep::Tensor a = lockstep::rand({s, s}), b = lockstep::rand({s, s});
+  for (auto _ : state) benchmark::DoNotOptimize(lockstep::matmul(a, b).data());
+  set_flops(state, 2.0 * s * s * s);
+}
+
+void bench_conv_op(benchmark::State& state, const Conv2dGeometry& g) {
+  using lockstep::Tensor;
+  Tensor x = lockstep::rand({g.N, g.C, g.H, g.W}).requires_grad_();
+  Tensor w = lockstep::rand({g.K, g.C / g.groups, g.R, g.S}, -0.1, 0.1).requires_grad_();
+  Tensor b = lockstep::zeros({g.K}).requires_grad_();
+  const Tensor dy = lockstep::rand({g.N, g.K, g.P(), g.Q()});
+  for (auto _ : state) {
+    Tensor y = lockstep::conv2d(x, w, b, {g.stride_h, g.stride_w}, {g.pad_h, g.pad_w});
+    y.backward(dy);
+    benchmark::DoNotOptimize(w.grad().data());
+  }
+  set_flops(state, 3.0 * 2.0 * g.N * g.K * g.P() * g.Q() * (g.C / g.groups) * g.R * g.S);
 }
 
 enum class Pass { kForward, kBackwardInput, kBackwardWeight, kAll };
@@ -169,6 +194,12 @@ void register_all() {
       reg(std::string("convT_f32_") + path_name + "/" + c.name + "/fwd",
           [g, pth](benchmark::State& st) { bench_conv<float>(st, g, Pass::kBackwardInput, pth); });
     }
+  }
+  // Through the ops: matmul, and conv2d forward + backward (x, w and bias gradients) with autograd.
+  reg("matmul_op/1024", [](benchmark::State& st) { bench_matmul_op(st, 1024); });
+  for (const Case& c : {resnet[0], resnet[2], dcgan[2]}) {
+    const Conv2dGeometry g = c.g;
+    reg(std::string("conv2d_op/") + c.name + "/fwd+bwd", [g](benchmark::State& st) { bench_conv_op(st, g); });
   }
   // f64 (im2col + dgemm) on two shapes, for scale.
   for (const Case& c : {resnet[2], dcgan[2]}) {
