@@ -3,7 +3,6 @@
 #pragma once
 
 #include <array>
-#include <cmath>
 #include <cstdint>
 
 namespace lockstep {
@@ -25,14 +24,6 @@ inline std::array<std::uint32_t, 4> philox4x32(std::uint64_t seed, std::uint64_t
     k1 += 0xBB67AE85u;
   }
   return {c0, c1, c2, c3};
-}
-
-// Uniform in [0, 1) with 24 random bits (exactly representable in f32).
-inline float uniform01(std::uint32_t bits) { return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f); }
-// Uniform in (0, 1] with 53 random bits.
-inline double uniform01_open0(std::uint32_t hi, std::uint32_t lo) {
-  const std::uint64_t x = ((static_cast<std::uint64_t>(hi) << 21) ^ lo) & ((1ull << 53) - 1);
-  return (static_cast<double>(x) + 1.0) * (1.0 / 9007199254740992.0);
 }
 
 // A random stream: a seed and the next unused counter. Each fill of n elements takes a block of counters,

@@ -150,14 +150,18 @@ void register_all() {
       {"r20_c64_8x8", conv(128, 64, 8, 64, 3, 1, 1)},
       {"r20_1x1_c16to32_s2", conv(128, 16, 32, 32, 1, 2, 0)},
       {"r20_stem_c3", conv(128, 3, 32, 16, 3, 1, 1)},
+      // The same stem on 1-channel 28x28 images (Fashion-MNIST).
+      {"r20_stem_c1_28x28", conv(128, 1, 28, 16, 3, 1, 1)},
   };
-  // DCGAN 64x64, batch 64: discriminator convs 4x4 stride 2 pad 1. The generator's transposed convs are the
+  // DCGAN 64x64, batch 64 (and the 1-channel 32x32 variant's first layer): discriminator convs 4x4 stride 2 pad 1. The generator's transposed convs are the
   // input gradient of these same geometries (512->256 at 4->8 is d4, ..., 64->3 at 32->64 is d1).
   const std::vector<Case> dcgan = {
       {"dcgan_d1_c3to64_64x64", conv(64, 3, 64, 64, 4, 2, 1)},
       {"dcgan_d2_c64to128_32x32", conv(64, 64, 32, 128, 4, 2, 1)},
       {"dcgan_d3_c128to256_16x16", conv(64, 128, 16, 256, 4, 2, 1)},
       {"dcgan_d4_c256to512_8x8", conv(64, 256, 8, 512, 4, 2, 1)},
+      // DCGAN 32x32 on 1-channel images: the discriminator's first layer.
+      {"dcgan32_d1_c1to64_32x32", conv(64, 1, 32, 64, 4, 2, 1)},
   };
   const std::pair<Pass, const char*> passes[] = {{Pass::kForward, "fwd"},
                                                  {Pass::kBackwardInput, "bwd_input"},
@@ -186,6 +190,7 @@ void register_all() {
       {"dcgan_g3_c256to128_8to16", conv(64, 128, 16, 256, 4, 2, 1)},
       {"dcgan_g4_c128to64_16to32", conv(64, 64, 32, 128, 4, 2, 1)},
       {"dcgan_g5_c64to3_32to64", conv(64, 3, 64, 64, 4, 2, 1)},
+      {"dcgan32_g4_c64to1_16to32", conv(64, 1, 32, 64, 4, 2, 1)},
   };
   for (const Case& c : generator) {
     for (const auto& [path, path_name] : paths) {

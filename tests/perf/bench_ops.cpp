@@ -1,0 +1,152 @@
+// Op-level benchmark: milliseconds per iteration of training passes through Lockstep's public ops (conv2d,
+// conv_transpose2d, batch_norm, an MLP step), the same computations tests/perf/peer_torch.py times in PyTorch.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "src/autograd/grad_mode.h"
+#include "src/ops/activation.h"
+#include "src/ops/conv.h"
+#include "src/ops/linalg.h"
+#include "src/ops/loss.h"
+#include "src/ops/norm.h"
+#include "src/tensor/factories.h"
+
+extern "C" char* openblas_get_corename();
+
+namespace {
+
+using lockstep::Tensor;
+
+// Forgets the accumulated gradients, so every iteration writes fresh ones (PyTorch: .grad = None).
+void clear_grads(const std::vector<Tensor>& params) {
+  for (const Tensor& p : params) p.set_grad(Tensor());
+}
+
+struct ConvCase {
+  const char* name;
+  std::int64_t n, c_in, c_out, hw, kernel, stride, pad;
+};
+
+// conv2d forward + backward into x, w and bias gradients.
+void bench_conv2d(benchmark::State& state, const ConvCase& c) {
+  Tensor x = lockstep::rand({c.n, c.c_in, c.hw, c.hw}, -1.0, 1.0).requires_grad_();
+  Tensor w = lockstep::rand({c.c_out, c.c_in, c.kernel, c.kernel}, -0.1, 0.1).requires_grad_();
+  Tensor b = lockstep::zeros({c.c_out}).requires_grad_();
+  const std::int64_t out = lockstep::conv_output_size(c.hw, c.kernel, c.pad, c.stride);
+  const Tensor dy = lockstep::rand({c.n, c.c_out, out, out}, -1.0, 1.0);
+  for (auto _ : state) {
+    clear_grads({x, w, b});
+    Tensor y = lockstep::conv2d(x, w, b, {c.stride, c.stride}, {c.pad, c.pad});
+    y.backward(dy);
+    benchmark::DoNotOptimize(w.grad().data());
+  }
+}
+
+// conv_transpose2d (no bias, as in DCGAN's generator) forward + backward into x and w gradients.
+void bench_conv_transpose2d(benchmark::State& state, const ConvCase& c) {
+  Tensor x = lockstep::rand({c.n, c.c_in, c.hw, c.hw}, -1.0, 1.0).requires_grad_();
+  Tensor w = lockstep::rand({c.c_in, c.c_out, c.kernel, c.kernel}, -0.1, 0.1).requires_grad_();
+  const std::int64_t out = lockstep::conv_transpose_output_size(c.hw, c.kernel, c.pad, c.stride);
+  const Tensor dy = lockstep::rand({c.n, c.c_out, out, out}, -1.0, 1.0);
+  for (auto _ : state) {
+    clear_grads({x, w});
+    Tensor y = lockstep::conv_transpose2d(x, w, {}, {c.stride, c.stride}, {c.pad, c.pad});
+    y.backward(dy);
+    benchmark::DoNotOptimize(w.grad().data());
+  }
+}
+
+// Training-mode batch norm (affine, running statistics) forward + backward into x, weight and bias.
+void bench_batch_norm(benchmark::State& state, const lockstep::Shape& shape) {
+  const std::int64_t channels = shape[1];
+  Tensor x = lockstep::rand(shape, -1.0, 1.0).requires_grad_();
+  Tensor weight = lockstep::ones({channels}).requires_grad_();
+  Tensor bias = lockstep::zeros({channels}).requires_grad_();
+  const Tensor running_mean = lockstep::zeros({channels}), running_var = lockstep::ones({channels});
+  const Tensor dy = lockstep::rand(shape, -1.0, 1.0);
+  for (auto _ : state) {
+    clear_grads({x, weight, bias});
+    Tensor y = lockstep::batch_norm(x, weight, bias, running_mean, running_var, lockstep::BatchNormMode::kTrain);
+    y.backward(dy);
+    benchmark::DoNotOptimize(x.grad().data());
+  }
+}
+
+// One SGD step of a 784-512-256-10 ReLU MLP with cross-entropy on a batch of `batch`.
+void bench_mlp(benchmark::State& state, std::int64_t batch) {
+  const std::vector<std::int64_t> sizes = {784, 512, 256, 10};
+  std::vector<Tensor> params;
+  for (size_t i = 0; i + 1 < sizes.size(); ++i) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(sizes[i]));
+    params.push_back(lockstep::rand({sizes[i + 1], sizes[i]}, -bound, bound).requires_grad_());
+    params.push_back(lockstep::rand({sizes[i + 1]}, -bound, bound).requires_grad_());
+  }
+  const Tensor x = lockstep::rand({batch, sizes[0]});
+  std::vector<std::int64_t> labels(static_cast<size_t>(batch));
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int64_t>(i % 10);
+  const Tensor target = lockstep::from_vector(labels, {batch});
+  const double lr = 0.01;
+  for (auto _ : state) {
+    Tensor h = lockstep::relu(lockstep::linear(x, params[0], params[1]));
+    h = lockstep::relu(lockstep::linear(h, params[2], params[3]));
+    const Tensor loss = lockstep::cross_entropy(lockstep::linear(h, params[4], params[5]), target);
+    loss.backward();
+    lockstep::NoGradGuard no_grad;
+    for (Tensor& p : params) {
+      p.add_(p.grad(), -lr);
+      p.set_grad(Tensor());
+    }
+  }
+}
+
+void register_all() {
+  auto reg = [](const std::string& name, auto fn) {
+    benchmark::RegisterBenchmark(name.c_str(), fn)->UseRealTime()->Unit(benchmark::kMillisecond);
+  };
+  // ResNet-20 3x3 pad-1 convs at batch 128, and a 1-channel 28x28 stem (Fashion-MNIST).
+  const std::vector<ConvCase> convs = {
+      {"r20_c16_32x32", 128, 16, 16, 32, 3, 1, 1},
+      {"r20_c32_16x16", 128, 32, 32, 16, 3, 1, 1},
+      {"r20_c64_8x8", 128, 64, 64, 8, 3, 1, 1},
+      {"stem_c1to16_28x28", 128, 1, 16, 28, 3, 1, 1},
+  };
+  for (const ConvCase& c : convs) {
+    reg(std::string("conv2d/") + c.name, [c](benchmark::State& st) { bench_conv2d(st, c); });
+  }
+  // DCGAN 32x32 generator, batch 64: 4x4 kernels, stride 2, pad 1 (spatial size doubles).
+  const std::vector<ConvCase> transposed = {
+      {"dcgan_c256to128_4to8", 64, 256, 128, 4, 4, 2, 1},
+      {"dcgan_c128to64_8to16", 64, 128, 64, 8, 4, 2, 1},
+      {"dcgan_c64to1_16to32", 64, 64, 1, 16, 4, 2, 1},
+  };
+  for (const ConvCase& c : transposed) {
+    reg(std::string("conv_transpose2d/") + c.name, [c](benchmark::State& st) { bench_conv_transpose2d(st, c); });
+  }
+  reg("batch_norm/train_128x16x32x32", [](benchmark::State& st) { bench_batch_norm(st, {128, 16, 32, 32}); });
+  reg("mlp/784_512_256_10_b128", [](benchmark::State& st) { bench_mlp(st, 128); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::printf("openblas core: %s, OpenMP threads: %d\n", openblas_get_corename(), omp_get_max_threads());
+  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
+  benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
+  register_all();
+  std::vector<char*> args(argv, argv + argc);
+  std::string min_time = "--benchmark_min_time=0.5";
+  bool has_min_time = false;
+  for (int i = 1; i < argc; ++i) has_min_time |= std::string(argv[i]).rfind("--benchmark_min_time", 0) == 0;
+  if (!has_min_time) args.insert(args.begin() + 1, min_time.data());
+  argc = static_cast<int>(args.size());
+  benchmark::Initialize(&argc, args.data());
+  if (benchmark::ReportUnrecognizedArguments(argc, args.data())) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
