@@ -3,6 +3,7 @@
 // gradients are a convolution and a transposed convolution), so second derivatives work (gradient penalties).
 #include "src/ops/conv.h"
 
+#include "src/autograd/grad_mode.h"
 #include "src/autograd/node.h"
 #include "src/ops/reduce.h"
 
@@ -71,9 +72,14 @@ Tensor conv2d_input_grad(const Tensor& dy, const Tensor& w, const Conv2dParams& 
 
 // The weight gradient of conv2d as a recorded op: dy [N, K, P, Q], x [N, C, H, W] -> dw of w_shape
 // [K, C / groups, R, S]. It is bilinear in dy and x, so its own gradients are a conv and a transposed conv.
-Tensor conv2d_weight_grad(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dParams& p) {
+// With `dbias` and no graph being recorded, the bias gradient [K] comes out of the same kernel pass.
+Tensor conv2d_weight_grad(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dParams& p,
+                          Tensor* dbias = nullptr) {
   Tensor dw = empty(w_shape, dy.dtype(), dy.device());
-  kernels::conv2d_backward_weight.get(dy.device())(raw(dy), raw(x), dw, Tensor(), p);
+  Tensor db;
+  if (dbias && !GradMode::is_enabled()) db = empty({w_shape[0]}, dy.dtype(), dy.device());
+  kernels::conv2d_backward_weight.get(dy.device())(raw(dy), raw(x), dw, db, p);
+  if (db.defined()) *dbias = db;
   const Size2d in_size{x.size(2), x.size(3)};
   record("conv2d_backward_weight", {dy, x}, {dw}, {dy, x}, [p, in_size](BackwardContext& ctx) {
     // gg [K, C / groups, R, S], dy [N, K, P, Q], x [N, C, H, W] -> d(dy) [N, K, P, Q], dx [N, C, H, W]
@@ -98,9 +104,13 @@ Tensor conv2d_core(const Tensor& x, const Tensor& w, const Tensor& bias, const C
     // dy [N, K, P, Q], x [N, C, H, W], w [K, C / groups, R, S] -> dx [N, C, H, W], dw [K, C / groups, R, S], dbias [K]
     const Tensor& g = ctx.grad();
     const Tensor w = ctx.saved(1);
-    return std::vector<Tensor>{ctx.needs_input_grad(0) ? conv2d_input_grad(g, w, p, in_size) : Tensor(),
-                               ctx.needs_input_grad(1) ? conv2d_weight_grad(g, ctx.saved(0), w.shape(), p) : Tensor(),
-                               ctx.needs_input_grad(2) ? sum(g, {0, 2, 3}) : Tensor()};
+    Tensor dx, dw, db;
+    if (ctx.needs_input_grad(0)) dx = conv2d_input_grad(g, w, p, in_size);
+    if (ctx.needs_input_grad(1)) {
+      dw = conv2d_weight_grad(g, ctx.saved(0), w.shape(), p, ctx.needs_input_grad(2) ? &db : nullptr);
+    }
+    if (ctx.needs_input_grad(2) && !db.defined()) db = sum(g, {0, 2, 3});
+    return std::vector<Tensor>{dx, dw, db};
   });
   return y;
 }
