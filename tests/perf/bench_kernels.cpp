@@ -153,8 +153,9 @@ void register_all() {
       // The same stem on 1-channel 28x28 images (Fashion-MNIST).
       {"r20_stem_c1_28x28", conv(128, 1, 28, 16, 3, 1, 1)},
   };
-  // DCGAN 64x64, batch 64 (and the 1-channel 32x32 variant's first layer): discriminator convs 4x4 stride 2 pad 1. The generator's transposed convs are the
-  // input gradient of these same geometries (512->256 at 4->8 is d4, ..., 64->3 at 32->64 is d1).
+  // DCGAN 64x64, batch 64 (and the 1-channel 32x32 variant's first layer): discriminator convs 4x4 stride 2
+  // pad 1. The generator's transposed convs are the input gradient of these same geometries (512->256 at 4->8
+  // is d4, ..., 64->3 at 32->64 is d1).
   const std::vector<Case> dcgan = {
       {"dcgan_d1_c3to64_64x64", conv(64, 3, 64, 64, 4, 2, 1)},
       {"dcgan_d2_c64to128_32x32", conv(64, 64, 32, 128, 4, 2, 1)},
@@ -167,11 +168,18 @@ void register_all() {
                                                  {Pass::kBackwardInput, "bwd_input"},
                                                  {Pass::kBackwardWeight, "bwd_weight"},
                                                  {Pass::kAll, "fwd+bwd"}};
-  const std::pair<Conv2dPath, const char*> paths[] = {{Conv2dPath::kAuto, "auto"},
-                                                      {Conv2dPath::kGemm, "gemm"}};
+  // Paths: auto, im2col + GEMM forced, and (on the shapes where the direct small-C*R*S kernels compete with
+  // it) oneDNN alone.
+  const std::pair<Conv2dPath, const char*> small_paths[] = {
+      {Conv2dPath::kAuto, "auto"}, {Conv2dPath::kGemm, "gemm"}, {Conv2dPath::kOneDnn, "onednn"}};
+  auto paths_for = [&](const Conv2dGeometry& g) {
+    const bool small = g.C * g.R * g.S <= 48;
+    return std::vector<std::pair<Conv2dPath, const char*>>(std::begin(small_paths),
+                                                           std::begin(small_paths) + (small ? 3 : 2));
+  };
   for (const auto* cases : {&resnet, &dcgan}) {
     for (const Case& c : *cases) {
-      for (const auto& [path, path_name] : paths) {
+      for (const auto& [path, path_name] : paths_for(c.g)) {
         for (const auto& [pass, pass_name] : passes) {
           const Conv2dGeometry g = c.g;
           const Conv2dPath pth = path;
@@ -193,7 +201,7 @@ void register_all() {
       {"dcgan32_g4_c64to1_16to32", conv(64, 1, 32, 64, 4, 2, 1)},
   };
   for (const Case& c : generator) {
-    for (const auto& [path, path_name] : paths) {
+    for (const auto& [path, path_name] : paths_for(c.g)) {
       const Conv2dGeometry g = c.g;
       const Conv2dPath pth = path;
       reg(std::string("convT_f32_") + path_name + "/" + c.name + "/fwd",

@@ -22,6 +22,14 @@ namespace {
 
 using lockstep::Tensor;
 
+// Times `step` after two untimed warm-up calls (first-touch page faults, allocator and thread-pool start-up).
+template <class Step>
+void run(benchmark::State& state, Step step) {
+  step();
+  step();
+  for (auto _ : state) step();
+}
+
 // Forgets the accumulated gradients, so every iteration writes fresh ones (PyTorch: .grad = None).
 void clear_grads(const std::vector<Tensor>& params) {
   for (const Tensor& p : params) p.set_grad(Tensor());
@@ -39,12 +47,12 @@ void bench_conv2d(benchmark::State& state, const ConvCase& c) {
   Tensor b = lockstep::zeros({c.c_out}).requires_grad_();
   const std::int64_t out = lockstep::conv_output_size(c.hw, c.kernel, c.pad, c.stride);
   const Tensor dy = lockstep::rand({c.n, c.c_out, out, out}, -1.0, 1.0);
-  for (auto _ : state) {
+  run(state, [&] {
     clear_grads({x, w, b});
     Tensor y = lockstep::conv2d(x, w, b, {c.stride, c.stride}, {c.pad, c.pad});
     y.backward(dy);
     benchmark::DoNotOptimize(w.grad().data());
-  }
+  });
 }
 
 // conv_transpose2d (no bias, as in DCGAN's generator) forward + backward into x and w gradients.
@@ -53,12 +61,12 @@ void bench_conv_transpose2d(benchmark::State& state, const ConvCase& c) {
   Tensor w = lockstep::rand({c.c_in, c.c_out, c.kernel, c.kernel}, -0.1, 0.1).requires_grad_();
   const std::int64_t out = lockstep::conv_transpose_output_size(c.hw, c.kernel, c.pad, c.stride);
   const Tensor dy = lockstep::rand({c.n, c.c_out, out, out}, -1.0, 1.0);
-  for (auto _ : state) {
+  run(state, [&] {
     clear_grads({x, w});
     Tensor y = lockstep::conv_transpose2d(x, w, {}, {c.stride, c.stride}, {c.pad, c.pad});
     y.backward(dy);
     benchmark::DoNotOptimize(w.grad().data());
-  }
+  });
 }
 
 // Training-mode batch norm (affine, running statistics) forward + backward into x, weight and bias.
@@ -69,12 +77,12 @@ void bench_batch_norm(benchmark::State& state, const lockstep::Shape& shape) {
   Tensor bias = lockstep::zeros({channels}).requires_grad_();
   const Tensor running_mean = lockstep::zeros({channels}), running_var = lockstep::ones({channels});
   const Tensor dy = lockstep::rand(shape, -1.0, 1.0);
-  for (auto _ : state) {
+  run(state, [&] {
     clear_grads({x, weight, bias});
     Tensor y = lockstep::batch_norm(x, weight, bias, running_mean, running_var, lockstep::BatchNormMode::kTrain);
     y.backward(dy);
     benchmark::DoNotOptimize(x.grad().data());
-  }
+  });
 }
 
 // One SGD step of a 784-512-256-10 ReLU MLP with cross-entropy on a batch of `batch`.
@@ -91,7 +99,7 @@ void bench_mlp(benchmark::State& state, std::int64_t batch) {
   for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int64_t>(i % 10);
   const Tensor target = lockstep::from_vector(labels, {batch});
   const double lr = 0.01;
-  for (auto _ : state) {
+  run(state, [&] {
     Tensor h = lockstep::relu(lockstep::linear(x, params[0], params[1]));
     h = lockstep::relu(lockstep::linear(h, params[2], params[3]));
     const Tensor loss = lockstep::cross_entropy(lockstep::linear(h, params[4], params[5]), target);
@@ -101,7 +109,7 @@ void bench_mlp(benchmark::State& state, std::int64_t batch) {
       p.add_(p.grad(), -lr);
       p.set_grad(Tensor());
     }
-  }
+  });
 }
 
 void register_all() {

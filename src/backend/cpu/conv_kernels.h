@@ -1,6 +1,7 @@
-// CPU 2-D convolution kernels on raw contiguous NCHW pointers (f32 and f64): forward, input gradient and
-// weight gradient. f32 runs on cached oneDNN primitives, f64 and a few f32 shapes on im2col + OpenBLAS GEMM.
+// CPU 2-D convolution kernels on raw contiguous NCHW pointers (f32 and f64): forward, input and weight
+// gradients, on cached oneDNN primitives (f32), im2col + OpenBLAS GEMM (f64, some f32) or direct (some f32).
 // All functions are thread-safe and deterministic for a given thread count; they use the shared OpenMP pool.
+
 #pragma once
 
 #include <cstdint>
@@ -19,9 +20,10 @@ struct Conv2dGeometry {
 
 // Which implementation the f32 kernels use. kAuto: oneDNN, except where im2col + GEMM is measurably
 // faster (kernel covering the whole input; input gradient with fewer than 16 input channels) or oneDNN has
-// no kernel. kGemm forces im2col + GEMM; kOneDnn forces oneDNN (throws where it has none). f64 always uses
-// im2col + GEMM. Process-wide setting meant for tests and benchmarks; do not change it while kernels run on
-// other threads.
+// no kernel, and except the input gradient with C*R*S <= 32 and K >= 32 on CPUs with AVX-512F (transposed
+// convolutions down to 1-2 channels, 1x1 shortcuts), which runs a direct kernel. kGemm forces im2col + GEMM;
+// kOneDnn forces oneDNN (throws where it has none). f64 always uses im2col + GEMM. Process-wide setting meant
+// for tests and benchmarks; do not change it while kernels run on other threads.
 enum class Conv2dPath { kAuto, kGemm, kOneDnn };
 void set_conv2d_path(Conv2dPath path);
 
