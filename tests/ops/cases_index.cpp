@@ -11,13 +11,6 @@ namespace lockstep::test {
 namespace {
 using Ts = std::vector<Tensor>;
 using Rs = std::vector<RefArray>;
-using Index = std::vector<std::int64_t>;
-
-std::int64_t flat_of(const Shape& shape, const Index& idx) {
-  std::int64_t f = 0;
-  for (std::size_t d = 0; d < shape.size(); ++d) f = f * shape[d] + idx[d];
-  return f;
-}
 
 // Calls fn(multi-index) for every position of `shape`, row-major.
 void for_each_index(const Shape& shape, const std::function<void(const Index&)>& fn) {

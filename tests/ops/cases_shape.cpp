@@ -10,13 +10,6 @@ namespace lockstep::test {
 namespace {
 using Ts = std::vector<Tensor>;
 using Rs = std::vector<RefArray>;
-using Index = std::vector<std::int64_t>;
-
-std::int64_t flat_of(const Shape& shape, const Index& idx) {
-  std::int64_t f = 0;
-  for (std::size_t d = 0; d < shape.size(); ++d) f = f * shape[d] + idx[d];
-  return f;
-}
 
 // out[i] = in[map(i)] for every multi-index i of out_shape: the reference of any view.
 RefArray remap(const RefArray& in, const Shape& out_shape, const std::function<Index(const Index&)>& map) {

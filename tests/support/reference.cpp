@@ -3,6 +3,12 @@
 
 namespace lockstep::test {
 
+std::int64_t flat_of(const Shape& shape, const Index& idx) {
+  std::int64_t f = 0;
+  for (std::size_t d = 0; d < shape.size(); ++d) f = f * shape[d] + idx[d];
+  return f;
+}
+
 RefArray ref_map(const RefArray& a, const std::function<double(double)>& f) {
   RefArray out(a.shape);
   for (std::size_t i = 0; i < a.data.size(); ++i) out.data[i] = f(a.data[i]);

@@ -7,6 +7,11 @@
 
 namespace lockstep::test {
 
+using Index = std::vector<std::int64_t>;
+
+// Row-major position of the multi-index `idx` in `shape`.
+std::int64_t flat_of(const Shape& shape, const Index& idx);
+
 // out[i] = f(a[i]).
 RefArray ref_map(const RefArray& a, const std::function<double(double)>& f);
 // out = f(a, b) with numpy broadcasting.
