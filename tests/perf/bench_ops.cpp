@@ -15,8 +15,8 @@
 #include "src/ops/loss.h"
 #include "src/ops/norm.h"
 #include "src/tensor/factories.h"
+#include "tests/perf/bench_main.h"
 
-extern "C" char* openblas_get_corename();
 
 namespace {
 
@@ -142,19 +142,6 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::printf("openblas core: %s, OpenMP threads: %d\n", openblas_get_corename(), omp_get_max_threads());
-  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
-  benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
   register_all();
-  std::vector<char*> args(argv, argv + argc);
-  std::string min_time = "--benchmark_min_time=0.5";
-  bool has_min_time = false;
-  for (int i = 1; i < argc; ++i) has_min_time |= std::string(argv[i]).rfind("--benchmark_min_time", 0) == 0;
-  if (!has_min_time) args.insert(args.begin() + 1, min_time.data());
-  argc = static_cast<int>(args.size());
-  benchmark::Initialize(&argc, args.data());
-  if (benchmark::ReportUnrecognizedArguments(argc, args.data())) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return lockstep::bench::run_benchmarks(argc, argv, "0.5");
 }
