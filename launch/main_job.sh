@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# The main job: sets up a fresh machine, builds Lockstep and runs its end-to-end example. Until the
-# multi-rank Fashion-MNIST training lands (issues 3-5), that example is XOR learned by an MLP through the
-# autograd engine; the kernel benchmark follows when LOCKSTEP_BENCH=1.
+# The main job: sets up a fresh machine, builds the `lockstep` tool, converts Fashion-MNIST (Debian's
+# dataset-fashion-mnist) to HDF5 and trains the example MLP on it, printing progress and a summary.
+# Until MPI data parallelism and checkpoints land (issues 4-5) this is a single-process run.
+# Extra arguments are config overrides, e.g. `bash launch/main_job.sh run.epochs=3`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash launch/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j "$(nproc)" --target xor_mlp lockstep_bench_kernels
-./build/examples/xor_mlp
-if [[ "${LOCKSTEP_BENCH:-0}" == 1 ]]; then
-  OMP_NUM_THREADS=1 ./build/tests/perf/lockstep_bench_kernels
+cmake --build build -j "$(nproc)" --target lockstep
+
+data=data/fashion-mnist.h5
+if [[ ! -f "$data" ]]; then
+  mkdir -p data
+  ./build/launch/lockstep convert --format fashion-mnist \
+    --input "$(dirname "$(dpkg -L dataset-fashion-mnist | grep -m1 'train-images-idx3-ubyte.gz')")" --output "$data"
 fi
+./build/launch/lockstep train examples/fashion_mlp.toml "$@"

@@ -1,0 +1,70 @@
+// One split of a Lockstep data set file (/<split>/images u8 [N,C,H,W], /<split>/labels i64 [N]; see the
+// `lockstep convert` layout): validated at open, images served either from memory or from the file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/h5/h5.h"
+
+namespace lockstep {
+
+// kMemory reads every image once at open (Fashion-MNIST train is 47 MB); kNone reads each request's rows
+// from the file (sorted, in runs of consecutive rows), for data sets larger than memory.
+enum class Cache : std::uint8_t { kNone, kMemory };
+
+// Owns the open images dataset (kNone), the labels and the cached images (kMemory). Thread-safe: gather may
+// be called from several threads (file reads are serialised by a mutex).
+class ImageDataset {
+ public:
+  // Opens `split` of the file at `path`. Raises IoError (naming file and object) when the file, the split
+  // or a dataset is missing or has the wrong rank or row count, TypeError when a dataset has the wrong
+  // dtype, ValueError when a label is outside [0, number of classes).
+  static std::shared_ptr<ImageDataset> open(const std::filesystem::path& path, const std::string& split,
+                                            Cache cache);
+
+  std::int64_t size() const { return size_; }
+  std::int64_t channels() const { return channels_; }
+  std::int64_t height() const { return height_; }
+  std::int64_t width() const { return width_; }
+  std::int64_t image_bytes() const { return channels_ * height_ * width_; }
+  Cache cache() const { return cache_; }
+  const std::filesystem::path& path() const { return path_; }
+  const std::string& split() const { return split_; }
+  // Root attribute class_names (empty when the file has none).
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  // Split attributes mean and std, per channel, of pixel / 255 (empty when the file has none).
+  const std::vector<double>& mean() const { return mean_; }
+  const std::vector<double>& std() const { return std_; }
+  const std::vector<std::int64_t>& labels() const { return labels_; }
+
+  // Copies the images [C,H,W] and labels of `indices` (any order, repeats allowed) to images_out
+  // (indices.size() * image_bytes() bytes) and labels_out (indices.size() values). IndexError when an
+  // index is outside [0, size()); IoError when the file cannot be read.
+  void gather(std::span<const std::int64_t> indices, std::uint8_t* images_out,
+              std::int64_t* labels_out) const;
+
+ private:
+  ImageDataset(std::filesystem::path path, std::string split, Cache cache)
+      : path_(std::move(path)), split_(std::move(split)), cache_(cache) {}
+
+  std::filesystem::path path_;
+  std::string split_;
+  Cache cache_;
+  std::optional<h5::Dataset> images_;  // kNone: the open images dataset (it keeps the file open)
+  std::int64_t size_ = 0, channels_ = 0, height_ = 0, width_ = 0;
+  std::vector<std::string> class_names_;
+  std::vector<double> mean_, std_;
+  std::vector<std::int64_t> labels_;
+  std::vector<std::uint8_t> cached_;  // kMemory: all images, row-major [N,C,H,W]
+  mutable std::mutex file_mutex_;     // kNone: one reader of images_ at a time
+};
+
+}  // namespace lockstep

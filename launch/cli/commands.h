@@ -1,0 +1,18 @@
+// Entry points of the `lockstep` subcommands. Each takes the arguments after the command's name, writes
+// its output to std::cout, returns the exit code and throws lockstep errors (cli::UsageError for a bad
+// command line); run_cli turns those into messages.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace lockstep::cli {
+
+// `lockstep convert`: a data set in its original format to the HDF5 layout the loader reads.
+int run_convert(const std::vector<std::string>& args);
+// `lockstep train CONFIG [key=value ...]`: classifier or GAN training from a config file.
+int run_train(const std::vector<std::string>& args);
+// `lockstep eval --classifier MODEL.h5 [--generator MODEL.h5]`: test accuracy and the Fréchet distance.
+int run_eval(const std::vector<std::string>& args);
+
+}  // namespace lockstep::cli

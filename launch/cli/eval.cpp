@@ -1,0 +1,94 @@
+// `lockstep eval`: test accuracy of a trained classifier and, given a generator, the Fréchet distance between
+// generated and test images in that classifier's feature space, for the trained and an untrained generator.
+#include <iostream>
+
+#include "launch/cli/commands.h"
+#include "launch/cli/common.h"
+#include "launch/config/config.h"
+#include "launch/train/evaluate.h"
+#include "launch/train/factory.h"
+#include "launch/train/run.h"
+#include "src/core/rng.h"
+#include "src/metrics/frechet.h"
+#include "src/ops/shape.h"
+
+namespace lockstep::cli {
+namespace {
+
+namespace po = boost::program_options;
+
+// A model file's stored config, with the data path replaced when given.
+launch::Config stored(const std::string& file, const std::string& data_path) {
+  std::vector<std::string> overrides;
+  if (!data_path.empty()) overrides.push_back(str_cat("data.path=\"", data_path, "\""));
+  return launch::Config::parse(train::stored_config(file), file, overrides);
+}
+
+}  // namespace
+
+int run_eval(const std::vector<std::string>& args) {
+  po::options_description options("Options");
+  options.add_options()("classifier", po::value<std::string>()->required(), "a classifier's model.h5")(
+      "generator", po::value<std::string>()->default_value(""), "a GAN's model.h5: measure its samples")(
+      "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)")(
+      "samples", po::value<std::int64_t>()->default_value(10000), "images to generate")(
+      "seed", po::value<std::int64_t>()->default_value(0), "seed of the noise and of the untrained generator");
+  const auto values = parse_options(args, options, "eval --classifier MODEL.h5 [--generator MODEL.h5]",
+                                    "Test accuracy of a classifier; with --generator, the Fréchet distance between "
+                                    "generated and test images in the classifier's feature space, for the trained "
+                                    "generator and for an untrained one.");
+  if (!values) return 0;
+  const std::string classifier_file = (*values)["classifier"].as<std::string>();
+  const std::string generator_file = (*values)["generator"].as<std::string>();
+  const std::string data_path = (*values)["data"].as<std::string>();
+  const auto samples = (*values)["samples"].as<std::int64_t>();
+  const auto seed = static_cast<std::uint64_t>((*values)["seed"].as<std::int64_t>());
+  if (samples < 2) throw UsageError(str_cat("--samples: expected at least 2, but got ", samples));
+
+  const launch::Config ccfg = stored(classifier_file, data_path);
+  train::DataSplits data = train::make_data(ccfg, seed);
+  if (!data.test) throw ValueError(str_cat("eval: the data set has no test split (data.test_split is empty)"));
+  std::shared_ptr<nn::Module> model = train::make_classifier(ccfg, "model", data.geometry);
+  train::load_model(classifier_file, "model", *model);
+  DataLoader test_loader(data.test, data.test_options);
+  const train::Accuracy acc = train::evaluate_classifier(*model, test_loader);
+  std::cout << "classifier " << classifier_file << ": test accuracy " << train::format_fixed(acc.accuracy, 4)
+            << ", test loss " << train::format_fixed(acc.loss, 4) << " on " << acc.count << " images\n";
+  if (generator_file.empty()) return 0;
+
+  auto* classifier = dynamic_cast<models::Classifier*>(model.get());
+  if (classifier == nullptr) throw ValueError("eval: the classifier model has no feature layer");
+  std::vector<Tensor> real_parts;
+  test_loader.start_epoch(0);
+  while (std::optional<Batch> batch = test_loader.next()) real_parts.push_back(batch->images);
+  const Tensor real = cat(real_parts, 0);
+  const metrics::Gaussian real_stats = metrics::fit_gaussian(train::classifier_features(*classifier, real));
+
+  const launch::Config gcfg = stored(generator_file, data_path);
+  const train::DataSplits gdata = train::make_data(gcfg, seed);
+  const std::int64_t latent = gcfg.get_int("gan.latent", 100);
+  const std::vector<double>& mean =
+      data.test_options.augment.mean.empty() ? data.test->mean() : data.test_options.augment.mean;
+  const std::vector<double>& std =
+      data.test_options.augment.std.empty() ? data.test->std() : data.test_options.augment.std;
+  const auto distance = [&](nn::Module& generator) {
+    Generator stream(seed);
+    const Tensor images = train::generate_images(generator, latent, samples, stream);
+    const Tensor input = train::to_classifier_input(images, data.geometry.height, data.geometry.width, mean, std);
+    return metrics::frechet_distance(metrics::fit_gaussian(train::classifier_features(*classifier, input)), real_stats);
+  };
+  manual_seed(seed);
+  std::shared_ptr<nn::Module> untrained = train::make_generator(gcfg, "generator", gdata.geometry, latent);
+  std::shared_ptr<nn::Module> trained = train::make_generator(gcfg, "generator", gdata.geometry, latent);
+  train::load_model(generator_file, "generator", *trained);
+  const double d_untrained = distance(*untrained);
+  const double d_trained = distance(*trained);
+  std::cout << "Frechet distance, " << samples << " generated vs " << real.size(0) << " test images in the "
+            << real_stats.dim << "-d feature space of " << classifier_file << ":\n"
+            << "  untrained generator " << train::format_fixed(d_untrained, 3) << "\n"
+            << "  trained generator   " << train::format_fixed(d_trained, 3) << "  (" << generator_file << ")\n"
+            << "  ratio untrained / trained " << train::format_fixed(d_untrained / d_trained, 1) << "\n";
+  return 0;
+}
+
+}  // namespace lockstep::cli

@@ -1,0 +1,25 @@
+// Classifier training: cross-entropy on minibatches, test accuracy each epoch, early stopping with
+// best-model restore, metrics as JSONL and the trained model as an HDF5 file.
+#pragma once
+
+#include <cstdint>
+
+#include "launch/config/config.h"
+#include "launch/train/progress.h"
+#include "launch/train/run.h"
+
+namespace lockstep::train {
+
+struct ClassifierResult {
+  double first_loss = 0;        // mean training loss over the first logged window
+  double last_loss = 0;         // mean training loss of the last epoch
+  double best_accuracy = 0;     // on the test split (0 when there is none)
+  std::int64_t best_epoch = 0;  // 1-based
+  std::int64_t steps = 0;
+  double images_per_s = 0;
+  double seconds = 0;
+};
+
+ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& run, Progress& progress);
+
+}  // namespace lockstep::train

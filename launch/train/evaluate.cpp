@@ -1,0 +1,96 @@
+// Classifier evaluation and helpers shared by the training loops.
+#include "launch/train/evaluate.h"
+
+#include <cstdio>
+
+#include "src/autograd/grad_mode.h"
+#include "src/ops/loss.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/reduce.h"
+#include "src/ops/shape.h"
+#include "src/tensor/factories.h"
+
+namespace lockstep::train {
+
+Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  loader.start_epoch(0);
+  double loss_sum = 0;
+  std::int64_t correct = 0;
+  Accuracy result;
+  while (std::optional<Batch> batch = loader.next()) {
+    const Tensor logits = model(batch->images);
+    loss_sum += cross_entropy(logits, batch->labels, Reduction::kSum).item();
+    const std::vector<std::int64_t> predicted = argmax(logits, 1).to_vector<std::int64_t>();
+    const std::vector<std::int64_t> labels = batch->labels.to_vector<std::int64_t>();
+    for (std::size_t i = 0; i < labels.size(); ++i) correct += predicted[i] == labels[i];
+    result.count += static_cast<std::int64_t>(labels.size());
+  }
+  model.train(was_training);
+  if (result.count > 0) {
+    result.loss = loss_sum / static_cast<double>(result.count);
+    result.accuracy = static_cast<double>(correct) / static_cast<double>(result.count);
+  }
+  return result;
+}
+
+Tensor classifier_features(models::Classifier& classifier, const Tensor& images, std::int64_t batch) {
+  NoGradGuard no_grad;
+  const bool was_training = classifier.is_training();
+  classifier.eval();
+  std::vector<Tensor> parts;
+  for (std::int64_t start = 0; start < images.size(0); start += batch) {
+    parts.push_back(classifier.features(images.slice(0, start, std::min(start + batch, images.size(0)))));
+  }
+  classifier.train(was_training);
+  return cat(parts, 0);
+}
+
+Tensor generate_images(nn::Module& generator, std::int64_t latent, std::int64_t count, Generator& stream,
+                       std::int64_t batch) {
+  NoGradGuard no_grad;
+  const bool was_training = generator.is_training();
+  generator.eval();
+  std::vector<Tensor> parts;
+  for (std::int64_t start = 0; start < count; start += batch) {
+    const std::int64_t n = std::min(batch, count - start);
+    parts.push_back(generator(randn({n, latent}, 0.0, 1.0, DType::f32, kCPU, &stream)));
+  }
+  generator.train(was_training);
+  return cat(parts, 0);
+}
+
+Tensor to_classifier_input(const Tensor& generated, std::int64_t height, std::int64_t width,
+                           const std::vector<double>& mean, const std::vector<double>& std) {
+  const std::int64_t c = generated.size(1);
+  LOCKSTEP_CHECK(generated.size(2) >= height && generated.size(3) >= width, ValueError,
+                 "to_classifier_input: expected generated images of at least ", height, "x", width, ", but got ",
+                 generated.size(2), "x", generated.size(3));
+  LOCKSTEP_CHECK(static_cast<std::int64_t>(mean.size()) == c && static_cast<std::int64_t>(std.size()) == c,
+                 ValueError, "to_classifier_input: expected ", c, " channel means and stds, but got ", mean.size(),
+                 " and ", std.size());
+  const std::int64_t top = (generated.size(2) - height) / 2, left = (generated.size(3) - width) / 2;
+  const Tensor crop = generated.slice(2, top, top + height).slice(3, left, left + width);
+  std::vector<float> scale(static_cast<std::size_t>(c)), shift(static_cast<std::size_t>(c));
+  for (std::size_t i = 0; i < scale.size(); ++i) {  // ((x + 1) / 2 - mean) / std
+    scale[i] = static_cast<float>(0.5 / std[i]);
+    shift[i] = static_cast<float>((0.5 - mean[i]) / std[i]);
+  }
+  return crop * from_vector(scale, {1, c, 1, 1}) + from_vector(shift, {1, c, 1, 1});
+}
+
+nn::StateDict clone_state(const nn::StateDict& state) {
+  nn::StateDict copy;
+  for (const auto& [name, tensor] : state) copy.insert(name, tensor.detach().clone());
+  return copy;
+}
+
+std::string format_fixed(double value, int digits) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", digits, value);
+  return text;
+}
+
+}  // namespace lockstep::train

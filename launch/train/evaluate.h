@@ -1,0 +1,44 @@
+// Evaluation: test accuracy of a classifier, and the Fréchet distance between generated and real images in
+// the feature space of a trained classifier.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "io/data/loader.h"
+#include "src/core/rng.h"
+#include "src/models/classifier.h"
+#include "src/nn/module.h"
+#include "src/nn/state_dict.h"
+
+namespace lockstep::train {
+
+struct Accuracy {
+  double loss = 0;      // mean cross-entropy
+  double accuracy = 0;  // fraction correct
+  std::int64_t count = 0;
+};
+
+// Runs the whole loader once in eval mode without gradients; restores the module's mode afterwards.
+Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader);
+
+// Penultimate-layer features [N, D] of `images` (normalised the classifier's way), in batches, in eval mode
+// without gradients.
+Tensor classifier_features(models::Classifier& classifier, const Tensor& images, std::int64_t batch = 500);
+
+// `count` images from a generator in eval mode for z ~ N(0, 1) drawn from `stream`: [count, C, H, W] in (-1, 1).
+Tensor generate_images(nn::Module& generator, std::int64_t latent, std::int64_t count, Generator& stream,
+                       std::int64_t batch = 500);
+
+// Generator output in [-1, 1] -> a classifier's input: scaled to [0, 1], centre-cropped to height x width
+// (32x32 samples of zero-padded 28x28 data), normalised with the per-channel mean and std.
+Tensor to_classifier_input(const Tensor& generated, std::int64_t height, std::int64_t width,
+                           const std::vector<double>& mean, const std::vector<double>& std);
+
+// A deep copy (values, not shared storage).
+nn::StateDict clone_state(const nn::StateDict& state);
+
+// "0.1234".
+std::string format_fixed(double value, int digits);
+
+}  // namespace lockstep::train

@@ -1,0 +1,156 @@
+// The GAN training loop.
+#include "launch/train/gan.h"
+
+#include <chrono>
+#include <cmath>
+#include <optional>
+
+#include "io/image/grid.h"
+#include "io/image/png.h"
+#include "launch/train/evaluate.h"
+#include "launch/train/factory.h"
+#include "src/autograd/grad_mode.h"
+#include "src/ops/loss.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/reduce.h"
+#include "src/optim/clip.h"
+#include "src/tensor/factories.h"
+
+namespace lockstep::train {
+namespace {
+
+enum class GanLoss { kNonSaturating, kMinimax, kWasserstein };
+
+// Discriminator loss on its outputs for real and generated images.
+Tensor discriminator_loss(GanLoss kind, const Tensor& real_out, const Tensor& fake_out) {
+  if (kind == GanLoss::kWasserstein) return mean(fake_out) - mean(real_out);
+  return binary_cross_entropy_with_logits(real_out, ones_like(real_out)) +
+         binary_cross_entropy_with_logits(fake_out, zeros_like(fake_out));
+}
+
+// Generator loss on the discriminator's outputs for generated images.
+Tensor generator_loss(GanLoss kind, const Tensor& fake_out) {
+  switch (kind) {
+    case GanLoss::kNonSaturating:  // -log D(G(z))
+      return binary_cross_entropy_with_logits(fake_out, ones_like(fake_out));
+    case GanLoss::kMinimax:  // log(1 - D(G(z)))
+      return -binary_cross_entropy_with_logits(fake_out, zeros_like(fake_out));
+    case GanLoss::kWasserstein:
+      return -mean(fake_out);
+  }
+  return {};
+}
+
+void set_requires_grad(const std::vector<Tensor>& params, bool on) {
+  for (Tensor p : params) p.requires_grad_(on);
+}
+
+}  // namespace
+
+void write_samples(nn::Module& generator, const Tensor& z, const std::filesystem::path& path) {
+  NoGradGuard no_grad;
+  generator.eval();
+  const Tensor images = generator(z);
+  generator.train();
+  const auto columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(images.size(0)))));
+  write_png(path, image_grid(images, columns));
+}
+
+Tensor fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent) {
+  Generator stream(seed ^ 0x5a4d504c45ULL);
+  return randn({count, latent}, 0.0, 1.0, DType::f32, kCPU, &stream);
+}
+
+GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress& progress) {
+  DataSplits data = make_data(cfg, run.seed);
+  const std::int64_t latent = cfg.get_int("gan.latent", 100);
+  const std::string loss_name = cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein"}, "non-saturating");
+  const GanLoss loss_kind = loss_name == "minimax"       ? GanLoss::kMinimax
+                            : loss_name == "wasserstein" ? GanLoss::kWasserstein
+                                                         : GanLoss::kNonSaturating;
+  const std::int64_t d_steps = cfg.get_int("gan.d_steps", loss_kind == GanLoss::kWasserstein ? 5 : 1);
+  const double clip = cfg.get_double("gan.weight_clip", 0.01);
+  const std::int64_t sample_count = cfg.get_int("gan.samples", 64);
+  if (d_steps < 1) cfg.fail("gan.d_steps", str_cat("expected at least 1, but got ", d_steps));
+
+  std::shared_ptr<nn::Module> generator = make_generator(cfg, "generator", data.geometry, latent);
+  std::shared_ptr<nn::Module> discriminator = make_discriminator(cfg, "discriminator", data.geometry);
+  std::unique_ptr<optim::Optimizer> g_optimizer = make_optimizer(cfg, "optimizer", *generator);
+  std::unique_ptr<optim::Optimizer> d_optimizer = make_optimizer(cfg, "optimizer", *discriminator);
+  DataLoader loader(data.train, data.train_options);
+  cfg.reject_unknown();
+
+  const std::int64_t steps_per_epoch = loader.batches_per_epoch();
+  progress.print(str_cat("generator ", generator->num_parameters(), " parameters, discriminator ",
+                         discriminator->num_parameters(), " parameters; ", data.train->size(),
+                         " training images, ", steps_per_epoch, " discriminator steps per epoch, loss ", loss_name));
+  const Tensor fixed_z = fixed_noise(run.seed, sample_count, latent);
+  MetricsLog metrics(run.output / "metrics.jsonl");
+  const std::vector<Tensor> d_params = discriminator->parameters();
+
+  GanResult result;
+  std::int64_t images = 0;
+  std::int64_t d_step = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  bool done = false;
+  for (std::int64_t epoch = 0; epoch < run.epochs && !done; ++epoch) {
+    loader.start_epoch(epoch);
+    progress.start(str_cat("epoch ", epoch + 1, "/", run.epochs), steps_per_epoch);
+    double d_sum = 0, g_sum = 0;
+    std::int64_t d_count = 0, g_count = 0;
+    while (std::optional<Batch> batch = loader.next()) {
+      const std::int64_t b = batch->images.size(0);
+      // Discriminator step on a real batch and a generated one (the generator gets no gradient here).
+      Tensor fake;
+      {
+        NoGradGuard no_grad;
+        fake = (*generator)(randn({b, latent}));
+      }
+      Tensor d_loss = discriminator_loss(loss_kind, (*discriminator)(batch->images), (*discriminator)(fake));
+      d_optimizer->zero_grad();
+      d_loss.backward();
+      d_optimizer->step();
+      if (loss_kind == GanLoss::kWasserstein) optim::clip_parameters_(d_params, clip);
+      d_sum += d_loss.item();
+      ++d_count;
+      ++d_step;
+      images += b;
+      // Generator step every d_steps discriminator steps, through a frozen discriminator.
+      if (d_step % d_steps == 0) {
+        set_requires_grad(d_params, false);
+        Tensor g_loss = generator_loss(loss_kind, (*discriminator)((*generator)(randn({b, latent}))));
+        g_optimizer->zero_grad();
+        g_loss.backward();
+        g_optimizer->step();
+        set_requires_grad(d_params, true);
+        g_sum += g_loss.item();
+        ++g_count;
+        ++result.generator_steps;
+      }
+      if (!std::isfinite(d_sum) || !std::isfinite(g_sum)) {
+        throw ValueError(str_cat("train: a GAN loss became non-finite at discriminator step ", d_step,
+                                 ". Lower optimizer.lr"));
+      }
+      progress.update(d_count, b, str_cat("D ", format_fixed(d_sum / d_count, 3), "  G ",
+                                          format_fixed(g_sum / std::max<std::int64_t>(g_count, 1), 3)));
+      if (run.max_steps > 0 && d_step >= run.max_steps) {
+        done = true;
+        break;
+      }
+    }
+    result.d_loss = d_sum / std::max<std::int64_t>(d_count, 1);
+    result.g_loss = g_sum / std::max<std::int64_t>(g_count, 1);
+    const std::filesystem::path grid = run.output / str_cat("samples_epoch_", epoch + 1, ".png");
+    write_samples(*generator, fixed_z, grid);
+    metrics.write({{"epoch", epoch + 1}, {"step", static_cast<double>(d_step)}, {"d_loss", result.d_loss},
+                   {"g_loss", result.g_loss}});
+    save_models(run.output / "model.h5", "gan", cfg, {{"generator", generator.get()}, {"discriminator", discriminator.get()}});
+    progress.finish(str_cat("D loss ", format_fixed(result.d_loss, 4), "  G loss ", format_fixed(result.g_loss, 4),
+                            "  samples ", grid.string()));
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.images_per_s = static_cast<double>(images) / std::max(result.seconds, 1e-9);
+  return result;
+}
+
+}  // namespace lockstep::train

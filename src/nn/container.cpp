@@ -1,0 +1,38 @@
+// Sequential (ordered children, chained forward) and Flatten.
+#include "src/nn/container.h"
+
+#include "src/core/error.h"
+
+namespace lockstep::nn {
+
+Sequential::Sequential() : Module("Sequential") {}
+
+Sequential::Sequential(std::vector<std::shared_ptr<Module>> modules) : Module("Sequential") {
+  modules_.reserve(modules.size());
+  for (auto& module : modules) push_back(std::move(module));
+}
+
+void Sequential::push_back(std::shared_ptr<Module> module) {
+  register_module(std::to_string(modules_.size()), module);
+  modules_.push_back(std::move(module));
+}
+
+const std::shared_ptr<Module>& Sequential::at(std::size_t i) const {
+  LOCKSTEP_CHECK(i < modules_.size(), IndexError, "Sequential::at: expected an index below ", modules_.size(),
+                 ", but got ", i);
+  return modules_[i];
+}
+
+Tensor Sequential::forward(const Tensor& input) {
+  Tensor x = input;
+  for (const auto& module : modules_) x = module->forward(x);
+  return x;
+}
+
+Flatten::Flatten(std::int64_t start_dim) : Module("Flatten"), start_dim_(start_dim) {}
+
+Tensor Flatten::forward(const Tensor& input) { return input.flatten(start_dim_, -1); }
+
+std::string Flatten::describe() const { return str_cat("start_dim=", start_dim_); }
+
+}  // namespace lockstep::nn

@@ -1,0 +1,46 @@
+// Containers and glue layers: Sequential (children "0", "1", ... applied in order) and Flatten.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/nn/module.h"
+
+namespace lockstep::nn {
+
+// Owns its children (shared); forward feeds each child's output to the next. Not thread-safe.
+class Sequential : public Module {
+ public:
+  Sequential();
+  explicit Sequential(std::vector<std::shared_ptr<Module>> modules);
+
+  // Appends `module` under the name str(size()).
+  void push_back(std::shared_ptr<Module> module);
+  std::size_t size() const { return modules_.size(); }
+  // IndexError when i >= size().
+  const std::shared_ptr<Module>& at(std::size_t i) const;
+
+  Tensor forward(const Tensor& input) override;
+
+ private:
+  std::vector<std::shared_ptr<Module>> modules_;
+};
+
+// Flattens dimensions start_dim..last into one: [N, C, H, W] -> [N, C * H * W] by default. Not thread-safe.
+class Flatten : public Module {
+ public:
+  explicit Flatten(std::int64_t start_dim = 1);
+
+  Tensor forward(const Tensor& input) override;
+
+ protected:
+  std::string describe() const override;
+
+ private:
+  std::int64_t start_dim_;
+};
+
+}  // namespace lockstep::nn

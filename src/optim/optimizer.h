@@ -1,0 +1,125 @@
+// optim::Optimizer: the base of every optimizer. Holds the parameters by name, the learning rate and the
+// per-parameter state (step count and slot tensors such as `exp_avg`), and exchanges it as a StateDict.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "src/core/threading.h"
+#include "src/nn/module.h"
+#include "src/nn/state_dict.h"
+#include "src/tensor/tensor.h"
+
+namespace lockstep::optim {
+
+// Which parameters weight decay applies to: by default only tensors with dim >= 2 (weights of linear and
+// convolution layers), never biases or normalisation parameters; kAll decays every parameter.
+enum class DecayPolicy { kWeightsOnly, kAll };
+
+// Whether weight decay applies to one parameter (decided by the DecayPolicy and the parameter's rank).
+enum class Decay { kNo, kYes };
+
+// Owns the parameter handles (sharing storage with the model), the learning rate and the state of every
+// parameter. Not thread-safe: step(), zero_grad() and the state-dict calls must not run concurrently.
+//
+// State dict layout: `lr` (f64, 0-dim), and for every parameter that has been updated at least once
+// `<name>.step` (i64, 0-dim) and `<name>.<slot>` (the parameter's shape and dtype) for each slot.
+class Optimizer {
+ public:
+  // A kind of state tensor (`exp_avg`, ...): one per parameter, of its shape and dtype, allocated on the
+  // parameter's first update and filled with `initial`.
+  struct Slot {
+    std::string name;
+    double initial = 0.0;
+  };
+  // The state of one parameter.
+  struct ParamState {
+    std::int64_t step = 0;      // updates done, including the one in progress during update()
+    std::vector<Tensor> slots;  // in the order of the optimizer's slots; empty until the first update
+  };
+
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // Updates every parameter that has a gradient (parameters whose grad is undefined are skipped and keep
+  // their state). Runs without recording autograd history. Parameters must be contiguous f32 or f64 CPU
+  // tensors; a CUDA parameter raises NotImplementedError naming the optimizer.
+  virtual void step();
+  // Drops every parameter's gradient (the next backward writes a fresh one).
+  void zero_grad();
+
+  double lr() const { return lr_; }
+  // ValueError unless lr >= 0 (and finite).
+  void set_lr(double lr);
+  const std::vector<nn::NamedTensor>& params() const { return params_; }
+  // "SGD", "Adam", ...: the name used in error messages.
+  const std::string& name() const { return name_; }
+  // Times `param_name` has been updated (0 before its first gradient); IndexError for an unknown name.
+  std::int64_t step_count(const std::string& param_name) const;
+
+  // The slot tensors share storage with the optimizer; the scalars are fresh tensors.
+  nn::StateDict state_dict() const;
+  // Copies `state` in. Every unexpected key, missing key, shape, dtype or value problem is listed in one
+  // ValueError before anything changes. A parameter without entries in `state` loses its state (as if it
+  // had never been updated).
+  void load_state_dict(const nn::StateDict& state);
+
+ protected:
+  // `params` must be defined floating-point tensors with unique names; `policy` picks the parameters that
+  // update() is told to decay.
+  Optimizer(std::string name, std::vector<nn::NamedTensor> params, double lr, DecayPolicy policy,
+            std::vector<Slot> slots);
+
+  // Applies one update to a contiguous CPU parameter with a gradient of the same shape and dtype (checked by
+  // step()); `state.step` has already been incremented and `state.slots` allocated.
+  virtual void update(const Tensor& param, const Tensor& grad, ParamState& state, Decay decay) = 0;
+
+  // Throws ValueError "<optimizer>: expected <option> <condition>, but got <option>=<value>" unless `ok`.
+  void check_option(bool ok, const char* option, const char* condition, double value) const;
+
+ private:
+  std::string name_;
+  std::vector<nn::NamedTensor> params_;
+  double lr_;
+  DecayPolicy policy_;
+  std::vector<Slot> slots_;
+  std::vector<ParamState> states_;  // parallel to params_
+};
+
+// Helpers for the optimizers' fused kernels.
+namespace detail {
+
+// Elements per task of for_each_element.
+inline constexpr std::int64_t kElementBlock = 8192;
+
+// Runs f(i) for i in [0, n), in blocks split over the OpenMP threads when n is large. Each i must be
+// independent (the result then does not depend on the thread count). Each block works on its own copy of f,
+// so that the compiler keeps the captured pointers in registers and vectorises the loop.
+template <class F>
+void for_each_element(std::int64_t n, const F& f) {
+  const std::int64_t blocks = (n + kElementBlock - 1) / kElementBlock;
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const F body = f;
+    const std::int64_t end = std::min(n, (b + 1) * kElementBlock);
+#pragma omp simd
+    for (std::int64_t i = b * kElementBlock; i < end; ++i) body(i);
+  }
+}
+
+// Calls fn(std::true_type{}) or fn(std::false_type{}), so that a kernel branches on a flag at compile time.
+template <class Fn>
+void dispatch_flag(bool flag, Fn&& fn) {
+  if (flag) {
+    fn(std::true_type{});
+  } else {
+    fn(std::false_type{});
+  }
+}
+
+}  // namespace detail
+}  // namespace lockstep::optim
