@@ -1,4 +1,7 @@
 // The `lockstep` command-line tool. Adding a subcommand is one line in kCommands (and its run_* function).
+#include <unistd.h>
+
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -20,6 +23,13 @@ constexpr lockstep::cli::Command kCommands[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // libgomp reads OMP_WAIT_POLICY once, when it loads. Its default lets idle threads spin, which burns the
+  // cores whenever another process (a second rank, a data loader, a compiler) wants them. Without an explicit
+  // choice, the tool re-executes itself once with passive waiting; if that fails it just runs.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    ::setenv("OMP_WAIT_POLICY", "passive", 1);
+    ::execv("/proc/self/exe", argv);
+  }
   try {
     return lockstep::cli::run_cli(kCommands, std::vector<std::string>(argv + 1, argv + argc), std::cout,
                                   std::cerr);

@@ -30,13 +30,12 @@ int run_train(const std::vector<std::string>& args) {
   }
   const launch::Config cfg =
       launch::Config::load((*values)["config"].as<std::string>(), (*values)["override"].as<std::vector<std::string>>());
-  const std::string task = cfg.choice("task", {"classifier", "gan"}, "classifier");
   const train::RunSettings run = train::setup_run(cfg);
   train::Progress progress(stdout, style_name == "bar"     ? train::Style::kBar
                                    : style_name == "lines" ? train::Style::kLines
                                                            : train::Style::kAuto);
   const std::string model_file = (run.output / "model.h5").string();
-  if (task == "classifier") {
+  if (run.task == "classifier") {
     const train::ClassifierResult r = train::train_classifier(cfg, run, progress);
     progress.print(str_cat("done: best test accuracy ", train::format_fixed(r.best_accuracy, 4), " (epoch ",
                            r.best_epoch, "), final train loss ", train::format_fixed(r.last_loss, 4), ", ", r.steps,

@@ -14,6 +14,7 @@ namespace lockstep::train {
 
 RunSettings setup_run(const launch::Config& cfg) {
   RunSettings run;
+  run.task = cfg.choice("task", {"classifier", "gan"}, "classifier");
   run.seed = static_cast<std::uint64_t>(cfg.get_int("run.seed", 0));
   run.threads = static_cast<int>(cfg.get_int("run.threads", 0));
   run.output = cfg.get_string("run.output", "runs/latest");

@@ -12,8 +12,10 @@
 
 namespace lockstep::train {
 
-// [run] seed, threads (0 = OMP_NUM_THREADS or all cores), output, epochs, max_steps (0 = no limit).
+// task = classifier | gan; [run] seed, threads (0 = OMP_NUM_THREADS or all cores), output, epochs,
+// max_steps (0 = no limit).
 struct RunSettings {
+  std::string task = "classifier";
   std::uint64_t seed = 0;
   int threads = 0;
   std::filesystem::path output;
