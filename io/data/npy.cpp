@@ -6,7 +6,6 @@
 #include <bit>
 #include <cctype>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
