@@ -1,0 +1,233 @@
+// Training-speed benchmark: trains the MLP, CifarResNet-20 (32x32x3 and 28x28x1) and the 32x32 DCGAN on
+// synthetic data (fixed seed) and prints images per second and peak resident memory per model, in the line
+// format of its PyTorch peer tests/perf/train_peer.py; tests/perf/compare_training.sh sets them side by side.
+#include <omp.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/core/error.h"
+#include "src/core/rng.h"
+#include "src/models/dcgan.h"
+#include "src/models/mlp.h"
+#include "src/models/resnet.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/loss.h"
+#include "src/optim/adam.h"
+#include "src/optim/sgd.h"
+#include "src/tensor/factories.h"
+
+extern char** environ;
+
+namespace {
+
+using lockstep::Tensor;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint64_t kSeed = 1234;
+constexpr std::int64_t kClassifierBatch = 128;
+constexpr std::int64_t kGanBatch = 64;
+constexpr std::int64_t kClasses = 10;
+constexpr std::int64_t kLatent = 100;
+const std::vector<std::string> kModels = {"mlp", "resnet20", "resnet20_28", "dcgan"};
+
+struct Options {
+  std::string model = "all";
+  int steps = 20;
+  int warmup = 3;
+};
+
+// One training iteration over the model's fixed synthetic batch, and the images it consumes.
+struct Workload {
+  std::int64_t batch = 0;
+  std::function<void()> step;
+};
+
+// Random class labels in [0, kClasses) as i64 [n].
+Tensor random_labels(std::int64_t n, lockstep::Generator& gen) {
+  const Tensor u =
+      lockstep::rand({n}, 0.0, static_cast<double>(kClasses), lockstep::DType::f32, lockstep::kCPU, &gen);
+  std::vector<std::int64_t> labels;
+  for (float v : u.to_vector<float>())
+    labels.push_back(std::min<std::int64_t>(static_cast<std::int64_t>(v), kClasses - 1));
+  return lockstep::from_vector(labels, {n});
+}
+
+// A classifier trained with cross-entropy and SGD on one fixed batch of uniform [-1, 1) images.
+Workload classifier_workload(std::shared_ptr<lockstep::nn::Module> model, lockstep::Shape image,
+                             lockstep::optim::SGDOptions sgd, lockstep::Generator& gen) {
+  lockstep::Shape input_shape = {kClassifierBatch};
+  input_shape.insert(input_shape.end(), image.begin(), image.end());
+  const Tensor input = lockstep::rand(input_shape, -1.0, 1.0, lockstep::DType::f32, lockstep::kCPU, &gen);
+  const Tensor labels = random_labels(kClassifierBatch, gen);
+  auto optimizer = std::make_shared<lockstep::optim::SGD>(model->named_parameters(), sgd);
+  return {kClassifierBatch, [model, optimizer, input, labels] {
+            optimizer->zero_grad();
+            lockstep::cross_entropy(model->forward(input), labels).backward();
+            optimizer->step();
+          }};
+}
+
+// DCGAN at 32x32x1: per iteration one discriminator step on a real and a generated batch, then one generator
+// step through the frozen discriminator; non-saturating BCE-with-logits losses, Adam(2e-4, 0.5, 0.999).
+Workload dcgan_workload(lockstep::Generator& gen) {
+  auto generator = std::make_shared<lockstep::models::DCGANGenerator>(kLatent, 1, 32, 64);
+  auto discriminator = std::make_shared<lockstep::models::DCGANDiscriminator>(
+      1, 32, 64, lockstep::models::DiscriminatorOutput::kLogits);
+  lockstep::models::dcgan_init_(*generator, &gen);
+  lockstep::models::dcgan_init_(*discriminator, &gen);
+  const lockstep::optim::AdamOptions adam{.lr = 2e-4, .beta1 = 0.5, .beta2 = 0.999};
+  auto opt_g = std::make_shared<lockstep::optim::Adam>(generator->named_parameters(), adam);
+  auto opt_d = std::make_shared<lockstep::optim::Adam>(discriminator->named_parameters(), adam);
+  const Tensor real =
+      lockstep::rand({kGanBatch, 1, 32, 32}, -1.0, 1.0, lockstep::DType::f32, lockstep::kCPU, &gen);
+  const Tensor ones = lockstep::ones({kGanBatch});
+  const Tensor zeros = lockstep::zeros({kGanBatch});
+  auto noise_gen = std::make_shared<lockstep::Generator>(kSeed + 1);
+  return {kGanBatch, [=] {
+            const Tensor z = lockstep::randn({kGanBatch, kLatent}, 0.0, 1.0, lockstep::DType::f32,
+                                             lockstep::kCPU, noise_gen.get());
+            const Tensor fake = generator->forward(z);
+
+            opt_d->zero_grad();
+            const Tensor loss_d =
+                lockstep::binary_cross_entropy_with_logits(discriminator->forward(real), ones) +
+                lockstep::binary_cross_entropy_with_logits(discriminator->forward(fake.detach()), zeros);
+            loss_d.backward();
+            opt_d->step();
+
+            opt_g->zero_grad();
+            std::vector<Tensor> d_params = discriminator->parameters();
+            for (Tensor& p : d_params) p.requires_grad_(false);
+            lockstep::binary_cross_entropy_with_logits(discriminator->forward(fake), ones).backward();
+            for (Tensor& p : d_params) p.requires_grad_(true);
+            opt_g->step();
+          }};
+}
+
+Workload make_workload(const std::string& model, lockstep::Generator& gen) {
+  using lockstep::optim::SGDOptions;
+  const SGDOptions resnet_sgd{.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4};
+  if (model == "mlp") {
+    auto mlp = std::make_shared<lockstep::models::MLP>(784, std::vector<std::int64_t>{512, 256}, kClasses);
+    return classifier_workload(mlp, {1, 28, 28}, SGDOptions{.lr = 0.01, .momentum = 0.9}, gen);
+  }
+  if (model == "resnet20") {
+    return classifier_workload(std::make_shared<lockstep::models::CifarResNet>(20, 3, kClasses), {3, 32, 32},
+                               resnet_sgd, gen);
+  }
+  if (model == "resnet20_28") {
+    return classifier_workload(std::make_shared<lockstep::models::CifarResNet>(20, 1, kClasses), {1, 28, 28},
+                               resnet_sgd, gen);
+  }
+  return dcgan_workload(gen);
+}
+
+// The process's peak resident set (VmHWM) in MiB.
+double peak_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0.0;
+}
+
+// Runs `warmup` untimed and `steps` timed iterations; images per second come from the median step time, which
+// load from other processes on a shared machine disturbs less than the mean.
+void run_model(const std::string& model, const Options& options) {
+  lockstep::Generator gen(kSeed);
+  Workload work = make_workload(model, gen);
+  for (int i = 0; i < options.warmup; ++i) work.step();
+  std::vector<double> seconds;
+  for (int i = 0; i < options.steps; ++i) {
+    const auto start = Clock::now();
+    work.step();
+    seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  std::nth_element(seconds.begin(), seconds.begin() + static_cast<std::ptrdiff_t>(seconds.size() / 2),
+                   seconds.end());
+  const double median = seconds[seconds.size() / 2];
+  std::printf("model=%s threads=%d batch=%lld images_per_s=%.1f peak_rss_mb=%.1f\n", model.c_str(),
+              omp_get_max_threads(), static_cast<long long>(work.batch),
+              static_cast<double>(work.batch) / median, peak_rss_mb());
+  std::fflush(stdout);
+}
+
+// Runs every model in its own process (this program with --model <m>), so each peak RSS is its own.
+int run_all(const Options& options) {
+  int failures = 0;
+  for (const std::string& model : kModels) {
+    std::vector<std::string> args = {"/proc/self/exe",
+                                     "--model",
+                                     model,
+                                     "--steps",
+                                     std::to_string(options.steps),
+                                     "--warmup",
+                                     std::to_string(options.warmup)};
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    int status = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0 ||
+        waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::fprintf(stderr, "lockstep_bench_train: model %s failed\n", model.c_str());
+      ++failures;
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+Options parse(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    LOCKSTEP_CHECK(i + 1 < argc && (flag == "--model" || flag == "--steps" || flag == "--warmup"),
+                   lockstep::ValueError,
+                   "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|all, ",
+                   "--steps N or --warmup N, but got '", flag, "'");
+    const std::string value = argv[++i];
+    if (flag == "--model") {
+      options.model = value;
+    } else if (flag == "--steps") {
+      options.steps = std::stoi(value);
+    } else {
+      options.warmup = std::stoi(value);
+    }
+  }
+  const bool known =
+      options.model == "all" || std::find(kModels.begin(), kModels.end(), options.model) != kModels.end();
+  LOCKSTEP_CHECK(known, lockstep::ValueError,
+                 "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|all, but got '",
+                 options.model, "'");
+  LOCKSTEP_CHECK(options.steps > 0 && options.warmup >= 0, lockstep::ValueError,
+                 "lockstep_bench_train: expected --steps > 0 and --warmup >= 0, but got steps=",
+                 options.steps, ", warmup=", options.warmup);
+  return options;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options options = parse(argc, argv);
+    if (options.model == "all") return run_all(options);
+    run_model(options.model, options);
+    return 0;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "%s\n", error.what());
+    return 1;
+  }
+}

@@ -1,0 +1,210 @@
+#!/usr/bin/python3
+# PyTorch peer of tests/perf/bench_train.cpp: the same four models, batches, losses and optimizers trained on
+# synthetic data, printed as "model=<m> threads=<t> batch=<b> images_per_s=<x> peak_rss_mb=<y>" (images per
+# second from the median step time, peak RSS = VmHWM). Run with Debian's /usr/bin/python3 (torch 1.13, CPU).
+import argparse
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SEED = 1234
+CLASSIFIER_BATCH = 128
+GAN_BATCH = 64
+CLASSES = 10
+LATENT = 100
+MODELS = ["mlp", "resnet20", "resnet20_28", "dcgan"]
+
+
+class MLP(nn.Module):
+    """Lockstep's models::MLP(784, {512, 256}, 10): flatten, Linear + ReLU per hidden layer, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 512)
+        self.fc2 = nn.Linear(512, 256)
+        self.fc3 = nn.Linear(256, CLASSES)
+
+    def forward(self, x):
+        x = x.reshape(x.shape[0], -1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class BasicBlock(nn.Module):
+    """He et al.'s basic block with the type-A shortcut (subsample ::2, zero-pad channels evenly)."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.stride = stride
+        self.extra = c_out - c_in
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x[:, :, :: self.stride, :: self.stride] if self.stride != 1 else x
+        if self.extra:
+            before = self.extra // 2
+            identity = F.pad(identity, (0, 0, 0, 0, before, self.extra - before))
+        return F.relu(out + identity)
+
+
+class CifarResNet(nn.Module):
+    """Lockstep's models::CifarResNet(20, in_channels, 10): 3x3 conv to 16, stages of 3 blocks (16/32/64)."""
+
+    def __init__(self, in_channels, depth=20):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        stages, c_in = [], 16
+        for c_out, stride in ((16, 1), (32, 2), (64, 2)):
+            blocks = []
+            for i in range(n):
+                blocks.append(BasicBlock(c_in, c_out, stride if i == 0 else 1))
+                c_in = c_out
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.fc = nn.Linear(64, CLASSES)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def dcgan_generator(width=64):
+    """PyTorch's DCGAN example generator at 32x32x1 (as src/models/dcgan.h: a bias on the last layer only)."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(LATENT, 4 * width, 4, 1, 0, bias=False), nn.BatchNorm2d(4 * width), nn.ReLU(True),
+        nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+        nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Tanh())
+
+
+def dcgan_discriminator(width=64):
+    """PyTorch's DCGAN example discriminator at 32x32x1 returning logits (biases as in src/models/dcgan.h)."""
+    return nn.Sequential(
+        nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(2 * width, 4 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * width),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(4 * width, 1, 4, 1, 0))
+
+
+def dcgan_init_(module):
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def decay_groups(model, weight_decay):
+    """Lockstep's DecayPolicy::kWeightsOnly: weight decay on tensors with dim >= 2 only."""
+    params = list(model.parameters())
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def classifier_step(model, image_shape, optimizer):
+    inputs = torch.rand(CLASSIFIER_BATCH, *image_shape) * 2 - 1
+    labels = torch.randint(0, CLASSES, (CLASSIFIER_BATCH,))
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(inputs), labels).backward()
+        optimizer.step()
+
+    return CLASSIFIER_BATCH, step
+
+
+def dcgan_step():
+    generator, discriminator = dcgan_generator(), dcgan_discriminator()
+    dcgan_init_(generator)
+    dcgan_init_(discriminator)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    real = torch.rand(GAN_BATCH, 1, 32, 32) * 2 - 1
+    ones, zeros = torch.ones(GAN_BATCH), torch.zeros(GAN_BATCH)
+    bce = F.binary_cross_entropy_with_logits
+
+    def step():
+        fake = generator(torch.randn(GAN_BATCH, LATENT, 1, 1))
+
+        opt_d.zero_grad(set_to_none=True)
+        loss_d = bce(discriminator(real).view(-1), ones) + bce(discriminator(fake.detach()).view(-1), zeros)
+        loss_d.backward()
+        opt_d.step()
+
+        opt_g.zero_grad(set_to_none=True)
+        for p in discriminator.parameters():
+            p.requires_grad_(False)
+        bce(discriminator(fake).view(-1), ones).backward()
+        for p in discriminator.parameters():
+            p.requires_grad_(True)
+        opt_g.step()
+
+    return GAN_BATCH, step
+
+
+def make_workload(model):
+    if model == "mlp":
+        net = MLP()
+        return classifier_step(net, (1, 28, 28), torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9))
+    if model in ("resnet20", "resnet20_28"):
+        channels, size = (3, 32) if model == "resnet20" else (1, 28)
+        net = CifarResNet(channels)
+        optimizer = torch.optim.SGD(decay_groups(net, 5e-4), lr=0.1, momentum=0.9)
+        return classifier_step(net, (channels, size, size), optimizer)
+    return dcgan_step()
+
+
+def peak_rss_mb():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", choices=MODELS, required=True)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    if args.steps <= 0 or args.warmup < 0:
+        sys.exit(f"train_peer.py: expected --steps > 0 and --warmup >= 0, "
+                 f"but got steps={args.steps}, warmup={args.warmup}")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(SEED)
+    batch, step = make_workload(args.model)
+    for _ in range(args.warmup):
+        step()
+    seconds = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+    median = sorted(seconds)[len(seconds) // 2]  # the element bench_train.cpp takes as its median
+    print(f"model={args.model} threads={torch.get_num_threads()} batch={batch} "
+          f"images_per_s={batch / median:.1f} peak_rss_mb={peak_rss_mb():.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
