@@ -25,33 +25,13 @@
 #include "io/h5/h5.h"
 #include "io/image/png.h"
 #include "src/tensor/factories.h"
+#include "tests/support/temp_dir.h"
 
 namespace lockstep {
 namespace {
 
 namespace fs = std::filesystem;
 using Bytes = std::vector<std::uint8_t>;
-
-// A fresh directory under the system temp directory, removed with its contents at scope exit.
-class ScratchDir {
- public:
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("lockstep_convert_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 void write_bytes(const fs::path& path, const Bytes& bytes) {
   fs::create_directories(path.parent_path());
@@ -192,7 +172,7 @@ std::vector<std::uint8_t> labels_mod3(std::int64_t n) {
 }
 
 TEST(ConvertIdxTest, RawFilesRoundTripThroughHdf5) {
-  ScratchDir dir;
+  test::TempDir dir;
   write_bytes(dir / "img.idx", idx_images(7, 5, 4));
   write_bytes(dir / "lab.idx", idx_labels(labels_mod3(7)));
   convert(idx_options(dir / "img.idx", dir / "lab.idx", dir / "out.h5"));
@@ -201,7 +181,7 @@ TEST(ConvertIdxTest, RawFilesRoundTripThroughHdf5) {
 }
 
 TEST(ConvertIdxTest, GzipFilesRoundTripAndHashTheCompressedBytes) {
-  ScratchDir dir;
+  test::TempDir dir;
   write_gz(dir / "img.gz", idx_images(9, 3, 6));
   write_gz(dir / "lab.gz", idx_labels(labels_mod3(9)));
   ASSERT_EQ(read_bytes(dir / "img.gz")[0], 0x1f);
@@ -211,7 +191,7 @@ TEST(ConvertIdxTest, GzipFilesRoundTripAndHashTheCompressedBytes) {
 }
 
 TEST(ConvertIdxTest, AddSplitKeepsTheFirstSplitAndRefusesADuplicate) {
-  ScratchDir dir;
+  test::TempDir dir;
   write_bytes(dir / "img.idx", idx_images(6, 2, 2));
   write_bytes(dir / "lab.idx", idx_labels(labels_mod3(6)));
   write_gz(dir / "timg.gz", idx_images(4, 2, 2));
@@ -233,7 +213,7 @@ TEST(ConvertIdxTest, AddSplitKeepsTheFirstSplitAndRefusesADuplicate) {
 }
 
 TEST(ConvertIdxTest, DefaultClassNamesCountUpToTheLargestLabel) {
-  ScratchDir dir;
+  test::TempDir dir;
   write_bytes(dir / "img.idx", idx_images(3, 2, 2));
   write_bytes(dir / "lab.idx", idx_labels({4, 0, 2}));
   ConvertOptions options = idx_options(dir / "img.idx", dir / "lab.idx", dir / "out.h5");
@@ -245,7 +225,7 @@ TEST(ConvertIdxTest, DefaultClassNamesCountUpToTheLargestLabel) {
 }
 
 TEST(ConvertIdxTest, BadFilesRaiseIoErrorsNamingTheFile) {
-  ScratchDir dir;
+  test::TempDir dir;
   const Bytes images = idx_images(4, 3, 3);
   const Bytes labels = idx_labels(labels_mod3(4));
   write_bytes(dir / "img", images);
@@ -298,7 +278,7 @@ TEST(ConvertIdxTest, BadFilesRaiseIoErrorsNamingTheFile) {
 }
 
 TEST(ConvertIdxTest, LabelsOutOfRangeForTheClassNamesNameTheLabelsFile) {
-  ScratchDir dir;
+  test::TempDir dir;
   write_bytes(dir / "img", idx_images(3, 2, 2));
   write_bytes(dir / "lab", idx_labels({0, 3, 1}));
   expect_io_error([&] { convert(idx_options(dir / "img", dir / "lab", dir / "out.h5")); }, dir / "lab",
@@ -316,7 +296,7 @@ void write_mnist_dir(const fs::path& dir, std::vector<std::uint8_t> train_labels
 }
 
 TEST(ConvertMnistTest, DirectoryConvertsBothSplitsWithTheClassNames) {
-  ScratchDir dir;
+  test::TempDir dir;
   write_mnist_dir(dir.path() / "src", {0, 1, 2, 3, 4, 5});
   ConvertOptions options;
   options.format = SourceFormat::kFashionMnist;
@@ -343,7 +323,7 @@ TEST(ConvertMnistTest, DirectoryConvertsBothSplitsWithTheClassNames) {
 }
 
 TEST(ConvertMnistTest, LabelTenAndMissingFilesAreIoErrorsAndLeaveNoFile) {
-  ScratchDir dir;
+  test::TempDir dir;
   write_mnist_dir(dir.path() / "src", {0, 1, 10, 3, 4, 5});
   ConvertOptions options;
   options.format = SourceFormat::kMnist;
@@ -380,7 +360,7 @@ void write_cifar_dir(const fs::path& dir) {
 }
 
 TEST(ConvertCifarTest, BatchesRoundTripWithPerChannelStatistics) {
-  ScratchDir dir;
+  test::TempDir dir;
   write_cifar_dir(dir.path() / "cifar" / "cifar-10-batches-bin");
   ConvertOptions options;
   options.format = SourceFormat::kCifar10;
@@ -415,7 +395,7 @@ TEST(ConvertCifarTest, BatchesRoundTripWithPerChannelStatistics) {
 }
 
 TEST(ConvertCifarTest, BadBatchesNameTheFile) {
-  ScratchDir dir;
+  test::TempDir dir;
   write_cifar_dir(dir.path());
   Bytes odd = cifar_batch(0, 2);
   odd.push_back(7);
@@ -480,7 +460,7 @@ void expect_pixels(const Tensor& images, std::int64_t n, std::int64_t c, std::in
 }
 
 TEST(ConvertNpyTest, AcceptedLayoutsAndLabelTypesRoundTrip) {
-  ScratchDir dir;
+  test::TempDir dir;
   write_bytes(dir / "gray.npy", npy_file(npy_dict("|u1", "(3, 4, 5)"), npy_pixels(3, 1, 4, 5, false)));
   write_bytes(dir / "nchw.npy", npy_file(npy_dict("|u1", "(3, 3, 4, 5)"), npy_pixels(3, 3, 4, 5, false), 2));
   write_bytes(dir / "nhwc.npy", npy_file(npy_dict("|u1", "(3, 4, 5, 3)"), npy_pixels(3, 3, 4, 5, true)));
@@ -511,7 +491,7 @@ TEST(ConvertNpyTest, AcceptedLayoutsAndLabelTypesRoundTrip) {
 }
 
 TEST(ConvertNpyTest, BadFilesNameTheFile) {
-  ScratchDir dir;
+  test::TempDir dir;
   const Bytes pixels = npy_pixels(2, 1, 3, 3, false);
   write_bytes(dir / "img.npy", npy_file(npy_dict("|u1", "(2, 3, 3)"), pixels));
   write_bytes(dir / "lab.npy", npy_file(npy_dict("<i8", "(2,)"), le_values({0, 1}, 8)));
@@ -552,7 +532,7 @@ TEST(ConvertNpyTest, BadFilesNameTheFile) {
 }
 
 TEST(ConvertImageFolderTest, ClassesAreSortedFoldersAndImagesRoundTrip) {
-  ScratchDir dir;
+  test::TempDir dir;
   const fs::path root = dir / "images";
   // Class "dog" before "cat" on disk; sorted names give cat = 0, dog = 1.
   const std::vector<std::pair<std::string, std::string>> files = {
@@ -590,7 +570,7 @@ TEST(ConvertImageFolderTest, ClassesAreSortedFoldersAndImagesRoundTrip) {
 }
 
 TEST(ConvertImageFolderTest, MismatchedImagesAndEmptyClassesNameTheFile) {
-  ScratchDir dir;
+  test::TempDir dir;
   const fs::path root = dir / "images";
   fs::create_directories(root / "a");
   fs::create_directories(root / "b");
@@ -617,7 +597,7 @@ TEST(ConvertStatsTest, ChannelStatsAndHashMatchIndependentComputations) {
     EXPECT_NEAR(stats.mean[static_cast<std::size_t>(c)], mean, 1e-12);
     EXPECT_NEAR(stats.std[static_cast<std::size_t>(c)], std, 1e-12);
   }
-  ScratchDir dir;
+  test::TempDir dir;
   write_bytes(dir / "empty", {});
   EXPECT_EQ(file_xxh64(dir / "empty"), "ef46db3751d8e999");  // the XXH64 specification's empty-input value
   write_bytes(dir / "abc", {'a', 'b', 'c'});
@@ -628,7 +608,7 @@ TEST(ConvertFashionMnistTest, RealDataConvertsWithKnownStatistics) {
   const fs::path source = "/usr/share/datasets/fashion-mnist";
   if (!fs::exists(source / "train-images-idx3-ubyte.gz"))
     GTEST_SKIP() << "Fashion-MNIST is not installed in " << source;
-  ScratchDir dir;
+  test::TempDir dir;
   ConvertOptions options;
   options.format = SourceFormat::kFashionMnist;
   options.input = source;

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,30 +22,16 @@
 #include "io/h5/h5.h"
 #include "src/core/error.h"
 #include "src/tensor/factories.h"
+#include "tests/support/expect_error.h"
+#include "tests/support/temp_dir.h"
 
 namespace lockstep {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory under the system temporary directory, removed with its contents at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("lockstep_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  fs::path file(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using test::expect_error;
+using test::expect_thrown;
+using test::TempDir;
 
 // u8 [n,c,h,w] with pixel (i, j) = (7 * i + 13 * j + i * j / 5) % 256: rows differ from one another.
 Tensor pattern_images(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
@@ -79,37 +67,16 @@ void write_dataset(const fs::path& path, const Tensor& images, const Tensor& lab
   split.set_attribute("std", std::vector<double>(static_cast<std::size_t>(channels), 0.5));
 }
 
-// Expects `fn` to throw E whose message contains every one of `parts`; returns the error's copy for more
-// checks.
-template <class E, class Fn>
-E expect_error(Fn&& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts)
-      EXPECT_NE(what.find(p), std::string::npos) << "message '" << what << "' lacks '" << p << "'";
-    return e;
-  }
-  ADD_FAILURE() << "expected an exception";
-  return E("none", "", "");
-}
-
-template <class E, class Fn>
-void expect_message(Fn&& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an exception";
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts)
-      EXPECT_NE(what.find(p), std::string::npos) << "message '" << what << "' lacks '" << p << "'";
-  }
+// The object() of the IoError that `fn` throws, whose message names every one of `parts`.
+template <class Fn>
+std::string object_of(Fn&& fn, std::initializer_list<std::string> parts) {
+  const std::optional<IoError> e = expect_thrown<IoError>(std::forward<Fn>(fn), parts);
+  return e ? e->object() : std::string("<no IoError>");
 }
 
 TEST(ImageDatasetTest, OpensTheSplitAndItsAttributes) {
   TempDir dir;
-  const fs::path path = dir.file("d.h5");
+  const fs::path path = dir / "d.h5";
   write_dataset(path, pattern_images(10, 2, 3, 4), cyclic_labels(10, 3));
   for (const Cache cache : {Cache::kMemory, Cache::kNone}) {
     const auto dataset = ImageDataset::open(path, "train", cache);
@@ -127,7 +94,7 @@ TEST(ImageDatasetTest, OpensTheSplitAndItsAttributes) {
 
 TEST(ImageDatasetTest, GatherReturnsTheRequestedRowsFromMemoryAndFromTheFile) {
   TempDir dir;
-  const fs::path path = dir.file("d.h5");
+  const fs::path path = dir / "d.h5";
   const Tensor images = pattern_images(12, 1, 5, 3), labels = cyclic_labels(12, 3);
   write_dataset(path, images, labels);
   // Unsorted, with a repeat and runs of consecutive rows (3,4,5 and 10,11).
@@ -145,24 +112,28 @@ TEST(ImageDatasetTest, GatherReturnsTheRequestedRowsFromMemoryAndFromTheFile) {
       EXPECT_EQ(got_labels[k], all_labels[static_cast<std::size_t>(indices[k])]);
     }
     const std::vector<std::int64_t> bad = {3, 12};
-    expect_message<IndexError>([&] { dataset->gather(bad, got.data(), got_labels.data()); },
+    expect_error<IndexError>([&] { dataset->gather(bad, got.data(), got_labels.data()); },
                                {"ImageDataset::gather", "[0, 12)", "12", path.string()});
   }
 }
 
 TEST(ImageDatasetTest, MissingFileAndSplitNameTheFile) {
   TempDir dir;
-  const fs::path missing = dir.file("absent.h5");
-  const IoError no_file = expect_error<IoError>([&] { ImageDataset::open(missing, "train", Cache::kMemory); },
-                                                {missing.string(), "does not exist"});
-  EXPECT_EQ(no_file.file(), missing.string());
+  const fs::path missing = dir / "absent.h5";
+  const auto no_file = expect_thrown<IoError>([&] { ImageDataset::open(missing, "train", Cache::kMemory); },
+                                              {missing.string(), "does not exist"});
+  if (no_file) {
+    EXPECT_EQ(no_file->file(), missing.string());
+  }
 
-  const fs::path path = dir.file("d.h5");
+  const fs::path path = dir / "d.h5";
   write_dataset(path, pattern_images(4, 1, 2, 2), cyclic_labels(4, 3));
-  const IoError no_split = expect_error<IoError>([&] { ImageDataset::open(path, "test", Cache::kNone); },
-                                                 {path.string(), "/test", "train"});
-  EXPECT_EQ(no_split.file(), path.string());
-  EXPECT_EQ(no_split.object(), "/test");
+  const auto no_split = expect_thrown<IoError>([&] { ImageDataset::open(path, "test", Cache::kNone); },
+                                               {path.string(), "/test", "train"});
+  if (no_split) {
+    EXPECT_EQ(no_split->file(), path.string());
+    EXPECT_EQ(no_split->object(), "/test");
+  }
 }
 
 // Writes a file whose "train" split holds the given datasets (undefined tensors are left out).
@@ -175,43 +146,40 @@ void write_raw(const fs::path& path, const Tensor& images, const Tensor& labels)
 
 TEST(ImageDatasetTest, LayoutErrorsNameTheFileAndTheDataset) {
   TempDir dir;
-  const fs::path path = dir.file("bad.h5");
+  const fs::path path = dir / "bad.h5";
   const Tensor good_images = pattern_images(4, 1, 2, 2), good_labels = cyclic_labels(4, 3);
   const auto open = [&] { ImageDataset::open(path, "train", Cache::kMemory); };
 
   write_raw(path, good_images.to(DType::f32), good_labels);
-  expect_message<TypeError>(open, {path.string(), "/train/images", "u8 [N,C,H,W]", "f32"});
+  expect_error<TypeError>(open, {path.string(), "/train/images", "u8 [N,C,H,W]", "f32"});
 
   write_raw(path, good_images, good_labels.to(DType::f64));
-  expect_message<TypeError>(open, {path.string(), "/train/labels", "i64 [N]", "f64"});
+  expect_error<TypeError>(open, {path.string(), "/train/labels", "i64 [N]", "f64"});
 
   write_raw(path, good_images.reshape({4, 2, 2}), good_labels);
-  EXPECT_EQ(expect_error<IoError>(open, {path.string(), "/train/images", "[4, 2, 2]"}).object(),
-            "/train/images");
+  EXPECT_EQ(object_of(open, {path.string(), "/train/images", "[4, 2, 2]"}), "/train/images");
 
   write_raw(path, good_images, good_labels.reshape({2, 2}));
-  EXPECT_EQ(expect_error<IoError>(open, {path.string(), "/train/labels", "[2, 2]"}).object(),
-            "/train/labels");
+  EXPECT_EQ(object_of(open, {path.string(), "/train/labels", "[2, 2]"}), "/train/labels");
 
   write_raw(path, good_images, Tensor());
-  EXPECT_EQ(expect_error<IoError>(open, {path.string(), "/train/labels", "images"}).object(),
-            "/train/labels");
+  EXPECT_EQ(object_of(open, {path.string(), "/train/labels", "images"}), "/train/labels");
 
   write_raw(path, Tensor(), good_labels);
-  EXPECT_EQ(expect_error<IoError>(open, {path.string(), "/train/images"}).object(), "/train/images");
+  EXPECT_EQ(object_of(open, {path.string(), "/train/images"}), "/train/images");
 
   write_raw(path, good_images, cyclic_labels(5, 3));
-  EXPECT_EQ(expect_error<IoError>(open, {path.string(), "[4, 1, 2, 2]", "[5]"}).object(), "/train");
+  EXPECT_EQ(object_of(open, {path.string(), "[4, 1, 2, 2]", "[5]"}), "/train");
 
   // Labels outside the class list, and a mean with the wrong number of channels.
   write_dataset(path, good_images, from_vector(std::vector<std::int64_t>{0, 1, 3, 2}, {4}));
-  expect_message<ValueError>(open, {path.string(), "[0, 3)", "/train/labels[2]", "3"});
+  expect_error<ValueError>(open, {path.string(), "[0, 3)", "/train/labels[2]", "3"});
   write_dataset(path, good_images, good_labels);
   h5::File(path, h5::Access::kReadWrite)
       .root()
       .group("train")
       .set_attribute("mean", std::vector<double>{0.1, 0.2});
-  expect_message<IoError>(open, {path.string(), "mean", "one value per channel (1)", "2"});
+  expect_error<IoError>(open, {path.string(), "mean", "one value per channel (1)", "2"});
 }
 
 // Every batch of one epoch, kept alive (the loader hands out fresh tensors).
@@ -225,7 +193,7 @@ std::vector<Batch> run_epoch(DataLoader& loader, std::int64_t epoch) {
 
 TEST(DataLoaderTest, BatchesFollowTheSamplerAndTheAugmenter) {
   TempDir dir;
-  const fs::path path = dir.file("d.h5");
+  const fs::path path = dir / "d.h5";
   const Tensor images = pattern_images(100, 1, 5, 6), labels = cyclic_labels(100, 3);
   write_dataset(path, images, labels);
   const LoaderOptions options{.batch_size = 32,
@@ -268,7 +236,7 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 
 TEST(DataLoaderTest, PrefetchAndCacheModeDoNotChangeTheBatches) {
   TempDir dir;
-  const fs::path path = dir.file("d.h5");
+  const fs::path path = dir / "d.h5";
   write_dataset(path, pattern_images(203, 3, 6, 5), cyclic_labels(203, 3));
   const auto memory = ImageDataset::open(path, "train", Cache::kMemory);
   const auto file = ImageDataset::open(path, "train", Cache::kNone);
@@ -308,7 +276,7 @@ TEST(DataLoaderTest, PrefetchAndCacheModeDoNotChangeTheBatches) {
 
 TEST(DataLoaderTest, BatchCountsFollowDropLastAndSharding) {
   TempDir dir;
-  const fs::path path = dir.file("d.h5");
+  const fs::path path = dir / "d.h5";
   write_dataset(path, pattern_images(100, 1, 2, 2), cyclic_labels(100, 3));
   const auto dataset = ImageDataset::open(path, "train", Cache::kMemory);
   struct Case {
@@ -345,7 +313,7 @@ TEST(DataLoaderTest, BatchCountsFollowDropLastAndSharding) {
 
 TEST(DataLoaderTest, RestartingAnEpochMidwayGivesTheFullEpoch) {
   TempDir dir;
-  const fs::path path = dir.file("d.h5");
+  const fs::path path = dir / "d.h5";
   write_dataset(path, pattern_images(64, 1, 3, 3), cyclic_labels(64, 3));
   const auto dataset = ImageDataset::open(path, "train", Cache::kNone);
   const LoaderOptions options{
@@ -363,7 +331,7 @@ TEST(DataLoaderTest, RestartingAnEpochMidwayGivesTheFullEpoch) {
 
 TEST(DataLoaderTest, DestructionMidEpochStopsTheThread) {
   TempDir dir;
-  const fs::path path = dir.file("d.h5");
+  const fs::path path = dir / "d.h5";
   write_dataset(path, pattern_images(512, 1, 8, 8), cyclic_labels(512, 3));
   const auto dataset = ImageDataset::open(path, "train", Cache::kNone);
   for (int round = 0; round < 20; ++round) {
@@ -384,7 +352,7 @@ TEST(DataLoaderTest, DestructionMidEpochStopsTheThread) {
 TEST(DataLoaderTest, ErrorsOnThePrefetchThreadReachNext) {
   TempDir dir;
   for (const std::int64_t prefetch : {0, 2}) {
-    const fs::path path = dir.file("damaged_" + std::to_string(prefetch) + ".h5");
+    const fs::path path = dir / ("damaged_" + std::to_string(prefetch) + ".h5");
     // Chunked and compressed rows, so that reading a damaged file fails instead of returning zeros.
     write_dataset(path, pattern_images(256, 1, 16, 16), cyclic_labels(256, 3),
                   {.chunk = {1, 1, 16, 16}, .deflate = 1});
@@ -393,7 +361,7 @@ TEST(DataLoaderTest, ErrorsOnThePrefetchThreadReachNext) {
     // Damage the file under the open data set: everything past the first 4 KiB is gone.
     fs::resize_file(path, 4096);
     loader.start_epoch(0);
-    expect_message<IoError>(
+    expect_error<IoError>(
         [&] {
           for (std::int64_t i = 0; i <= loader.batches_per_epoch(); ++i) loader.next();
         },
@@ -405,15 +373,15 @@ TEST(DataLoaderTest, ErrorsOnThePrefetchThreadReachNext) {
 
 TEST(DataLoaderTest, RejectsBadUse) {
   TempDir dir;
-  const fs::path path = dir.file("d.h5");
+  const fs::path path = dir / "d.h5";
   write_dataset(path, pattern_images(10, 1, 2, 2), cyclic_labels(10, 3));
   const auto dataset = ImageDataset::open(path, "train", Cache::kMemory);
-  expect_message<ValueError>([&] { DataLoader(dataset, {.batch_size = 0}); }, {"batch_size", "0"});
-  expect_message<ValueError>([&] { DataLoader(dataset, {.prefetch = -1}); }, {"prefetch", "-1"});
-  expect_message<ValueError>([&] { DataLoader(nullptr, {}); }, {"null"});
-  expect_message<ValueError>([&] { DataLoader(dataset, {.rank = 2, .world = 2}); }, {"rank 2", "world 2"});
+  expect_error<ValueError>([&] { DataLoader(dataset, {.batch_size = 0}); }, {"batch_size", "0"});
+  expect_error<ValueError>([&] { DataLoader(dataset, {.prefetch = -1}); }, {"prefetch", "-1"});
+  expect_error<ValueError>([&] { DataLoader(nullptr, {}); }, {"null"});
+  expect_error<ValueError>([&] { DataLoader(dataset, {.rank = 2, .world = 2}); }, {"rank 2", "world 2"});
   DataLoader loader(dataset, {});
-  expect_message<ValueError>([&] { loader.next(); }, {"start_epoch"});
+  expect_error<ValueError>([&] { loader.next(); }, {"start_epoch"});
   EXPECT_THROW(loader.start_epoch(-1), ValueError);
 }
 
@@ -422,7 +390,7 @@ TEST(DataLoaderTest, RejectsBadUse) {
 // asserted (it depends on the machine and its load). CPU time counts every thread of the process.
 TEST(DataLoaderTest, ThroughputOnAnMnistSizedFile) {
   TempDir dir;
-  const fs::path path = dir.file("mnist_sized.h5");
+  const fs::path path = dir / "mnist_sized.h5";
   write_dataset(path, pattern_images(60000, 1, 28, 28), cyclic_labels(60000, 3));
   const std::pair<Cache, std::int64_t> configurations[] = {
       {Cache::kMemory, 0}, {Cache::kMemory, 2}, {Cache::kNone, 2}};

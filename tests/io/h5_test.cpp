@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "src/tensor/factories.h"
+#include "tests/support/temp_dir.h"
 
 namespace lockstep {
 namespace {
@@ -24,19 +25,7 @@ namespace fs = std::filesystem;
 using h5::Access;
 
 // A fresh directory per test, removed afterwards.
-class H5Test : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("lockstep_h5_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path file(const std::string& name) const { return dir_ / name; }
-
-  fs::path dir_;
-};
+class H5Test : public test::TempDirTest {};
 
 // A tensor of `shape` and `dtype` with distinct, dtype-specific values (i64 beyond 32 bits, negative floats).
 Tensor sample(const Shape& shape, DType dtype) {

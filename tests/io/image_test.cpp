@@ -17,25 +17,15 @@
 #include "io/image/grid.h"
 #include "io/image/png.h"
 #include "src/tensor/factories.h"
+#include "tests/support/temp_dir.h"
 
 namespace lockstep {
 namespace {
 
 namespace fs = std::filesystem;
 
-class PngTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("lockstep_png_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path file(const std::string& name) const { return dir_ / name; }
-
-  fs::path dir_;
-};
+// A fresh directory per test, removed afterwards.
+class PngTest : public test::TempDirTest {};
 
 using Bytes = std::vector<std::uint8_t>;
 

@@ -9,12 +9,12 @@
 
 #include "src/core/rng.h"
 #include "src/tensor/factories.h"
-#include "tests/nn/nn_test_util.h"
+#include "tests/support/expect_error.h"
 
 namespace lockstep::nn {
 namespace {
 
-using test_util::expect_error;
+using test::expect_error;
 
 struct Moments {
   double mean = 0;

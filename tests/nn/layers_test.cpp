@@ -17,11 +17,12 @@
 #include "src/nn/pool.h"
 #include "src/tensor/factories.h"
 #include "tests/nn/nn_test_util.h"
+#include "tests/support/expect_error.h"
 
 namespace lockstep::nn {
 namespace {
 
-using test_util::expect_error;
+using test::expect_error;
 using test_util::expect_near_values;
 
 TEST(Linear, ForwardIsXTimesWeightTransposedPlusBias) {

@@ -16,12 +16,12 @@
 #include "src/nn/state_dict.h"
 #include "src/ops/reduce.h"
 #include "src/tensor/factories.h"
-#include "tests/nn/nn_test_util.h"
+#include "tests/support/expect_error.h"
 
 namespace lockstep::nn {
 namespace {
 
-using test_util::expect_error;
+using test::expect_error;
 
 std::vector<std::string> names_of(const std::vector<NamedTensor>& entries) {
   std::vector<std::string> out;

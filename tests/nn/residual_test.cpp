@@ -11,12 +11,12 @@
 #include "src/autograd/grad_mode.h"
 #include "src/ops/elementwise.h"
 #include "src/tensor/factories.h"
-#include "tests/nn/nn_test_util.h"
+#include "tests/support/expect_error.h"
 
 namespace lockstep::nn {
 namespace {
 
-using test_util::expect_error;
+using test::expect_error;
 
 std::vector<std::string> child_names(const Module& m) {
   std::vector<std::string> out;

@@ -14,24 +14,12 @@
 #include "src/ops/shape.h"
 #include "src/ops/softmax.h"
 #include "src/tensor/factories.h"
+#include "tests/support/expect_error.h"
 
 namespace lockstep {
 namespace {
 
-// Runs fn, expecting an error of type E whose message contains every one of `parts`.
-template <class E>
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error, but none was raised";
-  } catch (const E& e) {
-    const std::string message = e.what();
-    for (const auto& part : parts)
-      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "raised the wrong error type: " << e.what();
-  }
-}
+using test::expect_error;
 
 Tensor i64(const std::vector<std::int64_t>& values, const Shape& shape) { return from_vector(values, shape); }
 

@@ -11,22 +11,12 @@
 #include "src/ops/norm.h"
 #include "src/ops/reduce.h"
 #include "src/tensor/factories.h"
+#include "tests/support/expect_error.h"
 
 namespace lockstep {
 namespace {
 
-// Expects `fn` to throw E whose message contains every one of `parts`.
-template <class E, class Fn>
-void expect_error(Fn&& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an exception";
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts)
-      EXPECT_NE(what.find(p), std::string::npos) << "message '" << what << "' lacks '" << p << "'";
-  }
-}
+using test::expect_error;
 
 void expect_near_all(const Tensor& got, const Tensor& want, double tol) {
   ASSERT_EQ(got.shape(), want.shape());

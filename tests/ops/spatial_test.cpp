@@ -14,20 +14,13 @@
 #include "src/ops/pool.h"
 #include "src/ops/reduce.h"
 #include "src/tensor/factories.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/gradcheck.h"
 
 namespace lockstep {
 namespace {
 
-template <class E, class F> void expect_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an exception";
-  } catch (const E& e) {
-    const std::string message = e.what();
-    for (const auto& p : parts) EXPECT_NE(message.find(p), std::string::npos) << "'" << p << "' not in: " << message;
-  }
-}
+using test::expect_error;
 
 struct SizeCase {
   std::int64_t w, f, p, s;

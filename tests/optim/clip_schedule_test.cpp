@@ -12,12 +12,13 @@
 #include "src/optim/clip.h"
 #include "src/optim/schedule.h"
 #include "src/optim/sgd.h"
-#include "tests/optim/optim_test_util.h"
+#include "src/tensor/factories.h"
+#include "tests/support/expect_error.h"
 
 namespace lockstep::optim {
 namespace {
 
-using testing::expect_error;
+using test::expect_error;
 
 Tensor param_with_grad(std::vector<float> grad, const Shape& shape) {
   Tensor p = zeros(shape).requires_grad_();

@@ -1,11 +1,10 @@
-// Shared helpers of the optimizer tests: the tiny three-step problem, error-message checks, comparisons.
+// Shared helpers of the optimizer tests: the tiny three-step problem and trace comparisons.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cmath>
-#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -47,20 +46,6 @@ inline void expect_trace_near(const Trace& got, const Trace& want, double rel_to
     for (std::size_t i = 0; i < got[t].size(); ++i) {
       EXPECT_NEAR(got[t][i], want[t][i], rel_tol * (std::abs(want[t][i]) + 1e-300))
           << "step " << t + 1 << ", element " << i;
-    }
-  }
-}
-
-// Expects `fn` to throw E whose message contains every one of `parts`.
-template <class E, class Fn>
-void expect_error(Fn&& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an exception";
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) {
-      EXPECT_NE(what.find(p), std::string::npos) << "message '" << what << "' lacks '" << p << "'";
     }
   }
 }

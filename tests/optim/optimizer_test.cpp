@@ -17,12 +17,13 @@
 #include "src/optim/adam.h"
 #include "src/optim/rmsprop.h"
 #include "src/optim/sgd.h"
-#include "tests/optim/optim_test_util.h"
+#include "src/tensor/factories.h"
+#include "tests/support/expect_error.h"
 
 namespace lockstep::optim {
 namespace {
 
-using testing::expect_error;
+using test::expect_error;
 using Params = std::vector<nn::NamedTensor>;
 
 Tensor vec(std::vector<double> v, const Shape& shape, DType dtype = DType::f64) {
