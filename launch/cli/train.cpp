@@ -1,6 +1,4 @@
 // `lockstep train CONFIG [key=value ...]`: classifier or GAN training from a config file.
-#include <iostream>
-
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
 #include "launch/config/config.h"

@@ -7,7 +7,6 @@
 
 #include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
-#include "src/autograd/grad_mode.h"
 #include "src/ops/loss.h"
 #include "src/optim/clip.h"
 
