@@ -89,6 +89,66 @@ lr = 2e-3
   EXPECT_GT(r.best_accuracy, 0.65);
 }
 
+TEST_F(TrainSmoke, EarlyStoppingEndsAfterPatienceEpochsWithoutGain) {
+  // With lr = 0 the test accuracy never improves after the first epoch: two more epochs, then a stop.
+  const launch::Config cfg = config(str_cat(R"(
+[run]
+seed = 6
+epochs = 6
+output = ")", (dir_ / "early").string(), R"("
+[model]
+name = "mlp"
+hidden = [32]
+[optimizer]
+name = "sgd"
+lr = 0.0
+[train]
+early_stopping_patience = 2
+)"));
+  const train::RunSettings run = train::setup_run(cfg);
+  train::Progress progress(stdout, train::Style::kLines);
+  const train::ClassifierResult r = train::train_classifier(cfg, run, progress);
+  EXPECT_EQ(r.best_epoch, 1);
+  EXPECT_EQ(r.steps, 3 * (60000 / 64));  // 3 epochs of full batches
+}
+
+TEST_F(TrainSmoke, WassersteinCriticWeightsStayClipped) {
+  const launch::Config cfg = config(str_cat(R"(
+task = "gan"
+[run]
+seed = 7
+max_steps = 20
+output = ")", (dir_ / "wgan").string(), R"("
+[gan]
+latent = 16
+samples = 4
+loss = "wasserstein"
+d_steps = 5
+weight_clip = 0.01
+[generator]
+name = "dcgan"
+width = 8
+[discriminator]
+name = "wgan-critic"
+width = 8
+[optimizer]
+name = "rmsprop"
+lr = 5e-5
+)"), "pad_to = 32\nnormalize = \"tanh\"\n");
+  const train::RunSettings run = train::setup_run(cfg);
+  train::Progress progress(stdout, train::Style::kLines);
+  const train::GanResult r = train::train_gan(cfg, run, progress);
+  EXPECT_EQ(r.generator_steps, 4);  // one per 5 critic steps
+
+  const launch::Config stored = launch::Config::parse(train::stored_config(run.output / "model.h5"), "model.h5");
+  const train::DataSplits data = train::make_data(stored, 0);
+  std::shared_ptr<nn::Module> critic = train::make_discriminator(stored, "discriminator", data.geometry);
+  train::load_model(run.output / "model.h5", "discriminator", *critic);
+  for (const auto& [name, p] : critic->named_parameters()) {
+    for (float w : p.to_vector<float>()) ASSERT_LE(std::abs(w), 0.01f) << name;
+  }
+}
+
 std::string file_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), {}};
