@@ -7,6 +7,7 @@
 #include "launch/config/config.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
+#include "launch/train/progress.h"
 #include "launch/train/run.h"
 #include "src/core/rng.h"
 #include "src/metrics/frechet.h"
@@ -32,11 +33,13 @@ int run_eval(const std::vector<std::string>& args) {
       "generator", po::value<std::string>()->default_value(""), "a GAN's model.h5: measure its samples")(
       "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)")(
       "samples", po::value<std::int64_t>()->default_value(10000), "images to generate")(
-      "seed", po::value<std::int64_t>()->default_value(0), "seed of the noise and of the untrained generator");
-  const auto values = parse_options(args, options, "eval --classifier MODEL.h5 [--generator MODEL.h5]",
-                                    "Test accuracy of a classifier; with --generator, the Fréchet distance between "
-                                    "generated and test images in the classifier's feature space, for the trained "
-                                    "generator and for an untrained one.");
+      "seed", po::value<std::int64_t>()->default_value(0),
+      "seed of the noise and of the untrained generator");
+  const auto values =
+      parse_options(args, options, "eval --classifier MODEL.h5 [--generator MODEL.h5]",
+                    "Test accuracy of a classifier; with --generator, the Fréchet distance between "
+                    "generated and test images in the classifier's feature space, for the trained "
+                    "generator and for an untrained one.");
   if (!values) return 0;
   const std::string classifier_file = (*values)["classifier"].as<std::string>();
   const std::string generator_file = (*values)["generator"].as<std::string>();
@@ -47,7 +50,8 @@ int run_eval(const std::vector<std::string>& args) {
 
   const launch::Config ccfg = stored(classifier_file, data_path);
   train::DataSplits data = train::make_data(ccfg, seed);
-  if (!data.test) throw ValueError(str_cat("eval: the data set has no test split (data.test_split is empty)"));
+  if (!data.test)
+    throw ValueError(str_cat("eval: the data set has no test split (data.test_split is empty)"));
   std::shared_ptr<nn::Module> model = train::make_classifier(ccfg, "model", data.geometry);
   train::load_model(classifier_file, "model", *model);
   DataLoader test_loader(data.test, data.test_options);
@@ -74,8 +78,10 @@ int run_eval(const std::vector<std::string>& args) {
   const auto distance = [&](nn::Module& generator) {
     Generator stream(seed);
     const Tensor images = train::generate_images(generator, latent, samples, stream);
-    const Tensor input = train::to_classifier_input(images, data.geometry.height, data.geometry.width, mean, std);
-    return metrics::frechet_distance(metrics::fit_gaussian(train::classifier_features(*classifier, input)), real_stats);
+    const Tensor input =
+        train::to_classifier_input(images, data.geometry.height, data.geometry.width, mean, std);
+    return metrics::frechet_distance(metrics::fit_gaussian(train::classifier_features(*classifier, input)),
+                                     real_stats);
   };
   manual_seed(seed);
   std::shared_ptr<nn::Module> untrained = train::make_generator(gcfg, "generator", gdata.geometry, latent);
@@ -86,7 +92,8 @@ int run_eval(const std::vector<std::string>& args) {
   std::cout << "Frechet distance, " << samples << " generated vs " << real.size(0) << " test images in the "
             << real_stats.dim << "-d feature space of " << classifier_file << ":\n"
             << "  untrained generator " << train::format_fixed(d_untrained, 3) << "\n"
-            << "  trained generator   " << train::format_fixed(d_trained, 3) << "  (" << generator_file << ")\n"
+            << "  trained generator   " << train::format_fixed(d_trained, 3) << "  (" << generator_file
+            << ")\n"
             << "  ratio untrained / trained " << train::format_fixed(d_untrained / d_trained, 1) << "\n";
   return 0;
 }

@@ -28,8 +28,9 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
       make_scheduler(cfg, "schedule", *optimizer, steps_per_epoch, run.epochs);
   cfg.reject_unknown();
 
-  progress.print(str_cat("model ", cfg.get_string("model.name"), ": ", model->num_parameters(), " parameters; ",
-                         data.train->size(), " training images, ", steps_per_epoch, " steps per epoch"));
+  progress.print(str_cat("model ", cfg.get_string("model.name"), ": ", model->num_parameters(),
+                         " parameters; ", data.train->size(), " training images, ", steps_per_epoch,
+                         " steps per epoch"));
   MetricsLog metrics(run.output / "metrics.jsonl");
   const std::vector<Tensor> params = model->parameters();
 
@@ -69,15 +70,17 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
       }
     }
     result.last_loss = loss_sum / std::max<std::int64_t>(batches, 1);
-    std::vector<std::pair<std::string, double>> fields = {
-        {"epoch", epoch + 1}, {"step", static_cast<double>(result.steps)}, {"train_loss", result.last_loss},
-        {"lr", optimizer->lr()}};
+    std::vector<std::pair<std::string, double>> fields = {{"epoch", epoch + 1},
+                                                          {"step", static_cast<double>(result.steps)},
+                                                          {"train_loss", result.last_loss},
+                                                          {"lr", optimizer->lr()}};
     std::string line = str_cat("train loss ", format_fixed(result.last_loss, 4));
     if (test_loader) {
       const Accuracy acc = evaluate_classifier(*model, *test_loader);
       fields.emplace_back("test_loss", acc.loss);
       fields.emplace_back("test_accuracy", acc.accuracy);
-      line += str_cat("  test loss ", format_fixed(acc.loss, 4), "  test accuracy ", format_fixed(acc.accuracy, 4));
+      line += str_cat("  test loss ", format_fixed(acc.loss, 4), "  test accuracy ",
+                      format_fixed(acc.accuracy, 4));
       if (acc.accuracy > result.best_accuracy) {
         result.best_accuracy = acc.accuracy;
         result.best_epoch = epoch + 1;

@@ -1,11 +1,9 @@
 // Classifier evaluation and helpers shared by the training loops.
 #include "launch/train/evaluate.h"
 
-#include <cstdio>
-
 #include "src/autograd/grad_mode.h"
-#include "src/ops/loss.h"
 #include "src/ops/elementwise.h"
+#include "src/ops/loss.h"
 #include "src/ops/reduce.h"
 #include "src/ops/shape.h"
 #include "src/tensor/factories.h"
@@ -66,11 +64,11 @@ Tensor to_classifier_input(const Tensor& generated, std::int64_t height, std::in
                            const std::vector<double>& mean, const std::vector<double>& std) {
   const std::int64_t c = generated.size(1);
   LOCKSTEP_CHECK(generated.size(2) >= height && generated.size(3) >= width, ValueError,
-                 "to_classifier_input: expected generated images of at least ", height, "x", width, ", but got ",
-                 generated.size(2), "x", generated.size(3));
+                 "to_classifier_input: expected generated images of at least ", height, "x", width,
+                 ", but got ", generated.size(2), "x", generated.size(3));
   LOCKSTEP_CHECK(static_cast<std::int64_t>(mean.size()) == c && static_cast<std::int64_t>(std.size()) == c,
-                 ValueError, "to_classifier_input: expected ", c, " channel means and stds, but got ", mean.size(),
-                 " and ", std.size());
+                 ValueError, "to_classifier_input: expected ", c, " channel means and stds, but got ",
+                 mean.size(), " and ", std.size());
   const std::int64_t top = (generated.size(2) - height) / 2, left = (generated.size(3) - width) / 2;
   const Tensor crop = generated.slice(2, top, top + height).slice(3, left, left + width);
   std::vector<float> scale(static_cast<std::size_t>(c)), shift(static_cast<std::size_t>(c));
@@ -85,12 +83,6 @@ nn::StateDict clone_state(const nn::StateDict& state) {
   nn::StateDict copy;
   for (const auto& [name, tensor] : state) copy.insert(name, tensor.detach().clone());
   return copy;
-}
-
-std::string format_fixed(double value, int digits) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", digits, value);
-  return text;
 }
 
 }  // namespace lockstep::train

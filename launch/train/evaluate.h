@@ -26,7 +26,8 @@ Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader);
 // without gradients.
 Tensor classifier_features(models::Classifier& classifier, const Tensor& images, std::int64_t batch = 500);
 
-// `count` images from a generator in eval mode for z ~ N(0, 1) drawn from `stream`: [count, C, H, W] in (-1, 1).
+// `count` images from a generator in eval mode for z ~ N(0, 1) drawn from `stream`: [count, C, H, W] in (-1,
+// 1).
 Tensor generate_images(nn::Module& generator, std::int64_t latent, std::int64_t count, Generator& stream,
                        std::int64_t batch = 500);
 
@@ -37,8 +38,5 @@ Tensor to_classifier_input(const Tensor& generated, std::int64_t height, std::in
 
 // A deep copy (values, not shared storage).
 nn::StateDict clone_state(const nn::StateDict& state);
-
-// "0.1234".
-std::string format_fixed(double value, int digits);
 
 }  // namespace lockstep::train

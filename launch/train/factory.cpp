@@ -23,8 +23,9 @@ std::string key(const std::string& section, const char* name) { return section +
 
 std::shared_ptr<nn::Module> make_classifier(const launch::Config& cfg, const std::string& section,
                                             const DataGeometry& data) {
-  const std::string name = cfg.choice(key(section, "name"), {"mlp", "lenet5", "resnet20", "resnet32", "resnet56",
-                                                             "resnet110", "resnet18", "resnet34", "resnet50"});
+  const std::string name = cfg.choice(
+      key(section, "name"),
+      {"mlp", "lenet5", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34", "resnet50"});
   if (name == "mlp") {
     return std::make_shared<models::MLP>(data.channels * data.height * data.width,
                                          cfg.get_ints(key(section, "hidden"), {512, 256}), data.classes,
@@ -32,8 +33,8 @@ std::shared_ptr<nn::Module> make_classifier(const launch::Config& cfg, const std
   }
   if (name == "lenet5") {
     if (data.height != data.width || (data.height != 28 && data.height != 32)) {
-      cfg.fail(key(section, "name"), str_cat("lenet5 expects 28x28 or 32x32 images, but the data are ", data.height,
-                                            "x", data.width));
+      cfg.fail(key(section, "name"), str_cat("lenet5 expects 28x28 or 32x32 images, but the data are ",
+                                             data.height, "x", data.width));
     }
     return std::make_shared<models::LeNet5>(data.channels, data.height, data.classes);
   }
@@ -53,8 +54,9 @@ std::shared_ptr<nn::Module> make_generator(const launch::Config& cfg, const std:
                                            const DataGeometry& data, std::int64_t latent) {
   cfg.choice(key(section, "name"), {"dcgan"});
   if (data.height != data.width || (data.height != 32 && data.height != 64)) {
-    cfg.fail(key(section, "name"), str_cat("the DCGAN generator makes 32x32 or 64x64 images, but the data are ",
-                                          data.height, "x", data.width, " (set data.pad_to = 32 for 28x28 data)"));
+    cfg.fail(key(section, "name"),
+             str_cat("the DCGAN generator makes 32x32 or 64x64 images, but the data are ", data.height, "x",
+                     data.width, " (set data.pad_to = 32 for 28x28 data)"));
   }
   auto generator = std::make_shared<models::DCGANGenerator>(latent, data.channels, data.height,
                                                             cfg.get_int(key(section, "width"), 64));
@@ -104,11 +106,13 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const launch::Config& cfg, cons
     const double eps = cfg.get_double(key(section, "eps"), 1e-8);
     if (name == "adam") {
       optim::AdamOptions o;
-      o.lr = lr(1e-3), o.beta1 = beta1, o.beta2 = beta2, o.eps = eps, o.weight_decay = wd(0.0), o.decay = decay;
+      o.lr = lr(1e-3), o.beta1 = beta1, o.beta2 = beta2, o.eps = eps, o.weight_decay = wd(0.0),
+      o.decay = decay;
       return std::make_unique<optim::Adam>(std::move(params), o);
     }
     optim::AdamWOptions o;
-    o.lr = lr(1e-3), o.beta1 = beta1, o.beta2 = beta2, o.eps = eps, o.weight_decay = wd(1e-2), o.decay = decay;
+    o.lr = lr(1e-3), o.beta1 = beta1, o.beta2 = beta2, o.eps = eps, o.weight_decay = wd(1e-2),
+    o.decay = decay;
     return std::make_unique<optim::AdamW>(std::move(params), o);
   }
   if (name == "rmsprop") {
@@ -158,14 +162,16 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const launch::Config& cfg, co
   } else if (name == "cosine") {
     schedule = optim::Schedule::cosine(total, cfg.get_double(key(section, "min_lr"), 0.0));
   }
-  if (warmup > 0) schedule = schedule.with_warmup(warmup, cfg.get_double(key(section, "warmup_start_factor"), 0.1));
+  if (warmup > 0)
+    schedule = schedule.with_warmup(warmup, cfg.get_double(key(section, "warmup_start_factor"), 0.1));
   return std::make_unique<optim::LRScheduler>(optimizer, std::move(schedule));
 }
 
 DataSplits make_data(const launch::Config& cfg, std::uint64_t seed) {
   DataSplits d;
   const std::filesystem::path path = cfg.get_string("data.path");
-  const Cache cache = cfg.choice("data.cache", {"memory", "none"}, "memory") == "memory" ? Cache::kMemory : Cache::kNone;
+  const Cache cache =
+      cfg.choice("data.cache", {"memory", "none"}, "memory") == "memory" ? Cache::kMemory : Cache::kNone;
   d.train = ImageDataset::open(path, cfg.get_string("data.train_split", "train"), cache);
   const std::string test_split = cfg.get_string("data.test_split", "test");
   if (!test_split.empty()) d.test = ImageDataset::open(path, test_split, cache);

@@ -10,8 +10,8 @@
 #include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
 #include "src/autograd/grad_mode.h"
-#include "src/ops/loss.h"
 #include "src/ops/elementwise.h"
+#include "src/ops/loss.h"
 #include "src/ops/reduce.h"
 #include "src/optim/clip.h"
 #include "src/tensor/factories.h"
@@ -64,7 +64,8 @@ Tensor fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent) 
 GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress& progress) {
   DataSplits data = make_data(cfg, run.seed);
   const std::int64_t latent = cfg.get_int("gan.latent", 100);
-  const std::string loss_name = cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein"}, "non-saturating");
+  const std::string loss_name =
+      cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein"}, "non-saturating");
   const GanLoss loss_kind = loss_name == "minimax"       ? GanLoss::kMinimax
                             : loss_name == "wasserstein" ? GanLoss::kWasserstein
                                                          : GanLoss::kNonSaturating;
@@ -83,7 +84,8 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
   const std::int64_t steps_per_epoch = loader.batches_per_epoch();
   progress.print(str_cat("generator ", generator->num_parameters(), " parameters, discriminator ",
                          discriminator->num_parameters(), " parameters; ", data.train->size(),
-                         " training images, ", steps_per_epoch, " discriminator steps per epoch, loss ", loss_name));
+                         " training images, ", steps_per_epoch, " discriminator steps per epoch, loss ",
+                         loss_name));
   const Tensor fixed_z = fixed_noise(run.seed, sample_count, latent);
   MetricsLog metrics(run.output / "metrics.jsonl");
   const std::vector<Tensor> d_params = discriminator->parameters();
@@ -131,8 +133,9 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
         throw ValueError(str_cat("train: a GAN loss became non-finite at discriminator step ", d_step,
                                  ". Lower optimizer.lr"));
       }
-      progress.update(d_count, b, str_cat("D ", format_fixed(d_sum / d_count, 3), "  G ",
-                                          format_fixed(g_sum / std::max<std::int64_t>(g_count, 1), 3)));
+      progress.update(d_count, b,
+                      str_cat("D ", format_fixed(d_sum / d_count, 3), "  G ",
+                              format_fixed(g_sum / std::max<std::int64_t>(g_count, 1), 3)));
       if (run.max_steps > 0 && d_step >= run.max_steps) {
         done = true;
         break;
@@ -142,11 +145,14 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
     result.g_loss = g_sum / std::max<std::int64_t>(g_count, 1);
     const std::filesystem::path grid = run.output / str_cat("samples_epoch_", epoch + 1, ".png");
     write_samples(*generator, fixed_z, grid);
-    metrics.write({{"epoch", epoch + 1}, {"step", static_cast<double>(d_step)}, {"d_loss", result.d_loss},
+    metrics.write({{"epoch", epoch + 1},
+                   {"step", static_cast<double>(d_step)},
+                   {"d_loss", result.d_loss},
                    {"g_loss", result.g_loss}});
-    save_models(run.output / "model.h5", "gan", cfg, {{"generator", generator.get()}, {"discriminator", discriminator.get()}});
-    progress.finish(str_cat("D loss ", format_fixed(result.d_loss, 4), "  G loss ", format_fixed(result.g_loss, 4),
-                            "  samples ", grid.string()));
+    save_models(run.output / "model.h5", "gan", cfg,
+                {{"generator", generator.get()}, {"discriminator", discriminator.get()}});
+    progress.finish(str_cat("D loss ", format_fixed(result.d_loss, 4), "  G loss ",
+                            format_fixed(result.g_loss, 4), "  samples ", grid.string()));
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   result.images_per_s = static_cast<double>(images) / std::max(result.seconds, 1e-9);

@@ -20,7 +20,8 @@ struct GanResult {
   double seconds = 0;
 };
 
-// The fixed noise of the sample grids: `count` x `latent` from a stream of its own, derived from the run seed.
+// The fixed noise of the sample grids: `count` x `latent` from a stream of its own, derived from the run
+// seed.
 Tensor fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent);
 // Writes a grid of the generator's images for noise `z` (eval mode, no gradients) as a PNG.
 void write_samples(nn::Module& generator, const Tensor& z, const std::filesystem::path& path);

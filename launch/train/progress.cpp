@@ -13,12 +13,20 @@ std::string format_duration(double seconds) {
   const auto s = static_cast<std::int64_t>(std::llround(std::max(seconds, 0.0)));
   char text[32];
   if (s >= 3600) {
-    std::snprintf(text, sizeof text, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>(s / 60 % 60));
+    std::snprintf(text, sizeof text, "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60));
   } else if (s >= 60) {
-    std::snprintf(text, sizeof text, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+    std::snprintf(text, sizeof text, "%lldm%02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
   } else {
     std::snprintf(text, sizeof text, "%llds", static_cast<long long>(s));
   }
+  return text;
+}
+
+std::string format_fixed(double value, int digits) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", digits, value);
   return text;
 }
 
@@ -57,16 +65,18 @@ void Progress::update(std::int64_t done, std::int64_t images, const std::string&
                  format_duration(left).c_str());
     bar_visible_ = true;
   } else if (!last) {
-    std::fprintf(out_, "%s step %lld/%lld  %s  %.0f img/s  %s left\n", label_.c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total_), metrics.c_str(), rate, format_duration(left).c_str());
+    std::fprintf(out_, "%s step %lld/%lld  %s  %.0f img/s  %s left\n", label_.c_str(),
+                 static_cast<long long>(done), static_cast<long long>(total_), metrics.c_str(), rate,
+                 format_duration(left).c_str());
   }
   std::fflush(out_);
 }
 
 void Progress::finish(const std::string& summary) {
   const double t = elapsed_s();
-  print(str_cat(label_, "  ", summary, "  ", static_cast<std::int64_t>(std::llround(images_ / std::max(t, 1e-9))),
-                " img/s  ", format_duration(t)));
+  print(str_cat(label_, "  ", summary, "  ",
+                static_cast<std::int64_t>(std::llround(images_ / std::max(t, 1e-9))), " img/s  ",
+                format_duration(t)));
 }
 
 void Progress::print(const std::string& line) {

@@ -42,5 +42,7 @@ class Progress {
 
 // "1m05s", "2h03m".
 std::string format_duration(double seconds);
+// `value` with `digits` decimals: "0.1234".
+std::string format_fixed(double value, int digits);
 
 }  // namespace lockstep::train

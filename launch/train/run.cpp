@@ -37,7 +37,8 @@ void save_models(const std::filesystem::path& path, const std::string& kind, con
     root.set_attribute("format_version", std::int64_t{1});
     root.set_attribute("kind", kind);
     root.set_attribute("config", cfg.to_string());
-    for (const auto& [name, model] : models) io::write_state_dict(root.create_group(name), model->state_dict());
+    for (const auto& [name, model] : models)
+      io::write_state_dict(root.create_group(name), model->state_dict());
     file.flush();
   }
   std::filesystem::rename(tmp, path);

@@ -43,6 +43,16 @@ class TrainSmoke : public ::testing::Test {
                                  "smoke.toml");
   }
 
+  // Runs the config's training with plain progress lines.
+  static train::ClassifierResult classify(const launch::Config& cfg) {
+    train::Progress progress(stdout, train::Style::kLines);
+    return train::train_classifier(cfg, train::setup_run(cfg), progress);
+  }
+  static train::GanResult train_gan(const launch::Config& cfg) {
+    train::Progress progress(stdout, train::Style::kLines);
+    return train::train_gan(cfg, train::setup_run(cfg), progress);
+  }
+
   static inline fs::path dir_;
 };
 
@@ -51,7 +61,8 @@ TEST_F(TrainSmoke, MlpLossFallsAndAccuracyFarAboveChance) {
 [run]
 seed = 3
 max_steps = 300
-output = ")", (dir_ / "mlp").string(), R"("
+output = ")",
+                                            (dir_ / "mlp").string(), R"("
 [model]
 name = "mlp"
 hidden = [128]
@@ -60,14 +71,12 @@ name = "sgd"
 lr = 0.05
 momentum = 0.9
 )"));
-  const train::RunSettings run = train::setup_run(cfg);
-  train::Progress progress(stdout, train::Style::kLines);
-  const train::ClassifierResult r = train::train_classifier(cfg, run, progress);
+  const train::ClassifierResult r = classify(cfg);
   EXPECT_EQ(r.steps, 300);
   EXPECT_LT(r.last_loss, 0.7 * r.first_loss) << "first " << r.first_loss << ", last " << r.last_loss;
   EXPECT_GT(r.best_accuracy, 0.70);  // chance is 0.10
-  EXPECT_TRUE(fs::exists(run.output / "model.h5"));
-  EXPECT_TRUE(fs::exists(run.output / "metrics.jsonl"));
+  EXPECT_TRUE(fs::exists(dir_ / "mlp" / "model.h5"));
+  EXPECT_TRUE(fs::exists(dir_ / "mlp" / "metrics.jsonl"));
 }
 
 TEST_F(TrainSmoke, LeNetLossFallsAndAccuracyFarAboveChance) {
@@ -75,16 +84,15 @@ TEST_F(TrainSmoke, LeNetLossFallsAndAccuracyFarAboveChance) {
 [run]
 seed = 4
 max_steps = 200
-output = ")", (dir_ / "lenet").string(), R"("
+output = ")",
+                                            (dir_ / "lenet").string(), R"("
 [model]
 name = "lenet5"
 [optimizer]
 name = "adam"
 lr = 2e-3
 )"));
-  const train::RunSettings run = train::setup_run(cfg);
-  train::Progress progress(stdout, train::Style::kLines);
-  const train::ClassifierResult r = train::train_classifier(cfg, run, progress);
+  const train::ClassifierResult r = classify(cfg);
   EXPECT_LT(r.last_loss, 0.7 * r.first_loss) << "first " << r.first_loss << ", last " << r.last_loss;
   EXPECT_GT(r.best_accuracy, 0.65);
 }
@@ -95,7 +103,8 @@ TEST_F(TrainSmoke, EarlyStoppingEndsAfterPatienceEpochsWithoutGain) {
 [run]
 seed = 6
 epochs = 6
-output = ")", (dir_ / "early").string(), R"("
+output = ")",
+                                            (dir_ / "early").string(), R"("
 [model]
 name = "mlp"
 hidden = [32]
@@ -105,9 +114,7 @@ lr = 0.0
 [train]
 early_stopping_patience = 2
 )"));
-  const train::RunSettings run = train::setup_run(cfg);
-  train::Progress progress(stdout, train::Style::kLines);
-  const train::ClassifierResult r = train::train_classifier(cfg, run, progress);
+  const train::ClassifierResult r = classify(cfg);
   EXPECT_EQ(r.best_epoch, 1);
   EXPECT_EQ(r.steps, 3 * (60000 / 64));  // 3 epochs of full batches
 }
@@ -118,7 +125,8 @@ task = "gan"
 [run]
 seed = 7
 max_steps = 20
-output = ")", (dir_ / "wgan").string(), R"("
+output = ")",
+                                            (dir_ / "wgan").string(), R"("
 [gan]
 latent = 16
 samples = 4
@@ -134,16 +142,16 @@ width = 8
 [optimizer]
 name = "rmsprop"
 lr = 5e-5
-)"), "pad_to = 32\nnormalize = \"tanh\"\n");
-  const train::RunSettings run = train::setup_run(cfg);
-  train::Progress progress(stdout, train::Style::kLines);
-  const train::GanResult r = train::train_gan(cfg, run, progress);
+)"),
+                                    "pad_to = 32\nnormalize = \"tanh\"\n");
+  const train::GanResult r = train_gan(cfg);
   EXPECT_EQ(r.generator_steps, 4);  // one per 5 critic steps
 
-  const launch::Config stored = launch::Config::parse(train::stored_config(run.output / "model.h5"), "model.h5");
+  const fs::path model_file = dir_ / "wgan" / "model.h5";
+  const launch::Config stored = launch::Config::parse(train::stored_config(model_file), "model.h5");
   const train::DataSplits data = train::make_data(stored, 0);
   std::shared_ptr<nn::Module> critic = train::make_discriminator(stored, "discriminator", data.geometry);
-  train::load_model(run.output / "model.h5", "discriminator", *critic);
+  train::load_model(model_file, "discriminator", *critic);
   for (const auto& [name, p] : critic->named_parameters()) {
     for (float w : p.to_vector<float>()) ASSERT_LE(std::abs(w), 0.01f) << name;
   }
@@ -160,7 +168,8 @@ task = "gan"
 [run]
 seed = 5
 max_steps = 30
-output = ")", (dir_ / "gan").string(), R"("
+output = ")",
+                                            (dir_ / "gan").string(), R"("
 [gan]
 latent = 16
 samples = 16
@@ -174,20 +183,20 @@ width = 8
 name = "adam"
 lr = 2e-4
 beta1 = 0.5
-)"), "pad_to = 32\nnormalize = \"tanh\"\n");
-  const train::RunSettings run = train::setup_run(cfg);
-  train::Progress progress(stdout, train::Style::kLines);
-  const train::GanResult r = train::train_gan(cfg, run, progress);
+)"),
+                                    "pad_to = 32\nnormalize = \"tanh\"\n");
+  const train::GanResult r = train_gan(cfg);
   EXPECT_EQ(r.generator_steps, 30);
   EXPECT_TRUE(std::isfinite(r.d_loss) && std::isfinite(r.g_loss));
 
   // A generator rebuilt from the model file draws the same grid from the same fixed noise.
-  const launch::Config stored = launch::Config::parse(train::stored_config(run.output / "model.h5"), "model.h5");
+  const fs::path model_file = dir_ / "gan" / "model.h5";
+  const launch::Config stored = launch::Config::parse(train::stored_config(model_file), "model.h5");
   const train::DataSplits data = train::make_data(stored, 0);
   std::shared_ptr<nn::Module> g = train::make_generator(stored, "generator", data.geometry, 16);
-  train::load_model(run.output / "model.h5", "generator", *g);
+  train::load_model(model_file, "generator", *g);
   train::write_samples(*g, train::fixed_noise(5, 16, 16), dir_ / "again.png");
-  EXPECT_EQ(file_bytes(dir_ / "again.png"), file_bytes(run.output / "samples_epoch_1.png"));
+  EXPECT_EQ(file_bytes(dir_ / "again.png"), file_bytes(dir_ / "gan" / "samples_epoch_1.png"));
 }
 
 }  // namespace
