@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-openmp-dev          # BLAS built on OpenMP: one thread pool with our kernels and oneDNN
   libdnnl-dev ocl-icd-opencl-dev opencl-headers   # oneDNN convolutions (its headers need the OpenCL ones)
+  libopenmpi-dev openmpi-bin      # MPI process group, mpirun
   libhdf5-dev hdf5-tools          # data sets and checkpoints (serial C API)
   libtomlplusplus-dev             # config files with line-numbered errors
   libboost-program-options-dev    # command-line options of the `lockstep` tool

@@ -47,7 +47,27 @@ struct NodeState {
   InputBuffer buffer;
 };
 
+// The callbacks of the backward passes running on this thread, innermost last.
+thread_local std::vector<std::vector<std::function<void()>>> t_callbacks;
+
+// Pushes a callback list for one backward and pops it however the backward ends.
+class CallbackScope {
+ public:
+  CallbackScope() { t_callbacks.emplace_back(); }
+  ~CallbackScope() { t_callbacks.pop_back(); }
+  CallbackScope(const CallbackScope&) = delete;
+  CallbackScope& operator=(const CallbackScope&) = delete;
+  void run() {
+    // Index loop: a callback may queue more (the vector may grow).
+    for (std::size_t i = 0; i < t_callbacks.back().size(); ++i) {
+      auto callback = std::move(t_callbacks.back()[i]);
+      callback();
+    }
+  }
+};
+
 void execute(const Task& task) {
+  CallbackScope callbacks;
   GradModeGuard mode(task.create == CreateGraph::kYes);
   // A graph built with create_graph runs through this graph's nodes again, so their saved tensors stay.
   const bool release = task.retain == RetainGraph::kNo && task.create == CreateGraph::kNo;
@@ -141,9 +161,16 @@ void execute(const Task& task) {
       if (--st.dependencies == 0) ready.push(next);
     }
   }
+  callbacks.run();
 }
 
 }  // namespace
+
+void queue_backward_callback(std::function<void()> callback) {
+  LOCKSTEP_CHECK(!t_callbacks.empty(), AutogradError,
+                 "queue_backward_callback: expected to be called during a backward pass, but none is running");
+  t_callbacks.back().push_back(std::move(callback));
+}
 
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots, RetainGraph retain,
                   CreateGraph create) {

@@ -2,6 +2,7 @@
 // later-created nodes first and leaf accumulators as soon as they are ready, summing gradients where paths meet.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "src/tensor/tensor.h"
@@ -19,5 +20,10 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs = {}, RetainGraph retain = RetainGraph::kNo,
                          CreateGraph create = CreateGraph::kNo);
+
+// Runs `callback` once the backward pass now running on this thread has processed every node (the
+// distributed reducer finalises gradients there). Callbacks queued by callbacks run too, in order. Throws
+// AutogradError when no backward is running. If the backward throws, its callbacks are dropped.
+void queue_backward_callback(std::function<void()> callback);
 
 }  // namespace lockstep

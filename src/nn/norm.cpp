@@ -41,6 +41,7 @@ Tensor BatchNorm::forward(const Tensor& input) {
     return batch_norm(input, weight_, bias_, running_mean_, running_var_, BatchNormMode::kEval,
                       options_.momentum, options_.eps);
   }
+  if (sync_) return sync_->forward_train(input, *this);
   Tensor out = batch_norm(input, weight_, bias_, running_mean_, running_var_, BatchNormMode::kTrain,
                           options_.momentum, options_.eps);
   NoGradGuard no_grad;
@@ -53,6 +54,7 @@ std::string BatchNorm::describe() const {
   if (options_.eps != 1e-5) text += str_cat(", eps=", options_.eps);
   if (options_.momentum != 0.1) text += str_cat(", momentum=", options_.momentum);
   if (options_.affine == Affine::kNo) text += ", affine=no";
+  if (sync_) text += str_cat(", ", sync_->name());
   return text;
 }
 

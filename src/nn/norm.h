@@ -3,12 +3,26 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "src/nn/init.h"
 #include "src/nn/module.h"
 
 namespace lockstep::nn {
+
+class BatchNorm;
+
+// The training-mode computation of a batch-norm layer whose statistics span several processes
+// (distributed::SyncBatchNorm implements it; nn cannot depend on distributed). Given the layer's input,
+// returns the normalised output and updates the layer's running statistics and num_batches_tracked.
+class BatchNormSync {
+ public:
+  virtual ~BatchNormSync() = default;
+  virtual Tensor forward_train(const Tensor& input, BatchNorm& layer) = 0;
+  // Shown in summaries, e.g. "sync".
+  virtual const char* name() const = 0;
+};
 
 struct BatchNormOptions {
   double eps = 1e-5;
@@ -32,6 +46,9 @@ class BatchNorm : public Module {
   const Tensor& num_batches_tracked() const { return num_batches_tracked_; }
   std::int64_t num_features() const { return features_; }
   const BatchNormOptions& options() const { return options_; }
+  // Training-mode statistics from `sync` (SyncBatchNorm) instead of the local batch; null restores local.
+  void set_sync(std::shared_ptr<BatchNormSync> sync) { sync_ = std::move(sync); }
+  const std::shared_ptr<BatchNormSync>& sync() const { return sync_; }
 
  protected:
   // Accepts inputs whose rank is min_rank or max_rank.
@@ -49,6 +66,7 @@ class BatchNorm : public Module {
   Tensor running_mean_;
   Tensor running_var_;
   Tensor num_batches_tracked_;
+  std::shared_ptr<BatchNormSync> sync_;
 };
 
 // Batch norm over [N, C] or [N, C, L] (statistics per C over N and L).

@@ -1,0 +1,205 @@
+// The gradient reducer: bucket layout, the leaf hooks that fill and launch buckets during backward, and the
+// finaliser that the engine runs when backward ends.
+#include "distributed/reducer.h"
+
+#include <atomic>
+#include <map>
+
+#include "src/autograd/engine.h"
+#include "src/autograd/grad_mode.h"
+#include "src/core/error.h"
+#include "src/tensor/factories.h"
+
+namespace lockstep::distributed {
+
+std::uint64_t next_event_order() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+struct Reducer::State {
+  // Where one parameter's gradient lives in its bucket, and whether it arrived in this backward.
+  struct Slot {
+    std::size_t bucket = 0;
+    std::int64_t offset = 0;
+    bool ready = false;
+  };
+  struct Bucket {
+    DType dtype = DType::f32;
+    std::int64_t numel = 0;
+    std::vector<std::size_t> params;  // indices into parameters, in the order they were packed
+    Tensor flat;                      // allocated for groups of more than one rank
+    std::size_t pending = 0;          // parameters not yet ready in this backward
+    WorkPtr work;
+  };
+
+  std::vector<nn::NamedTensor> parameters;
+  std::shared_ptr<ProcessGroup> group;
+  std::vector<Slot> slots;
+  std::vector<Bucket> buckets;
+  std::size_t next_launch = 0;
+  bool armed = false;
+  bool finalize_queued = false;
+  std::vector<ReducerEvent> events;
+
+  void record(ReducerEvent::Kind kind, int bucket, std::uint64_t sequence = 0) {
+    events.push_back({kind, bucket, sequence, next_event_order()});
+  }
+
+  void reset() {
+    for (auto& s : slots) s.ready = false;
+    for (auto& b : buckets) {
+      b.pending = b.params.size();
+      b.work.reset();
+    }
+    next_launch = 0;
+    finalize_queued = false;
+    events.clear();
+  }
+
+  Tensor slice_of(std::size_t index) {
+    const Slot& s = slots[index];
+    const Tensor& p = parameters[index].second;
+    return buckets[s.bucket].flat.slice(0, s.offset, s.offset + p.numel()).view(p.shape());
+  }
+
+  // Copies the parameter's gradient (or zeros) into its bucket slot and counts it ready.
+  void fill(std::size_t index) {
+    Slot& s = slots[index];
+    if (s.ready) return;
+    NoGradGuard no_grad;
+    Tensor dst = slice_of(index);
+    const Tensor g = parameters[index].second.grad();
+    if (g.defined()) {
+      dst.copy_(g);
+    } else {
+      dst.zero_();
+    }
+    s.ready = true;
+    --buckets[s.bucket].pending;
+  }
+
+  // Launches buckets in index order while the next one is complete.
+  void launch_ready() {
+    while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
+      Bucket& b = buckets[next_launch];
+      b.work = group->all_reduce(b.flat, ReduceOp::kAvg);
+      record(ReducerEvent::Kind::kBucketLaunched, static_cast<int>(next_launch), b.work->call().sequence);
+      ++next_launch;
+    }
+  }
+
+  void on_gradient_ready(std::size_t index, const std::weak_ptr<State>& self) {
+    if (!armed) return;
+    if (!finalize_queued) {
+      finalize_queued = true;
+      queue_backward_callback([self] {
+        if (auto state = self.lock()) state->finalize();
+      });
+    }
+    fill(index);
+    if (buckets[slots[index].bucket].pending == 0) launch_ready();
+  }
+
+  void finalize() {
+    armed = false;
+    record(ReducerEvent::Kind::kBackwardEnded, -1);
+    for (std::size_t i = 0; i < parameters.size(); ++i) fill(i);
+    launch_ready();
+    NoGradGuard no_grad;
+    for (std::size_t b = 0; b < buckets.size(); ++b) {
+      buckets[b].work->wait();
+      record(ReducerEvent::Kind::kBucketWaited, static_cast<int>(b), buckets[b].work->call().sequence);
+    }
+    for (std::size_t i = 0; i < parameters.size(); ++i) {
+      const Tensor& p = parameters[i].second;
+      Tensor g = p.grad();
+      if (g.defined()) {
+        g.copy_(slice_of(i));
+      } else {
+        p.set_grad(slice_of(i).clone());
+      }
+    }
+  }
+};
+
+Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<ProcessGroup> group,
+                 ReducerOptions options)
+    : state_(std::make_shared<State>()) {
+  LOCKSTEP_CHECK(group != nullptr, ValueError, "Reducer: expected a process group, but got null");
+  LOCKSTEP_CHECK(options.bucket_bytes > 0 && options.first_bucket_bytes > 0, ValueError,
+                 "Reducer: expected positive bucket sizes, but got bucket_bytes ", options.bucket_bytes,
+                 " and first_bucket_bytes ", options.first_bucket_bytes);
+  State& st = *state_;
+  st.group = std::move(group);
+  for (auto& [name, p] : parameters) {
+    if (!p.requires_grad()) continue;
+    LOCKSTEP_CHECK(p.device().is_cpu() && (p.dtype() == DType::f32 || p.dtype() == DType::f64), TypeError,
+                   "Reducer: expected CPU parameters of dtype f32 or f64, but ", name, " is ", dtype_name(p.dtype()),
+                   " on ", p.device().str());
+    st.parameters.emplace_back(name, p);
+  }
+
+  // Buckets in reverse registration order (the order gradients become ready in backward), one open bucket
+  // per dtype; the first bucket made is capped at first_bucket_bytes, later ones at bucket_bytes.
+  st.slots.resize(st.parameters.size());
+  std::map<DType, std::size_t> open;
+  for (std::size_t k = st.parameters.size(); k-- > 0;) {
+    const Tensor& p = st.parameters[k].second;
+    const auto bytes = static_cast<std::int64_t>(element_size(p.dtype()));
+    auto it = open.find(p.dtype());
+    if (it != open.end()) {
+      const State::Bucket& b = st.buckets[it->second];
+      const std::int64_t cap = it->second == 0 ? options.first_bucket_bytes : options.bucket_bytes;
+      if (!b.params.empty() && (b.numel + p.numel()) * bytes > cap) open.erase(it);
+    }
+    it = open.find(p.dtype());
+    if (it == open.end()) {
+      st.buckets.push_back({});
+      st.buckets.back().dtype = p.dtype();
+      it = open.emplace(p.dtype(), st.buckets.size() - 1).first;
+    }
+    State::Bucket& b = st.buckets[it->second];
+    st.slots[k] = {it->second, b.numel, false};
+    b.params.push_back(k);
+    b.numel += p.numel();
+  }
+  if (st.group->size() > 1) {
+    for (auto& b : st.buckets) b.flat = empty({b.numel}, b.dtype);
+  }
+  st.reset();
+
+  std::weak_ptr<State> weak = state_;
+  for (std::size_t k = 0; k < st.parameters.size(); ++k) {
+    st.parameters[k].second.register_post_accumulate_hook([weak, k](Tensor&) {
+      if (auto state = weak.lock()) state->on_gradient_ready(k, weak);
+    });
+  }
+}
+
+Reducer::~Reducer() = default;
+
+void Reducer::prepare_for_backward() {
+  State& st = *state_;
+  if (st.group->size() == 1 || st.buckets.empty()) return;
+  if (st.armed && st.finalize_queued) return;  // a forward inside a backward hook: keep this step's buckets
+  st.reset();
+  st.armed = true;
+}
+
+bool Reducer::armed() const { return state_->armed; }
+
+std::vector<std::vector<std::string>> Reducer::bucket_names() const {
+  std::vector<std::vector<std::string>> names;
+  for (const auto& b : state_->buckets) {
+    auto& list = names.emplace_back();
+    for (std::size_t k : b.params) list.push_back(state_->parameters[k].first);
+  }
+  return names;
+}
+
+std::int64_t Reducer::num_buckets() const { return static_cast<std::int64_t>(state_->buckets.size()); }
+
+std::vector<ReducerEvent> Reducer::events() const { return state_->events; }
+
+}  // namespace lockstep::distributed
