@@ -1,0 +1,216 @@
+// The reducer and DataParallel on threaded worlds: bucket layout, launch order, unused parameters, gradient
+// accumulation without communication, and equivalence with one process on the union batch.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "distributed/data_parallel.h"
+#include "distributed/single.h"
+#include "distributed/threaded.h"
+#include "src/autograd/engine.h"
+#include "src/models/mlp.h"
+#include "src/nn/linear.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/loss.h"
+#include "src/ops/reduce.h"
+#include "src/tensor/factories.h"
+#include "tests/support/expect_error.h"
+#include "tests/support/parallel_training.h"
+
+namespace lockstep::distributed {
+namespace {
+
+using test::make_seeded;
+
+// Two linear layers whose forward can skip the second one (a parameter that gets no gradient).
+class Branchy : public nn::Module {
+ public:
+  Branchy() : nn::Module("Branchy") {
+    a_ = register_module("a", std::make_shared<nn::Linear>(4, 3));
+    b_ = register_module("b", std::make_shared<nn::Linear>(3, 3));
+  }
+  bool use_b = true;
+  Tensor forward(const Tensor& x) override {
+    Tensor h = a_->forward(x);
+    return use_b ? b_->forward(h) : h;
+  }
+
+ private:
+  std::shared_ptr<nn::Linear> a_, b_;
+};
+
+std::vector<float> grad_of(const nn::Module& m, const std::string& name) {
+  for (const auto& [n, p] : m.named_parameters()) {
+    if (n == name) return p.grad().to_vector<float>();
+  }
+  throw ValueError("no parameter " + name);
+}
+
+TEST(Reducer, BucketsFollowReverseRegistrationOrderUnderTheCaps) {
+  auto model = make_seeded([] { return std::make_shared<models::MLP>(100, std::vector<std::int64_t>{50}, 10); }, 1);
+  // fc2: weight 500 + bias 10 floats; fc1: weight 5000 + bias 50 floats.
+  Reducer r(model->named_parameters(), std::make_shared<SingleProcessGroup>(),
+            {.bucket_bytes = 4 * 5000, .first_bucket_bytes = 4 * 510});
+  const auto names = r.bucket_names();
+  ASSERT_EQ(names.size(), 3u);
+  EXPECT_EQ(names[0], (std::vector<std::string>{"fc2.bias", "fc2.weight"}));
+  EXPECT_EQ(names[1], (std::vector<std::string>{"fc1.bias"}));
+  EXPECT_EQ(names[2], (std::vector<std::string>{"fc1.weight"}));
+}
+
+TEST(Reducer, SingleProcessGroupNeverArmsAndLeavesGradientsAlone) {
+  auto model = make_seeded([] { return std::make_shared<Branchy>(); }, 2);
+  DataParallel dp(model, std::make_shared<SingleProcessGroup>());
+  const Tensor x = randn({5, 4});
+  sum(dp(x)).backward();
+  EXPECT_FALSE(dp.reducer().armed());
+  EXPECT_TRUE(dp.reducer().events().empty());
+  auto reference = make_seeded([] { return std::make_shared<Branchy>(); }, 2);
+  sum(reference->forward(x)).backward();
+  EXPECT_EQ(grad_of(*model, "a.weight"), grad_of(*reference, "a.weight"));
+}
+
+TEST(Reducer, AveragesGradientsAndLaunchesBucketsInOrderOnEveryRank) {
+  for (int world : {2, 3, 4}) {
+    std::vector<std::vector<ReducerEvent>> events(world);
+    std::vector<std::vector<float>> grads(world);
+    run_threaded(world, [&](const std::shared_ptr<ProcessGroup>& group) {
+      auto model = make_seeded([] { return std::make_shared<models::MLP>(16, std::vector<std::int64_t>{12, 8}, 4); }, 3);
+      DataParallel dp(model, group, {.bucket_bytes = 4 * 100, .first_bucket_bytes = 4 * 40});
+      // Rank r's input is r + 1 times a common one: the average gradient of fc1 is checked below.
+      Generator gen(5);
+      const Tensor x = mul(randn({3, 16}, 0.0, 1.0, DType::f32, kCPU, &gen), wrapped_scalar(group->rank() + 1.0));
+      sum(dp(x)).backward();
+      events[group->rank()] = dp.reducer().events();
+      grads[group->rank()] = grad_of(*model, "fc3.bias");
+    });
+    for (int r = 0; r < world; ++r) {
+      std::vector<int> launched;
+      bool ended = false;
+      for (const auto& e : events[r]) {
+        if (e.kind == ReducerEvent::Kind::kBackwardEnded) ended = true;
+        if (e.kind == ReducerEvent::Kind::kBucketLaunched) {
+          launched.push_back(e.bucket);
+          // Every bucket fills during backward here, so each is launched before it ends.
+          EXPECT_FALSE(ended) << "bucket " << e.bucket << " launched after backward ended on rank " << r;
+        }
+      }
+      EXPECT_TRUE(ended);
+      ASSERT_GE(launched.size(), 3u);
+      for (std::size_t i = 0; i < launched.size(); ++i) EXPECT_EQ(launched[i], static_cast<int>(i));
+      EXPECT_EQ(grads[r], grads[0]) << "rank " << r << " ended with a different averaged gradient";
+    }
+    // sum(logits) w.r.t. the last bias is the batch size on every rank: the average is 3 too.
+    for (float g : grads[0]) EXPECT_FLOAT_EQ(g, 3.0f);
+  }
+}
+
+TEST(Reducer, ParameterWithoutGradientOnOneRankDoesNotDeadlock) {
+  std::vector<std::vector<float>> b_grads(3);
+  std::vector<std::vector<ReducerEvent>> events(3);
+  run_threaded(3, [&](const std::shared_ptr<ProcessGroup>& group) {
+    auto model = std::static_pointer_cast<Branchy>(make_seeded([] { return std::make_shared<Branchy>(); }, 4));
+    // One bucket per parameter, so the unused ones are launched only at the end of backward on rank 1.
+    DataParallel dp(model, group, {.bucket_bytes = 4, .first_bucket_bytes = 4});
+    model->use_b = group->rank() != 1;
+    Generator gen(6);
+    const Tensor x = randn({2, 4}, 0.0, 1.0, DType::f32, kCPU, &gen);
+    sum(dp(x)).backward();
+    b_grads[group->rank()] = grad_of(*model, "b.bias");
+    events[group->rank()] = dp.reducer().events();
+  });
+  // b.bias's gradient is the batch size (2) on ranks 0 and 2 and nothing on rank 1: the average is 4/3.
+  for (int r = 0; r < 3; ++r) {
+    for (float g : b_grads[r]) EXPECT_FLOAT_EQ(g, 4.0f / 3.0f) << "rank " << r;
+  }
+  // On rank 1, b's buckets (the first two) were forced at the end, and so were all that follow them.
+  bool ended = false;
+  for (const auto& e : events[1]) {
+    if (e.kind == ReducerEvent::Kind::kBackwardEnded) ended = true;
+    if (e.kind == ReducerEvent::Kind::kBucketLaunched) {
+      EXPECT_TRUE(ended) << "bucket " << e.bucket;
+    }
+  }
+}
+
+TEST(Reducer, NoSyncAccumulatesLocallyThenReducesTheSum) {
+  std::vector<std::vector<float>> grads(2);
+  std::vector<std::uint64_t> collectives(2);
+  run_threaded(2, [&](const std::shared_ptr<ProcessGroup>& group) {
+    auto model = make_seeded([] { return std::make_shared<Branchy>(); }, 7);
+    DataParallel dp(model, group);
+    const std::uint64_t before = group->sequence();
+    Generator gen(8 + group->rank());
+    const Tensor x1 = randn({2, 4}, 0.0, 1.0, DType::f32, kCPU, &gen);
+    const Tensor x2 = randn({2, 4}, 0.0, 1.0, DType::f32, kCPU, &gen);
+    {
+      DataParallel::NoSync no_sync(dp);
+      sum(dp(x1)).backward();
+    }
+    collectives[group->rank()] = group->sequence() - before;
+    sum(dp(x2)).backward();
+    grads[group->rank()] = grad_of(*model, "a.weight");
+  });
+  EXPECT_EQ(collectives[0], 0u) << "a backward under NoSync communicated";
+  // Reference: the average over ranks of (grad x1 + grad x2), computed in one process.
+  auto model = make_seeded([] { return std::make_shared<Branchy>(); }, 7);
+  for (int r = 0; r < 2; ++r) {
+    Generator gen(8 + r);
+    const Tensor x1 = randn({2, 4}, 0.0, 1.0, DType::f32, kCPU, &gen);
+    const Tensor x2 = randn({2, 4}, 0.0, 1.0, DType::f32, kCPU, &gen);
+    sum(model->forward(x1)).backward();
+    sum(model->forward(x2)).backward();
+  }
+  const auto total = grad_of(*model, "a.weight");
+  ASSERT_EQ(total.size(), grads[0].size());
+  for (std::size_t i = 0; i < total.size(); ++i) {
+    EXPECT_NEAR(grads[0][i], total[i] / 2.0f, 1e-5f);
+    EXPECT_EQ(grads[1][i], grads[0][i]);
+  }
+}
+
+TEST(DataParallel, BroadcastsRankZerosParametersAndBuffersAtStart) {
+  std::vector<std::vector<float>> weights(3);
+  run_threaded(3, [&](const std::shared_ptr<ProcessGroup>& group) {
+    // Different seeds per rank: only the broadcast can make them equal.
+    auto model = make_seeded([] { return std::make_shared<Branchy>(); }, 100 + group->rank());
+    DataParallel dp(model, group);
+    weights[group->rank()] = model->named_parameters()[0].second.to_vector<float>();
+  });
+  auto rank0 = make_seeded([] { return std::make_shared<Branchy>(); }, 100);
+  EXPECT_EQ(weights[0], rank0->named_parameters()[0].second.to_vector<float>());
+  EXPECT_EQ(weights[1], weights[0]);
+  EXPECT_EQ(weights[2], weights[0]);
+}
+
+TEST(DataParallel, MlpOnThreeRanksMatchesOneProcessWithTheUnionBatch) {
+  const test::ModelFactory make = [] {
+    return std::make_shared<models::MLP>(36, std::vector<std::int64_t>{20}, 5);
+  };
+  test::ClassifierRun run{.sample_shape = {36}, .classes = 5, .per_rank_batch = 4, .steps = 3, .world = 3,
+                          .bucket_bytes = 256};
+  std::vector<nn::StateDict> results(3);
+  run_threaded(3, [&](const std::shared_ptr<ProcessGroup>& group) {
+    results[group->rank()] = test::train_classifier(make, run, group);
+  });
+  const nn::StateDict single = test::train_classifier(make, run);
+  for (int r = 0; r < 3; ++r) {
+    const test::Difference diff = test::max_relative_difference(results[r], single);
+    EXPECT_LT(diff.value, 1e-5) << diff << " on rank " << r;
+  }
+}
+
+TEST(BackwardCallback, RunsAfterEveryNodeAndOnlyDuringBackward) {
+  test::expect_error<AutogradError>([] { queue_backward_callback([] {}); }, {"during a backward pass"});
+  const Tensor w = ones({3}).requires_grad_();
+  std::vector<std::string> order;
+  w.register_post_accumulate_hook([&](Tensor&) {
+    order.push_back("hook");
+    queue_backward_callback([&] { order.push_back("callback"); });
+  });
+  sum(mul(w, w)).backward();
+  EXPECT_EQ(order, (std::vector<std::string>{"hook", "callback"}));
+}
+
+}  // namespace
+}  // namespace lockstep::distributed

@@ -1,0 +1,153 @@
+// The data-parallel equivalence harness (see parallel_training.h).
+#include "tests/support/parallel_training.h"
+
+#include <cmath>
+#include <limits>
+#include <mutex>
+
+#include "distributed/data_parallel.h"
+#include "distributed/sync_batch_norm.h"
+#include "src/autograd/grad_mode.h"
+#include "src/core/rng.h"
+#include "src/models/dcgan.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/loss.h"
+#include "src/optim/sgd.h"
+#include "src/tensor/factories.h"
+
+namespace lockstep::test {
+namespace {
+
+std::mutex& generator_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+nn::StateDict copy_state(const nn::Module& module, const std::string& prefix = "") {
+  nn::StateDict out;
+  for (const auto& [name, t] : module.state_dict()) out.insert(prefix + name, t.clone());
+  return out;
+}
+
+// Rows [r B, (r + 1) B) of a global batch, or all of it without a group.
+Tensor my_rows(const Tensor& global, const std::shared_ptr<distributed::ProcessGroup>& group, std::int64_t b) {
+  if (!group) return global;
+  return global.slice(0, group->rank() * b, (group->rank() + 1) * b).contiguous();
+}
+
+}  // namespace
+
+std::shared_ptr<nn::Module> make_seeded(const ModelFactory& make, std::uint64_t seed) {
+  std::lock_guard lock(generator_mutex());
+  manual_seed(seed);
+  return make();
+}
+
+nn::StateDict train_classifier(const ModelFactory& make, const ClassifierRun& run,
+                               const std::shared_ptr<distributed::ProcessGroup>& group) {
+  auto model = make_seeded(make, run.seed);
+  model->to(run.dtype);
+  std::unique_ptr<distributed::DataParallel> dp;
+  if (group) {
+    if (run.sync_batchnorm) distributed::convert_sync_batchnorm(*model, group);
+    dp = std::make_unique<distributed::DataParallel>(
+        model, group, distributed::ReducerOptions{.bucket_bytes = run.bucket_bytes, .first_bucket_bytes = run.bucket_bytes});
+  }
+  optim::SGD opt(model->named_parameters(), {.lr = 0.1, .momentum = 0.9});
+  const std::int64_t global = run.world * run.per_rank_batch;
+  Shape x_shape{global};
+  x_shape.insert(x_shape.end(), run.sample_shape.begin(), run.sample_shape.end());
+  for (std::int64_t step = 0; step < run.steps; ++step) {
+    Generator gen(run.seed * 1000 + static_cast<std::uint64_t>(step));
+    const Tensor x = randn(x_shape, 0.0, 1.0, run.dtype, kCPU, &gen);
+    const Tensor y = rand({global}, 0.0, static_cast<double>(run.classes), DType::f32, kCPU, &gen).to(DType::i64);
+    const Tensor xs = my_rows(x, group, run.per_rank_batch);
+    const Tensor ys = my_rows(y, group, run.per_rank_batch);
+    opt.zero_grad();
+    const Tensor logits = dp ? dp->forward(xs) : model->forward(xs);
+    cross_entropy(logits, ys).backward();
+    opt.step();
+  }
+  return copy_state(*model);
+}
+
+nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::ProcessGroup>& group) {
+  auto g = make_seeded([&] { return std::make_shared<models::DCGANGenerator>(run.latent, 1, 32, 8); }, run.seed);
+  auto d = make_seeded([] { return std::make_shared<models::DCGANDiscriminator>(1, 32, 8); }, run.seed + 1);
+  g->to(run.dtype);
+  d->to(run.dtype);
+  std::unique_ptr<distributed::DataParallel> dp_g, dp_d;
+  if (group) {
+    if (run.sync_batchnorm) {
+      distributed::convert_sync_batchnorm(*g, group);
+      distributed::convert_sync_batchnorm(*d, group);
+    }
+    dp_g = std::make_unique<distributed::DataParallel>(g, group);
+    dp_d = std::make_unique<distributed::DataParallel>(d, group);
+  }
+  auto gen_forward = [&](const Tensor& z) { return dp_g ? dp_g->forward(z) : g->forward(z); };
+  auto dis_forward = [&](const Tensor& x) { return dp_d ? dp_d->forward(x) : d->forward(x); };
+  optim::SGD opt_g(g->named_parameters(), {.lr = 0.05, .momentum = 0.5});
+  optim::SGD opt_d(d->named_parameters(), {.lr = 0.05, .momentum = 0.5});
+  const std::int64_t global = run.world * run.per_rank_batch;
+  const std::int64_t b = run.per_rank_batch;
+  for (std::int64_t step = 0; step < run.steps; ++step) {
+    Generator gen(run.seed * 1000 + static_cast<std::uint64_t>(step));
+    const Tensor real = my_rows(rand({global, 1, 32, 32}, -1.0, 1.0, run.dtype, kCPU, &gen), group, b);
+    const Tensor z = my_rows(randn({global, run.latent}, 0.0, 1.0, run.dtype, kCPU, &gen), group, b);
+    const Tensor ones_ = ones({real.size(0)}, run.dtype);
+    const Tensor zeros_ = zeros({real.size(0)}, run.dtype);
+
+    // D step: real and detached fake through the D wrapper, one backward.
+    const Tensor fake = gen_forward(z);
+    opt_d.zero_grad();
+    const Tensor d_loss = add(binary_cross_entropy_with_logits(dis_forward(real), ones_),
+                              binary_cross_entropy_with_logits(dis_forward(fake.detach()), zeros_));
+    d_loss.backward();
+    opt_d.step();
+
+    // G step through the frozen, unwrapped D: no D gradient exists, none is reduced.
+    for (auto& p : d->parameters()) p.requires_grad_(false);
+    opt_g.zero_grad();
+    binary_cross_entropy_with_logits(d->forward(fake), ones_).backward();
+    opt_g.step();
+    for (auto& p : d->parameters()) p.requires_grad_(true);
+  }
+  nn::StateDict out = copy_state(*g, "g.");
+  for (const auto& [name, t] : copy_state(*d, "d.")) out.insert(name, t);
+  return out;
+}
+
+Difference max_relative_difference(const nn::StateDict& a, const nn::StateDict& b) {
+  Difference worst;
+  double total_diff = 0.0, total_norm = 0.0;
+  for (const auto& [name, tb] : b) {
+    const Tensor& ta = a.at(name);
+    if (!is_floating(tb.dtype())) {
+      if (ta.to_vector<std::int64_t>() != tb.to_vector<std::int64_t>()) {
+        return {std::numeric_limits<double>::infinity(), name};
+      }
+      continue;
+    }
+    const auto va = ta.to(DType::f64).to_vector<double>();
+    const auto vb = tb.to(DType::f64).to_vector<double>();
+    double diff = 0.0, norm = 0.0;
+    for (std::size_t i = 0; i < vb.size(); ++i) {
+      diff += (va[i] - vb[i]) * (va[i] - vb[i]);
+      norm += vb[i] * vb[i];
+    }
+    total_diff += diff;
+    total_norm += norm;
+    const double relative = std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+    if (relative > worst.value) worst = {relative, name, 0.0};
+  }
+  worst.overall = std::sqrt(total_diff) / std::max(std::sqrt(total_norm), 1e-30);
+  return worst;
+}
+
+std::ostream& operator<<(std::ostream& out, const Difference& d) {
+  return out << "largest " << d.value << " (at " << (d.name.empty() ? "no entry" : d.name) << "), overall "
+             << d.overall;
+}
+
+}  // namespace lockstep::test
