@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "src/tensor/tensor.h"
 
@@ -37,6 +38,8 @@ struct CollectiveCall {
   bool matches(const CollectiveCall& other) const;
   // "all_reduce #17 (sum, f32 x 262144, 1.00 MiB)"
   std::string describe() const;
+  // The call without its sequence number and size: "all_reduce (sum, f32 x 262144)", "barrier".
+  std::string signature() const;
 };
 
 // The completion of one collective. wait() blocks until it has finished and rethrows its error; it throws
@@ -109,39 +112,55 @@ class ProcessGroup {
   enum class Execution : std::uint8_t { kInline, kThread };
   ProcessGroup(int rank, int size, ProcessGroupOptions options, Execution execution);
   // Runs one collective to completion: checks it against the other ranks' call when check_desync is on,
-  // then moves the data. `input` and `output` are the same pointer for in-place collectives; barrier passes
-  // null. Throws DistributedError on failure or timeout. Called on the communication thread, in order.
+  // then moves the data (kAvg: the backend sums, the base divides). `input` and `output` are the same pointer
+  // for in-place collectives; barrier passes null. Throws DistributedError on failure or timeout. Called on
+  // the communication thread, in order.
   virtual void run(const CollectiveCall& call, const void* input, void* output) = 0;
-  // Stops and joins the communication thread; backends call it first in their destructor.
+  // Stops the communication thread: collectives still queued fail; the one running is given the group's
+  // timeout to finish, after which the thread is left behind (abandoned() turns true: a backend then skips
+  // its own clean-up, the job being about to abort). Backends call it first in their destructor.
   void stop();
+  bool abandoned() const { return abandoned_; }
   // "[rank r/W] " for messages.
   std::string prefix() const;
 
  private:
   struct Pending {
     WorkPtr work;
-    const void* input;
-    void* output;
+    const void* input = nullptr;
+    void* output = nullptr;
+  };
+  // The queue shared with the communication thread, which may outlive an abandoned group.
+  struct Queue {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::deque<Pending> pending;
+    bool stopping = false;
+    bool finishing = false;  // the running collective has moved its data
+    bool exited = false;
+    bool abandoned = false;
   };
   WorkPtr submit(CollectiveCall call, const void* input, void* output);
-  void execute(Pending& pending);
-  void loop();
+  void execute(Pending& pending, Queue* queue);
+  static void loop(ProcessGroup* group, std::shared_ptr<Queue> queue);
 
   int rank_;
   int size_;
   ProcessGroupOptions options_;
   std::uint64_t sequence_ = 0;
   CollectiveObserver observer_;
-  std::mutex mutex_;
-  std::condition_variable queue_cv_;
-  std::deque<Pending> queue_;
-  bool stopping_ = false;
+  std::shared_ptr<Queue> queue_;  // null for Execution::kInline
   std::thread thread_;
+  bool abandoned_ = false;
 };
 
 // Element-wise dst[i] = op(dst[i], src[i]) for `count` elements of `dtype` (kAvg sums; the caller divides).
 void reduce_into(void* dst, const void* src, std::int64_t count, DType dtype, ReduceOp op);
 // dst[i] /= divisor for floating dtypes (kAvg); integer dtypes are divided with truncation.
 void divide_by(void* data, std::int64_t count, DType dtype, std::int64_t divisor);
+// What each rank called when ranks' calls differ, for desync errors: "collective #5: rank 0 called
+// all_reduce (sum, f32 x 10), rank 1 called broadcast (root 0, f32 x 10)" (calls[r] from rank r; ranks
+// with the same call are listed together).
+std::string describe_desync(const std::vector<CollectiveCall>& calls);
 
 }  // namespace lockstep::distributed

@@ -1,0 +1,321 @@
+// The MPI process group and the MPI runtime it shares: initialisation once per process, finalisation with
+// the last group, and the collectives (with the desync fingerprint check) on the group's communicator.
+#include "distributed/mpi.h"
+
+// The C API only (Open MPI's header would otherwise pull in its deprecated C++ bindings).
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "src/core/error.h"
+
+namespace lockstep::distributed {
+
+// MPI initialisation and finalisation, shared by every MPI group of the process (the last one to go
+// finalises). Thread-safe.
+class MpiRuntime {
+ public:
+  static std::shared_ptr<MpiRuntime> acquire();
+  ~MpiRuntime();
+  MpiRuntime(const MpiRuntime&) = delete;
+  MpiRuntime& operator=(const MpiRuntime&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  int thread_level() const { return thread_level_; }
+  // A communication thread was left inside MPI: finalising would hang, so the process must abort instead.
+  void abandon() { abandoned_ = true; }
+
+ private:
+  MpiRuntime() = default;
+  int rank_ = 0;
+  int size_ = 1;
+  int thread_level_ = MPI_THREAD_SINGLE;
+  bool owns_init_ = false;
+  std::atomic<bool> abandoned_{false};
+};
+
+struct MpiProcessGroup::Comm {
+  MPI_Comm comm = MPI_COMM_NULL;
+};
+
+namespace {
+
+std::mutex g_runtime_mutex;
+std::weak_ptr<MpiRuntime> g_runtime;
+// MPI_COMM_WORLD's rank and size, cached when this process initialises MPI (rank_prefix reads them).
+std::atomic<int> g_world_rank{-1};
+std::atomic<int> g_world_size{0};
+
+std::string mpi_error_string(int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) return str_cat("MPI error code ", code);
+  return std::string(text, static_cast<std::size_t>(length));
+}
+
+const char* thread_level_name(int level) {
+  switch (level) {
+    case MPI_THREAD_SINGLE:
+      return "MPI_THREAD_SINGLE";
+    case MPI_THREAD_FUNNELED:
+      return "MPI_THREAD_FUNNELED";
+    case MPI_THREAD_SERIALIZED:
+      return "MPI_THREAD_SERIALIZED";
+    case MPI_THREAD_MULTIPLE:
+      return "MPI_THREAD_MULTIPLE";
+    default:
+      return "an unknown thread level";
+  }
+}
+
+// Failures of MPI set-up calls (before a group exists).
+void check_setup(int code, const char* function) {
+  if (code != MPI_SUCCESS)
+    throw DistributedError(str_cat(function, " failed: ", mpi_error_string(code)), g_world_rank.load(),
+                           g_world_size.load(), "");
+}
+
+MPI_Datatype mpi_type(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return MPI_FLOAT;
+    case DType::f64:
+      return MPI_DOUBLE;
+    case DType::i64:
+      return MPI_INT64_T;
+    default:
+      throw_unsupported_dtype("MpiProcessGroup", dtype);
+  }
+}
+
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum:
+    case ReduceOp::kAvg:
+      return MPI_SUM;  // the base divides
+    case ReduceOp::kMax:
+      return MPI_MAX;
+    case ReduceOp::kMin:
+      return MPI_MIN;
+  }
+  return MPI_SUM;
+}
+
+// What the desync check exchanges: one rank's call, as plain bytes.
+struct Fingerprint {
+  std::uint64_t sequence;
+  std::int64_t count;
+  std::int32_t root;
+  std::uint8_t kind;
+  std::uint8_t dtype;
+  std::uint8_t op;
+  std::uint8_t padding;
+};
+
+}  // namespace
+
+std::shared_ptr<MpiRuntime> MpiRuntime::acquire() {
+  std::lock_guard lock(g_runtime_mutex);
+  if (auto runtime = g_runtime.lock()) return runtime;
+  int initialized = 0;
+  int finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (finalized)
+    throw DistributedError(
+        "MpiProcessGroup::world: expected MPI not yet finalised, but the last MPI group was destroyed and "
+        "MPI "
+        "finalised, and MPI cannot start twice. Keep one group alive for the whole job",
+        g_world_rank.load(), g_world_size.load(), "");
+  std::shared_ptr<MpiRuntime> runtime(new MpiRuntime());
+  if (!initialized) {
+    check_setup(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &runtime->thread_level_),
+                "MPI_Init_thread");
+    runtime->owns_init_ = true;
+  } else {
+    check_setup(MPI_Query_thread(&runtime->thread_level_), "MPI_Query_thread");
+  }
+  check_setup(MPI_Comm_rank(MPI_COMM_WORLD, &runtime->rank_), "MPI_Comm_rank");
+  check_setup(MPI_Comm_size(MPI_COMM_WORLD, &runtime->size_), "MPI_Comm_size");
+  g_world_rank = runtime->rank_;
+  g_world_size = runtime->size_;
+  if (runtime->thread_level_ < MPI_THREAD_SERIALIZED) {
+    throw DistributedError(
+        str_cat("[rank ", runtime->rank_, "/", runtime->size_,
+                "] MpiProcessGroup::world: expected MPI to provide at least MPI_THREAD_SERIALIZED "
+                "(collectives run "
+                "on a communication thread), but it provides ",
+                thread_level_name(runtime->thread_level_), ". Use an MPI built with thread support"),
+        runtime->rank_, runtime->size_, "");
+  }
+  g_runtime = runtime;
+  return runtime;
+}
+
+MpiRuntime::~MpiRuntime() {
+  if (owns_init_ && !abandoned_) MPI_Finalize();
+}
+
+bool mpi_launched() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMIX_RANK") != nullptr ||
+         std::getenv("PMI_RANK") != nullptr;
+}
+
+std::optional<RankInWorld> mpi_world_rank() {
+  const int rank = g_world_rank.load();
+  if (rank < 0) return std::nullopt;
+  return RankInWorld{rank, g_world_size.load()};
+}
+
+std::shared_ptr<MpiProcessGroup> MpiProcessGroup::world(ProcessGroupOptions options) {
+  auto runtime = MpiRuntime::acquire();
+  return std::shared_ptr<MpiProcessGroup>(new MpiProcessGroup(std::move(runtime), options));
+}
+
+MpiProcessGroup::MpiProcessGroup(std::shared_ptr<MpiRuntime> runtime, ProcessGroupOptions options)
+    : ProcessGroup(runtime->rank(), runtime->size(), options, Execution::kThread),
+      runtime_(std::move(runtime)),
+      comm_(std::make_unique<Comm>()),
+      max_chunk_(INT_MAX) {
+  // Set-up runs on the caller's thread; the communication thread is idle until the first collective.
+  check_setup(MPI_Comm_dup(MPI_COMM_WORLD, &comm_->comm), "MPI_Comm_dup");
+  check_setup(MPI_Comm_set_errhandler(comm_->comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  MPI_Comm local = MPI_COMM_NULL;
+  check_setup(MPI_Comm_split_type(comm_->comm, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &local),
+              "MPI_Comm_split_type");
+  MPI_Comm_rank(local, &local_rank_);
+  MPI_Comm_size(local, &local_size_);
+  MPI_Comm_free(&local);
+  char name[MPI_MAX_PROCESSOR_NAME];
+  int length = 0;
+  check_setup(MPI_Get_processor_name(name, &length), "MPI_Get_processor_name");
+  host_.assign(name, static_cast<std::size_t>(length));
+}
+
+MpiProcessGroup::~MpiProcessGroup() {
+  stop();
+  if (abandoned()) {
+    runtime_->abandon();
+    return;
+  }
+  if (comm_->comm != MPI_COMM_NULL) MPI_Comm_free(&comm_->comm);
+}
+
+int MpiProcessGroup::thread_level() const { return runtime_->thread_level(); }
+
+void MpiProcessGroup::set_max_chunk(std::int64_t elements) {
+  LOCKSTEP_CHECK(elements >= 1 && elements <= INT_MAX, ValueError,
+                 "MpiProcessGroup::set_max_chunk: expected 1 <= elements <= INT_MAX, but got ", elements);
+  max_chunk_ = elements;
+}
+
+void MpiProcessGroup::check(int code, const CollectiveCall& call, const char* function) const {
+  if (code != MPI_SUCCESS)
+    throw DistributedError(
+        str_cat(prefix(), call.describe(), " failed: ", function, ": ", mpi_error_string(code)), rank(),
+        size(), collective_name(call.kind));
+}
+
+void MpiProcessGroup::check_calls_match(const CollectiveCall& call) {
+  const Fingerprint mine{call.sequence,
+                         call.count,
+                         call.root,
+                         static_cast<std::uint8_t>(call.kind),
+                         static_cast<std::uint8_t>(call.dtype),
+                         static_cast<std::uint8_t>(call.op),
+                         0};
+  std::vector<Fingerprint> all(static_cast<std::size_t>(size()));
+  check(MPI_Allgather(&mine, sizeof(Fingerprint), MPI_BYTE, all.data(), sizeof(Fingerprint), MPI_BYTE,
+                      comm_->comm),
+        call, "MPI_Allgather (desync check)");
+  std::vector<CollectiveCall> calls;
+  bool same = true;
+  for (const Fingerprint& f : all) {
+    CollectiveCall c{static_cast<Collective>(f.kind),
+                     static_cast<DType>(f.dtype),
+                     f.count,
+                     static_cast<ReduceOp>(f.op),
+                     f.root,
+                     f.sequence};
+    same = same && c.matches(call) && c.sequence == call.sequence;
+    calls.push_back(c);
+  }
+  if (!same) {
+    calls.front().sequence = call.sequence;
+    throw DistributedError(str_cat(prefix(), "collectives out of step at ", describe_desync(calls),
+                                   ". Every rank must issue the same collectives in the same order"),
+                           rank(), size(), collective_name(call.kind));
+  }
+}
+
+void MpiProcessGroup::run(const CollectiveCall& call, const void* input, void* output) {
+  if (options().check_desync) check_calls_match(call);
+  MPI_Comm comm = comm_->comm;
+  if (call.kind == Collective::kBarrier) {
+    check(MPI_Barrier(comm), call, "MPI_Barrier");
+    return;
+  }
+  const MPI_Datatype type = mpi_type(call.dtype);
+  const MPI_Op op = mpi_op(call.op);
+  const auto element = static_cast<std::int64_t>(element_size(call.dtype));
+  const auto* in = static_cast<const std::byte*>(input);
+  auto* out = static_cast<std::byte*>(output);
+  const std::int64_t count = call.count;
+  const std::int64_t world = size();
+  // Pieces of at most max_chunk_ elements: [offset, offset + length).
+  for (std::int64_t offset = 0; offset < count; offset += max_chunk_) {
+    const std::int64_t length = std::min(max_chunk_, count - offset);
+    const int n = static_cast<int>(length);
+    switch (call.kind) {
+      case Collective::kAllReduce:
+        check(MPI_Allreduce(MPI_IN_PLACE, out + offset * element, n, type, op, comm), call, "MPI_Allreduce");
+        break;
+      case Collective::kBroadcast:
+        check(MPI_Bcast(out + offset * element, n, type, call.root, comm), call, "MPI_Bcast");
+        break;
+      case Collective::kAllGather: {
+        const bool in_place = in == out + rank() * count * element;
+        if (length == count) {
+          check(MPI_Allgather(in_place ? MPI_IN_PLACE : in, n, type, out, n, type, comm), call,
+                "MPI_Allgather");
+          break;
+        }
+        // Piece by piece through a buffer of every rank's piece, then into each rank's block of the output.
+        std::vector<std::byte> gathered(static_cast<std::size_t>(world * length * element));
+        check(MPI_Allgather(in + offset * element, n, type, gathered.data(), n, type, comm), call,
+              "MPI_Allgather");
+        for (std::int64_t r = 0; r < world; ++r)
+          std::memcpy(out + (r * count + offset) * element, gathered.data() + r * length * element,
+                      static_cast<std::size_t>(length * element));
+        break;
+      }
+      case Collective::kReduceScatter: {
+        if (length == count) {
+          check(MPI_Reduce_scatter_block(in, out, n, type, op, comm), call, "MPI_Reduce_scatter_block");
+          break;
+        }
+        // Every rank's block r's piece, packed together, then reduced and scattered.
+        std::vector<std::byte> packed(static_cast<std::size_t>(world * length * element));
+        for (std::int64_t r = 0; r < world; ++r)
+          std::memcpy(packed.data() + r * length * element, in + (r * count + offset) * element,
+                      static_cast<std::size_t>(length * element));
+        check(MPI_Reduce_scatter_block(packed.data(), out + offset * element, n, type, op, comm), call,
+              "MPI_Reduce_scatter_block");
+        break;
+      }
+      case Collective::kBarrier:
+        break;
+    }
+  }
+}
+
+}  // namespace lockstep::distributed

@@ -1,0 +1,68 @@
+// The MPI process group: collectives over a duplicate of MPI_COMM_WORLD, run on the group's communication
+// thread, with a desync check (an all-gather of each call's fingerprint) before every collective.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "distributed/process_group.h"
+
+namespace lockstep::distributed {
+
+// True when this process was started by an MPI launcher (mpirun, srun): OMPI_COMM_WORLD_SIZE, PMIX_RANK or
+// PMI_RANK is set.
+bool mpi_launched();
+
+// MPI_COMM_WORLD's rank and size once this process has initialised MPI (cached: no MPI call), else nullopt.
+struct RankInWorld {
+  int rank = 0;
+  int size = 1;
+};
+std::optional<RankInWorld> mpi_world_rank();
+
+class MpiRuntime;
+
+// A group over every rank of the job. Owns its communicator (a dup of MPI_COMM_WORLD) and a reference to the
+// MPI runtime: MPI is initialised by the first world() (MPI_THREAD_MULTIPLE requested, SERIALIZED accepted)
+// and finalised when the last group is destroyed, after which MPI cannot be initialised again. world() is
+// collective (every rank calls it, in the same order as other group creations). Methods are called from one
+// thread, as for every ProcessGroup; between creation and destruction only the communication thread calls
+// MPI.
+class MpiProcessGroup : public ProcessGroup {
+ public:
+  static std::shared_ptr<MpiProcessGroup> world(ProcessGroupOptions options = {});
+  ~MpiProcessGroup() override;
+
+  const char* backend() const override { return "mpi"; }
+  // This rank among the ranks sharing its node, and their number (MPI_COMM_TYPE_SHARED).
+  int local_rank() const { return local_rank_; }
+  int local_size() const { return local_size_; }
+  // The processor name of this rank (MPI_Get_processor_name).
+  const std::string& host() const { return host_; }
+  // The thread level MPI provided (MPI_THREAD_SERIALIZED or MPI_THREAD_MULTIPLE).
+  int thread_level() const;
+
+  // Largest element count handed to one MPI call (default INT_MAX); larger collectives are split into
+  // pieces. Tests lower it to exercise the splitting. Set before issuing collectives.
+  void set_max_chunk(std::int64_t elements);
+
+ protected:
+  void run(const CollectiveCall& call, const void* input, void* output) override;
+
+ private:
+  struct Comm;  // the MPI_Comm, kept out of this header (mpi.h is a private dependency)
+  MpiProcessGroup(std::shared_ptr<MpiRuntime> runtime, ProcessGroupOptions options);
+  void check_calls_match(const CollectiveCall& call);
+  void check(int code, const CollectiveCall& call, const char* function) const;
+
+  std::shared_ptr<MpiRuntime> runtime_;
+  std::unique_ptr<Comm> comm_;
+  int local_rank_ = 0;
+  int local_size_ = 1;
+  std::string host_;
+  std::int64_t max_chunk_;
+};
+
+}  // namespace lockstep::distributed

@@ -1,0 +1,537 @@
+// Process groups in one process: every collective, op and dtype of the threaded world (sizes 1-4) against
+// hand-computed values, async ordering, argument errors, desync, timeouts, run_threaded's error handling,
+// and the single-process group.
+#include "distributed/process_group.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "distributed/init.h"
+#include "distributed/single.h"
+#include "distributed/threaded.h"
+#include "src/tensor/factories.h"
+#include "tests/support/expect_error.h"
+
+namespace lockstep::distributed {
+namespace {
+
+using GroupPtr = std::shared_ptr<ProcessGroup>;
+using test::expect_error;
+using test::expect_thrown;
+
+constexpr DType kDTypes[] = {DType::f32, DType::f64, DType::i64};
+constexpr ReduceOp kOps[] = {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin};
+
+ProcessGroupOptions short_timeout(std::chrono::milliseconds timeout) {
+  ProcessGroupOptions options;
+  options.timeout = timeout;
+  return options;
+}
+
+// Rank r's element i for the reductions: (r + 1) * (i + 1), negated for every third i.
+double element(int rank, std::int64_t i) {
+  return (i % 3 == 1 ? -1.0 : 1.0) * (rank + 1) * static_cast<double>(i + 1);
+}
+
+// The reduction of element(r, i) over ranks 0..world-1, by its closed form.
+double reduced(int world, std::int64_t i, ReduceOp op, DType dtype) {
+  const double sign = i % 3 == 1 ? -1.0 : 1.0;
+  const auto magnitude = static_cast<std::int64_t>(i + 1);
+  const std::int64_t sum = magnitude * world * (world + 1) / 2;  // of the magnitudes
+  switch (op) {
+    case ReduceOp::kSum:
+      return sign * static_cast<double>(sum);
+    case ReduceOp::kAvg:
+      // Integers divide with truncation (towards zero, so the sign factors out).
+      return dtype == DType::i64 ? sign * static_cast<double>(sum / world)
+                                 : sign * static_cast<double>(sum) / world;
+    case ReduceOp::kMax:
+      return sign > 0 ? static_cast<double>(world * magnitude) : -static_cast<double>(magnitude);
+    case ReduceOp::kMin:
+      return sign > 0 ? static_cast<double>(magnitude) : -static_cast<double>(world * magnitude);
+  }
+  return 0.0;
+}
+
+Tensor ranked(int rank, std::int64_t n, DType dtype) {
+  std::vector<double> values;
+  for (std::int64_t i = 0; i < n; ++i) values.push_back(element(rank, i));
+  return from_vector(values, {n}, dtype);
+}
+
+std::string label(DType dtype, ReduceOp op, int world) {
+  return str_cat(dtype_name(dtype), " ", reduce_op_name(op), " world ", world);
+}
+
+TEST(ProcessGroup, CollectiveCallDescribesItself) {
+  const CollectiveCall reduce{Collective::kAllReduce, DType::f32, 262144, ReduceOp::kSum, 0, 17};
+  EXPECT_EQ(reduce.describe(), "all_reduce #17 (sum, f32 x 262144, 1.00 MiB)");
+  EXPECT_EQ(reduce.signature(), "all_reduce (sum, f32 x 262144)");
+  const CollectiveCall bcast{Collective::kBroadcast, DType::i64, 10, ReduceOp::kSum, 2, 3};
+  EXPECT_EQ(bcast.describe(), "broadcast #3 (root 2, i64 x 10, 80 B)");
+  const CollectiveCall barrier{Collective::kBarrier, DType::f32, 0, ReduceOp::kSum, 0, 4};
+  EXPECT_EQ(barrier.describe(), "barrier #4");
+  EXPECT_TRUE(
+      reduce.matches(CollectiveCall{Collective::kAllReduce, DType::f32, 262144, ReduceOp::kSum, 0, 99}));
+  EXPECT_FALSE(
+      reduce.matches(CollectiveCall{Collective::kAllReduce, DType::f32, 262144, ReduceOp::kMax, 0, 17}));
+  EXPECT_FALSE(
+      reduce.matches(CollectiveCall{Collective::kAllReduce, DType::f64, 262144, ReduceOp::kSum, 0, 17}));
+  EXPECT_FALSE(bcast.matches(CollectiveCall{Collective::kBroadcast, DType::i64, 10, ReduceOp::kSum, 1, 3}));
+  const std::vector<CollectiveCall> calls = {
+      {Collective::kAllReduce, DType::f32, 10, ReduceOp::kSum, 0, 5},
+      {Collective::kBroadcast, DType::f32, 10, ReduceOp::kSum, 0, 5},
+      {Collective::kAllReduce, DType::f32, 10, ReduceOp::kSum, 0, 5},
+  };
+  EXPECT_EQ(describe_desync(calls),
+            "collective #5: ranks 0, 2 called all_reduce (sum, f32 x 10), rank 1 called broadcast (root 0, "
+            "f32 x 10)");
+}
+
+TEST(ProcessGroup, ReduceIntoAndDivideByComputeElementwise) {
+  std::vector<float> a = {1, -2, 3};
+  const std::vector<float> b = {4, 5, -6};
+  reduce_into(a.data(), b.data(), 3, DType::f32, ReduceOp::kMax);
+  EXPECT_EQ(a, (std::vector<float>{4, 5, 3}));
+  reduce_into(a.data(), b.data(), 3, DType::f32, ReduceOp::kMin);
+  EXPECT_EQ(a, (std::vector<float>{4, 5, -6}));
+  reduce_into(a.data(), b.data(), 3, DType::f32, ReduceOp::kAvg);  // sums
+  EXPECT_EQ(a, (std::vector<float>{8, 10, -12}));
+  divide_by(a.data(), 3, DType::f32, 4);
+  EXPECT_EQ(a, (std::vector<float>{2, 2.5f, -3}));
+  std::vector<std::int64_t> i = {7, -7, 8};
+  divide_by(i.data(), 3, DType::i64, 2);
+  EXPECT_EQ(i, (std::vector<std::int64_t>{3, -3, 4}));
+  std::vector<std::uint8_t> u = {1};
+  expect_error<TypeError>([&] { reduce_into(u.data(), u.data(), 1, DType::u8, ReduceOp::kSum); }, {"u8"});
+}
+
+TEST(Threaded, AllReduceEveryOpAndDtype) {
+  constexpr std::int64_t n = 7;
+  for (int world = 1; world <= 4; ++world) {
+    run_threaded(world, [&](const GroupPtr& group) {
+      for (DType dtype : kDTypes) {
+        for (ReduceOp op : kOps) {
+          const Tensor t = ranked(group->rank(), n, dtype);
+          group->all_reduce(t, op)->wait();
+          const auto got = t.to_vector<double>();
+          for (std::int64_t i = 0; i < n; ++i)
+            EXPECT_EQ(got[static_cast<std::size_t>(i)], reduced(world, i, op, dtype))
+                << label(dtype, op, world) << " rank " << group->rank() << " element " << i;
+        }
+      }
+    });
+  }
+}
+
+TEST(Threaded, AllReduceOfALargeTensorIsIdenticalOnEveryRank) {
+  constexpr std::int64_t n = 262144;
+  std::vector<std::vector<float>> results(3);
+  run_threaded(3, [&](const GroupPtr& group) {
+    std::vector<float> values(n);
+    for (std::int64_t i = 0; i < n; ++i)
+      values[static_cast<std::size_t>(i)] = 0.001f * static_cast<float>(i % 1000) * (group->rank() + 1);
+    const Tensor t = from_vector(values, {512, 512});
+    group->all_reduce(t, ReduceOp::kAvg)->wait();
+    results[static_cast<std::size_t>(group->rank())] = t.to_vector<float>();
+  });
+  // (1 + 2 + 3) / 3 = 2 times rank 0's value, the same bits on every rank.
+  for (std::int64_t i = 0; i < n; i += 4099)
+    EXPECT_NEAR(results[0][static_cast<std::size_t>(i)], 0.002f * static_cast<float>(i % 1000), 1e-5f) << i;
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+}
+
+TEST(Threaded, BroadcastFromEveryRoot) {
+  for (int world = 1; world <= 4; ++world) {
+    run_threaded(world, [&](const GroupPtr& group) {
+      for (DType dtype : kDTypes) {
+        for (int root = 0; root < world; ++root) {
+          const Tensor t = from_vector(std::vector<double>{100.0 * group->rank(), 1, -2}, {3}, dtype);
+          group->broadcast(t, root)->wait();
+          EXPECT_EQ(t.to_vector<double>(), (std::vector<double>{100.0 * root, 1, -2}))
+              << dtype_name(dtype) << " root " << root << " rank " << group->rank();
+        }
+      }
+    });
+  }
+}
+
+TEST(Threaded, AllGatherPlacesRankBlocksInOrder) {
+  for (int world = 1; world <= 4; ++world) {
+    run_threaded(world, [&](const GroupPtr& group) {
+      const int r = group->rank();
+      for (DType dtype : kDTypes) {
+        const Tensor input =
+            from_vector(std::vector<double>{10.0 * r, 10.0 * r + 1, -10.0 * r - 2}, {3}, dtype);
+        const Tensor output = zeros({world, 3}, dtype);
+        group->all_gather(input, output)->wait();
+        std::vector<double> expected;
+        for (int s = 0; s < world; ++s)
+          expected.insert(expected.end(), {10.0 * s, 10.0 * s + 1, -10.0 * s - 2});
+        EXPECT_EQ(output.to_vector<double>(), expected)
+            << dtype_name(dtype) << " world " << world << " rank " << r;
+        EXPECT_EQ(input.to_vector<double>(), (std::vector<double>{10.0 * r, 10.0 * r + 1, -10.0 * r - 2}));
+      }
+    });
+  }
+}
+
+TEST(Threaded, AllGatherInPlaceFromThisRanksBlock) {
+  run_threaded(3, [&](const GroupPtr& group) {
+    const int r = group->rank();
+    const Tensor output = zeros({6});
+    Tensor block = output.slice(0, 2 * r, 2 * r + 2);
+    block.fill_(r + 1.0);
+    group->all_gather(block, output)->wait();
+    EXPECT_EQ(output.to_vector<float>(), (std::vector<float>{1, 1, 2, 2, 3, 3}));
+  });
+}
+
+TEST(Threaded, ReduceScatterEveryOpAndDtype) {
+  constexpr std::int64_t n = 5;  // per rank
+  for (int world = 1; world <= 4; ++world) {
+    run_threaded(world, [&](const GroupPtr& group) {
+      const int r = group->rank();
+      for (DType dtype : kDTypes) {
+        for (ReduceOp op : kOps) {
+          const Tensor input = ranked(r, world * n, dtype);
+          const Tensor output = full({n}, -99.0, dtype);
+          group->reduce_scatter(input, output, op)->wait();
+          const auto got = output.to_vector<double>();
+          for (std::int64_t i = 0; i < n; ++i)
+            EXPECT_EQ(got[static_cast<std::size_t>(i)], reduced(world, r * n + i, op, dtype))
+                << label(dtype, op, world) << " rank " << r << " element " << i;
+          EXPECT_EQ(input.to_vector<double>(), ranked(r, world * n, dtype).to_vector<double>());
+        }
+      }
+    });
+  }
+}
+
+TEST(Threaded, BarrierWaitsForEveryRank) {
+  for (int world = 1; world <= 4; ++world) {
+    std::atomic<int> arrived{0};
+    run_threaded(world, [&](const GroupPtr& group) {
+      for (int round = 1; round <= 3; ++round) {
+        ++arrived;
+        group->barrier()->wait();
+        EXPECT_GE(arrived.load(), round * world) << "round " << round;
+        group->barrier()->wait();  // nobody starts the next round before everyone has checked
+      }
+    });
+    EXPECT_EQ(arrived.load(), 3 * world);
+  }
+}
+
+TEST(Threaded, AllReduceOfAViewChangesOnlyThatPartOfItsBase) {
+  run_threaded(2, [&](const GroupPtr& group) {
+    const Tensor base = full({2, 4}, group->rank() + 1.0);
+    const Tensor row = base.select(0, 1);
+    group->all_reduce(row)->wait();
+    EXPECT_EQ(base.to_vector<float>(),
+              (std::vector<float>{1.0f + group->rank(), 1.0f + group->rank(), 1.0f + group->rank(),
+                                  1.0f + group->rank(), 3, 3, 3, 3}));
+  });
+}
+
+TEST(Threaded, ManyAsyncCollectivesCompleteInCallOrder) {
+  constexpr int kWorks = 24;
+  std::vector<std::vector<std::pair<std::uint64_t, CollectiveEvent>>> events(3);
+  run_threaded(3, [&](const GroupPtr& group) {
+    const int r = group->rank();
+    auto& mine = events[static_cast<std::size_t>(r)];
+    group->set_observer(
+        [&](const CollectiveCall& call, CollectiveEvent event) { mine.emplace_back(call.sequence, event); });
+    std::vector<Tensor> tensors;
+    std::vector<WorkPtr> works;
+    for (int k = 0; k < kWorks; ++k) {
+      tensors.push_back(full({1000}, k * (r + 1.0), DType::f64));
+      works.push_back(k % 3 == 2 ? group->broadcast(tensors.back(), k % 3)
+                                 : group->all_reduce(tensors.back()));
+    }
+    EXPECT_EQ(group->sequence(), static_cast<std::uint64_t>(kWorks));
+    for (int k = kWorks - 1; k >= 0; --k) works[static_cast<std::size_t>(k)]->wait();  // any order of waits
+    for (int k = 0; k < kWorks; ++k) {
+      EXPECT_TRUE(works[static_cast<std::size_t>(k)]->completed());
+      EXPECT_EQ(works[static_cast<std::size_t>(k)]->call().sequence, static_cast<std::uint64_t>(k + 1));
+      const double expected = k % 3 == 2 ? k * 3.0 : k * 6.0;  // root 2 holds 3k; the sum is 6k
+      EXPECT_EQ(tensors[static_cast<std::size_t>(k)].to_vector<double>()[999], expected) << "work " << k;
+    }
+  });
+  for (const auto& mine : events) {
+    ASSERT_EQ(mine.size(), 2u * kWorks);
+    for (int k = 0; k < kWorks; ++k) {
+      EXPECT_EQ(mine[2 * static_cast<std::size_t>(k)],
+                std::make_pair(static_cast<std::uint64_t>(k + 1), CollectiveEvent::kStart));
+      EXPECT_EQ(mine[2 * static_cast<std::size_t>(k) + 1],
+                std::make_pair(static_cast<std::uint64_t>(k + 1), CollectiveEvent::kFinish));
+    }
+  }
+}
+
+TEST(ProcessGroup, BadArgumentsThrowNamingTheCollective) {
+  ThreadedWorld world(2);
+  for (const GroupPtr& group : {GroupPtr(world.group(0)), GroupPtr(std::make_shared<SingleProcessGroup>())}) {
+    SCOPED_TRACE(group->backend());
+    const Tensor matrix = zeros({4, 3});
+    expect_error<ValueError>([&] { group->all_reduce(matrix.transpose(0, 1)); },
+                             {"all_reduce", "contiguous", "[3, 4]", "f32"});
+    expect_error<TypeError>([&] { group->broadcast(zeros({4}, DType::u8)); },
+                            {"broadcast", "u8", "f32, f64 or i64"});
+    expect_error<ValueError>([&] { group->all_gather(zeros({3}), zeros({group->size() * 3 + 1})); },
+                             {"all_gather", "[3]", str_cat("[", group->size() * 3 + 1, "]"), "world size"});
+    expect_error<ValueError>([&] { group->reduce_scatter(zeros({group->size() * 2 + 1}), zeros({2})); },
+                             {"reduce_scatter", str_cat("[", group->size() * 2 + 1, "]"), "[2]"});
+    expect_error<TypeError>([&] { group->all_gather(zeros({2}), zeros({group->size() * 2}, DType::f64)); },
+                            {"all_gather", "f32", "f64"});
+    expect_error<TypeError>(
+        [&] { group->reduce_scatter(zeros({group->size() * 2}, DType::i64), zeros({2})); },
+        {"reduce_scatter", "i64", "f32"});
+    expect_error<ValueError>([&] { group->broadcast(zeros({2}), group->size()); }, {"broadcast", "root"});
+    expect_error<ValueError>([&] { group->all_reduce(Tensor()); }, {"all_reduce", "undefined"});
+    const Tensor whole = zeros({group->size() * 2});
+    expect_error<ValueError>([&] { group->reduce_scatter(whole, whole.slice(0, 0, 2)); },
+                             {"reduce_scatter", "overlap"});
+    // Rejected calls are not collectives: nothing was issued.
+    EXPECT_EQ(group->sequence(), 0u);
+  }
+}
+
+TEST(Threaded, DesyncFailsOnEveryRankNamingBothCalls) {
+  std::vector<std::string> messages(2);
+  run_threaded(2, [&](const GroupPtr& group) {
+    const Tensor t = zeros({10});
+    const auto error = expect_thrown<DistributedError>(
+        [&] { (group->rank() == 0 ? group->all_reduce(t) : group->broadcast(t, 0))->wait(); },
+        {"collective #1", "rank 0 called all_reduce (sum, f32 x 10)",
+         "rank 1 called broadcast (root 0, f32 x 10)"});
+    if (error) {
+      messages[static_cast<std::size_t>(group->rank())] = error->what();
+      EXPECT_EQ(error->rank(), group->rank());
+      EXPECT_EQ(error->world_size(), 2);
+    }
+  });
+  EXPECT_EQ(messages[0].rfind("[rank 0/2] ", 0), 0u) << messages[0];
+  EXPECT_EQ(messages[1].rfind("[rank 1/2] ", 0), 0u) << messages[1];
+}
+
+TEST(Threaded, DifferentSizesOrOpsAreADesync) {
+  expect_error<DistributedError>(
+      [] {
+        run_threaded(3, [](const GroupPtr& group) {
+          group->all_reduce(zeros({group->rank() == 2 ? 11 : 10}))->wait();
+        });
+      },
+      {"[rank 0/3]", "ranks 0-1 called all_reduce (sum, f32 x 10)",
+       "rank 2 called all_reduce (sum, f32 x 11)"});
+  expect_error<DistributedError>(
+      [] {
+        run_threaded(2, [](const GroupPtr& group) {
+          group->all_reduce(zeros({4}), group->rank() == 0 ? ReduceOp::kMax : ReduceOp::kMin)->wait();
+        });
+      },
+      {"rank 0 called all_reduce (max, f32 x 4)", "rank 1 called all_reduce (min, f32 x 4)"});
+}
+
+TEST(Threaded, ARankThatNeverCallsLeavesTheOtherWithTheTimeoutError) {
+  ThreadedWorld world(2, short_timeout(std::chrono::milliseconds(300)));
+  const GroupPtr group = world.group(0);
+  const GroupPtr other = world.group(1);
+  const Tensor mine = ones({4});
+  const Tensor theirs = ones({4});
+  std::thread rank1([&] {
+    for (int k = 0; k < 2; ++k) other->all_reduce(theirs)->wait();
+  });
+  for (int k = 0; k < 2; ++k) group->all_reduce(mine)->wait();
+  rank1.join();
+  EXPECT_EQ(mine.to_vector<float>(), (std::vector<float>{4, 4, 4, 4}));
+  // Rank 1 stops calling: collective #3 fails within the timeout, naming itself.
+  const auto error =
+      expect_thrown<DistributedError>([&] { group->all_reduce(mine)->wait(); },
+                                      {"[rank 0/2] ", "all_reduce #3 (sum, f32 x 4, 16 B)", "300 ms"});
+  if (error) {
+    EXPECT_EQ(error->collective(), "all_reduce");
+  }
+}
+
+TEST(Threaded, ARankThatReturnsWithoutCallingFailsTheOthersAtOnce) {
+  // The timeout is long: the error must come from rank 1 having finished, not from the watchdog.
+  expect_error<DistributedError>(
+      [] {
+        run_threaded(
+            3,
+            [](const GroupPtr& group) {
+              if (group->rank() == 1) return;
+              group->all_reduce(zeros({2}))->wait();
+            },
+            short_timeout(std::chrono::minutes(2)));
+      },
+      {"[rank 0/3] ", "all_reduce #1", "rank 1 finished after 0 collectives without calling it"});
+}
+
+TEST(Threaded, RunThreadedRethrowsTheFailingRanksErrorWithItsPrefix) {
+  // Ranks 0 and 1 wait in an all_reduce that rank 2 never joins: the abort must free them.
+  const auto error = expect_thrown<ValueError>(
+      [] {
+        run_threaded(
+            3,
+            [](const GroupPtr& group) {
+              if (group->rank() == 2) throw ValueError("model: expected 3 inputs, but got 4");
+              group->all_reduce(zeros({2}))->wait();
+            },
+            short_timeout(std::chrono::minutes(2)));
+      },
+      {"[rank 2/3] model: expected 3 inputs, but got 4"});
+  EXPECT_TRUE(error.has_value());
+}
+
+TEST(Threaded, RunThreadedPrefersTheLowestFirstHandFailure) {
+  expect_error<TypeError>(
+      [] {
+        run_threaded(4, [](const GroupPtr& group) {
+          if (group->rank() == 0) group->barrier()->wait();  // fails because of the others' abort
+          if (group->rank() == 2) throw TypeError("second");
+          if (group->rank() == 3) throw TypeError("third");
+        });
+      },
+      {"[rank 2/4] second"});
+  // Non-lockstep exceptions keep their message under the prefix.
+  expect_error<std::runtime_error>(
+      [] {
+        run_threaded(2, [](const GroupPtr& group) {
+          if (group->rank() == 1) throw std::out_of_range("index 9");
+        });
+      },
+      {"[rank 1/2] index 9"});
+  // Success: every rank ran.
+  std::atomic<int> ran{0};
+  run_threaded(4, [&](const GroupPtr&) { ++ran; });
+  EXPECT_EQ(ran.load(), 4);
+}
+
+TEST(Threaded, AbortFailsPendingAndFutureCollectives) {
+  ThreadedWorld world(2);
+  const GroupPtr group = world.group(0);
+  const WorkPtr pending = group->all_reduce(zeros({3}));  // rank 1 never joins
+  world.abort("the data loader of rank 1 failed");
+  expect_error<DistributedError>([&] { pending->wait(); },
+                                 {"[rank 0/2] ", "all_reduce #1", "the data loader of rank 1 failed"});
+  expect_error<DistributedError>([&] { group->barrier()->wait(); },
+                                 {"barrier #2", "the data loader of rank 1 failed"});
+  expect_error<DistributedError>([&] { world.group(1)->broadcast(zeros({3}))->wait(); },
+                                 {"[rank 1/2] ", "broadcast #1", "the data loader of rank 1 failed"});
+}
+
+TEST(Threaded, DestroyingAGroupFailsItsQueuedCollectives) {
+  std::vector<WorkPtr> works;
+  {
+    ThreadedWorld world(2);
+    const GroupPtr group = world.group(0);
+    const Tensor t = zeros({3});
+    for (int k = 0; k < 3; ++k) works.push_back(group->all_reduce(t));
+  }
+  for (const WorkPtr& work : works) {
+    EXPECT_TRUE(work->completed());
+    expect_error<DistributedError>([&] { work->wait(); }, {"[rank 0/2] ", "all_reduce #"});
+  }
+}
+
+TEST(Single, IsRankZeroOfOneAndRunsInline) {
+  SingleProcessGroup group;
+  EXPECT_EQ(group.rank(), 0);
+  EXPECT_EQ(group.size(), 1);
+  EXPECT_STREQ(group.backend(), "single");
+  std::vector<CollectiveEvent> events;
+  group.set_observer([&](const CollectiveCall&, CollectiveEvent event) { events.push_back(event); });
+  for (DType dtype : kDTypes) {
+    for (ReduceOp op : kOps) {
+      const Tensor t = from_vector(std::vector<double>{3, -1, 7}, {3}, dtype);
+      const WorkPtr work = group.all_reduce(t, op);
+      EXPECT_TRUE(work->completed());  // inline: done before the call returns
+      work->wait();
+      EXPECT_EQ(t.to_vector<double>(), (std::vector<double>{3, -1, 7}))
+          << dtype_name(dtype) << reduce_op_name(op);
+    }
+    const Tensor b = from_vector(std::vector<double>{5, 6}, {2}, dtype);
+    group.broadcast(b, 0)->wait();
+    EXPECT_EQ(b.to_vector<double>(), (std::vector<double>{5, 6}));
+    const Tensor gathered = zeros({1, 2}, dtype);
+    group.all_gather(b, gathered)->wait();
+    EXPECT_EQ(gathered.to_vector<double>(), (std::vector<double>{5, 6}));
+    const Tensor scattered = zeros({2}, dtype);
+    group.reduce_scatter(gathered, scattered, ReduceOp::kAvg)->wait();
+    EXPECT_EQ(scattered.to_vector<double>(), (std::vector<double>{5, 6}));
+  }
+  group.barrier()->wait();
+  EXPECT_EQ(group.sequence(), 3u * 7u + 1u);
+  EXPECT_EQ(events.size(), 2u * group.sequence());
+  EXPECT_EQ(events.front(), CollectiveEvent::kStart);
+  EXPECT_EQ(events.back(), CollectiveEvent::kFinish);
+  expect_error<ValueError>([&] { group.broadcast(zeros({2}), 1); }, {"broadcast", "root", "[0, 1)", "1"});
+}
+
+// Sets environment variables for one scope and restores them.
+class ScopedEnv {
+ public:
+  void set(const char* name, const char* value) {
+    const char* old = std::getenv(name);
+    saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+    ::setenv(name, value, 1);
+  }
+  void unset(const char* name) {
+    const char* old = std::getenv(name);
+    saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+    ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      if (it->second)
+        ::setenv(it->first.c_str(), it->second->c_str(), 1);
+      else
+        ::unsetenv(it->first.c_str());
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+TEST(ProcessGroupInit, WithoutALauncherTheJobIsOneProcess) {
+  ScopedEnv env;
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"})
+    env.unset(name);
+  const auto group = init_process_group();
+  EXPECT_STREQ(group->backend(), "single");
+  EXPECT_EQ(group->size(), 1);
+  EXPECT_EQ(rank_prefix(), "[rank 0/1] ");
+  // Before MPI starts, the prefix comes from the launcher's environment.
+  env.set("OMPI_COMM_WORLD_RANK", "2");
+  env.set("OMPI_COMM_WORLD_SIZE", "5");
+  EXPECT_EQ(rank_prefix(), "[rank 2/5] ");
+}
+
+TEST(ProcessGroupInit, AbortJobPrintsOnePrefixedLineAndExitsWithTheCode) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  ScopedEnv env;
+  env.unset("OMPI_COMM_WORLD_RANK");
+  env.unset("OMPI_COMM_WORLD_SIZE");
+  EXPECT_EXIT(abort_job("train: the loss is NaN at step 3", 3), ::testing::ExitedWithCode(3),
+              "^\\[rank 0/1\\] train: the loss is NaN at step 3\n$");
+  // A message that already carries the prefix (a DistributedError's) is not prefixed twice.
+  EXPECT_EXIT(abort_job("[rank 0/1] all_reduce #2 (sum, f32 x 4, 16 B) failed"), ::testing::ExitedWithCode(1),
+              "^\\[rank 0/1\\] all_reduce #2 \\(sum, f32 x 4, 16 B\\) failed\n$");
+}
+
+}  // namespace
+}  // namespace lockstep::distributed

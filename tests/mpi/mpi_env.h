@@ -1,0 +1,14 @@
+// The MPI world group of the test_mpi binary, created by its main (tests/mpi/main.cpp) before any test runs
+// and released after the last one: every test of tests/mpi/*.cpp shares it.
+#pragma once
+
+#include <memory>
+
+#include "distributed/process_group.h"
+
+namespace lockstep::test {
+
+// The group over all ranks of the mpirun job (an MpiProcessGroup).
+std::shared_ptr<lockstep::distributed::ProcessGroup> mpi_world();
+
+}  // namespace lockstep::test
