@@ -47,10 +47,10 @@ GlobalStatistics gather_statistics(ProcessGroup& group, const Tensor& x, const s
   const std::int64_t stride = 2 * c + 1;
   const Tensor local = zeros({stride}, DType::f64);
   if (local_count > 0) {
-    // From an f64 copy of a narrower input: rounding each rank's mean to f32 before combining would put an
+    // In f64 whatever the input's dtype: rounding each rank's mean to f32 before combining would put an
     // error of about 1e-7 * |mean| / std into the combined variance (large for channels whose mean dwarfs
     // their spread), where one process on the union batch keeps it near 1e-7.
-    const BatchNormStatistics stats = batch_norm_statistics(x.dtype() == DType::f64 ? x : x.to(DType::f64));
+    const BatchNormStatistics stats = batch_norm_statistics(x, DType::f64);
     const std::vector<double> mean = stats.mean.to_vector<double>(), var = stats.var.to_vector<double>();
     double* p = local.data<double>();
     for (std::int64_t ch = 0; ch < c; ++ch) {

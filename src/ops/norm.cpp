@@ -67,11 +67,16 @@ Tensor invstd_of(const Tensor& var, double eps) {
 
 }  // namespace
 
-BatchNormStatistics batch_norm_statistics(const Tensor& x) {
+BatchNormStatistics batch_norm_statistics(const Tensor& x) { return batch_norm_statistics(x, x.dtype()); }
+
+BatchNormStatistics batch_norm_statistics(const Tensor& x, DType stats_dtype) {
   const char* op = "batch_norm_statistics";
   const Ncl g = check_batch_input(op, "input", x);
   const Device device = common_device(op, {x});
-  BatchNormStatistics s{empty({g.c}, x.dtype(), device), empty({g.c}, x.dtype(), device)};
+  LOCKSTEP_CHECK(stats_dtype == x.dtype() || (stats_dtype == DType::f64 && device.is_cpu()), TypeError, op,
+                 ": expected statistics in the input's dtype ", dtype_name(x.dtype()), " or in f64 on the CPU, but got ",
+                 dtype_name(stats_dtype), " on ", device.str());
+  BatchNormStatistics s{empty({g.c}, stats_dtype, device), empty({g.c}, stats_dtype, device)};
   kernels::batch_norm_stats.get(device)(kernel_view(x, g.shape()), s.mean, s.var);
   return s;
 }

@@ -28,7 +28,10 @@ struct BatchNormStatistics {
   Tensor mean;  // [C]
   Tensor var;   // [C], biased (divided by N * L)
 };
+// The statistics are accumulated in f64 and returned in `stats_dtype` (x's dtype, or f64: SyncBatchNorm
+// combines per-rank statistics without rounding them to f32 first).
 BatchNormStatistics batch_norm_statistics(const Tensor& x);
+BatchNormStatistics batch_norm_statistics(const Tensor& x, DType stats_dtype);
 // y = (x - mean) * invstd * weight + bias, shape of x; weight, bias may be undefined.
 Tensor batch_norm_elemt(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
                         const Tensor& bias);

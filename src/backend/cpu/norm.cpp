@@ -128,13 +128,19 @@ void batch_norm_stats_typed(const Tensor& x, const Tensor& mean, const Tensor& v
       },
       s1.data(), s2.data());
   const double count = static_cast<double>(n * l);
-  T* pm = mean.data<T>();
-  T* pv = var.data<T>();
+  // Written in the statistics' dtype: T, or f64 (for SyncBatchNorm).
+  const auto store = [](const Tensor& t, std::int64_t ch, double v) {
+    if (t.dtype() == DType::f64) {
+      t.data<double>()[ch] = v;
+    } else {
+      t.data<T>()[ch] = static_cast<T>(v);
+    }
+  };
   for (std::int64_t ch = 0; ch < c; ++ch) {
     const auto k = static_cast<std::size_t>(ch);
     const double d = count > 0 ? s1[k] / count : 0.0;
-    pm[ch] = static_cast<T>(shift[k] + d);
-    pv[ch] = static_cast<T>(count > 0 ? std::max(0.0, s2[k] / count - d * d) : 0.0);
+    store(mean, ch, shift[k] + d);
+    store(var, ch, count > 0 ? std::max(0.0, s2[k] / count - d * d) : 0.0);
   }
 }
 
