@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <vector>
 
@@ -162,7 +163,9 @@ std::shared_ptr<MpiRuntime> MpiRuntime::acquire() {
 }
 
 MpiRuntime::~MpiRuntime() {
-  if (owns_init_ && !abandoned_) MPI_Finalize();
+  // While an exception unwinds, the other ranks may still be waiting in a collective: MPI_Finalize would
+  // then block forever, and the handler that prints the error and calls abort_job would never run.
+  if (owns_init_ && !abandoned_ && std::uncaught_exceptions() == 0) MPI_Finalize();
 }
 
 bool mpi_launched() {

@@ -408,8 +408,10 @@ void ProcessGroup::stop() {
   }
   {
     std::unique_lock lock(queue_->mutex);
-    // A collective past its data movement (finishing) is let finish; one still moving data gets the timeout.
-    if (queue_->cv.wait_for(lock, options_.timeout, [&] { return queue_->exited || queue_->finishing; }))
+    // A collective past its data movement (finishing) is let finish; one still moving data gets the timeout,
+    // or only a moment while an exception unwinds (the job is about to be aborted: don't hold it up).
+    const auto patience = std::uncaught_exceptions() > 0 ? std::chrono::milliseconds(100) : options_.timeout;
+    if (queue_->cv.wait_for(lock, patience, [&] { return queue_->exited || queue_->finishing; }))
       queue_->cv.wait(lock, [&] { return queue_->exited; });
     else
       queue_->abandoned = true;

@@ -1,4 +1,5 @@
-// The `lockstep` command-line tool. Adding a subcommand is one line in kCommands (and its run_* function).
+// The `lockstep` command-line tool, as one process or as every rank of an mpirun/srun job. Adding a
+// subcommand is one line in kCommands (and its run_* function).
 #include <unistd.h>
 
 #include <cstdlib>
@@ -7,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "distributed/init.h"
+#include "distributed/mpi.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/dispatch.h"
 
@@ -15,10 +18,27 @@ namespace {
 constexpr lockstep::cli::Command kCommands[] = {
     {"convert", "convert a data set (MNIST, Fashion-MNIST, IDX, CIFAR-10, NumPy, image folder) to HDF5",
      lockstep::cli::run_convert},
-    {"train", "train a classifier or a GAN from a config file (see examples/*.toml)", lockstep::cli::run_train},
+    {"train", "train a classifier or a GAN from a config file (see examples/*.toml)",
+     lockstep::cli::run_train},
     {"eval", "test accuracy of a trained classifier; Frechet distance of a generator's samples",
      lockstep::cli::run_eval},
 };
+
+// Whether this process is one rank of a job of several, from the launcher's environment (MPI may not be
+// initialised yet, or any more).
+bool multi_rank_job() {
+  if (!lockstep::distributed::mpi_launched()) return false;
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
+    if (const char* value = std::getenv(name)) return std::atoi(value) > 1;
+  }
+  return true;  // launched, but of unknown size: ending every rank is the safe side
+}
+
+// A failure on one rank of several ends the whole job within seconds ("[rank r/W] message", MPI_Abort)
+// instead of leaving the others waiting in a collective; a single process reports it as usual.
+void on_failure(const std::string& message) {
+  if (multi_rank_job()) lockstep::distributed::abort_job(message);
+}
 
 }  // namespace
 
@@ -32,8 +52,9 @@ int main(int argc, char** argv) {
   }
   try {
     return lockstep::cli::run_cli(kCommands, std::vector<std::string>(argv + 1, argv + argc), std::cout,
-                                  std::cerr);
-  } catch (const std::exception& e) {
+                                  std::cerr, on_failure);
+  } catch (const std::exception& e) {  // run_cli reports its own; this is the last line of defence
+    on_failure(e.what());
     std::cerr << "lockstep: error: " << e.what() << '\n';
     return 1;
   }

@@ -53,7 +53,7 @@ const Command& find_command(std::span<const Command> commands, const std::string
 }  // namespace
 
 int run_cli(std::span<const Command> commands, const std::vector<std::string>& args, std::ostream& out,
-            std::ostream& err) {
+            std::ostream& err, FailureHook on_failure) {
   std::string help_hint = "lockstep --help";
   try {
     // Options before the command are the tool's own; everything after the command belongs to it.
@@ -83,10 +83,13 @@ int run_cli(std::span<const Command> commands, const std::vector<std::string>& a
     err << "lockstep: error: " << e.what() << "\nRun '" << help_hint << "' for usage.\n";
     return kExitUsage;
   } catch (const std::exception& e) {
+    if (on_failure != nullptr) on_failure(e.what());
     err << "lockstep: error: " << e.what() << '\n';
     return kExitFailure;
   } catch (...) {
-    err << "lockstep: error: an exception of unknown type escaped the command.\n";
+    const std::string message = "an exception of unknown type escaped the command.";
+    if (on_failure != nullptr) on_failure(message);
+    err << "lockstep: error: " << message << '\n';
     return kExitFailure;
   }
 }

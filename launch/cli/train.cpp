@@ -1,38 +1,28 @@
-// `lockstep train CONFIG [key=value ...]`: classifier or GAN training from a config file.
+// `lockstep train CONFIG [key=value ...]`: classifier or GAN training from a config file, as one process or
+// as every rank of an mpirun/srun job (data-parallel).
+#include <charconv>
+#include <cmath>
+#include <string>
+
+#include "distributed/init.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
 #include "launch/config/config.h"
 #include "launch/train/classifier.h"
 #include "launch/train/evaluate.h"
+#include "launch/train/factory.h"
 #include "launch/train/gan.h"
 #include "launch/train/run.h"
 
 namespace lockstep::cli {
+namespace {
 
 namespace po = boost::program_options;
 
-int run_train(const std::vector<std::string>& args) {
-  po::options_description options("Options");
-  options.add_options()("config", po::value<std::string>()->required(), "the TOML config file")(
-      "override", po::value<std::vector<std::string>>()->default_value({}, ""),
-      "dotted.key=value overrides of config values (TOML syntax), after the config file")(
-      "progress", po::value<std::string>()->default_value("auto"), "auto | bar | lines");
-  po::positional_options_description positional;
-  positional.add("config", 1).add("override", -1);
-  const auto values =
-      parse_options(args, options, positional, "train CONFIG [key=value ...] [--progress auto|bar|lines]",
-                    "Trains the classifier or GAN the config describes (see examples/*.toml).");
-  if (!values) return 0;
-  const std::string style_name = (*values)["progress"].as<std::string>();
-  if (style_name != "auto" && style_name != "bar" && style_name != "lines") {
-    throw UsageError(str_cat("--progress: expected auto, bar or lines, but got '", style_name, "'"));
-  }
-  const launch::Config cfg = launch::Config::load((*values)["config"].as<std::string>(),
-                                                  (*values)["override"].as<std::vector<std::string>>());
-  const train::RunSettings run = train::setup_run(cfg);
-  train::Progress progress(stdout, style_name == "bar"     ? train::Style::kBar
-                                   : style_name == "lines" ? train::Style::kLines
-                                                           : train::Style::kAuto);
+// Trains what `cfg` describes on this rank of `run`'s job; rank 0 prints.
+void train_job(const launch::Config& cfg, const train::RunSettings& run, train::Style style) {
+  train::Progress progress(run.speaks() ? stdout : nullptr, style);
+  progress.print(train::describe_job(run, train::per_rank_batch_size(cfg, run.world())));
   const std::string model_file = (run.output / "model.h5").string();
   if (run.task == "classifier") {
     const train::ClassifierResult r = train::train_classifier(cfg, run, progress);
@@ -46,6 +36,52 @@ int run_train(const std::vector<std::string>& args) {
         "done: D loss ", train::format_fixed(r.d_loss, 4), ", G loss ", train::format_fixed(r.g_loss, 4),
         ", ", r.generator_steps, " generator steps, ", static_cast<std::int64_t>(r.images_per_s), " img/s, ",
         train::format_duration(r.seconds), "; models ", model_file, ", samples in ", run.output.string()));
+  }
+}
+
+}  // namespace
+
+int run_train(const std::vector<std::string>& args) {
+  po::options_description options("Options");
+  options.add_options()("config", po::value<std::string>()->required(), "the TOML config file")(
+      "override", po::value<std::vector<std::string>>()->default_value({}, ""),
+      "dotted.key=value overrides of config values (TOML syntax), after the config file")(
+      "progress", po::value<std::string>()->default_value("auto"), "auto | bar | lines")(
+      "bucket-mb", po::value<double>(),
+      "gradient bucket size in MiB for data-parallel runs (overrides distributed.bucket_mb, default 4)");
+  po::positional_options_description positional;
+  positional.add("config", 1).add("override", -1);
+  const auto values = parse_options(
+      args, options, positional, "train CONFIG [key=value ...] [--progress auto|bar|lines] [--bucket-mb X]",
+      "Trains the classifier or GAN the config describes (see examples/*.toml). Under mpirun or srun every "
+      "rank runs this command and the job trains data-parallel: rank 0 prints and writes the files.");
+  if (!values) return 0;
+  const std::string style_name = (*values)["progress"].as<std::string>();
+  if (style_name != "auto" && style_name != "bar" && style_name != "lines") {
+    throw UsageError(str_cat("--progress: expected auto, bar or lines, but got '", style_name, "'"));
+  }
+  std::vector<std::string> overrides = (*values)["override"].as<std::vector<std::string>>();
+  if (values->count("bucket-mb") != 0) {
+    const double bucket_mb = (*values)["bucket-mb"].as<double>();
+    if (!std::isfinite(bucket_mb))
+      throw UsageError(str_cat("--bucket-mb: expected a number, but got ", bucket_mb));
+    // Checked with the config's other values (range), and stored with them in the model file.
+    char text[32];
+    const auto end = std::to_chars(text, text + sizeof text, bucket_mb).ptr;  // shortest exact form
+    overrides.push_back("distributed.bucket_mb=" + std::string(text, end));
+  }
+  const launch::Config cfg = launch::Config::load((*values)["config"].as<std::string>(), overrides);
+  const train::Style style = style_name == "bar"     ? train::Style::kBar
+                             : style_name == "lines" ? train::Style::kLines
+                                                     : train::Style::kAuto;
+  const std::shared_ptr<distributed::ProcessGroup> group = train::make_process_group(cfg);
+  try {
+    train_job(cfg, train::setup_run(cfg, group), style);
+  } catch (const std::exception& e) {
+    // The other ranks may be waiting in a collective for this one: end the whole job now, while the
+    // process group (and MPI) is still alive, rather than unwinding into its shutdown.
+    if (group->size() > 1) distributed::abort_job(e.what());
+    throw;
   }
   return 0;
 }

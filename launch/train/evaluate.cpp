@@ -1,6 +1,9 @@
 // Classifier evaluation and helpers shared by the training loops.
 #include "launch/train/evaluate.h"
 
+#include <algorithm>
+#include <array>
+
 #include "src/autograd/grad_mode.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
@@ -10,28 +13,53 @@
 
 namespace lockstep::train {
 
-Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader) {
+namespace {
+
+// This rank's sums over its loader: [correct, count, loss sum] (f64 holds counts exactly up to 2^53).
+std::array<double, 3> local_sums(nn::Module& model, DataLoader& loader) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
   loader.start_epoch(0);
   double loss_sum = 0;
-  std::int64_t correct = 0;
-  Accuracy result;
+  std::int64_t correct = 0, count = 0;
   while (std::optional<Batch> batch = loader.next()) {
     const Tensor logits = model(batch->images);
     loss_sum += cross_entropy(logits, batch->labels, Reduction::kSum).item();
     const std::vector<std::int64_t> predicted = argmax(logits, 1).to_vector<std::int64_t>();
     const std::vector<std::int64_t> labels = batch->labels.to_vector<std::int64_t>();
     for (std::size_t i = 0; i < labels.size(); ++i) correct += predicted[i] == labels[i];
-    result.count += static_cast<std::int64_t>(labels.size());
+    count += static_cast<std::int64_t>(labels.size());
   }
   model.train(was_training);
+  return {static_cast<double>(correct), static_cast<double>(count), loss_sum};
+}
+
+Accuracy to_accuracy(const std::array<double, 3>& sums) {
+  Accuracy result;
+  result.count = static_cast<std::int64_t>(sums[1]);
   if (result.count > 0) {
-    result.loss = loss_sum / static_cast<double>(result.count);
-    result.accuracy = static_cast<double>(correct) / static_cast<double>(result.count);
+    result.loss = sums[2] / sums[1];
+    result.accuracy = sums[0] / sums[1];
   }
   return result;
+}
+
+}  // namespace
+
+Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader) {
+  return to_accuracy(local_sums(model, loader));
+}
+
+Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader, distributed::ProcessGroup& group) {
+  std::array<double, 3> sums = local_sums(model, loader);
+  if (group.size() > 1) {
+    const Tensor reduced = from_vector(std::vector<double>(sums.begin(), sums.end()), {3});
+    group.all_reduce(reduced, distributed::ReduceOp::kSum)->wait();
+    const std::vector<double> total = reduced.to_vector<double>();
+    std::copy(total.begin(), total.end(), sums.begin());
+  }
+  return to_accuracy(sums);
 }
 
 Tensor classifier_features(models::Classifier& classifier, const Tensor& images, std::int64_t batch) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "distributed/process_group.h"
 #include "io/data/loader.h"
 #include "src/core/rng.h"
 #include "src/models/classifier.h"
@@ -21,6 +22,11 @@ struct Accuracy {
 
 // Runs the whole loader once in eval mode without gradients; restores the module's mode afterwards.
 Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader);
+// The distributed version: each rank evaluates its loader's shard (Shuffle::kNo, Pad::kNo, DropLast::kNo
+// count every sample once over the ranks), then one all_reduce of [correct, count, loss sum] gives every
+// rank the metrics of the whole split. Collective: every rank of `group` calls it; the forward passes must
+// not communicate (eval mode, where batch norm uses its running statistics).
+Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader, distributed::ProcessGroup& group);
 
 // Penultimate-layer features [N, D] of `images` (normalised the classifier's way), in batches, in eval mode
 // without gradients.

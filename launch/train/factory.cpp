@@ -167,7 +167,34 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const launch::Config& cfg, co
   return std::make_unique<optim::LRScheduler>(optimizer, std::move(schedule));
 }
 
-DataSplits make_data(const launch::Config& cfg, std::uint64_t seed) {
+std::int64_t per_rank_batch_size(const launch::Config& cfg, std::int64_t world) {
+  const bool per_rank = cfg.has("data.batch_size"), global = cfg.has("data.global_batch_size");
+  if (per_rank && global) {
+    cfg.fail("data.global_batch_size",
+             str_cat("expected either data.batch_size (per rank) or data.global_batch_size, but got both (",
+                     cfg.get_int("data.batch_size"), " and ", cfg.get_int("data.global_batch_size"),
+                     "). Keep one of them"));
+  }
+  if (!global) {
+    const std::int64_t batch = cfg.get_int("data.batch_size");  // required: the error names the key
+    if (batch < 1) cfg.fail("data.batch_size", str_cat("expected at least 1, but got ", batch));
+    return batch;
+  }
+  const std::int64_t batch = cfg.get_int("data.global_batch_size");
+  if (batch < 1) cfg.fail("data.global_batch_size", str_cat("expected at least 1, but got ", batch));
+  if (batch % world != 0) {
+    cfg.fail(
+        "data.global_batch_size",
+        str_cat("expected a multiple of the world size ", world, ", but got ", batch, " (", batch / world,
+                " per rank with ", batch % world, " left over). Use ", batch / world * world, " or ",
+                (batch / world + 1) * world, ", or set data.batch_size per rank"));
+  }
+  return batch / world;
+}
+
+DataSplits make_data(const launch::Config& cfg, std::uint64_t seed, std::int64_t rank, std::int64_t world) {
+  LOCKSTEP_CHECK(world >= 1 && rank >= 0 && rank < world, ValueError,
+                 "make_data: expected 0 <= rank < world, but got rank ", rank, " and world ", world);
   DataSplits d;
   const std::filesystem::path path = cfg.get_string("data.path");
   const Cache cache =
@@ -186,12 +213,15 @@ DataSplits make_data(const launch::Config& cfg, std::uint64_t seed) {
   train_aug.crop_padding = cfg.get_int("data.crop_padding", 0);
   train_aug.flip = cfg.get_bool("data.flip", false) ? Flip::kHorizontal : Flip::kNo;
 
-  d.train_options.batch_size = cfg.get_int("data.batch_size");
+  d.train_options.batch_size = per_rank_batch_size(cfg, world);
   d.train_options.shuffle = Shuffle::kYes;
   d.train_options.drop_last = cfg.get_bool("data.drop_last", true) ? DropLast::kYes : DropLast::kNo;
   d.train_options.seed = seed;
   d.train_options.augment = train_aug;
   d.train_options.prefetch = cfg.get_int("data.prefetch", 2);
+  d.train_options.rank = rank;
+  d.train_options.world = world;
+  d.train_options.pad = Pad::kYes;  // every rank the same number of steps
   d.test_options = d.train_options;
   d.test_options.batch_size = cfg.get_int("data.eval_batch_size", 500);
   d.test_options.shuffle = Shuffle::kNo;

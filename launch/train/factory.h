@@ -40,7 +40,14 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const launch::Config& cfg, co
                                                    optim::Optimizer& optimizer, std::int64_t steps_per_epoch,
                                                    std::int64_t epochs);
 
-// [data] path, batch_size, cache, pad_to, crop_padding, flip, normalize = dataset | tanh.
+// The per-rank training batch of a job of `world` ranks: [data] batch_size is per rank; global_batch_size
+// (exactly one of the two) is split evenly over the ranks. ConfigError when both or neither is given, when
+// the value is below 1, or when the global batch is not a multiple of `world`.
+std::int64_t per_rank_batch_size(const launch::Config& cfg, std::int64_t world);
+
+// [data] path, batch_size | global_batch_size, eval_batch_size (per rank), cache, pad_to, crop_padding,
+// flip, normalize = dataset | tanh. The loaders shard over `world` ranks as rank `rank`: training pads the
+// shards so that every rank runs the same number of steps; evaluation counts every test sample once.
 struct DataSplits {
   std::shared_ptr<ImageDataset> train;
   std::shared_ptr<ImageDataset> test;  // null when the file has no test split
@@ -48,6 +55,7 @@ struct DataSplits {
   LoaderOptions test_options;
   DataGeometry geometry;
 };
-DataSplits make_data(const launch::Config& cfg, std::uint64_t seed);
+DataSplits make_data(const launch::Config& cfg, std::uint64_t seed, std::int64_t rank = 0,
+                     std::int64_t world = 1);
 
 }  // namespace lockstep::train

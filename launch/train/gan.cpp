@@ -1,10 +1,13 @@
-// The GAN training loop.
+// The GAN training loop, data-parallel over the run's process group: one DataParallel per network.
 #include "launch/train/gan.h"
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <optional>
 
+#include "distributed/data_parallel.h"
+#include "distributed/sync_batch_norm.h"
 #include "io/image/grid.h"
 #include "io/image/png.h"
 #include "launch/train/evaluate.h"
@@ -62,7 +65,11 @@ Tensor fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent) 
 }
 
 GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress& progress) {
-  DataSplits data = make_data(cfg, run.seed);
+  LOCKSTEP_CHECK(run.group != nullptr, ValueError,
+                 "train_gan: expected run settings from setup_run (with a process group), but got none");
+  distributed::ProcessGroup& group = *run.group;
+  const int world = group.size();
+  DataSplits data = make_data(cfg, run.seed, group.rank(), world);
   const std::int64_t latent = cfg.get_int("gan.latent", 100);
   const std::string loss_name =
       cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein"}, "non-saturating");
@@ -76,6 +83,14 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
 
   std::shared_ptr<nn::Module> generator = make_generator(cfg, "generator", data.geometry, latent);
   std::shared_ptr<nn::Module> discriminator = make_discriminator(cfg, "discriminator", data.geometry);
+  int synced = 0;
+  if (world > 1 && run.sync_batchnorm) {
+    synced = distributed::convert_sync_batchnorm(*generator, run.group) +
+             distributed::convert_sync_batchnorm(*discriminator, run.group);
+  }
+  distributed::DataParallel dp_g(generator, run.group, run.reducer);
+  distributed::DataParallel dp_d(discriminator, run.group, run.reducer);
+  split_random_streams(run);  // every rank draws its own noise from here on
   std::unique_ptr<optim::Optimizer> g_optimizer = make_optimizer(cfg, "optimizer", *generator);
   std::unique_ptr<optim::Optimizer> d_optimizer = make_optimizer(cfg, "optimizer", *discriminator);
   DataLoader loader(data.train, data.train_options);
@@ -84,14 +99,16 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
   const std::int64_t steps_per_epoch = loader.batches_per_epoch();
   progress.print(str_cat("generator ", generator->num_parameters(), " parameters, discriminator ",
                          discriminator->num_parameters(), " parameters; ", data.train->size(),
-                         " training images, ", steps_per_epoch, " discriminator steps per epoch, loss ",
-                         loss_name));
+                         " training images, ", steps_per_epoch, " discriminator steps per epoch",
+                         world > 1 ? " per rank" : "", ", loss ", loss_name,
+                         synced > 0 ? str_cat(", ", synced, " synchronised batch norms") : ""));
   const Tensor fixed_z = fixed_noise(run.seed, sample_count, latent);
-  MetricsLog metrics(run.output / "metrics.jsonl");
+  std::optional<MetricsLog> metrics;
+  if (run.speaks()) metrics.emplace(run.output / "metrics.jsonl");
   const std::vector<Tensor> d_params = discriminator->parameters();
 
   GanResult result;
-  std::int64_t images = 0;
+  std::int64_t images = 0;  // this rank's
   std::int64_t d_step = 0;
   const auto t0 = std::chrono::steady_clock::now();
   bool done = false;
@@ -106,9 +123,10 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
       Tensor fake;
       {
         NoGradGuard no_grad;
-        fake = (*generator)(randn({b, latent}));
+        fake = dp_g.module()(randn({b, latent}));
       }
-      Tensor d_loss = discriminator_loss(loss_kind, (*discriminator)(batch->images), (*discriminator)(fake));
+      // Both forwards go through the wrapper: the one backward averages D's gradients over the ranks.
+      Tensor d_loss = discriminator_loss(loss_kind, dp_d(batch->images), dp_d(fake));
       d_optimizer->zero_grad();
       d_loss.backward();
       d_optimizer->step();
@@ -117,10 +135,11 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
       ++d_count;
       ++d_step;
       images += b;
-      // Generator step every d_steps discriminator steps, through a frozen discriminator.
+      // Generator step every d_steps discriminator steps, through a frozen discriminator called outside
+      // its wrapper: only G's gradients are reduced and applied.
       if (d_step % d_steps == 0) {
         set_requires_grad(d_params, false);
-        Tensor g_loss = generator_loss(loss_kind, (*discriminator)((*generator)(randn({b, latent}))));
+        Tensor g_loss = generator_loss(loss_kind, dp_d.module()(dp_g(randn({b, latent}))));
         g_optimizer->zero_grad();
         g_loss.backward();
         g_optimizer->step();
@@ -133,7 +152,8 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
         throw ValueError(str_cat("train: a GAN loss became non-finite at discriminator step ", d_step,
                                  ". Lower optimizer.lr"));
       }
-      progress.update(d_count, b,
+      // The bar shows rank 0's running losses; the logged ones are averaged over the ranks.
+      progress.update(d_count, b * world,
                       str_cat("D ", format_fixed(d_sum / d_count, 3), "  G ",
                               format_fixed(g_sum / std::max<std::int64_t>(g_count, 1), 3)));
       if (run.max_steps > 0 && d_step >= run.max_steps) {
@@ -141,21 +161,29 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
         break;
       }
     }
-    result.d_loss = d_sum / std::max<std::int64_t>(d_count, 1);
-    result.g_loss = g_sum / std::max<std::int64_t>(g_count, 1);
+    std::array<double, 4> sums = {d_sum, static_cast<double>(d_count), g_sum, static_cast<double>(g_count)};
+    if (world > 1) {
+      const Tensor t = from_vector(std::vector<double>(sums.begin(), sums.end()), {4});
+      group.all_reduce(t, distributed::ReduceOp::kSum)->wait();
+      const std::vector<double> v = t.to_vector<double>();
+      std::copy(v.begin(), v.end(), sums.begin());
+    }
+    result.d_loss = sums[0] / std::max(sums[1], 1.0);
+    result.g_loss = sums[2] / std::max(sums[3], 1.0);
+    if (!run.speaks()) continue;  // rank 0 writes the samples, the metrics and the models
     const std::filesystem::path grid = run.output / str_cat("samples_epoch_", epoch + 1, ".png");
     write_samples(*generator, fixed_z, grid);
-    metrics.write({{"epoch", epoch + 1},
-                   {"step", static_cast<double>(d_step)},
-                   {"d_loss", result.d_loss},
-                   {"g_loss", result.g_loss}});
+    metrics->write({{"epoch", epoch + 1},
+                    {"step", static_cast<double>(d_step)},
+                    {"d_loss", result.d_loss},
+                    {"g_loss", result.g_loss}});
     save_models(run.output / "model.h5", "gan", cfg,
                 {{"generator", generator.get()}, {"discriminator", discriminator.get()}});
     progress.finish(str_cat("D loss ", format_fixed(result.d_loss, 4), "  G loss ",
                             format_fixed(result.g_loss, 4), "  samples ", grid.string()));
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  result.images_per_s = static_cast<double>(images) / std::max(result.seconds, 1e-9);
+  result.images_per_s = static_cast<double>(images * world) / std::max(result.seconds, 1e-9);
   return result;
 }
 

@@ -32,7 +32,7 @@ std::string format_fixed(double value, int digits) {
 
 Progress::Progress(std::FILE* out, Style style, double line_every_s)
     : out_(out),
-      bar_(style == Style::kBar || (style == Style::kAuto && isatty(fileno(out)) != 0)),
+      bar_(out != nullptr && (style == Style::kBar || (style == Style::kAuto && isatty(fileno(out)) != 0))),
       line_every_s_(line_every_s) {}
 
 double Progress::elapsed_s() const {
@@ -49,6 +49,7 @@ void Progress::start(std::string label, std::int64_t total) {
 
 void Progress::update(std::int64_t done, std::int64_t images, const std::string& metrics) {
   images_ += images;
+  if (out_ == nullptr) return;
   const double t = elapsed_s();
   const bool last = done == total_;
   if (!last && t - last_draw_s_ < (bar_ ? 0.25 : line_every_s_)) return;
@@ -80,6 +81,7 @@ void Progress::finish(const std::string& summary) {
 }
 
 void Progress::print(const std::string& line) {
+  if (out_ == nullptr) return;
   if (bar_visible_) std::fputs("\r\033[2K", out_);
   bar_visible_ = false;
   std::fprintf(out_, "%s\n", line.c_str());

@@ -1,5 +1,6 @@
 // Progress output for people: a live bar (step, loss, images/s, time left) on a terminal, plain periodic
-// lines when output goes to a file or a batch log. Only the speaking rank constructs one.
+// lines when output goes to a file or a batch log. In a job of several ranks only rank 0's speaks; the
+// others get a silent one.
 #pragma once
 
 #include <chrono>
@@ -14,7 +15,8 @@ enum class Style { kAuto, kBar, kLines };
 // Owns nothing but its timers; not thread-safe.
 class Progress {
  public:
-  // `out` is usually stdout; kAuto picks the bar when `out` is a terminal.
+  // `out` is usually stdout; kAuto picks the bar when `out` is a terminal. A null `out` makes a silent
+  // Progress (ranks other than 0): every call is accepted and nothing is written.
   explicit Progress(std::FILE* out = stdout, Style style = Style::kAuto, double line_every_s = 15.0);
 
   // Starts a phase of `total` steps, e.g. "epoch 3/15".

@@ -1,30 +1,63 @@
-// What every run shares: seed, threads, output folder, step limits; and the model file it leaves behind.
+// What every run shares: the job's process group, seed, threads, output folder, step limits; and the model
+// file it leaves behind.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "distributed/process_group.h"
+#include "distributed/reducer.h"
 #include "launch/config/config.h"
 #include "src/nn/module.h"
 
 namespace lockstep::train {
 
-// task = classifier | gan; [run] seed, threads (0 = OMP_NUM_THREADS or all cores), output, epochs,
-// max_steps (0 = no limit).
+// task = classifier | gan; [run] seed, threads, output, epochs, max_steps (0 = no limit);
+// [distributed] bucket_mb (gradient bucket size, default 4), sync_batchnorm (batch statistics over every
+// rank's batch when world > 1, default true), timeout_s (how long a collective waits for the other ranks,
+// default 300). Rank 0 writes every file and prints; the other ranks only report their own errors.
 struct RunSettings {
   std::string task = "classifier";
   std::uint64_t seed = 0;
-  int threads = 0;
+  int threads = 0;  // per rank, after the default was resolved
   std::filesystem::path output;
   std::int64_t epochs = 1;
   std::int64_t max_steps = 0;
+  distributed::ReducerOptions reducer;
+  bool sync_batchnorm = true;
+  // The job: an MPI world under mpirun/srun, else a single-process group.
+  std::shared_ptr<distributed::ProcessGroup> group;
+
+  int rank() const { return group ? group->rank() : 0; }
+  int world() const { return group ? group->size() : 1; }
+  // Whether this rank writes files and prints progress (rank 0).
+  bool speaks() const { return rank() == 0; }
 };
 
-// Reads [run], seeds the default generator, sets the thread count, creates the output folder.
+// The job's process group (init_process_group: the MPI world under mpirun/srun, else a single-process
+// group), with distributed.timeout_s as its collective timeout. Collective under MPI.
+std::shared_ptr<distributed::ProcessGroup> make_process_group(const launch::Config& cfg);
+
+// Reads [run] and [distributed] for a job over `group`, seeds the default generator with run.seed on every
+// rank, sets the threads per rank (run.threads; 0 = OMP_NUM_THREADS when set, else the cores shared out over
+// the ranks on this node) and, on rank 0, creates the output folder. Callers that must end every rank on a
+// failure keep `group` alive across it.
+RunSettings setup_run(const launch::Config& cfg, std::shared_ptr<distributed::ProcessGroup> group);
+// The same over make_process_group(cfg).
 RunSettings setup_run(const launch::Config& cfg);
+
+// The job in one line, the first one rank 0 prints: "job: 2 ranks (mpi), batch 64 per rank = 128 global,
+// 1 thread per rank".
+std::string describe_job(const RunSettings& run, std::int64_t per_rank_batch);
+
+// From here on, ranks draw different random numbers (dropout masks, GAN noise) from the default generator:
+// rank r > 0 re-keys it with a seed derived from (run.seed, r); rank 0 keeps its stream, so a single-process
+// run draws exactly what it drew before. Called after the models are built (identical on every rank).
+void split_random_streams(const RunSettings& run);
 
 // Writes `models` (group name, module) into `path` (format_version, kind and the effective config as root
 // attributes), through a temporary file renamed into place.
