@@ -18,8 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "io/data/convert.h"
-#include "src/core/error.h"
+#include "tests/support/fashion_mnist.h"
 #include "tests/support/temp_dir.h"
 
 namespace lockstep::test {
@@ -197,30 +196,6 @@ TEST(MpiJob, DataParallelRanksEndWithIdenticalParameters) {
   EXPECT_NE(initial_lines.at(0).hash, lines.at(0).hash);
 }
 
-// The real Fashion-MNIST (Debian's dataset-fashion-mnist, or $LOCKSTEP_FASHION_MNIST) converted to HDF5
-// once for this binary (0.3 s) in a folder removed at exit.
-class ConvertedFashionMnist {
- public:
-  ConvertedFashionMnist() : dir_(fs::temp_directory_path() / str_cat("lockstep_mpi_jobs_", ::getpid())) {
-    fs::create_directories(dir_);
-    const char* env = std::getenv("LOCKSTEP_FASHION_MNIST");
-    ConvertOptions options;
-    options.format = SourceFormat::kFashionMnist;
-    options.input = env != nullptr ? env : "/usr/share/datasets/fashion-mnist";
-    options.output = dir_ / "fashion-mnist.h5";
-    convert(options);
-  }
-  ~ConvertedFashionMnist() { fs::remove_all(dir_); }
-  fs::path path() const { return dir_ / "fashion-mnist.h5"; }
-
- private:
-  fs::path dir_;
-};
-
-fs::path fashion_mnist() {
-  static const ConvertedFashionMnist converted;
-  return converted.path();
-}
 
 // A config for 20 steps of a small MLP on Fashion-MNIST, writing to `output`; returns its path.
 fs::path write_tiny_config(const TempDir& dir, const fs::path& output) {
@@ -230,7 +205,7 @@ fs::path write_tiny_config(const TempDir& dir, const fs::path& output) {
                         << output.string()
                         << "\"\n"
                            "[data]\npath = \""
-                        << fashion_mnist().string()
+                        << fashion_mnist_h5().string()
                         << "\"\nbatch_size = 32\n"
                            "[model]\nname = \"mlp\"\nhidden = [64]\n"
                            "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\n";

@@ -3,42 +3,35 @@
 // its sample grid after a reload.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
-#include "io/data/convert.h"
 #include "launch/config/config.h"
 #include "launch/train/classifier.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
 #include "launch/train/gan.h"
 #include "launch/train/run.h"
+#include "tests/support/fashion_mnist.h"
 
 namespace lockstep {
 namespace {
 
 namespace fs = std::filesystem;
 
-// The converted data set, made once for the whole binary.
+// Runs write under one folder per binary; the data set is converted once (tests/support/fashion_mnist.h).
 class TrainSmoke : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / str_cat("lockstep_smoke_", ::getpid());
     fs::create_directories(dir_);
-    const char* env = std::getenv("LOCKSTEP_FASHION_MNIST");
-    ConvertOptions options;
-    options.format = SourceFormat::kFashionMnist;
-    options.input = env != nullptr ? env : "/usr/share/datasets/fashion-mnist";
-    options.output = dir_ / "fashion-mnist.h5";
-    convert(options);
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
   // `body` plus a [data] section on the converted file with `data_keys` added.
   static launch::Config config(const std::string& body, const std::string& data_keys = "") {
-    return launch::Config::parse(str_cat(body, "\n[data]\npath = \"", (dir_ / "fashion-mnist.h5").string(),
+    return launch::Config::parse(str_cat(body, "\n[data]\npath = \"", test::fashion_mnist_h5().string(),
                                          "\"\nbatch_size = 64\n", data_keys),
                                  "smoke.toml");
   }
