@@ -22,6 +22,8 @@ constexpr lockstep::cli::Command kCommands[] = {
      lockstep::cli::run_train},
     {"eval", "test accuracy of a trained classifier; Frechet distance of a generator's samples",
      lockstep::cli::run_eval},
+    {"inspect", "what a data set, model file, checkpoint or directory of checkpoints holds",
+     lockstep::cli::run_inspect},
 };
 
 // Whether this process is one rank of a job of several, from the launcher's environment (MPI may not be

@@ -14,5 +14,8 @@ int run_convert(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 // `lockstep eval --classifier MODEL.h5 [--generator MODEL.h5]`: test accuracy and the Fréchet distance.
 int run_eval(const std::vector<std::string>& args);
+// `lockstep inspect PATH`: what a data set, model file, checkpoint or directory of checkpoints holds; 1 when
+// a checkpoint fails verification.
+int run_inspect(const std::vector<std::string>& args);
 
 }  // namespace lockstep::cli
