@@ -20,8 +20,8 @@ struct ReducerOptions {
   std::int64_t first_bucket_bytes = 1 << 20;
 };
 
-// What a reducer does during one synchronised backward, in order, for tests and benchmarks. `order` comes from
-// next_event_order(), a process-wide counter that observers on the communication thread can share (see
+// What a reducer does during one synchronised backward, in order, for tests and benchmarks. `order` comes
+// from next_event_order(), a process-wide counter that observers on the communication thread can share (see
 // ProcessGroup::set_observer), so events of both threads can be put in one order without timing them.
 struct ReducerEvent {
   enum class Kind : std::uint8_t {
@@ -38,15 +38,16 @@ std::uint64_t next_event_order();
 
 // Owns the buckets (one flat tensor each) for the parameters it was given (those requiring grad). Parameters
 // are CPU tensors of f32 or f64; a bucket holds one dtype. Bucket b is launched only after buckets 0..b-1, so
-// every rank issues the same all-reduces in the same order whatever order its gradients arrive in. A parameter
-// that got no gradient in a backward contributes its current .grad (from earlier no-sync backwards) or zeros,
-// and the buckets holding it are launched when backward ends: no rank waits for a gradient that never comes;
-// such a parameter ends with the group's average. With a group of size 1 nothing is armed and nothing copied.
-// Not thread-safe; the hooks run on the thread that calls backward. The hooks registered on the parameters
-// outlive the reducer harmlessly (they do nothing once it is gone).
+// every rank issues the same all-reduces in the same order whatever order its gradients arrive in. A
+// parameter that got no gradient in a backward contributes its current .grad (from earlier no-sync backwards)
+// or zeros, and the buckets holding it are launched when backward ends: no rank waits for a gradient that
+// never comes; such a parameter ends with the group's average. With a group of size 1 nothing is armed and
+// nothing copied. Not thread-safe; the hooks run on the thread that calls backward. The hooks registered on
+// the parameters outlive the reducer harmlessly (they do nothing once it is gone).
 class Reducer {
  public:
-  Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<ProcessGroup> group, ReducerOptions options = {});
+  Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<ProcessGroup> group,
+          ReducerOptions options = {});
   ~Reducer();
   Reducer(const Reducer&) = delete;
   Reducer& operator=(const Reducer&) = delete;

@@ -16,8 +16,8 @@ namespace lockstep::distributed {
 // handle to its group and nothing else, so one instance may serve every layer of a model. Each training
 // forward issues one all_gather and each backward one all_reduce on the group, so it shares the group's
 // rule: used from one thread, every rank running the same layers in the same order. Statistics are
-// accumulated and combined in f64, matching one process on the union
-// batch to rounding. Backward is not differentiable again (no create_graph through it).
+// accumulated and combined in f64, matching one process on the union batch to rounding. Backward is not
+// differentiable again (no create_graph through it).
 class SyncBatchNorm final : public nn::BatchNormSync {
  public:
   explicit SyncBatchNorm(std::shared_ptr<ProcessGroup> group);

@@ -47,7 +47,8 @@ std::vector<float> grad_of(const nn::Module& m, const std::string& name) {
 }
 
 TEST(Reducer, BucketsFollowReverseRegistrationOrderUnderTheCaps) {
-  auto model = make_seeded([] { return std::make_shared<models::MLP>(100, std::vector<std::int64_t>{50}, 10); }, 1);
+  auto model =
+      make_seeded([] { return std::make_shared<models::MLP>(100, std::vector<std::int64_t>{50}, 10); }, 1);
   // fc2: weight 500 + bias 10 floats; fc1: weight 5000 + bias 50 floats.
   Reducer r(model->named_parameters(), std::make_shared<SingleProcessGroup>(),
             {.bucket_bytes = 4 * 5000, .first_bucket_bytes = 4 * 510});
@@ -75,11 +76,16 @@ TEST(Reducer, AveragesGradientsAndLaunchesBucketsInOrderOnEveryRank) {
     std::vector<std::vector<ReducerEvent>> events(world);
     std::vector<std::vector<float>> grads(world);
     run_threaded(world, [&](const std::shared_ptr<ProcessGroup>& group) {
-      auto model = make_seeded([] { return std::make_shared<models::MLP>(16, std::vector<std::int64_t>{12, 8}, 4); }, 3);
+      auto model = make_seeded(
+          [] {
+            return std::make_shared<models::MLP>(16, std::vector<std::int64_t>{12, 8}, 4);
+          },
+          3);
       DataParallel dp(model, group, {.bucket_bytes = 4 * 100, .first_bucket_bytes = 4 * 40});
       // Rank r's input is r + 1 times a common one: the average gradient of fc1 is checked below.
       Generator gen(5);
-      const Tensor x = mul(randn({3, 16}, 0.0, 1.0, DType::f32, kCPU, &gen), wrapped_scalar(group->rank() + 1.0));
+      const Tensor x =
+          mul(randn({3, 16}, 0.0, 1.0, DType::f32, kCPU, &gen), wrapped_scalar(group->rank() + 1.0));
       sum(dp(x)).backward();
       events[group->rank()] = dp.reducer().events();
       grads[group->rank()] = grad_of(*model, "fc3.bias");
@@ -109,7 +115,8 @@ TEST(Reducer, ParameterWithoutGradientOnOneRankDoesNotDeadlock) {
   std::vector<std::vector<float>> b_grads(3);
   std::vector<std::vector<ReducerEvent>> events(3);
   run_threaded(3, [&](const std::shared_ptr<ProcessGroup>& group) {
-    auto model = std::static_pointer_cast<Branchy>(make_seeded([] { return std::make_shared<Branchy>(); }, 4));
+    auto model =
+        std::static_pointer_cast<Branchy>(make_seeded([] { return std::make_shared<Branchy>(); }, 4));
     // One bucket per parameter, so the unused ones are launched only at the end of backward on rank 1.
     DataParallel dp(model, group, {.bucket_bytes = 4, .first_bucket_bytes = 4});
     model->use_b = group->rank() != 1;
@@ -187,8 +194,8 @@ TEST(DataParallel, MlpOnThreeRanksMatchesOneProcessWithTheUnionBatch) {
   const test::ModelFactory make = [] {
     return std::make_shared<models::MLP>(36, std::vector<std::int64_t>{20}, 5);
   };
-  test::ClassifierRun run{.sample_shape = {36}, .classes = 5, .per_rank_batch = 4, .steps = 3, .world = 3,
-                          .bucket_bytes = 256};
+  test::ClassifierRun run{
+      .sample_shape = {36}, .classes = 5, .per_rank_batch = 4, .steps = 3, .world = 3, .bucket_bytes = 256};
   std::vector<nn::StateDict> results(3);
   run_threaded(3, [&](const std::shared_ptr<ProcessGroup>& group) {
     results[group->rank()] = test::train_classifier(make, run, group);

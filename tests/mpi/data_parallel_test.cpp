@@ -1,12 +1,13 @@
 // Data-parallel equivalence at the real MPI world size: N ranks with per-rank batch B end with the same
-// parameters and buffers as one process with batch N * B, for an MLP, a ResNet with SyncBatchNorm and a DCGAN;
-// and the reducer's first bucket starts its all-reduce while backward is still running.
+// parameters and buffers as one process with batch N * B, for an MLP, a ResNet with SyncBatchNorm and a
+// DCGAN; and the reducer's first bucket starts its all-reduce while backward is still running.
+#include "distributed/data_parallel.h"
+
 #include <gtest/gtest.h>
 
 #include <mutex>
 #include <vector>
 
-#include "distributed/data_parallel.h"
 #include "src/models/mlp.h"
 #include "src/models/resnet.h"
 #include "src/ops/loss.h"
@@ -22,9 +23,15 @@ using distributed::ReducerEvent;
 TEST(DataParallelMpi, MlpMatchesOneProcessWithTheUnionBatch) {
   const auto world = mpi_world();
   // Small buckets: several all-reduces per step.
-  ClassifierRun run{.sample_shape = {1, 8, 8}, .classes = 10, .per_rank_batch = 5, .steps = 4,
-                    .world = world->size(), .bucket_bytes = 16 << 10};
-  const ModelFactory make = [] { return std::make_shared<models::MLP>(64, std::vector<std::int64_t>{48, 32}, 10); };
+  ClassifierRun run{.sample_shape = {1, 8, 8},
+                    .classes = 10,
+                    .per_rank_batch = 5,
+                    .steps = 4,
+                    .world = world->size(),
+                    .bucket_bytes = 16 << 10};
+  const ModelFactory make = [] {
+    return std::make_shared<models::MLP>(64, std::vector<std::int64_t>{48, 32}, 10);
+  };
   const nn::StateDict parallel = train_classifier(make, run, world);
   const nn::StateDict single = train_classifier(make, run);
   const Difference diff = max_relative_difference(parallel, single);
@@ -37,8 +44,13 @@ TEST(DataParallelMpi, MlpMatchesOneProcessWithTheUnionBatch) {
 TEST(DataParallelMpi, ResNetWithSyncBatchNormMatchesOneProcess) {
   const auto world = mpi_world();
   const ModelFactory make = [] { return std::make_shared<models::CifarResNet>(8, 1, 10); };
-  ClassifierRun run{.sample_shape = {1, 12, 12}, .classes = 10, .per_rank_batch = 3, .steps = 3,
-                    .world = world->size(), .sync_batchnorm = true, .bucket_bytes = 32 << 10};
+  ClassifierRun run{.sample_shape = {1, 12, 12},
+                    .classes = 10,
+                    .per_rank_batch = 3,
+                    .steps = 3,
+                    .world = world->size(),
+                    .sync_batchnorm = true,
+                    .bucket_bytes = 32 << 10};
   const nn::StateDict parallel = train_classifier(make, run, world);
   const nn::StateDict single = train_classifier(make, run);
   // Running statistics and num_batches_tracked are part of the state compared.
@@ -82,10 +94,15 @@ class StartLog {
 TEST(DataParallelMpi, FirstBucketStartsBeforeBackwardEndsAndBucketsLaunchInOrder) {
   const auto world = mpi_world();
   auto log = std::make_shared<StartLog>();
-  world->set_observer([log](const distributed::CollectiveCall& c, distributed::CollectiveEvent e) { log->on(c, e); });
+  world->set_observer(
+      [log](const distributed::CollectiveCall& c, distributed::CollectiveEvent e) { log->on(c, e); });
   // A wide first layer: its weight gradient (the last computed in backward) takes long after the head's
   // gradients have filled the first bucket.
-  auto model = make_seeded([] { return std::make_shared<models::MLP>(2048, std::vector<std::int64_t>{1024, 64}, 10); }, 3);
+  auto model = make_seeded(
+      [] {
+        return std::make_shared<models::MLP>(2048, std::vector<std::int64_t>{1024, 64}, 10);
+      },
+      3);
   distributed::DataParallel dp(model, world, {.bucket_bytes = 1 << 20, .first_bucket_bytes = 64 << 10});
   ASSERT_GE(dp.reducer().num_buckets(), 3);
   const Tensor x = randn({64, 2048});
@@ -114,14 +131,16 @@ TEST(DataParallelMpi, FirstBucketStartsBeforeBackwardEndsAndBucketsLaunchInOrder
   // Every rank launched the same buckets in the same order with the same collective numbers.
   std::vector<double> mine;
   for (const auto& e : events) {
-    if (e.kind == ReducerEvent::Kind::kBucketLaunched) mine.push_back(static_cast<double>(e.sequence * 1000 + e.bucket));
+    if (e.kind == ReducerEvent::Kind::kBucketLaunched)
+      mine.push_back(static_cast<double>(e.sequence * 1000 + e.bucket));
   }
   const Tensor local = from_vector(mine, {static_cast<std::int64_t>(mine.size())}, DType::f64);
   const Tensor all = zeros({world->size() * local.numel()}, DType::f64);
   world->all_gather(local, all)->wait();
   const auto gathered = all.to_vector<double>();
   for (int r = 0; r < world->size(); ++r) {
-    for (std::size_t i = 0; i < mine.size(); ++i) EXPECT_EQ(gathered[r * mine.size() + i], mine[i]) << "rank " << r;
+    for (std::size_t i = 0; i < mine.size(); ++i)
+      EXPECT_EQ(gathered[r * mine.size() + i], mine[i]) << "rank " << r;
   }
 }
 

@@ -1,5 +1,5 @@
-// The real Fashion-MNIST (Debian's dataset-fashion-mnist, or the folder in $LOCKSTEP_FASHION_MNIST) converted to
-// HDF5 once per test binary, for tests that train on real data.
+// The real Fashion-MNIST (Debian's dataset-fashion-mnist, or the folder in $LOCKSTEP_FASHION_MNIST) converted
+// to HDF5 once per test binary, for tests that train on real data.
 #pragma once
 
 #include <filesystem>

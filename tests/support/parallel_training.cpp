@@ -30,7 +30,8 @@ nn::StateDict copy_state(const nn::Module& module, const std::string& prefix = "
 }
 
 // Rows [r B, (r + 1) B) of a global batch, or all of it without a group.
-Tensor my_rows(const Tensor& global, const std::shared_ptr<distributed::ProcessGroup>& group, std::int64_t b) {
+Tensor my_rows(const Tensor& global, const std::shared_ptr<distributed::ProcessGroup>& group,
+               std::int64_t b) {
   if (!group) return global;
   return global.slice(0, group->rank() * b, (group->rank() + 1) * b).contiguous();
 }
@@ -51,7 +52,9 @@ nn::StateDict train_classifier(const ModelFactory& make, const ClassifierRun& ru
   if (group) {
     if (run.sync_batchnorm) distributed::convert_sync_batchnorm(*model, group);
     dp = std::make_unique<distributed::DataParallel>(
-        model, group, distributed::ReducerOptions{.bucket_bytes = run.bucket_bytes, .first_bucket_bytes = run.bucket_bytes});
+        model, group,
+        distributed::ReducerOptions{.bucket_bytes = run.bucket_bytes,
+                                    .first_bucket_bytes = run.bucket_bytes});
   }
   optim::SGD opt(model->named_parameters(), {.lr = 0.1, .momentum = 0.9});
   const std::int64_t global = run.world * run.per_rank_batch;
@@ -60,7 +63,8 @@ nn::StateDict train_classifier(const ModelFactory& make, const ClassifierRun& ru
   for (std::int64_t step = 0; step < run.steps; ++step) {
     Generator gen(run.seed * 1000 + static_cast<std::uint64_t>(step));
     const Tensor x = randn(x_shape, 0.0, 1.0, run.dtype, kCPU, &gen);
-    const Tensor y = rand({global}, 0.0, static_cast<double>(run.classes), DType::f32, kCPU, &gen).to(DType::i64);
+    const Tensor y =
+        rand({global}, 0.0, static_cast<double>(run.classes), DType::f32, kCPU, &gen).to(DType::i64);
     const Tensor xs = my_rows(x, group, run.per_rank_batch);
     const Tensor ys = my_rows(y, group, run.per_rank_batch);
     opt.zero_grad();
@@ -72,7 +76,8 @@ nn::StateDict train_classifier(const ModelFactory& make, const ClassifierRun& ru
 }
 
 nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::ProcessGroup>& group) {
-  auto g = make_seeded([&] { return std::make_shared<models::DCGANGenerator>(run.latent, 1, 32, 8); }, run.seed);
+  auto g =
+      make_seeded([&] { return std::make_shared<models::DCGANGenerator>(run.latent, 1, 32, 8); }, run.seed);
   auto d = make_seeded([] { return std::make_shared<models::DCGANDiscriminator>(1, 32, 8); }, run.seed + 1);
   g->to(run.dtype);
   d->to(run.dtype);

@@ -21,11 +21,11 @@ using ModelFactory = std::function<std::shared_ptr<nn::Module>()>;
 std::shared_ptr<nn::Module> make_seeded(const ModelFactory& make, std::uint64_t seed);
 
 struct ClassifierRun {
-  Shape sample_shape;          // e.g. {1, 8, 8}
+  Shape sample_shape;  // e.g. {1, 8, 8}
   std::int64_t classes = 10;
   std::int64_t per_rank_batch = 4;
   std::int64_t steps = 3;
-  std::int64_t world = 1;      // ranks whose union batch the reference sees: global batch = world * per_rank
+  std::int64_t world = 1;  // ranks whose union batch the reference sees: global batch = world * per_rank
   bool sync_batchnorm = false;
   std::int64_t bucket_bytes = 4 << 20;
   std::uint64_t seed = 7;
