@@ -3,6 +3,7 @@
 // in-process threads for fast logic tests (threaded.h), and MPI (mpi.h).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -63,6 +64,7 @@ class Work {
   mutable std::mutex mutex_;
   std::condition_variable done_cv_;
   bool done_ = false;
+  std::atomic<bool> done_flag_{false};  // done_, readable without the mutex (wait's short spin)
   std::exception_ptr error_;
 };
 using WorkPtr = std::shared_ptr<Work>;

@@ -3,6 +3,7 @@
 #include "distributed/reducer.h"
 
 #include <atomic>
+#include <cstring>
 #include <map>
 
 #include "src/autograd/engine.h"
@@ -18,11 +19,13 @@ std::uint64_t next_event_order() {
 }
 
 struct Reducer::State {
-  // Where one parameter's gradient lives in its bucket, and whether it arrived in this backward.
+  // Where one parameter's gradient lives in its bucket (`view`, made once the buckets exist), and whether it
+  // arrived in this backward.
   struct Slot {
     std::size_t bucket = 0;
     std::int64_t offset = 0;
     bool ready = false;
+    Tensor view;
   };
   struct Bucket {
     DType dtype = DType::f32;
@@ -57,33 +60,60 @@ struct Reducer::State {
     events.clear();
   }
 
-  Tensor slice_of(std::size_t index) {
-    const Slot& s = slots[index];
-    const Tensor& p = parameters[index].second;
-    return buckets[s.bucket].flat.slice(0, s.offset, s.offset + p.numel()).view(p.shape());
-  }
-
-  // Copies the parameter's gradient (or zeros) into its bucket slot and counts it ready.
+  // Copies the parameter's gradient (or zeros) into its bucket slot and counts it ready. A contiguous
+  // gradient (the usual case) is one memcpy: per-parameter overhead matters for models of many small tensors.
   void fill(std::size_t index) {
     Slot& s = slots[index];
     if (s.ready) return;
-    NoGradGuard no_grad;
-    Tensor dst = slice_of(index);
     const Tensor g = parameters[index].second.grad();
-    if (g.defined()) {
-      dst.copy_(g);
+    const auto bytes = static_cast<std::size_t>(s.view.numel()) * element_size(s.view.dtype());
+    if (!g.defined()) {
+      std::memset(s.view.data(), 0, bytes);
+    } else if (g.is_contiguous() && g.dtype() == s.view.dtype() && g.device().is_cpu()) {
+      std::memcpy(s.view.data(), g.data(), bytes);
     } else {
-      dst.zero_();
+      NoGradGuard no_grad;
+      s.view.copy_(g);
     }
     s.ready = true;
     --buckets[s.bucket].pending;
+  }
+
+  // Writes the summed gradient times 1 / world back into the parameter's .grad (made when absent), in one
+  // pass: averaging costs no extra sweep over the buckets.
+  void unpack(std::size_t index, double scale) {
+    const Slot& s = slots[index];
+    const Tensor& p = parameters[index].second;
+    Tensor g = p.grad();
+    if (!g.defined() || !g.is_contiguous() || g.dtype() != s.view.dtype()) {
+      NoGradGuard no_grad;
+      if (g.defined()) {
+        g.copy_(s.view);
+        g.mul_(scale);
+        return;
+      }
+      g = empty(p.shape(), s.view.dtype());
+      p.set_grad(g);
+    }
+    const std::int64_t n = s.view.numel();
+    if (g.dtype() == DType::f32) {
+      const float* src = s.view.data<float>();
+      float* dst = g.data<float>();
+      const auto f = static_cast<float>(scale);
+      for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] * f;
+    } else {
+      const double* src = s.view.data<double>();
+      double* dst = g.data<double>();
+      for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] * scale;
+    }
+    g.bump_version();
   }
 
   // Launches buckets in index order while the next one is complete.
   void launch_ready() {
     while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
       Bucket& b = buckets[next_launch];
-      b.work = group->all_reduce(b.flat, ReduceOp::kAvg);
+      b.work = group->all_reduce(b.flat, ReduceOp::kSum);
       record(ReducerEvent::Kind::kBucketLaunched, static_cast<int>(next_launch), b.work->call().sequence);
       ++next_launch;
     }
@@ -106,19 +136,11 @@ struct Reducer::State {
     record(ReducerEvent::Kind::kBackwardEnded, -1);
     for (std::size_t i = 0; i < parameters.size(); ++i) fill(i);
     launch_ready();
-    NoGradGuard no_grad;
+    const double scale = 1.0 / group->size();
     for (std::size_t b = 0; b < buckets.size(); ++b) {
       buckets[b].work->wait();
       record(ReducerEvent::Kind::kBucketWaited, static_cast<int>(b), buckets[b].work->call().sequence);
-    }
-    for (std::size_t i = 0; i < parameters.size(); ++i) {
-      const Tensor& p = parameters[i].second;
-      Tensor g = p.grad();
-      if (g.defined()) {
-        g.copy_(slice_of(i));
-      } else {
-        p.set_grad(slice_of(i).clone());
-      }
+      for (std::size_t k : buckets[b].params) unpack(k, scale);
     }
   }
 };
@@ -160,12 +182,17 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
       it = open.emplace(p.dtype(), st.buckets.size() - 1).first;
     }
     State::Bucket& b = st.buckets[it->second];
-    st.slots[k] = {it->second, b.numel, false};
+    st.slots[k] = {it->second, b.numel, false, Tensor()};
     b.params.push_back(k);
     b.numel += p.numel();
   }
   if (st.group->size() > 1) {
     for (auto& b : st.buckets) b.flat = empty({b.numel}, b.dtype);
+    for (std::size_t k = 0; k < st.parameters.size(); ++k) {
+      State::Slot& slot = st.slots[k];
+      const Tensor& p = st.parameters[k].second;
+      slot.view = st.buckets[slot.bucket].flat.slice(0, slot.offset, slot.offset + p.numel()).view(p.shape());
+    }
   }
   st.reset();
 
