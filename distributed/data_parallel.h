@@ -17,7 +17,8 @@ namespace lockstep::distributed {
 // parameters frozen, so no discriminator gradient is reduced or applied then.
 // Gradient accumulation: backwards inside a NoSync scope only accumulate locally; the next synchronised
 // backward reduces the accumulated sums.
-// Not a Module itself, so that parameter names (checkpoint keys) stay the wrapped module's own.
+// Not a Module itself, so that parameter names (checkpoint keys) stay the wrapped module's own. Owns the
+// reducer and shares the module and group. Not thread-safe.
 class DataParallel {
  public:
   DataParallel(std::shared_ptr<nn::Module> module, std::shared_ptr<ProcessGroup> group,
@@ -26,8 +27,6 @@ class DataParallel {
   Tensor forward(const Tensor& input);
   Tensor operator()(const Tensor& input) { return forward(input); }
   nn::Module& module() { return *module_; }
-  const std::shared_ptr<nn::Module>& module_ptr() const { return module_; }
-  ProcessGroup& group() { return *group_; }
   Reducer& reducer() { return *reducer_; }
 
   // Copies rank 0's parameters and buffers to every rank (done at construction; call again after loading
