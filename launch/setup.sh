@@ -15,6 +15,7 @@ packages=(
   libpng-dev zlib1g-dev           # PNG folders in, sample grids out; gzipped IDX
   libxxhash-dev                   # source and checkpoint checksums
   dataset-fashion-mnist           # the real data of the examples and the slow tests
+  slurm-wlm slurmctld slurmd slurm-client munge   # sbatch templates; the slurm tests' throwaway cluster
 )
 
 missing=()
