@@ -63,21 +63,6 @@ std::string mpi_error_string(int code) {
   return std::string(text, static_cast<std::size_t>(length));
 }
 
-const char* thread_level_name(int level) {
-  switch (level) {
-    case MPI_THREAD_SINGLE:
-      return "MPI_THREAD_SINGLE";
-    case MPI_THREAD_FUNNELED:
-      return "MPI_THREAD_FUNNELED";
-    case MPI_THREAD_SERIALIZED:
-      return "MPI_THREAD_SERIALIZED";
-    case MPI_THREAD_MULTIPLE:
-      return "MPI_THREAD_MULTIPLE";
-    default:
-      return "an unknown thread level";
-  }
-}
-
 // Failures of MPI set-up calls (before a group exists).
 void check_setup(int code, const char* function) {
   if (code != MPI_SUCCESS)
@@ -155,7 +140,8 @@ std::shared_ptr<MpiRuntime> MpiRuntime::acquire() {
                 "] MpiProcessGroup::world: expected MPI to provide at least MPI_THREAD_SERIALIZED "
                 "(collectives run "
                 "on a communication thread), but it provides ",
-                thread_level_name(runtime->thread_level_), ". Use an MPI built with thread support"),
+                MpiProcessGroup::thread_level_name(runtime->thread_level_),
+                ". Use an MPI built with thread support"),
         runtime->rank_, runtime->size_, "");
   }
   g_runtime = runtime;
@@ -214,6 +200,21 @@ MpiProcessGroup::~MpiProcessGroup() {
 }
 
 int MpiProcessGroup::thread_level() const { return runtime_->thread_level(); }
+
+const char* MpiProcessGroup::thread_level_name(int level) {
+  switch (level) {
+    case MPI_THREAD_SINGLE:
+      return "MPI_THREAD_SINGLE";
+    case MPI_THREAD_FUNNELED:
+      return "MPI_THREAD_FUNNELED";
+    case MPI_THREAD_SERIALIZED:
+      return "MPI_THREAD_SERIALIZED";
+    case MPI_THREAD_MULTIPLE:
+      return "MPI_THREAD_MULTIPLE";
+    default:
+      return "an unknown thread level";
+  }
+}
 
 void MpiProcessGroup::set_max_chunk(std::int64_t elements) {
   LOCKSTEP_CHECK(elements >= 1 && elements <= INT_MAX, ValueError,

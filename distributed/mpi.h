@@ -43,6 +43,8 @@ class MpiProcessGroup : public ProcessGroup {
   const std::string& host() const { return host_; }
   // The thread level MPI provided (MPI_THREAD_SERIALIZED or MPI_THREAD_MULTIPLE).
   int thread_level() const;
+  // Its name, e.g. "MPI_THREAD_MULTIPLE".
+  static const char* thread_level_name(int level);
 
   // Largest element count handed to one MPI call (default INT_MAX); larger collectives are split into
   // pieces. Tests lower it to exercise the splitting. Set before issuing collectives.

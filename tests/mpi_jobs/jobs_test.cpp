@@ -2,10 +2,8 @@
 // a collective must end the whole job with the error; data-parallel ranks stay identical (also across two
 // hosts talking TCP); `lockstep train` runs as a job of two ranks with one voice.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/command.h"
 #include "tests/support/fashion_mnist.h"
 #include "tests/support/temp_dir.h"
 
@@ -30,23 +29,7 @@ constexpr double kEndBoundS = 30.0;
 // The test's own hard limit on any one job (it is killed past it).
 constexpr int kLimitS = 60;
 
-struct JobResult {
-  int status = -1;     // exit status; 128 + signal when killed (137: the limit's SIGKILL)
-  std::string output;  // stdout and stderr together
-  double seconds = 0.0;
-};
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (const char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
+using JobResult = CommandResult;
 
 void set_job_environment() {
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
@@ -55,30 +38,11 @@ void set_job_environment() {
   ::setenv("OMP_WAIT_POLICY", "passive", 1);
 }
 
-// Runs `command` through the shell under `timeout` (signal `kill_signal` after `limit_s` seconds; KILL leaves
-// nothing running, TERM lets a script clean up, followed by KILL 15 s later), capturing its output.
-JobResult run_command(const std::string& command, int limit_s, const std::string& kill_signal = "KILL") {
+// run_command with the jobs' environment, reporting each job's status and time (never asserted beyond the
+// issue's bound).
+JobResult run_job(const std::string& command, int limit_s, const std::string& kill_signal = "KILL") {
   set_job_environment();
-  const std::string line =
-      "timeout -k 15 -s " + kill_signal + " " + std::to_string(limit_s) + " " + command + " </dev/null 2>&1";
-  JobResult result;
-  const auto t0 = std::chrono::steady_clock::now();
-  std::FILE* pipe = ::popen(line.c_str(), "r");
-  if (pipe == nullptr) {
-    ADD_FAILURE() << "popen failed for: " << line;
-    return result;
-  }
-  std::array<char, 4096> buffer{};
-  std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (WIFEXITED(status)) {
-    result.status = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    result.status = 128 + WTERMSIG(status);
-  }
-  // Reported, never asserted beyond the bound.
+  JobResult result = run_command(command, limit_s, kill_signal);
   std::printf("[   JOB    ] exit %d after %.2f s: %s\n", result.status, result.seconds, command.c_str());
   return result;
 }
@@ -87,22 +51,6 @@ JobResult run_command(const std::string& command, int limit_s, const std::string
 std::string mpirun(int np, const std::string& program, const std::string& args) {
   return std::string(LOCKSTEP_MPIEXEC) + " --oversubscribe --bind-to none -np " + std::to_string(np) + " " +
          quote(program) + " " + args;
-}
-
-std::size_t count(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) lines.push_back(line);
-  }
-  return lines;
 }
 
 // A job that ended on its own (not killed by the test's limit) with a failure, within the bound.
@@ -114,7 +62,7 @@ void expect_failed_within_bound(const JobResult& job) {
 }
 
 TEST(MpiJob, RankThatThrowsMidStepEndsTheWholeJob) {
-  const JobResult job = run_command(mpirun(3, LOCKSTEP_PROBE, "throw --rank 1 --step 5 --steps 40"), kLimitS);
+  const JobResult job = run_job(mpirun(3, LOCKSTEP_PROBE, "throw --rank 1 --step 5 --steps 40"), kLimitS);
   expect_failed_within_bound(job);
   // abort_job's one line, with the failing rank's prefix.
   EXPECT_NE(job.output.find("[rank 1/3] injected failure at step 5"), std::string::npos) << job.output;
@@ -123,13 +71,13 @@ TEST(MpiJob, RankThatThrowsMidStepEndsTheWholeJob) {
 
 TEST(MpiJob, RankThatThrowsAtTheFirstStepEndsTheWholeJob) {
   // Rank 2 fails while the others wait in the very first gradient all-reduce.
-  const JobResult job = run_command(mpirun(3, LOCKSTEP_PROBE, "throw --rank 2 --step 0 --steps 40"), kLimitS);
+  const JobResult job = run_job(mpirun(3, LOCKSTEP_PROBE, "throw --rank 2 --step 0 --steps 40"), kLimitS);
   expect_failed_within_bound(job);
   EXPECT_NE(job.output.find("[rank 2/3] injected failure at step 0"), std::string::npos) << job.output;
 }
 
 TEST(MpiJob, DesynchronisedCollectivesFailNamingBothCalls) {
-  const JobResult job = run_command(mpirun(3, LOCKSTEP_PROBE, "desync"), kLimitS);
+  const JobResult job = run_job(mpirun(3, LOCKSTEP_PROBE, "desync"), kLimitS);
   expect_failed_within_bound(job);
   EXPECT_NE(job.output.find("all_reduce (sum, f32 x 10)"), std::string::npos) << job.output;
   EXPECT_NE(job.output.find("broadcast (root 0, f32 x 10)"), std::string::npos) << job.output;
@@ -137,7 +85,7 @@ TEST(MpiJob, DesynchronisedCollectivesFailNamingBothCalls) {
 }
 
 TEST(MpiJob, WatchdogNamesTheCollectiveTheWaitingRankAndItsSize) {
-  const JobResult job = run_command(mpirun(3, LOCKSTEP_PROBE, "hang --timeout-ms 2000"), kLimitS);
+  const JobResult job = run_job(mpirun(3, LOCKSTEP_PROBE, "hang --timeout-ms 2000"), kLimitS);
   expect_failed_within_bound(job);
   // Rank 0 waited for the group's fourth collective, an all-reduce of 10 f32 (40 bytes) that rank 1 never
   // called.
@@ -194,8 +142,8 @@ std::map<int, RankLine> rank_lines(const std::string& output) {
 
 TEST(MpiJob, DataParallelRanksEndWithIdenticalParameters) {
   TempDir dir;
-  const JobResult trained = run_command(
-      mpirun(3, LOCKSTEP_PROBE, "train --steps 4 --out " + quote((dir / "out").string())), kLimitS);
+  const JobResult trained =
+      run_job(mpirun(3, LOCKSTEP_PROBE, "train --steps 4 --out " + quote((dir / "out").string())), kLimitS);
   ASSERT_EQ(trained.status, 0) << trained.output;
   const auto lines = rank_lines(trained.output);
   ASSERT_EQ(lines.size(), 3u) << trained.output;
@@ -211,7 +159,7 @@ TEST(MpiJob, DataParallelRanksEndWithIdenticalParameters) {
     EXPECT_FALSE(written.empty()) << "rank " << rank << " wrote no file";
   }
   // The steps moved the parameters away from the broadcast initial ones (also identical on every rank).
-  const JobResult initial = run_command(mpirun(3, LOCKSTEP_PROBE, "train --steps 0"), kLimitS);
+  const JobResult initial = run_job(mpirun(3, LOCKSTEP_PROBE, "train --steps 0"), kLimitS);
   ASSERT_EQ(initial.status, 0) << initial.output;
   const auto initial_lines = rank_lines(initial.output);
   ASSERT_EQ(initial_lines.size(), 3u) << initial.output;
@@ -239,8 +187,8 @@ TEST(MpiJob, LockstepTrainRunsAsTwoRanksWithOneVoice) {
   TempDir dir;
   const fs::path run_dir = dir / "run";
   const fs::path config = write_tiny_config(dir, run_dir);
-  const JobResult job = run_command(
-      mpirun(2, LOCKSTEP_TOOL, "train " + quote(config.string()) + " --progress lines"), 2 * kLimitS);
+  const JobResult job =
+      run_job(mpirun(2, LOCKSTEP_TOOL, "train " + quote(config.string()) + " --progress lines"), 2 * kLimitS);
   ASSERT_EQ(job.status, 0) << job.output;
   EXPECT_TRUE(fs::exists(run_dir / "model.h5")) << job.output;
   // Rank 0 speaks for the job; rank 1 prints nothing.
@@ -261,7 +209,7 @@ TEST(MpiJob, LockstepTrainErrorOnRankZeroOnlyEndsTheWholeJob) {
   const fs::path run_dir = dir / "not_a_directory" / "run";
   const fs::path config = write_tiny_config(dir, run_dir);
   const JobResult job =
-      run_command(mpirun(2, LOCKSTEP_TOOL, "train " + quote(config.string()) + " --progress lines"), kLimitS);
+      run_job(mpirun(2, LOCKSTEP_TOOL, "train " + quote(config.string()) + " --progress lines"), kLimitS);
   expect_failed_within_bound(job);
   EXPECT_NE(job.output.find("[rank 0/2]"), std::string::npos) << job.output;
   EXPECT_NE(job.output.find(run_dir.string()), std::string::npos) << job.output;
@@ -278,9 +226,9 @@ TEST(MpiJob, TwoHostsOverTcpKeepIdenticalParameters) {
   if (const std::string why = netns_unavailable(); !why.empty()) GTEST_SKIP() << why;
   constexpr std::int64_t kSteps = 5;
   const std::string script = (fs::path(LOCKSTEP_SOURCE_DIR) / "tests" / "mpi_jobs" / "netns.sh").string();
-  const JobResult job = run_command("bash " + quote(script) + " " + quote(LOCKSTEP_MPIEXEC) + " " +
-                                        quote(LOCKSTEP_PROBE) + " train --steps " + std::to_string(kSteps),
-                                    2 * kLimitS, "TERM");
+  const JobResult job = run_job("bash " + quote(script) + " " + quote(LOCKSTEP_MPIEXEC) + " " +
+                                    quote(LOCKSTEP_PROBE) + " train --steps " + std::to_string(kSteps),
+                                2 * kLimitS, "TERM");
   ASSERT_EQ(job.status, 0) << job.output;
   const auto lines = rank_lines(job.output);
   ASSERT_EQ(lines.size(), 2u) << job.output;

@@ -121,21 +121,6 @@ double bus_gbs(const Context& ctx, std::int64_t bytes, double seconds) {
   return static_cast<double>(bytes) * factor / seconds / 1e9;
 }
 
-const char* thread_level_name(int level) {
-  switch (level) {
-    case MPI_THREAD_SINGLE:
-      return "MPI_THREAD_SINGLE";
-    case MPI_THREAD_FUNNELED:
-      return "MPI_THREAD_FUNNELED";
-    case MPI_THREAD_SERIALIZED:
-      return "MPI_THREAD_SERIALIZED";
-    case MPI_THREAD_MULTIPLE:
-      return "MPI_THREAD_MULTIPLE";
-    default:
-      return "unknown";
-  }
-}
-
 // This rank's allowed CPUs as "0-1" / "1".
 std::string affinity() {
   cpu_set_t set;
@@ -724,8 +709,8 @@ int run(int argc, char** argv) {
         "lockstep_bench_distributed: world=%d backend=%s mpi_thread_level=%s omp_threads=%d "
         "bucket_bytes=%lld first_bucket_bytes=%lld desync_check=%s host=%s "
         "OMPI_MCA_mpi_yield_when_idle=%s\n",
-        ctx.size, ctx.group->backend(), thread_level_name(ctx.group->thread_level()), omp_get_max_threads(),
-        static_cast<long long>(ctx.reducer.bucket_bytes),
+        ctx.size, ctx.group->backend(), dist::MpiProcessGroup::thread_level_name(ctx.group->thread_level()),
+        omp_get_max_threads(), static_cast<long long>(ctx.reducer.bucket_bytes),
         static_cast<long long>(ctx.reducer.first_bucket_bytes),
         ctx.options.desync_check == DesyncCheck::kOn ? "on" : "off", ctx.group->host().c_str(),
         yield != nullptr ? yield : "(unset)");

@@ -2,10 +2,8 @@
 // launch/slurm's sbatch templates: `srun --mpi=pmix lockstep train` as one MPI job of two ranks with one
 // voice, with OpenMP threads from --cpus-per-task, and a SIGUSR1 sent mid-run reaches the ranks.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -19,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/command.h"
 #include "tests/support/fashion_mnist.h"
 #include "tests/support/temp_dir.h"
 
@@ -32,70 +31,11 @@ namespace fs = std::filesystem;
 constexpr int kClusterLimitS = 60;
 constexpr int kJobLimitS = 120;
 
-struct CommandResult {
-  int status = -1;     // exit status; 128 + signal when killed (124: the limit's TERM, 137: its KILL)
-  std::string output;  // stdout and stderr together
-  double seconds = 0.0;
-};
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (const char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-// Runs `command` through the shell under `timeout` (TERM after `limit_s` seconds so that a script can clean
-// up, KILL 10 s later), capturing its output.
-CommandResult run_command(const std::string& command, int limit_s) {
-  const std::string line =
-      "timeout -k 10 -s TERM " + std::to_string(limit_s) + " " + command + " </dev/null 2>&1";
-  CommandResult result;
-  const auto t0 = std::chrono::steady_clock::now();
-  std::FILE* pipe = ::popen(line.c_str(), "r");
-  if (pipe == nullptr) {
-    ADD_FAILURE() << "popen failed for: " << line;
-    return result;
-  }
-  std::array<char, 4096> buffer{};
-  std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (WIFEXITED(status)) {
-    result.status = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    result.status = 128 + WTERMSIG(status);
-  }
-  return result;
-}
-
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-std::size_t count(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) lines.push_back(line);
-  }
-  return lines;
 }
 
 // The "Key=value" fields of one line of `scontrol show job -o` (whitespace-separated words; std::regex is
@@ -146,11 +86,12 @@ class Cluster {
  public:
   // `kind` is "up1" (one node) or "up2" (two nodes in network namespaces).
   Cluster(const TempDir& dir, const std::string& kind) : dir_(dir / "cluster") {
-    up_ = run_command(script() + " " + kind + " " + quote(dir_.string()), kClusterLimitS);
+    up_ = run_command(script() + " " + kind + " " + quote(dir_.string()), kClusterLimitS, "TERM", 10);
     std::printf("[ CLUSTER  ] %s in %.2f s, exit %d\n", kind.c_str(), up_.seconds, up_.status);
   }
   ~Cluster() {
-    const CommandResult down = run_command(script() + " down " + quote(dir_.string()), kClusterLimitS);
+    const CommandResult down =
+        run_command(script() + " down " + quote(dir_.string()), kClusterLimitS, "TERM", 10);
     std::printf("[ CLUSTER  ] down in %.2f s, exit %d\n", down.seconds, down.status);
     if (down.status != 0) ADD_FAILURE() << "cluster.sh down failed:\n" << down.output;
   }
@@ -162,7 +103,7 @@ class Cluster {
 
   // A client command (sbatch, scontrol, scancel...) against this cluster, in its namespace if it has one.
   CommandResult client(const std::string& command, int limit_s = 30) const {
-    return run_command(script() + " run " + quote(dir_.string()) + " " + command, limit_s);
+    return run_command(script() + " run " + quote(dir_.string()) + " " + command, limit_s, "TERM", 10);
   }
 
   // Submits `sbatch_file` (a template of launch/slurm) with `sbatch_options`, passing `script_args` to the
