@@ -13,6 +13,7 @@ namespace {
 
 constexpr const char* kTrainerGroup = "trainer";
 constexpr const char* kRngGroup = "rng";
+constexpr const char* kValuesGroup = "values";
 
 void check_name(const char* function, const char* what, const std::string& name, const char* forbidden) {
   LOCKSTEP_CHECK(!name.empty() && name.find_first_of(forbidden) == std::string::npos, ValueError, function,
@@ -50,6 +51,7 @@ void write_trainer_state(const h5::Group& group, const TrainerState& state) {
   group.set_attribute("format_version", kTrainerStateFormatVersion);
   group.set_attribute("step", state.step);
   group.set_attribute("epoch", state.epoch);
+  group.set_attribute("epoch_step", state.epoch_step);
   group.set_attribute("samples_seen", state.samples_seen);
   group.set_attribute("global_batch", state.global_batch);
   group.set_attribute("seed", std::bit_cast<std::int64_t>(state.seed));
@@ -63,6 +65,8 @@ void write_trainer_state(const h5::Group& group, const TrainerState& state) {
     for (const std::uint64_t w : words) stored.push_back(std::bit_cast<std::int64_t>(w));
     rng.write_tensor(name, from_vector(stored, {static_cast<std::int64_t>(stored.size())}));
   }
+  const h5::Group values = group.create_group(kValuesGroup);
+  for (const auto& [name, value] : state.values) values.set_attribute(name, value);
 }
 
 TrainerState read_trainer_state(const h5::Group& group) {
@@ -76,6 +80,7 @@ TrainerState read_trainer_state(const h5::Group& group) {
   TrainerState state;
   state.step = group.attribute_int("step");
   state.epoch = group.attribute_int("epoch");
+  state.epoch_step = group.attribute_int("epoch_step");
   state.samples_seen = group.attribute_int("samples_seen");
   state.global_batch = group.attribute_int("global_batch");
   state.seed = std::bit_cast<std::uint64_t>(group.attribute_int("seed"));
@@ -95,6 +100,8 @@ TrainerState read_trainer_state(const h5::Group& group) {
     for (const std::int64_t w : dataset.read().to_vector<std::int64_t>())
       words.push_back(std::bit_cast<std::uint64_t>(w));
   }
+  const h5::Group values = group.group(kValuesGroup);
+  for (const std::string& name : values.attribute_names()) state.values[name] = values.attribute_double(name);
   return state;
 }
 

@@ -31,7 +31,8 @@ StateGroups read_state_groups(const std::filesystem::path& file);
 // as int64 with the same 64 bits, so h5py shows values >= 2^63 as negative.
 struct TrainerState {
   std::int64_t step = 0;
-  std::int64_t epoch = 0;
+  std::int64_t epoch = 0;       // the epoch in progress (0-based)
+  std::int64_t epoch_step = 0;  // steps of that epoch already taken
   std::int64_t samples_seen = 0;
   std::int64_t global_batch = 0;
   std::uint64_t seed = 0;
@@ -42,11 +43,14 @@ struct TrainerState {
   // Generator; per-rank streams gathered by rank 0 under names like "rank1.sampler". Names: non-empty,
   // without '/'.
   std::map<std::string, std::vector<std::uint64_t>> rng;
+  // The trainer's own figures (best accuracy so far, running loss sums of the epoch...), by name.
+  std::map<std::string, double> values;
   bool operator==(const TrainerState&) const = default;
 };
 
-// Under `group`: attributes format_version, step, epoch, samples_seen, global_batch, seed, world_size,
-// config, library_version; a subgroup `rng` with one 1-D int64 dataset per stream.
+// Under `group`: attributes format_version, step, epoch, epoch_step, samples_seen, global_batch, seed,
+// world_size, config, library_version; a subgroup `rng` with one 1-D int64 dataset per stream; a subgroup
+// `values` with one f64 attribute per value.
 void write_trainer_state(const h5::Group& group, const TrainerState& state);
 // IoError naming the file and object when something is missing or of another format version.
 TrainerState read_trainer_state(const h5::Group& group);

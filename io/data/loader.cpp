@@ -45,16 +45,19 @@ void DataLoader::stop_worker() {
   worker_.join();
 }
 
-void DataLoader::start_epoch(std::int64_t epoch) {
+void DataLoader::start_epoch(std::int64_t epoch, std::int64_t first_batch) {
   LOCKSTEP_CHECK(epoch >= 0, ValueError, "DataLoader::start_epoch: expected an epoch >= 0, but got ", epoch);
+  LOCKSTEP_CHECK(first_batch >= 0 && first_batch <= batches_, ValueError,
+                 "DataLoader::start_epoch: expected a first batch in [0, ", batches_, "] (the batches per epoch), but got ",
+                 first_batch);
   stop_worker();
   indices_ = sampler_.indices(epoch);
   epoch_ = epoch;
-  consumed_ = 0;
+  consumed_ = first_batch;
   queue_.clear();
   error_ = nullptr;
   stop_ = false;
-  if (options_.prefetch > 0 && batches_ > 0) worker_ = std::thread(&DataLoader::produce, this);
+  if (options_.prefetch > 0 && consumed_ < batches_) worker_ = std::thread(&DataLoader::produce, this, consumed_);
 }
 
 Batch DataLoader::assemble(std::int64_t batch) const {
@@ -77,9 +80,9 @@ Batch DataLoader::assemble(std::int64_t batch) const {
   return out;
 }
 
-void DataLoader::produce() {
+void DataLoader::produce(std::int64_t first_batch) {
   try {
-    for (std::int64_t batch = 0; batch < batches_; ++batch) {
+    for (std::int64_t batch = first_batch; batch < batches_; ++batch) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
         space_.wait(lock,

@@ -52,8 +52,9 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  // Begins `epoch` (>= 0), abandoning whatever remains of the current one.
-  void start_epoch(std::int64_t epoch);
+  // Begins `epoch` (>= 0) at batch `first_batch` (0 .. batches_per_epoch(); a run resumed mid-epoch skips
+  // the batches it had trained on without assembling them), abandoning whatever remains of the current one.
+  void start_epoch(std::int64_t epoch, std::int64_t first_batch = 0);
   // The next batch of the epoch, or nullopt when the epoch is over. ValueError before start_epoch.
   std::optional<Batch> next();
   std::int64_t batches_per_epoch() const { return batches_; }
@@ -64,7 +65,7 @@ class DataLoader {
 
  private:
   Batch assemble(std::int64_t batch) const;
-  void produce();
+  void produce(std::int64_t first_batch);
   void stop_worker();
 
   std::shared_ptr<ImageDataset> dataset_;

@@ -193,6 +193,22 @@ bool Object::has_attribute(const std::string& name) const {
   return exists > 0;
 }
 
+namespace {
+herr_t collect_attribute_name(hid_t /*object*/, const char* name, const H5A_info_t* /*info*/, void* names) {
+  static_cast<std::vector<std::string>*>(names)->emplace_back(name);
+  return 0;
+}
+}  // namespace
+
+std::vector<std::string> Object::attribute_names() const {
+  internal::quiet();
+  std::vector<std::string> names;
+  hsize_t index = 0;
+  check_status(H5Aiterate2(handle_.id(), H5_INDEX_NAME, H5_ITER_INC, &index, collect_attribute_name, &names),
+               "list the attributes of " + in_quotes(path_), file_, path_);
+  return names;
+}
+
 std::int64_t Object::attribute_int(const std::string& name) const {
   OpenAttribute a = open_attribute(handle_.id(), name, file_, path_);
   expect_class(a, a.cls == H5T_INTEGER, "integer data", file_);

@@ -64,6 +64,8 @@ class Object {
   void set_attribute(const std::string& name, const std::vector<std::int64_t>& values) const;
   void set_attribute(const std::string& name, const std::vector<std::string>& values) const;
   bool has_attribute(const std::string& name) const;
+  // The names of every attribute, in name order.
+  std::vector<std::string> attribute_names() const;
   // Getters raise IoError when the attribute is missing and TypeError when it holds another kind.
   std::int64_t attribute_int(const std::string& name) const;
   double attribute_double(const std::string& name) const;

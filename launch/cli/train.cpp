@@ -8,6 +8,7 @@
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
 #include "launch/config/config.h"
+#include "launch/env/signals.h"
 #include "launch/train/classifier.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
@@ -19,24 +20,41 @@ namespace {
 
 namespace po = boost::program_options;
 
-// Trains what `cfg` describes on this rank of `run`'s job; rank 0 prints.
-void train_job(const launch::Config& cfg, const train::RunSettings& run, train::Style style) {
+// Trains what `cfg` describes on this rank of `run`'s job; rank 0 prints. Returns the exit code: 0, or
+// launch::kExitRequeue when a signal stopped the run after a checkpoint.
+int train_job(const launch::Config& cfg, const train::RunSettings& run, train::Style style) {
   train::Progress progress(run.speaks() ? stdout : nullptr, style);
-  progress.print(train::describe_job(run, train::per_rank_batch_size(cfg, run.world())));
   const std::string model_file = (run.output / "model.h5").string();
+  std::string stopped_by;
+  std::filesystem::path checkpoint;
   if (run.task == "classifier") {
     const train::ClassifierResult r = train::train_classifier(cfg, run, progress);
-    progress.print(str_cat("done: best test accuracy ", train::format_fixed(r.best_accuracy, 4), " (epoch ",
-                           r.best_epoch, "), final train loss ", train::format_fixed(r.last_loss, 4), ", ",
-                           r.steps, " steps, ", static_cast<std::int64_t>(r.images_per_s), " img/s, ",
-                           train::format_duration(r.seconds), "; model ", model_file));
+    stopped_by = r.stopped_by;
+    checkpoint = r.checkpoint;
+    if (stopped_by.empty()) {
+      progress.print(str_cat("done: best test accuracy ", train::format_fixed(r.best_accuracy, 4), " (epoch ",
+                             r.best_epoch, "), final train loss ", train::format_fixed(r.last_loss, 4), ", ",
+                             r.steps, " steps, ", static_cast<std::int64_t>(r.images_per_s), " img/s, ",
+                             train::format_duration(r.seconds), "; model ", model_file, ", checkpoint ",
+                             checkpoint.string()));
+    }
   } else {
     const train::GanResult r = train::train_gan(cfg, run, progress);
-    progress.print(str_cat(
-        "done: D loss ", train::format_fixed(r.d_loss, 4), ", G loss ", train::format_fixed(r.g_loss, 4),
-        ", ", r.generator_steps, " generator steps, ", static_cast<std::int64_t>(r.images_per_s), " img/s, ",
-        train::format_duration(r.seconds), "; models ", model_file, ", samples in ", run.output.string()));
+    stopped_by = r.stopped_by;
+    checkpoint = r.checkpoint;
+    if (stopped_by.empty()) {
+      progress.print(str_cat("done: D loss ", train::format_fixed(r.d_loss, 4), ", G loss ",
+                             train::format_fixed(r.g_loss, 4), ", ", r.generator_steps, " generator steps, ",
+                             static_cast<std::int64_t>(r.images_per_s), " img/s, ",
+                             train::format_duration(r.seconds), "; models ", model_file, ", samples in ",
+                             run.output.string(), ", checkpoint ", checkpoint.string()));
+    }
   }
+  if (stopped_by.empty()) return 0;
+  progress.print(str_cat("stopped by ", stopped_by, ": checkpoint ", checkpoint.string(),
+                         " saved; run the same command again (or requeue the job) to resume. Exit code ",
+                         launch::kExitRequeue));
+  return launch::kExitRequeue;
 }
 
 }  // namespace
@@ -48,13 +66,17 @@ int run_train(const std::vector<std::string>& args) {
       "dotted.key=value overrides of config values (TOML syntax), after the config file")(
       "progress", po::value<std::string>()->default_value("auto"), "auto | bar | lines")(
       "bucket-mb", po::value<double>(),
-      "gradient bucket size in MiB for data-parallel runs (overrides distributed.bucket_mb, default 4)");
+      "gradient bucket size in MiB for data-parallel runs (overrides distributed.bucket_mb, default 4)")(
+      "resume", po::value<std::string>()->default_value("auto"),
+      "auto (the newest checkpoint that verifies, else start fresh) | none (start fresh; refuses a folder "
+      "holding checkpoints) | a checkpoint directory");
   po::positional_options_description positional;
   positional.add("config", 1).add("override", -1);
   const auto values = parse_options(
-      args, options, positional, "train CONFIG [key=value ...] [--progress auto|bar|lines] [--bucket-mb X]",
+      args, options, positional, "train CONFIG [key=value ...] [--resume auto|none|DIR] [--progress auto|bar|lines] [--bucket-mb X]",
       "Trains the classifier or GAN the config describes (see examples/*.toml). Under mpirun or srun every "
-      "rank runs this command and the job trains data-parallel: rank 0 prints and writes the files.");
+      "rank runs this command and the job trains data-parallel: rank 0 prints and writes the files. "
+      "SIGUSR1 or SIGTERM stops every rank at the next step with a checkpoint and exit code 3.");
   if (!values) return 0;
   const std::string style_name = (*values)["progress"].as<std::string>();
   if (style_name != "auto" && style_name != "bar" && style_name != "lines") {
@@ -74,16 +96,18 @@ int run_train(const std::vector<std::string>& args) {
   const train::Style style = style_name == "bar"     ? train::Style::kBar
                              : style_name == "lines" ? train::Style::kLines
                                                      : train::Style::kAuto;
+  const train::ResumeRequest resume = train::ResumeRequest::parse((*values)["resume"].as<std::string>());
   const std::shared_ptr<distributed::ProcessGroup> group = train::make_process_group(cfg);
   try {
-    train_job(cfg, train::setup_run(cfg, group), style);
+    train::RunSettings run = train::setup_run(cfg, group);
+    run.resume = resume;
+    return train_job(cfg, run, style);
   } catch (const std::exception& e) {
     // The other ranks may be waiting in a collective for this one: end the whole job now, while the
     // process group (and MPI) is still alive, rather than unwinding into its shutdown.
     if (group->size() > 1) distributed::abort_job(e.what());
     throw;
   }
-  return 0;
 }
 
 }  // namespace lockstep::cli

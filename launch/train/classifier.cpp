@@ -10,7 +10,9 @@
 #include "distributed/data_parallel.h"
 #include "distributed/sync_batch_norm.h"
 #include "launch/train/evaluate.h"
+#include "launch/train/checkpointing.h"
 #include "launch/train/factory.h"
+#include "launch/train/run_log.h"
 #include "src/ops/loss.h"
 #include "src/ops/reduce.h"
 #include "src/optim/clip.h"
@@ -19,12 +21,12 @@
 namespace lockstep::train {
 namespace {
 
-// Training figures summed over steps: [loss sum (of per-step mean losses), steps, correct, images]. Every
-// rank runs the same steps on equal batches, so the sums over ranks give the job's means.
+// Training figures summed over steps: [loss sum (per-batch mean loss x images), steps, correct, images]. The
+// sums over ranks give the job's means per image, the same at any world size.
 struct TrainSums {
   std::array<double, 4> values{};
   void add(double loss, std::int64_t correct, std::int64_t images) {
-    values[0] += loss;
+    values[0] += loss * static_cast<double>(images);
     values[1] += 1;
     values[2] += static_cast<double>(correct);
     values[3] += static_cast<double>(images);
@@ -39,7 +41,7 @@ struct TrainSums {
     std::copy(v.begin(), v.end(), total.values.begin());
     return total;
   }
-  double loss() const { return values[0] / std::max(values[1], 1.0); }
+  double loss() const { return values[0] / std::max(values[3], 1.0); }
   double accuracy() const { return values[2] / std::max(values[3], 1.0); }
 };
 
@@ -70,13 +72,20 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
   distributed::DataParallel dp(model, run.group, run.reducer);
   split_random_streams(run);
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(cfg, "optimizer", *model);
+  Checkpointer checkpointer(cfg, run);
+  const std::optional<io::TrainerState> resumed = checkpointer.find(progress);
+  if (resumed) data.train_options.batch_size = resumed_batch_size(*resumed, data.train_options.batch_size, cfg, world);
   DataLoader train_loader(data.train, data.train_options);
   std::optional<DataLoader> test_loader;
   if (data.test) test_loader.emplace(data.test, data.test_options);
   const std::int64_t steps_per_epoch = train_loader.batches_per_epoch();
   std::unique_ptr<optim::LRScheduler> scheduler =
       make_scheduler(cfg, "schedule", *optimizer, steps_per_epoch, run.epochs);
+  SampleLog sample_log(cfg, run);
   cfg.reject_unknown();
+  progress.print(describe_job(run, data.train_options.batch_size));
+  const TrainingParts parts{
+      "classifier", {{"model", model.get()}}, {{"optimizer", optimizer.get()}}, {{"schedule", scheduler.get()}}};
 
   progress.print(
       str_cat("model ", cfg.get_string("model.name"), ": ", model->num_parameters(), " parameters; ",
@@ -84,22 +93,73 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
               world > 1 ? str_cat(" per rank, ", dp.reducer().num_buckets(), " gradient buckets",
                                   synced > 0 ? str_cat(", ", synced, " synchronised batch norms") : "")
                         : ""));
-  std::optional<MetricsLog> metrics;
-  if (run.speaks()) metrics.emplace(run.output / "metrics.jsonl");
   const std::vector<Tensor> params = model->parameters();
+  const std::int64_t global_batch = data.train_options.batch_size * world;
 
   ClassifierResult result;
   std::optional<nn::StateDict> best;  // deep copy of the best model's state
   std::int64_t epochs_without_gain = 0;
-  std::int64_t images = 0;  // this rank's
+  std::int64_t first_epoch = 0, first_step = 0;  // where this process starts
+  TrainSums sums;                                // this rank's, this epoch
+  if (resumed) {
+    io::StateGroups extra = checkpointer.load(parts, *resumed);
+    if (auto it = extra.find("best_model"); it != extra.end()) best = std::move(it->second);
+    const std::map<std::string, double>& v = resumed->values;
+    result.best_accuracy = v.at("best_accuracy");
+    result.best_epoch = static_cast<std::int64_t>(v.at("best_epoch"));
+    result.first_loss = v.at("first_loss");
+    epochs_without_gain = static_cast<std::int64_t>(v.at("epochs_without_gain"));
+    // The epoch's running sums are the job's at the save: rank 0 carries them, the others start at zero.
+    if (run.rank() == 0)
+      for (std::size_t i = 0; i < sums.values.size(); ++i) sums.values[i] = v.at(str_cat("epoch_sum", i));
+    result.steps = resumed->step;
+    first_epoch = resumed->epoch;
+    first_step = resumed->epoch_step;
+    result.resumed_step = resumed->step;
+    progress.print(str_cat("resumed from ", checkpointer.resumed_from().string(), ": step ", resumed->step,
+                           ", epoch ", first_epoch + 1, " at step ", first_step, "/", steps_per_epoch,
+                           resumed->world_size != world
+                               ? str_cat(" (saved by ", resumed->world_size, " ranks; global batch ",
+                                         global_batch, " kept)")
+                               : ""));
+  }
+  std::optional<RunLog> log;
+  if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
+  // The trainer state at this point of the run; sums are summed over ranks (collective).
+  const auto trainer_state = [&](std::int64_t epoch, std::int64_t epoch_step) {
+    io::TrainerState state;
+    state.step = result.steps;
+    state.epoch = epoch;
+    state.epoch_step = epoch_step;
+    state.samples_seen = result.steps * global_batch;
+    state.global_batch = global_batch;
+    const TrainSums job = epoch_step > 0 ? sums.reduced(group) : TrainSums{};
+    for (std::size_t i = 0; i < job.values.size(); ++i) state.values[str_cat("epoch_sum", i)] = job.values[i];
+    state.values["best_accuracy"] = result.best_accuracy;
+    state.values["best_epoch"] = static_cast<double>(result.best_epoch);
+    state.values["first_loss"] = result.first_loss;
+    state.values["epochs_without_gain"] = static_cast<double>(epochs_without_gain);
+    return state;
+  };
+  const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
+    io::StateGroups extra;
+    if (best) extra.emplace("best_model", *best);
+    result.checkpoint = checkpointer.save(parts, trainer_state(epoch, epoch_step), extra);
+    progress.print(str_cat("checkpoint ", result.checkpoint.string()));
+  };
+
+  std::int64_t images = 0;  // this rank's, in this process
   const auto t0 = std::chrono::steady_clock::now();
-  bool done = false;
-  for (std::int64_t epoch = 0; epoch < run.epochs && !done; ++epoch) {
+  bool done = run.max_steps > 0 && result.steps >= run.max_steps;
+  for (std::int64_t epoch = first_epoch; epoch < run.epochs && !done; ++epoch) {
     model->train();
-    train_loader.start_epoch(epoch);
-    progress.start(str_cat("epoch ", epoch + 1, "/", run.epochs), steps_per_epoch);
-    TrainSums sums;  // this rank's, this epoch
+    const std::int64_t start = epoch == first_epoch ? first_step : 0;
+    if (epoch != first_epoch) sums = TrainSums{};
+    train_loader.start_epoch(epoch, start);
+    progress.start(str_cat("epoch ", epoch + 1, "/", run.epochs), steps_per_epoch, start);
+    std::int64_t epoch_step = start;
     while (std::optional<Batch> batch = train_loader.next()) {
+      sample_log.write(result.steps + 1, batch->indices);
       const Tensor logits = dp(batch->images);
       Tensor loss = cross_entropy(logits, batch->labels, Reduction::kMean, label_smoothing);
       optimizer->zero_grad();
@@ -115,22 +175,26 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
       const std::int64_t n = batch->labels.numel();
       sums.add(l, count_correct(logits, batch->labels), n);
       ++result.steps;
+      ++epoch_step;
       images += n;
       // Every rank reaches this step at the same time (equal shards), so the reduction is collective.
       if (result.steps == std::min<std::int64_t>(20, steps_per_epoch))
         result.first_loss = sums.reduced(group).loss();
       // The bar shows rank 0's running loss (no communication per step); the logged figures are the job's.
-      progress.update(static_cast<std::int64_t>(sums.values[1]), n * world,
-                      str_cat("loss ", format_fixed(sums.loss(), 4)));
-      if (run.max_steps > 0 && result.steps >= run.max_steps) {
-        done = true;
-        break;
+      progress.update(epoch_step, n * world, str_cat("loss ", format_fixed(sums.loss(), 4)));
+      if (run.max_steps > 0 && result.steps >= run.max_steps) done = true;
+      const bool stop = checkpointer.stop_requested();
+      if (done || epoch_step == steps_per_epoch) break;  // the epoch's end evaluates and saves
+      if (stop || checkpointer.due(result.steps)) save(epoch, epoch_step);
+      if (stop) {
+        result.stopped_by = checkpointer.stop_signal();
+        progress.finish(str_cat("stopped by ", result.stopped_by, " at step ", result.steps));
+        return result;
       }
     }
     const TrainSums job = sums.reduced(group);
     result.last_loss = job.loss();
-    std::vector<std::pair<std::string, double>> fields = {{"epoch", epoch + 1},
-                                                          {"step", static_cast<double>(result.steps)},
+    std::vector<std::pair<std::string, double>> fields = {{"epoch", static_cast<double>(epoch + 1)},
                                                           {"train_loss", result.last_loss},
                                                           {"train_accuracy", job.accuracy()},
                                                           {"lr", optimizer->lr()}};
@@ -155,8 +219,17 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
         done = true;
       }
     }
-    if (metrics) metrics->write(fields);
+    if (log) log->write(result.steps, fields);
     progress.finish(line);
+    const bool stop = checkpointer.stop_requested();
+    const bool complete = epoch_step == steps_per_epoch;
+    // The state after a complete epoch is the start of the next one. The last epoch always saves.
+    if (checkpointer.at_epoch_end() || stop || done || epoch + 1 == run.epochs || checkpointer.due(result.steps))
+      save(complete ? epoch + 1 : epoch, complete ? 0 : epoch_step);
+    if (stop) {
+      result.stopped_by = checkpointer.stop_signal();
+      return result;
+    }
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   result.images_per_s = static_cast<double>(images * world) / std::max(result.seconds, 1e-9);

@@ -11,7 +11,9 @@
 #include "io/image/grid.h"
 #include "io/image/png.h"
 #include "launch/train/evaluate.h"
+#include "launch/train/checkpointing.h"
 #include "launch/train/factory.h"
+#include "launch/train/run_log.h"
 #include "src/autograd/grad_mode.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
@@ -50,13 +52,15 @@ void set_requires_grad(const std::vector<Tensor>& params, bool on) {
 
 }  // namespace
 
-void write_samples(nn::Module& generator, const Tensor& z, const std::filesystem::path& path) {
+Tensor write_samples(nn::Module& generator, const Tensor& z, const std::filesystem::path& path) {
   NoGradGuard no_grad;
   generator.eval();
   const Tensor images = generator(z);
   generator.train();
   const auto columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(images.size(0)))));
-  write_png(path, image_grid(images, columns));
+  Tensor grid = image_grid(images, columns);
+  write_png(path, grid);
+  return grid;
 }
 
 Tensor fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent) {
@@ -93,8 +97,17 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
   split_random_streams(run);  // every rank draws its own noise from here on
   std::unique_ptr<optim::Optimizer> g_optimizer = make_optimizer(cfg, "optimizer", *generator);
   std::unique_ptr<optim::Optimizer> d_optimizer = make_optimizer(cfg, "optimizer", *discriminator);
+  Checkpointer checkpointer(cfg, run);
+  const std::optional<io::TrainerState> resumed = checkpointer.find(progress);
+  if (resumed) data.train_options.batch_size = resumed_batch_size(*resumed, data.train_options.batch_size, cfg, world);
   DataLoader loader(data.train, data.train_options);
+  SampleLog sample_log(cfg, run);
   cfg.reject_unknown();
+  progress.print(describe_job(run, data.train_options.batch_size));
+  const TrainingParts parts{"gan",
+                            {{"generator", generator.get()}, {"discriminator", discriminator.get()}},
+                            {{"generator_optimizer", g_optimizer.get()}, {"discriminator_optimizer", d_optimizer.get()}},
+                            {}};
 
   const std::int64_t steps_per_epoch = loader.batches_per_epoch();
   progress.print(str_cat("generator ", generator->num_parameters(), " parameters, discriminator ",
@@ -103,22 +116,67 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
                          world > 1 ? " per rank" : "", ", loss ", loss_name,
                          synced > 0 ? str_cat(", ", synced, " synchronised batch norms") : ""));
   const Tensor fixed_z = fixed_noise(run.seed, sample_count, latent);
-  std::optional<MetricsLog> metrics;
-  if (run.speaks()) metrics.emplace(run.output / "metrics.jsonl");
   const std::vector<Tensor> d_params = discriminator->parameters();
+  const std::int64_t global_batch = data.train_options.batch_size * world;
 
   GanResult result;
-  std::int64_t images = 0;  // this rank's
   std::int64_t d_step = 0;
+  std::int64_t first_epoch = 0, first_step = 0;  // where this process starts
+  // This epoch's [D loss sum, D steps, G loss sum, G steps]: this rank's (rank 0 also carries the job's
+  // sums from before a resume).
+  std::array<double, 4> sums{};
+  const auto reduced = [&] {
+    std::array<double, 4> total = sums;
+    if (world > 1) {
+      const Tensor t = from_vector(std::vector<double>(sums.begin(), sums.end()), {4});
+      group.all_reduce(t, distributed::ReduceOp::kSum)->wait();
+      const std::vector<double> v = t.to_vector<double>();
+      std::copy(v.begin(), v.end(), total.begin());
+    }
+    return total;
+  };
+  if (resumed) {
+    checkpointer.load(parts, *resumed);
+    d_step = resumed->step;
+    result.generator_steps = d_step / d_steps;
+    first_epoch = resumed->epoch;
+    first_step = resumed->epoch_step;
+    result.resumed_step = resumed->step;
+    if (run.rank() == 0)
+      for (std::size_t i = 0; i < sums.size(); ++i) sums[i] = resumed->values.at(str_cat("epoch_sum", i));
+    progress.print(str_cat("resumed from ", checkpointer.resumed_from().string(), ": step ", d_step, ", epoch ",
+                           first_epoch + 1, " at step ", first_step, "/", steps_per_epoch,
+                           resumed->world_size != world ? str_cat(" (saved by ", resumed->world_size,
+                                                                  " ranks; global batch ", global_batch, " kept)")
+                                                        : ""));
+  }
+  std::optional<RunLog> log;
+  if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
+  const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
+    io::TrainerState state;
+    state.step = d_step;
+    state.epoch = epoch;
+    state.epoch_step = epoch_step;
+    state.samples_seen = d_step * global_batch;
+    state.global_batch = global_batch;
+    const std::array<double, 4> job = epoch_step > 0 ? reduced() : std::array<double, 4>{};
+    for (std::size_t i = 0; i < job.size(); ++i) state.values[str_cat("epoch_sum", i)] = job[i];
+    result.checkpoint = checkpointer.save(parts, state);
+    progress.print(str_cat("checkpoint ", result.checkpoint.string()));
+  };
+
+  std::int64_t images = 0;  // this rank's, in this process
   const auto t0 = std::chrono::steady_clock::now();
-  bool done = false;
-  for (std::int64_t epoch = 0; epoch < run.epochs && !done; ++epoch) {
-    loader.start_epoch(epoch);
-    progress.start(str_cat("epoch ", epoch + 1, "/", run.epochs), steps_per_epoch);
-    double d_sum = 0, g_sum = 0;
-    std::int64_t d_count = 0, g_count = 0;
+  bool done = run.max_steps > 0 && d_step >= run.max_steps;
+  for (std::int64_t epoch = first_epoch; epoch < run.epochs && !done; ++epoch) {
+    const std::int64_t start = epoch == first_epoch ? first_step : 0;
+    if (epoch != first_epoch) sums = {};
+    loader.start_epoch(epoch, start);
+    progress.start(str_cat("epoch ", epoch + 1, "/", run.epochs), steps_per_epoch, start);
+    std::int64_t epoch_step = start;
     while (std::optional<Batch> batch = loader.next()) {
       const std::int64_t b = batch->images.size(0);
+      sample_log.write(d_step + 1, batch->indices);
       // Discriminator step on a real batch and a generated one (the generator gets no gradient here).
       Tensor fake;
       {
@@ -131,9 +189,10 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
       d_loss.backward();
       d_optimizer->step();
       if (loss_kind == GanLoss::kWasserstein) optim::clip_parameters_(d_params, clip);
-      d_sum += d_loss.item();
-      ++d_count;
+      sums[0] += d_loss.item();
+      sums[1] += 1;
       ++d_step;
+      ++epoch_step;
       images += b;
       // Generator step every d_steps discriminator steps, through a frozen discriminator called outside
       // its wrapper: only G's gradients are reduced and applied.
@@ -144,43 +203,50 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
         g_loss.backward();
         g_optimizer->step();
         set_requires_grad(d_params, true);
-        g_sum += g_loss.item();
-        ++g_count;
+        sums[2] += g_loss.item();
+        sums[3] += 1;
         ++result.generator_steps;
       }
-      if (!std::isfinite(d_sum) || !std::isfinite(g_sum)) {
+      if (!std::isfinite(sums[0]) || !std::isfinite(sums[2])) {
         throw ValueError(str_cat("train: a GAN loss became non-finite at discriminator step ", d_step,
                                  ". Lower optimizer.lr"));
       }
       // The bar shows rank 0's running losses; the logged ones are averaged over the ranks.
-      progress.update(d_count, b * world,
-                      str_cat("D ", format_fixed(d_sum / d_count, 3), "  G ",
-                              format_fixed(g_sum / std::max<std::int64_t>(g_count, 1), 3)));
-      if (run.max_steps > 0 && d_step >= run.max_steps) {
-        done = true;
-        break;
+      progress.update(epoch_step, b * world,
+                      str_cat("D ", format_fixed(sums[0] / std::max(sums[1], 1.0), 3), "  G ",
+                              format_fixed(sums[2] / std::max(sums[3], 1.0), 3)));
+      if (run.max_steps > 0 && d_step >= run.max_steps) done = true;
+      const bool stop = checkpointer.stop_requested();
+      if (done || epoch_step == steps_per_epoch) break;  // the epoch's end saves
+      if (stop || checkpointer.due(d_step)) save(epoch, epoch_step);
+      if (stop) {
+        result.stopped_by = checkpointer.stop_signal();
+        progress.finish(str_cat("stopped by ", result.stopped_by, " at step ", d_step));
+        return result;
       }
     }
-    std::array<double, 4> sums = {d_sum, static_cast<double>(d_count), g_sum, static_cast<double>(g_count)};
-    if (world > 1) {
-      const Tensor t = from_vector(std::vector<double>(sums.begin(), sums.end()), {4});
-      group.all_reduce(t, distributed::ReduceOp::kSum)->wait();
-      const std::vector<double> v = t.to_vector<double>();
-      std::copy(v.begin(), v.end(), sums.begin());
+    const std::array<double, 4> job = reduced();
+    result.d_loss = job[0] / std::max(job[1], 1.0);
+    result.g_loss = job[2] / std::max(job[3], 1.0);
+    if (run.speaks()) {  // rank 0 writes the samples, the metrics and the models
+      const std::filesystem::path grid = run.output / str_cat("samples_epoch_", epoch + 1, ".png");
+      const Tensor samples = write_samples(*generator, fixed_z, grid);
+      log->write(d_step, {{"epoch", static_cast<double>(epoch + 1)}, {"d_loss", result.d_loss}, {"g_loss", result.g_loss}});
+      log->image("samples", samples, d_step);
+      save_models(run.output / "model.h5", "gan", cfg,
+                  {{"generator", generator.get()}, {"discriminator", discriminator.get()}});
+      progress.finish(str_cat("D loss ", format_fixed(result.d_loss, 4), "  G loss ",
+                              format_fixed(result.g_loss, 4), "  samples ", grid.string()));
     }
-    result.d_loss = sums[0] / std::max(sums[1], 1.0);
-    result.g_loss = sums[2] / std::max(sums[3], 1.0);
-    if (!run.speaks()) continue;  // rank 0 writes the samples, the metrics and the models
-    const std::filesystem::path grid = run.output / str_cat("samples_epoch_", epoch + 1, ".png");
-    write_samples(*generator, fixed_z, grid);
-    metrics->write({{"epoch", epoch + 1},
-                    {"step", static_cast<double>(d_step)},
-                    {"d_loss", result.d_loss},
-                    {"g_loss", result.g_loss}});
-    save_models(run.output / "model.h5", "gan", cfg,
-                {{"generator", generator.get()}, {"discriminator", discriminator.get()}});
-    progress.finish(str_cat("D loss ", format_fixed(result.d_loss, 4), "  G loss ",
-                            format_fixed(result.g_loss, 4), "  samples ", grid.string()));
+    const bool stop = checkpointer.stop_requested();
+    const bool complete = epoch_step == steps_per_epoch;
+    // The state after a complete epoch is the start of the next one. The last epoch always saves.
+    if (checkpointer.at_epoch_end() || stop || done || epoch + 1 == run.epochs || checkpointer.due(d_step))
+      save(complete ? epoch + 1 : epoch, complete ? 0 : epoch_step);
+    if (stop) {
+      result.stopped_by = checkpointer.stop_signal();
+      return result;
+    }
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   result.images_per_s = static_cast<double>(images * world) / std::max(result.seconds, 1e-9);

@@ -39,9 +39,10 @@ double Progress::elapsed_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-void Progress::start(std::string label, std::int64_t total) {
+void Progress::start(std::string label, std::int64_t total, std::int64_t done) {
   label_ = std::move(label);
   total_ = total;
+  first_ = done;
   images_ = 0;
   start_ = std::chrono::steady_clock::now();
   last_draw_s_ = 0.0;
@@ -55,7 +56,9 @@ void Progress::update(std::int64_t done, std::int64_t images, const std::string&
   if (!last && t - last_draw_s_ < (bar_ ? 0.25 : line_every_s_)) return;
   last_draw_s_ = t;
   const double rate = t > 0 ? static_cast<double>(images_) / t : 0.0;
-  const double left = done > 0 ? t * static_cast<double>(total_ - done) / static_cast<double>(done) : 0.0;
+  // Time left from this phase's own pace (a resumed epoch starts at `first_`).
+  const std::int64_t here = done - first_;
+  const double left = here > 0 ? t * static_cast<double>(total_ - done) / static_cast<double>(here) : 0.0;
   if (bar_) {
     constexpr int kWidth = 24;
     const int filled = total_ > 0 ? static_cast<int>(kWidth * done / total_) : kWidth;

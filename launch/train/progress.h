@@ -19,8 +19,8 @@ class Progress {
   // Progress (ranks other than 0): every call is accepted and nothing is written.
   explicit Progress(std::FILE* out = stdout, Style style = Style::kAuto, double line_every_s = 15.0);
 
-  // Starts a phase of `total` steps, e.g. "epoch 3/15".
-  void start(std::string label, std::int64_t total);
+  // Starts a phase of `total` steps, e.g. "epoch 3/15", of which `done` are behind (a resumed epoch).
+  void start(std::string label, std::int64_t total, std::int64_t done = 0);
   // Reports that step `done` (1-based) finished; `metrics` is a short text such as "loss 0.4123".
   void update(std::int64_t done, std::int64_t images, const std::string& metrics);
   // Ends the phase with one summary line.
@@ -36,6 +36,7 @@ class Progress {
   double line_every_s_;
   std::string label_;
   std::int64_t total_ = 0;
+  std::int64_t first_ = 0;
   std::int64_t images_ = 0;
   std::chrono::steady_clock::time_point start_;
   double last_draw_s_ = -1e9;

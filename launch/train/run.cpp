@@ -40,6 +40,21 @@ std::uint64_t mix(std::uint64_t x) {
 
 }  // namespace
 
+ResumeRequest ResumeRequest::parse(const std::string& text) {
+  ResumeRequest r;
+  if (text == "auto") {
+    r.mode = Mode::kAuto;
+  } else if (text == "none") {
+    r.mode = Mode::kNone;
+  } else if (text.empty()) {
+    throw ValueError("--resume: expected auto, none or a checkpoint directory, but got an empty value");
+  } else {
+    r.mode = Mode::kPath;
+    r.path = text;
+  }
+  return r;
+}
+
 std::shared_ptr<distributed::ProcessGroup> make_process_group(const launch::Config& cfg) {
   const double timeout_s = cfg.get_double("distributed.timeout_s", 300.0);
   if (!(timeout_s > 0.0) || timeout_s > 1e9) {
@@ -122,6 +137,21 @@ void load_model(const std::filesystem::path& path, const std::string& group, nn:
 std::string stored_config(const std::filesystem::path& path) {
   h5::File file(path, h5::Access::kRead);
   return file.root().attribute_string("config");
+}
+
+SampleLog::SampleLog(const launch::Config& cfg, const RunSettings& run) {
+  if (!cfg.get_bool("run.sample_log", false)) return;
+  path_ = run.output / "samples" / str_cat("rank_", run.rank(), ".txt");
+  std::filesystem::create_directories(path_.parent_path());
+}
+
+void SampleLog::write(std::int64_t step, const std::vector<std::int64_t>& indices) {
+  if (path_.empty()) return;
+  std::ofstream out(path_, std::ios::app);
+  out << step;
+  for (const std::int64_t i : indices) out << ' ' << i;
+  out << '\n';
+  if (!out.good()) throw IoError(str_cat("sample log: cannot append to '", path_.string(), "'"), path_.string());
 }
 
 MetricsLog::MetricsLog(std::filesystem::path path) : path_(std::move(path)) {

@@ -16,6 +16,16 @@
 
 namespace lockstep::train {
 
+// How a run starts: `auto` resumes from the newest checkpoint that verifies (falling back to older ones with
+// a warning, starting fresh when there is none), `none` starts fresh and refuses a checkpoint folder that
+// already holds checkpoints (it would prune them), a path resumes from that checkpoint directory.
+struct ResumeRequest {
+  enum class Mode { kAuto, kNone, kPath } mode = Mode::kAuto;
+  std::filesystem::path path;
+  // Parses "auto", "none" or a path (ValueError for an empty text).
+  static ResumeRequest parse(const std::string& text);
+};
+
 // task = classifier | gan; [run] seed, threads, output, epochs, max_steps (0 = no limit);
 // [distributed] bucket_mb (gradient bucket size, default 4), sync_batchnorm (batch statistics over every
 // rank's batch when world > 1, default true), timeout_s (how long a collective waits for the other ranks,
@@ -29,6 +39,7 @@ struct RunSettings {
   std::int64_t max_steps = 0;
   distributed::ReducerOptions reducer;
   bool sync_batchnorm = true;
+  ResumeRequest resume;  // from the command line (`lockstep train --resume`)
   // The job: an MPI world under mpirun/srun, else a single-process group.
   std::shared_ptr<distributed::ProcessGroup> group;
 
@@ -67,6 +78,19 @@ void save_models(const std::filesystem::path& path, const std::string& kind, con
 void load_model(const std::filesystem::path& path, const std::string& group, nn::Module& model);
 // The config text stored in a model file.
 std::string stored_config(const std::filesystem::path& path);
+
+// [run] sample_log = true: every rank appends, for each training step, the line "STEP INDEX INDEX ..." (the
+// data set indices of its batch) to <run.output>/samples/rank_<rank>.txt: an audit of the global sample order,
+// e.g. across a resume (a resumed run appends again from its checkpoint's step: the last line of a step is
+// the one that counted). Off by default (a no-op).
+class SampleLog {
+ public:
+  SampleLog(const launch::Config& cfg, const RunSettings& run);
+  void write(std::int64_t step, const std::vector<std::int64_t>& indices);
+
+ private:
+  std::filesystem::path path_;  // empty when off
+};
 
 // Appends one JSON object per line to `path`.
 class MetricsLog {

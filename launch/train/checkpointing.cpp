@@ -1,0 +1,270 @@
+// Saving, finding and loading a training run's checkpoints, and agreeing to stop on a signal.
+#include "launch/train/checkpointing.h"
+
+#include <filesystem>
+#include <map>
+
+#include "io/h5/h5.h"
+#include "io/state/state_file.h"
+#include "src/core/error.h"
+#include "src/core/rng.h"
+#include "src/tensor/factories.h"
+
+#ifndef LOCKSTEP_VERSION
+#error "LOCKSTEP_VERSION must be defined by the build (launch/CMakeLists.txt)"
+#endif
+
+namespace lockstep::train {
+namespace {
+
+constexpr const char* kModelFile = "model.h5";
+constexpr const char* kOptimizerFile = "optimizer.h5";
+constexpr const char* kTrainerFile = "trainer.h5";
+
+std::string rng_name(int rank) { return str_cat("rank", rank, ".default"); }
+
+// SplitMix64's finaliser.
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// One i64 from rank 0 to every rank (a group of one returns it unchanged).
+std::int64_t broadcast_value(distributed::ProcessGroup& group, std::int64_t value) {
+  if (group.size() == 1) return value;
+  const Tensor t = from_vector(std::vector<std::int64_t>{value}, {1});
+  group.broadcast(t, 0)->wait();
+  return t.to_vector<std::int64_t>()[0];
+}
+
+// [checkpoint] keep_last and keep_every, checked.
+io::CheckpointPolicy read_policy(const launch::Config& cfg) {
+  io::CheckpointPolicy policy;
+  const std::int64_t keep_last = cfg.get_int("checkpoint.keep_last", 3);
+  if (keep_last < 1 || keep_last > 1000000)
+    cfg.fail("checkpoint.keep_last", str_cat("expected 1 .. 1000000, but got ", keep_last));
+  policy.keep_last = static_cast<int>(keep_last);
+  policy.keep_every = cfg.get_int("checkpoint.keep_every", 0);
+  if (policy.keep_every < 0)
+    cfg.fail("checkpoint.keep_every", str_cat("expected 0 (none) or more, but got ", policy.keep_every));
+  return policy;
+}
+
+}  // namespace
+
+const char* library_version() { return LOCKSTEP_VERSION; }
+
+Checkpointer::Checkpointer(const launch::Config& cfg, const RunSettings& run)
+    : run_(run),
+      cfg_(cfg),
+      store_(cfg.get_string("checkpoint.dir", (run.output / "checkpoints").string()), read_policy(cfg)),
+      every_steps_(cfg.get_int("checkpoint.every_steps", 0)) {
+  if (every_steps_ < 0)
+    cfg.fail("checkpoint.every_steps", str_cat("expected 0 (every epoch) or more, but got ", every_steps_));
+}
+
+std::optional<io::TrainerState> Checkpointer::find(Progress& progress) {
+  distributed::ProcessGroup& group = *run_.group;
+  // Rank 0 decides; -1: start fresh. Errors on rank 0 end the job (the caller aborts it).
+  std::int64_t step = -1;
+  std::filesystem::path picked;
+  if (run_.rank() == 0) {
+    for (const std::filesystem::path& stale : store_.cleanup_stale())
+      progress.print(str_cat("removed ", stale.string(), " (a checkpoint a killed run did not finish)"));
+    if (run_.resume.mode == ResumeRequest::Mode::kPath) {
+      std::string why;
+      if (!std::filesystem::is_directory(run_.resume.path)) {
+        throw IoError(str_cat("--resume: expected a checkpoint directory, but '", run_.resume.path.string(),
+                              "' is not a directory"),
+                      run_.resume.path.string());
+      }
+      if (!io::CheckpointStore::verify(run_.resume.path, &why)) {
+        throw IoError(str_cat("--resume: the checkpoint '", run_.resume.path.string(), "' does not verify: ", why),
+                      run_.resume.path.string());
+      }
+      picked = run_.resume.path;
+    } else if (run_.resume.mode == ResumeRequest::Mode::kNone) {
+      const std::vector<io::CheckpointInfo> existing = store_.list();
+      if (!existing.empty()) {
+        throw IoError(str_cat("--resume none: '", store_.root().string(), "' already holds ", existing.size(),
+                              " checkpoint(s), the newest ", existing.back().path.filename().string(),
+                              "; a fresh run would prune them. Resume with --resume auto, or set "
+                              "run.output (or checkpoint.dir) to another folder"),
+                      store_.root().string());
+      }
+    } else {
+      std::vector<std::string> warnings;
+      const std::optional<io::CheckpointInfo> latest = store_.latest_valid(&warnings);
+      for (const std::string& w : warnings) progress.print("warning: " + w);
+      // A damaged checkpoint newer than the one resumed from is set aside, never pruned into the newest.
+      for (const io::CheckpointInfo& info : store_.list()) {
+        if (latest && info.step <= latest->step) continue;
+        std::filesystem::path aside = info.path;
+        aside += ".damaged";
+        std::filesystem::remove_all(aside);
+        std::filesystem::rename(info.path, aside);
+        progress.print(str_cat("warning: set the damaged checkpoint aside as ", aside.string()));
+      }
+      if (latest) {
+        picked = latest->path;
+      } else if (!warnings.empty()) {
+        throw IoError(str_cat("--resume auto: no checkpoint under '", store_.root().string(),
+                              "' verifies (see the warnings above); they were set aside as step_*.damaged. "
+                              "Rerun to start fresh, or resume from one of them with --resume PATH"),
+                      store_.root().string());
+      }
+    }
+    if (!picked.empty()) step = io::read_trainer_state(picked / kTrainerFile).step;
+  }
+  step = broadcast_value(group, step);
+  if (step < 0) return std::nullopt;
+  // Every rank reads the same directory: rank 0's choice, by step, under the same root (or the same path).
+  resumed_from_ = run_.resume.mode == ResumeRequest::Mode::kPath ? run_.resume.path
+                                                             : store_.root() / io::CheckpointStore::directory_name(step);
+  io::TrainerState state = io::read_trainer_state(resumed_from_ / kTrainerFile);
+  last_saved_ = state.step;
+  return state;
+}
+
+io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::TrainerState& state) const {
+  LOCKSTEP_CHECK(!resumed_from_.empty(), ValueError,
+                 "Checkpointer::load: expected find() to have picked a checkpoint, but none was picked");
+  {
+    const h5::File file(resumed_from_ / kModelFile, h5::Access::kRead);
+    const h5::Group root = file.root();
+    const std::string kind = root.attribute_string("kind");
+    if (kind != parts.kind) {
+      throw IoError(str_cat("resume: expected a ", parts.kind, " checkpoint, but '",
+                            (resumed_from_ / kModelFile).string(), "' holds a ", kind),
+                    (resumed_from_ / kModelFile).string());
+    }
+    for (const auto& [name, model] : parts.models) model->load_state_dict(io::read_state_dict(root.group(name)));
+  }
+  {
+    const h5::File file(resumed_from_ / kOptimizerFile, h5::Access::kRead);
+    const h5::Group root = file.root();
+    for (const auto& [name, optimizer] : parts.optimizers)
+      optimizer->load_state_dict(io::read_state_dict(root.group(name)));
+    for (const auto& [name, schedule] : parts.schedules)
+      schedule->load_state_dict(io::read_state_dict(root.group(name)));
+  }
+  // This rank's random stream: exactly the saved one at the same world size; at another, a fresh one
+  // (the old ranks' streams cannot be shared out over a different number of ranks).
+  Generator& g = default_generator();
+  const auto saved = state.rng.find(rng_name(run_.rank()));
+  if (state.world_size == run_.world() && saved != state.rng.end() && saved->second.size() == 2) {
+    g.set_state(saved->second[0], saved->second[1]);
+  } else {
+    g.set_state(mix(state.seed ^ mix(static_cast<std::uint64_t>(run_.rank()) ^
+                                     mix(static_cast<std::uint64_t>(state.step)))),
+                0);
+  }
+  // The extra state dicts: every top-level group of trainer.h5 except /trainer.
+  io::StateGroups extra;
+  {
+    const h5::File file(resumed_from_ / kTrainerFile, h5::Access::kRead);
+    const h5::Group root = file.root();
+    for (const std::string& name : root.children())
+      if (name != "trainer") extra.emplace(name, io::read_state_dict(root.group(name)));
+  }
+  return extra;
+}
+
+bool Checkpointer::stop_requested() {
+  if (stop_signal_ != 0) return true;
+  stop_signal_ =
+      run_.world() == 1 ? signals_.signal() : launch::agreed_stop_signal(*run_.group, signals_.signal());
+  return stop_signal_ != 0;
+}
+
+std::string Checkpointer::stop_signal() const { return launch::signal_name(stop_signal_); }
+
+std::filesystem::path Checkpointer::save(const TrainingParts& parts, io::TrainerState state,
+                                         const io::StateGroups& extra) {
+  distributed::ProcessGroup& group = *run_.group;
+  const std::filesystem::path committed = store_.root() / io::CheckpointStore::directory_name(state.step);
+  if (state.step == last_saved_) return committed;
+  // Every rank's random stream, gathered with the step: the ranks must be at the same step.
+  const Generator& g = default_generator();
+  const Tensor mine = from_vector(
+      std::vector<std::int64_t>{state.step, static_cast<std::int64_t>(g.seed()), static_cast<std::int64_t>(g.offset())},
+      {3});
+  Tensor all = empty({3 * static_cast<std::int64_t>(run_.world())}, DType::i64);
+  if (run_.world() == 1) {
+    all.copy_(mine);
+  } else {
+    group.all_gather(mine, all)->wait();
+  }
+  const std::vector<std::int64_t> words = all.to_vector<std::int64_t>();
+  for (int r = 0; r < run_.world(); ++r) {
+    const std::size_t at = 3 * static_cast<std::size_t>(r);
+    if (words[at] != state.step) {
+      throw ValueError(str_cat("checkpoint: rank ", r, " is at step ", words[at], " while rank ", run_.rank(),
+                               " saves step ", state.step, ": the ranks have diverged"));
+    }
+    state.rng[rng_name(r)] = {static_cast<std::uint64_t>(words[at + 1]), static_cast<std::uint64_t>(words[at + 2])};
+  }
+  state.seed = run_.seed;
+  state.world_size = run_.world();
+  state.config = cfg_.to_string();
+  state.library_version = library_version();
+
+  std::int64_t ok = 1;
+  std::string failure;
+  if (run_.rank() == 0) {
+    try {
+      const std::filesystem::path dir = store_.begin(state.step);
+      std::vector<std::pair<std::string, const nn::Module*>> models;
+      for (const auto& [name, model] : parts.models) models.emplace_back(name, model);
+      save_models(dir / kModelFile, parts.kind, cfg_, models);
+      io::StateGroups optim_state;
+      for (const auto& [name, optimizer] : parts.optimizers) optim_state.emplace(name, optimizer->state_dict());
+      for (const auto& [name, schedule] : parts.schedules) optim_state.emplace(name, schedule->state_dict());
+      io::write_state_groups(dir / kOptimizerFile, optim_state);
+      {
+        const h5::File file(dir / kTrainerFile, h5::Access::kTruncate);
+        const h5::Group root = file.root();
+        io::write_trainer_state(root.create_group("trainer"), state);
+        for (const auto& [name, dict] : extra) io::write_state_dict(root.create_group(name), dict);
+        file.flush();
+      }
+      store_.commit(state.step);
+    } catch (const std::exception& e) {
+      store_.discard(state.step);
+      ok = 0;
+      failure = e.what();
+    }
+  }
+  // Every rank learns the outcome before going on (or exiting after a stop signal).
+  ok = broadcast_value(group, ok);
+  if (ok == 0) {
+    throw IoError(str_cat("checkpoint: rank 0 could not save step ", state.step, " under '", store_.root().string(),
+                          "'", failure.empty() ? std::string() : ": " + failure),
+                  store_.root().string());
+  }
+  last_saved_ = state.step;
+  return committed;
+}
+
+std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t configured, const launch::Config& cfg,
+                                int world) {
+  const std::string key = cfg.has("data.global_batch_size") ? "data.global_batch_size" : "data.batch_size";
+  if (state.world_size == world) {
+    if (configured * world != state.global_batch) {
+      cfg.fail(key, str_cat("expected the checkpoint's global batch ", state.global_batch, " (", world, " x ",
+                            state.global_batch / world, ") to resume, but the config gives ", configured * world,
+                            " (", world, " x ", configured, ")"));
+    }
+    return configured;
+  }
+  if (state.global_batch % world != 0) {
+    cfg.fail(key, str_cat("the checkpoint was saved by ", state.world_size, " ranks with global batch ",
+                          state.global_batch, ", which ", world,
+                          " ranks cannot share evenly; resume on a world size that divides it"));
+  }
+  return state.global_batch / world;
+}
+
+}  // namespace lockstep::train

@@ -1,0 +1,110 @@
+// Checkpoints of a training run and stopping on a signal: what a trainer saves (models, optimizers,
+// schedules, its own counters and RNG streams), when, where, and how a run resumes from it — at the same
+// world size bit for bit, at another world size with the same global batch and global sample order.
+//
+// A checkpoint (io::CheckpointStore, committed atomically with a manifest) holds:
+//   model.h5      the models, in the layout of a trained model file (root attributes format_version, kind,
+//                 config; one group per model: /model, or /generator and /discriminator), so `lockstep eval`,
+//                 `lockstep sample` and `lockstep inspect` read it like a model file;
+//   optimizer.h5  one group per optimizer and schedule (/optimizer, /schedule; /generator_optimizer, ...);
+//   trainer.h5    /trainer (io::TrainerState: step, epoch, samples seen, global batch, seed, world size,
+//                 config, library version, every rank's RNG stream, the trainer's figures) and the
+//                 trainer's extra state dicts (e.g. /best_model for early stopping).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/checkpoint/checkpoint_state.h"
+#include "io/checkpoint/checkpoint_store.h"
+#include "launch/config/config.h"
+#include "launch/env/signals.h"
+#include "launch/train/progress.h"
+#include "launch/train/run.h"
+#include "src/nn/module.h"
+#include "src/optim/optimizer.h"
+#include "src/optim/schedule.h"
+
+namespace lockstep::train {
+
+// The library version stored in checkpoints.
+const char* library_version();
+
+// Everything a trainer checkpoints besides io::TrainerState, by name. The pointers are not owned.
+struct TrainingParts {
+  std::string kind;  // "classifier" | "gan": the model file's kind
+  std::vector<std::pair<std::string, nn::Module*>> models;
+  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers;
+  std::vector<std::pair<std::string, optim::LRScheduler*>> schedules;
+};
+
+// [checkpoint] every_steps (0: at the end of every epoch; N: every N steps, and never twice for one step),
+// keep_last (3), keep_every (0: none; N: also keep every checkpoint whose step is a multiple of N), dir
+// (default <run.output>/checkpoints). A checkpoint is also written when training ends and when the job is
+// asked to stop (SIGUSR1, SIGTERM).
+//
+// Collective methods are called by every rank at the same point. Rank 0 writes and prunes; every rank reads
+// the checkpoint it resumes from (the folder must be visible to every rank: a shared file system across
+// nodes). Construction installs the SIGUSR1/SIGTERM handlers (launch::StopSignals) for the object's life.
+class Checkpointer {
+ public:
+  // Reads [checkpoint]; run.resume says how find() picks.
+  Checkpointer(const launch::Config& cfg, const RunSettings& run);
+
+  // Collective. Rank 0 removes temporaries left by a killed run and picks the checkpoint to resume from
+  // (printing a warning for each damaged newer one, which it renames to step_N.damaged so that it is
+  // neither pruned into the newest nor picked again); every rank then reads its trainer state. nullopt:
+  // start fresh. Errors (no checkpoint at an explicit path, one that does not verify, `none` over
+  // existing checkpoints) name the path.
+  std::optional<io::TrainerState> find(Progress& progress);
+  // The checkpoint find() picked.
+  const std::filesystem::path& resumed_from() const { return resumed_from_; }
+
+  // Every rank: loads the picked checkpoint's models, optimizers and schedules into `parts` (every
+  // mismatch reported by name), restores this rank's default random stream (the same world size: the
+  // saved stream; another: a fresh one derived from seed, rank and step) and returns the extra state dicts
+  // saved with the trainer state (e.g. "best_model").
+  io::StateGroups load(const TrainingParts& parts, const io::TrainerState& state) const;
+
+  // Whether a checkpoint is due after step `step` (every_steps > 0 and step a multiple of it).
+  bool due(std::int64_t step) const { return every_steps_ > 0 && step % every_steps_ == 0; }
+  // Whether checkpoints are written at the end of every epoch (every_steps = 0).
+  bool at_epoch_end() const { return every_steps_ == 0; }
+  // Collective: whether any rank received SIGUSR1 or SIGTERM (one all-reduce when world > 1); once true
+  // it stays true.
+  bool stop_requested();
+  // The signal that stopped the run ("SIGUSR1"), after stop_requested() returned true.
+  std::string stop_signal() const;
+
+  // Collective. Saves `parts` and `state` (the trainer fills step, epoch, epoch_step, samples_seen,
+  // global_batch and values; the rest is filled here, including every rank's default random stream) plus
+  // `extra` state dicts into checkpoint `state.step`: rank 0 writes and commits, then tells every rank the
+  // outcome (an error on rank 0 fails every rank). Returns the committed directory. A second save of the
+  // same step is skipped.
+  std::filesystem::path save(const TrainingParts& parts, io::TrainerState state,
+                             const io::StateGroups& extra = {});
+  std::int64_t last_saved_step() const { return last_saved_; }
+
+ private:
+  const RunSettings& run_;
+  const launch::Config& cfg_;
+  io::CheckpointStore store_;
+  std::int64_t every_steps_ = 0;
+  launch::StopSignals signals_;
+  int stop_signal_ = 0;
+  std::filesystem::path resumed_from_;
+  std::int64_t last_saved_ = -1;
+};
+
+// The per-rank training batch of a run resumed from `state` on `world` ranks, whose loader options hold the
+// batch the config asks for: the same world size keeps it (a ConfigError naming the batch key when the
+// config's global batch differs from the saved one); another world size shares the saved global batch out
+// over the ranks, so that every step sees the same samples (a ConfigError when it does not divide).
+std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t configured, const launch::Config& cfg,
+                                int world);
+
+}  // namespace lockstep::train
