@@ -262,13 +262,17 @@ void inspect_model_file(std::ostream& out, const fs::path& path, const h5::Group
 
 void print_trainer_state(std::ostream& out, const io::TrainerState& state, int config_lines,
                          const std::string& indent) {
-  out << indent << "trainer state: step " << state.step << ", epoch " << state.epoch << ", samples seen "
+  out << indent << "trainer state: step " << state.step << ", epoch " << state.epoch + 1 << " (" << state.epoch_step
+      << " of its steps done), samples seen "
       << grouped(state.samples_seen) << ", global batch " << state.global_batch << ", seed " << state.seed
       << ", world size " << state.world_size << ", library " << state.library_version << '\n';
   std::vector<std::string> streams;
   for (const auto& [name, words] : state.rng)
     streams.push_back(str_cat(name, " (", words.size(), words.size() == 1 ? " word)" : " words)"));
   out << indent << "  rng streams: " << (streams.empty() ? "none" : join(streams, ", ")) << '\n';
+  std::vector<std::string> values;
+  for (const auto& [name, value] : state.values) values.push_back(str_cat(name, " = ", value));
+  if (!values.empty()) out << indent << "  values: " << join(values, ", ") << '\n';
   if (!state.config.empty()) {
     out << indent << "  config:\n";
     print_text_head(out, state.config, config_lines, indent + "    ");

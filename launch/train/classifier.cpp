@@ -116,6 +116,7 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
     first_epoch = resumed->epoch;
     first_step = resumed->epoch_step;
     result.resumed_step = resumed->step;
+    result.checkpoint = checkpointer.resumed_from();
     progress.print(str_cat("resumed from ", checkpointer.resumed_from().string(), ": step ", resumed->step,
                            ", epoch ", first_epoch + 1, " at step ", first_step, "/", steps_per_epoch,
                            resumed->world_size != world
@@ -151,6 +152,11 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
   std::int64_t images = 0;  // this rank's, in this process
   const auto t0 = std::chrono::steady_clock::now();
   bool done = run.max_steps > 0 && result.steps >= run.max_steps;
+  if (done || first_epoch >= run.epochs) {
+    progress.print(str_cat("nothing left to train: the checkpoint is at step ", result.steps, ", the end of run.epochs = ",
+                           run.epochs, run.max_steps > 0 ? str_cat(" / run.max_steps = ", run.max_steps) : "",
+                           ". Raise them to train on, or set run.output to a new folder to start afresh"));
+  }
   for (std::int64_t epoch = first_epoch; epoch < run.epochs && !done; ++epoch) {
     model->train();
     const std::int64_t start = epoch == first_epoch ? first_step : 0;

@@ -142,6 +142,7 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
     first_epoch = resumed->epoch;
     first_step = resumed->epoch_step;
     result.resumed_step = resumed->step;
+    result.checkpoint = checkpointer.resumed_from();
     if (run.rank() == 0)
       for (std::size_t i = 0; i < sums.size(); ++i) sums[i] = resumed->values.at(str_cat("epoch_sum", i));
     progress.print(str_cat("resumed from ", checkpointer.resumed_from().string(), ": step ", d_step, ", epoch ",
@@ -168,6 +169,11 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
   std::int64_t images = 0;  // this rank's, in this process
   const auto t0 = std::chrono::steady_clock::now();
   bool done = run.max_steps > 0 && d_step >= run.max_steps;
+  if (done || first_epoch >= run.epochs) {
+    progress.print(str_cat("nothing left to train: the checkpoint is at step ", d_step, ", the end of run.epochs = ",
+                           run.epochs, run.max_steps > 0 ? str_cat(" / run.max_steps = ", run.max_steps) : "",
+                           ". Raise them to train on, or set run.output to a new folder to start afresh"));
+  }
   for (std::int64_t epoch = first_epoch; epoch < run.epochs && !done; ++epoch) {
     const std::int64_t start = epoch == first_epoch ? first_step : 0;
     if (epoch != first_epoch) sums = {};

@@ -154,24 +154,4 @@ void SampleLog::write(std::int64_t step, const std::vector<std::int64_t>& indice
   if (!out.good()) throw IoError(str_cat("sample log: cannot append to '", path_.string(), "'"), path_.string());
 }
 
-MetricsLog::MetricsLog(std::filesystem::path path) : path_(std::move(path)) {
-  std::ofstream(path_, std::ios::trunc);
-}
-
-void MetricsLog::write(const std::vector<std::pair<std::string, double>>& fields) {
-  std::ofstream out(path_, std::ios::app);
-  out << '{';
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    const double v = fields[i].second;
-    out << (i ? ", " : "") << '"' << fields[i].first << "\": ";
-    if (std::isfinite(v)) {
-      out << v;
-    } else {
-      out << "null";
-    }
-  }
-  out << "}\n";
-  if (!out.good()) throw IoError(str_cat("metrics: cannot append to '", path_.string(), "'"), path_.string());
-}
-
 }  // namespace lockstep::train

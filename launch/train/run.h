@@ -1,5 +1,5 @@
 // What every run shares: the job's process group, seed, threads, output folder, step limits; and the model
-// file it leaves behind.
+// file it leaves behind, and the audit log of the samples each step saw.
 #pragma once
 
 #include <cstdint>
@@ -90,17 +90,6 @@ class SampleLog {
 
  private:
   std::filesystem::path path_;  // empty when off
-};
-
-// Appends one JSON object per line to `path`.
-class MetricsLog {
- public:
-  explicit MetricsLog(std::filesystem::path path);
-  // `fields` are (name, value) pairs written as numbers.
-  void write(const std::vector<std::pair<std::string, double>>& fields);
-
- private:
-  std::filesystem::path path_;
 };
 
 }  // namespace lockstep::train

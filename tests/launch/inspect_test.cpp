@@ -150,6 +150,7 @@ fs::path save_checkpoint(const io::CheckpointStore& store, std::int64_t step) {
   io::TrainerState trainer;
   trainer.step = step;
   trainer.epoch = 2;
+  trainer.epoch_step = 5;
   trainer.samples_seen = 12800;
   trainer.global_batch = 64;
   trainer.seed = 7;
@@ -158,6 +159,7 @@ fs::path save_checkpoint(const io::CheckpointStore& store, std::int64_t step) {
   trainer.library_version = "0.1.0";
   trainer.rng["default"] = {7, 1234};
   trainer.rng["rank1.sampler"] = {8, 99, 3};
+  trainer.values["best_accuracy"] = 0.5;
   io::write_trainer_state(dir / "trainer.h5", trainer);
   return store.commit(step).committed.path;
 }
@@ -175,8 +177,9 @@ TEST_F(Inspect, CheckpointShowsVerificationFilesTrainerStateAndStateGroups) {
   EXPECT_CONTAINS(r.out, "trainer.h5");
   EXPECT_CONTAINS(
       r.out,
-      "trainer state: step 1200, epoch 2, samples seen 12,800, global batch 64, seed 7, world size 2, "
-      "library 0.1.0");
+      "trainer state: step 1200, epoch 3 (5 of its steps done), samples seen 12,800, global batch 64, seed 7, "
+      "world size 2, library 0.1.0");
+  EXPECT_CONTAINS(r.out, "values: best_accuracy = 0.5");
   EXPECT_CONTAINS(r.out, "rng streams: default (2 words), rank1.sampler (3 words)");
   EXPECT_CONTAINS(r.out, "| seed = 7");
   EXPECT_CONTAINS(r.out, "group 'model': 2 tensors, 8 values");

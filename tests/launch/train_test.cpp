@@ -115,17 +115,5 @@ TEST(Progress, DurationsReadLikeAClock) {
   EXPECT_EQ(format_duration(-3), "0s");
 }
 
-TEST(MetricsLog, WritesOneJsonObjectPerLineWithNullForNonFinite) {
-  const fs::path path = temp_path("metrics.jsonl");
-  MetricsLog log(path);
-  log.write({{"epoch", 1}, {"loss", 0.5}});
-  log.write({{"epoch", 2}, {"loss", std::numeric_limits<double>::quiet_NaN()}});
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  EXPECT_EQ(text.str(), "{\"epoch\": 1, \"loss\": 0.5}\n{\"epoch\": 2, \"loss\": null}\n");
-  fs::remove(path);
-}
-
 }  // namespace
 }  // namespace lockstep::train
