@@ -24,6 +24,7 @@ constexpr lockstep::cli::Command kCommands[] = {
      lockstep::cli::run_eval},
     {"inspect", "what a data set, model file, checkpoint or directory of checkpoints holds",
      lockstep::cli::run_inspect},
+    {"sample", "a PNG grid of images from a GAN generator (model file or checkpoint)", lockstep::cli::run_sample},
 };
 
 // Whether this process is one rank of a job of several, from the launcher's environment (MPI may not be

@@ -17,5 +17,8 @@ int run_eval(const std::vector<std::string>& args);
 // `lockstep inspect PATH`: what a data set, model file, checkpoint or directory of checkpoints holds; 1 when
 // a checkpoint fails verification.
 int run_inspect(const std::vector<std::string>& args);
+// `lockstep sample PATH [--count N] [--seed S] [--output FILE.png] [--columns C]`: a PNG grid of a GAN
+// generator's images, from a model file, a checkpoint or the newest valid checkpoint of a directory.
+int run_sample(const std::vector<std::string>& args);
 
 }  // namespace lockstep::cli

@@ -194,7 +194,7 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
       if (stop || checkpointer.due(result.steps)) save(epoch, epoch_step);
       if (stop) {
         result.stopped_by = checkpointer.stop_signal();
-        progress.finish(str_cat("stopped by ", result.stopped_by, " at step ", result.steps));
+        progress.finish(str_cat("interrupted at step ", result.steps));
         return result;
       }
     }

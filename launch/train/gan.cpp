@@ -227,7 +227,7 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
       if (stop || checkpointer.due(d_step)) save(epoch, epoch_step);
       if (stop) {
         result.stopped_by = checkpointer.stop_signal();
-        progress.finish(str_cat("stopped by ", result.stopped_by, " at step ", d_step));
+        progress.finish(str_cat("interrupted at step ", d_step));
         return result;
       }
     }

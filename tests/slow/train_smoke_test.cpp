@@ -6,7 +6,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 
+#include "io/image/png.h"
+#include "io/metrics/tensorboard.h"
 #include "launch/config/config.h"
 #include "launch/train/classifier.h"
 #include "launch/train/evaluate.h"
@@ -190,6 +193,33 @@ beta1 = 0.5
   train::load_model(model_file, "generator", *g);
   train::write_samples(*g, train::fixed_noise(5, 16, 16), dir_ / "again.png");
   EXPECT_EQ(file_bytes(dir_ / "again.png"), file_bytes(dir_ / "gan" / "samples_epoch_1.png"));
+
+  // The TensorBoard file decodes (lengths and masked CRC-32C verified): the epoch's losses as scalars, equal
+  // (as floats) to the result, and the same grid as an image at the last step.
+  std::vector<fs::path> event_files;
+  for (const auto& entry : fs::directory_iterator(dir_ / "gan" / "tensorboard")) event_files.push_back(entry.path());
+  ASSERT_EQ(event_files.size(), 1u);
+  std::map<std::string, io::SummaryValue> last;
+  std::int64_t last_step = -1;
+  for (const io::TensorBoardEvent& event : io::read_events(event_files[0])) {
+    for (const io::SummaryValue& value : event.values) last[value.tag] = value;
+    if (!event.values.empty()) last_step = event.step;
+  }
+  EXPECT_EQ(last_step, 30);
+  ASSERT_TRUE(last.count("d_loss") && last.at("d_loss").scalar);
+  EXPECT_EQ(*last.at("d_loss").scalar, static_cast<float>(r.d_loss));
+  ASSERT_TRUE(last.count("g_loss") && last.at("g_loss").scalar);
+  EXPECT_EQ(*last.at("g_loss").scalar, static_cast<float>(r.g_loss));
+  ASSERT_TRUE(last.count("samples") && last.at("samples").image);
+  const io::SummaryImage& image = *last.at("samples").image;
+  const Tensor grid = read_png(dir_ / "gan" / "samples_epoch_1.png");
+  EXPECT_EQ(image.height, grid.size(1));
+  EXPECT_EQ(image.width, grid.size(2));
+  EXPECT_EQ(image.channels, grid.size(0));
+  const fs::path logged = dir_ / "logged.png";
+  std::ofstream(logged, std::ios::binary)
+      .write(reinterpret_cast<const char*>(image.encoded.data()), static_cast<std::streamsize>(image.encoded.size()));
+  EXPECT_EQ(read_png(logged).to_vector<std::uint8_t>(), grid.to_vector<std::uint8_t>());
 }
 
 }  // namespace

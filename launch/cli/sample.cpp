@@ -1,0 +1,179 @@
+// `lockstep sample PATH`: a PNG grid of images drawn from a trained GAN's generator, read from a model file,
+// a checkpoint directory (verified against its manifest first) or the newest valid checkpoint of a
+// directory of checkpoints.
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint/checkpoint_store.h"
+#include "io/checkpoint/manifest.h"
+#include "io/h5/h5.h"
+#include "io/image/grid.h"
+#include "io/image/png.h"
+#include "launch/cli/commands.h"
+#include "launch/cli/common.h"
+#include "launch/config/config.h"
+#include "launch/train/factory.h"
+#include "launch/train/run.h"
+#include "src/autograd/grad_mode.h"
+#include "src/core/rng.h"
+#include "src/ops/shape.h"
+#include "src/tensor/factories.h"
+
+namespace lockstep::cli {
+namespace {
+
+namespace fs = std::filesystem;
+namespace po = boost::program_options;
+
+constexpr const char* kModelName = "model.h5";
+constexpr std::int64_t kMaxCount = 4096;
+constexpr std::int64_t kBatch = 256;  // images per generator call: bounds the activations' memory
+
+std::string quoted(const fs::path& path) { return str_cat("'", path.string(), "'"); }
+
+// The model file to load and how to name where it came from.
+struct Source {
+  fs::path model;
+  std::string description;  // "model file runs/gan/model.h5", "checkpoint ckpt/step_000001200 (step 1200)"
+};
+
+// The model file of a committed checkpoint that verifies; IoError with the reason otherwise.
+Source checkpoint_source(const fs::path& dir, const std::string& note = "") {
+  std::string why;
+  if (!io::CheckpointStore::verify(dir, &why)) {
+    throw IoError(
+        str_cat("sample: checkpoint ", quoted(dir), " fails verification against its manifest: ", why),
+        dir.string());
+  }
+  const std::int64_t step = io::read_manifest(dir / io::kManifestName).step;
+  if (!fs::is_regular_file(dir / kModelName)) {
+    throw IoError(str_cat("sample: expected the GAN's ", kModelName, " in checkpoint ", quoted(dir),
+                          ", but it holds none"),
+                  dir.string());
+  }
+  return {dir / kModelName, str_cat("checkpoint ", dir.string(), " (step ", step, note, ")")};
+}
+
+// PATH as a model file, a checkpoint (it holds a manifest or is named step_*) or a directory of
+// checkpoints (the newest that verifies; a warning on stderr for each newer one that does not).
+Source resolve(const fs::path& path) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    throw IoError(str_cat("sample: expected a GAN model file, a checkpoint directory or a directory of "
+                          "checkpoints, but ",
+                          quoted(path), " does not exist"),
+                  path.string());
+  }
+  if (fs::is_regular_file(status)) return {path, str_cat("model file ", path.string())};
+  const fs::path dir = path.has_filename() ? path : path.parent_path();  // "ckpt/" is "ckpt"
+  if (fs::exists(dir / io::kManifestName) || dir.filename().string().rfind("step_", 0) == 0)
+    return checkpoint_source(dir);
+  const io::CheckpointStore store(dir);
+  const std::size_t count = store.list().size();
+  if (count == 0) {
+    throw IoError(
+        str_cat("sample: expected a checkpoint directory (with a ", io::kManifestName,
+                ") or a directory of step_NNNNNNNNN checkpoints, but ", quoted(dir), " holds neither"),
+        dir.string());
+  }
+  std::vector<std::string> warnings;
+  const std::optional<io::CheckpointInfo> latest = store.latest_valid(&warnings);
+  for (const std::string& warning : warnings) std::cerr << "warning: " << warning << '\n';
+  if (!latest) {
+    throw IoError(str_cat("sample: none of the ", count, " checkpoints in ", quoted(dir),
+                          " passes verification (see the warnings above)"),
+                  dir.string());
+  }
+  return checkpoint_source(latest->path, str_cat(", the newest valid one in ", dir.string()));
+}
+
+// ValueError unless `file` is a model file written for a GAN (IoError when it is not HDF5).
+void require_gan(const fs::path& file) {
+  std::optional<h5::File> h5file;
+  try {
+    h5file.emplace(file, h5::Access::kRead);
+  } catch (const IoError& e) {
+    throw IoError(str_cat("sample: expected a GAN model file (HDF5), but ", quoted(file),
+                          " cannot be read as one: ", e.what()),
+                  file.string());
+  }
+  const h5::Group root = h5file->root();
+  if (!root.has_attribute("kind") || !root.has_attribute("config")) {
+    throw ValueError(
+        str_cat("sample: expected a model file written by `lockstep train` (attributes kind and "
+                "config at its root), but ",
+                quoted(file), " has none"));
+  }
+  const std::string kind = root.attribute_string("kind");
+  if (kind != "gan") {
+    throw ValueError(str_cat("sample: expected a GAN model file (kind \"gan\"), but ", quoted(file),
+                             " holds a model of kind \"", kind, "\""));
+  }
+}
+
+}  // namespace
+
+int run_sample(const std::vector<std::string>& args) {
+  po::options_description options("Options");
+  options.add_options()("path", po::value<std::string>()->required(),
+                        "a GAN's model.h5, a checkpoint directory or a directory of checkpoints")(
+      "count", po::value<std::int64_t>()->default_value(64), "images to draw (1 to 4096)")(
+      "seed", po::value<std::int64_t>()->default_value(0), "seed of the noise")(
+      "output", po::value<std::string>()->default_value("samples.png"), "the PNG file to write")(
+      "columns", po::value<std::int64_t>(), "columns of the grid (default: ceil(sqrt(count)))")(
+      "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)");
+  po::positional_options_description positional;
+  positional.add("path", 1);
+  const auto values = parse_options(
+      args, options, positional, "sample PATH [--count N] [--seed S] [--output FILE.png] [--columns C]",
+      "Draws --count images from a trained GAN's generator for noise z ~ N(0, 1) from --seed and writes them "
+      "as a PNG grid. PATH is a model file, a checkpoint directory (verified first) or a directory of "
+      "checkpoints (the newest one that verifies).");
+  if (!values) return 0;
+  const auto count = (*values)["count"].as<std::int64_t>();
+  const auto seed = (*values)["seed"].as<std::int64_t>();
+  const fs::path output = (*values)["output"].as<std::string>();
+  const std::string data_path = (*values)["data"].as<std::string>();
+  if (count < 1 || count > kMaxCount)
+    throw UsageError(str_cat("--count: expected 1 to ", kMaxCount, ", but got ", count));
+  if (seed < 0) throw UsageError(str_cat("--seed: expected an integer >= 0, but got ", seed));
+  std::int64_t columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(count))));
+  if (values->count("columns") != 0) {
+    columns = (*values)["columns"].as<std::int64_t>();
+    if (columns < 1) throw UsageError(str_cat("--columns: expected at least 1, but got ", columns));
+  }
+
+  const Source source = resolve((*values)["path"].as<std::string>());
+  require_gan(source.model);
+  // As `lockstep eval --generator`: the stored config and the data geometry the generator was built for
+  // (only the file's metadata is read: no image cache).
+  std::vector<std::string> overrides = {"data.cache=\"none\""};
+  if (!data_path.empty()) overrides.push_back(str_cat("data.path=\"", data_path, "\""));
+  const launch::Config cfg =
+      launch::Config::parse(train::stored_config(source.model), source.model.string(), overrides);
+  const train::DataSplits data = train::make_data(cfg, 0);
+  const std::int64_t latent = cfg.get_int("gan.latent", 100);
+  std::shared_ptr<nn::Module> generator = train::make_generator(cfg, "generator", data.geometry, latent);
+  train::load_model(source.model, "generator", *generator);
+
+  Generator stream(static_cast<std::uint64_t>(seed));
+  const Tensor z = randn({count, latent}, 0.0, 1.0, DType::f32, kCPU, &stream);
+  std::vector<Tensor> parts;
+  {
+    NoGradGuard no_grad;
+    generator->eval();
+    for (std::int64_t start = 0; start < count; start += kBatch)
+      parts.push_back((*generator)(z.slice(0, start, std::min(count, start + kBatch))));
+  }
+  write_png(output, image_grid(cat(parts, 0), columns));
+  std::cout << "wrote " << count << (count == 1 ? " sample" : " samples") << " from " << source.description
+            << " to " << output.string() << '\n';
+  return 0;
+}
+
+}  // namespace lockstep::cli
