@@ -1,0 +1,558 @@
+// Checkpoints across whole jobs: `lockstep train` under mpirun killed with SIGKILL on every rank and run
+// again with the same command resumes bit for bit (ResNet with synchronised batch norm, DCGAN); a run resumed
+// at another world size keeps the global batch and the global sample order; `--resume` errors name what is
+// wrong, and a damaged newest checkpoint is set aside for the older one.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "io/checkpoint/checkpoint_store.h"
+#include "io/h5/h5.h"
+#include "io/state/state_file.h"
+#include "src/core/error.h"
+#include "tests/support/command.h"
+#include "tests/support/fashion_mnist.h"
+#include "tests/support/temp_dir.h"
+
+extern char** environ;
+
+namespace lockstep::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The test's own hard limit on any one job (it is killed past it).
+constexpr int kLimitS = 120;
+// Steps between checkpoints in the kill-and-resume tests; the runs train 3 x kEvery steps.
+constexpr std::int64_t kEvery = 4;
+
+void set_job_environment() {
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  ::setenv("OMP_NUM_THREADS", "1", 1);  // the same thread count (and so the same sums) in every run
+  ::setenv("OMP_WAIT_POLICY", "passive", 1);
+}
+
+// run_command with the jobs' environment, reporting each job's status and time.
+CommandResult run_job(const std::string& command, int limit_s = kLimitS) {
+  set_job_environment();
+  CommandResult result = run_command(command, limit_s);
+  std::printf("[   JOB    ] exit %d after %.2f s: %s\n", result.status, result.seconds, command.c_str());
+  return result;
+}
+
+// `lockstep train CONFIG ARGS` as one process.
+std::string train(const fs::path& config, const std::string& args = "") {
+  return quote(LOCKSTEP_TOOL) + " train " + quote(config.string()) + " --progress lines" +
+         (args.empty() ? "" : " " + args);
+}
+
+// `lockstep train CONFIG ARGS` as a job of `np` ranks on this machine.
+std::string mpirun_train(int np, const fs::path& config, const std::string& args = "") {
+  return std::string(LOCKSTEP_MPIEXEC) + " --oversubscribe --bind-to none -np " + std::to_string(np) + " " +
+         train(config, args);
+}
+
+fs::path checkpoint_dir(const fs::path& output, std::int64_t step) {
+  return output / "checkpoints" / io::CheckpointStore::directory_name(step);
+}
+
+// The steps of the committed checkpoints under <output>/checkpoints, ascending.
+std::vector<std::int64_t> committed_steps(const fs::path& output) {
+  std::vector<std::int64_t> steps;
+  for (const io::CheckpointInfo& info : io::CheckpointStore(output / "checkpoints").list())
+    steps.push_back(info.step);
+  return steps;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// At most the last `n` characters of `text` (keeps failure messages readable).
+std::string tail(const std::string& text, std::size_t n = 4000) {
+  return text.size() <= n ? text : "..." + text.substr(text.size() - n);
+}
+
+// --- Killing a whole job -------------------------------------------------------------------------------
+
+// The live (not zombie) processes other than this one that are in session `sid` or whose command line
+// contains `tag`. Open MPI starts each rank in its own process group, so killing mpirun's group would leave
+// the ranks running; they stay in mpirun's session, and their command lines name the test's folder.
+std::vector<pid_t> job_processes(pid_t sid, const std::string& tag) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (pid == ::getpid()) continue;
+    // /proc/PID/stat: "PID (COMM) STATE PPID PGRP SESSION ..."; COMM may hold spaces and parentheses.
+    const std::string stat = read_text(entry.path() / "stat");
+    const std::size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;  // gone meanwhile
+    std::istringstream fields(stat.substr(close + 1));
+    char state = 0;
+    long ppid = 0, pgrp = 0, session = 0;
+    fields >> state >> ppid >> pgrp >> session;
+    if (!fields || state == 'Z' || state == 'X') continue;
+    std::string cmdline = read_text(entry.path() / "cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (session == sid || cmdline.find(tag) != std::string::npos) out.push_back(pid);
+  }
+  return out;
+}
+
+struct KilledJob {
+  bool reached = false;  // `marker` appeared and the job was killed then
+  int status = -1;       // mpirun's: 128 + 9 when killed, its exit status when it ended on its own
+  double seconds = 0.0;  // until the kill (or the end)
+  std::string output;
+};
+
+// Starts `command` (a shell command line) in a session of its own, polls every 5 ms for `marker` to exist
+// and then sends SIGKILL to every process of the job — mpirun and every rank (see job_processes; `tag`
+// is in every rank's command line, e.g. its config path) — waiting until none is left. A job still running
+// after `limit_s` is killed too.
+KilledJob run_until_then_kill(const std::string& command, const fs::path& marker, const std::string& tag,
+                              const fs::path& log, int limit_s = kLimitS) {
+  set_job_environment();
+  KilledJob job;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+  std::string sh = "sh", dash_c = "-c", line = "exec " + command;
+  char* argv[] = {sh.data(), dash_c.data(), line.data(), nullptr};
+  pid_t pid = -1;
+  const int spawned = ::posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (spawned != 0) {
+    ADD_FAILURE() << "posix_spawn failed (" << spawned << ") for: " << command;
+    return job;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  int wait_status = 0;
+  bool ended = false;
+  while (elapsed() < limit_s) {
+    if (fs::exists(marker)) {
+      job.reached = true;
+      break;
+    }
+    if (::waitpid(pid, &wait_status, WNOHANG) == pid) {
+      ended = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  job.seconds = elapsed();
+  // Kill until nothing of the job is left (a rank may be spawning threads or exiting meanwhile).
+  for (int round = 0; round < 1000; ++round) {
+    const std::vector<pid_t> left = job_processes(pid, tag);
+    if (left.empty()) break;
+    for (const pid_t p : left) ::kill(p, SIGKILL);
+    if (!ended && ::waitpid(pid, &wait_status, WNOHANG) == pid) ended = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!ended) ::waitpid(pid, &wait_status, 0);
+  EXPECT_TRUE(job_processes(pid, tag).empty())
+      << "processes of the killed job are still running: " << command;
+  job.status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+  job.output = read_text(log);
+  std::printf("[   JOB    ] %s after %.3f s (status %d): %s\n",
+              job.reached ? "killed on every rank" : "ended before the kill", job.seconds, job.status,
+              command.c_str());
+  return job;
+}
+
+// --- Comparing checkpoints -----------------------------------------------------------------------------
+
+// `h5diff A B OBJECTS` with the real h5diff: exit status 0 means no difference.
+CommandResult h5diff(const fs::path& a, const fs::path& b, const std::string& objects = "") {
+  const CommandResult diff = run_command(
+      "h5diff " + quote(a.string()) + " " + quote(b.string()) + (objects.empty() ? "" : " " + objects), 60);
+  EXPECT_NE(diff.status, 127)
+      << "h5diff (HDF5's command-line tools, e.g. Debian's hdf5-tools) is not on PATH";
+  return diff;
+}
+
+// Group `group` of the HDF5 file `path` as a state dict.
+nn::StateDict read_group(const fs::path& path, const std::string& group) {
+  const h5::File file(path, h5::Access::kRead);
+  return io::read_state_dict(file.root().group(group));
+}
+
+// For each tensor of `a`'s group `group`: max |a - b| / max |b|; the largest over the tensors, with the
+// tensor's name. Names and sizes must match.
+std::pair<double, std::string> max_relative_difference(const fs::path& a, const fs::path& b,
+                                                       const std::string& group) {
+  const nn::StateDict da = read_group(a, group), db = read_group(b, group);
+  EXPECT_EQ(da.size(), db.size()) << a << " vs " << b;
+  std::pair<double, std::string> worst{0.0, ""};
+  for (const auto& [name, ta] : da) {
+    const Tensor* tb = db.find(name);
+    if (tb == nullptr) {
+      ADD_FAILURE() << "'" << name << "' is in " << a << " but not in " << b;
+      continue;
+    }
+    const std::vector<double> va = ta.to(DType::f64).to_vector<double>(),
+                              vb = tb->to(DType::f64).to_vector<double>();
+    if (va.size() != vb.size()) {
+      ADD_FAILURE() << "'" << name << "' has " << va.size() << " values in " << a << " but " << vb.size()
+                    << " in " << b;
+      continue;
+    }
+    double diff = 0.0, scale = 0.0;
+    for (std::size_t i = 0; i < va.size(); ++i) {
+      diff = std::max(diff, std::abs(va[i] - vb[i]));
+      scale = std::max(scale, std::abs(vb[i]));
+    }
+    const double relative = diff == 0.0 ? 0.0 : diff / std::max(scale, 1e-30);
+    if (relative >= worst.first) worst = {relative, name};
+  }
+  return worst;
+}
+
+// The value of `field` in the last record of <output>/metrics.jsonl (NaN when missing).
+double last_metric(const fs::path& output, const std::string& field) {
+  const std::vector<std::string> lines = lines_of(read_text(output / "metrics.jsonl"));
+  if (lines.empty()) return std::nan("");
+  const std::string key = "\"" + field + "\":";
+  const std::size_t at = lines.back().find(key);
+  if (at == std::string::npos) return std::nan("");
+  return std::strtod(lines.back().c_str() + at + key.size(), nullptr);
+}
+
+// --- Configs -------------------------------------------------------------------------------------------
+
+// Writes a config of `task` for `output` on the Fashion-MNIST training split (no test split: no evaluation)
+// with `run_keys` and `data_keys` added to [run] and [data], then the `rest` sections; returns `path`.
+fs::path write_config(const fs::path& path, const std::string& task, const fs::path& output,
+                      const std::string& run_keys, const std::string& data_keys, const std::string& rest) {
+  std::ofstream(path) << "task = \"" << task << "\"\n[run]\nepochs = 1\noutput = \"" << output.string()
+                      << "\"\n"
+                      << run_keys << "[data]\npath = \"" << fashion_mnist_h5().string()
+                      << "\"\ntest_split = \"\"\n"
+                      << data_keys << rest;
+  return path;
+}
+
+// ResNet-20 (19 batch norms, synchronised over the ranks by default), SGD with momentum and weight decay, a
+// cosine schedule, random crops and flips, 8 images per rank: 3 x kEvery steps, a checkpoint every kEvery.
+fs::path resnet_config(const fs::path& path, const fs::path& output) {
+  return write_config(path, "classifier", output, str_cat("seed = 5\nmax_steps = ", 3 * kEvery, "\n"),
+                      "batch_size = 8\ncrop_padding = 2\nflip = true\n",
+                      str_cat("[model]\nname = \"resnet20\"\n"
+                              "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\nweight_decay = 5e-4\n"
+                              "[schedule]\nname = \"cosine\"\n"
+                              "[checkpoint]\nevery_steps = ",
+                              kEvery, "\n"));
+}
+
+// A small DCGAN (width 8, latent 16; 32x32: padded Fashion-MNIST scaled to [-1, 1]) with Adam, 16 images per
+// rank: 3 x kEvery steps, a checkpoint every kEvery.
+fs::path dcgan_config(const fs::path& path, const fs::path& output) {
+  return write_config(path, "gan", output, str_cat("seed = 2\nmax_steps = ", 3 * kEvery, "\n"),
+                      "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
+                      str_cat("[gan]\nlatent = 16\nsamples = 16\n"
+                              "[generator]\nname = \"dcgan\"\nwidth = 8\n"
+                              "[discriminator]\nname = \"dcgan\"\nwidth = 8\n"
+                              "[optimizer]\nname = \"adam\"\nlr = 2e-4\nbeta1 = 0.5\n"
+                              "[checkpoint]\nevery_steps = ",
+                              kEvery, "\n"));
+}
+
+// A small MLP with SGD and momentum, a global batch of 24 (shared out over the ranks), each rank logging its
+// batches' sample indices: `max_steps` steps, a checkpoint every `every` steps.
+fs::path mlp_config(const fs::path& path, const fs::path& output, std::int64_t max_steps,
+                    std::int64_t every) {
+  return write_config(path, "classifier", output,
+                      str_cat("seed = 3\nsample_log = true\nmax_steps = ", max_steps, "\n"),
+                      "global_batch_size = 24\n",
+                      str_cat("[model]\nname = \"mlp\"\nhidden = [32]\n"
+                              "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\n"
+                              "[checkpoint]\nevery_steps = ",
+                              every, "\n"));
+}
+
+// --- Killed on every rank, then resumed ----------------------------------------------------------------
+
+// Trains `make_config`'s run on 2 ranks straight for 3 x kEvery steps, and again as a job killed with SIGKILL
+// on every rank as soon as checkpoint kEvery exists, then resumed by the same command. The final
+// checkpoints' models (`groups` of model.h5) and optimizer files must be identical.
+void expect_killed_and_resumed_equals_straight(
+    const std::function<fs::path(const fs::path&, const fs::path&)>& make_config, const std::string& groups) {
+  TempDir dir;
+  const std::int64_t last = 3 * kEvery;
+  const fs::path straight_out = dir / "straight", killed_out = dir / "killed";
+  const fs::path straight_config = make_config(dir / "straight.toml", straight_out);
+  const fs::path killed_config = make_config(dir / "killed.toml", killed_out);
+
+  const CommandResult straight = run_job(mpirun_train(2, straight_config));
+  ASSERT_EQ(straight.status, 0) << straight.output;
+  ASSERT_TRUE(fs::is_directory(checkpoint_dir(straight_out, last))) << straight.output;
+
+  const std::string command = mpirun_train(2, killed_config);
+  const KilledJob killed = run_until_then_kill(command, checkpoint_dir(killed_out, kEvery),
+                                               killed_config.string(), dir / "killed.log");
+  ASSERT_TRUE(killed.reached) << "the job ended (status " << killed.status << ") before "
+                              << checkpoint_dir(killed_out, kEvery) << " appeared:\n"
+                              << killed.output;
+  EXPECT_EQ(killed.status, 128 + SIGKILL) << killed.output;
+  // The kill must land mid-run, or the resume below would test nothing.
+  ASSERT_FALSE(fs::exists(checkpoint_dir(killed_out, last)))
+      << "the job finished before it was killed (" << killed.seconds
+      << " s): make the run longer or checkpoint earlier\n"
+      << killed.output;
+  EXPECT_EQ(killed.output.find("done: "), std::string::npos) << killed.output;
+  const std::vector<std::int64_t> saved = committed_steps(killed_out);
+  ASSERT_FALSE(saved.empty()) << killed.output;
+  const std::int64_t newest = saved.back();
+  EXPECT_GE(newest, kEvery);
+  EXPECT_LT(newest, last);
+
+  const CommandResult resumed = run_job(command);
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find(str_cat("resumed from ", checkpoint_dir(killed_out, newest).string(),
+                                        ": step ", newest, ",")),
+            std::string::npos)
+      << "expected a resume from step " << newest << ":\n"
+      << resumed.output;
+  ASSERT_TRUE(fs::is_directory(checkpoint_dir(killed_out, last))) << resumed.output;
+
+  const fs::path a = checkpoint_dir(straight_out, last), b = checkpoint_dir(killed_out, last);
+  // model.h5's root attribute `config` names each run's output folder: compare the models' groups only.
+  std::istringstream names(groups);
+  for (std::string group; names >> group;) {
+    const CommandResult diff = h5diff(a / "model.h5", b / "model.h5", "/" + group + " /" + group);
+    EXPECT_EQ(diff.status, 0) << "/" << group << " of " << a / "model.h5"
+                              << " and " << b / "model.h5"
+                              << " differ:\n"
+                              << tail(diff.output);
+  }
+  const CommandResult diff = h5diff(a / "optimizer.h5", b / "optimizer.h5");
+  EXPECT_EQ(diff.status, 0) << a / "optimizer.h5"
+                            << " and " << b / "optimizer.h5"
+                            << " differ:\n"
+                            << tail(diff.output);
+}
+
+TEST(MpiResume, ResNetWithSyncBatchNormKilledOnEveryRankResumesBitForBit) {
+  expect_killed_and_resumed_equals_straight(resnet_config, "model");
+}
+
+TEST(MpiResume, DcganKilledOnEveryRankResumesBitForBit) {
+  expect_killed_and_resumed_equals_straight(dcgan_config, "generator discriminator");
+}
+
+// --- Another world size --------------------------------------------------------------------------------
+
+// Each step's sample indices per rank from <output>/samples/rank_<r>.txt: the last line of a step counts
+// (a resumed run appends again from its checkpoint's step).
+std::map<std::int64_t, std::map<int, std::vector<std::int64_t>>> sample_log(const fs::path& output) {
+  std::map<std::int64_t, std::map<int, std::vector<std::int64_t>>> steps;
+  for (const fs::directory_entry& entry : fs::directory_iterator(output / "samples")) {
+    const std::string name = entry.path().stem().string();  // rank_<r>
+    EXPECT_EQ(name.rfind("rank_", 0), 0u) << entry.path();
+    const int rank = std::stoi(name.substr(5));
+    for (const std::string& line : lines_of(read_text(entry.path()))) {
+      std::istringstream words(line);
+      std::int64_t step = 0;
+      words >> step;
+      std::vector<std::int64_t> indices;
+      for (std::int64_t i = 0; words >> i;) indices.push_back(i);
+      steps[step][rank] = std::move(indices);
+    }
+  }
+  return steps;
+}
+
+TEST(MpiResume, AtAnotherWorldSizeKeepsTheGlobalBatchAndTheSampleOrder) {
+  constexpr std::int64_t kN = 5, kGlobal = 24;
+  TempDir dir;
+  const fs::path straight_out = dir / "straight", chain_out = dir / "chain";
+  const fs::path straight_config = mlp_config(dir / "straight.toml", straight_out, 3 * kN, kN);
+  const fs::path chain_config = mlp_config(dir / "chain.toml", chain_out, kN, kN);
+
+  const CommandResult straight = run_job(mpirun_train(2, straight_config));
+  ASSERT_EQ(straight.status, 0) << straight.output;
+  // Steps 1..N on 2 ranks (12 images each), N+1..2N on 3 (8 each), 2N+1..3N on one process (24).
+  const CommandResult first = run_job(mpirun_train(2, chain_config));
+  ASSERT_EQ(first.status, 0) << first.output;
+  ASSERT_EQ(committed_steps(chain_out), std::vector<std::int64_t>{kN}) << first.output;
+  const CommandResult second = run_job(mpirun_train(3, chain_config, str_cat("run.max_steps=", 2 * kN)));
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_NE(second.output.find(str_cat("resumed from ", checkpoint_dir(chain_out, kN).string(), ": step ", kN,
+                                       ", epoch 1 at step ", kN, "/")),
+            std::string::npos)
+      << second.output;
+  EXPECT_NE(second.output.find("(saved by 2 ranks; global batch 24 kept)"), std::string::npos)
+      << second.output;
+  EXPECT_NE(second.output.find("batch 8 per rank = 24 global"), std::string::npos) << second.output;
+  const CommandResult third = run_job(train(chain_config, str_cat("run.max_steps=", 3 * kN)));
+  ASSERT_EQ(third.status, 0) << third.output;
+  EXPECT_NE(third.output.find(
+                str_cat("resumed from ", checkpoint_dir(chain_out, 2 * kN).string(), ": step ", 2 * kN, ",")),
+            std::string::npos)
+      << third.output;
+  EXPECT_NE(third.output.find("(saved by 3 ranks; global batch 24 kept)"), std::string::npos) << third.output;
+
+  // (a) Every step saw the straight run's samples: none skipped, none repeated.
+  const auto straight_steps = sample_log(straight_out), chain_steps = sample_log(chain_out);
+  ASSERT_EQ(straight_steps.size(), static_cast<std::size_t>(3 * kN));
+  ASSERT_EQ(chain_steps.size(), static_cast<std::size_t>(3 * kN));
+  std::set<std::int64_t> epoch;
+  for (std::int64_t step = 1; step <= 3 * kN; ++step) {
+    const std::size_t world = step <= kN ? 2 : step <= 2 * kN ? 3 : 1;
+    const auto union_of = [&](const std::map<int, std::vector<std::int64_t>>& ranks, std::size_t per_rank,
+                              const char* run) {
+      std::vector<std::int64_t> all;
+      for (const auto& [rank, indices] : ranks) {
+        EXPECT_EQ(indices.size(), per_rank) << run << " run, step " << step << ", rank " << rank;
+        all.insert(all.end(), indices.begin(), indices.end());
+      }
+      const std::set<std::int64_t> distinct(all.begin(), all.end());
+      EXPECT_EQ(distinct.size(), all.size()) << run << " run, step " << step << ": an index repeats";
+      return distinct;
+    };
+    ASSERT_EQ(chain_steps.count(step), 1u) << "step " << step;
+    ASSERT_EQ(straight_steps.count(step), 1u) << "step " << step;
+    EXPECT_EQ(chain_steps.at(step).size(), world) << "ranks that logged step " << step;
+    const std::set<std::int64_t> resumed = union_of(chain_steps.at(step), kGlobal / world, "resumed");
+    const std::set<std::int64_t> expected = union_of(straight_steps.at(step), kGlobal / 2, "straight");
+    EXPECT_EQ(resumed.size(), static_cast<std::size_t>(kGlobal)) << "step " << step;
+    EXPECT_EQ(resumed, expected) << "step " << step << " saw other samples than the straight run";
+    epoch.insert(resumed.begin(), resumed.end());
+  }
+  EXPECT_EQ(epoch.size(), static_cast<std::size_t>(3 * kN * kGlobal))
+      << "a sample was seen twice in the epoch";
+
+  // (b) The loss and the parameters continue where they were: only the sums' order differs.
+  const double loss = last_metric(chain_out, "train_loss"),
+               expected_loss = last_metric(straight_out, "train_loss");
+  ASSERT_TRUE(std::isfinite(loss) && std::isfinite(expected_loss)) << loss << " " << expected_loss;
+  std::printf("[   INFO   ] final train loss %.9g after the resumes, %.9g straight\n", loss, expected_loss);
+  EXPECT_LT(std::abs(loss - expected_loss), 0.02 * std::abs(expected_loss))
+      << "final train loss " << loss << " after the resumes, " << expected_loss << " straight";
+  for (const std::int64_t step : {2 * kN, 3 * kN}) {
+    const fs::path a = checkpoint_dir(straight_out, step) / "model.h5",
+                   b = checkpoint_dir(chain_out, step) / "model.h5";
+    const auto [relative, name] = max_relative_difference(b, a, "model");
+    std::printf("[   INFO   ] step %lld: parameters differ by at most %.3g (relative, '%s')\n",
+                static_cast<long long>(step), relative, name.c_str());
+    EXPECT_LT(relative, 1e-4) << "step " << step << ": '" << name << "' differs by " << relative
+                              << " (max |a - b| / max |a|) between " << a << " and " << b;
+  }
+}
+
+// --- Errors --------------------------------------------------------------------------------------------
+
+TEST(MpiResume, NoneRefusesAFolderHoldingCheckpoints) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const fs::path config = mlp_config(dir / "run.toml", out, 2, 1);
+  const CommandResult first = run_job(train(config));
+  ASSERT_EQ(first.status, 0) << first.output;
+  ASSERT_EQ(committed_steps(out).size(), 2u) << first.output;
+  const CommandResult again = run_job(train(config, "--resume none"));
+  EXPECT_NE(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find((out / "checkpoints").string()), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("--resume auto"), std::string::npos) << again.output;
+  EXPECT_EQ(committed_steps(out).size(), 2u) << "the refused run touched the checkpoints";
+}
+
+TEST(MpiResume, MissingCheckpointDirectoryIsNamed) {
+  TempDir dir;
+  const fs::path config = mlp_config(dir / "run.toml", dir / "run", 2, 1);
+  const fs::path missing = dir / "no_such_checkpoint";
+  const CommandResult job = run_job(train(config, "--resume " + quote(missing.string())));
+  EXPECT_NE(job.status, 0) << job.output;
+  EXPECT_NE(job.output.find(missing.string()), std::string::npos) << job.output;
+}
+
+TEST(MpiResume, WorldSizeThatCannotShareTheGlobalBatchIsRefused) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const fs::path config = mlp_config(dir / "run.toml", out, 1, 1);
+  const CommandResult first = run_job(train(config));
+  ASSERT_EQ(first.status, 0) << first.output;
+  // The config's global batch 24 over 5 ranks.
+  const CommandResult five = run_job(mpirun_train(5, config, "run.max_steps=2"));
+  EXPECT_NE(five.status, 0) << five.output;
+  EXPECT_NE(five.output.find("'data.global_batch_size'"), std::string::npos) << five.output;
+  EXPECT_NE(five.output.find("a multiple of the world size 5"), std::string::npos) << five.output;
+  // A config that 5 ranks can share (25) does not override the checkpoint's 24.
+  const CommandResult shared = run_job(mpirun_train(5, config, "run.max_steps=2 data.global_batch_size=25"));
+  EXPECT_NE(shared.status, 0) << shared.output;
+  EXPECT_NE(shared.output.find("'data.global_batch_size'"), std::string::npos) << shared.output;
+  EXPECT_NE(shared.output.find("with global batch 24, which 5 ranks cannot share evenly"), std::string::npos)
+      << shared.output;
+  EXPECT_EQ(committed_steps(out), std::vector<std::int64_t>{1});
+}
+
+TEST(MpiResume, DamagedNewestCheckpointIsSetAsideForTheOlderOne) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const fs::path config = mlp_config(dir / "run.toml", out, 3, 1);
+  const CommandResult first = run_job(train(config));
+  ASSERT_EQ(first.status, 0) << first.output;
+  ASSERT_EQ(committed_steps(out), (std::vector<std::int64_t>{1, 2, 3})) << first.output;
+  const fs::path damaged = checkpoint_dir(out, 3);
+  {
+    std::fstream file(damaged / "model.h5", std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(0, std::ios::end);
+    const std::streamoff middle = file.tellg() / 2;
+    file.seekg(middle);
+    const char byte = static_cast<char>(file.get());
+    file.seekp(middle);
+    file.put(static_cast<char>(byte ^ 0x5a));
+    ASSERT_TRUE(file.good()) << "could not flip a byte of " << damaged / "model.h5";
+  }
+  const CommandResult resumed = run_job(train(config, "run.max_steps=4"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  bool warned = false;
+  for (const std::string& line : lines_of(resumed.output))
+    warned = warned || (line.rfind("warning:", 0) == 0 && line.find(damaged.string()) != std::string::npos);
+  EXPECT_TRUE(warned) << "expected a 'warning:' line naming " << damaged << ":\n" << resumed.output;
+  fs::path aside = damaged;
+  aside += ".damaged";
+  EXPECT_TRUE(fs::is_directory(aside)) << resumed.output;
+  EXPECT_NE(resumed.output.find(str_cat("resumed from ", checkpoint_dir(out, 2).string(), ": step 2,")),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_EQ(committed_steps(out).back(), 4) << resumed.output;
+}
+
+}  // namespace
+}  // namespace lockstep::test
