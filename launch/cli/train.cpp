@@ -32,10 +32,14 @@ int train_job(const launch::Config& cfg, const train::RunSettings& run, train::S
     stopped_by = r.stopped_by;
     checkpoint = r.checkpoint;
     if (stopped_by.empty()) {
-      progress.print(str_cat("done: best test accuracy ", train::format_fixed(r.best_accuracy, 4), " (epoch ",
-                             r.best_epoch, "), final train loss ", train::format_fixed(r.last_loss, 4), ", ",
-                             r.steps, " steps, ", static_cast<std::int64_t>(r.images_per_s), " img/s, ",
-                             train::format_duration(r.seconds), "; model ", model_file, ", checkpoint ",
+      const std::string best = r.best_epoch > 0 ? str_cat(", best ", train::format_fixed(r.best_accuracy, 4),
+                                                          " (epoch ", r.best_epoch, ")")
+                                                : "";
+      const std::string accuracy =
+          r.final_accuracy ? str_cat("test accuracy ", train::format_fixed(*r.final_accuracy, 4), best, ", ") : "";
+      progress.print(str_cat("done: ", accuracy, "final train loss ", train::format_fixed(r.last_loss, 4), ", ", r.steps, " steps, ",
+                             static_cast<std::int64_t>(r.images_per_s), " img/s, ", train::format_duration(r.seconds),
+                             "; model ", model_file, ", checkpoint ",
                              checkpoint.string()));
     }
   } else {

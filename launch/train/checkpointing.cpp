@@ -39,6 +39,16 @@ std::int64_t broadcast_value(distributed::ProcessGroup& group, std::int64_t valu
   return t.to_vector<std::int64_t>()[0];
 }
 
+// Runs `load` (a load_state_dict of group `group` of `file`); a mismatch error gains the file and group.
+template <typename Load>
+void in_group(const std::filesystem::path& file, const std::string& group, Load load) {
+  try {
+    load();
+  } catch (const ValueError& e) {
+    throw ValueError(str_cat("resume: group '/", group, "' of '", file.string(), "' does not fit: ", e.what()));
+  }
+}
+
 // [checkpoint] keep_last and keep_every, checked.
 io::CheckpointPolicy read_policy(const launch::Config& cfg) {
   io::CheckpointPolicy policy;
@@ -140,15 +150,17 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
                             (resumed_from_ / kModelFile).string(), "' holds a ", kind),
                     (resumed_from_ / kModelFile).string());
     }
-    for (const auto& [name, model] : parts.models) model->load_state_dict(io::read_state_dict(root.group(name)));
+    for (const auto& [name, model] : parts.models)
+      in_group(resumed_from_ / kModelFile, name, [&] { model->load_state_dict(io::read_state_dict(root.group(name))); });
   }
   {
     const h5::File file(resumed_from_ / kOptimizerFile, h5::Access::kRead);
     const h5::Group root = file.root();
+    const std::filesystem::path path = resumed_from_ / kOptimizerFile;
     for (const auto& [name, optimizer] : parts.optimizers)
-      optimizer->load_state_dict(io::read_state_dict(root.group(name)));
+      in_group(path, name, [&] { optimizer->load_state_dict(io::read_state_dict(root.group(name))); });
     for (const auto& [name, schedule] : parts.schedules)
-      schedule->load_state_dict(io::read_state_dict(root.group(name)));
+      in_group(path, name, [&] { schedule->load_state_dict(io::read_state_dict(root.group(name))); });
   }
   // This rank's random stream: exactly the saved one at the same world size; at another, a fresh one
   // (the old ranks' streams cannot be shared out over a different number of ranks).

@@ -206,6 +206,9 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
                                                           {"lr", optimizer->lr()}};
     std::string line = str_cat("train loss ", format_fixed(result.last_loss, 4), "  train accuracy ",
                                format_fixed(job.accuracy(), 4));
+    // The best model and early stopping count complete epochs only: an epoch cut short by run.max_steps
+    // is evaluated and reported, but a run that later resumes it must decide as an uninterrupted one would.
+    const bool complete = epoch_step == steps_per_epoch;
     if (test_loader) {
       // Plain batch norm keeps per-rank running statistics: every rank evaluates rank 0's.
       if (world > 1 && !run.sync_batchnorm) dp.broadcast_state();
@@ -214,8 +217,11 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
       fields.emplace_back("test_accuracy", acc.accuracy);
       line += str_cat("  test loss ", format_fixed(acc.loss, 4), "  test accuracy ",
                       format_fixed(acc.accuracy, 4));
+      result.final_accuracy = acc.accuracy;
       // The metrics are the same on every rank, so every rank makes the same decisions.
-      if (acc.accuracy > result.best_accuracy) {
+      if (!complete) {
+        line += "  (part of an epoch)";
+      } else if (acc.accuracy > result.best_accuracy) {
         result.best_accuracy = acc.accuracy;
         result.best_epoch = epoch + 1;
         best = clone_state(model->state_dict());
@@ -228,7 +234,6 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
     if (log) log->write(result.steps, fields);
     progress.finish(line);
     const bool stop = checkpointer.stop_requested();
-    const bool complete = epoch_step == steps_per_epoch;
     // The state after a complete epoch is the start of the next one. The last epoch always saves.
     if (checkpointer.at_epoch_end() || stop || done || epoch + 1 == run.epochs || checkpointer.due(result.steps))
       save(complete ? epoch + 1 : epoch, complete ? 0 : epoch_step);

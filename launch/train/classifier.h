@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "launch/config/config.h"
 #include "launch/train/progress.h"
@@ -13,8 +14,10 @@ namespace lockstep::train {
 struct ClassifierResult {
   double first_loss = 0;        // mean training loss over the first logged window
   double last_loss = 0;         // mean training loss of the last epoch
-  double best_accuracy = 0;     // on the test split (0 when there is none)
-  std::int64_t best_epoch = 0;  // 1-based
+  double best_accuracy = 0;     // on the test split after a complete epoch (0 when there is none)
+  std::int64_t best_epoch = 0;  // 1-based (0: no complete epoch was evaluated)
+  // On the test split at the end (also after a part of an epoch); none when this process evaluated nothing.
+  std::optional<double> final_accuracy;
   std::int64_t steps = 0;
   double images_per_s = 0;
   double seconds = 0;

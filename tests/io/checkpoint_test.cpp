@@ -498,6 +498,83 @@ TEST_F(CheckpointTest, TrainerStateRoundTripsExactly) {
             (std::vector<std::int64_t>{-6, 987654321}));
 }
 
+// epoch_step and the trainer's figures (attributes of /trainer/values, names with dots and spaces kept
+// whole) round-trip with their exact bits; an empty set of figures reads back empty.
+TEST_F(CheckpointTest, TrainerStateKeepsTheEpochStepAndEveryValueBitExactly) {
+  io::TrainerState state;
+  state.step = 1234;
+  state.epoch = 2;
+  state.epoch_step = 59;
+  state.samples_seen = 1234 * 96;
+  state.global_batch = 96;
+  state.seed = 42;
+  state.world_size = 3;
+  state.config = "[run]\nseed = 42\n";
+  state.library_version = "0.1.0";
+  state.rng = {{"rank0.default", {42, 7}}, {"rank1.default", {9, 8}}, {"rank2.default", {10, 11}}};
+  state.values = {{"epoch_sum0", 1234.5678901234567},
+                  {"best_accuracy", 0.8125},
+                  {"first.loss", 1.0 / 3.0},
+                  {"loss of epoch 3", -0.0},
+                  {"tiny", std::numeric_limits<double>::denorm_min()},
+                  {"huge", std::numeric_limits<double>::max()},
+                  {"unbounded", -std::numeric_limits<double>::infinity()}};
+  const fs::path path = file("trainer.h5");
+  io::write_trainer_state(path, state);
+  const io::TrainerState back = io::read_trainer_state(path);
+  EXPECT_EQ(back, state);
+  EXPECT_EQ(back.epoch_step, 59);
+  ASSERT_EQ(back.values.size(), state.values.size());
+  for (const auto& [name, value] : state.values) {
+    ASSERT_EQ(back.values.count(name), 1u) << name;
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(back.values.at(name)), std::bit_cast<std::uint64_t>(value))
+        << name;
+  }
+  {  // The layout: an attribute per value, under the names given.
+    const h5::File f(path, h5::Access::kRead);
+    const h5::Group trainer = f.root().group("trainer");
+    EXPECT_EQ(trainer.attribute_int("epoch_step"), 59);
+    const h5::Group values = trainer.group("values");
+    EXPECT_EQ(values.attribute_names(),
+              (std::vector<std::string>{"best_accuracy", "epoch_sum0", "first.loss", "huge",
+                                        "loss of epoch 3", "tiny", "unbounded"}));
+    EXPECT_EQ(values.attribute_double("first.loss"), 1.0 / 3.0);
+    EXPECT_TRUE(values.children().empty()) << "values are attributes, not datasets";
+  }
+
+  io::TrainerState plain;
+  plain.step = 5;
+  io::write_trainer_state(path, plain);
+  const io::TrainerState plain_back = io::read_trainer_state(path);
+  EXPECT_TRUE(plain_back.values.empty());
+  EXPECT_EQ(plain_back, plain);
+}
+
+// attribute_names lists every attribute of a group, a dataset or the root, whatever its kind, in name order.
+TEST_F(CheckpointTest, AttributeNamesAreEveryAttributeSorted) {
+  const fs::path path = file("attributes.h5");
+  const h5::File f(path, h5::Access::kTruncate);
+  const h5::Group root = f.root();
+  EXPECT_TRUE(root.attribute_names().empty());
+  const h5::Group g = root.create_group("g");
+  g.set_attribute("zeta", std::int64_t{1});
+  g.set_attribute("alpha", 2.5);
+  g.set_attribute("Mixed Case", "text");
+  g.set_attribute("list.of.ints", std::vector<std::int64_t>{1, 2});
+  g.set_attribute("beta", std::vector<std::string>{"a", "b"});
+  g.set_attribute("_under", std::vector<double>{0.5});
+  g.set_attribute("alpha", 3.5);  // replaced, not added twice
+  EXPECT_EQ(g.attribute_names(),
+            (std::vector<std::string>{"Mixed Case", "_under", "alpha", "beta", "list.of.ints", "zeta"}));
+  const h5::Dataset d = g.write_tensor("data", from_vector(std::vector<float>{1.0f}, {1}));
+  d.set_attribute("unit", "m");
+  d.set_attribute("scale", 2.0);
+  EXPECT_EQ(d.attribute_names(), (std::vector<std::string>{"scale", "unit"}));
+  EXPECT_TRUE(root.attribute_names().empty()) << "a group's attributes are its own";
+  root.set_attribute("format_version", 1);
+  EXPECT_EQ(root.attribute_names(), (std::vector<std::string>{"format_version"}));
+}
+
 TEST_F(CheckpointTest, StateReadErrorsNameTheFile) {
   const fs::path missing = file("nope.h5");
   const auto e = test::expect_thrown<IoError>([&] { io::read_state_groups(missing); }, {missing.string()});

@@ -329,6 +329,64 @@ TEST(DataLoaderTest, RestartingAnEpochMidwayGivesTheFullEpoch) {
   for (std::size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(same_bits(got[i].images, want[i].images)) << i;
 }
 
+// start_epoch(e, k) gives exactly batches k.. of start_epoch(e): the same samples, labels and augmented
+// pixels, with or without prefetch, from a fresh loader or one abandoning another epoch midway; k may be
+// batches_per_epoch() (nothing left), anything else outside [0, batches_per_epoch()] is a ValueError.
+TEST(DataLoaderTest, StartingAnEpochAtABatchGivesTheRestOfThatEpoch) {
+  TempDir dir;
+  const fs::path path = dir / "d.h5";
+  write_dataset(path, pattern_images(90, 1, 4, 4), cyclic_labels(90, 3));
+  const auto dataset = ImageDataset::open(path, "train", Cache::kMemory);
+  for (const std::int64_t prefetch : {0, 2}) {
+    const LoaderOptions options{.batch_size = 8,
+                                .shuffle = Shuffle::kYes,
+                                .drop_last = DropLast::kNo,
+                                .seed = 5,
+                                .augment = {.crop_padding = 1, .flip = Flip::kHorizontal},
+                                .prefetch = prefetch};
+    DataLoader reference(dataset, options);
+    const std::vector<Batch> full = run_epoch(reference, 3);
+    const std::int64_t batches = reference.batches_per_epoch();
+    ASSERT_EQ(batches, 12);  // 90 samples: 11 batches of 8 and one of 2
+    ASSERT_EQ(static_cast<std::int64_t>(full.size()), batches);
+    for (const std::int64_t first : {std::int64_t{0}, std::int64_t{5}, batches - 1, batches}) {
+      for (const bool reused : {false, true}) {
+        DataLoader loader(dataset, options);
+        if (reused) {  // abandon epoch 0 after two batches
+          loader.start_epoch(0);
+          ASSERT_TRUE(loader.next().has_value());
+          ASSERT_TRUE(loader.next().has_value());
+        }
+        loader.start_epoch(3, first);
+        std::vector<Batch> got;
+        while (auto batch = loader.next()) got.push_back(std::move(*batch));
+        EXPECT_FALSE(loader.next().has_value()) << "the epoch stays over";
+        const std::string where =
+            str_cat("prefetch ", prefetch, ", first batch ", first, reused ? ", reused" : "");
+        ASSERT_EQ(static_cast<std::int64_t>(got.size()), batches - first) << where;
+        for (std::size_t i = 0; i < got.size(); ++i) {
+          const Batch& want = full[static_cast<std::size_t>(first) + i];
+          EXPECT_EQ(got[i].indices, want.indices) << where << ", batch " << i;
+          EXPECT_TRUE(same_bits(got[i].images, want.images)) << where << ", batch " << i;
+          EXPECT_TRUE(same_bits(got[i].labels, want.labels)) << where << ", batch " << i;
+        }
+      }
+    }
+    // The smaller last batch is batch 11.
+    DataLoader last(dataset, options);
+    last.start_epoch(3, batches - 1);
+    const std::optional<Batch> tail = last.next();
+    ASSERT_TRUE(tail.has_value());
+    EXPECT_EQ(tail->labels.size(0), 2);
+    EXPECT_FALSE(last.next().has_value());
+
+    DataLoader loader(dataset, options);
+    expect_error<ValueError>([&] { loader.start_epoch(3, batches + 1); }, {"[0, 12]", "13"});
+    expect_error<ValueError>([&] { loader.start_epoch(3, -1); }, {"[0, 12]", "-1"});
+    expect_error<ValueError>([&] { loader.next(); }, {"start_epoch"});  // a rejected start starts nothing
+  }
+}
+
 TEST(DataLoaderTest, DestructionMidEpochStopsTheThread) {
   TempDir dir;
   const fs::path path = dir / "d.h5";
