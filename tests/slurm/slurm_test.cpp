@@ -1,11 +1,13 @@
 // A real Slurm cluster on this machine (tests/slurm/cluster.sh: one node, or two in network namespaces) runs
 // launch/slurm's sbatch templates: `srun --mpi=pmix lockstep train` as one MPI job of two ranks with one
-// voice, with OpenMP threads from --cpus-per-task, and a SIGUSR1 sent mid-run reaches the ranks.
+// voice, with OpenMP threads from --cpus-per-task; and a job whose ranks get SIGUSR1 or SIGTERM mid-run
+// stops with a checkpoint and exit code 3, is requeued by its script, resumes from that checkpoint, and ends
+// with the parameters of an uninterrupted run, bit for bit.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +17,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "tests/support/command.h"
@@ -107,7 +110,7 @@ class Cluster {
   }
 
   // Submits `sbatch_file` (a template of launch/slurm) with `sbatch_options`, passing `script_args` to the
-  // script (config overrides), CONFIG=`config` and LOCKSTEP=`program` (the lockstep tool, or a stand-in), its
+  // script (config overrides), CONFIG=`config` and LOCKSTEP=`program` (the lockstep tool), its
   // log in `log`. Returns the job id, "" after a failure reported to GoogleTest.
   std::string submit(const fs::path& sbatch_file, const std::string& sbatch_options,
                      const std::string& script_args, const fs::path& program, const fs::path& config,
@@ -188,19 +191,26 @@ fs::path template_file(const std::string& name) {
   return fs::path(LOCKSTEP_SOURCE_DIR) / "launch" / "slurm" / name;
 }
 
-// A config for a small MLP on the real Fashion-MNIST, writing to `output`: `max_steps` steps (0: all of
-// `epochs` epochs). Returns its path.
-fs::path write_config(const fs::path& dir, const fs::path& output, int max_steps, int epochs = 1) {
+// A config for an MLP with hidden layers `hidden` (a TOML array) on the real Fashion-MNIST, written to
+// `dir`/tiny.toml and writing to `output`: one epoch of batch 32 per rank, cut at `max_steps` steps (0:
+// none), a checkpoint every `every_steps` steps (0: at the end), none of them pruned. Returns its path.
+fs::path write_config(const fs::path& dir, const fs::path& output, int max_steps,
+                      const std::string& hidden = "[64]", int every_steps = 0) {
+  fs::create_directories(dir);
   const fs::path config = dir / "tiny.toml";
   std::ofstream(config) << "task = \"classifier\"\n"
-                           "[run]\nseed = 3\nepochs = "
-                        << epochs << "\nmax_steps = " << max_steps << "\noutput = \"" << output.string()
+                           "[run]\nseed = 3\nepochs = 1\nmax_steps = "
+                        << max_steps << "\noutput = \"" << output.string()
                         << "\"\n"
                            "[data]\npath = \""
                         << fashion_mnist_h5().string()
                         << "\"\nbatch_size = 32\n"
-                           "[model]\nname = \"mlp\"\nhidden = [64]\n"
-                           "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\n";
+                           "[model]\nname = \"mlp\"\nhidden = "
+                        << hidden
+                        << "\n"
+                           "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\n"
+                           "[checkpoint]\nevery_steps = "
+                        << every_steps << "\nkeep_last = 100\n";
   return config;
 }
 
@@ -209,7 +219,7 @@ bool wait_for_log(const fs::path& log, const std::string& text, std::size_t time
                   std::chrono::steady_clock::time_point since) {
   while (count(read_text(log), text) < times) {
     if (std::chrono::steady_clock::now() > since + std::chrono::seconds(kJobLimitS / 2)) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return true;
 }
@@ -284,95 +294,211 @@ TEST(Slurm, TwoNodeJobInNamespacesTrainsAsOneRankPerNode) {
   expect_trained_with_one_voice(job, dir / "run", 20, 1);
 }
 
-// `scancel --signal=USR1` (what --signal=USR1@120 sends before the time limit) goes to every rank of the
-// srun step and not to the batch shell. The trainer does not handle SIGUSR1 yet, so today the signal ends
-// both ranks (once it checkpoints and exits with kExitRequeue, the template requeues the job instead: see
-// the next test).
-TEST(Slurm, Usr1MidRunReachesEveryRankButNotTheBatchShell) {
-  if (const std::string why = root_unavailable(); !why.empty()) GTEST_SKIP() << why;
-  TempDir dir;
-  // Far longer than the test: only the signal ends it.
-  const fs::path config = write_config(dir.path(), dir / "run", 0, 100);
-  Cluster cluster(dir, "up1");
-  ASSERT_TRUE(cluster.up()) << cluster.why_not_up();
+// The stop-and-resume runs: an MLP big enough (a few seconds for kStopSteps steps on two busy cores) that a
+// signal sent once the first periodic checkpoint shows in the log lands mid-run, with a wide margin.
+constexpr int kStopSteps = 300;
+constexpr int kStopEvery = 50;
+constexpr const char* kStopHidden = "[1024, 1024]";
 
-  const auto t0 = std::chrono::steady_clock::now();
-  const fs::path log = dir / "job.out";
-  const std::string id = cluster.submit(template_file("single_node.sbatch"), "--cpus-per-task=1", "",
-                                        LOCKSTEP_TOOL, config, log);
-  ASSERT_FALSE(id.empty());
-  // Mid-run: rank 0 has printed the job line, so both ranks joined the MPI world.
-  ASSERT_TRUE(wait_for_log(log, "job: 2 ranks (mpi)", 1, t0)) << "training did not start:\n"
-                                                              << read_text(log) << cluster.logs();
-  const CommandResult signalled = cluster.client("scancel --signal=USR1 " + id);
-  ASSERT_EQ(signalled.status, 0) << signalled.output;
-
-  const JobEnd job = cluster.wait_for_end(id, log, t0);
-  ASSERT_TRUE(job.ended());
-  // srun reports both tasks ended by the signal, and exits with 128 + SIGUSR1; the batch shell was left
-  // alone and reported that status itself, and the job failed with it.
-  EXPECT_NE(job.log.find("tasks 0-1: User defined signal 1"), std::string::npos) << job.log;
-  const std::string status = std::to_string(128 + SIGUSR1);
-  EXPECT_NE(job.log.find("lockstep.sbatch: srun exited with status " + status + "\n"), std::string::npos)
-      << job.log;
-  EXPECT_EQ(job.log.find("batch shell got SIGUSR1"), std::string::npos) << job.log;
-  EXPECT_EQ(job.field("JobState"), "FAILED") << job.log;
-  EXPECT_EQ(job.field("ExitCode"), status + ":0") << job.log;
-  EXPECT_EQ(job.field("Restarts"), "0") << job.log;
-  EXPECT_EQ(job.log.find("done: "), std::string::npos) << job.log;
-  EXPECT_FALSE(fs::exists(dir / "run" / "model.h5")) << job.log;
+// "step_000000050": the folder of checkpoint `step` (io::CheckpointStore's names).
+std::string step_dir(long long step) {
+  char text[32];
+  std::snprintf(text, sizeof text, "step_%09lld", step);
+  return text;
 }
 
-// The template's requeue path, with a stand-in for the trainer (tests/slurm/standin_train.sh) that does what
-// `lockstep train` will do on SIGUSR1 after saving a checkpoint: exit with kExitRequeue (3). The signal comes
-// as in production, from --signal=USR1@N before the time limit (here N = 50 s before a 1-minute limit,
-// instead of the template's 120 s). The job is then requeued by its own script, runs again from the top
-// under the same id (SLURM_RESTART_COUNT=1), appends to the same log, and completes.
-TEST(Slurm, Usr1BeforeTheTimeLimitThenExitCode3RequeuesTheJobWhichRunsAgain) {
-  if (const std::string why = root_unavailable(); !why.empty()) GTEST_SKIP() << why;
+// The steps of the checkpoints (folders step_N) in `dir`, in order.
+std::vector<long long> checkpoint_steps(const fs::path& dir) {
+  std::vector<long long> steps;
+  std::error_code ignored;
+  for (const auto& entry : fs::directory_iterator(dir, ignored)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() == 14 && name.rfind("step_", 0) == 0 &&
+        name.find_first_not_of("0123456789", 5) == std::string::npos) {
+      steps.push_back(std::stoll(name.substr(5)));
+    }
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+// `h5diff A B OBJECT OBJECT`: exit 0 when the object (a group with everything below it) is the same bit for
+// bit in both files, 1 when it differs, 2 on an error (a file or object missing).
+CommandResult h5diff(const fs::path& a, const fs::path& b, const std::string& object) {
+  return run_command(
+      "h5diff " + quote(a.string()) + " " + quote(b.string()) + " " + quote(object) + " " + quote(object),
+      60);
+}
+
+// `needles` occur in `text` in this order; reports the first one missing.
+void expect_in_order(const std::string& text, const std::vector<std::string>& needles) {
+  std::size_t at = 0;
+  for (const std::string& needle : needles) {
+    const std::size_t found = text.find(needle, at);
+    if (found == std::string::npos) {
+      ADD_FAILURE() << "'" << needle << "' missing after offset " << at << ":\n" << text;
+      return;
+    }
+    at = found + needle.size();
+  }
+}
+
+// A stop and resume on a fresh cluster of `kind` ("up1" or "up2") with the template `sbatch_name`: job X
+// trains kStopSteps steps of two ranks with one OpenMP thread each and a checkpoint every kStopEvery steps;
+// once its first periodic checkpoint shows, `scancel --signal=SIGNAL` (USR1: what --signal=USR1@120 sends
+// before the time limit; TERM: preemption) goes to its ranks. They stop at the next step with a checkpoint
+// and exit code 3; the template requeues the job, whose second run resumes from that checkpoint and
+// completes. Job R, submitted right after X with the same options and config (but its own output), trains
+// uninterrupted; both are --exclusive, so R runs alone while X waits to run again, and never beside it. X's
+// final parameters and optimizer state are R's, bit for bit.
+void stop_requeue_resume(const std::string& kind, const std::string& sbatch_name, const std::string& signal) {
   TempDir dir;
-  const fs::path config = dir / "unused.toml";
-  Cluster cluster(dir, "up1");
+  const fs::path stopped = dir / "stopped";
+  const fs::path reference = dir / "reference";
+  const fs::path config_x = write_config(stopped, stopped / "run", kStopSteps, kStopHidden, kStopEvery);
+  const fs::path config_r = write_config(reference, reference / "run", kStopSteps, kStopHidden, kStopEvery);
+  const fs::path checkpoints_x = stopped / "run" / "checkpoints";
+  const fs::path checkpoints_r = reference / "run" / "checkpoints";
+  Cluster cluster(dir, kind);
   ASSERT_TRUE(cluster.up()) << cluster.why_not_up();
 
   const auto t0 = std::chrono::steady_clock::now();
-  const fs::path log = dir / "job.out";
-  // srun runs it directly: a copy that is surely executable.
-  const fs::path standin = dir / "standin_train.sh";
-  fs::copy_file(fs::path(LOCKSTEP_SOURCE_DIR) / "tests" / "slurm" / "standin_train.sh", standin);
-  fs::permissions(standin, fs::perms::owner_all, fs::perm_options::add);
-  const std::string id =
-      cluster.submit(template_file("single_node.sbatch"), "--cpus-per-task=1 --time=1 --signal=USR1@50",
-                     "run.epochs=2", standin, config, log);
-  ASSERT_FALSE(id.empty());
-  const JobEnd job = cluster.wait_for_end(id, log, t0);
-  ASSERT_TRUE(job.ended());
-  EXPECT_EQ(job.field("JobState"), "COMPLETED") << job.log;
-  EXPECT_EQ(job.field("ExitCode"), "0:0") << job.log;
-  EXPECT_EQ(job.field("Restarts"), "1") << job.log;
-  // The template called the program as `lockstep train CONFIG --progress lines OVERRIDES...`.
-  const std::string args = "train " + config.string() + " --progress lines run.epochs=2";
-  for (const std::string rank : {"0", "1"}) {
-    EXPECT_NE(job.log.find("standin: rank " + rank + " waiting: " + args + "\n"), std::string::npos)
-        << job.log;
-    EXPECT_NE(job.log.find("standin: rank " + rank + " got SIGUSR1"), std::string::npos) << job.log;
-    EXPECT_NE(job.log.find("standin: rank " + rank + " run 1 finished"), std::string::npos) << job.log;
+  const std::string options = "--cpus-per-task=1 --exclusive";
+  const fs::path log_x = stopped / "job.out";
+  const fs::path log_r = reference / "job.out";
+  const std::string x =
+      cluster.submit(template_file(sbatch_name), options, "", LOCKSTEP_TOOL, config_x, log_x);
+  ASSERT_FALSE(x.empty());
+  const std::string r =
+      cluster.submit(template_file(sbatch_name), options, "", LOCKSTEP_TOOL, config_r, log_r);
+  ASSERT_FALSE(r.empty());
+  // Mid-run: saving a checkpoint is collective, so every rank is past installing its signal handlers (a
+  // signal before that would end the rank).
+  const std::string first = "checkpoint " + (checkpoints_x / step_dir(kStopEvery)).string() + "\n";
+  ASSERT_TRUE(wait_for_log(log_x, first, 1, t0)) << "job " << x << " did not save its first checkpoint:\n"
+                                                 << read_text(log_x) << cluster.logs();
+  const CommandResult signalled = cluster.client("scancel --signal=" + signal + " " + x);
+  ASSERT_EQ(signalled.status, 0) << signalled.output;
+  std::printf("[  SIGNAL  ] %s to job %s after %.2f s\n", signal.c_str(), x.c_str(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+
+  // R usually ends first: it runs while X waits to run again.
+  const JobEnd job_r = cluster.wait_for_end(r, log_r, t0);
+  const JobEnd job_x = cluster.wait_for_end(x, log_x, t0);
+  ASSERT_TRUE(job_x.ended());
+  ASSERT_TRUE(job_r.ended());
+
+  // X stopped after step S, between its first checkpoint and its last step, and said so once (rank 0).
+  const std::string name = "SIG" + signal;
+  const std::string stop_text = "stopped by " + name + ": checkpoint ";
+  const std::size_t stop_at = job_x.log.find(stop_text);
+  ASSERT_NE(stop_at, std::string::npos) << "job " << x << " did not stop on " << name
+                                        << " (if it trained to the end first, the run is too short "
+                                        << "for this machine):\n"
+                                        << job_x.log;
+  const std::size_t stop_end = job_x.log.find(" saved;", stop_at);
+  ASSERT_NE(stop_end, std::string::npos) << job_x.log;
+  const fs::path stop_dir =
+      job_x.log.substr(stop_at + stop_text.size(), stop_end - stop_at - stop_text.size());
+  ASSERT_EQ(stop_dir.parent_path(), checkpoints_x) << job_x.log;
+  const std::string leaf = stop_dir.filename().string();
+  ASSERT_TRUE(leaf.size() == 14 && leaf.rfind("step_", 0) == 0 &&
+              leaf.find_first_not_of("0123456789", 5) == std::string::npos)
+      << "expected a checkpoint folder step_NNNNNNNNN, but got " << stop_dir << "\n"
+      << job_x.log;
+  const long long stop_step = std::stoll(leaf.substr(5));
+  EXPECT_GT(stop_step, kStopEvery) << job_x.log;
+  EXPECT_LT(stop_step, kStopSteps) << job_x.log;
+  for (const char* file : {"model.h5", "optimizer.h5", "trainer.h5", "manifest.json"}) {
+    EXPECT_TRUE(fs::exists(stop_dir / file)) << stop_dir / file << " missing\n" << job_x.log;
   }
-  // In order, in one log: the first run, its requeue, the second run.
-  const std::vector<std::string> sequence = {
-      "lockstep.sbatch: job " + id + " run 1: 2 tasks",
-      "lockstep.sbatch: srun exited with status 3\n",
-      "lockstep.sbatch: the run stopped after a checkpoint; requeueing job " + id,
-      "lockstep.sbatch: job " + id + " run 2: 2 tasks",
-      "lockstep.sbatch: srun exited with status 0\n",
-  };
-  std::size_t at = 0;
-  for (const std::string& text : sequence) {
-    const std::size_t found = job.log.find(text, at);
-    ASSERT_NE(found, std::string::npos) << "'" << text << "' missing after offset " << at << ":\n" << job.log;
-    at = found + text.size();
+  const std::string s = std::to_string(stop_step);
+  // In order, in one log: run 1 to its stop, the requeue, run 2 resuming there and finishing.
+  expect_in_order(job_x.log,
+                  {
+                      "lockstep.sbatch: job " + x + " run 1: 2 tasks",
+                      first,
+                      stop_text + stop_dir.string() + " saved; ",
+                      "Exit code 3\n",
+                      "lockstep.sbatch: srun exited with status 3\n",
+                      "lockstep.sbatch: the run stopped after a checkpoint; requeueing job " + x + "\n",
+                      "lockstep.sbatch: job " + x + " run 2: 2 tasks",
+                      "resumed from " + stop_dir.string() + ": step " + s + ", epoch 1 at step " + s + "/",
+                      "done: ",
+                      ", " + std::to_string(kStopSteps) + " steps, ",
+                      "lockstep.sbatch: srun exited with status 0\n",
+                  });
+  // The ranks exited with 3 themselves (none was killed by the signal), and the batch shell, whose traps
+  // would have said so, got no signal.
+  EXPECT_GE(count(job_x.log, "Exited with exit code 3"), 1u) << job_x.log;
+  if (kind == "up1") {
+    EXPECT_NE(job_x.log.find("tasks 0-1: Exited with exit code 3"), std::string::npos) << job_x.log;
   }
-  EXPECT_EQ(count(job.log, "requeueing"), 1u) << job.log;
+  EXPECT_EQ(job_x.log.find("User defined signal"), std::string::npos) << job_x.log;
+  EXPECT_EQ(job_x.log.find(": Terminated"), std::string::npos) << job_x.log;
+  EXPECT_EQ(job_x.log.find("batch shell got"), std::string::npos) << job_x.log;
+  EXPECT_EQ(job_x.field("NumNodes"), kind == "up2" ? "2" : "1") << job_x.log;
+  EXPECT_EQ(job_x.field("JobState"), "COMPLETED") << job_x.log;
+  EXPECT_EQ(job_x.field("ExitCode"), "0:0") << job_x.log;
+  EXPECT_EQ(job_x.field("Restarts"), "1") << job_x.log;
+  EXPECT_EQ(count(job_x.log, "requeueing"), 1u) << job_x.log;
+  // One voice per run: rank 0's lines only.
+  const std::string job_line = "job: 2 ranks (mpi), batch 32 per rank = 64 global, 1 thread per rank\n";
+  EXPECT_EQ(count(job_x.log, job_line), 2u) << job_x.log;
+  EXPECT_EQ(count(job_x.log, "job: "), 2u) << job_x.log;
+  EXPECT_EQ(count(job_x.log, "stopped by "), 1u) << job_x.log;
+  EXPECT_EQ(count(job_x.log, "resumed from "), 1u) << job_x.log;
+  EXPECT_EQ(count(job_x.log, "done: "), 1u) << job_x.log;
+
+  // R: one uninterrupted run.
+  EXPECT_EQ(job_r.field("JobState"), "COMPLETED") << job_r.log;
+  EXPECT_EQ(job_r.field("ExitCode"), "0:0") << job_r.log;
+  EXPECT_EQ(job_r.field("Restarts"), "0") << job_r.log;
+  EXPECT_EQ(count(job_r.log, job_line), 1u) << job_r.log;
+  EXPECT_EQ(count(job_r.log, "stopped by "), 0u) << job_r.log;
+  EXPECT_EQ(count(job_r.log, "resumed from "), 0u) << job_r.log;
+  EXPECT_EQ(count(job_r.log, "done: "), 1u) << job_r.log;
+  EXPECT_NE(job_r.log.find(", " + std::to_string(kStopSteps) + " steps, "), std::string::npos) << job_r.log;
+
+  // Checkpoints every kStopEvery steps and at the end; X also at its stop (none pruned: keep_last).
+  std::vector<long long> expected_r;
+  for (long long step = kStopEvery; step <= kStopSteps; step += kStopEvery) expected_r.push_back(step);
+  std::vector<long long> expected_x = expected_r;
+  if (stop_step % kStopEvery != 0) {
+    expected_x.insert(std::lower_bound(expected_x.begin(), expected_x.end(), stop_step), stop_step);
+  }
+  EXPECT_EQ(checkpoint_steps(checkpoints_x), expected_x) << job_x.log;
+  EXPECT_EQ(checkpoint_steps(checkpoints_r), expected_r) << job_r.log;
+
+  // The resumed run ends where the uninterrupted one does, bit for bit: the final checkpoint's model and
+  // optimizer state, and the model file.
+  const fs::path last_x = checkpoints_x / step_dir(kStopSteps);
+  const fs::path last_r = checkpoints_r / step_dir(kStopSteps);
+  for (const auto& [a, b, object] : std::vector<std::tuple<fs::path, fs::path, std::string>>{
+           {last_x / "model.h5", last_r / "model.h5", "/model"},
+           {last_x / "optimizer.h5", last_r / "optimizer.h5", "/optimizer"},
+           {stopped / "run" / "model.h5", reference / "run" / "model.h5", "/model"},
+       }) {
+    const CommandResult diff = h5diff(a, b, object);
+    EXPECT_EQ(diff.status, 0) << "expected " << object << " of " << a << " and " << b
+                              << " to be equal bit for bit, but h5diff says:\n"
+                              << diff.output;
+  }
+  // h5diff does see a difference: the model at the stop is not the final one.
+  const CommandResult changed = h5diff(stop_dir / "model.h5", last_x / "model.h5", "/model");
+  EXPECT_EQ(changed.status, 1) << "expected the model at step " << s << " to differ from the final one:\n"
+                               << changed.output;
+}
+
+TEST(Slurm, Usr1MidRunStopsWithACheckpointThenTheRequeuedJobResumesAndEndsAsAnUninterruptedRun) {
+  if (const std::string why = root_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  stop_requeue_resume("up1", "single_node.sbatch", "USR1");
+}
+
+TEST(Slurm, TwoNodeJobStoppedByTermMidRunResumesAfterItsRequeueAndEndsAsAnUninterruptedRun) {
+  if (const std::string why = root_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  if (const std::string why = netns_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  stop_requeue_resume("up2", "multi_node.sbatch", "TERM");
 }
 
 }  // namespace
