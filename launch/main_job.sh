@@ -18,7 +18,10 @@ if [[ ! -f "$data" ]]; then
   ./build/launch/lockstep convert --format fashion-mnist \
     --input "$(dirname "$(dpkg -L dataset-fashion-mnist | grep -m1 'train-images-idx3-ubyte.gz')")" --output "$data"
 fi
+# A live progress bar when this script's output is a terminal (ranks cannot tell under mpirun), else lines.
+progress=lines
+[[ -t 1 ]] && progress=bar
 # Open MPI refuses root without these; --oversubscribe lets the job have more ranks than cores.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun --oversubscribe --bind-to none -np "${LOCKSTEP_RANKS:-2}" ./build/launch/lockstep train \
-  examples/fashion_resnet20.toml run.epochs=3 run.output=\"runs/main_job\" checkpoint.every_steps=200 "$@"
+  examples/fashion_resnet20.toml run.epochs=3 run.output=\"runs/main_job\" checkpoint.every_steps=200 --progress "$progress" "$@"

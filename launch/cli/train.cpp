@@ -8,6 +8,7 @@
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
 #include "launch/config/config.h"
+#include "launch/env/launcher.h"
 #include "launch/env/signals.h"
 #include "launch/train/classifier.h"
 #include "launch/train/evaluate.h"
@@ -31,22 +32,29 @@ int train_job(const launch::Config& cfg, const train::RunSettings& run, train::S
     const train::ClassifierResult r = train::train_classifier(cfg, run, progress);
     stopped_by = r.stopped_by;
     checkpoint = r.checkpoint;
-    if (stopped_by.empty()) {
+    if (stopped_by.empty() && r.steps == r.resumed_step) {
+      progress.print(
+          str_cat("done: nothing trained; model ", model_file, ", checkpoint ", checkpoint.string()));
+    } else if (stopped_by.empty()) {
       const std::string best = r.best_epoch > 0 ? str_cat(", best ", train::format_fixed(r.best_accuracy, 4),
                                                           " (epoch ", r.best_epoch, ")")
                                                 : "";
       const std::string accuracy =
-          r.final_accuracy ? str_cat("test accuracy ", train::format_fixed(*r.final_accuracy, 4), best, ", ") : "";
-      progress.print(str_cat("done: ", accuracy, "final train loss ", train::format_fixed(r.last_loss, 4), ", ", r.steps, " steps, ",
-                             static_cast<std::int64_t>(r.images_per_s), " img/s, ", train::format_duration(r.seconds),
-                             "; model ", model_file, ", checkpoint ",
+          r.final_accuracy ? str_cat("test accuracy ", train::format_fixed(*r.final_accuracy, 4), best, ", ")
+                           : "";
+      progress.print(str_cat("done: ", accuracy, "final train loss ", train::format_fixed(r.last_loss, 4),
+                             ", ", r.steps, " steps, ", static_cast<std::int64_t>(r.images_per_s), " img/s, ",
+                             train::format_duration(r.seconds), "; model ", model_file, ", checkpoint ",
                              checkpoint.string()));
     }
   } else {
     const train::GanResult r = train::train_gan(cfg, run, progress);
     stopped_by = r.stopped_by;
     checkpoint = r.checkpoint;
-    if (stopped_by.empty()) {
+    if (stopped_by.empty() && r.steps == r.resumed_step) {
+      progress.print(
+          str_cat("done: nothing trained; models ", model_file, ", checkpoint ", checkpoint.string()));
+    } else if (stopped_by.empty()) {
       progress.print(str_cat("done: D loss ", train::format_fixed(r.d_loss, 4), ", G loss ",
                              train::format_fixed(r.g_loss, 4), ", ", r.generator_steps, " generator steps, ",
                              static_cast<std::int64_t>(r.images_per_s), " img/s, ",
@@ -68,7 +76,8 @@ int run_train(const std::vector<std::string>& args) {
   options.add_options()("config", po::value<std::string>()->required(), "the TOML config file")(
       "override", po::value<std::vector<std::string>>()->default_value({}, ""),
       "dotted.key=value overrides of config values (TOML syntax), after the config file")(
-      "progress", po::value<std::string>()->default_value("auto"), "auto | bar | lines")(
+      "progress", po::value<std::string>()->default_value("auto"),
+      "auto (a bar on a terminal, plain lines otherwise and under mpirun/srun) | bar | lines")(
       "bucket-mb", po::value<double>(),
       "gradient bucket size in MiB for data-parallel runs (overrides distributed.bucket_mb, default 4)")(
       "resume", po::value<std::string>()->default_value("auto"),
@@ -77,7 +86,8 @@ int run_train(const std::vector<std::string>& args) {
   po::positional_options_description positional;
   positional.add("config", 1).add("override", -1);
   const auto values = parse_options(
-      args, options, positional, "train CONFIG [key=value ...] [--resume auto|none|DIR] [--progress auto|bar|lines] [--bucket-mb X]",
+      args, options, positional,
+      "train CONFIG [key=value ...] [--resume auto|none|DIR] [--progress auto|bar|lines] [--bucket-mb X]",
       "Trains the classifier or GAN the config describes (see examples/*.toml). Under mpirun or srun every "
       "rank runs this command and the job trains data-parallel: rank 0 prints and writes the files. "
       "SIGUSR1 or SIGTERM stops every rank at the next step with a checkpoint and exit code 3.");
@@ -97,9 +107,12 @@ int run_train(const std::vector<std::string>& args) {
     overrides.push_back("distributed.bucket_mb=" + std::string(text, end));
   }
   const launch::Config cfg = launch::Config::load((*values)["config"].as<std::string>(), overrides);
-  const train::Style style = style_name == "bar"     ? train::Style::kBar
-                             : style_name == "lines" ? train::Style::kLines
-                                                     : train::Style::kAuto;
+  // Under a launcher, rank 0's output is a pseudo-terminal of mpirun's (or a pipe of srun's) whatever
+  // mpirun's own output is, so `auto` cannot tell a terminal from a batch log there: it means plain lines.
+  const bool launched = launch::detect_launch().launcher != "single";
+  const train::Style style = style_name == "bar"                 ? train::Style::kBar
+                             : style_name == "lines" || launched ? train::Style::kLines
+                                                                 : train::Style::kAuto;
   const train::ResumeRequest resume = train::ResumeRequest::parse((*values)["resume"].as<std::string>());
   const std::shared_ptr<distributed::ProcessGroup> group = train::make_process_group(cfg);
   try {

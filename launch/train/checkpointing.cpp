@@ -1,6 +1,7 @@
 // Saving, finding and loading a training run's checkpoints, and agreeing to stop on a signal.
 #include "launch/train/checkpointing.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <map>
 
@@ -23,12 +24,17 @@ constexpr const char* kTrainerFile = "trainer.h5";
 
 std::string rng_name(int rank) { return str_cat("rank", rank, ".default"); }
 
-// SplitMix64's finaliser.
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
+// Renames `path` to `<path><suffix>` (or `<path><suffix>.2`, ... when taken: nothing set aside earlier is
+// overwritten) and returns the new path.
+std::filesystem::path set_aside(const std::filesystem::path& path, const std::string& suffix) {
+  std::filesystem::path aside = path;
+  aside += suffix;
+  for (int n = 2; std::filesystem::exists(aside); ++n) {
+    aside = path;
+    aside += str_cat(suffix, ".", n);
+  }
+  std::filesystem::rename(path, aside);
+  return aside;
 }
 
 // One i64 from rank 0 to every rank (a group of one returns it unchanged).
@@ -45,7 +51,8 @@ void in_group(const std::filesystem::path& file, const std::string& group, Load 
   try {
     load();
   } catch (const ValueError& e) {
-    throw ValueError(str_cat("resume: group '/", group, "' of '", file.string(), "' does not fit: ", e.what()));
+    throw ValueError(
+        str_cat("resume: group '/", group, "' of '", file.string(), "' does not fit: ", e.what()));
   }
 }
 
@@ -91,10 +98,26 @@ std::optional<io::TrainerState> Checkpointer::find(Progress& progress) {
                       run_.resume.path.string());
       }
       if (!io::CheckpointStore::verify(run_.resume.path, &why)) {
-        throw IoError(str_cat("--resume: the checkpoint '", run_.resume.path.string(), "' does not verify: ", why),
-                      run_.resume.path.string());
+        throw IoError(
+            str_cat("--resume: the checkpoint '", run_.resume.path.string(), "' does not verify: ", why),
+            run_.resume.path.string());
       }
       picked = run_.resume.path;
+      // Resuming an older checkpoint next to newer ones would mix two histories: pruning would delete the
+      // resumed branch's checkpoints first, and `--resume auto` would later pick the abandoned newer one.
+      const std::int64_t picked_step = io::read_trainer_state(picked / kTrainerFile).step;
+      std::vector<std::string> newer;
+      for (const io::CheckpointInfo& info : store_.list())
+        if (info.step > picked_step) newer.push_back(info.path.filename().string());
+      if (!newer.empty()) {
+        std::string names;
+        for (const std::string& name : newer) names += (names.empty() ? "" : ", ") + name;
+        throw IoError(str_cat("--resume: '", store_.root().string(), "' holds checkpoints newer than step ",
+                              picked_step, " (", names, "): continuing from '", picked.string(),
+                              "' would mix two runs. Move them away, or set run.output (or checkpoint.dir) "
+                              "to another folder"),
+                      store_.root().string());
+      }
     } else if (run_.resume.mode == ResumeRequest::Mode::kNone) {
       const std::vector<io::CheckpointInfo> existing = store_.list();
       if (!existing.empty()) {
@@ -111,11 +134,8 @@ std::optional<io::TrainerState> Checkpointer::find(Progress& progress) {
       // A damaged checkpoint newer than the one resumed from is set aside, never pruned into the newest.
       for (const io::CheckpointInfo& info : store_.list()) {
         if (latest && info.step <= latest->step) continue;
-        std::filesystem::path aside = info.path;
-        aside += ".damaged";
-        std::filesystem::remove_all(aside);
-        std::filesystem::rename(info.path, aside);
-        progress.print(str_cat("warning: set the damaged checkpoint aside as ", aside.string()));
+        progress.print(str_cat("warning: set the damaged checkpoint aside as ",
+                               set_aside(info.path, ".damaged").string()));
       }
       if (latest) {
         picked = latest->path;
@@ -131,8 +151,9 @@ std::optional<io::TrainerState> Checkpointer::find(Progress& progress) {
   step = broadcast_value(group, step);
   if (step < 0) return std::nullopt;
   // Every rank reads the same directory: rank 0's choice, by step, under the same root (or the same path).
-  resumed_from_ = run_.resume.mode == ResumeRequest::Mode::kPath ? run_.resume.path
-                                                             : store_.root() / io::CheckpointStore::directory_name(step);
+  resumed_from_ = run_.resume.mode == ResumeRequest::Mode::kPath
+                      ? run_.resume.path
+                      : store_.root() / io::CheckpointStore::directory_name(step);
   io::TrainerState state = io::read_trainer_state(resumed_from_ / kTrainerFile);
   last_saved_ = state.step;
   return state;
@@ -150,8 +171,24 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
                             (resumed_from_ / kModelFile).string(), "' holds a ", kind),
                     (resumed_from_ / kModelFile).string());
     }
+    // The data order and augmentation follow run.seed: another seed would not continue the same run.
+    if (state.seed != run_.seed) {
+      cfg_.fail("run.seed", str_cat("expected the checkpoint's seed ", state.seed, " to resume '",
+                                    resumed_from_.string(), "', but got ", run_.seed));
+    }
+    // Step k of an epoch must mean the same samples (the epoch's length depends on the world size when the
+    // data set does not divide evenly).
+    if (const auto it = state.values.find("steps_per_epoch");
+        it != state.values.end() && static_cast<std::int64_t>(it->second) != steps_per_epoch_) {
+      throw ValueError(str_cat("resume: the checkpoint '", resumed_from_.string(), "' was saved by ",
+                               state.world_size, " ranks with ", static_cast<std::int64_t>(it->second),
+                               " steps per epoch, but this job of ", run_.world(), " ranks has ",
+                               steps_per_epoch_, ". Resume on ", state.world_size,
+                               " ranks"));
+    }
     for (const auto& [name, model] : parts.models)
-      in_group(resumed_from_ / kModelFile, name, [&] { model->load_state_dict(io::read_state_dict(root.group(name))); });
+      in_group(resumed_from_ / kModelFile, name,
+               [&] { model->load_state_dict(io::read_state_dict(root.group(name))); });
   }
   {
     const h5::File file(resumed_from_ / kOptimizerFile, h5::Access::kRead);
@@ -165,12 +202,18 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
   // This rank's random stream: exactly the saved one at the same world size; at another, a fresh one
   // (the old ranks' streams cannot be shared out over a different number of ranks).
   Generator& g = default_generator();
-  const auto saved = state.rng.find(rng_name(run_.rank()));
-  if (state.world_size == run_.world() && saved != state.rng.end() && saved->second.size() == 2) {
+  if (state.world_size == run_.world()) {
+    const auto saved = state.rng.find(rng_name(run_.rank()));
+    if (saved == state.rng.end() || saved->second.size() != 2) {
+      throw IoError(
+          str_cat("resume: expected the random stream '", rng_name(run_.rank()), "' ([seed, offset]) in '",
+                  (resumed_from_ / kTrainerFile).string(), "', but it is missing or malformed"),
+          (resumed_from_ / kTrainerFile).string());
+    }
     g.set_state(saved->second[0], saved->second[1]);
   } else {
-    g.set_state(mix(state.seed ^ mix(static_cast<std::uint64_t>(run_.rank()) ^
-                                     mix(static_cast<std::uint64_t>(state.step)))),
+    g.set_state(mix64(state.seed ^ mix64(static_cast<std::uint64_t>(run_.rank()) ^
+                                         mix64(static_cast<std::uint64_t>(state.step)))),
                 0);
   }
   // The extra state dicts: every top-level group of trainer.h5 except /trainer.
@@ -182,6 +225,36 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
       if (name != "trainer") extra.emplace(name, io::read_state_dict(root.group(name)));
   }
   return extra;
+}
+
+std::string Checkpointer::describe_resume(const io::TrainerState& state, std::int64_t global_batch) const {
+  return str_cat("resumed from ", resumed_from_.string(), ": step ", state.step, ", epoch ", state.epoch + 1,
+                 " at step ", state.epoch_step, "/", steps_per_epoch_,
+                 state.world_size != run_.world() ? str_cat(" (saved by ", state.world_size,
+                                                            " ranks; global batch ", global_batch, " kept)")
+                                                  : "");
+}
+
+std::string nothing_left_to_train(const RunSettings& run, std::int64_t step, bool stopped_early) {
+  if (stopped_early) {
+    return str_cat("nothing left to train: the run stopped early (train.early_stopping_patience) at step ",
+                   step, ". Set run.output to a new folder to start afresh");
+  }
+  return str_cat("nothing left to train: the checkpoint is at step ", step,
+                 ", the end of run.epochs = ", run.epochs,
+                 run.max_steps > 0 ? str_cat(" / run.max_steps = ", run.max_steps) : "",
+                 ". Raise them to train on, or set run.output to a new folder to start afresh");
+}
+
+double value_of(const io::TrainerState& state, const std::string& name) {
+  const auto it = state.values.find(name);
+  if (it == state.values.end()) {
+    throw IoError(str_cat("resume: expected the value '", name,
+                          "' under /trainer/values of the checkpoint's trainer.h5 (step ", state.step,
+                          "), but it is missing. Was it written by another trainer?"),
+                  "trainer.h5", "/trainer/values");
+  }
+  return it->second;
 }
 
 bool Checkpointer::stop_requested() {
@@ -200,9 +273,9 @@ std::filesystem::path Checkpointer::save(const TrainingParts& parts, io::Trainer
   if (state.step == last_saved_) return committed;
   // Every rank's random stream, gathered with the step: the ranks must be at the same step.
   const Generator& g = default_generator();
-  const Tensor mine = from_vector(
-      std::vector<std::int64_t>{state.step, static_cast<std::int64_t>(g.seed()), static_cast<std::int64_t>(g.offset())},
-      {3});
+  const Tensor mine = from_vector(std::vector<std::int64_t>{state.step, static_cast<std::int64_t>(g.seed()),
+                                                            static_cast<std::int64_t>(g.offset())},
+                                  {3});
   Tensor all = empty({3 * static_cast<std::int64_t>(run_.world())}, DType::i64);
   if (run_.world() == 1) {
     all.copy_(mine);
@@ -216,10 +289,12 @@ std::filesystem::path Checkpointer::save(const TrainingParts& parts, io::Trainer
       throw ValueError(str_cat("checkpoint: rank ", r, " is at step ", words[at], " while rank ", run_.rank(),
                                " saves step ", state.step, ": the ranks have diverged"));
     }
-    state.rng[rng_name(r)] = {static_cast<std::uint64_t>(words[at + 1]), static_cast<std::uint64_t>(words[at + 2])};
+    state.rng[rng_name(r)] = {static_cast<std::uint64_t>(words[at + 1]),
+                              static_cast<std::uint64_t>(words[at + 2])};
   }
   state.seed = run_.seed;
   state.world_size = run_.world();
+  state.values["steps_per_epoch"] = static_cast<double>(steps_per_epoch_);
   state.config = cfg_.to_string();
   state.library_version = library_version();
 
@@ -232,7 +307,8 @@ std::filesystem::path Checkpointer::save(const TrainingParts& parts, io::Trainer
       for (const auto& [name, model] : parts.models) models.emplace_back(name, model);
       save_models(dir / kModelFile, parts.kind, cfg_, models);
       io::StateGroups optim_state;
-      for (const auto& [name, optimizer] : parts.optimizers) optim_state.emplace(name, optimizer->state_dict());
+      for (const auto& [name, optimizer] : parts.optimizers)
+        optim_state.emplace(name, optimizer->state_dict());
       for (const auto& [name, schedule] : parts.schedules) optim_state.emplace(name, schedule->state_dict());
       io::write_state_groups(dir / kOptimizerFile, optim_state);
       {
@@ -242,7 +318,13 @@ std::filesystem::path Checkpointer::save(const TrainingParts& parts, io::Trainer
         for (const auto& [name, dict] : extra) io::write_state_dict(root.create_group(name), dict);
         file.flush();
       }
-      store_.commit(state.step);
+      try {
+        store_.commit(state.step);
+      } catch (const IoError& e) {
+        // Committed, but removing an older checkpoint failed: the new one is safe, training goes on.
+        if (!io::CheckpointStore::verify(committed)) throw;
+        std::fprintf(stderr, "warning: %s\n", e.what());
+      }
     } catch (const std::exception& e) {
       store_.discard(state.step);
       ok = 0;
@@ -252,22 +334,22 @@ std::filesystem::path Checkpointer::save(const TrainingParts& parts, io::Trainer
   // Every rank learns the outcome before going on (or exiting after a stop signal).
   ok = broadcast_value(group, ok);
   if (ok == 0) {
-    throw IoError(str_cat("checkpoint: rank 0 could not save step ", state.step, " under '", store_.root().string(),
-                          "'", failure.empty() ? std::string() : ": " + failure),
+    throw IoError(str_cat("checkpoint: rank 0 could not save step ", state.step, " under '",
+                          store_.root().string(), "'", failure.empty() ? std::string() : ": " + failure),
                   store_.root().string());
   }
   last_saved_ = state.step;
   return committed;
 }
 
-std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t configured, const launch::Config& cfg,
-                                int world) {
+std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t configured,
+                                const launch::Config& cfg, int world) {
   const std::string key = cfg.has("data.global_batch_size") ? "data.global_batch_size" : "data.batch_size";
   if (state.world_size == world) {
     if (configured * world != state.global_batch) {
       cfg.fail(key, str_cat("expected the checkpoint's global batch ", state.global_batch, " (", world, " x ",
-                            state.global_batch / world, ") to resume, but the config gives ", configured * world,
-                            " (", world, " x ", configured, ")"));
+                            state.global_batch / world, ") to resume, but the config gives ",
+                            configured * world, " (", world, " x ", configured, ")"));
     }
     return configured;
   }

@@ -7,8 +7,9 @@
 //                 config; one group per model: /model, or /generator and /discriminator), so `lockstep eval`,
 //                 `lockstep sample` and `lockstep inspect` read it like a model file;
 //   optimizer.h5  one group per optimizer and schedule (/optimizer, /schedule; /generator_optimizer, ...);
-//   trainer.h5    /trainer (io::TrainerState: step, epoch, samples seen, global batch, seed, world size,
-//                 config, library version, every rank's RNG stream, the trainer's figures) and the
+//   trainer.h5    /trainer (io::TrainerState: step, epoch, epoch_step, samples seen, global batch, seed,
+//                 world size, config, library version, every rank's RNG stream, the trainer's figures
+//                 in /trainer/values, e.g. steps_per_epoch and the epoch's running sums) and the
 //                 trainer's extra state dicts (e.g. /best_model for early stopping).
 #pragma once
 
@@ -64,11 +65,18 @@ class Checkpointer {
   // The checkpoint find() picked.
   const std::filesystem::path& resumed_from() const { return resumed_from_; }
 
-  // Every rank: loads the picked checkpoint's models, optimizers and schedules into `parts` (every
-  // mismatch reported by name), restores this rank's default random stream (the same world size: the
-  // saved stream; another: a fresh one derived from seed, rank and step) and returns the extra state dicts
-  // saved with the trainer state (e.g. "best_model").
+  // The trainer's epoch length in steps: saved with each checkpoint and checked by load() (call it first).
+  void set_steps_per_epoch(std::int64_t steps) { steps_per_epoch_ = steps; }
+
+  // Every rank: checks that the run continues the checkpoint's (run.seed, steps per epoch: a ConfigError or
+  // ValueError naming both values), loads the picked checkpoint's models, optimizers and schedules into
+  // `parts` (every mismatch reported by name), restores this rank's default random stream (the same world
+  // size: the saved stream; another: a fresh one derived from seed, rank and step) and returns the extra
+  // state dicts saved with the trainer state (e.g. "best_model").
   io::StateGroups load(const TrainingParts& parts, const io::TrainerState& state) const;
+
+  // "resumed from DIR: step 1200, epoch 3 at step 28/234" (+ the world size change): the line trainers print.
+  std::string describe_resume(const io::TrainerState& state, std::int64_t global_batch) const;
 
   // Whether a checkpoint is due after step `step` (every_steps > 0 and step a multiple of it).
   bool due(std::int64_t step) const { return every_steps_ > 0 && step % every_steps_ == 0; }
@@ -94,17 +102,25 @@ class Checkpointer {
   const launch::Config& cfg_;
   io::CheckpointStore store_;
   std::int64_t every_steps_ = 0;
+  std::int64_t steps_per_epoch_ = 0;
   launch::StopSignals signals_;
   int stop_signal_ = 0;
   std::filesystem::path resumed_from_;
   std::int64_t last_saved_ = -1;
 };
 
+// What a resumed run that has nothing left to train prints: its step, why (the end of run.epochs or
+// run.max_steps, or early stopping) and how to go on.
+std::string nothing_left_to_train(const RunSettings& run, std::int64_t step, bool stopped_early);
+
+// The trainer's figure `name` saved in state.values (IoError naming it when missing).
+double value_of(const io::TrainerState& state, const std::string& name);
+
 // The per-rank training batch of a run resumed from `state` on `world` ranks, whose loader options hold the
 // batch the config asks for: the same world size keeps it (a ConfigError naming the batch key when the
 // config's global batch differs from the saved one); another world size shares the saved global batch out
 // over the ranks, so that every step sees the same samples (a ConfigError when it does not divide).
-std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t configured, const launch::Config& cfg,
-                                int world);
+std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t configured,
+                                const launch::Config& cfg, int world);
 
 }  // namespace lockstep::train

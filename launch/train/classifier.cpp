@@ -9,8 +9,8 @@
 
 #include "distributed/data_parallel.h"
 #include "distributed/sync_batch_norm.h"
-#include "launch/train/evaluate.h"
 #include "launch/train/checkpointing.h"
+#include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
 #include "launch/train/run_log.h"
 #include "src/ops/loss.h"
@@ -74,7 +74,8 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(cfg, "optimizer", *model);
   Checkpointer checkpointer(cfg, run);
   const std::optional<io::TrainerState> resumed = checkpointer.find(progress);
-  if (resumed) data.train_options.batch_size = resumed_batch_size(*resumed, data.train_options.batch_size, cfg, world);
+  if (resumed)
+    data.train_options.batch_size = resumed_batch_size(*resumed, data.train_options.batch_size, cfg, world);
   DataLoader train_loader(data.train, data.train_options);
   std::optional<DataLoader> test_loader;
   if (data.test) test_loader.emplace(data.test, data.test_options);
@@ -84,8 +85,10 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
   SampleLog sample_log(cfg, run);
   cfg.reject_unknown();
   progress.print(describe_job(run, data.train_options.batch_size));
-  const TrainingParts parts{
-      "classifier", {{"model", model.get()}}, {{"optimizer", optimizer.get()}}, {{"schedule", scheduler.get()}}};
+  const TrainingParts parts{"classifier",
+                            {{"model", model.get()}},
+                            {{"optimizer", optimizer.get()}},
+                            {{"schedule", scheduler.get()}}};
 
   progress.print(
       str_cat("model ", cfg.get_string("model.name"), ": ", model->num_parameters(), " parameters; ",
@@ -101,28 +104,24 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
   std::int64_t epochs_without_gain = 0;
   std::int64_t first_epoch = 0, first_step = 0;  // where this process starts
   TrainSums sums;                                // this rank's, this epoch
+  checkpointer.set_steps_per_epoch(steps_per_epoch);
   if (resumed) {
     io::StateGroups extra = checkpointer.load(parts, *resumed);
     if (auto it = extra.find("best_model"); it != extra.end()) best = std::move(it->second);
-    const std::map<std::string, double>& v = resumed->values;
-    result.best_accuracy = v.at("best_accuracy");
-    result.best_epoch = static_cast<std::int64_t>(v.at("best_epoch"));
-    result.first_loss = v.at("first_loss");
-    epochs_without_gain = static_cast<std::int64_t>(v.at("epochs_without_gain"));
+    result.best_accuracy = value_of(*resumed, "best_accuracy");
+    result.best_epoch = static_cast<std::int64_t>(value_of(*resumed, "best_epoch"));
+    result.first_loss = value_of(*resumed, "first_loss");
+    epochs_without_gain = static_cast<std::int64_t>(value_of(*resumed, "epochs_without_gain"));
     // The epoch's running sums are the job's at the save: rank 0 carries them, the others start at zero.
     if (run.rank() == 0)
-      for (std::size_t i = 0; i < sums.values.size(); ++i) sums.values[i] = v.at(str_cat("epoch_sum", i));
+      for (std::size_t i = 0; i < sums.values.size(); ++i)
+        sums.values[i] = value_of(*resumed, str_cat("epoch_sum", i));
     result.steps = resumed->step;
     first_epoch = resumed->epoch;
     first_step = resumed->epoch_step;
     result.resumed_step = resumed->step;
     result.checkpoint = checkpointer.resumed_from();
-    progress.print(str_cat("resumed from ", checkpointer.resumed_from().string(), ": step ", resumed->step,
-                           ", epoch ", first_epoch + 1, " at step ", first_step, "/", steps_per_epoch,
-                           resumed->world_size != world
-                               ? str_cat(" (saved by ", resumed->world_size, " ranks; global batch ",
-                                         global_batch, " kept)")
-                               : ""));
+    progress.print(checkpointer.describe_resume(*resumed, global_batch));
   }
   std::optional<RunLog> log;
   if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
@@ -151,12 +150,10 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
 
   std::int64_t images = 0;  // this rank's, in this process
   const auto t0 = std::chrono::steady_clock::now();
-  bool done = run.max_steps > 0 && result.steps >= run.max_steps;
-  if (done || first_epoch >= run.epochs) {
-    progress.print(str_cat("nothing left to train: the checkpoint is at step ", result.steps, ", the end of run.epochs = ",
-                           run.epochs, run.max_steps > 0 ? str_cat(" / run.max_steps = ", run.max_steps) : "",
-                           ". Raise them to train on, or set run.output to a new folder to start afresh"));
-  }
+  const bool stopped_early = patience > 0 && epochs_without_gain >= patience;
+  bool done = stopped_early || (run.max_steps > 0 && result.steps >= run.max_steps);
+  if (resumed && (done || first_epoch >= run.epochs))
+    progress.print(nothing_left_to_train(run, result.steps, stopped_early));
   for (std::int64_t epoch = first_epoch; epoch < run.epochs && !done; ++epoch) {
     model->train();
     const std::int64_t start = epoch == first_epoch ? first_step : 0;
@@ -235,7 +232,8 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
     progress.finish(line);
     const bool stop = checkpointer.stop_requested();
     // The state after a complete epoch is the start of the next one. The last epoch always saves.
-    if (checkpointer.at_epoch_end() || stop || done || epoch + 1 == run.epochs || checkpointer.due(result.steps))
+    if (checkpointer.at_epoch_end() || stop || done || epoch + 1 == run.epochs ||
+        checkpointer.due(result.steps))
       save(complete ? epoch + 1 : epoch, complete ? 0 : epoch_step);
     if (stop) {
       result.stopped_by = checkpointer.stop_signal();

@@ -21,9 +21,9 @@ struct ClassifierResult {
   std::int64_t steps = 0;
   double images_per_s = 0;
   double seconds = 0;
-  std::int64_t resumed_step = -1;     // the checkpoint's step when the run resumed, else -1
-  std::string stopped_by;             // "SIGUSR1" or "SIGTERM" when a signal stopped the run, else ""
-  std::filesystem::path checkpoint;   // the last checkpoint written by this process (empty: none)
+  std::int64_t resumed_step = -1;    // the checkpoint's step when the run resumed, else -1
+  std::string stopped_by;            // "SIGUSR1" or "SIGTERM" when a signal stopped the run, else ""
+  std::filesystem::path checkpoint;  // the last checkpoint written by this process (empty: none)
 };
 
 ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& run, Progress& progress);

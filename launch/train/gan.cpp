@@ -10,8 +10,8 @@
 #include "distributed/sync_batch_norm.h"
 #include "io/image/grid.h"
 #include "io/image/png.h"
-#include "launch/train/evaluate.h"
 #include "launch/train/checkpointing.h"
+#include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
 #include "launch/train/run_log.h"
 #include "src/autograd/grad_mode.h"
@@ -99,15 +99,17 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
   std::unique_ptr<optim::Optimizer> d_optimizer = make_optimizer(cfg, "optimizer", *discriminator);
   Checkpointer checkpointer(cfg, run);
   const std::optional<io::TrainerState> resumed = checkpointer.find(progress);
-  if (resumed) data.train_options.batch_size = resumed_batch_size(*resumed, data.train_options.batch_size, cfg, world);
+  if (resumed)
+    data.train_options.batch_size = resumed_batch_size(*resumed, data.train_options.batch_size, cfg, world);
   DataLoader loader(data.train, data.train_options);
   SampleLog sample_log(cfg, run);
   cfg.reject_unknown();
   progress.print(describe_job(run, data.train_options.batch_size));
-  const TrainingParts parts{"gan",
-                            {{"generator", generator.get()}, {"discriminator", discriminator.get()}},
-                            {{"generator_optimizer", g_optimizer.get()}, {"discriminator_optimizer", d_optimizer.get()}},
-                            {}};
+  const TrainingParts parts{
+      "gan",
+      {{"generator", generator.get()}, {"discriminator", discriminator.get()}},
+      {{"generator_optimizer", g_optimizer.get()}, {"discriminator_optimizer", d_optimizer.get()}},
+      {}};
 
   const std::int64_t steps_per_epoch = loader.batches_per_epoch();
   progress.print(str_cat("generator ", generator->num_parameters(), " parameters, discriminator ",
@@ -120,7 +122,6 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
   const std::int64_t global_batch = data.train_options.batch_size * world;
 
   GanResult result;
-  std::int64_t d_step = 0;
   std::int64_t first_epoch = 0, first_step = 0;  // where this process starts
   // This epoch's [D loss sum, D steps, G loss sum, G steps]: this rank's (rank 0 also carries the job's
   // sums from before a resume).
@@ -135,30 +136,27 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
     }
     return total;
   };
+  checkpointer.set_steps_per_epoch(steps_per_epoch);
   if (resumed) {
     checkpointer.load(parts, *resumed);
-    d_step = resumed->step;
-    result.generator_steps = d_step / d_steps;
+    result.steps = resumed->step;
+    result.generator_steps = result.steps / d_steps;
     first_epoch = resumed->epoch;
     first_step = resumed->epoch_step;
     result.resumed_step = resumed->step;
     result.checkpoint = checkpointer.resumed_from();
     if (run.rank() == 0)
-      for (std::size_t i = 0; i < sums.size(); ++i) sums[i] = resumed->values.at(str_cat("epoch_sum", i));
-    progress.print(str_cat("resumed from ", checkpointer.resumed_from().string(), ": step ", d_step, ", epoch ",
-                           first_epoch + 1, " at step ", first_step, "/", steps_per_epoch,
-                           resumed->world_size != world ? str_cat(" (saved by ", resumed->world_size,
-                                                                  " ranks; global batch ", global_batch, " kept)")
-                                                        : ""));
+      for (std::size_t i = 0; i < sums.size(); ++i) sums[i] = value_of(*resumed, str_cat("epoch_sum", i));
+    progress.print(checkpointer.describe_resume(*resumed, global_batch));
   }
   std::optional<RunLog> log;
   if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
   const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
     io::TrainerState state;
-    state.step = d_step;
+    state.step = result.steps;
     state.epoch = epoch;
     state.epoch_step = epoch_step;
-    state.samples_seen = d_step * global_batch;
+    state.samples_seen = result.steps * global_batch;
     state.global_batch = global_batch;
     const std::array<double, 4> job = epoch_step > 0 ? reduced() : std::array<double, 4>{};
     for (std::size_t i = 0; i < job.size(); ++i) state.values[str_cat("epoch_sum", i)] = job[i];
@@ -168,12 +166,9 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
 
   std::int64_t images = 0;  // this rank's, in this process
   const auto t0 = std::chrono::steady_clock::now();
-  bool done = run.max_steps > 0 && d_step >= run.max_steps;
-  if (done || first_epoch >= run.epochs) {
-    progress.print(str_cat("nothing left to train: the checkpoint is at step ", d_step, ", the end of run.epochs = ",
-                           run.epochs, run.max_steps > 0 ? str_cat(" / run.max_steps = ", run.max_steps) : "",
-                           ". Raise them to train on, or set run.output to a new folder to start afresh"));
-  }
+  bool done = run.max_steps > 0 && result.steps >= run.max_steps;
+  if (resumed && (done || first_epoch >= run.epochs))
+    progress.print(nothing_left_to_train(run, result.steps, false));
   for (std::int64_t epoch = first_epoch; epoch < run.epochs && !done; ++epoch) {
     const std::int64_t start = epoch == first_epoch ? first_step : 0;
     if (epoch != first_epoch) sums = {};
@@ -182,7 +177,7 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
     std::int64_t epoch_step = start;
     while (std::optional<Batch> batch = loader.next()) {
       const std::int64_t b = batch->images.size(0);
-      sample_log.write(d_step + 1, batch->indices);
+      sample_log.write(result.steps + 1, batch->indices);
       // Discriminator step on a real batch and a generated one (the generator gets no gradient here).
       Tensor fake;
       {
@@ -197,12 +192,12 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
       if (loss_kind == GanLoss::kWasserstein) optim::clip_parameters_(d_params, clip);
       sums[0] += d_loss.item();
       sums[1] += 1;
-      ++d_step;
+      ++result.steps;
       ++epoch_step;
       images += b;
       // Generator step every d_steps discriminator steps, through a frozen discriminator called outside
       // its wrapper: only G's gradients are reduced and applied.
-      if (d_step % d_steps == 0) {
+      if (result.steps % d_steps == 0) {
         set_requires_grad(d_params, false);
         Tensor g_loss = generator_loss(loss_kind, dp_d.module()(dp_g(randn({b, latent}))));
         g_optimizer->zero_grad();
@@ -214,20 +209,20 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
         ++result.generator_steps;
       }
       if (!std::isfinite(sums[0]) || !std::isfinite(sums[2])) {
-        throw ValueError(str_cat("train: a GAN loss became non-finite at discriminator step ", d_step,
+        throw ValueError(str_cat("train: a GAN loss became non-finite at discriminator step ", result.steps,
                                  ". Lower optimizer.lr"));
       }
       // The bar shows rank 0's running losses; the logged ones are averaged over the ranks.
       progress.update(epoch_step, b * world,
                       str_cat("D ", format_fixed(sums[0] / std::max(sums[1], 1.0), 3), "  G ",
                               format_fixed(sums[2] / std::max(sums[3], 1.0), 3)));
-      if (run.max_steps > 0 && d_step >= run.max_steps) done = true;
+      if (run.max_steps > 0 && result.steps >= run.max_steps) done = true;
       const bool stop = checkpointer.stop_requested();
       if (done || epoch_step == steps_per_epoch) break;  // the epoch's end saves
-      if (stop || checkpointer.due(d_step)) save(epoch, epoch_step);
+      if (stop || checkpointer.due(result.steps)) save(epoch, epoch_step);
       if (stop) {
         result.stopped_by = checkpointer.stop_signal();
-        progress.finish(str_cat("interrupted at step ", d_step));
+        progress.finish(str_cat("interrupted at step ", result.steps));
         return result;
       }
     }
@@ -237,8 +232,10 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
     if (run.speaks()) {  // rank 0 writes the samples, the metrics and the models
       const std::filesystem::path grid = run.output / str_cat("samples_epoch_", epoch + 1, ".png");
       const Tensor samples = write_samples(*generator, fixed_z, grid);
-      log->write(d_step, {{"epoch", static_cast<double>(epoch + 1)}, {"d_loss", result.d_loss}, {"g_loss", result.g_loss}});
-      log->image("samples", samples, d_step);
+      log->write(
+          result.steps,
+          {{"epoch", static_cast<double>(epoch + 1)}, {"d_loss", result.d_loss}, {"g_loss", result.g_loss}});
+      log->image("samples", samples, result.steps);
       save_models(run.output / "model.h5", "gan", cfg,
                   {{"generator", generator.get()}, {"discriminator", discriminator.get()}});
       progress.finish(str_cat("D loss ", format_fixed(result.d_loss, 4), "  G loss ",
@@ -247,7 +244,8 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
     const bool stop = checkpointer.stop_requested();
     const bool complete = epoch_step == steps_per_epoch;
     // The state after a complete epoch is the start of the next one. The last epoch always saves.
-    if (checkpointer.at_epoch_end() || stop || done || epoch + 1 == run.epochs || checkpointer.due(d_step))
+    if (checkpointer.at_epoch_end() || stop || done || epoch + 1 == run.epochs ||
+        checkpointer.due(result.steps))
       save(complete ? epoch + 1 : epoch, complete ? 0 : epoch_step);
     if (stop) {
       result.stopped_by = checkpointer.stop_signal();

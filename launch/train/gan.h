@@ -15,12 +15,13 @@ namespace lockstep::train {
 struct GanResult {
   double d_loss = 0;  // means over the last epoch
   double g_loss = 0;
+  std::int64_t steps = 0;  // discriminator steps (the run's steps), resumed ones included
   std::int64_t generator_steps = 0;
   double images_per_s = 0;  // real images consumed per second
   double seconds = 0;
-  std::int64_t resumed_step = -1;     // the checkpoint's step when the run resumed, else -1
-  std::string stopped_by;             // "SIGUSR1" or "SIGTERM" when a signal stopped the run, else ""
-  std::filesystem::path checkpoint;   // the last checkpoint written by this process (empty: none)
+  std::int64_t resumed_step = -1;    // the checkpoint's step when the run resumed, else -1
+  std::string stopped_by;            // "SIGUSR1" or "SIGTERM" when a signal stopped the run, else ""
+  std::filesystem::path checkpoint;  // the last checkpoint written by this process (empty: none)
 };
 
 // The fixed noise of the sample grids: `count` x `latent` from a stream of its own, derived from the run

@@ -30,14 +30,6 @@ int default_threads(const distributed::ProcessGroup& group) {
   return std::max(1, num_threads() / std::max(1, local_ranks));
 }
 
-// SplitMix64's finaliser: well-mixed seeds for neighbouring ranks.
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
 ResumeRequest ResumeRequest::parse(const std::string& text) {
@@ -109,7 +101,7 @@ std::string describe_job(const RunSettings& run, std::int64_t per_rank_batch) {
 void split_random_streams(const RunSettings& run) {
   if (run.rank() == 0) return;
   Generator& g = default_generator();
-  g.set_state(mix(run.seed ^ mix(static_cast<std::uint64_t>(run.rank()))), g.offset());
+  g.set_state(mix64(run.seed ^ mix64(static_cast<std::uint64_t>(run.rank()))), g.offset());
 }
 
 void save_models(const std::filesystem::path& path, const std::string& kind, const launch::Config& cfg,
@@ -151,7 +143,8 @@ void SampleLog::write(std::int64_t step, const std::vector<std::int64_t>& indice
   out << step;
   for (const std::int64_t i : indices) out << ' ' << i;
   out << '\n';
-  if (!out.good()) throw IoError(str_cat("sample log: cannot append to '", path_.string(), "'"), path_.string());
+  if (!out.good())
+    throw IoError(str_cat("sample log: cannot append to '", path_.string(), "'"), path_.string());
 }
 
 }  // namespace lockstep::train

@@ -80,9 +80,9 @@ void load_model(const std::filesystem::path& path, const std::string& group, nn:
 std::string stored_config(const std::filesystem::path& path);
 
 // [run] sample_log = true: every rank appends, for each training step, the line "STEP INDEX INDEX ..." (the
-// data set indices of its batch) to <run.output>/samples/rank_<rank>.txt: an audit of the global sample order,
-// e.g. across a resume (a resumed run appends again from its checkpoint's step: the last line of a step is
-// the one that counted). Off by default (a no-op).
+// data set indices of its batch) to <run.output>/samples/rank_<rank>.txt: an audit of the global sample
+// order, e.g. across a resume (a resumed run appends again from its checkpoint's step: the last line of a
+// step is the one that counted). Off by default (a no-op).
 class SampleLog {
  public:
   SampleLog(const launch::Config& cfg, const RunSettings& run);

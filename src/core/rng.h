@@ -8,10 +8,13 @@
 namespace lockstep {
 
 // Philox-4x32 with 10 rounds (Salmon et al., SC'11). Thread-safe: no state.
-inline std::array<std::uint32_t, 4> philox4x32(std::uint64_t seed, std::uint64_t counter_hi, std::uint64_t counter_lo) {
+inline std::array<std::uint32_t, 4> philox4x32(std::uint64_t seed, std::uint64_t counter_hi,
+                                               std::uint64_t counter_lo) {
   std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
-  std::uint32_t c0 = static_cast<std::uint32_t>(counter_lo), c1 = static_cast<std::uint32_t>(counter_lo >> 32);
-  std::uint32_t c2 = static_cast<std::uint32_t>(counter_hi), c3 = static_cast<std::uint32_t>(counter_hi >> 32);
+  std::uint32_t c0 = static_cast<std::uint32_t>(counter_lo),
+                c1 = static_cast<std::uint32_t>(counter_lo >> 32);
+  std::uint32_t c2 = static_cast<std::uint32_t>(counter_hi),
+                c3 = static_cast<std::uint32_t>(counter_hi >> 32);
   for (int round = 0; round < 10; ++round) {
     const std::uint64_t p0 = 0xD2511F53ull * c0, p1 = 0xCD9E8D57ull * c2;
     const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1 ^ k0;
@@ -33,14 +36,29 @@ class Generator {
   explicit Generator(std::uint64_t seed = 0) : seed_(seed) {}
   std::uint64_t seed() const { return seed_; }
   std::uint64_t offset() const { return offset_; }
-  void set_state(std::uint64_t seed, std::uint64_t offset) { seed_ = seed; offset_ = offset; }
+  void set_state(std::uint64_t seed, std::uint64_t offset) {
+    seed_ = seed;
+    offset_ = offset;
+  }
   // Reserves `n` counters and returns the first.
-  std::uint64_t take(std::uint64_t n) { const std::uint64_t first = offset_; offset_ += n; return first; }
+  std::uint64_t take(std::uint64_t n) {
+    const std::uint64_t first = offset_;
+    offset_ += n;
+    return first;
+  }
 
  private:
   std::uint64_t seed_;
   std::uint64_t offset_ = 0;
 };
+
+// SplitMix64's finaliser: a well-mixed 64-bit value from any input (seeds for neighbouring ranks or steps).
+inline std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
 
 // The process-wide default generator used by random factories, initialisers and dropout.
 Generator& default_generator();

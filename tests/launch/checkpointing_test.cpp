@@ -352,6 +352,41 @@ TEST_F(CheckpointingTest, EarlyStoppingCountsTheSameEpochsWhetherOrNotTheRunWasR
   EXPECT_EQ(resumed.best_epoch, straight.best_epoch) << printed;
 }
 
+TEST_F(CheckpointingTest, ARunThatStoppedEarlyDoesNotTrainAgainWhenRerun) {
+  const std::vector<std::string> keys = {"data.test_split=\"test\"", "optimizer.lr=0.0",
+                                         "train.early_stopping_patience=1"};
+  const fs::path out = file("run");
+  const ClassifierResult first = classify(parse(classifier_text(out, 5), keys), 0);
+  ASSERT_EQ(first.steps, 20);
+  std::string printed;
+  const ClassifierResult again = classify(parse(classifier_text(out, 5), keys), 0, "auto", &printed);
+  EXPECT_EQ(again.resumed_step, 20);
+  EXPECT_EQ(again.steps, 20) << printed;
+  EXPECT_TRUE(contains(printed, "nothing left to train: the run stopped early")) << printed;
+  EXPECT_EQ(steps_of(io::CheckpointStore(out / "checkpoints").list()).back(), 20);
+}
+
+TEST_F(CheckpointingTest, AnExplicitOlderCheckpointNextToNewerOnesIsRefusedNamingThem) {
+  const fs::path out = file("run");
+  classify(parse(classifier_text(out, 2)), 6);
+  const fs::path step2 = checkpoint_dir(out, 2);
+  expect_error<IoError>([&] { classify(parse(classifier_text(out, 2)), 8, step2.string()); },
+                        {"newer than step 2", "step_000000004", "step_000000006", "run.output"});
+  EXPECT_EQ(steps_of(io::CheckpointStore(out / "checkpoints").list()), (std::vector<std::int64_t>{2, 4, 6}))
+      << "nothing pruned or moved";
+  // From another folder the same checkpoint is a fine starting point.
+  const ClassifierResult branch = classify(parse(classifier_text(file("branch"), 2)), 4, step2.string());
+  EXPECT_EQ(branch.resumed_step, 2);
+  EXPECT_EQ(branch.steps, 4);
+}
+
+TEST_F(CheckpointingTest, ResumingWithAnotherSeedIsAConfigErrorNamingBoth) {
+  const fs::path out = file("run");
+  classify(parse(classifier_text(out, 2)), 2);
+  const std::string text = classifier_text(out, 2);
+  expect_error<ConfigError>([&] { classify(parse(text, {"run.seed=12345"}), 4); }, {"run.seed", "12345"});
+}
+
 TEST_F(CheckpointingTest, GanResumedMidEpochAndAcrossAnEpochEndEndsBitwiseWhereTheStraightRunEnds) {
   // Epochs of 10 discriminator steps: resume at step 6, then across the end of epoch 1 to step 13.
   const fs::path a = file("straight"), b = file("resumed");
