@@ -130,7 +130,7 @@ int run_sample(const std::vector<std::string>& args) {
   po::positional_options_description positional;
   positional.add("path", 1);
   const auto values = parse_options(
-      args, options, positional, "sample PATH [--count N] [--seed S] [--output FILE.png] [--columns C]",
+      args, options, positional, "sample PATH [--count N] [--seed S] [--output FILE.png] [--columns C] [--data FILE]",
       "Draws --count images from a trained GAN's generator for noise z ~ N(0, 1) from --seed and writes them "
       "as a PNG grid. PATH is a model file, a checkpoint directory (verified first) or a directory of "
       "checkpoints (the newest one that verifies).");

@@ -33,12 +33,8 @@ struct TrainSums {
   }
   // The sums over every rank (collective; a group of one returns them unchanged).
   TrainSums reduced(distributed::ProcessGroup& group) const {
-    if (group.size() == 1) return *this;
-    const Tensor t = from_vector(std::vector<double>(values.begin(), values.end()), {4});
-    group.all_reduce(t, distributed::ReduceOp::kSum)->wait();
-    TrainSums total;
-    const std::vector<double> v = t.to_vector<double>();
-    std::copy(v.begin(), v.end(), total.values.begin());
+    TrainSums total = *this;
+    sum_over_ranks(group, total.values);
     return total;
   }
   double loss() const { return values[0] / std::max(values[3], 1.0); }

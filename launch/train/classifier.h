@@ -1,5 +1,6 @@
 // Classifier training: cross-entropy on minibatches, test accuracy each epoch, early stopping with
-// best-model restore, metrics as JSONL and the trained model as an HDF5 file.
+// best-model restore (complete epochs), checkpoints and resume, metrics as JSONL and TensorBoard events, and
+// the trained model as an HDF5 file.
 #pragma once
 
 #include <cstdint>

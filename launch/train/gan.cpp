@@ -128,12 +128,7 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
   std::array<double, 4> sums{};
   const auto reduced = [&] {
     std::array<double, 4> total = sums;
-    if (world > 1) {
-      const Tensor t = from_vector(std::vector<double>(sums.begin(), sums.end()), {4});
-      group.all_reduce(t, distributed::ReduceOp::kSum)->wait();
-      const std::vector<double> v = t.to_vector<double>();
-      std::copy(v.begin(), v.end(), total.begin());
-    }
+    sum_over_ranks(group, total);
     return total;
   };
   checkpointer.set_steps_per_epoch(steps_per_epoch);

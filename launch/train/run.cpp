@@ -13,6 +13,7 @@
 #include "src/core/error.h"
 #include "src/core/rng.h"
 #include "src/core/threading.h"
+#include "src/tensor/factories.h"
 
 namespace lockstep::train {
 
@@ -88,6 +89,15 @@ RunSettings setup_run(const launch::Config& cfg, std::shared_ptr<distributed::Pr
   run.threads = num_threads();
   if (run.speaks()) std::filesystem::create_directories(run.output);
   return run;
+}
+
+void sum_over_ranks(distributed::ProcessGroup& group, std::span<double> values) {
+  if (group.size() == 1 || values.empty()) return;
+  const Tensor t = from_vector(std::vector<double>(values.begin(), values.end()),
+                               {static_cast<std::int64_t>(values.size())});
+  group.all_reduce(t, distributed::ReduceOp::kSum)->wait();
+  const std::vector<double> v = t.to_vector<double>();
+  std::copy(v.begin(), v.end(), values.begin());
 }
 
 std::string describe_job(const RunSettings& run, std::int64_t per_rank_batch) {

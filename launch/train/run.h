@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,7 +30,8 @@ struct ResumeRequest {
 // task = classifier | gan; [run] seed, threads, output, epochs, max_steps (0 = no limit);
 // [distributed] bucket_mb (gradient bucket size, default 4), sync_batchnorm (batch statistics over every
 // rank's batch when world > 1, default true), timeout_s (how long a collective waits for the other ranks,
-// default 300). Rank 0 writes every file and prints; the other ranks only report their own errors.
+// default 300). Rank 0 writes every file (except the per-rank SampleLog) and prints; the other ranks only
+// report their own errors.
 struct RunSettings {
   std::string task = "classifier";
   std::uint64_t seed = 0;
@@ -60,6 +62,10 @@ std::shared_ptr<distributed::ProcessGroup> make_process_group(const launch::Conf
 RunSettings setup_run(const launch::Config& cfg, std::shared_ptr<distributed::ProcessGroup> group);
 // The same over make_process_group(cfg).
 RunSettings setup_run(const launch::Config& cfg);
+
+// Replaces `values` by their sums over every rank of `group` (one all_reduce in f64; collective). A group of
+// one leaves them as they are.
+void sum_over_ranks(distributed::ProcessGroup& group, std::span<double> values);
 
 // The job in one line, the first one rank 0 prints: "job: 2 ranks (mpi), batch 64 per rank = 128 global,
 // 1 thread per rank".
