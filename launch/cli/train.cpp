@@ -92,6 +92,8 @@ int run_train(const std::vector<std::string>& args) {
       "rank runs this command and the job trains data-parallel: rank 0 prints and writes the files. "
       "SIGUSR1 or SIGTERM stops every rank at the next step with a checkpoint and exit code 3.");
   if (!values) return 0;
+  // Before anything slow (data, models, MPI): a SIGUSR1 or SIGTERM from now on stops the run cleanly.
+  const auto signals = std::make_shared<launch::StopSignals>();
   const std::string style_name = (*values)["progress"].as<std::string>();
   if (style_name != "auto" && style_name != "bar" && style_name != "lines") {
     throw UsageError(str_cat("--progress: expected auto, bar or lines, but got '", style_name, "'"));
@@ -118,6 +120,7 @@ int run_train(const std::vector<std::string>& args) {
   try {
     train::RunSettings run = train::setup_run(cfg, group);
     run.resume = resume;
+    run.signals = signals;
     return train_job(cfg, run, style);
   } catch (const std::exception& e) {
     // The other ranks may be waiting in a collective for this one: end the whole job now, while the

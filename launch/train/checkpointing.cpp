@@ -1,6 +1,7 @@
 // Saving, finding and loading a training run's checkpoints, and agreeing to stop on a signal.
 #include "launch/train/checkpointing.h"
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -77,7 +78,8 @@ Checkpointer::Checkpointer(const launch::Config& cfg, const RunSettings& run)
     : run_(run),
       cfg_(cfg),
       store_(cfg.get_string("checkpoint.dir", (run.output / "checkpoints").string()), read_policy(cfg)),
-      every_steps_(cfg.get_int("checkpoint.every_steps", 0)) {
+      every_steps_(cfg.get_int("checkpoint.every_steps", 0)),
+      signals_(run.signals ? run.signals : std::make_shared<launch::StopSignals>()) {
   if (every_steps_ < 0)
     cfg.fail("checkpoint.every_steps", str_cat("expected 0 (every epoch) or more, but got ", every_steps_));
 }
@@ -183,8 +185,7 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
       throw ValueError(str_cat("resume: the checkpoint '", resumed_from_.string(), "' was saved by ",
                                state.world_size, " ranks with ", static_cast<std::int64_t>(it->second),
                                " steps per epoch, but this job of ", run_.world(), " ranks has ",
-                               steps_per_epoch_, ". Resume on ", state.world_size,
-                               " ranks"));
+                               steps_per_epoch_, ". Resume on ", state.world_size, " ranks"));
     }
     for (const auto& [name, model] : parts.models)
       in_group(resumed_from_ / kModelFile, name,
@@ -260,17 +261,24 @@ double value_of(const io::TrainerState& state, const std::string& name) {
 bool Checkpointer::stop_requested() {
   if (stop_signal_ != 0) return true;
   stop_signal_ =
-      run_.world() == 1 ? signals_.signal() : launch::agreed_stop_signal(*run_.group, signals_.signal());
+      run_.world() == 1 ? signals_->signal() : launch::agreed_stop_signal(*run_.group, signals_->signal());
   return stop_signal_ != 0;
 }
 
 std::string Checkpointer::stop_signal() const { return launch::signal_name(stop_signal_); }
 
-std::filesystem::path Checkpointer::save(const TrainingParts& parts, io::TrainerState state,
-                                         const io::StateGroups& extra) {
+std::string SavedCheckpoint::describe() const {
+  return str_cat("checkpoint ", dir.string(), " (",
+                 format_fixed(static_cast<double>(bytes) / (1024.0 * 1024.0), 1), " MiB in ",
+                 format_fixed(seconds, 2), " s)");
+}
+
+SavedCheckpoint Checkpointer::save(const TrainingParts& parts, io::TrainerState state,
+                                   const io::StateGroups& extra) {
+  const auto t0 = std::chrono::steady_clock::now();
   distributed::ProcessGroup& group = *run_.group;
   const std::filesystem::path committed = store_.root() / io::CheckpointStore::directory_name(state.step);
-  if (state.step == last_saved_) return committed;
+  if (state.step == last_saved_) return {committed, 0, 0.0};
   // Every rank's random stream, gathered with the step: the ranks must be at the same step.
   const Generator& g = default_generator();
   const Tensor mine = from_vector(std::vector<std::int64_t>{state.step, static_cast<std::int64_t>(g.seed()),
@@ -339,7 +347,12 @@ std::filesystem::path Checkpointer::save(const TrainingParts& parts, io::Trainer
                   store_.root().string());
   }
   last_saved_ = state.step;
-  return committed;
+  SavedCheckpoint saved{committed, 0, 0.0};
+  if (run_.rank() == 0)
+    for (const auto& entry : std::filesystem::directory_iterator(committed))
+      if (entry.is_regular_file()) saved.bytes += static_cast<std::int64_t>(entry.file_size());
+  saved.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return saved;
 }
 
 std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t configured,

@@ -140,8 +140,9 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
   const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
     io::StateGroups extra;
     if (best) extra.emplace("best_model", *best);
-    result.checkpoint = checkpointer.save(parts, trainer_state(epoch, epoch_step), extra);
-    progress.print(str_cat("checkpoint ", result.checkpoint.string()));
+    const SavedCheckpoint saved = checkpointer.save(parts, trainer_state(epoch, epoch_step), extra);
+    result.checkpoint = saved.dir;
+    progress.print(saved.describe());
   };
 
   std::int64_t images = 0;  // this rank's, in this process

@@ -155,8 +155,9 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
     state.global_batch = global_batch;
     const std::array<double, 4> job = epoch_step > 0 ? reduced() : std::array<double, 4>{};
     for (std::size_t i = 0; i < job.size(); ++i) state.values[str_cat("epoch_sum", i)] = job[i];
-    result.checkpoint = checkpointer.save(parts, state);
-    progress.print(str_cat("checkpoint ", result.checkpoint.string()));
+    const SavedCheckpoint saved = checkpointer.save(parts, state);
+    result.checkpoint = saved.dir;
+    progress.print(saved.describe());
   };
 
   std::int64_t images = 0;  // this rank's, in this process

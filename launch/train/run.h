@@ -13,6 +13,7 @@
 #include "distributed/process_group.h"
 #include "distributed/reducer.h"
 #include "launch/config/config.h"
+#include "launch/env/signals.h"
 #include "src/nn/module.h"
 
 namespace lockstep::train {
@@ -42,6 +43,9 @@ struct RunSettings {
   distributed::ReducerOptions reducer;
   bool sync_batchnorm = true;
   ResumeRequest resume;  // from the command line (`lockstep train --resume`)
+  // The SIGUSR1/SIGTERM handlers, installed first thing by `lockstep train` so that no signal is missed
+  // during set-up; null: the trainer installs its own.
+  std::shared_ptr<launch::StopSignals> signals;
   // The job: an MPI world under mpirun/srun, else a single-process group.
   std::shared_ptr<distributed::ProcessGroup> group;
 

@@ -397,13 +397,14 @@ TEST_F(CheckpointingTest, GanResumedMidEpochAndAcrossAnEpochEndEndsBitwiseWhereT
   EXPECT_EQ(states[1].values.at("epoch_sum3"), 3.0);  // generator steps
 }
 
-// The steps a run saved, from its "checkpoint <dir>" lines.
+// The steps a run saved, from its "checkpoint <dir> (<size> in <time>)" lines.
 std::vector<std::int64_t> saved_steps(const std::string& printed) {
   std::vector<std::int64_t> steps;
   std::size_t at = 0;
   while ((at = printed.find("checkpoint ", at)) != std::string::npos) {
     const std::size_t end = printed.find('\n', at);
-    const fs::path dir = printed.substr(at + 11, end - at - 11);
+    const std::size_t size = printed.find(" (", at);
+    const fs::path dir = printed.substr(at + 11, std::min(end, size) - at - 11);
     const std::string name = dir.filename().string();
     if (name.rfind("step_", 0) == 0) steps.push_back(std::stoll(name.substr(5)));
     at = end;

@@ -374,7 +374,7 @@ void stop_requeue_resume(const std::string& kind, const std::string& sbatch_name
   ASSERT_FALSE(r.empty());
   // Mid-run: saving a checkpoint is collective, so every rank is past installing its signal handlers (a
   // signal before that would end the rank).
-  const std::string first = "checkpoint " + (checkpoints_x / step_dir(kStopEvery)).string() + "\n";
+  const std::string first = "checkpoint " + (checkpoints_x / step_dir(kStopEvery)).string() + " (";
   ASSERT_TRUE(wait_for_log(log_x, first, 1, t0)) << "job " << x << " did not save its first checkpoint:\n"
                                                  << read_text(log_x) << cluster.logs();
   const CommandResult signalled = cluster.client("scancel --signal=" + signal + " " + x);
