@@ -247,6 +247,35 @@ std::string nothing_left_to_train(const RunSettings& run, std::int64_t step, boo
                  ". Raise them to train on, or set run.output to a new folder to start afresh");
 }
 
+void save_rank_sums(distributed::ProcessGroup& group, io::TrainerState* state, const std::string& name,
+                    std::span<const double> sums) {
+  const auto n = static_cast<std::int64_t>(sums.size());
+  const Tensor mine = from_vector(std::vector<double>(sums.begin(), sums.end()), {n});
+  Tensor all = mine;
+  if (group.size() > 1) {
+    all = empty({n * group.size()}, DType::f64);
+    group.all_gather(mine, all)->wait();
+  }
+  const std::vector<double> values = all.to_vector<double>();
+  for (int r = 0; r < group.size(); ++r)
+    for (std::int64_t i = 0; i < n; ++i)
+      state->values[str_cat(name, i, ".rank", r)] = values[static_cast<std::size_t>(r * n + i)];
+}
+
+void load_rank_sums(const io::TrainerState& state, const std::string& name, int rank, int world,
+                    std::span<double> sums) {
+  for (std::size_t i = 0; i < sums.size(); ++i) {
+    if (state.world_size == world) {
+      sums[i] = value_of(state, str_cat(name, i, ".rank", rank));
+    } else {
+      sums[i] = 0.0;
+      if (rank == 0)
+        for (std::int64_t r = 0; r < state.world_size; ++r)
+          sums[i] += value_of(state, str_cat(name, i, ".rank", r));
+    }
+  }
+}
+
 double value_of(const io::TrainerState& state, const std::string& name) {
   const auto it = state.values.find(name);
   if (it == state.values.end()) {

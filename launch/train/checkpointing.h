@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -122,6 +123,15 @@ class Checkpointer {
 // What a resumed run that has nothing left to train prints: its step, why (the end of run.epochs or
 // run.max_steps, or early stopping) and how to go on.
 std::string nothing_left_to_train(const RunSettings& run, std::int64_t step, bool stopped_early);
+
+// A trainer's per-rank running sums (the epoch's loss sums...) in its state, so that a resumed run logs the
+// same figures as an uninterrupted one: save_rank_sums gathers every rank's `sums` (collective) into
+// state->values "<name><i>.rank<r>"; load_rank_sums restores this rank's own at the same world size, and at
+// another gives rank 0 the sums over the saved ranks and the other ranks zeros.
+void save_rank_sums(distributed::ProcessGroup& group, io::TrainerState* state, const std::string& name,
+                    std::span<const double> sums);
+void load_rank_sums(const io::TrainerState& state, const std::string& name, int rank, int world,
+                    std::span<double> sums);
 
 // The trainer's figure `name` saved in state.values (IoError naming it when missing).
 double value_of(const io::TrainerState& state, const std::string& name);

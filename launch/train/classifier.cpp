@@ -108,10 +108,7 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
     result.best_epoch = static_cast<std::int64_t>(value_of(*resumed, "best_epoch"));
     result.first_loss = value_of(*resumed, "first_loss");
     epochs_without_gain = static_cast<std::int64_t>(value_of(*resumed, "epochs_without_gain"));
-    // The epoch's running sums are the job's at the save: rank 0 carries them, the others start at zero.
-    if (run.rank() == 0)
-      for (std::size_t i = 0; i < sums.values.size(); ++i)
-        sums.values[i] = value_of(*resumed, str_cat("epoch_sum", i));
+    load_rank_sums(*resumed, "epoch_sum", run.rank(), world, sums.values);
     result.steps = resumed->step;
     first_epoch = resumed->epoch;
     first_step = resumed->epoch_step;
@@ -121,7 +118,7 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
   }
   std::optional<RunLog> log;
   if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
-  // The trainer state at this point of the run; sums are summed over ranks (collective).
+  // The trainer state at this point of the run (collective: every rank's epoch sums are gathered).
   const auto trainer_state = [&](std::int64_t epoch, std::int64_t epoch_step) {
     io::TrainerState state;
     state.step = result.steps;
@@ -129,8 +126,7 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
     state.epoch_step = epoch_step;
     state.samples_seen = result.steps * global_batch;
     state.global_batch = global_batch;
-    const TrainSums job = epoch_step > 0 ? sums.reduced(group) : TrainSums{};
-    for (std::size_t i = 0; i < job.values.size(); ++i) state.values[str_cat("epoch_sum", i)] = job.values[i];
+    save_rank_sums(group, &state, "epoch_sum", epoch_step > 0 ? sums.values : std::array<double, 4>{});
     state.values["best_accuracy"] = result.best_accuracy;
     state.values["best_epoch"] = static_cast<double>(result.best_epoch);
     state.values["first_loss"] = result.first_loss;

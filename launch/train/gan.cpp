@@ -123,8 +123,7 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
 
   GanResult result;
   std::int64_t first_epoch = 0, first_step = 0;  // where this process starts
-  // This epoch's [D loss sum, D steps, G loss sum, G steps]: this rank's (rank 0 also carries the job's
-  // sums from before a resume).
+  // This epoch's [D loss sum, D steps, G loss sum, G steps]: this rank's.
   std::array<double, 4> sums{};
   const auto reduced = [&] {
     std::array<double, 4> total = sums;
@@ -140,8 +139,7 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
     first_step = resumed->epoch_step;
     result.resumed_step = resumed->step;
     result.checkpoint = checkpointer.resumed_from();
-    if (run.rank() == 0)
-      for (std::size_t i = 0; i < sums.size(); ++i) sums[i] = value_of(*resumed, str_cat("epoch_sum", i));
+    load_rank_sums(*resumed, "epoch_sum", run.rank(), world, sums);
     progress.print(checkpointer.describe_resume(*resumed, global_batch));
   }
   std::optional<RunLog> log;
@@ -153,8 +151,7 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
     state.epoch_step = epoch_step;
     state.samples_seen = result.steps * global_batch;
     state.global_batch = global_batch;
-    const std::array<double, 4> job = epoch_step > 0 ? reduced() : std::array<double, 4>{};
-    for (std::size_t i = 0; i < job.size(); ++i) state.values[str_cat("epoch_sum", i)] = job[i];
+    save_rank_sums(group, &state, "epoch_sum", epoch_step > 0 ? sums : std::array<double, 4>{});
     const SavedCheckpoint saved = checkpointer.save(parts, state);
     result.checkpoint = saved.dir;
     progress.print(saved.describe());

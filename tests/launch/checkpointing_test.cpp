@@ -311,10 +311,10 @@ TEST_F(CheckpointingTest, ClassifierResumedAtAndAcrossEpochEndsEndsBitwiseWhereT
   EXPECT_EQ(std::pair(states[1].epoch, states[1].epoch_step), std::pair(std::int64_t{1}, std::int64_t{4}));
   // A complete epoch is saved as the start of the next one, with the epoch's sums cleared.
   EXPECT_EQ(std::pair(states[2].epoch, states[2].epoch_step), std::pair(std::int64_t{2}, std::int64_t{0}));
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(states[2].values.at(str_cat("epoch_sum", i)), 0.0) << i;
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(states[2].values.at(str_cat("epoch_sum", i, ".rank0")), 0.0) << i;
   EXPECT_EQ(std::pair(states[3].epoch, states[3].epoch_step), std::pair(std::int64_t{2}, std::int64_t{7}));
-  EXPECT_EQ(states[3].values.at("epoch_sum1"), 7.0);           // steps of the epoch in progress
-  EXPECT_EQ(states[3].values.at("epoch_sum3"), 7.0 * kBatch);  // images
+  EXPECT_EQ(states[3].values.at("epoch_sum1.rank0"), 7.0);           // steps of the epoch in progress
+  EXPECT_EQ(states[3].values.at("epoch_sum3.rank0"), 7.0 * kBatch);  // images
 }
 
 TEST_F(CheckpointingTest, ClassifierWithATestSplitResumesItsBestModelAndFiguresExactly) {
@@ -393,8 +393,8 @@ TEST_F(CheckpointingTest, GanResumedMidEpochAndAcrossAnEpochEndEndsBitwiseWhereT
   const auto states = expect_exact_resume(gan, gan_text(a, 6), gan_text(b, 6), a, b, {6, 13});
   ASSERT_EQ(states.size(), 2u);
   EXPECT_EQ(std::pair(states[1].epoch, states[1].epoch_step), std::pair(std::int64_t{1}, std::int64_t{3}));
-  EXPECT_EQ(states[1].values.at("epoch_sum1"), 3.0);  // discriminator steps of the epoch in progress
-  EXPECT_EQ(states[1].values.at("epoch_sum3"), 3.0);  // generator steps
+  EXPECT_EQ(states[1].values.at("epoch_sum1.rank0"), 3.0);  // discriminator steps of the epoch in progress
+  EXPECT_EQ(states[1].values.at("epoch_sum3.rank0"), 3.0);  // generator steps
 }
 
 // The steps a run saved, from its "checkpoint <dir> (<size> in <time>)" lines.
@@ -614,10 +614,10 @@ TEST_F(CheckpointingTest, TrainerFileHoldsTheRunsCountersConfigVersionAndRandomS
   ASSERT_EQ(s.rng.size(), 1u);
   ASSERT_EQ(s.rng.count("rank0.default"), 1u);
   EXPECT_EQ(s.rng.at("rank0.default"), (std::vector<std::uint64_t>{seed, offset}));
-  EXPECT_EQ(s.values.at("epoch_sum1"), 6.0);  // steps this epoch
-  EXPECT_EQ(s.values.at("epoch_sum3"), 6.0 * kBatch);
-  EXPECT_GT(s.values.at("epoch_sum0"), 0.0);           // loss sum
-  EXPECT_LE(s.values.at("epoch_sum2"), 6.0 * kBatch);  // correct
+  EXPECT_EQ(s.values.at("epoch_sum1.rank0"), 6.0);  // steps this epoch
+  EXPECT_EQ(s.values.at("epoch_sum3.rank0"), 6.0 * kBatch);
+  EXPECT_GT(s.values.at("epoch_sum0.rank0"), 0.0);           // loss sum
+  EXPECT_LE(s.values.at("epoch_sum2.rank0"), 6.0 * kBatch);  // correct
   for (const char* name : {"best_accuracy", "best_epoch", "first_loss", "epochs_without_gain"})
     EXPECT_EQ(s.values.count(name), 1u) << name;
   EXPECT_EQ(io::read_trainer_state(checkpoint_dir(out, 4) / "trainer.h5").step, 4);

@@ -366,6 +366,13 @@ void expect_killed_and_resumed_equals_straight(
                             << " and " << b / "optimizer.h5"
                             << " differ:\n"
                             << tail(diff.output);
+  // The logged figures too (every rank's running sums are in the checkpoint): the same bytes.
+  EXPECT_EQ(read_text(straight_out / "metrics.jsonl"), read_text(killed_out / "metrics.jsonl"));
+  // And trainer.h5's figures and every rank's random stream (its config attribute names the folder).
+  const CommandResult values = h5diff(a / "trainer.h5", b / "trainer.h5", "/trainer/values /trainer/values");
+  EXPECT_EQ(values.status, 0) << tail(values.output);
+  const CommandResult rng = h5diff(a / "trainer.h5", b / "trainer.h5", "/trainer/rng /trainer/rng");
+  EXPECT_EQ(rng.status, 0) << tail(rng.output);
 }
 
 TEST(MpiResume, ResNetWithSyncBatchNormKilledOnEveryRankResumesBitForBit) {

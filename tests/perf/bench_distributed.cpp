@@ -557,6 +557,14 @@ void run_model(const Context& ctx, const std::string& model) {
         bus_gbs(ctx, bytes, through_group.median), raw.median / through_group.median);
   }
 
+  // What a trainer adds per step to agree on stop signals (SIGUSR1/SIGTERM): one tiny all_reduce through the
+  // group (launch/env/signals.h agreed_stop_signal), latency only.
+  const Timing stop_vote = time_group_allreduce(ctx, 8);
+  if (ctx.rank == 0) {
+    std::printf("[%s] stop_agreement 8-byte group all_reduce (once per training step) median_us=%.1f min_us=%.1f\n",
+                tag, stop_vote.median * 1e6, stop_vote.min * 1e6);
+  }
+
   const Timing copy = time_copy(ctx, bytes);
   if (ctx.rank == 0) {
     std::printf(
