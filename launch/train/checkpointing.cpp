@@ -247,6 +247,17 @@ std::string nothing_left_to_train(const RunSettings& run, std::int64_t step, boo
                  ". Raise them to train on, or set run.output to a new folder to start afresh");
 }
 
+io::TrainerState trainer_state_at(std::int64_t step, std::int64_t epoch, std::int64_t epoch_step,
+                                  std::int64_t global_batch) {
+  io::TrainerState state;
+  state.step = step;
+  state.epoch = epoch;
+  state.epoch_step = epoch_step;
+  state.samples_seen = step * global_batch;
+  state.global_batch = global_batch;
+  return state;
+}
+
 void save_rank_sums(distributed::ProcessGroup& group, io::TrainerState* state, const std::string& name,
                     std::span<const double> sums) {
   const auto n = static_cast<std::int64_t>(sums.size());

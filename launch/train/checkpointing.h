@@ -124,6 +124,11 @@ class Checkpointer {
 // run.max_steps, or early stopping) and how to go on.
 std::string nothing_left_to_train(const RunSettings& run, std::int64_t step, bool stopped_early);
 
+// The counters of a trainer state at `step` (samples_seen = step x global_batch); the rest is the trainer's
+// (values) and Checkpointer::save's.
+io::TrainerState trainer_state_at(std::int64_t step, std::int64_t epoch, std::int64_t epoch_step,
+                                  std::int64_t global_batch);
+
 // A trainer's per-rank running sums (the epoch's loss sums...) in its state, so that a resumed run logs the
 // same figures as an uninterrupted one: save_rank_sums gathers every rank's `sums` (collective) into
 // state->values "<name><i>.rank<r>"; load_rank_sums restores this rank's own at the same world size, and at

@@ -120,12 +120,7 @@ ClassifierResult train_classifier(const launch::Config& cfg, const RunSettings& 
   if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
   // The trainer state at this point of the run (collective: every rank's epoch sums are gathered).
   const auto trainer_state = [&](std::int64_t epoch, std::int64_t epoch_step) {
-    io::TrainerState state;
-    state.step = result.steps;
-    state.epoch = epoch;
-    state.epoch_step = epoch_step;
-    state.samples_seen = result.steps * global_batch;
-    state.global_batch = global_batch;
+    io::TrainerState state = trainer_state_at(result.steps, epoch, epoch_step, global_batch);
     save_rank_sums(group, &state, "epoch_sum", epoch_step > 0 ? sums.values : std::array<double, 4>{});
     state.values["best_accuracy"] = result.best_accuracy;
     state.values["best_epoch"] = static_cast<double>(result.best_epoch);

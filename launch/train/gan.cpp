@@ -145,12 +145,7 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
   std::optional<RunLog> log;
   if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
   const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
-    io::TrainerState state;
-    state.step = result.steps;
-    state.epoch = epoch;
-    state.epoch_step = epoch_step;
-    state.samples_seen = result.steps * global_batch;
-    state.global_batch = global_batch;
+    io::TrainerState state = trainer_state_at(result.steps, epoch, epoch_step, global_batch);
     save_rank_sums(group, &state, "epoch_sum", epoch_step > 0 ? sums : std::array<double, 4>{});
     const SavedCheckpoint saved = checkpointer.save(parts, state);
     result.checkpoint = saved.dir;
