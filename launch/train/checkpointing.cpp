@@ -143,8 +143,8 @@ std::optional<io::TrainerState> Checkpointer::find(Progress& progress) {
         picked = latest->path;
       } else if (!warnings.empty()) {
         throw IoError(str_cat("--resume auto: no checkpoint under '", store_.root().string(),
-                              "' verifies (see the warnings above); they were set aside as step_*.damaged. "
-                              "Rerun to start fresh, or resume from one of them with --resume PATH"),
+                              "' verifies (see the warnings above); they were set aside as step_*.damaged for inspection. "
+                              "Rerun to start fresh"),
                       store_.root().string());
       }
     }
