@@ -142,10 +142,12 @@ std::optional<io::TrainerState> Checkpointer::find(Progress& progress) {
       if (latest) {
         picked = latest->path;
       } else if (!warnings.empty()) {
-        throw IoError(str_cat("--resume auto: no checkpoint under '", store_.root().string(),
-                              "' verifies (see the warnings above); they were set aside as step_*.damaged for inspection. "
-                              "Rerun to start fresh"),
-                      store_.root().string());
+        throw IoError(
+            str_cat(
+                "--resume auto: no checkpoint under '", store_.root().string(),
+                "' verifies (see the warnings above); they were set aside as step_*.damaged for inspection. "
+                "Rerun to start fresh"),
+            store_.root().string());
       }
     }
     if (!picked.empty()) step = io::read_trainer_state(picked / kTrainerFile).step;

@@ -92,8 +92,11 @@ class Checkpointer {
 
   // Whether a checkpoint is due after step `step` (every_steps > 0 and step a multiple of it).
   bool due(std::int64_t step) const { return every_steps_ > 0 && step % every_steps_ == 0; }
-  // Whether checkpoints are written at the end of every epoch (every_steps = 0).
-  bool at_epoch_end() const { return every_steps_ == 0; }
+  // Whether a checkpoint is due at the end of an epoch (or of its part where training ends or stops):
+  // every_steps = 0 (every epoch), `ending` (training ends or stops here), or due(step).
+  bool due_at_epoch_end(std::int64_t step, bool ending) const {
+    return every_steps_ == 0 || ending || due(step);
+  }
   // Collective: whether any rank received SIGUSR1 or SIGTERM (one all-reduce when world > 1); once true
   // it stays true.
   bool stop_requested();

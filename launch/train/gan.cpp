@@ -232,8 +232,7 @@ GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress&
     const bool stop = checkpointer.stop_requested();
     const bool complete = epoch_step == steps_per_epoch;
     // The state after a complete epoch is the start of the next one. The last epoch always saves.
-    if (checkpointer.at_epoch_end() || stop || done || epoch + 1 == run.epochs ||
-        checkpointer.due(result.steps))
+    if (checkpointer.due_at_epoch_end(result.steps, stop || done || epoch + 1 == run.epochs))
       save(complete ? epoch + 1 : epoch, complete ? 0 : epoch_step);
     if (stop) {
       result.stopped_by = checkpointer.stop_signal();

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "io/json/json.h"
 #include "src/core/error.h"
 
 namespace lockstep::train {
@@ -32,157 +33,22 @@ std::string format_number(double value) {
   return std::string(buffer, end);
 }
 
-// `text` as a JSON string literal: quotes, backslashes and control characters escaped.
-std::string json_string(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char hex[8];
-          std::snprintf(hex, sizeof(hex), "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += hex;
-        } else {
-          out += c;
-        }
-    }
+// The numeric top-level "step" of one JSONL record; nullopt when the line is not a JSON object, has no such
+// key, or its value is not a number.
+std::optional<double> record_step(std::string_view line) {
+  try {
+    const io::JsonValue record = io::parse_json(line, "metrics.jsonl");
+    const io::JsonValue* step = record.member("step");
+    if (record.kind != io::JsonValue::Kind::kObject || step == nullptr ||
+        step->kind != io::JsonValue::Kind::kNumber)
+      return std::nullopt;
+    double value = 0.0;
+    std::from_chars(step->text.data(), step->text.data() + step->text.size(), value);
+    return value;
+  } catch (const IoError&) {
+    return std::nullopt;  // not JSON: kept as it is
   }
-  out += '"';
-  return out;
 }
-
-// A cursor over one JSONL line, enough to find a top-level "step" number in any JSON object (values of
-// other fields, nested or not, are skipped).
-class LineScanner {
- public:
-  explicit LineScanner(std::string_view text) : text_(text) {}
-
-  // The value of the object's first top-level "step" key when it is a number; nullopt when there is none,
-  // it is not a number, or the line is not a JSON object.
-  std::optional<double> step() {
-    skip_space();
-    if (!take('{')) return std::nullopt;
-    skip_space();
-    if (take('}')) return std::nullopt;
-    while (true) {
-      skip_space();
-      std::string key;
-      if (!read_string(&key)) return std::nullopt;
-      skip_space();
-      if (!take(':')) return std::nullopt;
-      skip_space();
-      if (key == "step") {
-        double value = 0.0;
-        const auto [end, ec] = std::from_chars(text_.data() + at_, text_.data() + text_.size(), value);
-        if (ec != std::errc()) return std::nullopt;
-        at_ = static_cast<std::size_t>(end - text_.data());
-        skip_space();
-        if (at_ < text_.size() && (text_[at_] == ',' || text_[at_] == '}')) return value;
-        return std::nullopt;
-      }
-      if (!skip_value()) return std::nullopt;
-      skip_space();
-      if (take('}')) return std::nullopt;
-      if (!take(',')) return std::nullopt;
-    }
-  }
-
- private:
-  bool take(char c) {
-    if (at_ < text_.size() && text_[at_] == c) {
-      ++at_;
-      return true;
-    }
-    return false;
-  }
-
-  void skip_space() {
-    while (at_ < text_.size() && (text_[at_] == ' ' || text_[at_] == '\t' || text_[at_] == '\r')) ++at_;
-  }
-
-  // Reads a string literal into `out` (simple escapes decoded, \uXXXX kept as written).
-  bool read_string(std::string* out) {
-    if (!take('"')) return false;
-    while (at_ < text_.size()) {
-      const char c = text_[at_++];
-      if (c == '"') return true;
-      if (c == '\\') {
-        if (at_ >= text_.size()) return false;
-        const char e = text_[at_++];
-        switch (e) {
-          case 'n':
-            *out += '\n';
-            break;
-          case 't':
-            *out += '\t';
-            break;
-          case 'r':
-            *out += '\r';
-            break;
-          case 'b':
-            *out += '\b';
-            break;
-          case 'f':
-            *out += '\f';
-            break;
-          case 'u':
-            *out += "\\u";
-            break;
-          default:
-            *out += e;
-        }
-      } else {
-        *out += c;
-      }
-    }
-    return false;
-  }
-
-  // Skips one value: a string, an array or object (nesting and strings inside followed), or a bare
-  // number/literal up to the next ',', '}' or ']'.
-  bool skip_value() {
-    if (at_ >= text_.size()) return false;
-    std::string ignored;
-    if (text_[at_] == '"') return read_string(&ignored);
-    if (text_[at_] == '{' || text_[at_] == '[') {
-      int depth = 0;
-      while (at_ < text_.size()) {
-        const char c = text_[at_];
-        if (c == '"') {
-          if (!read_string(&ignored)) return false;
-          continue;
-        }
-        ++at_;
-        if (c == '{' || c == '[') ++depth;
-        if (c == '}' || c == ']') {
-          if (--depth == 0) return true;
-        }
-      }
-      return false;
-    }
-    const std::size_t start = at_;
-    while (at_ < text_.size() && text_[at_] != ',' && text_[at_] != '}' && text_[at_] != ']') ++at_;
-    return at_ > start;
-  }
-
-  std::string_view text_;
-  std::size_t at_ = 0;
-};
 
 // Reads the whole of `path`.
 std::string read_text(const fs::path& path) {
@@ -206,7 +72,7 @@ std::string kept_records(const std::string& text, std::int64_t resumed_step) {
     const std::string_view line(text.data() + begin, end - begin);
     begin = end + 1;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    const std::optional<double> step = LineScanner(line).step();
+    const std::optional<double> step = record_step(line);
     if (step && *step > static_cast<double>(resumed_step)) continue;
     kept.append(line);
     kept += '\n';
@@ -290,7 +156,9 @@ void RunLog::write(std::int64_t step, const std::vector<std::pair<std::string, d
                      " disagrees with the record's step ", step);
       continue;
     }
-    line += str_cat(", ", json_string(name), ": ", std::isfinite(value) ? format_number(value) : "null");
+    line += ", ";
+    io::append_json_string(line, name);
+    line += str_cat(": ", std::isfinite(value) ? format_number(value) : "null");
   }
   line += "}\n";
 
