@@ -20,7 +20,8 @@ std::int64_t checked_size(const std::shared_ptr<ImageDataset>& dataset) {
 DataLoader::DataLoader(std::shared_ptr<ImageDataset> dataset, LoaderOptions options)
     : dataset_(std::move(dataset)),
       options_(std::move(options)),
-      sampler_(checked_size(dataset_), options_.seed, options_.shuffle, options_.rank, options_.world,
+      sampler_(options_.subset ? static_cast<std::int64_t>(options_.subset->size()) : checked_size(dataset_),
+               options_.seed, options_.shuffle, options_.rank, options_.world,
                options_.pad),
       augmenter_(options_.augment, dataset_->channels(), dataset_->height(), dataset_->width(),
                  dataset_->mean(), dataset_->std(), options_.seed) {
@@ -52,6 +53,8 @@ void DataLoader::start_epoch(std::int64_t epoch, std::int64_t first_batch) {
                  first_batch);
   stop_worker();
   indices_ = sampler_.indices(epoch);
+  if (options_.subset)
+    for (std::int64_t& i : indices_) i = (*options_.subset)[static_cast<std::size_t>(i)];
   epoch_ = epoch;
   consumed_ = first_batch;
   queue_.clear();

@@ -32,6 +32,9 @@ struct LoaderOptions {
   std::int64_t prefetch = 2;  // batches assembled ahead on the background thread; 0 = assemble in next()
   std::int64_t rank = 0, world = 1;
   Pad pad = Pad::kYes;  // see Pad in sampler.h; evaluation uses Shuffle::kNo with Pad::kNo
+  // The data set indices the loader draws from, e.g. one side of a hold-out split (null: all of them).
+  // Batches report data set indices.
+  std::shared_ptr<const std::vector<std::int64_t>> subset = nullptr;
 };
 
 // One minibatch; its tensors are freshly allocated (safe to keep after the next call to next()).

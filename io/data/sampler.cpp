@@ -1,6 +1,8 @@
 // Fisher-Yates over Philox numbers and the two sharding policies of the sampler.
 #include "io/data/sampler.h"
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "src/core/error.h"
@@ -70,6 +72,19 @@ std::vector<std::int64_t> Sampler::indices(std::int64_t epoch) const {
     shard[static_cast<std::size_t>(k)] = order[static_cast<std::size_t>((rank_ + k * world_) % size_)];
   }
   return shard;
+}
+
+std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> holdout_split(std::int64_t size, double fraction,
+                                                                              std::uint64_t seed) {
+  LOCKSTEP_CHECK(fraction >= 0.0 && fraction < 1.0, ValueError,
+                 "holdout_split: expected a fraction in [0, 1), but got ", fraction);
+  // A stream of its own: not the training order of any epoch.
+  std::vector<std::int64_t> order = Sampler(size, seed ^ 0x686f6c646f7574ULL, Shuffle::kYes).permutation(0);
+  const auto held = static_cast<std::ptrdiff_t>(std::llround(fraction * static_cast<double>(size)));
+  std::vector<std::int64_t> out(order.begin(), order.begin() + held), rest(order.begin() + held, order.end());
+  std::sort(out.begin(), out.end());
+  std::sort(rest.begin(), rest.end());
+  return {std::move(out), std::move(rest)};
 }
 
 }  // namespace lockstep

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace lockstep {
@@ -67,5 +68,11 @@ class Sampler {
   std::int64_t world_;
   Pad pad_;
 };
+
+// A seeded hold-out of round(fraction x size) samples out of [0, size): {held out, the rest}, each sorted.
+// Depends only on (size, fraction, seed), so it is the same at any world size; disjoint, and together they
+// cover [0, size). ValueError unless 0 <= fraction < 1.
+std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> holdout_split(std::int64_t size, double fraction,
+                                                                              std::uint64_t seed);
 
 }  // namespace lockstep

@@ -4,7 +4,8 @@
 
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
-#include "launch/config/config.h"
+#include "io/model/model_file.h"
+#include "launch/config/settings.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
 #include "launch/train/progress.h"
@@ -18,11 +19,11 @@ namespace {
 
 namespace po = boost::program_options;
 
-// A model file's stored config, with the data path replaced when given.
-launch::Config stored(const std::string& file, const std::string& data_path) {
+// A model file's stored settings, with the data path replaced when given.
+launch::Settings stored(const std::string& file, const std::string& data_path) {
   std::vector<std::string> overrides;
   if (!data_path.empty()) overrides.push_back(str_cat("data.path=\"", data_path, "\""));
-  return launch::Config::parse(train::stored_config(file), file, overrides);
+  return launch::read_settings(launch::Config::parse(io::read_model_file_info(file).config, file, overrides));
 }
 
 }  // namespace
@@ -48,12 +49,12 @@ int run_eval(const std::vector<std::string>& args) {
   const auto seed = static_cast<std::uint64_t>((*values)["seed"].as<std::int64_t>());
   if (samples < 2) throw UsageError(str_cat("--samples: expected at least 2, but got ", samples));
 
-  const launch::Config ccfg = stored(classifier_file, data_path);
-  train::DataSplits data = train::make_data(ccfg, seed);
+  const launch::Settings csettings = stored(classifier_file, data_path);
+  train::DataSplits data = train::make_data(csettings.data, seed);
   if (!data.test)
     throw ValueError(str_cat("eval: the data set has no test split (data.test_split is empty)"));
-  std::shared_ptr<nn::Module> model = train::make_classifier(ccfg, "model", data.geometry);
-  train::load_model(classifier_file, "model", *model);
+  std::shared_ptr<nn::Module> model = train::make_classifier(csettings.model.model, data.geometry);
+  io::load_model_group(classifier_file, "model", *model);
   DataLoader test_loader(data.test, data.test_options);
   const train::Accuracy acc = train::evaluate_classifier(*model, test_loader);
   std::cout << "classifier " << classifier_file << ": test accuracy " << train::format_fixed(acc.accuracy, 4)
@@ -68,9 +69,9 @@ int run_eval(const std::vector<std::string>& args) {
   const Tensor real = cat(real_parts, 0);
   const metrics::Gaussian real_stats = metrics::fit_gaussian(train::classifier_features(*classifier, real));
 
-  const launch::Config gcfg = stored(generator_file, data_path);
-  const train::DataSplits gdata = train::make_data(gcfg, seed);
-  const std::int64_t latent = gcfg.get_int("gan.latent", 100);
+  const launch::Settings gsettings = stored(generator_file, data_path);
+  const train::DataSplits gdata = train::make_data(gsettings.data, seed);
+  const std::int64_t latent = gsettings.gan.latent;
   const std::vector<double>& mean =
       data.test_options.augment.mean.empty() ? data.test->mean() : data.test_options.augment.mean;
   const std::vector<double>& std =
@@ -84,9 +85,11 @@ int run_eval(const std::vector<std::string>& args) {
                                      real_stats);
   };
   manual_seed(seed);
-  std::shared_ptr<nn::Module> untrained = train::make_generator(gcfg, "generator", gdata.geometry, latent);
-  std::shared_ptr<nn::Module> trained = train::make_generator(gcfg, "generator", gdata.geometry, latent);
-  train::load_model(generator_file, "generator", *trained);
+  std::shared_ptr<nn::Module> untrained = train::make_generator(gsettings.generator.model, gdata.geometry, latent);
+  std::shared_ptr<nn::Module> trained = train::make_generator(gsettings.generator.model, gdata.geometry, latent);
+  // The moving average of the generator's weights when the run kept one (gan.ema_decay).
+  const bool averaged = io::read_model_file_info(generator_file).has_group("generator_ema");
+  io::load_model_group(generator_file, averaged ? "generator_ema" : "generator", *trained);
   const double d_untrained = distance(*untrained);
   const double d_trained = distance(*trained);
   std::cout << "Frechet distance, " << samples << " generated vs " << real.size(0) << " test images in the "

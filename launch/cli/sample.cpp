@@ -18,6 +18,8 @@
 #include "launch/config/config.h"
 #include "launch/train/factory.h"
 #include "launch/train/run.h"
+#include "launch/config/settings.h"
+#include "io/model/model_file.h"
 #include "src/autograd/grad_mode.h"
 #include "src/core/rng.h"
 #include "src/ops/shape.h"
@@ -29,7 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
 
-constexpr const char* kModelName = "model.h5";
+constexpr const char* kModelName = io::kCheckpointModelFile;
 constexpr std::int64_t kMaxCount = 4096;
 constexpr std::int64_t kBatch = 256;  // images per generator call: bounds the activations' memory
 
@@ -154,12 +156,14 @@ int run_sample(const std::vector<std::string>& args) {
   // (only the file's metadata is read: no image cache).
   std::vector<std::string> overrides = {"data.cache=\"none\""};
   if (!data_path.empty()) overrides.push_back(str_cat("data.path=\"", data_path, "\""));
-  const launch::Config cfg =
-      launch::Config::parse(train::stored_config(source.model), source.model.string(), overrides);
-  const train::DataSplits data = train::make_data(cfg, 0);
-  const std::int64_t latent = cfg.get_int("gan.latent", 100);
-  std::shared_ptr<nn::Module> generator = train::make_generator(cfg, "generator", data.geometry, latent);
-  train::load_model(source.model, "generator", *generator);
+  const io::ModelFileInfo info = io::read_model_file_info(source.model);
+  const launch::Settings settings =
+      launch::read_settings(launch::Config::parse(info.config, source.model.string(), overrides));
+  const train::DataSplits data = train::make_data(settings.data, 0);
+  const std::int64_t latent = settings.gan.latent;
+  std::shared_ptr<nn::Module> generator = train::make_generator(settings.generator.model, data.geometry, latent);
+  // The moving average of the generator's weights when the run kept one (gan.ema_decay).
+  io::load_model_group(source.model, info.has_group("generator_ema") ? "generator_ema" : "generator", *generator);
 
   Generator stream(static_cast<std::uint64_t>(seed));
   const Tensor z = randn({count, latent}, 0.0, 1.0, DType::f32, kCPU, &stream);

@@ -10,10 +10,8 @@
 #include "launch/config/config.h"
 #include "launch/env/launcher.h"
 #include "launch/env/signals.h"
-#include "launch/train/classifier.h"
-#include "launch/train/evaluate.h"
-#include "launch/train/factory.h"
-#include "launch/train/gan.h"
+#include "launch/config/settings.h"
+#include "launch/train/loop.h"
 #include "launch/train/run.h"
 
 namespace lockstep::cli {
@@ -21,52 +19,29 @@ namespace {
 
 namespace po = boost::program_options;
 
-// Trains what `cfg` describes on this rank of `run`'s job; rank 0 prints. Returns the exit code: 0, or
+// Trains what `settings` describe on this rank of `run`'s job; rank 0 prints. Returns the exit code: 0, or
 // launch::kExitRequeue when a signal stopped the run after a checkpoint.
-int train_job(const launch::Config& cfg, const train::RunSettings& run, train::Style style) {
+int train_job(const launch::Settings& settings, const train::RunSettings& run, train::Style style) {
   train::Progress progress(run.speaks() ? stdout : nullptr, style);
-  const std::string model_file = (run.output / "model.h5").string();
-  std::string stopped_by;
-  std::filesystem::path checkpoint;
-  if (run.task == "classifier") {
-    const train::ClassifierResult r = train::train_classifier(cfg, run, progress);
-    stopped_by = r.stopped_by;
-    checkpoint = r.checkpoint;
-    if (stopped_by.empty() && r.steps == r.resumed_step) {
-      progress.print(
-          str_cat("done: nothing trained; model ", model_file, ", checkpoint ", checkpoint.string()));
-    } else if (stopped_by.empty()) {
-      const std::string best = r.best_epoch > 0 ? str_cat(", best ", train::format_fixed(r.best_accuracy, 4),
-                                                          " (epoch ", r.best_epoch, ")")
-                                                : "";
-      const std::string accuracy =
-          r.final_accuracy ? str_cat("test accuracy ", train::format_fixed(*r.final_accuracy, 4), best, ", ")
-                           : "";
-      progress.print(str_cat("done: ", accuracy, "final train loss ", train::format_fixed(r.last_loss, 4),
-                             ", ", r.steps, " steps, ", static_cast<std::int64_t>(r.images_per_s), " img/s, ",
-                             train::format_duration(r.seconds), "; model ", model_file, ", checkpoint ",
-                             checkpoint.string()));
-    }
-  } else {
-    const train::GanResult r = train::train_gan(cfg, run, progress);
-    stopped_by = r.stopped_by;
-    checkpoint = r.checkpoint;
-    if (stopped_by.empty() && r.steps == r.resumed_step) {
-      progress.print(
-          str_cat("done: nothing trained; models ", model_file, ", checkpoint ", checkpoint.string()));
-    } else if (stopped_by.empty()) {
-      progress.print(str_cat("done: D loss ", train::format_fixed(r.d_loss, 4), ", G loss ",
-                             train::format_fixed(r.g_loss, 4), ", ", r.generator_steps, " generator steps, ",
-                             static_cast<std::int64_t>(r.images_per_s), " img/s, ",
-                             train::format_duration(r.seconds), "; models ", model_file, ", samples in ",
-                             run.output.string(), ", checkpoint ", checkpoint.string()));
-    }
+  const train::TrainResult r = train::train(settings, run, progress);
+  const std::string files = str_cat("model ", (run.output / "model.h5").string(), ", checkpoint ", r.checkpoint.string());
+  if (!r.stopped_by.empty()) {
+    progress.print(str_cat("stopped by ", r.stopped_by, ": checkpoint ", r.checkpoint.string(),
+                           " saved; run the same command again (or requeue the job) to resume. Exit code ",
+                           launch::kExitRequeue));
+    return launch::kExitRequeue;
   }
-  if (stopped_by.empty()) return 0;
-  progress.print(str_cat("stopped by ", stopped_by, ": checkpoint ", checkpoint.string(),
-                         " saved; run the same command again (or requeue the job) to resume. Exit code ",
-                         launch::kExitRequeue));
-  return launch::kExitRequeue;
+  if (r.steps == r.resumed_step) {
+    progress.print(str_cat("done: nothing trained; ", files));
+  } else {
+    const std::string best = r.best_score ? str_cat("best score ", train::format_fixed(*r.best_score, 4), " (epoch ",
+                                                    r.best_epoch, "), ")
+                                          : "";
+    progress.print(str_cat("done: ", r.summary, r.summary.empty() ? "" : ", ", best, r.steps, " steps, ",
+                           static_cast<std::int64_t>(r.samples_per_s), " samples/s, ",
+                           train::format_duration(r.seconds), "; ", files));
+  }
+  return 0;
 }
 
 }  // namespace
@@ -101,14 +76,16 @@ int run_train(const std::vector<std::string>& args) {
   std::vector<std::string> overrides = (*values)["override"].as<std::vector<std::string>>();
   if (values->count("bucket-mb") != 0) {
     const double bucket_mb = (*values)["bucket-mb"].as<double>();
-    if (!std::isfinite(bucket_mb))
-      throw UsageError(str_cat("--bucket-mb: expected a number, but got ", bucket_mb));
-    // Checked with the config's other values (range), and stored with them in the model file.
+    if (!std::isfinite(bucket_mb) || bucket_mb <= 0.0 || bucket_mb > 1024.0)
+      throw UsageError(str_cat("--bucket-mb: expected a bucket size in MiB in (0, 1024], but got ", bucket_mb));
+    // Stored with the config's other values in the model file.
     char text[32];
     const auto end = std::to_chars(text, text + sizeof text, bucket_mb).ptr;  // shortest exact form
     overrides.push_back("distributed.bucket_mb=" + std::string(text, end));
   }
-  const launch::Config cfg = launch::Config::load((*values)["config"].as<std::string>(), overrides);
+  // Every config error comes out here, before MPI, data or models.
+  const launch::Settings settings =
+      launch::read_settings(launch::Config::load((*values)["config"].as<std::string>(), overrides));
   // Under a launcher, rank 0's output is a pseudo-terminal of mpirun's (or a pipe of srun's) whatever
   // mpirun's own output is, so `auto` cannot tell a terminal from a batch log there: it means plain lines.
   const bool launched = launch::detect_launch().launcher != "single";
@@ -116,12 +93,12 @@ int run_train(const std::vector<std::string>& args) {
                              : style_name == "lines" || launched ? train::Style::kLines
                                                                  : train::Style::kAuto;
   const train::ResumeRequest resume = train::ResumeRequest::parse((*values)["resume"].as<std::string>());
-  const std::shared_ptr<distributed::ProcessGroup> group = train::make_process_group(cfg);
+  const std::shared_ptr<distributed::ProcessGroup> group = train::make_process_group(settings);
   try {
-    train::RunSettings run = train::setup_run(cfg, group);
+    train::RunSettings run = train::setup_run(settings, group);
     run.resume = resume;
     run.signals = signals;
-    return train_job(cfg, run, style);
+    return train_job(settings, run, style);
   } catch (const std::exception& e) {
     // The other ranks may be waiting in a collective for this one: end the whole job now, while the
     // process group (and MPI) is still alive, rather than unwinding into its shutdown.

@@ -613,16 +613,19 @@ std::string Config::choice(std::string_view key, std::initializer_list<std::stri
   return choice(key, choices);
 }
 
-void Config::fail(std::string_view key, std::string_view message) const {
-  const std::string_view end = !message.empty() && message.back() == '.' ? "" : ".";
-  if (const toml::node* node = find("Config::fail", key)) {
-    const Origin at = origin(key, *node);
-    throw ConfigError(str_cat("Config: invalid '", key, "' ", at.text, ": ", message, end), at.file, at.line,
-                      std::string(key));
+void Config::fail(std::string_view key, std::string_view message) const { locate(key).fail(message); }
+
+ConfigKey Config::locate(std::string_view key) const {
+  if (const toml::node* node = find("Config::locate", key)) {
+    Origin at = origin(key, *node);
+    return {std::string(key), std::move(at.file), at.line, std::move(at.text)};
   }
-  throw ConfigError(
-      str_cat("Config: invalid '", key, "' (the default value, absent from ", file_, "): ", message, end),
-      file_, 0, std::string(key));
+  return {std::string(key), file_, 0, str_cat("(the default value, absent from ", file_, ")")};
+}
+
+void ConfigKey::fail(std::string_view message) const {
+  const std::string_view end = !message.empty() && message.back() == '.' ? "" : ".";
+  throw ConfigError(str_cat("Config: invalid '", key, "' ", where, ": ", message, end), file, line, key);
 }
 
 bool Config::has(std::string_view key) const { return find("Config::has", key) != nullptr; }

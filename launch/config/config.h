@@ -17,6 +17,17 @@
 
 namespace lockstep::launch {
 
+// Where a key's value came from, kept by typed settings so that a check made after reading (against the
+// data, a checkpoint or the world size) still names the key and its file and line or override.
+struct ConfigKey {
+  std::string key;   // "data.batch_size"
+  std::string file;  // the config file, Config::kCommandLine for an override
+  int line = 0;      // 0 for an override or a default
+  std::string where; // "at run.toml:4", "from the command-line override 'a=1'", "(the default value, absent from run.toml)"
+  // Throws the ConfigError "Config: invalid '<key>' <where>: <message>."
+  [[noreturn]] void fail(std::string_view message) const;
+};
+
 // Owns the parsed document (file values with overrides applied), the overrides' origins and the record of
 // keys read and defaults used. Not thread-safe: every getter, const or not, writes the record of keys read.
 class Config {
@@ -61,6 +72,8 @@ class Config {
   // with other settings), located like the getters' errors: "Config: invalid 'run.epochs' at run.toml:4:
   // <message>." A key absent from the file and overrides (a default) is reported with line 0.
   [[noreturn]] void fail(std::string_view key, std::string_view message) const;
+  // Where `key` came from (records it as read), for checks made later through ConfigKey::fail.
+  ConfigKey locate(std::string_view key) const;
 
   // Throws one ConfigError listing every value present in the file or the overrides that no getter read,
   // each with its line (or the override) and the closest key read as a suggestion.

@@ -7,21 +7,18 @@
 #include <map>
 
 #include "io/h5/h5.h"
+#include "io/model/model_file.h"
 #include "io/state/state_file.h"
 #include "src/core/error.h"
 #include "src/core/rng.h"
 #include "src/tensor/factories.h"
 
-#ifndef LOCKSTEP_VERSION
-#error "LOCKSTEP_VERSION must be defined by the build (launch/CMakeLists.txt)"
-#endif
-
 namespace lockstep::train {
 namespace {
 
-constexpr const char* kModelFile = "model.h5";
-constexpr const char* kOptimizerFile = "optimizer.h5";
-constexpr const char* kTrainerFile = "trainer.h5";
+constexpr const char* kModelFile = io::kCheckpointModelFile;
+constexpr const char* kOptimizerFile = io::kCheckpointOptimizerFile;
+constexpr const char* kTrainerFile = io::kCheckpointTrainerFile;
 
 std::string rng_name(int rank) { return str_cat("rank", rank, ".default"); }
 
@@ -57,32 +54,16 @@ void in_group(const std::filesystem::path& file, const std::string& group, Load 
   }
 }
 
-// [checkpoint] keep_last and keep_every, checked.
-io::CheckpointPolicy read_policy(const launch::Config& cfg) {
-  io::CheckpointPolicy policy;
-  const std::int64_t keep_last = cfg.get_int("checkpoint.keep_last", 3);
-  if (keep_last < 1 || keep_last > 1000000)
-    cfg.fail("checkpoint.keep_last", str_cat("expected 1 .. 1000000, but got ", keep_last));
-  policy.keep_last = static_cast<int>(keep_last);
-  policy.keep_every = cfg.get_int("checkpoint.keep_every", 0);
-  if (policy.keep_every < 0)
-    cfg.fail("checkpoint.keep_every", str_cat("expected 0 (none) or more, but got ", policy.keep_every));
-  return policy;
-}
-
 }  // namespace
 
-const char* library_version() { return LOCKSTEP_VERSION; }
-
-Checkpointer::Checkpointer(const launch::Config& cfg, const RunSettings& run)
+Checkpointer::Checkpointer(const launch::Settings& settings, const RunSettings& run)
     : run_(run),
-      cfg_(cfg),
-      store_(cfg.get_string("checkpoint.dir", (run.output / "checkpoints").string()), read_policy(cfg)),
-      every_steps_(cfg.get_int("checkpoint.every_steps", 0)),
-      signals_(run.signals ? run.signals : std::make_shared<launch::StopSignals>()) {
-  if (every_steps_ < 0)
-    cfg.fail("checkpoint.every_steps", str_cat("expected 0 (every epoch) or more, but got ", every_steps_));
-}
+      settings_(settings),
+      store_(settings.checkpoint.dir,
+             io::CheckpointPolicy{.keep_last = settings.checkpoint.keep_last,
+                                  .keep_every = settings.checkpoint.keep_every}),
+      every_steps_(settings.checkpoint.every_steps),
+      signals_(run.signals ? run.signals : std::make_shared<launch::StopSignals>()) {}
 
 std::optional<io::TrainerState> Checkpointer::find(Progress& progress) {
   distributed::ProcessGroup& group = *run_.group;
@@ -177,7 +158,7 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
     }
     // The data order and augmentation follow run.seed: another seed would not continue the same run.
     if (state.seed != run_.seed) {
-      cfg_.fail("run.seed", str_cat("expected the checkpoint's seed ", state.seed, " to resume '",
+      settings_.seed_key.fail(str_cat("expected the checkpoint's seed ", state.seed, " to resume '",
                                     resumed_from_.string(), "', but got ", run_.seed));
     }
     // Step k of an epoch must mean the same samples (the epoch's length depends on the world size when the
@@ -345,8 +326,8 @@ SavedCheckpoint Checkpointer::save(const TrainingParts& parts, io::TrainerState 
   state.seed = run_.seed;
   state.world_size = run_.world();
   state.values["steps_per_epoch"] = static_cast<double>(steps_per_epoch_);
-  state.config = cfg_.to_string();
-  state.library_version = library_version();
+  state.config = settings_.config_text;
+  state.library_version = io::library_version();
 
   std::int64_t ok = 1;
   std::string failure;
@@ -355,7 +336,7 @@ SavedCheckpoint Checkpointer::save(const TrainingParts& parts, io::TrainerState 
       const std::filesystem::path dir = store_.begin(state.step);
       std::vector<std::pair<std::string, const nn::Module*>> models;
       for (const auto& [name, model] : parts.models) models.emplace_back(name, model);
-      save_models(dir / kModelFile, parts.kind, cfg_, models);
+      io::write_model_file(dir / kModelFile, parts.kind, settings_.config_text, models);
       io::StateGroups optim_state;
       for (const auto& [name, optimizer] : parts.optimizers)
         optim_state.emplace(name, optimizer->state_dict());
@@ -398,20 +379,19 @@ SavedCheckpoint Checkpointer::save(const TrainingParts& parts, io::TrainerState 
 }
 
 std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t configured,
-                                const launch::Config& cfg, int world) {
-  const std::string key = cfg.has("data.global_batch_size") ? "data.global_batch_size" : "data.batch_size";
+                                const launch::DataSection& data, int world) {
   if (state.world_size == world) {
     if (configured * world != state.global_batch) {
-      cfg.fail(key, str_cat("expected the checkpoint's global batch ", state.global_batch, " (", world, " x ",
-                            state.global_batch / world, ") to resume, but the config gives ",
-                            configured * world, " (", world, " x ", configured, ")"));
+      data.batch_key.fail(str_cat("expected the checkpoint's global batch ", state.global_batch, " (", world,
+                                  " x ", state.global_batch / world, ") to resume, but the config gives ",
+                                  configured * world, " (", world, " x ", configured, ")"));
     }
     return configured;
   }
   if (state.global_batch % world != 0) {
-    cfg.fail(key, str_cat("the checkpoint was saved by ", state.world_size, " ranks with global batch ",
-                          state.global_batch, ", which ", world,
-                          " ranks cannot share evenly; resume on a world size that divides it"));
+    data.batch_key.fail(str_cat("the checkpoint was saved by ", state.world_size, " ranks with global batch ",
+                                state.global_batch, ", which ", world,
+                                " ranks cannot share evenly; resume on a world size that divides it"));
   }
   return state.global_batch / world;
 }

@@ -23,7 +23,7 @@
 
 #include "io/checkpoint/checkpoint_state.h"
 #include "io/checkpoint/checkpoint_store.h"
-#include "launch/config/config.h"
+#include "launch/config/settings.h"
 #include "launch/env/signals.h"
 #include "launch/train/progress.h"
 #include "launch/train/run.h"
@@ -32,9 +32,6 @@
 #include "src/optim/schedule.h"
 
 namespace lockstep::train {
-
-// The library version stored in checkpoints.
-const char* library_version();
 
 // Everything a trainer checkpoints besides io::TrainerState, by name. The pointers are not owned.
 struct TrainingParts {
@@ -65,8 +62,8 @@ struct SavedCheckpoint {
 // construction installs the SIGUSR1/SIGTERM handlers (launch::StopSignals) for the object's life.
 class Checkpointer {
  public:
-  // Reads [checkpoint]; run.resume says how find() picks.
-  Checkpointer(const launch::Config& cfg, const RunSettings& run);
+  // [checkpoint] settings; run.resume says how find() picks.
+  Checkpointer(const launch::Settings& settings, const RunSettings& run);
 
   // Collective. Rank 0 removes temporaries left by a killed run and picks the checkpoint to resume from
   // (printing a warning for each damaged newer one, which it renames to step_N.damaged so that it is
@@ -113,7 +110,7 @@ class Checkpointer {
 
  private:
   const RunSettings& run_;
-  const launch::Config& cfg_;
+  const launch::Settings& settings_;
   io::CheckpointStore store_;
   std::int64_t every_steps_ = 0;
   std::int64_t steps_per_epoch_ = 0;
@@ -149,6 +146,6 @@ double value_of(const io::TrainerState& state, const std::string& name);
 // config's global batch differs from the saved one); another world size shares the saved global batch out
 // over the ranks, so that every step sees the same samples (a ConfigError when it does not divide).
 std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t configured,
-                                const launch::Config& cfg, int world);
+                                const launch::DataSection& data, int world);
 
 }  // namespace lockstep::train

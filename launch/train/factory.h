@@ -1,5 +1,4 @@
-// Builds what a training run needs from its config: models, optimizers, schedules and data loaders. The
-// config keys are documented in examples/*.toml.
+// Builds what a training run needs from its typed settings: models, optimizers, schedules and data loaders.
 #pragma once
 
 #include <cstdint>
@@ -7,7 +6,7 @@
 #include <string>
 
 #include "io/data/loader.h"
-#include "launch/config/config.h"
+#include "launch/config/settings.h"
 #include "src/nn/module.h"
 #include "src/optim/optimizer.h"
 #include "src/optim/schedule.h"
@@ -22,40 +21,40 @@ struct DataGeometry {
   std::int64_t classes = 10;
 };
 
-// [model] name = mlp | lenet5 | resnet20 | resnet32 | resnet56 | resnet110 | resnet18 | resnet34 | resnet50.
-std::shared_ptr<nn::Module> make_classifier(const launch::Config& cfg, const std::string& section,
-                                            const DataGeometry& data);
-// [generator] name = dcgan (latent, width); [discriminator] name = dcgan | wgan-critic (width).
-std::shared_ptr<nn::Module> make_generator(const launch::Config& cfg, const std::string& section,
-                                           const DataGeometry& data, std::int64_t latent);
-std::shared_ptr<nn::Module> make_discriminator(const launch::Config& cfg, const std::string& section,
-                                               const DataGeometry& data);
+// Classifiers: mlp | lenet5 | resnet20 | resnet32 | resnet56 | resnet110 | resnet18 | resnet34 | resnet50.
+// ConfigError (at the model's name) when the architecture cannot take the data's images.
+std::shared_ptr<nn::Module> make_classifier(const launch::ModelSection& model, const DataGeometry& data);
+// Generators: dcgan. Discriminators: dcgan | wgan-critic.
+std::shared_ptr<nn::Module> make_generator(const launch::ModelSection& model, const DataGeometry& data,
+                                           std::int64_t latent);
+std::shared_ptr<nn::Module> make_discriminator(const launch::ModelSection& model, const DataGeometry& data);
 
-// [optimizer] name = sgd | adam | adamw | rmsprop | adagrad | adadelta, lr, weight_decay, ...
-std::unique_ptr<optim::Optimizer> make_optimizer(const launch::Config& cfg, const std::string& section,
-                                                 const nn::Module& model);
-// [schedule] name = constant | step | exponential | linear | cosine, warmup_epochs; epochs are turned into
-// optimizer steps with `steps_per_epoch`.
-std::unique_ptr<optim::LRScheduler> make_scheduler(const launch::Config& cfg, const std::string& section,
-                                                   optim::Optimizer& optimizer, std::int64_t steps_per_epoch,
-                                                   std::int64_t epochs);
+// sgd | adam | adamw | rmsprop | adagrad | adadelta over the model's parameters.
+std::unique_ptr<optim::Optimizer> make_optimizer(const launch::OptimizerSection& o, const nn::Module& model);
+// constant | step | exponential | linear | cosine, with a warm-up; epochs become optimizer steps with
+// `steps_per_epoch` (the optimizer's updates per epoch).
+std::unique_ptr<optim::LRScheduler> make_scheduler(const launch::ScheduleSection& s, optim::Optimizer& optimizer,
+                                                   std::int64_t steps_per_epoch, std::int64_t epochs);
 
-// The per-rank training batch of a job of `world` ranks: [data] batch_size is per rank; global_batch_size
-// (exactly one of the two) is split evenly over the ranks. ConfigError when both or neither is given, when
-// the value is below 1, or when the global batch is not a multiple of `world`.
-std::int64_t per_rank_batch_size(const launch::Config& cfg, std::int64_t world);
+// The per-rank training batch of a job of `world` ranks: data.batch_size is per rank, data.global_batch_size
+// is split evenly (ConfigError at the key when it does not divide).
+std::int64_t per_rank_batch_size(const launch::DataSection& data, std::int64_t world);
 
-// [data] path, batch_size | global_batch_size, eval_batch_size (per rank), cache, pad_to, crop_padding,
-// flip, normalize = dataset | tanh. The loaders shard over `world` ranks as rank `rank`: training pads the
-// shards so that every rank runs the same number of steps; evaluation counts every test sample once.
+// The data set's splits and the loaders' options; the loaders shard over `world` ranks as rank `rank`:
+// training pads the shards so that every rank runs the same number of steps; evaluation counts every sample
+// once. With data.validation_fraction, a seeded hold-out of the training split (the same at any world
+// size) is the validation set and the rest is trained on.
 struct DataSplits {
   std::shared_ptr<ImageDataset> train;
   std::shared_ptr<ImageDataset> test;  // null when the file has no test split
-  LoaderOptions train_options;
+  LoaderOptions train_options;         // over the training indices (a subset with a validation split)
   LoaderOptions test_options;
+  std::optional<LoaderOptions> validation_options;  // over train's held-out indices
+  std::int64_t train_size = 0;       // samples trained on
+  std::int64_t validation_size = 0;  // samples held out
   DataGeometry geometry;
 };
-DataSplits make_data(const launch::Config& cfg, std::uint64_t seed, std::int64_t rank = 0,
+DataSplits make_data(const launch::DataSection& data, std::uint64_t seed, std::int64_t rank = 0,
                      std::int64_t world = 1);
 
 }  // namespace lockstep::train

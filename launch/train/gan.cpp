@@ -1,19 +1,17 @@
-// The GAN training loop, data-parallel over the run's process group: one DataParallel per network.
+// The GAN task: k discriminator steps, then one generator step through the frozen discriminator; losses
+// non-saturating (default), minimax, or Wasserstein with weight clipping (WGAN); per-network optimizers,
+// schedules and gradient clipping (two time-scale updates), one-sided label smoothing, and a moving average
+// of the generator's weights. Each network has its own DataParallel wrapper.
 #include "launch/train/gan.h"
 
-#include <array>
-#include <chrono>
 #include <cmath>
-#include <optional>
 
 #include "distributed/data_parallel.h"
 #include "distributed/sync_batch_norm.h"
 #include "io/image/grid.h"
 #include "io/image/png.h"
-#include "launch/train/checkpointing.h"
 #include "launch/train/evaluate.h"
-#include "launch/train/factory.h"
-#include "launch/train/run_log.h"
+#include "launch/train/task.h"
 #include "src/autograd/grad_mode.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
@@ -26,10 +24,12 @@ namespace {
 
 enum class GanLoss { kNonSaturating, kMinimax, kWasserstein };
 
-// Discriminator loss on its outputs for real and generated images.
-Tensor discriminator_loss(GanLoss kind, const Tensor& real_out, const Tensor& fake_out) {
+// Discriminator loss on its outputs for real and generated images; `real_label` < 1 is one-sided label
+// smoothing of the real targets.
+Tensor discriminator_loss(GanLoss kind, const Tensor& real_out, const Tensor& fake_out, double real_label) {
   if (kind == GanLoss::kWasserstein) return mean(fake_out) - mean(real_out);
-  return binary_cross_entropy_with_logits(real_out, ones_like(real_out)) +
+  const Tensor real_target = real_label == 1.0 ? ones_like(real_out) : full_like(real_out, real_label);
+  return binary_cross_entropy_with_logits(real_out, real_target) +
          binary_cross_entropy_with_logits(fake_out, zeros_like(fake_out));
 }
 
@@ -50,6 +50,173 @@ void set_requires_grad(const std::vector<Tensor>& params, bool on) {
   for (Tensor p : params) p.requires_grad_(on);
 }
 
+// ema <- decay * ema + (1 - decay) * current for parameters; buffers (batch-norm statistics) copied.
+void update_average(nn::Module& ema, const nn::Module& current, double decay) {
+  NoGradGuard no_grad;
+  const std::vector<nn::NamedTensor> from = current.named_parameters();
+  const std::vector<nn::NamedTensor> to = ema.named_parameters();
+  for (std::size_t i = 0; i < to.size(); ++i) {
+    Tensor t = to[i].second;
+    t.mul_(decay);
+    t.add_(from[i].second.detach(), 1.0 - decay);
+  }
+  const std::vector<nn::NamedTensor> from_buffers = current.named_buffers();
+  const std::vector<nn::NamedTensor> to_buffers = ema.named_buffers();
+  for (std::size_t i = 0; i < to_buffers.size(); ++i) {
+    Tensor t = to_buffers[i].second;
+    t.copy_(from_buffers[i].second);
+  }
+}
+
+// Sums over an epoch's steps: [D loss sum, D steps, G loss sum, G steps].
+enum Sum : std::size_t { kDLoss, kDSteps, kGLoss, kGSteps };
+
+class GanTask final : public Task {
+ public:
+  explicit GanTask(const TaskContext& c)
+      : settings_(c.settings),
+        gan_(c.settings.gan),
+        run_(c.run),
+        loss_(gan_.loss == "minimax"       ? GanLoss::kMinimax
+              : gan_.loss == "wasserstein" ? GanLoss::kWasserstein
+                                           : GanLoss::kNonSaturating),
+        generator_(make_generator(c.settings.generator.model, c.data.geometry, gan_.latent)),
+        discriminator_(make_discriminator(c.settings.discriminator.model, c.data.geometry)) {
+    if (gan_.ema_decay > 0) {
+      // Built before the ranks' random streams split, so identical everywhere; starts as the generator.
+      ema_ = make_generator(c.settings.generator.model, c.data.geometry, gan_.latent);
+      ema_->load_state_dict(clone_state(generator_->state_dict()));
+    }
+    if (run_.world() > 1 && run_.sync_batchnorm) {
+      synced_ = distributed::convert_sync_batchnorm(*generator_, run_.group) +
+                distributed::convert_sync_batchnorm(*discriminator_, run_.group);
+    }
+    dp_g_.emplace(generator_, run_.group, run_.reducer);
+    dp_d_.emplace(discriminator_, run_.group, run_.reducer);
+    g_optimizer_ = make_optimizer(c.settings.generator.optimizer, *generator_);
+    d_optimizer_ = make_optimizer(c.settings.discriminator.optimizer, *discriminator_);
+    g_params_ = generator_->parameters();
+    d_params_ = discriminator_->parameters();
+    fixed_z_ = fixed_noise(run_.seed, gan_.samples, gan_.latent);
+  }
+
+  TrainingParts parts() override {
+    TrainingParts p{"gan",
+                    {{"generator", generator_.get()}, {"discriminator", discriminator_.get()}},
+                    {{"generator_optimizer", g_optimizer_.get()}, {"discriminator_optimizer", d_optimizer_.get()}},
+                    {{"generator_schedule", g_scheduler_.get()}, {"discriminator_schedule", d_scheduler_.get()}}};
+    if (ema_) p.models.emplace_back("generator_ema", ema_.get());
+    return p;
+  }
+
+  std::string describe() const override {
+    return str_cat("generator ", generator_->num_parameters(), " parameters, discriminator ",
+                   discriminator_->num_parameters(), " parameters, loss ", gan_.loss,
+                   gan_.d_steps > 1 ? str_cat(", ", gan_.d_steps, " discriminator steps per generator step") : "",
+                   ema_ ? str_cat(", generator average (decay ", gan_.ema_decay, ")") : "",
+                   synced_ > 0 ? str_cat(", ", synced_, " synchronised batch norms") : "");
+  }
+
+  void start(std::int64_t steps_per_epoch) override {
+    // The generator updates once every d_steps steps.
+    d_scheduler_ = make_scheduler(settings_.discriminator.schedule, *d_optimizer_, steps_per_epoch, run_.epochs);
+    g_scheduler_ = make_scheduler(settings_.generator.schedule, *g_optimizer_,
+                                  std::max<std::int64_t>(steps_per_epoch / gan_.d_steps, 1), run_.epochs);
+  }
+
+  std::vector<std::string> sum_names() const override {
+    return {"the discriminator's loss", "discriminator steps", "the generator's loss", "generator steps"};
+  }
+
+  std::int64_t step(const Batch& batch, std::int64_t step, std::span<double> sums) override {
+    const std::int64_t b = batch.images.size(0);
+    // Discriminator step on a real batch and a generated one (the generator gets no gradient here).
+    Tensor fake;
+    {
+      NoGradGuard no_grad;
+      fake = dp_g_->module()(randn({b, gan_.latent}));
+    }
+    // Both forwards go through the wrapper: the one backward averages D's gradients over the ranks.
+    Tensor d_loss = discriminator_loss(loss_, (*dp_d_)(batch.images), (*dp_d_)(fake), gan_.real_label);
+    d_optimizer_->zero_grad();
+    d_loss.backward();
+    if (settings_.discriminator.clip_grad_norm > 0)
+      optim::clip_grad_norm_(d_params_, settings_.discriminator.clip_grad_norm);
+    d_optimizer_->step();
+    d_scheduler_->step();
+    if (loss_ == GanLoss::kWasserstein) optim::clip_parameters_(d_params_, gan_.weight_clip);
+    sums[kDLoss] += d_loss.item();
+    sums[kDSteps] += 1;
+    // Generator step every d_steps discriminator steps, through a frozen discriminator called outside its
+    // wrapper: only G's gradients are reduced and applied.
+    if (step % gan_.d_steps == 0) {
+      set_requires_grad(d_params_, false);
+      Tensor g_loss = generator_loss(loss_, dp_d_->module()((*dp_g_)(randn({b, gan_.latent}))));
+      g_optimizer_->zero_grad();
+      g_loss.backward();
+      if (settings_.generator.clip_grad_norm > 0)
+        optim::clip_grad_norm_(g_params_, settings_.generator.clip_grad_norm);
+      g_optimizer_->step();
+      g_scheduler_->step();
+      set_requires_grad(d_params_, true);
+      if (ema_) update_average(*ema_, *generator_, gan_.ema_decay);
+      sums[kGLoss] += g_loss.item();
+      sums[kGSteps] += 1;
+      ++generator_steps_;
+    }
+    return b;
+  }
+
+  std::string progress_text(std::span<const double> sums) const override {
+    return str_cat("D ", format_fixed(sums[kDLoss] / std::max(sums[kDSteps], 1.0), 3), "  G ",
+                   format_fixed(sums[kGLoss] / std::max(sums[kGSteps], 1.0), 3));
+  }
+
+  EpochEnd end_epoch(std::int64_t epoch, std::int64_t step, std::span<const double> job, RunLog* log) override {
+    EpochEnd e;
+    const double d = job[kDLoss] / std::max(job[kDSteps], 1.0), g = job[kGLoss] / std::max(job[kGSteps], 1.0);
+    e.fields = {{"d_loss", d}, {"g_loss", g}};
+    e.line = str_cat("D loss ", format_fixed(d, 4), "  G loss ", format_fixed(g, 4));
+    if (log != nullptr) {  // rank 0 draws the samples (from the average when kept)
+      const std::filesystem::path grid = run_.output / str_cat("samples_epoch_", epoch + 1, ".png");
+      log->image("samples", write_samples(ema_ ? *ema_ : *generator_, fixed_z_, grid), step);
+      e.line += str_cat("  samples ", grid.string());
+    }
+    return e;
+  }
+
+  std::string divergence_hint() const override {
+    return "Lower generator.optimizer.lr / discriminator.optimizer.lr, or set generator.clip_grad_norm / "
+           "discriminator.clip_grad_norm";
+  }
+
+  std::map<std::string, double> values() const override {
+    return {{"generator_steps", static_cast<double>(generator_steps_)}};
+  }
+  void restore(const io::TrainerState& state) override { generator_steps_ = state.step / gan_.d_steps; }
+
+  std::string summary(const std::vector<std::pair<std::string, double>>& last) const override {
+    std::string text;
+    for (const auto& [name, value] : last)
+      text += str_cat(text.empty() ? "" : ", ", name == "d_loss" ? "D loss " : "G loss ", format_fixed(value, 4));
+    return str_cat(text, ", ", generator_steps_, " generator steps");
+  }
+
+ private:
+  const launch::Settings& settings_;
+  const launch::GanSection& gan_;
+  const RunSettings& run_;
+  GanLoss loss_;
+  std::shared_ptr<nn::Module> generator_, discriminator_, ema_;
+  int synced_ = 0;
+  std::optional<distributed::DataParallel> dp_g_, dp_d_;
+  std::unique_ptr<optim::Optimizer> g_optimizer_, d_optimizer_;
+  std::unique_ptr<optim::LRScheduler> g_scheduler_, d_scheduler_;
+  std::vector<Tensor> g_params_, d_params_;
+  Tensor fixed_z_;
+  std::int64_t generator_steps_ = 0;
+};
+
 }  // namespace
 
 Tensor write_samples(nn::Module& generator, const Tensor& z, const std::filesystem::path& path) {
@@ -68,180 +235,6 @@ Tensor fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent) 
   return randn({count, latent}, 0.0, 1.0, DType::f32, kCPU, &stream);
 }
 
-GanResult train_gan(const launch::Config& cfg, const RunSettings& run, Progress& progress) {
-  LOCKSTEP_CHECK(run.group != nullptr, ValueError,
-                 "train_gan: expected run settings from setup_run (with a process group), but got none");
-  distributed::ProcessGroup& group = *run.group;
-  const int world = group.size();
-  DataSplits data = make_data(cfg, run.seed, group.rank(), world);
-  const std::int64_t latent = cfg.get_int("gan.latent", 100);
-  const std::string loss_name =
-      cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein"}, "non-saturating");
-  const GanLoss loss_kind = loss_name == "minimax"       ? GanLoss::kMinimax
-                            : loss_name == "wasserstein" ? GanLoss::kWasserstein
-                                                         : GanLoss::kNonSaturating;
-  const std::int64_t d_steps = cfg.get_int("gan.d_steps", loss_kind == GanLoss::kWasserstein ? 5 : 1);
-  const double clip = cfg.get_double("gan.weight_clip", 0.01);
-  const std::int64_t sample_count = cfg.get_int("gan.samples", 64);
-  if (d_steps < 1) cfg.fail("gan.d_steps", str_cat("expected at least 1, but got ", d_steps));
-
-  std::shared_ptr<nn::Module> generator = make_generator(cfg, "generator", data.geometry, latent);
-  std::shared_ptr<nn::Module> discriminator = make_discriminator(cfg, "discriminator", data.geometry);
-  int synced = 0;
-  if (world > 1 && run.sync_batchnorm) {
-    synced = distributed::convert_sync_batchnorm(*generator, run.group) +
-             distributed::convert_sync_batchnorm(*discriminator, run.group);
-  }
-  distributed::DataParallel dp_g(generator, run.group, run.reducer);
-  distributed::DataParallel dp_d(discriminator, run.group, run.reducer);
-  split_random_streams(run);  // every rank draws its own noise from here on
-  std::unique_ptr<optim::Optimizer> g_optimizer = make_optimizer(cfg, "optimizer", *generator);
-  std::unique_ptr<optim::Optimizer> d_optimizer = make_optimizer(cfg, "optimizer", *discriminator);
-  Checkpointer checkpointer(cfg, run);
-  const std::optional<io::TrainerState> resumed = checkpointer.find(progress);
-  if (resumed)
-    data.train_options.batch_size = resumed_batch_size(*resumed, data.train_options.batch_size, cfg, world);
-  DataLoader loader(data.train, data.train_options);
-  SampleLog sample_log(cfg, run);
-  cfg.reject_unknown();
-  progress.print(describe_job(run, data.train_options.batch_size));
-  const TrainingParts parts{
-      "gan",
-      {{"generator", generator.get()}, {"discriminator", discriminator.get()}},
-      {{"generator_optimizer", g_optimizer.get()}, {"discriminator_optimizer", d_optimizer.get()}},
-      {}};
-
-  const std::int64_t steps_per_epoch = loader.batches_per_epoch();
-  progress.print(str_cat("generator ", generator->num_parameters(), " parameters, discriminator ",
-                         discriminator->num_parameters(), " parameters; ", data.train->size(),
-                         " training images, ", steps_per_epoch, " discriminator steps per epoch",
-                         world > 1 ? " per rank" : "", ", loss ", loss_name,
-                         synced > 0 ? str_cat(", ", synced, " synchronised batch norms") : ""));
-  const Tensor fixed_z = fixed_noise(run.seed, sample_count, latent);
-  const std::vector<Tensor> d_params = discriminator->parameters();
-  const std::int64_t global_batch = data.train_options.batch_size * world;
-
-  GanResult result;
-  std::int64_t first_epoch = 0, first_step = 0;  // where this process starts
-  // This epoch's [D loss sum, D steps, G loss sum, G steps]: this rank's.
-  std::array<double, 4> sums{};
-  const auto reduced = [&] {
-    std::array<double, 4> total = sums;
-    sum_over_ranks(group, total);
-    return total;
-  };
-  checkpointer.set_steps_per_epoch(steps_per_epoch);
-  if (resumed) {
-    checkpointer.load(parts, *resumed);
-    result.steps = resumed->step;
-    result.generator_steps = result.steps / d_steps;
-    first_epoch = resumed->epoch;
-    first_step = resumed->epoch_step;
-    result.resumed_step = resumed->step;
-    result.checkpoint = checkpointer.resumed_from();
-    load_rank_sums(*resumed, "epoch_sum", run.rank(), world, sums);
-    progress.print(checkpointer.describe_resume(*resumed, global_batch));
-  }
-  std::optional<RunLog> log;
-  if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
-  const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
-    io::TrainerState state = trainer_state_at(result.steps, epoch, epoch_step, global_batch);
-    save_rank_sums(group, &state, "epoch_sum", epoch_step > 0 ? sums : std::array<double, 4>{});
-    const SavedCheckpoint saved = checkpointer.save(parts, state);
-    result.checkpoint = saved.dir;
-    progress.print(saved.describe());
-  };
-
-  std::int64_t images = 0;  // this rank's, in this process
-  const auto t0 = std::chrono::steady_clock::now();
-  bool done = run.max_steps > 0 && result.steps >= run.max_steps;
-  if (resumed && (done || first_epoch >= run.epochs))
-    progress.print(nothing_left_to_train(run, result.steps, false));
-  for (std::int64_t epoch = first_epoch; epoch < run.epochs && !done; ++epoch) {
-    const std::int64_t start = epoch == first_epoch ? first_step : 0;
-    if (epoch != first_epoch) sums = {};
-    loader.start_epoch(epoch, start);
-    progress.start(str_cat("epoch ", epoch + 1, "/", run.epochs), steps_per_epoch, start);
-    std::int64_t epoch_step = start;
-    while (std::optional<Batch> batch = loader.next()) {
-      const std::int64_t b = batch->images.size(0);
-      sample_log.write(result.steps + 1, batch->indices);
-      // Discriminator step on a real batch and a generated one (the generator gets no gradient here).
-      Tensor fake;
-      {
-        NoGradGuard no_grad;
-        fake = dp_g.module()(randn({b, latent}));
-      }
-      // Both forwards go through the wrapper: the one backward averages D's gradients over the ranks.
-      Tensor d_loss = discriminator_loss(loss_kind, dp_d(batch->images), dp_d(fake));
-      d_optimizer->zero_grad();
-      d_loss.backward();
-      d_optimizer->step();
-      if (loss_kind == GanLoss::kWasserstein) optim::clip_parameters_(d_params, clip);
-      sums[0] += d_loss.item();
-      sums[1] += 1;
-      ++result.steps;
-      ++epoch_step;
-      images += b;
-      // Generator step every d_steps discriminator steps, through a frozen discriminator called outside
-      // its wrapper: only G's gradients are reduced and applied.
-      if (result.steps % d_steps == 0) {
-        set_requires_grad(d_params, false);
-        Tensor g_loss = generator_loss(loss_kind, dp_d.module()(dp_g(randn({b, latent}))));
-        g_optimizer->zero_grad();
-        g_loss.backward();
-        g_optimizer->step();
-        set_requires_grad(d_params, true);
-        sums[2] += g_loss.item();
-        sums[3] += 1;
-        ++result.generator_steps;
-      }
-      if (!std::isfinite(sums[0]) || !std::isfinite(sums[2])) {
-        throw ValueError(str_cat("train: a GAN loss became non-finite at discriminator step ", result.steps,
-                                 ". Lower optimizer.lr"));
-      }
-      // The bar shows rank 0's running losses; the logged ones are averaged over the ranks.
-      progress.update(epoch_step, b * world,
-                      str_cat("D ", format_fixed(sums[0] / std::max(sums[1], 1.0), 3), "  G ",
-                              format_fixed(sums[2] / std::max(sums[3], 1.0), 3)));
-      if (run.max_steps > 0 && result.steps >= run.max_steps) done = true;
-      const bool stop = checkpointer.stop_requested();
-      if (done || epoch_step == steps_per_epoch) break;  // the epoch's end saves
-      if (stop || checkpointer.due(result.steps)) save(epoch, epoch_step);
-      if (stop) {
-        result.stopped_by = checkpointer.stop_signal();
-        progress.finish(str_cat("interrupted at step ", result.steps));
-        return result;
-      }
-    }
-    const std::array<double, 4> job = reduced();
-    result.d_loss = job[0] / std::max(job[1], 1.0);
-    result.g_loss = job[2] / std::max(job[3], 1.0);
-    if (run.speaks()) {  // rank 0 writes the samples, the metrics and the models
-      const std::filesystem::path grid = run.output / str_cat("samples_epoch_", epoch + 1, ".png");
-      const Tensor samples = write_samples(*generator, fixed_z, grid);
-      log->write(
-          result.steps,
-          {{"epoch", static_cast<double>(epoch + 1)}, {"d_loss", result.d_loss}, {"g_loss", result.g_loss}});
-      log->image("samples", samples, result.steps);
-      save_models(run.output / "model.h5", "gan", cfg,
-                  {{"generator", generator.get()}, {"discriminator", discriminator.get()}});
-      progress.finish(str_cat("D loss ", format_fixed(result.d_loss, 4), "  G loss ",
-                              format_fixed(result.g_loss, 4), "  samples ", grid.string()));
-    }
-    const bool stop = checkpointer.stop_requested();
-    const bool complete = epoch_step == steps_per_epoch;
-    // The state after a complete epoch is the start of the next one. The last epoch always saves.
-    if (checkpointer.due_at_epoch_end(result.steps, stop || done || epoch + 1 == run.epochs))
-      save(complete ? epoch + 1 : epoch, complete ? 0 : epoch_step);
-    if (stop) {
-      result.stopped_by = checkpointer.stop_signal();
-      return result;
-    }
-  }
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  result.images_per_s = static_cast<double>(images * world) / std::max(result.seconds, 1e-9);
-  return result;
-}
+std::unique_ptr<Task> make_gan_task(const TaskContext& context) { return std::make_unique<GanTask>(context); }
 
 }  // namespace lockstep::train

@@ -1,4 +1,4 @@
-// Run set-up, model files and the JSONL metrics log.
+// Run set-up and the sample audit log.
 #include "launch/train/run.h"
 
 #include <chrono>
@@ -8,8 +8,6 @@
 
 #include "distributed/init.h"
 #include "distributed/mpi.h"
-#include "io/h5/h5.h"
-#include "io/state/state_file.h"
 #include "src/core/error.h"
 #include "src/core/rng.h"
 #include "src/core/threading.h"
@@ -48,46 +46,43 @@ ResumeRequest ResumeRequest::parse(const std::string& text) {
   return r;
 }
 
-std::shared_ptr<distributed::ProcessGroup> make_process_group(const launch::Config& cfg) {
-  const double timeout_s = cfg.get_double("distributed.timeout_s", 300.0);
-  if (!(timeout_s > 0.0) || timeout_s > 1e9) {
-    cfg.fail("distributed.timeout_s",
-             str_cat("expected a positive number of seconds (at most 1e9), but got ", timeout_s));
-  }
+std::shared_ptr<distributed::ProcessGroup> make_process_group(const launch::Settings& settings) {
   distributed::ProcessGroupOptions options;
-  options.timeout = std::chrono::milliseconds(std::max<std::int64_t>(std::llround(timeout_s * 1000.0), 1));
+  options.timeout = std::chrono::milliseconds(
+      std::max<std::int64_t>(std::llround(settings.distributed.timeout_s * 1000.0), 1));
   return distributed::init_process_group(options);
 }
 
-RunSettings setup_run(const launch::Config& cfg) { return setup_run(cfg, make_process_group(cfg)); }
+RunSettings setup_run(const launch::Settings& settings) {
+  return setup_run(settings, make_process_group(settings));
+}
 
-RunSettings setup_run(const launch::Config& cfg, std::shared_ptr<distributed::ProcessGroup> group) {
+RunSettings setup_run(const launch::Settings& settings, std::shared_ptr<distributed::ProcessGroup> group) {
   LOCKSTEP_CHECK(group != nullptr, ValueError, "setup_run: expected a process group, but got null");
   RunSettings run;
   run.group = std::move(group);
-  run.task = cfg.choice("task", {"classifier", "gan"}, "classifier");
-  run.seed = static_cast<std::uint64_t>(cfg.get_int("run.seed", 0));
-  run.threads = static_cast<int>(cfg.get_int("run.threads", 0));
-  run.output = cfg.get_string("run.output", "runs/latest");
-  run.epochs = cfg.get_int("run.epochs", 1);
-  run.max_steps = cfg.get_int("run.max_steps", 0);
-  if (run.epochs < 1) cfg.fail("run.epochs", str_cat("expected at least 1, but got ", run.epochs));
-  if (run.threads < 0)
-    cfg.fail("run.threads", str_cat("expected 0 (automatic) or more, but got ", run.threads));
-  const double bucket_mb = cfg.get_double("distributed.bucket_mb", 4.0);
-  if (!(bucket_mb > 0.0) || bucket_mb > 1024.0) {
-    cfg.fail("distributed.bucket_mb",
-             str_cat("expected a bucket size in MiB in (0, 1024], but got ", bucket_mb));
-  }
-  run.reducer.bucket_bytes = std::max<std::int64_t>(static_cast<std::int64_t>(bucket_mb * kMiB), 1);
+  run.seed = settings.run.seed;
+  run.threads = settings.run.threads;
+  run.output = settings.run.output;
+  run.epochs = settings.run.epochs;
+  run.max_steps = settings.run.max_steps;
+  run.reducer.bucket_bytes =
+      std::max<std::int64_t>(static_cast<std::int64_t>(settings.distributed.bucket_mb * kMiB), 1);
   run.reducer.first_bucket_bytes = std::min(run.reducer.first_bucket_bytes, run.reducer.bucket_bytes);
-  run.sync_batchnorm = cfg.get_bool("distributed.sync_batchnorm", true);
+  run.sync_batchnorm = settings.distributed.sync_batchnorm;
 
   manual_seed(run.seed);
   if (run.threads == 0) run.threads = run.world() > 1 ? default_threads(*run.group) : 0;
   if (run.threads > 0) set_num_threads(run.threads);
   run.threads = num_threads();
-  if (run.speaks()) std::filesystem::create_directories(run.output);
+  if (run.speaks()) {
+    std::error_code error;
+    std::filesystem::create_directories(run.output, error);
+    if (error) {
+      settings.output_key.fail(str_cat("cannot create the output folder '", run.output.string(),
+                                       "': ", error.message()));
+    }
+  }
   return run;
 }
 
@@ -114,35 +109,8 @@ void split_random_streams(const RunSettings& run) {
   g.set_state(mix64(run.seed ^ mix64(static_cast<std::uint64_t>(run.rank()))), g.offset());
 }
 
-void save_models(const std::filesystem::path& path, const std::string& kind, const launch::Config& cfg,
-                 const std::vector<std::pair<std::string, const nn::Module*>>& models) {
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
-  {
-    h5::File file(tmp, h5::Access::kTruncate);
-    h5::Group root = file.root();
-    root.set_attribute("format_version", std::int64_t{1});
-    root.set_attribute("kind", kind);
-    root.set_attribute("config", cfg.to_string());
-    for (const auto& [name, model] : models)
-      io::write_state_dict(root.create_group(name), model->state_dict());
-    file.flush();
-  }
-  std::filesystem::rename(tmp, path);
-}
-
-void load_model(const std::filesystem::path& path, const std::string& group, nn::Module& model) {
-  h5::File file(path, h5::Access::kRead);
-  model.load_state_dict(io::read_state_dict(file.root().group(group)));
-}
-
-std::string stored_config(const std::filesystem::path& path) {
-  h5::File file(path, h5::Access::kRead);
-  return file.root().attribute_string("config");
-}
-
-SampleLog::SampleLog(const launch::Config& cfg, const RunSettings& run) {
-  if (!cfg.get_bool("run.sample_log", false)) return;
+SampleLog::SampleLog(bool on, const RunSettings& run) {
+  if (!on) return;
   path_ = run.output / "samples" / str_cat("rank_", run.rank(), ".txt");
   std::filesystem::create_directories(path_.parent_path());
 }

@@ -12,7 +12,7 @@
 
 #include "distributed/process_group.h"
 #include "distributed/reducer.h"
-#include "launch/config/config.h"
+#include "launch/config/settings.h"
 #include "launch/env/signals.h"
 #include "src/nn/module.h"
 
@@ -28,18 +28,15 @@ struct ResumeRequest {
   static ResumeRequest parse(const std::string& text);
 };
 
-// task = classifier | gan; [run] seed, threads, output, epochs, max_steps (0 = no limit);
-// [distributed] bucket_mb (gradient bucket size, default 4), sync_batchnorm (batch statistics over every
-// rank's batch when world > 1, default true), timeout_s (how long a collective waits for the other ranks,
-// default 300). Rank 0 writes every file (except the per-rank SampleLog) and prints; the other ranks only
-// report their own errors.
+// The run's settings that every task shares, and the job it runs in: its process group and stop signals.
+// Rank 0 writes every file (except the per-rank SampleLog) and prints; the other ranks only report their own
+// errors.
 struct RunSettings {
-  std::string task = "classifier";
   std::uint64_t seed = 0;
   int threads = 0;  // per rank, after the default was resolved
   std::filesystem::path output;
   std::int64_t epochs = 1;
-  std::int64_t max_steps = 0;
+  std::int64_t max_steps = 0;  // 0: no limit
   distributed::ReducerOptions reducer;
   bool sync_batchnorm = true;
   ResumeRequest resume;  // from the command line (`lockstep train --resume`)
@@ -57,15 +54,15 @@ struct RunSettings {
 
 // The job's process group (init_process_group: the MPI world under mpirun/srun, else a single-process
 // group), with distributed.timeout_s as its collective timeout. Collective under MPI.
-std::shared_ptr<distributed::ProcessGroup> make_process_group(const launch::Config& cfg);
+std::shared_ptr<distributed::ProcessGroup> make_process_group(const launch::Settings& settings);
 
-// Reads [run] and [distributed] for a job over `group`, seeds the default generator with run.seed on every
-// rank, sets the threads per rank (run.threads; 0 = OMP_NUM_THREADS when set, else the cores shared out over
-// the ranks on this node) and, on rank 0, creates the output folder. Callers that must end every rank on a
-// failure keep `group` alive across it.
-RunSettings setup_run(const launch::Config& cfg, std::shared_ptr<distributed::ProcessGroup> group);
-// The same over make_process_group(cfg).
-RunSettings setup_run(const launch::Config& cfg);
+// The run over `group`: seeds the default generator with run.seed on every rank, sets the threads per rank
+// (run.threads; 0 = OMP_NUM_THREADS when set, else the cores shared out over the ranks on this node) and, on
+// rank 0, creates the output folder (a ConfigError at run.output when it cannot). Callers that must end
+// every rank on a failure keep `group` alive across it.
+RunSettings setup_run(const launch::Settings& settings, std::shared_ptr<distributed::ProcessGroup> group);
+// The same over make_process_group(settings).
+RunSettings setup_run(const launch::Settings& settings);
 
 // Replaces `values` by their sums over every rank of `group` (one all_reduce in f64; collective). A group of
 // one leaves them as they are.
@@ -80,22 +77,13 @@ std::string describe_job(const RunSettings& run, std::int64_t per_rank_batch);
 // run draws exactly what it drew before. Called after the models are built (identical on every rank).
 void split_random_streams(const RunSettings& run);
 
-// Writes `models` (group name, module) into `path` (format_version, kind and the effective config as root
-// attributes), through a temporary file renamed into place.
-void save_models(const std::filesystem::path& path, const std::string& kind, const launch::Config& cfg,
-                 const std::vector<std::pair<std::string, const nn::Module*>>& models);
-// Loads group `group` of a model file into `model` (strict: every mismatch is reported by name).
-void load_model(const std::filesystem::path& path, const std::string& group, nn::Module& model);
-// The config text stored in a model file.
-std::string stored_config(const std::filesystem::path& path);
-
 // [run] sample_log = true: every rank appends, for each training step, the line "STEP INDEX INDEX ..." (the
 // data set indices of its batch) to <run.output>/samples/rank_<rank>.txt: an audit of the global sample
 // order, e.g. across a resume (a resumed run appends again from its checkpoint's step: the last line of a
 // step is the one that counted). Off by default (a no-op).
 class SampleLog {
  public:
-  SampleLog(const launch::Config& cfg, const RunSettings& run);
+  SampleLog(bool on, const RunSettings& run);
   void write(std::int64_t step, const std::vector<std::int64_t>& indices);
 
  private:

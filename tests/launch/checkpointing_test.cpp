@@ -13,6 +13,7 @@
 #include <atomic>
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -29,8 +30,10 @@
 #include "io/h5/h5.h"
 #include "io/state/state_file.h"
 #include "launch/config/config.h"
-#include "launch/train/classifier.h"
-#include "launch/train/gan.h"
+#include "io/model/model_file.h"
+#include "launch/config/settings.h"
+#include "launch/train/factory.h"
+#include "launch/train/loop.h"
 #include "launch/train/progress.h"
 #include "launch/train/run.h"
 #include "src/core/rng.h"
@@ -127,19 +130,22 @@ class Printed {
   std::FILE* file_;
 };
 
-// Trains `cfg` with `train` (train_classifier or train_gan) for at most `max_steps` steps (0: no limit)
-// with `--resume resume`; what it printed lands in *printed, also when it throws. The step limit is set on
-// the run settings, so that the checkpoints of runs with other limits hold the same config text.
-template <class Trainer>
-auto run_training(Trainer train, const launch::Config& cfg, std::int64_t max_steps, const std::string& resume,
-                  std::string* printed) {
-  RunSettings run = setup_run(cfg);
-  run.max_steps = max_steps;
-  run.resume = ResumeRequest::parse(resume);
+using ClassifierResult = TrainResult;
+using GanResult = TrainResult;
+
+// Trains `cfg` for at most `max_steps` steps (0: no limit) with `--resume resume`; what it printed lands in
+// *printed, also when it throws. The step limit is set on the run settings, so that the checkpoints of runs
+// with other limits hold the same config text.
+TrainResult run_training(const launch::Config& cfg, std::int64_t max_steps, const std::string& resume,
+                         std::string* printed) {
   Printed out;
-  Progress progress(out.file(), Style::kLines);
   try {
-    auto result = train(cfg, run, progress);
+    const launch::Settings settings = launch::read_settings(cfg);
+    RunSettings run = setup_run(settings);
+    run.max_steps = max_steps;
+    run.resume = ResumeRequest::parse(resume);
+    Progress progress(out.file(), Style::kLines);
+    TrainResult result = train(settings, run, progress);
     if (printed != nullptr) *printed = out.text();
     return result;
   } catch (...) {
@@ -148,13 +154,13 @@ auto run_training(Trainer train, const launch::Config& cfg, std::int64_t max_ste
   }
 }
 
-ClassifierResult classify(const launch::Config& cfg, std::int64_t max_steps,
-                          const std::string& resume = "auto", std::string* printed = nullptr) {
-  return run_training(train_classifier, cfg, max_steps, resume, printed);
+TrainResult classify(const launch::Config& cfg, std::int64_t max_steps, const std::string& resume = "auto",
+                     std::string* printed = nullptr) {
+  return run_training(cfg, max_steps, resume, printed);
 }
-GanResult gan(const launch::Config& cfg, std::int64_t max_steps, const std::string& resume = "auto",
-              std::string* printed = nullptr) {
-  return run_training(train_gan, cfg, max_steps, resume, printed);
+TrainResult gan(const launch::Config& cfg, std::int64_t max_steps, const std::string& resume = "auto",
+                std::string* printed = nullptr) {
+  return run_training(cfg, max_steps, resume, printed);
 }
 
 fs::path checkpoint_dir(const fs::path& output, std::int64_t step) {
@@ -327,7 +333,7 @@ TEST_F(CheckpointingTest, ClassifierWithATestSplitResumesItsBestModelAndFiguresE
   ClassifierResult last;
   for (const std::int64_t stop : {5, 10, 25}) last = classify(parse(b_text, with_test), stop);
   EXPECT_EQ(last.resumed_step, 10);
-  EXPECT_EQ(last.best_accuracy, straight.best_accuracy);
+  EXPECT_EQ(last.best_score, straight.best_score);
   EXPECT_EQ(last.best_epoch, straight.best_epoch);
   // The straight run saved steps 5, 10, 15, 20 and 25.
   for (const std::int64_t s : {5, 10, 25}) expect_same_checkpoint(checkpoint_dir(a, s), checkpoint_dir(b, s));
@@ -395,6 +401,115 @@ TEST_F(CheckpointingTest, GanResumedMidEpochAndAcrossAnEpochEndEndsBitwiseWhereT
   EXPECT_EQ(std::pair(states[1].epoch, states[1].epoch_step), std::pair(std::int64_t{1}, std::int64_t{3}));
   EXPECT_EQ(states[1].values.at("epoch_sum1.rank0"), 3.0);  // discriminator steps of the epoch in progress
   EXPECT_EQ(states[1].values.at("epoch_sum3.rank0"), 3.0);  // generator steps
+}
+
+// The GAN vocabulary: two time-scale updates (per-network optimizers), a cosine schedule for the generator,
+// gradient clipping for the discriminator, one-sided label smoothing and a moving average of the generator.
+std::string gan_vocabulary_text(const fs::path& output, std::int64_t every) {
+  std::string text = gan_text(output, every);
+  text.replace(text.find("[gan]\n"), 6, "[gan]\nema_decay = 0.9\nreal_label = 0.9\n");
+  text.replace(text.find("[discriminator]\n"), 16, "[discriminator]\nclip_grad_norm = 5.0\n");
+  return text +
+         "[generator.optimizer]\nlr = 1e-4\n[generator.schedule]\nname = \"cosine\"\n"
+         "[discriminator.optimizer]\nlr = 4e-4\n";
+}
+
+TEST_F(CheckpointingTest, GanWithTheWholeTrainingVocabularyResumesBitwise) {
+  const fs::path a = file("straight"), b = file("resumed");
+  expect_exact_resume(gan, gan_vocabulary_text(a, 4), gan_vocabulary_text(b, 4), a, b, {4, 13});
+  const io::ModelFileInfo info = io::read_model_file_info(checkpoint_dir(b, 13) / "model.h5");
+  EXPECT_EQ(info.groups, (std::vector<std::string>{"discriminator", "generator", "generator_ema"}));
+  const h5::File optimizer(checkpoint_dir(b, 13) / "optimizer.h5", h5::Access::kRead);
+  EXPECT_EQ(optimizer.root().children(),
+            (std::vector<std::string>{"discriminator_optimizer", "discriminator_schedule", "generator_optimizer",
+                                      "generator_schedule"}));
+}
+
+TEST_F(CheckpointingTest, TheGeneratorAverageIsDecayTimesTheOldPlusTheRestTimesTheNewWeights) {
+  const fs::path out = file("ema");
+  const launch::Config cfg = parse(gan_text(out, 1), {"gan.ema_decay=0.25"});
+  gan(cfg, 1);  // one discriminator and one generator step
+  const fs::path model = checkpoint_dir(out, 1) / "model.h5";
+  // The initial generator, built independently: the run seeds with run.seed and builds the generator first.
+  const launch::Settings settings = launch::read_settings(parse(gan_text(out, 1)));
+  manual_seed(settings.run.seed);
+  const DataSplits data = make_data(settings.data, settings.run.seed);
+  const std::shared_ptr<nn::Module> initial = make_generator(settings.generator.model, data.geometry, 16);
+  const std::shared_ptr<nn::Module> trained = make_generator(settings.generator.model, data.geometry, 16);
+  const std::shared_ptr<nn::Module> average = make_generator(settings.generator.model, data.geometry, 16);
+  io::load_model_group(model, "generator", *trained);
+  io::load_model_group(model, "generator_ema", *average);
+  const std::vector<nn::NamedTensor> g0 = initial->named_parameters(), g1 = trained->named_parameters(),
+                                     e1 = average->named_parameters();
+  ASSERT_EQ(g0.size(), e1.size());
+  double moved = 0.0;
+  for (std::size_t i = 0; i < g0.size(); ++i) {
+    const std::vector<float> x0 = g0[i].second.to_vector<float>(), x1 = g1[i].second.to_vector<float>(),
+                             e = e1[i].second.to_vector<float>();
+    for (std::size_t j = 0; j < e.size(); ++j) {
+      const double want = 0.25 * x0[j] + 0.75 * x1[j];
+      ASSERT_NEAR(e[j], want, 1e-6 * (1.0 + std::abs(want))) << g0[i].first << "[" << j << "]";
+      moved += std::abs(x1[j] - x0[j]);
+    }
+  }
+  EXPECT_GT(moved, 0.0);  // the generator did step
+  for (const auto& [name, buffer] : average->named_buffers())  // batch-norm statistics are copied
+    EXPECT_EQ(raw(buffer), raw(*trained->state_dict().find(name))) << name;
+}
+
+TEST_F(CheckpointingTest, AValidationSplitIsTheScoreAndTheTestSplitIsOnlyReported) {
+  const fs::path out = file("validated");
+  const std::string text = classifier_text(out, 5);
+  const std::vector<std::string> keys = {"data.test_split=\"test\"", "data.validation_fraction=0.25",
+                                         "run.epochs=2"};
+  std::string printed;
+  const TrainResult r = classify(parse(text, keys), 0, "auto", &printed);
+  // 320 training images: 80 held out, 240 trained on (7 steps of 32 per epoch, the last batch dropped).
+  EXPECT_CONTAINS(printed, "240 training samples (80 held out for validation), 7 steps per epoch");
+  EXPECT_EQ(r.steps, 14);
+  ASSERT_TRUE(r.best_score.has_value());
+  std::ifstream metrics(out / "metrics.jsonl");
+  std::string line;
+  double best_validation = -1.0;
+  int records = 0;
+  while (std::getline(metrics, line)) {
+    ++records;
+    ASSERT_NE(line.find("\"validation_accuracy\""), std::string::npos) << line;
+    ASSERT_NE(line.find("\"test_accuracy\""), std::string::npos) << line;
+    const std::size_t at = line.find("\"validation_accuracy\":") + 22;
+    best_validation = std::max(best_validation, std::stod(line.substr(at)));
+  }
+  EXPECT_EQ(records, 2);
+  EXPECT_EQ(*r.best_score, best_validation);  // the best model watched validation
+  EXPECT_TRUE(std::isfinite(r.figure("test_accuracy")));
+}
+
+TEST_F(CheckpointingTest, ABatchLargerThanTheTrainingSplitIsAConfigErrorNamingKeyBatchAndSplit) {
+  expect_error<ConfigError>([&] { classify(parse(classifier_text(file("big"), 2), {"data.batch_size=1000"}), 0); },
+                            {"data.batch_size", "command-line override", "320 training samples", "1000"});
+  expect_error<ConfigError>(
+      [&] {
+        classify(parse(classifier_text(file("held"), 2), {"data.validation_fraction=0.5", "data.batch_size=200"}), 0);
+      },
+      {"data.batch_size", "160 training samples", "200"});
+}
+
+TEST_F(CheckpointingTest, ADivergedRunStopsBeforeItsStepIsSavedNamingTheStepAndTheLastCheckpoint) {
+  const fs::path out = file("diverged");
+  // SGD at lr 1e30: the loss is not finite within a few steps; a checkpoint every step.
+  const launch::Config cfg = parse(classifier_text(out, 1), {"optimizer.name=\"sgd\"", "optimizer.lr=1e30"});
+  std::string printed;
+  const std::string message =
+      expect_error<ValueError>([&] { classify(cfg, 0, "auto", &printed); }, {"loss became", "at step", "optimizer.lr"});
+  const std::size_t at = message.find("at step ") + 8;
+  const std::int64_t step = std::stoll(message.substr(at));
+  const std::vector<io::CheckpointInfo> saved = io::CheckpointStore(out / "checkpoints").list();
+  ASSERT_FALSE(saved.empty()) << message;
+  EXPECT_EQ(saved.back().step, step - 1) << message;  // the diverged step was never committed
+  EXPECT_CONTAINS(message, checkpoint_dir(out, step - 1).string());
+  for (const auto& [group, dict] : io::read_state_groups(saved.back().path / "model.h5"))
+    for (const auto& [name, tensor] : dict)
+      for (const float v : tensor.to_vector<float>()) ASSERT_TRUE(std::isfinite(v)) << group << "/" << name;
 }
 
 // The steps a run saved, from its "checkpoint <dir> (<size> in <time>)" lines.
@@ -609,7 +724,7 @@ TEST_F(CheckpointingTest, TrainerFileHoldsTheRunsCountersConfigVersionAndRandomS
   EXPECT_EQ(s.seed, 21u);
   EXPECT_EQ(s.world_size, 1);
   EXPECT_EQ(s.config, cfg.to_string());
-  EXPECT_EQ(s.library_version, library_version());
+  EXPECT_EQ(s.library_version, io::library_version());
   EXPECT_FALSE(s.library_version.empty());
   ASSERT_EQ(s.rng.size(), 1u);
   ASSERT_EQ(s.rng.count("rank0.default"), 1u);
@@ -618,11 +733,11 @@ TEST_F(CheckpointingTest, TrainerFileHoldsTheRunsCountersConfigVersionAndRandomS
   EXPECT_EQ(s.values.at("epoch_sum3.rank0"), 6.0 * kBatch);
   EXPECT_GT(s.values.at("epoch_sum0.rank0"), 0.0);           // loss sum
   EXPECT_LE(s.values.at("epoch_sum2.rank0"), 6.0 * kBatch);  // correct
-  for (const char* name : {"best_accuracy", "best_epoch", "first_loss", "epochs_without_gain"})
+  for (const char* name : {"best_score", "best_epoch", "first_loss", "epochs_without_gain"})
     EXPECT_EQ(s.values.count(name), 1u) << name;
   EXPECT_EQ(io::read_trainer_state(checkpoint_dir(out, 4) / "trainer.h5").step, 4);
   // model.h5 reads like a model file.
-  EXPECT_EQ(stored_config(r.checkpoint / "model.h5"), cfg.to_string());
+  EXPECT_EQ(io::read_model_file_info(r.checkpoint / "model.h5").config, cfg.to_string());
   const h5::File model(r.checkpoint / "model.h5", h5::Access::kRead);
   EXPECT_EQ(model.root().attribute_string("kind"), "classifier");
   EXPECT_EQ(model.root().children(), (std::vector<std::string>{"model"}));
@@ -630,8 +745,16 @@ TEST_F(CheckpointingTest, TrainerFileHoldsTheRunsCountersConfigVersionAndRandomS
   EXPECT_EQ(optimizer.root().children(), (std::vector<std::string>{"optimizer", "schedule"}));
 }
 
+// The data settings of a config holding only the batch key `key` = `value`.
+launch::DataSection batch_of(const std::string& key, std::int64_t value) {
+  const launch::Config cfg = parse(str_cat("[data]\n", key, " = ", value, "\n"));
+  launch::DataSection data;
+  data.batch_key = cfg.locate("data." + key);
+  return data;
+}
+
 TEST(ResumedBatchSize, SameWorldKeepsTheBatchAnotherSharesTheGlobalBatch) {
-  const launch::Config per_rank = parse("[data]\nbatch_size = 48\n");
+  const launch::DataSection per_rank = batch_of("batch_size", 48);
   io::TrainerState state;
   state.world_size = 2;
   state.global_batch = 96;
@@ -644,7 +767,7 @@ TEST(ResumedBatchSize, SameWorldKeepsTheBatchAnotherSharesTheGlobalBatch) {
                             {"data.batch_size", "96", "80"});
   expect_error<ConfigError>([&] { resumed_batch_size(state, 48, per_rank, 5); },
                             {"data.batch_size", "96", "5 ranks"});
-  const launch::Config global = parse("[data]\nglobal_batch_size = 64\n");
+  const launch::DataSection global = batch_of("global_batch_size", 64);
   expect_error<ConfigError>([&] { resumed_batch_size(state, 32, global, 2); },
                             {"data.global_batch_size", "96", "64"});
   expect_error<ConfigError>([&] { resumed_batch_size(state, 32, global, 7); },

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -15,7 +16,7 @@
 #include "io/data/convert.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/dispatch.h"
-#include "launch/config/config.h"
+#include "launch/config/settings.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
 #include "launch/train/run.h"
@@ -33,21 +34,30 @@ launch::Config parse(const std::string& text, const std::vector<std::string>& ov
   return launch::Config::parse(text, "run.toml", overrides);
 }
 
+// The settings of `text` completed into a whole classifier config: the model and optimizer tables are
+// appended, a data path and batch are given as overrides when the text has none.
+launch::Settings settings_of(const std::string& text, std::vector<std::string> overrides = {}) {
+  if (text.find("path =") == std::string::npos) overrides.emplace_back("data.path=\"data.h5\"");
+  if (text.find("batch_size =") == std::string::npos) overrides.emplace_back("data.batch_size=8");
+  return launch::read_settings(
+      parse(text + "\n[model]\nname = \"mlp\"\n[optimizer]\nname = \"sgd\"\nlr = 0.1\n", overrides));
+}
+
 TEST(BatchSize, PerRankBatchIsTakenAsItIsAtAnyWorldSize) {
-  const launch::Config cfg = parse("[data]\nbatch_size = 48\n");
+  const launch::DataSection cfg = settings_of("[data]\nbatch_size = 48\n").data;
   EXPECT_EQ(per_rank_batch_size(cfg, 1), 48);
   EXPECT_EQ(per_rank_batch_size(cfg, 3), 48);
 }
 
 TEST(BatchSize, GlobalBatchIsSplitOverTheRanks) {
-  const launch::Config cfg = parse("[data]\nglobal_batch_size = 96\n");
+  const launch::DataSection cfg = settings_of("[data]\nglobal_batch_size = 96\n").data;
   EXPECT_EQ(per_rank_batch_size(cfg, 1), 96);
   EXPECT_EQ(per_rank_batch_size(cfg, 3), 32);
   EXPECT_EQ(per_rank_batch_size(cfg, 4), 24);
 }
 
 TEST(BatchSize, GlobalBatchNotDivisibleByTheWorldNamesKeyValueAndWorld) {
-  const launch::Config cfg = parse("[data]\nglobal_batch_size = 100\n");
+  const launch::DataSection cfg = settings_of("[data]\nglobal_batch_size = 100\n").data;
   const std::string message = expect_error<ConfigError>(
       [&] { per_rank_batch_size(cfg, 3); }, {"data.global_batch_size", "run.toml:2", "100", "world size 3"});
   EXPECT_NE(message.find("99 or 102"), std::string::npos) << message;  // the nearest multiples
@@ -55,27 +65,26 @@ TEST(BatchSize, GlobalBatchNotDivisibleByTheWorldNamesKeyValueAndWorld) {
 
 TEST(BatchSize, BothOrNeitherKeyOrANonPositiveValueIsAConfigError) {
   expect_error<ConfigError>(
-      [&] { per_rank_batch_size(parse("[data]\nbatch_size = 64\nglobal_batch_size = 128\n"), 2); },
+      [&] { per_rank_batch_size(settings_of("[data]\nbatch_size = 64\nglobal_batch_size = 128\n").data, 2); },
       {"data.global_batch_size", "data.batch_size", "both", "64", "128"});
-  expect_error<ConfigError>([&] { per_rank_batch_size(parse("[data]\npath = \"x.h5\"\n"), 2); },
+  expect_error<ConfigError>([&] { read_settings(parse("[data]\npath = \"x.h5\"\n")); },
                             {"data.batch_size"});
-  expect_error<ConfigError>([&] { per_rank_batch_size(parse("[data]\nglobal_batch_size = 0\n"), 1); },
+  expect_error<ConfigError>([&] { settings_of("[data]\nglobal_batch_size = 0\n"); },
                             {"data.global_batch_size", "at least 1", "0"});
-  expect_error<ConfigError>([&] { per_rank_batch_size(parse("[data]\nbatch_size = -4\n"), 1); },
+  expect_error<ConfigError>([&] { settings_of("[data]\nbatch_size = -4\n"); },
                             {"data.batch_size", "at least 1", "-4"});
 }
 
 // A run in a fresh output folder, with `extra` TOML lines at the top level of the config.
 class SetupRun : public test::TempDirTest {
  protected:
-  launch::Config config(const std::string& extra, const std::vector<std::string>& overrides = {}) {
-    return parse(str_cat("[run]\noutput = \"", (dir_ / "out").string(), "\"\n", extra), overrides);
+  launch::Settings config(const std::string& extra, const std::vector<std::string>& overrides = {}) {
+    return settings_of(str_cat("[run]\noutput = \"", (dir_ / "out").string(), "\"\n", extra), overrides);
   }
 };
 
 TEST_F(SetupRun, DistributedDefaultsWithoutATable) {
-  const launch::Config cfg = config("");
-  const RunSettings run = setup_run(cfg);
+  const RunSettings run = setup_run(config(""));
   ASSERT_NE(run.group, nullptr);
   EXPECT_EQ(run.world(), 1);
   EXPECT_EQ(run.rank(), 0);
@@ -85,18 +94,14 @@ TEST_F(SetupRun, DistributedDefaultsWithoutATable) {
   EXPECT_EQ(run.group->options().timeout, std::chrono::seconds(300));
   EXPECT_GE(run.threads, 1);
   EXPECT_TRUE(std::filesystem::is_directory(dir_ / "out"));  // rank 0 creates it
-  cfg.reject_unknown();
 }
 
 TEST_F(SetupRun, DistributedKeysAreRead) {
-  const launch::Config cfg =
-      config("[distributed]\nbucket_mb = 2.5\nsync_batchnorm = false\ntimeout_s = 12.5\n");
-  const RunSettings run = setup_run(cfg);
+  const RunSettings run = setup_run(config("[distributed]\nbucket_mb = 2.5\nsync_batchnorm = false\ntimeout_s = 12.5\n"));
   EXPECT_EQ(run.reducer.bucket_bytes, 5 << 19);  // 2.5 MiB
   EXPECT_LE(run.reducer.first_bucket_bytes, run.reducer.bucket_bytes);
   EXPECT_FALSE(run.sync_batchnorm);
   EXPECT_EQ(run.group->options().timeout, std::chrono::milliseconds(12500));
-  cfg.reject_unknown();  // every key was read
   // A small bucket also bounds the first one.
   EXPECT_EQ(setup_run(config("[distributed]\nbucket_mb = 0.25\n")).reducer.first_bucket_bytes, 1 << 18);
 }
@@ -115,14 +120,12 @@ TEST_F(SetupRun, BadDistributedValuesAreConfigErrors) {
 }
 
 TEST_F(SetupRun, UnknownDistributedKeyIsRejectedWithASuggestion) {
-  const launch::Config cfg = config("[distributed]\nbucket_mbs = 8\n");
-  setup_run(cfg);
-  expect_error<ConfigError>([&] { cfg.reject_unknown(); }, {"distributed.bucket_mbs", "bucket_mb"});
+  expect_error<ConfigError>([&] { config("[distributed]\nbucket_mbs = 8\n"); }, {"distributed.bucket_mbs", "bucket_mb"});
 }
 
 TEST_F(SetupRun, JobLineNamesWorldBatchesThreadsAndBackend) {
   RunSettings run =
-      setup_run(parse(str_cat("[run]\nthreads = 1\noutput = \"", (dir_ / "o").string(), "\"\n")));
+      setup_run(settings_of(str_cat("[run]\nthreads = 1\noutput = \"", (dir_ / "o").string(), "\"\n")));
   EXPECT_EQ(run.threads, 1);
   EXPECT_EQ(describe_job(run, 64), "job: 1 rank (single), batch 64 per rank = 64 global, 1 thread per rank");
   auto world = std::make_shared<distributed::ThreadedWorld>(4);
@@ -181,14 +184,15 @@ void write_data(const std::filesystem::path& path, std::int64_t train_size, std:
 class ShardedData : public test::TempDirTest {
  protected:
   void SetUp() override { write_data(file("data.h5"), 50, 10000); }
-  launch::Config config() const {
-    return parse(str_cat("[data]\npath = \"", file("data.h5").string(),
-                         "\"\nglobal_batch_size = 24\neval_batch_size = 128\n"));
+  launch::DataSection config() const {
+    return settings_of(str_cat("[data]\npath = \"", file("data.h5").string(),
+                               "\"\nglobal_batch_size = 24\neval_batch_size = 128\n"))
+        .data;
   }
 };
 
 TEST_F(ShardedData, TrainingShardsArePaddedToTheSameStepCountEvaluationShardsCountEverySampleOnce) {
-  const launch::Config cfg = config();
+  const launch::DataSection cfg = config();
   std::int64_t test_samples = 0;
   for (std::int64_t rank = 0; rank < 3; ++rank) {
     const DataSplits d = make_data(cfg, 7, rank, 3);
@@ -208,8 +212,39 @@ TEST_F(ShardedData, TrainingShardsArePaddedToTheSameStepCountEvaluationShardsCou
   EXPECT_THROW(make_data(cfg, 7, 3, 3), ValueError);
 }
 
+TEST_F(ShardedData, AValidationHoldOutIsTheSameAtAnyWorldSizeAndDisjointFromTrainingShards) {
+  const std::string text = str_cat("[data]\npath = \"", file("data.h5").string(),
+                                   "\"\nglobal_batch_size = 6\nvalidation_fraction = 0.2\n");
+  for (const std::int64_t world : {1, 2, 3}) {
+    const launch::DataSection cfg = settings_of(text).data;
+    std::set<std::int64_t> trained, validated;
+    std::int64_t validation_count = 0;
+    for (std::int64_t rank = 0; rank < world; ++rank) {
+      const DataSplits d = make_data(cfg, 7, rank, world);
+      EXPECT_EQ(d.train_size, 40);
+      EXPECT_EQ(d.validation_size, 10);
+      ASSERT_TRUE(d.validation_options.has_value());
+      DataLoader train(d.train, d.train_options), validation(d.train, *d.validation_options);
+      for (const std::int64_t epoch : {0, 1}) {
+        train.start_epoch(epoch);
+        while (const auto batch = train.next()) trained.insert(batch->indices.begin(), batch->indices.end());
+      }
+      validation.start_epoch(0);
+      while (const auto batch = validation.next()) {
+        validated.insert(batch->indices.begin(), batch->indices.end());
+        validation_count += static_cast<std::int64_t>(batch->indices.size());
+      }
+    }
+    const auto [held, rest] = holdout_split(50, 0.2, 7);
+    EXPECT_EQ(validated, std::set<std::int64_t>(held.begin(), held.end())) << "world " << world;
+    EXPECT_EQ(validation_count, 10) << "world " << world;  // every held-out sample once
+    for (const std::int64_t i : trained) EXPECT_FALSE(validated.count(i)) << i << " at world " << world;
+    EXPECT_EQ(trained.size(), 40u) << "world " << world;  // two epochs reach every training sample
+  }
+}
+
 TEST_F(ShardedData, EvaluationOverThreeRanksEqualsTheSingleProcessFigures) {
-  const launch::Config cfg = config();
+  const launch::DataSection cfg = config();
   manual_seed(21);
   models::MLP single_model(16, {12}, 10);
   DataSplits single_data = make_data(cfg, 7);
@@ -246,26 +281,29 @@ TEST_F(ShardedData, EvaluationOverThreeRanksEqualsTheSingleProcessFigures) {
 std::vector<std::string> g_failures;
 void record_failure(const std::string& message) { g_failures.push_back(message); }
 
-TEST_F(SetupRun, TrainFailureReachesTheHookAndBucketMbFlagOverridesTheConfig) {
+TEST_F(SetupRun, TrainFailureReachesTheHookAndABadBucketMbFlagIsAUsageErrorNamingTheFlag) {
   const std::filesystem::path config_file = file("bad.toml");
   std::ofstream(config_file) << "[run]\noutput = \"" << file("out").string()
-                             << "\"\n[distributed]\nbucket_mb = 8\n";
+                             << "\"\n[distributed]\nbucket_mb = -8\n";
   constexpr cli::Command kCommands[] = {{"train", "train", cli::run_train}};
   std::ostringstream out, err;
   g_failures.clear();
-  const int code =
-      cli::run_cli(kCommands, {"train", config_file.string(), "--bucket-mb=-2"}, out, err, record_failure);
+  const int code = cli::run_cli(kCommands, {"train", config_file.string()}, out, err, record_failure);
   EXPECT_EQ(code, 1);
   ASSERT_EQ(g_failures.size(), 1U);
   EXPECT_NE(g_failures[0].find("distributed.bucket_mb"), std::string::npos) << g_failures[0];
-  EXPECT_NE(g_failures[0].find("-2"), std::string::npos) << g_failures[0];
+  EXPECT_NE(g_failures[0].find("-8"), std::string::npos) << g_failures[0];
   EXPECT_NE(err.str().find("lockstep: error: "), std::string::npos) << err.str();
 
-  g_failures.clear();
-  EXPECT_EQ(cli::run_cli(kCommands, {"train", config_file.string(), "--bucket-mb", "lots"}, out, err,
-                         record_failure),
-            2);
-  EXPECT_TRUE(g_failures.empty());
+  for (const char* flag : {"--bucket-mb=-2", "--bucket-mb=0", "--bucket-mb=lots"}) {
+    g_failures.clear();
+    std::ostringstream flag_err;
+    EXPECT_EQ(cli::run_cli(kCommands, {"train", config_file.string(), flag}, out, flag_err, record_failure), 2)
+        << flag;
+    EXPECT_TRUE(g_failures.empty()) << flag;
+    EXPECT_NE(flag_err.str().find("bucket-mb"), std::string::npos) << flag_err.str();
+    EXPECT_EQ(flag_err.str().find("distributed.bucket_mb"), std::string::npos) << flag_err.str();
+  }
 }
 
 }  // namespace

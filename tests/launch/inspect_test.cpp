@@ -15,6 +15,7 @@
 #include "io/checkpoint/checkpoint_state.h"
 #include "io/checkpoint/checkpoint_store.h"
 #include "io/data/convert.h"
+#include "io/model/model_file.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/dispatch.h"
 #include "launch/config/config.h"
@@ -119,7 +120,7 @@ TEST_F(Inspect, ModelFileShowsKindConfigTensorsAndParameterCounts) {
   const launch::Config cfg = launch::Config::parse(
       "task = \"classifier\"\n[run]\nseed = 11\nepochs = 2\n[model]\nname = \"mlp\"\n", "run.toml");
   const fs::path file = this->file("model.h5");
-  train::save_models(file, "classifier", cfg, {{"model", &model}});
+  io::write_model_file(file, "classifier", cfg.to_string(), {{"model", &model}});
 
   const Output r = inspect({file.string(), "--config-lines", "2"});
   EXPECT_EQ(r.code, 0);

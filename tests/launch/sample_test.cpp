@@ -18,11 +18,14 @@
 
 #include "io/checkpoint/checkpoint_store.h"
 #include "io/image/png.h"
+#include "io/model/model_file.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/dispatch.h"
 #include "launch/config/config.h"
+#include "launch/config/settings.h"
 #include "launch/train/factory.h"
 #include "launch/train/gan.h"
+#include "launch/train/loop.h"
 #include "launch/train/run.h"
 #include "src/core/rng.h"
 #include "src/nn/linear.h"
@@ -92,7 +95,8 @@ class Sample : public test::TempDirTest {
                 "width = 8\n[optimizer]\nname = \"adam\"\nlr = 2e-4\nbeta1 = 0.5\n"),
         "gan.toml");
     train::Progress progress(nullptr);
-    train::train_gan(cfg, train::setup_run(cfg), progress);
+    const launch::Settings settings = launch::read_settings(cfg);
+    train::train(settings, train::setup_run(settings), progress);
   }
   static void TearDownTestSuite() { fs::remove_all(run_dir_); }
 
@@ -149,11 +153,11 @@ TEST_F(Sample, GridEqualsWriteSamplesOfTheGeneratorLoadedIndependently) {
     sample(
         {model_file().string(), "--count", std::to_string(count), "--seed", "11", "--output", got.string()});
 
-    const launch::Config cfg = launch::Config::parse(train::stored_config(model_file()), "model.h5");
-    const train::DataSplits data = train::make_data(cfg, 0);
+    const launch::Settings cfg = launch::read_settings(launch::Config::parse(io::read_model_file_info(model_file()).config, "model.h5"));
+    const train::DataSplits data = train::make_data(cfg.data, 0);
     manual_seed(99);  // other initial weights than any before: everything must come from the file
-    std::shared_ptr<nn::Module> g = train::make_generator(cfg, "generator", data.geometry, kLatent);
-    train::load_model(model_file(), "generator", *g);
+    std::shared_ptr<nn::Module> g = train::make_generator(cfg.generator.model, data.geometry, kLatent);
+    io::load_model_group(model_file(), "generator", *g);
     Generator stream(11);
     train::write_samples(*g, randn({count, kLatent}, 0.0, 1.0, DType::f32, kCPU, &stream), want);
 
@@ -220,7 +224,7 @@ TEST_F(Sample, DamagedCheckpointFailsAndTheDirectoryFallsBackWithAWarning) {
 TEST_F(Sample, OtherModelsAndPathsAreClearErrors) {
   const fs::path classifier = file("classifier.h5");
   nn::Linear linear(4, 3);
-  train::save_models(classifier, "classifier", launch::Config::parse("task = \"classifier\"\n", "run.toml"),
+  io::write_model_file(classifier, "classifier", launch::Config::parse("task = \"classifier\"\n", "run.toml").to_string(),
                      {{"model", &linear}});
   test::expect_error<ValueError>([&] { sample({classifier.string()}); },
                                  {classifier.string(), "GAN model file", "kind \"classifier\""});

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "io/h5/h5.h"
+#include "io/model/model_file.h"
 #include "launch/config/config.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/progress.h"
@@ -32,7 +33,7 @@ TEST(ModelFile, RoundTripsEveryParameterAndBufferUnderPathNames) {
   const launch::Config cfg = launch::Config::parse("[run]\nseed = 11\n", "run.toml");
   cfg.get_int("run.seed");
   const fs::path path = temp_path("resnet.h5");
-  save_models(path, "classifier", cfg, {{"model", &saved}});
+  io::write_model_file(path, "classifier", cfg.to_string(), {{"model", &saved}});
 
   {  // The dotted names are paths in the file; the config is stored as TOML text.
     h5::File file(path, h5::Access::kRead);
@@ -40,11 +41,11 @@ TEST(ModelFile, RoundTripsEveryParameterAndBufferUnderPathNames) {
     EXPECT_TRUE(file.root().contains("model/bn1/running_var"));
     EXPECT_EQ(file.root().attribute_string("kind"), "classifier");
   }
-  EXPECT_NE(stored_config(path).find("seed = 11"), std::string::npos);
+  EXPECT_NE(io::read_model_file_info(path).config.find("seed = 11"), std::string::npos);
 
   manual_seed(12);
   models::CifarResNet loaded(8, 1, 10);
-  load_model(path, "model", loaded);
+  io::load_model_group(path, "model", loaded);
   const nn::StateDict a = saved.state_dict(), b = loaded.state_dict();
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, tensor] : a) {
@@ -64,13 +65,13 @@ TEST(ModelFile, LoadingAnotherArchitectureNamesEveryMismatch) {
   small.push_back(std::make_shared<nn::Linear>(4, 3));
   const launch::Config cfg = launch::Config::parse("", "empty.toml");
   const fs::path path = temp_path("small.h5");
-  save_models(path, "classifier", cfg, {{"model", &small}});
+  io::write_model_file(path, "classifier", cfg.to_string(), {{"model", &small}});
 
   nn::Sequential other;
   other.push_back(std::make_shared<nn::Linear>(5, 3));
   other.push_back(std::make_shared<nn::Linear>(3, 2));
   try {
-    load_model(path, "model", other);
+    io::load_model_group(path, "model", other);
     FAIL() << "expected a ValueError";
   } catch (const ValueError& e) {
     const std::string message = e.what();
@@ -84,7 +85,7 @@ TEST(ModelFile, LoadingAnotherArchitectureNamesEveryMismatch) {
 TEST(ModelFile, MissingFileIsAnIoErrorNamingIt) {
   nn::Sequential model;
   try {
-    load_model("/nonexistent/model.h5", "model", model);
+    io::load_model_group("/nonexistent/model.h5", "model", model);
     FAIL() << "expected an IoError";
   } catch (const IoError& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/model.h5"), std::string::npos) << e.what();

@@ -10,11 +10,12 @@
 
 #include "io/image/png.h"
 #include "io/metrics/tensorboard.h"
-#include "launch/config/config.h"
-#include "launch/train/classifier.h"
+#include "io/model/model_file.h"
+#include "launch/config/settings.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
 #include "launch/train/gan.h"
+#include "launch/train/loop.h"
 #include "launch/train/run.h"
 #include "tests/support/fashion_mnist.h"
 
@@ -40,14 +41,12 @@ class TrainSmoke : public ::testing::Test {
   }
 
   // Runs the config's training with plain progress lines.
-  static train::ClassifierResult classify(const launch::Config& cfg) {
+  static train::TrainResult classify(const launch::Config& cfg) {
     train::Progress progress(stdout, train::Style::kLines);
-    return train::train_classifier(cfg, train::setup_run(cfg), progress);
+    const launch::Settings settings = launch::read_settings(cfg);
+    return train::train(settings, train::setup_run(settings), progress);
   }
-  static train::GanResult train_gan(const launch::Config& cfg) {
-    train::Progress progress(stdout, train::Style::kLines);
-    return train::train_gan(cfg, train::setup_run(cfg), progress);
-  }
+  static train::TrainResult train_gan(const launch::Config& cfg) { return classify(cfg); }
 
   static inline fs::path dir_;
 };
@@ -67,10 +66,10 @@ name = "sgd"
 lr = 0.05
 momentum = 0.9
 )"));
-  const train::ClassifierResult r = classify(cfg);
+  const train::TrainResult r = classify(cfg);
   EXPECT_EQ(r.steps, 300);
-  EXPECT_LT(r.last_loss, 0.7 * r.first_loss) << "first " << r.first_loss << ", last " << r.last_loss;
-  EXPECT_GT(r.final_accuracy.value_or(0), 0.70);  // chance is 0.10; 300 steps are a part of the first epoch
+  EXPECT_LT(r.figure("train_loss"), 0.7 * r.figure("first_loss")) << "first " << r.figure("first_loss") << ", last " << r.figure("train_loss");
+  EXPECT_GT(r.figure("test_accuracy"), 0.70);  // chance is 0.10; 300 steps are a part of the first epoch
   EXPECT_TRUE(fs::exists(dir_ / "mlp" / "model.h5"));
   EXPECT_TRUE(fs::exists(dir_ / "mlp" / "metrics.jsonl"));
 }
@@ -88,9 +87,9 @@ name = "lenet5"
 name = "adam"
 lr = 2e-3
 )"));
-  const train::ClassifierResult r = classify(cfg);
-  EXPECT_LT(r.last_loss, 0.7 * r.first_loss) << "first " << r.first_loss << ", last " << r.last_loss;
-  EXPECT_GT(r.final_accuracy.value_or(0), 0.65);
+  const train::TrainResult r = classify(cfg);
+  EXPECT_LT(r.figure("train_loss"), 0.7 * r.figure("first_loss")) << "first " << r.figure("first_loss") << ", last " << r.figure("train_loss");
+  EXPECT_GT(r.figure("test_accuracy"), 0.65);
 }
 
 TEST_F(TrainSmoke, EarlyStoppingEndsAfterPatienceEpochsWithoutGain) {
@@ -110,7 +109,7 @@ lr = 0.0
 [train]
 early_stopping_patience = 2
 )"));
-  const train::ClassifierResult r = classify(cfg);
+  const train::TrainResult r = classify(cfg);
   EXPECT_EQ(r.best_epoch, 1);
   EXPECT_EQ(r.steps, 3 * (60000 / 64));  // 3 epochs of full batches
 }
@@ -140,14 +139,14 @@ name = "rmsprop"
 lr = 5e-5
 )"),
                                     "pad_to = 32\nnormalize = \"tanh\"\n");
-  const train::GanResult r = train_gan(cfg);
-  EXPECT_EQ(r.generator_steps, 4);  // one per 5 critic steps
+  const train::TrainResult r = train_gan(cfg);
+  EXPECT_EQ(r.figure("generator_steps"), 4);  // one per 5 critic steps
 
   const fs::path model_file = dir_ / "wgan" / "model.h5";
-  const launch::Config stored = launch::Config::parse(train::stored_config(model_file), "model.h5");
-  const train::DataSplits data = train::make_data(stored, 0);
-  std::shared_ptr<nn::Module> critic = train::make_discriminator(stored, "discriminator", data.geometry);
-  train::load_model(model_file, "discriminator", *critic);
+  const launch::Settings stored = launch::read_settings(launch::Config::parse(io::read_model_file_info(model_file).config, "model.h5"));
+  const train::DataSplits data = train::make_data(stored.data, 0);
+  std::shared_ptr<nn::Module> critic = train::make_discriminator(stored.discriminator.model, data.geometry);
+  io::load_model_group(model_file, "discriminator", *critic);
   for (const auto& [name, p] : critic->named_parameters()) {
     for (float w : p.to_vector<float>()) ASSERT_LE(std::abs(w), 0.01f) << name;
   }
@@ -181,16 +180,16 @@ lr = 2e-4
 beta1 = 0.5
 )"),
                                     "pad_to = 32\nnormalize = \"tanh\"\n");
-  const train::GanResult r = train_gan(cfg);
-  EXPECT_EQ(r.generator_steps, 30);
-  EXPECT_TRUE(std::isfinite(r.d_loss) && std::isfinite(r.g_loss));
+  const train::TrainResult r = train_gan(cfg);
+  EXPECT_EQ(r.figure("generator_steps"), 30);
+  EXPECT_TRUE(std::isfinite(r.figure("d_loss")) && std::isfinite(r.figure("g_loss")));
 
   // A generator rebuilt from the model file draws the same grid from the same fixed noise.
   const fs::path model_file = dir_ / "gan" / "model.h5";
-  const launch::Config stored = launch::Config::parse(train::stored_config(model_file), "model.h5");
-  const train::DataSplits data = train::make_data(stored, 0);
-  std::shared_ptr<nn::Module> g = train::make_generator(stored, "generator", data.geometry, 16);
-  train::load_model(model_file, "generator", *g);
+  const launch::Settings stored = launch::read_settings(launch::Config::parse(io::read_model_file_info(model_file).config, "model.h5"));
+  const train::DataSplits data = train::make_data(stored.data, 0);
+  std::shared_ptr<nn::Module> g = train::make_generator(stored.generator.model, data.geometry, 16);
+  io::load_model_group(model_file, "generator", *g);
   train::write_samples(*g, train::fixed_noise(5, 16, 16), dir_ / "again.png");
   EXPECT_EQ(file_bytes(dir_ / "again.png"), file_bytes(dir_ / "gan" / "samples_epoch_1.png"));
 
@@ -207,9 +206,9 @@ beta1 = 0.5
   }
   EXPECT_EQ(last_step, 30);
   ASSERT_TRUE(last.count("d_loss") && last.at("d_loss").scalar);
-  EXPECT_EQ(*last.at("d_loss").scalar, static_cast<float>(r.d_loss));
+  EXPECT_EQ(*last.at("d_loss").scalar, static_cast<float>(r.figure("d_loss")));
   ASSERT_TRUE(last.count("g_loss") && last.at("g_loss").scalar);
-  EXPECT_EQ(*last.at("g_loss").scalar, static_cast<float>(r.g_loss));
+  EXPECT_EQ(*last.at("g_loss").scalar, static_cast<float>(r.figure("g_loss")));
   ASSERT_TRUE(last.count("samples") && last.at("samples").image);
   const io::SummaryImage& image = *last.at("samples").image;
   const Tensor grid = read_png(dir_ / "gan" / "samples_epoch_1.png");

@@ -1,0 +1,254 @@
+// Config -> typed settings, every value checked where it is read.
+#include "launch/config/settings.h"
+
+#include <cmath>
+#include <limits>
+
+#include "src/core/error.h"
+
+namespace lockstep::launch {
+namespace {
+
+std::string key(const std::string& section, const char* name) { return section + "." + name; }
+
+// Readers that check a value's range where it is read, so the error names the key and where it came from.
+class Reader {
+ public:
+  explicit Reader(const Config& cfg) : cfg_(cfg) {}
+
+  // An integer in [lo, hi]; required without a fallback.
+  std::int64_t integer(const std::string& k, std::optional<std::int64_t> fallback, std::int64_t lo,
+                       std::int64_t hi = std::numeric_limits<std::int64_t>::max()) const {
+    const std::int64_t v = fallback ? cfg_.get_int(k, *fallback) : cfg_.get_int(k);
+    if (v < lo || v > hi) {
+      cfg_.fail(k, hi == std::numeric_limits<std::int64_t>::max()
+                       ? str_cat("expected at least ", lo, ", but got ", v)
+                       : str_cat("expected ", lo, " .. ", hi, ", but got ", v));
+    }
+    return v;
+  }
+  // A finite number in [lo, hi] (open at lo when `open_lo`).
+  double number(const std::string& k, std::optional<double> fallback, double lo, double hi,
+                bool open_lo = false) const {
+    const double v = fallback ? cfg_.get_double(k, *fallback) : cfg_.get_double(k);
+    if (!std::isfinite(v) || v < lo || v > hi || (open_lo && v == lo)) {
+      std::string range = open_lo && lo == 0.0 ? "a positive finite number"
+                          : lo == 0.0          ? "a finite number >= 0"
+                                               : str_cat("a finite number ", open_lo ? "> " : ">= ", lo);
+      if (hi < std::numeric_limits<double>::max()) range += str_cat(" of at most ", hi);
+      cfg_.fail(k, str_cat("expected ", range, ", but got ", v));
+    }
+    return v;
+  }
+  double non_negative(const std::string& k, double fallback) const {
+    return number(k, fallback, 0.0, std::numeric_limits<double>::max());
+  }
+  // `specific` when present, else `shared` when present, else `specific` with the default. A shared key is
+  // read even where every network overrides it (it is not a typo).
+  std::string first_present(const std::string& specific, const std::string& shared) const {
+    const bool specific_present = cfg_.has(specific);
+    const bool shared_present = !shared.empty() && cfg_.has(shared);
+    return !specific_present && shared_present ? shared : specific;
+  }
+  const Config& cfg() const { return cfg_; }
+
+ private:
+  const Config& cfg_;
+};
+
+ModelSection read_model(const Reader& r, const std::string& section,
+                        std::initializer_list<std::string_view> names) {
+  const Config& cfg = r.cfg();
+  ModelSection m;
+  m.name = cfg.choice(key(section, "name"), names);
+  m.name_key = cfg.locate(key(section, "name"));
+  if (m.name == "mlp") {
+    m.hidden = cfg.get_ints(key(section, "hidden"), {512, 256});
+    for (const std::int64_t h : m.hidden)
+      if (h < 1) cfg.fail(key(section, "hidden"), str_cat("expected layer widths of at least 1, but got ", h));
+    m.dropout = r.number(key(section, "dropout"), 0.0, 0.0, 1.0);
+    if (m.dropout == 1.0) cfg.fail(key(section, "dropout"), "expected a probability below 1, but got 1");
+  } else if (m.name == "resnet18" || m.name == "resnet34" || m.name == "resnet50") {
+    m.stem = cfg.choice(key(section, "stem"), {"small", "imagenet"}, "small");
+  } else if (m.name.rfind("resnet", 0) == 0) {
+    m.shortcut = cfg.choice(key(section, "shortcut"), {"identity", "projection"}, "identity");
+  } else if (m.name == "dcgan" || m.name == "wgan-critic") {
+    m.width = r.integer(key(section, "width"), 64, 1, 4096);
+  }
+  return m;
+}
+
+// The optimizer of `section` ("optimizer", "generator.optimizer"...), each key falling back to `shared`
+// ("optimizer" for a GAN's networks; "" for none), then to the task's `preferred` optimizer when the name is
+// its (e.g. DCGAN's Adam(2e-4, beta1 0.5)), then to each optimizer's usual defaults. An empty preferred name
+// makes the name required; SGD has no default learning rate.
+OptimizerSection read_optimizer(const Reader& r, const std::string& section, const std::string& shared,
+                                const OptimizerSection& preferred) {
+  const Config& cfg = r.cfg();
+  const auto at = [&](const char* name) {
+    return r.first_present(key(section, name), shared.empty() ? "" : key(shared, name));
+  };
+  const std::initializer_list<std::string_view> names = {"sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta"};
+  OptimizerSection o;
+  o.name = preferred.name.empty() ? cfg.choice(at("name"), names) : cfg.choice(at("name"), names, preferred.name);
+  const bool as_preferred = o.name == preferred.name;
+  if (as_preferred) {
+    o.lr = r.number(at("lr"), preferred.lr, 0.0, std::numeric_limits<double>::max());
+  } else if (o.name == "sgd") {
+    o.lr = r.number(at("lr"), std::nullopt, 0.0, std::numeric_limits<double>::max());
+  } else {
+    o.lr = r.number(at("lr"), o.name == "adadelta" ? 1.0 : o.name == "adam" || o.name == "adamw" ? 1e-3 : 1e-2,
+                    0.0, std::numeric_limits<double>::max());
+  }
+  o.weight_decay = r.non_negative(at("weight_decay"), o.name == "adamw" ? 1e-2 : 0.0);
+  o.decay_all = cfg.choice(at("weight_decay_on"), {"weights", "all"}, "weights") == "all";
+  if (o.name == "sgd") {
+    o.momentum = r.number(at("momentum"), 0.0, 0.0, 1.0);
+    o.dampening = r.number(at("dampening"), 0.0, 0.0, 1.0);
+    o.nesterov = cfg.get_bool(at("nesterov"), false);
+  } else if (o.name == "adam" || o.name == "adamw") {
+    o.beta1 = r.number(at("beta1"), as_preferred ? preferred.beta1 : 0.9, 0.0, 1.0);
+    o.beta2 = r.number(at("beta2"), as_preferred ? preferred.beta2 : 0.999, 0.0, 1.0);
+    o.eps = r.number(at("eps"), 1e-8, 0.0, 1.0, true);
+  } else if (o.name == "rmsprop") {
+    o.alpha = r.number(at("alpha"), 0.99, 0.0, 1.0);
+    o.eps = r.number(at("eps"), 1e-8, 0.0, 1.0, true);
+    o.momentum = r.number(at("momentum"), 0.0, 0.0, 1.0);
+  } else if (o.name == "adagrad") {
+    o.eps = r.number(at("eps"), 1e-10, 0.0, 1.0, true);
+  } else {
+    o.rho = r.number(at("rho"), 0.9, 0.0, 1.0);
+    o.eps = r.number(at("eps"), 1e-6, 0.0, 1.0, true);
+  }
+  return o;
+}
+
+ScheduleSection read_schedule(const Reader& r, const std::string& section, const std::string& shared) {
+  const Config& cfg = r.cfg();
+  const auto at = [&](const char* name) {
+    return r.first_present(key(section, name), shared.empty() ? "" : key(shared, name));
+  };
+  ScheduleSection s;
+  s.name = cfg.choice(at("name"), {"constant", "step", "exponential", "linear", "cosine"}, "constant");
+  s.warmup_epochs = r.integer(at("warmup_epochs"), 0, 0);
+  if (s.warmup_epochs > 0) s.warmup_start_factor = r.number(at("warmup_start_factor"), 0.1, 0.0, 1.0);
+  if (s.name == "step") {
+    s.step_epochs = r.integer(at("step_epochs"), std::nullopt, 1);
+    s.gamma = r.number(at("gamma"), 0.1, 0.0, 1e6);
+  } else if (s.name == "exponential") {
+    s.gamma = r.number(at("gamma"), std::nullopt, 0.0, std::numeric_limits<double>::max());
+  } else if (s.name == "linear") {
+    s.end_factor = r.number(at("end_factor"), 0.0, 0.0, 1e6);
+  } else if (s.name == "cosine") {
+    s.min_lr = r.non_negative(at("min_lr"), 0.0);
+  }
+  return s;
+}
+
+DataSection read_data(const Reader& r) {
+  const Config& cfg = r.cfg();
+  DataSection d;
+  d.path = cfg.get_string("data.path");
+  d.train_split = cfg.get_string("data.train_split", "train");
+  d.test_split = cfg.get_string("data.test_split", "test");
+  // Exactly one batch key. An override of one replaces the other given in the file (the command line wins).
+  bool per_rank = cfg.has("data.batch_size"), global = cfg.has("data.global_batch_size");
+  if (per_rank && global) {
+    const ConfigKey p = cfg.locate("data.batch_size"), g = cfg.locate("data.global_batch_size");
+    const bool p_override = p.file == Config::kCommandLine, g_override = g.file == Config::kCommandLine;
+    if (p_override != g_override) {
+      (p_override ? global : per_rank) = false;
+    } else {
+      g.fail(str_cat("expected either data.batch_size (per rank) or data.global_batch_size, but got both (",
+                     cfg.get_int("data.batch_size"), " and ", cfg.get_int("data.global_batch_size"),
+                     "). Keep one of them"));
+    }
+  }
+  if (global) {
+    d.global_batch_size = r.integer("data.global_batch_size", std::nullopt, 1);
+    d.batch_key = cfg.locate("data.global_batch_size");
+  } else {
+    d.batch_size = r.integer("data.batch_size", std::nullopt, 1);
+    d.batch_key = cfg.locate("data.batch_size");
+  }
+  d.eval_batch_size = r.integer("data.eval_batch_size", 500, 1);
+  d.cache_in_memory = cfg.choice("data.cache", {"memory", "none"}, "memory") == "memory";
+  d.pad_to = r.integer("data.pad_to", 0, 0, 65536);
+  d.crop_padding = r.integer("data.crop_padding", 0, 0, 65536);
+  d.flip = cfg.get_bool("data.flip", false);
+  d.normalize_tanh = cfg.choice("data.normalize", {"dataset", "tanh"}, "dataset") == "tanh";
+  d.drop_last = cfg.get_bool("data.drop_last", true);
+  d.prefetch = r.integer("data.prefetch", 2, 0, 64);
+  d.validation_fraction = r.number("data.validation_fraction", 0.0, 0.0, 0.5);
+  d.validation_key = cfg.locate("data.validation_fraction");
+  return d;
+}
+
+}  // namespace
+
+Settings read_settings(const Config& cfg) {
+  const Reader r(cfg);
+  Settings s;
+  s.task = cfg.choice("task", {"classifier", "gan"}, "classifier");
+
+  s.run.seed = static_cast<std::uint64_t>(r.integer("run.seed", 0, 0));
+  s.seed_key = cfg.locate("run.seed");
+  s.run.threads = static_cast<int>(r.integer("run.threads", 0, 0, 4096));
+  s.run.output = cfg.get_string("run.output", "runs/latest");
+  if (s.run.output.empty()) cfg.fail("run.output", "expected a folder, but got an empty path");
+  s.output_key = cfg.locate("run.output");
+  s.run.epochs = r.integer("run.epochs", 1, 1);
+  s.run.max_steps = r.integer("run.max_steps", 0, 0);
+  s.run.sample_log = cfg.get_bool("run.sample_log", false);
+
+  s.distributed.bucket_mb = r.number("distributed.bucket_mb", 4.0, 0.0, 1024.0, true);
+  s.distributed.sync_batchnorm = cfg.get_bool("distributed.sync_batchnorm", true);
+  s.distributed.timeout_s = r.number("distributed.timeout_s", 300.0, 0.0, 1e9, true);
+
+  s.data = read_data(r);
+
+  s.checkpoint.every_steps = r.integer("checkpoint.every_steps", 0, 0);
+  s.checkpoint.keep_last = static_cast<int>(r.integer("checkpoint.keep_last", 3, 1, 1000000));
+  s.checkpoint.keep_every = r.integer("checkpoint.keep_every", 0, 0);
+  s.checkpoint.dir = cfg.get_string("checkpoint.dir", (s.run.output / "checkpoints").string());
+
+  if (s.task == "classifier") {
+    s.model.model = read_model(r, "model", {"mlp", "lenet5", "resnet20", "resnet32", "resnet56", "resnet110",
+                                            "resnet18", "resnet34", "resnet50"});
+    s.model.optimizer = read_optimizer(r, "optimizer", "", OptimizerSection{.name = ""});
+    s.model.schedule = read_schedule(r, "schedule", "");
+    s.model.clip_grad_norm = r.non_negative("train.clip_grad_norm", 0.0);
+    s.train.label_smoothing = r.number("train.label_smoothing", 0.0, 0.0, 1.0);
+    if (s.train.label_smoothing == 1.0)
+      cfg.fail("train.label_smoothing", "expected a value below 1, but got 1");
+    s.train.early_stopping_patience = r.integer("train.early_stopping_patience", 0, 0);
+  } else {
+    s.gan.latent = r.integer("gan.latent", 100, 1, 1 << 20);
+    s.gan.loss = cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein"}, "non-saturating");
+    const bool wasserstein = s.gan.loss == "wasserstein";
+    s.gan.d_steps = r.integer("gan.d_steps", wasserstein ? 5 : 1, 1, 1000);
+    if (wasserstein) s.gan.weight_clip = r.number("gan.weight_clip", 0.01, 0.0, std::numeric_limits<double>::max());
+    s.gan.samples = r.integer("gan.samples", 64, 1, 4096);
+    if (!wasserstein) s.gan.real_label = r.number("gan.real_label", 1.0, 0.0, 1.0, true);
+    s.gan.ema_decay = r.number("gan.ema_decay", 0.0, 0.0, 1.0);
+    if (s.gan.ema_decay == 1.0) cfg.fail("gan.ema_decay", "expected a decay below 1 (0: none), but got 1");
+    s.generator.model = read_model(r, "generator", {"dcgan"});
+    s.discriminator.model = read_model(r, "discriminator", {"dcgan", "wgan-critic"});
+    // The papers' optimizers: DCGAN's Adam(2e-4, beta1 0.5); WGAN's RMSprop(5e-5).
+    OptimizerSection paper;
+    paper.name = wasserstein ? "rmsprop" : "adam";
+    paper.lr = wasserstein ? 5e-5 : 2e-4;
+    paper.beta1 = 0.5;
+    for (auto [section, net] : {std::pair{"generator", &s.generator}, std::pair{"discriminator", &s.discriminator}}) {
+      const std::string name = section;
+      net->optimizer = read_optimizer(r, name + ".optimizer", "optimizer", paper);
+      net->schedule = read_schedule(r, name + ".schedule", "schedule");
+      net->clip_grad_norm = r.non_negative(r.first_present(name + ".clip_grad_norm", "train.clip_grad_norm"), 0.0);
+    }
+  }
+  cfg.reject_unknown();
+  s.config_text = cfg.to_string();
+  return s;
+}
+
+}  // namespace lockstep::launch

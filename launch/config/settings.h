@@ -1,0 +1,145 @@
+// A training job's configuration as typed settings, read once from the config file and its overrides before
+// anything is built: every key is read (and checked) here, so every config error comes out before the job
+// starts, and nothing past this file sees the Config object. The keys are documented in README.md and
+// examples/*.toml.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "launch/config/config.h"
+
+namespace lockstep::launch {
+
+// [run] seed, threads, output, epochs, max_steps, sample_log.
+struct RunSection {
+  std::uint64_t seed = 0;
+  int threads = 0;  // 0: automatic
+  std::filesystem::path output = "runs/latest";
+  std::int64_t epochs = 1;
+  std::int64_t max_steps = 0;  // 0: no limit
+  bool sample_log = false;
+};
+
+// [distributed] bucket_mb, sync_batchnorm, timeout_s.
+struct DistributedSection {
+  double bucket_mb = 4.0;
+  bool sync_batchnorm = true;
+  double timeout_s = 300.0;
+};
+
+// [data]: the data set file, its splits, batches and augmentation.
+struct DataSection {
+  std::filesystem::path path;
+  std::string train_split = "train";
+  std::string test_split = "test";  // empty: none
+  // Exactly one of the two is set; batch_key locates it (or data.batch_size when neither is given).
+  std::optional<std::int64_t> batch_size;         // per rank
+  std::optional<std::int64_t> global_batch_size;  // over all ranks
+  ConfigKey batch_key;
+  std::int64_t eval_batch_size = 500;
+  bool cache_in_memory = true;
+  std::int64_t pad_to = 0;
+  std::int64_t crop_padding = 0;
+  bool flip = false;
+  bool normalize_tanh = false;  // "tanh": to [-1, 1]; "dataset": the data set's mean and std
+  bool drop_last = true;
+  std::int64_t prefetch = 2;
+  // A seeded hold-out carved out of the training split (0: none); the rest is trained on.
+  double validation_fraction = 0.0;
+  ConfigKey validation_key;
+};
+
+// [model] / [generator] / [discriminator]: architecture by name and its options.
+struct ModelSection {
+  std::string name;
+  ConfigKey name_key;  // for checks against the data geometry
+  std::vector<std::int64_t> hidden;  // mlp
+  double dropout = 0.0;              // mlp
+  std::string shortcut = "identity";  // CIFAR ResNets: identity | projection
+  std::string stem = "small";         // ResNet-18/34/50: small | imagenet
+  std::int64_t width = 64;            // DCGAN networks, WGAN critic
+};
+
+// [optimizer] (or [generator.optimizer], ...).
+struct OptimizerSection {
+  std::string name = "sgd";
+  double lr = 0.0;
+  double momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+  bool decay_all = false;  // weight_decay_on = "all" (else weights only)
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double alpha = 0.99;  // rmsprop
+  double rho = 0.9;     // adadelta
+};
+
+// [schedule] (or [generator.schedule], ...).
+struct ScheduleSection {
+  std::string name = "constant";  // constant | step | exponential | linear | cosine
+  std::int64_t warmup_epochs = 0;
+  double warmup_start_factor = 0.1;
+  std::int64_t step_epochs = 0;  // step
+  double gamma = 0.1;            // step; per epoch for exponential
+  double end_factor = 0.0;       // linear
+  double min_lr = 0.0;           // cosine
+};
+
+// One trained network: its architecture, optimizer, schedule and gradient clipping (0: none).
+struct NetworkSection {
+  ModelSection model;
+  OptimizerSection optimizer;
+  ScheduleSection schedule;
+  double clip_grad_norm = 0.0;
+};
+
+// [train]: what the classifier loop does besides the optimizer.
+struct TrainSection {
+  double label_smoothing = 0.0;
+  std::int64_t early_stopping_patience = 0;  // epochs without gain; 0: never stop early
+};
+
+// [checkpoint] every_steps, keep_last, keep_every, dir.
+struct CheckpointSection {
+  std::int64_t every_steps = 0;  // 0: at every epoch's end
+  int keep_last = 3;
+  std::int64_t keep_every = 0;
+  std::filesystem::path dir;  // default <run.output>/checkpoints
+};
+
+// [gan]: the adversarial game.
+struct GanSection {
+  std::int64_t latent = 100;
+  std::string loss = "non-saturating";  // non-saturating | minimax | wasserstein
+  std::int64_t d_steps = 1;             // discriminator steps per generator step
+  double weight_clip = 0.01;            // wasserstein
+  std::int64_t samples = 64;            // images in each epoch's sample grid
+  double real_label = 1.0;              // one-sided label smoothing of the discriminator's real targets
+  double ema_decay = 0.0;               // moving average of the generator's weights (0: none)
+};
+
+// The whole job.
+struct Settings {
+  std::string task = "classifier";  // a registered task (launch/train/tasks.cpp)
+  RunSection run;
+  DistributedSection distributed;
+  DataSection data;
+  CheckpointSection checkpoint;
+  TrainSection train;
+  NetworkSection model;  // classifier
+  NetworkSection generator, discriminator;  // gan
+  GanSection gan;
+  ConfigKey seed_key;    // run.seed, for a resume that would change it
+  ConfigKey output_key;  // run.output, for a folder that cannot be created
+  // The effective configuration (file, overrides and every default used) as TOML: stored in model files
+  // and checkpoints.
+  std::string config_text;
+};
+
+// Reads every section `task` uses from `cfg` into typed settings and checks them; then rejects every key no
+// one read (a typo) with its line. ConfigError naming the file, line and key for any bad value.
+Settings read_settings(const Config& cfg);
+
+}  // namespace lockstep::launch

@@ -1,0 +1,197 @@
+// The training loop: set-up and resume, then for each step: next batch, the task's step (forward, backward,
+// update), progress, maybe a checkpoint; at each epoch's end: the task's evaluation, the metrics record, the
+// best model and early stopping, maybe a checkpoint.
+#include "launch/train/loop.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "io/model/model_file.h"
+#include "launch/train/evaluate.h"
+#include "launch/train/task.h"
+
+namespace lockstep::train {
+namespace {
+
+constexpr const char* kBestPrefix = "best_";  // extra state dicts: best_<model> of the best complete epoch
+
+// The models of `parts` as the model file takes them.
+std::vector<std::pair<std::string, const nn::Module*>> model_list(const TrainingParts& parts) {
+  std::vector<std::pair<std::string, const nn::Module*>> models;
+  for (const auto& [name, model] : parts.models) models.emplace_back(name, model);
+  return models;
+}
+
+}  // namespace
+
+double TrainResult::figure(const std::string& name) const {
+  const auto it = figures.find(name);
+  return it == figures.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+}
+
+TrainResult train(const launch::Settings& settings, const RunSettings& run, Progress& progress) {
+  LOCKSTEP_CHECK(run.group != nullptr, ValueError,
+                 "train: expected run settings from setup_run (with a process group), but got none");
+  distributed::ProcessGroup& group = *run.group;
+  const int world = group.size();
+  DataSplits data = make_data(settings.data, run.seed, group.rank(), world);
+  const std::unique_ptr<Task> task = make_task({settings, run, data});
+  split_random_streams(run);  // every rank draws its own dropout masks and noise from here on
+  Checkpointer checkpointer(settings, run);
+  const std::optional<io::TrainerState> resumed = checkpointer.find(progress);
+  if (resumed) {
+    data.train_options.batch_size =
+        resumed_batch_size(*resumed, data.train_options.batch_size, settings.data, world);
+  }
+  DataLoader loader(data.train, data.train_options);
+  const std::int64_t steps_per_epoch = loader.batches_per_epoch();
+  const std::int64_t global_batch = data.train_options.batch_size * world;
+  if (steps_per_epoch == 0) {
+    settings.data.batch_key.fail(str_cat("expected a global batch of at most the ", data.train_size,
+                                         " training samples, but got ", global_batch, " (", world, " x ",
+                                         data.train_options.batch_size, "): an epoch would train nothing"));
+  }
+  task->start(steps_per_epoch);
+  SampleLog sample_log(settings.run.sample_log, run);
+  progress.print(describe_job(run, data.train_options.batch_size));
+  progress.print(str_cat(task->describe(), "; ", data.train_size, " training samples",
+                         data.validation_size > 0 ? str_cat(" (", data.validation_size, " held out for validation)")
+                                                  : "",
+                         ", ", steps_per_epoch, " steps per epoch", world > 1 ? " per rank" : ""));
+  const TrainingParts parts = task->parts();
+
+  TrainResult result;
+  const std::vector<std::string> names = task->sum_names();
+  std::vector<double> sums(names.size(), 0.0);  // this rank's, this epoch
+  io::StateGroups best;                         // best_<model> of the best complete epoch
+  double best_score = 0.0;
+  std::int64_t epochs_without_gain = 0;
+  std::int64_t first_epoch = 0, first_step = 0;  // where this process starts
+  checkpointer.set_steps_per_epoch(steps_per_epoch);
+  if (resumed) {
+    for (auto& [name, dict] : checkpointer.load(parts, *resumed))
+      if (name.rfind(kBestPrefix, 0) == 0) best.emplace(name, std::move(dict));
+    best_score = value_of(*resumed, "best_score");
+    result.best_epoch = static_cast<std::int64_t>(value_of(*resumed, "best_epoch"));
+    epochs_without_gain = static_cast<std::int64_t>(value_of(*resumed, "epochs_without_gain"));
+    load_rank_sums(*resumed, "epoch_sum", run.rank(), world, sums);
+    task->restore(*resumed);
+    result.steps = resumed->step;
+    first_epoch = resumed->epoch;
+    first_step = resumed->epoch_step;
+    result.resumed_step = resumed->step;
+    result.checkpoint = checkpointer.resumed_from();
+    progress.print(checkpointer.describe_resume(*resumed, global_batch));
+  }
+  std::optional<RunLog> log;
+  if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
+  // Collective: every rank's epoch sums are gathered into the trainer state.
+  const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
+    io::TrainerState state = trainer_state_at(result.steps, epoch, epoch_step, global_batch);
+    save_rank_sums(group, &state, "epoch_sum", epoch_step > 0 ? sums : std::vector<double>(sums.size()));
+    state.values.merge(task->values());
+    state.values["best_score"] = best_score;
+    state.values["best_epoch"] = static_cast<double>(result.best_epoch);
+    state.values["epochs_without_gain"] = static_cast<double>(epochs_without_gain);
+    const SavedCheckpoint saved = checkpointer.save(parts, state, best);
+    result.checkpoint = saved.dir;
+    progress.print(saved.describe());
+  };
+  const auto stopped = [&] {
+    result.stopped_by = checkpointer.stop_signal();
+    return result;
+  };
+
+  std::int64_t samples = 0;  // this rank's, in this process
+  std::vector<std::pair<std::string, double>> last_fields;
+  const std::int64_t patience = settings.train.early_stopping_patience;
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool stopped_early = patience > 0 && epochs_without_gain >= patience;
+  bool done = stopped_early || (run.max_steps > 0 && result.steps >= run.max_steps);
+  if (resumed && (done || first_epoch >= run.epochs))
+    progress.print(nothing_left_to_train(run, result.steps, stopped_early));
+  for (std::int64_t epoch = first_epoch; epoch < run.epochs && !done; ++epoch) {
+    const std::int64_t start = epoch == first_epoch ? first_step : 0;
+    if (epoch != first_epoch) std::fill(sums.begin(), sums.end(), 0.0);
+    loader.start_epoch(epoch, start);
+    progress.start(str_cat("epoch ", epoch + 1, "/", run.epochs), steps_per_epoch, start);
+    std::int64_t epoch_step = start;
+    while (std::optional<Batch> batch = loader.next()) {
+      sample_log.write(result.steps + 1, batch->indices);
+      const std::int64_t n = task->step(*batch, result.steps + 1, sums);
+      ++result.steps;
+      ++epoch_step;
+      samples += n;
+      // Before anything is saved: a diverged run must never commit a checkpoint.
+      for (std::size_t i = 0; i < sums.size(); ++i) {
+        if (!std::isfinite(sums[i])) {
+          throw ValueError(str_cat("train: ", names[i], " became ", sums[i], " at step ", result.steps,
+                                   " (epoch ", epoch + 1, ") on rank ", run.rank(), "; nothing of it was saved",
+                                   result.checkpoint.empty() ? std::string()
+                                                             : str_cat(" (the last checkpoint is '",
+                                                                       result.checkpoint.string(), "')"),
+                                   ". ", task->divergence_hint()));
+        }
+      }
+      // The bar shows rank 0's running figures (no communication per step); the logged ones are the job's.
+      progress.update(epoch_step, n * world, task->progress_text(sums));
+      if (run.max_steps > 0 && result.steps >= run.max_steps) done = true;
+      const bool stop = checkpointer.stop_requested();
+      if (done || epoch_step == steps_per_epoch) break;  // the epoch's end evaluates and saves
+      if (stop || checkpointer.due(result.steps)) save(epoch, epoch_step);
+      if (stop) {
+        progress.finish(str_cat("interrupted at step ", result.steps));
+        return stopped();
+      }
+    }
+    std::vector<double> job = sums;
+    sum_over_ranks(group, job);
+    const EpochEnd end = task->end_epoch(epoch, result.steps, job, log ? &*log : nullptr);
+    last_fields = end.fields;
+    std::vector<std::pair<std::string, double>> fields = {{"epoch", static_cast<double>(epoch + 1)}};
+    fields.insert(fields.end(), end.fields.begin(), end.fields.end());
+    std::string line = end.line;
+    // The best model and early stopping count complete epochs only: an epoch cut short by run.max_steps
+    // is evaluated and reported, but a run that later resumes it must decide as an uninterrupted one would.
+    // The score is the same on every rank, so every rank makes the same decisions.
+    const bool complete = epoch_step == steps_per_epoch;
+    if (end.score) {
+      if (!complete) {
+        line += "  (part of an epoch)";
+      } else if (result.best_epoch == 0 || *end.score > best_score) {
+        best_score = *end.score;
+        result.best_epoch = epoch + 1;
+        best.clear();
+        for (const auto& [name, model] : parts.models)
+          best.emplace(kBestPrefix + name, clone_state(model->state_dict()));
+        epochs_without_gain = 0;
+      } else if (patience > 0 && ++epochs_without_gain >= patience) {
+        line += str_cat("  (no gain for ", patience, " epochs: stopping early)");
+        done = true;
+      }
+    } else if (run.speaks()) {
+      io::write_model_file(run.output / "model.h5", parts.kind, settings.config_text, model_list(parts));
+    }
+    if (log) log->write(result.steps, fields);
+    progress.finish(line);
+    const bool stop = checkpointer.stop_requested();
+    // The state after a complete epoch is the start of the next one. The last epoch always saves.
+    if (checkpointer.due_at_epoch_end(result.steps, stop || done || epoch + 1 == run.epochs))
+      save(complete ? epoch + 1 : epoch, complete ? 0 : epoch_step);
+    if (stop) return stopped();
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.samples_per_s = static_cast<double>(samples * world) / std::max(result.seconds, 1e-9);
+  for (const auto& [name, model] : parts.models)
+    if (const auto it = best.find(kBestPrefix + name); it != best.end()) model->load_state_dict(it->second);
+  if (result.best_epoch > 0) result.best_score = best_score;
+  if (run.speaks())
+    io::write_model_file(run.output / "model.h5", parts.kind, settings.config_text, model_list(parts));
+  result.figures.insert(last_fields.begin(), last_fields.end());
+  result.figures.merge(task->values());
+  result.summary = task->summary(last_fields);
+  return result;
+}
+
+}  // namespace lockstep::train

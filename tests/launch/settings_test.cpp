@@ -1,0 +1,113 @@
+// Tests of reading a config into typed settings: every value checked where it is read and named with its
+// file and line or override; the GAN's per-network optimizers, schedules and clipping with their fallbacks
+// and the DCGAN paper's defaults; the batch keys and their overrides; the validation hold-out.
+#include "launch/config/settings.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "io/data/sampler.h"
+#include "src/core/error.h"
+#include "tests/support/expect_error.h"
+
+namespace lockstep::launch {
+namespace {
+
+using test::expect_error;
+
+constexpr const char* kClassifier =
+    "[run]\nseed = 3\n[data]\npath = \"data.h5\"\nbatch_size = 64\n[model]\nname = \"mlp\"\n"
+    "[optimizer]\nname = \"sgd\"\nlr = 0.1\n";
+constexpr const char* kGan =
+    "task = \"gan\"\n[data]\npath = \"data.h5\"\nbatch_size = 64\npad_to = 32\n[generator]\nname = "
+    "\"dcgan\"\n[discriminator]\nname = \"dcgan\"\n";
+
+Settings read(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  return read_settings(Config::parse(text, "run.toml", overrides));
+}
+
+TEST(Settings, ADcganWithoutAnOptimizerGetsThePapersAdamForBothNetworks) {
+  const Settings s = read(kGan);
+  for (const NetworkSection* net : {&s.generator, &s.discriminator}) {
+    EXPECT_EQ(net->optimizer.name, "adam");
+    EXPECT_EQ(net->optimizer.lr, 2e-4);
+    EXPECT_EQ(net->optimizer.beta1, 0.5);
+    EXPECT_EQ(net->optimizer.beta2, 0.999);
+    EXPECT_EQ(net->schedule.name, "constant");
+    EXPECT_EQ(net->clip_grad_norm, 0.0);
+  }
+  EXPECT_EQ(s.gan.real_label, 1.0);
+  EXPECT_EQ(s.gan.ema_decay, 0.0);
+  // The defaults used are part of the effective config stored with the run.
+  EXPECT_NE(s.config_text.find("lr = 2e-04"), std::string::npos) << s.config_text;
+}
+
+TEST(Settings, PerNetworkSectionsOverrideTheSharedOnesKeyByKey) {
+  const Settings s = read(std::string(kGan) +
+                              "[optimizer]\nname = \"adam\"\nlr = 3e-4\nbeta2 = 0.99\n[schedule]\nname = \"linear\"\n"
+                              "[train]\nclip_grad_norm = 2.0\n[generator.schedule]\nname = \"cosine\"\n",
+                          {"generator.optimizer.lr=1e-4", "discriminator.optimizer.lr=4e-4", "gan.ema_decay=0.999",
+                           "gan.real_label=0.9", "discriminator.clip_grad_norm=1.5"});
+  EXPECT_EQ(s.generator.optimizer.lr, 1e-4);
+  EXPECT_EQ(s.discriminator.optimizer.lr, 4e-4);
+  EXPECT_EQ(s.generator.optimizer.beta2, 0.99);  // from [optimizer]
+  EXPECT_EQ(s.discriminator.optimizer.beta2, 0.99);
+  EXPECT_EQ(s.generator.optimizer.beta1, 0.5);  // Adam is the DCGAN paper's: its beta1
+  EXPECT_EQ(s.generator.schedule.name, "cosine");
+  EXPECT_EQ(s.discriminator.schedule.name, "linear");
+  EXPECT_EQ(s.generator.clip_grad_norm, 2.0);  // from [train]
+  EXPECT_EQ(s.discriminator.clip_grad_norm, 1.5);
+  EXPECT_EQ(s.gan.ema_decay, 0.999);
+  EXPECT_EQ(s.gan.real_label, 0.9);
+}
+
+TEST(Settings, AMisspeltKeyInAGanSectionIsStillAnErrorNamingFileLineAndKey) {
+  expect_error<ConfigError>([] { read(std::string(kGan) + "[generator.schedule]\nnmae = \"cosine\"\n"); },
+                            {"generator.schedule.nmae", "run.toml:11", "name"});
+  expect_error<ConfigError>([] { read(kGan, {"generator.optimiser.lr=1e-4"}); },
+                            {"generator.optimiser.lr", "command-line override"});
+}
+
+TEST(Settings, BadNumbersNameTheKeyAndWhereTheyCameFrom) {
+  for (const char* value : {"-0.1", "nan", "inf"}) {
+    expect_error<ConfigError>([&] { read(kClassifier, {str_cat("optimizer.lr=", value)}); },
+                              {"optimizer.lr", "command-line override", value});
+  }
+  expect_error<ConfigError>([] { read(std::string(kClassifier) + "[schedule]\nname = \"cosine\"\nmin_lr = -1\n"); },
+                            {"schedule.min_lr", "run.toml:13", "-1"});
+  expect_error<ConfigError>([] { read(kClassifier, {"run.max_steps=-5"}); }, {"run.max_steps", "at least 0", "-5"});
+  expect_error<ConfigError>([] { read(kGan, {"gan.ema_decay=1"}); }, {"gan.ema_decay", "below 1"});
+  expect_error<ConfigError>([] { read(kGan, {"gan.real_label=0"}); }, {"gan.real_label", "0"});
+  expect_error<ConfigError>([] { read(kClassifier, {"data.validation_fraction=0.9"}); },
+                            {"data.validation_fraction", "0.9"});
+}
+
+TEST(Settings, ABatchKeyGivenOnTheCommandLineReplacesTheOtherOneOfTheFile) {
+  const Settings global = read(kClassifier, {"data.global_batch_size=256"});
+  EXPECT_EQ(global.data.global_batch_size, 256);
+  EXPECT_FALSE(global.data.batch_size.has_value());
+  EXPECT_EQ(global.data.batch_key.key, "data.global_batch_size");
+  EXPECT_EQ(global.data.batch_key.file, Config::kCommandLine);
+  // Both in the file (or both on the command line) is still ambiguous.
+  expect_error<ConfigError>([] { read(std::string(kClassifier), {"data.global_batch_size=256", "data.batch_size=8"}); },
+                            {"data.global_batch_size", "both"});
+}
+
+TEST(Settings, TheValidationHoldOutIsSeededDisjointAndCoversTheSplit) {
+  const auto [held, rest] = holdout_split(1000, 0.1, 7);
+  EXPECT_EQ(held.size(), 100u);
+  EXPECT_EQ(rest.size(), 900u);
+  std::vector<std::int64_t> all = held;
+  all.insert(all.end(), rest.begin(), rest.end());
+  std::sort(all.begin(), all.end());
+  for (std::int64_t i = 0; i < 1000; ++i) ASSERT_EQ(all[static_cast<std::size_t>(i)], i);
+  EXPECT_EQ(holdout_split(1000, 0.1, 7).first, held);  // reproducible
+  EXPECT_NE(holdout_split(1000, 0.1, 8).first, held);  // seeded
+  EXPECT_TRUE(holdout_split(1000, 0.0, 7).first.empty());
+}
+
+}  // namespace
+}  // namespace lockstep::launch
