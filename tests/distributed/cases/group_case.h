@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,6 +29,9 @@ const std::vector<GroupCase>& collective_cases();
 // SyncBatchNorm against plain BatchNorm on the union batch (outputs, gradients, running statistics) for
 // even, uneven and empty per-rank batches; eval mode; too few values; no second derivatives.
 const std::vector<GroupCase>& sync_batch_norm_cases();
+
+// Every collective with every op and dtype at `n` elements per rank (0 included), broadcast from every root.
+void check_collectives(ProcessGroup& group, std::int64_t n);
 
 // For INSTANTIATE_TEST_SUITE_P.
 std::vector<const GroupCase*> case_pointers(const std::vector<GroupCase>& cases);
