@@ -164,9 +164,9 @@ ChannelLayout channel_layout(std::int64_t rank, std::int64_t channels) {
 }
 
 // The training backward from differentiable ops, recomputing the statistics from x so that they carry x's
-// history: with xhat = (x - mean) * invstd over `dims` (count values each),
-//   dx = weight * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)),  dweight = sum(dy * xhat),  dbias =
-//   sum(dy).
+// history: with xhat = (x - mean) * invstd over every dimension but 1,
+//   dx = weight * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+//   dweight = sum(dy * xhat),  dbias = sum(dy)
 // Used under create_graph, where the result is differentiated again.
 std::vector<Tensor> recorded_batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
                                                  double eps, bool need_dx, bool need_dw, bool need_db) {
@@ -182,6 +182,31 @@ std::vector<Tensor> recorded_batch_norm_backward(const Tensor& dy, const Tensor&
   }
   if (need_dw) dw = sum(dy * xhat, dims);
   if (need_db) db = sum(dy, dims);
+  return {dx, dw, db};
+}
+
+// The layer-norm backward from differentiable ops over the last k dimensions (D), recomputing the
+// statistics from x so that they carry x's history: with xhat = (x - mean) * rstd over D and g = dy * weight,
+//   dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+//   dweight = sum(dy * xhat),  dbias = sum(dy)   (over the leading dimensions)
+// Used under create_graph, where the result is differentiated again.
+std::vector<Tensor> recorded_layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                                 std::int64_t k, double eps, bool need_dx, bool need_dw,
+                                                 bool need_db) {
+  std::vector<std::int64_t> norm_dims, lead_dims;
+  for (std::int64_t d = 0; d < x.dim(); ++d) (d < x.dim() - k ? lead_dims : norm_dims).push_back(d);
+  const Tensor xmu = x - mean(x, norm_dims, KeepDim::kYes);
+  const Tensor rstd = 1.0 / sqrt(mean(xmu * xmu, norm_dims, KeepDim::kYes) + eps);
+  const Tensor xhat = xmu * rstd;
+  Tensor dx, dw, db;
+  if (need_dx) {
+    const Tensor g = weight.defined() ? dy * weight : dy;
+    dx = rstd * (g - mean(g, norm_dims, KeepDim::kYes) - xhat * mean(g * xhat, norm_dims, KeepDim::kYes));
+  }
+  // Summing over no dimensions would reduce all of them: an x of normalized_shape alone has no leading ones.
+  const auto over_rows = [&lead_dims](const Tensor& t) { return lead_dims.empty() ? t : sum(t, lead_dims); };
+  if (need_dw) dw = over_rows(dy * xhat);
+  if (need_db) db = over_rows(dy);
   return {dx, dw, db};
 }
 
@@ -333,32 +358,9 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
            const bool need_dx = ctx.needs_input_grad(0), need_dw = ctx.needs_input_grad(1),
                       need_db = ctx.needs_input_grad(2);
            if (GradMode::is_enabled()) {
-             // create_graph: from differentiable ops, the statistics recomputed from x so that they carry its
-             // history. With xhat = (x - mean) * rstd over D and g = dy * weight:
-             //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dweight = sum(dy * xhat),  dbias =
-             //   sum(dy)
-             // the last two summed over the leading dimensions.
-             const Tensor x = ctx.saved(0), w = ctx.saved(1);
-             std::vector<std::int64_t> norm_dims, lead_dims;
-             for (std::int64_t d = 0; d < x.dim(); ++d)
-               (d < x.dim() - k ? lead_dims : norm_dims).push_back(d);
-             const Tensor xmu = x - mean(x, norm_dims, KeepDim::kYes);
-             const Tensor r = 1.0 / sqrt(mean(xmu * xmu, norm_dims, KeepDim::kYes) + eps);
-             const Tensor xhat = xmu * r;
-             Tensor dx, dw, db;
-             if (need_dx) {
-               const Tensor g = w.defined() ? dy * w : dy;
-               dx = r *
-                    (g - mean(g, norm_dims, KeepDim::kYes) - xhat * mean(g * xhat, norm_dims, KeepDim::kYes));
-             }
-             // sum over no dimensions would reduce all of them: x of normalized_shape alone has no leading
-             // ones.
-             const auto over_rows = [&lead_dims](const Tensor& t) {
-               return lead_dims.empty() ? t : sum(t, lead_dims);
-             };
-             if (need_dw) dw = over_rows(dy * xhat);
-             if (need_db) db = over_rows(dy);
-             return std::vector<Tensor>{dx, dw, db};
+             // create_graph: the gradient is to be differentiated again.
+             return recorded_layer_norm_backward(dy, ctx.saved(0), ctx.saved(1), k, eps, need_dx, need_dw,
+                                                 need_db);
            }
            const Device dev = dy.device();
            Tensor dx, dw, db;
