@@ -14,6 +14,7 @@
 #include "src/autograd/engine.h"
 #include "src/autograd/grad_mode.h"
 #include "src/core/threading.h"
+#include "src/ops/activation.h"
 #include "src/ops/dropout.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/reduce.h"
@@ -168,6 +169,29 @@ TEST(NormSecondDerivatives, LargeBatchNormAndLayerNormHessianVectorProducts) {
     return batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), BatchNormMode::kTrain);
   });
   check("layer_norm [700, 96]", {700, 96}, [](const Tensor& x) { return layer_norm(x, {96}); });
+}
+
+TEST(NormSecondDerivatives, GradientPenaltyThroughABatchNormAndLayerNormCritic) {
+  // WGAN-GP: a critic D(x) = sum(layer_norm(tanh(batch_norm(x))) * r) and its penalty sum((dD/dx)^2), whose
+  // gradient with respect to x and both layers' weights and biases is a second derivative of each norm.
+  Generator gen(31);
+  const Tensor r = rand({6, 4}, -1.0, 1.0, DType::f64, kCPU, &gen);
+  const Fn penalty = [r](const std::vector<Tensor>& in) {
+    GradModeGuard grad_on(true);
+    Tensor x = in[0];
+    if (!x.requires_grad()) x = in[0].detach().requires_grad_();
+    const Tensor h = tanh(batch_norm(x, in[1], in[2], Tensor(), Tensor(), BatchNormMode::kTrain));
+    const Tensor critic = sum(layer_norm(h, {4}, in[3], in[4]) * r);
+    const Tensor g = grad({critic}, {x}, {}, RetainGraph::kYes, CreateGraph::kYes)[0];
+    return sum(g * g);
+  };
+  std::vector<Tensor> inputs{
+      randn({6, 4}, 0.5, 2.0, DType::f64, kCPU, &gen), rand({4}, 0.5, 1.5, DType::f64, kCPU, &gen),
+      rand({4}, -1.0, 1.0, DType::f64, kCPU, &gen), rand({4}, 0.5, 1.5, DType::f64, kCPU, &gen),
+      rand({4}, -1.0, 1.0, DType::f64, kCPU, &gen)};
+  for (Tensor& t : inputs) t.requires_grad_();
+  const test::GradcheckResult result = test::gradcheck(penalty, inputs);
+  EXPECT_TRUE(result.ok) << result.message;
 }
 
 TEST(BatchNorm, TrainStepUpdatesRunningStatisticsWithUnbiasedVariance) {
