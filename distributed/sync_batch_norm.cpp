@@ -1,30 +1,19 @@
-// SyncBatchNorm: the training path of a batch-norm layer over the union of every rank's batch (one
+// SyncBatchNorm: the statistics source of batch_norm_train over the union of every rank's batch (one
 // all_gather of per-rank statistics in forward, one all_reduce of the gradient sums in backward), and
 // convert_sync_batchnorm, which installs it on a model's BatchNorm layers.
 #include "distributed/sync_batch_norm.h"
 
-#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "src/autograd/grad_mode.h"
-#include "src/autograd/node.h"
 #include "src/core/error.h"
-#include "src/ops/elementwise.h"
 #include "src/ops/norm.h"
 #include "src/tensor/factories.h"
 
 namespace lockstep::distributed {
 namespace {
-
-// The union-batch statistics of one layer's input, identical on every rank.
-struct GlobalStatistics {
-  std::vector<double> mean;  // [C]
-  std::vector<double> var;   // [C], biased (divided by count)
-  double count = 0.0;        // values per channel over all ranks
-};
 
 // Per-rank counts "[1, 0, 3]" for messages.
 std::string counts_str(const double* gathered, std::int64_t stride, int ranks) {
@@ -41,7 +30,8 @@ std::string counts_str(const double* gathered, std::int64_t stride, int ranks) {
 // gathered rather than the inverse standard deviation (as some implementations do) so that no rank has to
 // undo 1 / sqrt(var + eps) to combine, which would lose precision when var << eps. Every rank joins, even
 // with an empty batch (count 0, zero statistics).
-GlobalStatistics gather_statistics(ProcessGroup& group, const Tensor& x, const std::string& layer_type) {
+BatchNormBatchStatistics gather_statistics(ProcessGroup& group, const Tensor& x,
+                                           const std::string& layer_type) {
   const std::int64_t c = x.size(1);
   const std::int64_t local_count = x.numel() / c;  // N * L, and 0 for an empty batch
   const std::int64_t stride = 2 * c + 1;
@@ -64,46 +54,29 @@ GlobalStatistics gather_statistics(ProcessGroup& group, const Tensor& x, const s
   group.all_gather(local, all)->wait();
 
   const double* g = all.data<double>();
-  GlobalStatistics s;
-  for (int r = 0; r < ranks; ++r) s.count += g[(r + 1) * stride - 1];
-  LOCKSTEP_CHECK(s.count > 1.0, ValueError,
-                 "SyncBatchNorm::forward_train: expected more than 1 value per channel "
+  double count = 0.0;
+  for (int r = 0; r < ranks; ++r) count += g[(r + 1) * stride - 1];
+  LOCKSTEP_CHECK(count > 1.0, ValueError,
+                 "SyncBatchNorm: expected more than 1 value per channel "
                  "over all ranks when training, but got ",
                  layer_type, " input counts ", counts_str(g, stride, ranks), " per rank (",
-                 static_cast<std::int64_t>(s.count), " in all). Use larger batches or eval mode");
-  s.mean.assign(static_cast<std::size_t>(c), 0.0);
-  s.var.assign(static_cast<std::size_t>(c), 0.0);
+                 static_cast<std::int64_t>(count), " in all). Use larger batches or eval mode");
+  BatchNormBatchStatistics s{empty({c}, DType::f64), empty({c}, DType::f64), count};
+  double* means = s.mean.data<double>();
+  double* vars = s.var.data<double>();
   for (std::int64_t ch = 0; ch < c; ++ch) {
     double mean = 0.0;
     for (int r = 0; r < ranks; ++r) mean += g[r * stride + 2 * c] * g[r * stride + ch];
-    mean /= s.count;
+    mean /= count;
     double var = 0.0;
     for (int r = 0; r < ranks; ++r) {
       const double d = g[r * stride + ch] - mean;
       var += g[r * stride + 2 * c] * (g[r * stride + c + ch] + d * d);
     }
-    s.mean[static_cast<std::size_t>(ch)] = mean;
-    s.var[static_cast<std::size_t>(ch)] = var / s.count;
+    means[ch] = mean;
+    vars[ch] = var / count;
   }
   return s;
-}
-
-// Checks, before any collective, what batch_norm would check later, so that a bad input fails on its own
-// rank with a clear message rather than after the other ranks have joined a collective.
-void check_layer_input(const Tensor& x, const nn::BatchNorm& layer) {
-  const char* op = "SyncBatchNorm::forward_train";
-  LOCKSTEP_CHECK(x.device().is_cpu(), DeviceError, op,
-                 ": expected a CPU input (process groups move CPU tensors), "
-                 "but got one on ",
-                 x.device().str());
-  LOCKSTEP_CHECK(is_floating(x.dtype()), TypeError, op, ": expected a floating input, but got ",
-                 dtype_name(x.dtype()), " ", shape_str(x.shape()));
-  for (const Tensor* t : {&layer.weight(), &layer.running_mean(), &layer.running_var()}) {
-    if (!t->defined()) continue;
-    LOCKSTEP_CHECK(t->dtype() == x.dtype(), TypeError, op, ": expected the ", layer.type_name(),
-                   "'s parameters and buffers of the input's dtype ", dtype_name(x.dtype()), ", but got ",
-                   dtype_name(t->dtype()), ". Convert the model with Module::to");
-  }
 }
 
 }  // namespace
@@ -112,66 +85,30 @@ SyncBatchNorm::SyncBatchNorm(std::shared_ptr<ProcessGroup> group) : group_(std::
   LOCKSTEP_CHECK(group_ != nullptr, ValueError, "SyncBatchNorm: expected a process group, but got null");
 }
 
-Tensor SyncBatchNorm::forward_train(const Tensor& input, nn::BatchNorm& layer) {
-  check_layer_input(input, layer);
-  const GlobalStatistics stats = gather_statistics(*group_, input, layer.type_name());
-  const std::int64_t c = input.size(1);
-  const DType dtype = input.dtype();
-  const double eps = layer.options().eps;
-  std::vector<double> invstd(stats.var.size());
-  for (std::size_t k = 0; k < invstd.size(); ++k) invstd[k] = 1.0 / std::sqrt(stats.var[k] + eps);
-  const Tensor mean = from_vector(stats.mean, {c}, dtype);
-  const Tensor var = from_vector(stats.var, {c}, dtype);
-  const Tensor inv = from_vector(invstd, {c}, dtype);
-  {
-    // As batch_norm kTrain: running statistics (unbiased variance) and the step count, outside autograd.
-    NoGradGuard no_grad;
-    const double momentum = layer.options().momentum;
-    const double n = stats.count;
-    Tensor rm = layer.running_mean(), rv = layer.running_var(), steps = layer.num_batches_tracked();
-    rm.mul_(1.0 - momentum).add_(mean, momentum);
-    rv.mul_(1.0 - momentum).add_(var, momentum * n / (n - 1.0));
-    steps.add_(wrapped_scalar(1.0));
+BatchNormBatchStatistics SyncBatchNorm::statistics(const Tensor& x, const std::string& caller) {
+  // Checked before the collective, so that a bad input fails on its own rank with a clear message rather
+  // than after the other ranks have joined (batch_norm_train has checked shapes and dtypes already).
+  LOCKSTEP_CHECK(x.device().is_cpu(), DeviceError, "SyncBatchNorm: expected a CPU input to ", caller,
+                 " (process groups move CPU tensors), but got one on ", x.device().str());
+  return gather_statistics(*group_, x, caller);
+}
+
+BatchNormGradientSums SyncBatchNorm::gradient_sums(const BatchNormGradientSums& local) {
+  // One all_reduce of [sum_dy, sum_dy_xmu] in f64, on every rank, empty ones too.
+  const std::int64_t channels = local.sum_dy.numel();
+  const Tensor both = empty({2 * channels}, DType::f64);
+  const std::vector<double> s1 = local.sum_dy.to_vector<double>();
+  const std::vector<double> s2 = local.sum_dy_xmu.to_vector<double>();
+  double* p = both.data<double>();
+  for (std::int64_t ch = 0; ch < channels; ++ch) {
+    p[ch] = s1[static_cast<std::size_t>(ch)];
+    p[channels + ch] = s2[static_cast<std::size_t>(ch)];
   }
-  const Tensor& weight = layer.weight();
-  const Tensor& bias = layer.bias();
-  Tensor y = batch_norm_elemt(input, mean, inv, weight, bias);
-  const double count = stats.count;
-  record("sync_batch_norm", {input, weight, bias}, {y}, {input, weight, mean, inv},
-         [group = group_, count](BackwardContext& ctx) {
-           // dy [N,C,*], x [N,C,*], weight/mean/invstd [C] -> dx [N,C,*], dweight [C], dbias [C]
-           const Tensor& dy = ctx.grad();
-           const Tensor xs = ctx.saved(0), w = ctx.saved(1), m = ctx.saved(2), is = ctx.saved(3);
-           const BatchNormGradientSums local = batch_norm_backward_reduce(dy, xs, m);
-           Tensor dx, dw, db;
-           if (ctx.needs_input_grad(0)) {
-             // The input gradient needs the sums over every rank's batch: one all_reduce of [sum_dy,
-             // sum_dy_xmu] in f64, on every rank, empty ones too. It is skipped only when the input needs no
-             // gradient, which is so on every rank alike (their graphs are the same). The parameter
-             // gradients below stay local: the reducer's average over ranks then makes them the union
-             // batch's gradients (divided by the world size, like every other parameter).
-             const std::int64_t channels = m.numel();
-             const Tensor both = empty({2 * channels}, DType::f64);
-             const std::vector<double> s1 = local.sum_dy.to_vector<double>();
-             const std::vector<double> s2 = local.sum_dy_xmu.to_vector<double>();
-             double* p = both.data<double>();
-             for (std::int64_t ch = 0; ch < channels; ++ch) {
-               p[ch] = s1[static_cast<std::size_t>(ch)];
-               p[channels + ch] = s2[static_cast<std::size_t>(ch)];
-             }
-             group->all_reduce(both, ReduceOp::kSum)->wait();
-             const std::vector<double> summed = both.to_vector<double>();
-             const Tensor sum_dy = from_vector(std::vector<double>(summed.begin(), summed.begin() + channels),
-                                               {channels}, dy.dtype());
-             const Tensor sum_dy_xmu = from_vector(
-                 std::vector<double>(summed.begin() + channels, summed.end()), {channels}, dy.dtype());
-             dx = batch_norm_backward_elemt(dy, xs, m, is, w, sum_dy, sum_dy_xmu, count);
-           }
-           if (ctx.needs_input_grad(1)) dw = local.sum_dy_xmu * is;
-           if (ctx.needs_input_grad(2)) db = local.sum_dy;
-           return std::vector<Tensor>{dx, dw, db};
-         });
-  return y;
+  group_->all_reduce(both, ReduceOp::kSum)->wait();
+  const std::vector<double> summed = both.to_vector<double>();
+  const DType dtype = local.sum_dy.dtype();
+  return {from_vector(std::vector<double>(summed.begin(), summed.begin() + channels), {channels}, dtype),
+          from_vector(std::vector<double>(summed.begin() + channels, summed.end()), {channels}, dtype)};
 }
 
 int convert_sync_batchnorm(nn::Module& module, const std::shared_ptr<ProcessGroup>& group) {

@@ -1,27 +1,36 @@
 // SyncBatchNorm: batch norm whose training statistics cover the union of every rank's batch. Forward
 // all-gathers each rank's per-channel mean, variance and count (counts may differ; a rank with an empty
 // batch still joins); backward all-reduces the two per-channel gradient sums. Running statistics are
-// updated from the global statistics, so they stay identical on every rank.
+// updated (by batch_norm_train, as for plain batch norm) from the global statistics, so they stay identical
+// on every rank.
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "distributed/process_group.h"
 #include "src/nn/module.h"
 #include "src/nn/norm.h"
+#include "src/ops/norm.h"
 
 namespace lockstep::distributed {
 
-// The synchronised training path of an nn::BatchNorm layer (installed with BatchNorm::set_sync). Owns a
-// handle to its group and nothing else, so one instance may serve every layer of a model. Each training
-// forward issues one all_gather and each backward one all_reduce on the group, so it shares the group's
-// rule: used from one thread, every rank running the same layers in the same order. Statistics are
-// accumulated and combined in f64, matching one process on the union batch to rounding. Backward is not
-// differentiable again (no create_graph through it).
-class SyncBatchNorm final : public nn::BatchNormSync {
+// The statistics source of a synchronised batch-norm layer (installed with BatchNorm::set_sync): the union of
+// every rank's batch for batch_norm_train, which does the rest (normalisation, gradients, running statistics)
+// as for plain batch norm. Owns a handle to its group and nothing else, so one instance may serve every layer
+// of a model. Each training forward issues one all_gather and each backward that needs the input's gradient
+// one all_reduce on the group, so it shares the group's rule: used from one thread, every rank running the
+// same layers in the same order. Statistics are accumulated and combined in f64, matching one process on the
+// union batch to rounding. The backward cannot be recorded for second derivatives (create_graph).
+class SyncBatchNorm final : public BatchNormStatisticsSource {
  public:
   explicit SyncBatchNorm(std::shared_ptr<ProcessGroup> group);
-  Tensor forward_train(const Tensor& input, nn::BatchNorm& layer) override;
+  // Gathers every rank's [mean, var, count] (an empty batch joins with count 0) and combines them; checks,
+  // before the collective, that x is a floating CPU tensor.
+  BatchNormBatchStatistics statistics(const Tensor& x, const std::string& caller) override;
+  // All-reduces [sum_dy, sum_dy_xmu] in f64.
+  BatchNormGradientSums gradient_sums(const BatchNormGradientSums& local) override;
+  bool spans_processes() const override { return true; }
   const char* name() const override { return "sync"; }
 
  private:

@@ -41,9 +41,9 @@ Tensor BatchNorm::forward(const Tensor& input) {
     return batch_norm(input, weight_, bias_, running_mean_, running_var_, BatchNormMode::kEval,
                       options_.momentum, options_.eps);
   }
-  if (sync_) return sync_->forward_train(input, *this);
-  Tensor out = batch_norm(input, weight_, bias_, running_mean_, running_var_, BatchNormMode::kTrain,
-                          options_.momentum, options_.eps);
+  // Plain and synchronised batch norm alike; null sync_ means this batch's statistics.
+  Tensor out = batch_norm_train(input, weight_, bias_, running_mean_, running_var_, options_.momentum,
+                                options_.eps, sync_, type_name());
   NoGradGuard no_grad;
   num_batches_tracked_.add_(wrapped_scalar(1.0));
   return out;

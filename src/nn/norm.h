@@ -8,21 +8,9 @@
 
 #include "src/nn/init.h"
 #include "src/nn/module.h"
+#include "src/ops/norm.h"
 
 namespace lockstep::nn {
-
-class BatchNorm;
-
-// The training-mode computation of a batch-norm layer whose statistics span several processes
-// (distributed::SyncBatchNorm implements it; nn cannot depend on distributed). Given the layer's input,
-// returns the normalised output and updates the layer's running statistics and num_batches_tracked.
-class BatchNormSync {
- public:
-  virtual ~BatchNormSync() = default;
-  virtual Tensor forward_train(const Tensor& input, BatchNorm& layer) = 0;
-  // Shown in summaries, e.g. "sync".
-  virtual const char* name() const = 0;
-};
 
 struct BatchNormOptions {
   double eps = 1e-5;
@@ -32,8 +20,9 @@ struct BatchNormOptions {
 
 // The shared body of BatchNorm1d/2d. Owns parameters weight [C] (ones) and bias [C] (zeros), undefined with
 // Affine::kNo, and buffers running_mean [C] (zeros), running_var [C] (ones), num_batches_tracked (i64 0-dim).
-// In training it normalises with the batch statistics, updates the running statistics with `momentum`
-// (unbiased variance) and increments num_batches_tracked; in evaluation it uses the running statistics.
+// In training it runs batch_norm_train (statistics from this batch, or from the source set with set_sync),
+// which updates the running statistics with `momentum` (unbiased variance), and increments
+// num_batches_tracked; in evaluation it uses the running statistics.
 // Not thread-safe.
 class BatchNorm : public Module {
  public:
@@ -46,9 +35,10 @@ class BatchNorm : public Module {
   const Tensor& num_batches_tracked() const { return num_batches_tracked_; }
   std::int64_t num_features() const { return features_; }
   const BatchNormOptions& options() const { return options_; }
-  // Training-mode statistics from `sync` (SyncBatchNorm) instead of the local batch; null restores local.
-  void set_sync(std::shared_ptr<BatchNormSync> sync) { sync_ = std::move(sync); }
-  const std::shared_ptr<BatchNormSync>& sync() const { return sync_; }
+  // Training-mode statistics from `sync` (distributed::SyncBatchNorm: every rank's batch) instead of this
+  // batch; null restores this batch's.
+  void set_sync(std::shared_ptr<BatchNormStatisticsSource> sync) { sync_ = std::move(sync); }
+  const std::shared_ptr<BatchNormStatisticsSource>& sync() const { return sync_; }
 
  protected:
   // Accepts inputs whose rank is min_rank or max_rank.
@@ -66,7 +56,7 @@ class BatchNorm : public Module {
   Tensor running_mean_;
   Tensor running_var_;
   Tensor num_batches_tracked_;
-  std::shared_ptr<BatchNormSync> sync_;
+  std::shared_ptr<BatchNormStatisticsSource> sync_;
 };
 
 // Batch norm over [N, C] or [N, C, L] (statistics per C over N and L).

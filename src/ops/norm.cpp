@@ -74,8 +74,8 @@ BatchNormStatistics batch_norm_statistics(const Tensor& x, DType stats_dtype) {
   const Ncl g = check_batch_input(op, "input", x);
   const Device device = common_device(op, {x});
   LOCKSTEP_CHECK(stats_dtype == x.dtype() || (stats_dtype == DType::f64 && device.is_cpu()), TypeError, op,
-                 ": expected statistics in the input's dtype ", dtype_name(x.dtype()), " or in f64 on the CPU, but got ",
-                 dtype_name(stats_dtype), " on ", device.str());
+                 ": expected statistics in the input's dtype ", dtype_name(x.dtype()),
+                 " or in f64 on the CPU, but got ", dtype_name(stats_dtype), " on ", device.str());
   BatchNormStatistics s{empty({g.c}, stats_dtype, device), empty({g.c}, stats_dtype, device)};
   kernels::batch_norm_stats.get(device)(kernel_view(x, g.shape()), s.mean, s.var);
   return s;
@@ -133,9 +133,11 @@ Tensor batch_norm_backward_elemt(const Tensor& dy, const Tensor& x, const Tensor
   return dx;
 }
 
-Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                  const Tensor& running_var, BatchNormMode mode, double momentum, double eps) {
-  const char* op = "batch_norm";
+namespace {
+
+// The checks batch_norm and batch_norm_train share; returns the input's geometry.
+Ncl check_batch_norm_arguments(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                               const Tensor& running_mean, const Tensor& running_var) {
   const Ncl g = check_batch_input(op, "input", x);
   common_device(op, {x, weight, bias, running_mean, running_var});
   check_channel_tensor(op, "weight", weight, x, Required::kNo);
@@ -145,65 +147,180 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   LOCKSTEP_CHECK(running_mean.defined() == running_var.defined(), ValueError, op,
                  ": expected running_mean and running_var both defined or both undefined, but got ",
                  running_mean.defined() ? "only running_mean" : "only running_var");
-  const std::int64_t per_channel = g.n * g.l;
-  Tensor mean, invstd;
-  if (mode == BatchNormMode::kTrain) {
-    LOCKSTEP_CHECK(per_channel > 1, ValueError, op,
+  return g;
+}
+
+// The dimensions batch norm reduces over (all but 1) and the shape [1, C, 1, ...] a [C] tensor broadcasts as.
+struct ChannelLayout {
+  std::vector<std::int64_t> dims;
+  Shape channel_shape;
+};
+
+ChannelLayout channel_layout(std::int64_t rank, std::int64_t channels) {
+  ChannelLayout layout{{0}, Shape(static_cast<std::size_t>(rank), 1)};
+  layout.channel_shape[1] = channels;
+  for (std::int64_t d = 2; d < rank; ++d) layout.dims.push_back(d);
+  return layout;
+}
+
+// The training backward from differentiable ops, recomputing the statistics from x so that they carry x's
+// history: with xhat = (x - mean) * invstd over every dimension but 1,
+//   dx = weight * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+//   dweight = sum(dy * xhat),  dbias = sum(dy)
+// Used under create_graph, where the result is differentiated again.
+std::vector<Tensor> recorded_batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                                 double eps, bool need_dx, bool need_dw, bool need_db) {
+  const ChannelLayout layout = channel_layout(x.dim(), x.size(1));
+  const std::vector<std::int64_t>& dims = layout.dims;
+  const Tensor xmu = x - mean(x, dims, KeepDim::kYes);
+  const Tensor invstd = 1.0 / sqrt(mean(xmu * xmu, dims, KeepDim::kYes) + eps);
+  const Tensor xhat = xmu * invstd;
+  Tensor dx, dw, db;
+  if (need_dx) {
+    const Tensor scale = weight.defined() ? weight.view(layout.channel_shape) * invstd : invstd;
+    dx = scale * (dy - mean(dy, dims, KeepDim::kYes) - xhat * mean(dy * xhat, dims, KeepDim::kYes));
+  }
+  if (need_dw) dw = sum(dy * xhat, dims);
+  if (need_db) db = sum(dy, dims);
+  return {dx, dw, db};
+}
+
+// The layer-norm backward from differentiable ops over the last k dimensions (D), recomputing the
+// statistics from x so that they carry x's history: with xhat = (x - mean) * rstd over D and g = dy * weight,
+//   dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+//   dweight = sum(dy * xhat),  dbias = sum(dy)   (over the leading dimensions)
+// Used under create_graph, where the result is differentiated again.
+std::vector<Tensor> recorded_layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                                 std::int64_t k, double eps, bool need_dx, bool need_dw,
+                                                 bool need_db) {
+  std::vector<std::int64_t> norm_dims, lead_dims;
+  for (std::int64_t d = 0; d < x.dim(); ++d) (d < x.dim() - k ? lead_dims : norm_dims).push_back(d);
+  const Tensor xmu = x - mean(x, norm_dims, KeepDim::kYes);
+  const Tensor rstd = 1.0 / sqrt(mean(xmu * xmu, norm_dims, KeepDim::kYes) + eps);
+  const Tensor xhat = xmu * rstd;
+  Tensor dx, dw, db;
+  if (need_dx) {
+    const Tensor g = weight.defined() ? dy * weight : dy;
+    dx = rstd * (g - mean(g, norm_dims, KeepDim::kYes) - xhat * mean(g * xhat, norm_dims, KeepDim::kYes));
+  }
+  // Summing over no dimensions would reduce all of them: an x of normalized_shape alone has no leading ones.
+  const auto over_rows = [&lead_dims](const Tensor& t) { return lead_dims.empty() ? t : sum(t, lead_dims); };
+  if (need_dw) dw = over_rows(dy * xhat);
+  if (need_db) db = over_rows(dy);
+  return {dx, dw, db};
+}
+
+// This process's batch: the fused statistics kernel in x's dtype.
+class LocalBatchNormStatistics final : public BatchNormStatisticsSource {
+ public:
+  BatchNormBatchStatistics statistics(const Tensor& x, const std::string& caller) override {
+    const std::int64_t per_channel = x.size(1) > 0 ? x.numel() / x.size(1) : 0;
+    LOCKSTEP_CHECK(per_channel > 1, ValueError, caller,
                    ": expected more than 1 value per channel when training, but got input ",
                    shape_str(x.shape()), " (", per_channel,
                    " per channel). Use a larger batch or BatchNormMode::kEval");
-    const BatchNormStatistics stats = batch_norm_statistics(x);
-    mean = stats.mean;
-    invstd = invstd_of(stats.var, eps);
-    if (running_mean.defined()) {
-      NoGradGuard no_grad;
-      const double n = static_cast<double>(per_channel);
-      Tensor rm = running_mean, rv = running_var;  // handles to the same storage
-      rm.mul_(1.0 - momentum).add_(stats.mean, momentum);
-      rv.mul_(1.0 - momentum).add_(stats.var, momentum * n / (n - 1.0));
-    }
-  } else {
-    LOCKSTEP_CHECK(running_mean.defined(), ValueError, op,
-                   ": expected running_mean and running_var in eval mode, but got undefined ones for input ",
-                   shape_str(x.shape()), ". Track running statistics or use BatchNormMode::kTrain");
-    // A copy: later training steps update the running statistics in place.
-    mean = running_mean.detach().clone();
-    invstd = invstd_of(running_var, eps);
+    BatchNormStatistics s = batch_norm_statistics(x);
+    return {std::move(s.mean), std::move(s.var), static_cast<double>(per_channel)};
+  }
+  BatchNormGradientSums gradient_sums(const BatchNormGradientSums& local) override { return local; }
+  bool spans_processes() const override { return false; }
+  const char* name() const override { return "local"; }
+};
+
+}  // namespace
+
+const std::shared_ptr<BatchNormStatisticsSource>& local_batch_norm_statistics() {
+  static const std::shared_ptr<BatchNormStatisticsSource> local =
+      std::make_shared<LocalBatchNormStatistics>();
+  return local;
+}
+
+Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                        const Tensor& running_var, double momentum, double eps,
+                        const std::shared_ptr<BatchNormStatisticsSource>& source, const std::string& caller) {
+  const char* op = "batch_norm";
+  check_batch_norm_arguments(op, x, weight, bias, running_mean, running_var);
+  const std::shared_ptr<BatchNormStatisticsSource> from = source ? source : local_batch_norm_statistics();
+  const BatchNormBatchStatistics stats = from->statistics(x, caller);
+  const double count = stats.count;
+  LOCKSTEP_CHECK(count > 1.0, ValueError, caller,
+                 ": expected statistics over more than 1 value per channel when training, but the ",
+                 from->name(), " source gave ", count, " for input ", shape_str(x.shape()));
+  // The inverse standard deviation in the statistics' precision (f64 for a source spanning processes), then
+  // everything in x's dtype.
+  const Tensor invstd = invstd_of(stats.var, eps).to(x.dtype());
+  const Tensor mean = stats.mean.to(x.dtype());
+  if (running_mean.defined()) {
+    // The one running-statistics update of every batch-norm training path.
+    NoGradGuard no_grad;
+    const Tensor var = stats.var.to(x.dtype());
+    Tensor rm = running_mean, rv = running_var;  // handles to the same storage
+    rm.mul_(1.0 - momentum).add_(mean, momentum);
+    rv.mul_(1.0 - momentum).add_(var, momentum * count / (count - 1.0));
   }
   Tensor y = batch_norm_elemt(x, mean, invstd, weight, bias);
+  record(op, {x, weight, bias}, {y}, {x, weight, mean, invstd}, [from, count, eps](BackwardContext& ctx) {
+    // dy [N,C,*], x [N,C,*], weight/mean/invstd [C] -> dx [N,C,*], dweight [C], dbias [C]
+    const Tensor& dy = ctx.grad();
+    const bool need_dx = ctx.needs_input_grad(0), need_dw = ctx.needs_input_grad(1),
+               need_db = ctx.needs_input_grad(2);
+    if (GradMode::is_enabled()) {
+      // create_graph: the gradient is to be differentiated again.
+      LOCKSTEP_CHECK(
+          !from->spans_processes(), AutogradError,
+          "batch_norm backward: expected a batch norm whose statistics are this process's batch "
+          "when recording the backward (create_graph), but got the ",
+          from->name(),
+          " statistics source. Use plain BatchNorm for second derivatives (e.g. gradient penalties)");
+      return recorded_batch_norm_backward(dy, ctx.saved(0), ctx.saved(1), eps, need_dx, need_dw, need_db);
+    }
+    const Tensor xs = ctx.saved(0), w = ctx.saved(1), m = ctx.saved(2), is = ctx.saved(3);
+    const BatchNormGradientSums local = batch_norm_backward_reduce(dy, xs, m);
+    Tensor dx, dw, db;
+    if (need_dx) {
+      // For a source spanning processes this is a collective. It is skipped only when the input needs no
+      // gradient, which is so on every rank alike (their graphs are the same). The parameter gradients
+      // below stay local: the reducer's average over ranks then makes them the union batch's gradients.
+      const BatchNormGradientSums all = from->gradient_sums(local);
+      dx = batch_norm_backward_elemt(dy, xs, m, is, w, all.sum_dy, all.sum_dy_xmu, count);
+    }
+    if (need_dw) dw = local.sum_dy_xmu * is;
+    if (need_db) db = local.sum_dy;
+    return std::vector<Tensor>{dx, dw, db};
+  });
+  return y;
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, BatchNormMode mode, double momentum, double eps) {
+  const char* op = "batch_norm";
   if (mode == BatchNormMode::kTrain) {
-    const double count = static_cast<double>(per_channel);
-    record(op, {x, weight, bias}, {y}, {x, weight, mean, invstd}, [count](BackwardContext& ctx) {
-      // dy [N,C,*], x [N,C,*], weight/mean/invstd [C] -> dx [N,C,*], dweight [C], dbias [C]
-      const Tensor& dy = ctx.grad();
-      const Tensor xs = ctx.saved(0), w = ctx.saved(1), m = ctx.saved(2), is = ctx.saved(3);
-      const BatchNormGradientSums sums = batch_norm_backward_reduce(dy, xs, m);
-      Tensor dx, dw, db;
-      if (ctx.needs_input_grad(0))
-        dx = batch_norm_backward_elemt(dy, xs, m, is, w, sums.sum_dy, sums.sum_dy_xmu, count);
-      if (ctx.needs_input_grad(1)) dw = sums.sum_dy_xmu * is;
-      if (ctx.needs_input_grad(2)) db = sums.sum_dy;
-      return std::vector<Tensor>{dx, dw, db};
-    });
-  } else {
-    Shape channel_shape(static_cast<std::size_t>(x.dim()), 1);
-    channel_shape[1] = g.c;
-    std::vector<std::int64_t> dims{0};
-    for (std::int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
-    const bool keep_x = weight.defined() && weight.requires_grad();
-    record(op, {x, weight, bias}, {y}, {keep_x ? x : Tensor(), weight, mean, invstd},
-           [channel_shape, dims](BackwardContext& ctx) {
-             // dy [N,C,*], x [N,C,*], weight/mean/invstd [C] -> dx [N,C,*], dweight [C], dbias [C]
-             const Tensor& dy = ctx.grad();
-             const Tensor w = ctx.saved(1), is = ctx.saved(3);
-             Tensor dx, dw, db;
-             if (ctx.needs_input_grad(0)) dx = dy * (w.defined() ? w * is : is).view(channel_shape);
-             if (ctx.needs_input_grad(1))
-               dw = sum(dy * (ctx.saved(0) - ctx.saved(2).view(channel_shape)), dims) * is;
-             if (ctx.needs_input_grad(2)) db = sum(dy, dims);
-             return std::vector<Tensor>{dx, dw, db};
-           });
+    return batch_norm_train(x, weight, bias, running_mean, running_var, momentum, eps,
+                            local_batch_norm_statistics(), op);
   }
+  const Ncl g = check_batch_norm_arguments(op, x, weight, bias, running_mean, running_var);
+  LOCKSTEP_CHECK(running_mean.defined(), ValueError, op,
+                 ": expected running_mean and running_var in eval mode, but got undefined ones for input ",
+                 shape_str(x.shape()), ". Track running statistics or use BatchNormMode::kTrain");
+  // A copy: later training steps update the running statistics in place.
+  const Tensor mean = running_mean.detach().clone();
+  const Tensor invstd = invstd_of(running_var, eps);
+  Tensor y = batch_norm_elemt(x, mean, invstd, weight, bias);
+  const ChannelLayout layout = channel_layout(x.dim(), g.c);
+  const bool keep_x = weight.defined() && weight.requires_grad();
+  record(op, {x, weight, bias}, {y}, {keep_x ? x : Tensor(), weight, mean, invstd},
+         [layout](BackwardContext& ctx) {
+           // dy [N,C,*], x [N,C,*], weight/mean/invstd [C] -> dx [N,C,*], dweight [C], dbias [C]
+           const Tensor& dy = ctx.grad();
+           const Tensor w = ctx.saved(1), is = ctx.saved(3);
+           const Shape& channel_shape = layout.channel_shape;
+           Tensor dx, dw, db;
+           if (ctx.needs_input_grad(0)) dx = dy * (w.defined() ? w * is : is).view(channel_shape);
+           if (ctx.needs_input_grad(1))
+             dw = sum(dy * (ctx.saved(0) - ctx.saved(2).view(channel_shape)), layout.dims) * is;
+           if (ctx.needs_input_grad(2)) db = sum(dy, layout.dims);
+           return std::vector<Tensor>{dx, dw, db};
+         });
   return y;
 }
 
@@ -229,20 +346,27 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   const std::int64_t rows = numel_of(Shape(x.shape().begin(), x.shape().end() - k));
   const Shape matrix{rows, cols}, vec{cols};
   Tensor y = empty(x.shape(), x.dtype(), device);
-  Tensor mean = empty({rows}, x.dtype(), device), rstd = empty({rows}, x.dtype(), device);
+  Tensor row_mean = empty({rows}, x.dtype(), device), rstd = empty({rows}, x.dtype(), device);
   kernels::layer_norm.get(device)(kernel_view(x, matrix), kernel_view(weight, vec), kernel_view(bias, vec),
-                                  eps, kernel_view(y, matrix), mean, rstd);
+                                  eps, kernel_view(y, matrix), row_mean, rstd);
   const Shape x_shape = x.shape();
-  record(op, {x, weight, bias}, {y}, {x, weight, mean, rstd},
-         [x_shape, normalized_shape, matrix, vec](BackwardContext& ctx) {
+  record(op, {x, weight, bias}, {y}, {x, weight, row_mean, rstd},
+         [x_shape, normalized_shape, matrix, vec, k, eps](BackwardContext& ctx) {
            // dy [*, D], x [*, D], weight [D], mean/rstd [*] -> dx [*, D], dweight [D], dbias [D]   (D =
            // normalized_shape)
            const Tensor& dy = ctx.grad();
+           const bool need_dx = ctx.needs_input_grad(0), need_dw = ctx.needs_input_grad(1),
+                      need_db = ctx.needs_input_grad(2);
+           if (GradMode::is_enabled()) {
+             // create_graph: the gradient is to be differentiated again.
+             return recorded_layer_norm_backward(dy, ctx.saved(0), ctx.saved(1), k, eps, need_dx, need_dw,
+                                                 need_db);
+           }
            const Device dev = dy.device();
            Tensor dx, dw, db;
-           if (ctx.needs_input_grad(0)) dx = empty(x_shape, dy.dtype(), dev);
-           if (ctx.needs_input_grad(1)) dw = empty(normalized_shape, dy.dtype(), dev);
-           if (ctx.needs_input_grad(2)) db = empty(normalized_shape, dy.dtype(), dev);
+           if (need_dx) dx = empty(x_shape, dy.dtype(), dev);
+           if (need_dw) dw = empty(normalized_shape, dy.dtype(), dev);
+           if (need_db) db = empty(normalized_shape, dy.dtype(), dev);
            kernels::layer_norm_backward.get(dev)(kernel_view(dy, matrix), kernel_view(ctx.saved(0), matrix),
                                                  ctx.saved(2), ctx.saved(3), kernel_view(ctx.saved(1), vec),
                                                  kernel_view(dx, matrix), kernel_view(dw, vec),

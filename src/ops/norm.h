@@ -1,8 +1,10 @@
-// Normalisation ops: batch norm (training with running-statistics updates, evaluation) and layer norm, plus
-// the four raw batch-norm steps that SyncBatchNorm reuses with all-reduced statistics in between.
+// Normalisation ops: batch norm (one training path whose statistics come from a source: this batch, or every
+// rank's batch for SyncBatchNorm; evaluation) and layer norm, plus the four raw batch-norm steps.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
 
 #include "src/tensor/tensor.h"
 
@@ -15,10 +17,8 @@ enum class BatchNormMode : std::uint8_t {
 
 // x [N, C, *] (any number of trailing dimensions, viewed as [N, C, L]); weight, bias [C] or undefined (no
 // affine); running_mean, running_var [C] or both undefined (no tracking; then kEval is an error).
-// kTrain normalises with the biased batch variance and updates, in place and outside autograd,
-//   running_mean = (1 - momentum) * running_mean + momentum * mean
-//   running_var  = (1 - momentum) * running_var  + momentum * var * n / (n - 1)   (n = N * L)
-// kTrain needs n > 1. Differentiable in x, weight and bias.
+// kTrain is batch_norm_train with this process's batch as the statistics source; kEval normalises with the
+// running statistics. Differentiable in x, weight and bias, twice too (create_graph).
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, BatchNormMode mode, double momentum = 0.1, double eps = 1e-5);
 
@@ -39,6 +39,52 @@ struct BatchNormGradientSums {
   Tensor sum_dy;      // [C] sum of dy
   Tensor sum_dy_xmu;  // [C] sum of dy * (x - mean)
 };
+
+// Per-channel statistics that training batch norm normalises with, and how many values they cover.
+struct BatchNormBatchStatistics {
+  Tensor mean;         // [C], of x's dtype or f64
+  Tensor var;          // [C], biased (divided by count), of mean's dtype
+  double count = 0.0;  // values per channel: N * L of this batch, or summed over every rank's batch
+};
+
+// Where training batch norm takes its statistics from: this process's batch (local_batch_norm_statistics),
+// or the union of every rank's batch (distributed::SyncBatchNorm implements this; src does not depend on
+// distributed). The source only gathers and combines; normalisation, gradients and the running-statistics
+// update are batch_norm_train's alone. A source spanning processes issues one collective per call, so every
+// rank must call it alike.
+class BatchNormStatisticsSource {
+ public:
+  virtual ~BatchNormStatisticsSource() = default;
+  // The statistics of x [N, C, *] (already validated by the caller; N may be 0 on a rank of a group) over
+  // the batches this source spans. Throws ValueError when they cover at most one value per channel; `caller`
+  // (the layer's type name or "batch_norm") goes into messages.
+  virtual BatchNormBatchStatistics statistics(const Tensor& x, const std::string& caller) = 0;
+  // This process's per-channel gradient sums (dy's dtype) to the sums over the same batches as statistics().
+  // Called in backward when x needs a gradient.
+  virtual BatchNormGradientSums gradient_sums(const BatchNormGradientSums& local) = 0;
+  // True when the statistics cover other processes' batches: then the backward cannot be recorded for a
+  // second derivative (create_graph), as that would need collectives inside the recorded graph.
+  virtual bool spans_processes() const = 0;
+  // Shown in module summaries, e.g. "local" or "sync".
+  virtual const char* name() const = 0;
+};
+
+// The statistics of this process's batch (batch_norm_statistics in x's dtype, count N * L); stateless.
+const std::shared_ptr<BatchNormStatisticsSource>& local_batch_norm_statistics();
+
+// Training batch norm, the one path of plain and synchronised batch norm: statistics from `source` (null
+// means local_batch_norm_statistics()), y = (x - mean) / sqrt(var + eps) * weight + bias, and, when
+// running_mean/running_var are defined, their update in place and outside autograd with the source's count n:
+//   running_mean = (1 - momentum) * running_mean + momentum * mean
+//   running_var  = (1 - momentum) * running_var  + momentum * var * n / (n - 1)
+// Arguments as batch_norm; every argument is checked before the source is asked (so that a bad input fails
+// on its own rank, before any collective). The first-order backward runs the fused kernels (and the source's
+// gradient_sums); under create_graph it is recorded from differentiable ops instead (local sources only), so
+// second derivatives work. `caller` names the op or layer in messages.
+Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                        const Tensor& running_var, double momentum, double eps,
+                        const std::shared_ptr<BatchNormStatisticsSource>& source,
+                        const std::string& caller = "batch_norm");
 BatchNormGradientSums batch_norm_backward_reduce(const Tensor& dy, const Tensor& x, const Tensor& mean);
 // dx = weight * invstd * (dy - sum_dy / count - (x - mean) * invstd^2 * sum_dy_xmu / count), shape of x;
 // count is the number of values per channel the sums cover (all ranks' N * L for SyncBatchNorm).
@@ -47,7 +93,9 @@ Tensor batch_norm_backward_elemt(const Tensor& dy, const Tensor& x, const Tensor
                                  double count);
 
 // Normalises over the last normalized_shape.size() dimensions of x, which must equal normalized_shape, with
-// the biased variance; weight, bias of normalized_shape or undefined. Differentiable in x, weight and bias.
+// the biased variance; weight, bias of normalized_shape or undefined. Differentiable in x, weight and bias,
+// twice too: the first-order backward is one fused kernel, recorded from differentiable ops under
+// create_graph.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
 

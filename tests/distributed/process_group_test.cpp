@@ -1,10 +1,12 @@
-// Process groups in one process: every collective, op and dtype of the threaded world (sizes 1-4) against
-// hand-computed values, async ordering, argument errors, desync, timeouts, run_threaded's error handling,
-// and the single-process group.
+// Process groups in one process: the shared collective case table (every collective, op and dtype, async
+// ordering, desync; also run under mpirun) on threaded worlds of sizes 1-4 and the single-process group, and
+// what only one process can check: argument errors, barriers, timeouts, run_threaded's error handling, the
+// single-process group's inline completion.
 #include "distributed/process_group.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -20,14 +22,15 @@
 #include "distributed/single.h"
 #include "distributed/threaded.h"
 #include "src/tensor/factories.h"
+#include "tests/distributed/cases/group_case.h"
 #include "tests/support/expect_error.h"
 
 namespace lockstep::distributed {
 namespace {
 
 using GroupPtr = std::shared_ptr<ProcessGroup>;
-using test::expect_error;
-using test::expect_thrown;
+using lockstep::test::expect_error;
+using lockstep::test::expect_thrown;
 
 constexpr DType kDTypes[] = {DType::f32, DType::f64, DType::i64};
 constexpr ReduceOp kOps[] = {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin};
@@ -38,40 +41,35 @@ ProcessGroupOptions short_timeout(std::chrono::milliseconds timeout) {
   return options;
 }
 
-// Rank r's element i for the reductions: (r + 1) * (i + 1), negated for every third i.
-double element(int rank, std::int64_t i) {
-  return (i % 3 == 1 ? -1.0 : 1.0) * (rank + 1) * static_cast<double>(i + 1);
+// The collective case table (tests/distributed/cases, also run under mpirun by tests/mpi) on threaded worlds
+// of every size from 1 to 4 and on the single-process group.
+class CollectiveCase : public ::testing::TestWithParam<const test::GroupCase*> {};
+
+TEST_P(CollectiveCase, OnThreadedWorldsOfOneToFourRanks) {
+  const test::GroupCase& c = *GetParam();
+  for (int world = std::max(1, c.min_world); world <= 4; ++world) run_threaded(world, c.run);
 }
 
-// The reduction of element(r, i) over ranks 0..world-1, by its closed form.
-double reduced(int world, std::int64_t i, ReduceOp op, DType dtype) {
-  const double sign = i % 3 == 1 ? -1.0 : 1.0;
-  const auto magnitude = static_cast<std::int64_t>(i + 1);
-  const std::int64_t sum = magnitude * world * (world + 1) / 2;  // of the magnitudes
-  switch (op) {
-    case ReduceOp::kSum:
-      return sign * static_cast<double>(sum);
-    case ReduceOp::kAvg:
-      // Integers divide with truncation (towards zero, so the sign factors out).
-      return dtype == DType::i64 ? sign * static_cast<double>(sum / world)
-                                 : sign * static_cast<double>(sum) / world;
-    case ReduceOp::kMax:
-      return sign > 0 ? static_cast<double>(world * magnitude) : -static_cast<double>(magnitude);
-    case ReduceOp::kMin:
-      return sign > 0 ? static_cast<double>(magnitude) : -static_cast<double>(world * magnitude);
+INSTANTIATE_TEST_SUITE_P(Table, CollectiveCase,
+                         ::testing::ValuesIn(test::case_pointers(test::collective_cases())), test::case_name);
+
+// The cases that make sense on one rank.
+std::vector<const test::GroupCase*> single_rank_cases() {
+  std::vector<const test::GroupCase*> cases;
+  for (const test::GroupCase* c : test::case_pointers(test::collective_cases())) {
+    if (c->min_world <= 1) cases.push_back(c);
   }
-  return 0.0;
+  return cases;
 }
 
-Tensor ranked(int rank, std::int64_t n, DType dtype) {
-  std::vector<double> values;
-  for (std::int64_t i = 0; i < n; ++i) values.push_back(element(rank, i));
-  return from_vector(values, {n}, dtype);
+class CollectiveCaseOnOneRank : public ::testing::TestWithParam<const test::GroupCase*> {};
+
+TEST_P(CollectiveCaseOnOneRank, OnTheSingleProcessGroup) {
+  GetParam()->run(std::make_shared<SingleProcessGroup>());
 }
 
-std::string label(DType dtype, ReduceOp op, int world) {
-  return str_cat(dtype_name(dtype), " ", reduce_op_name(op), " world ", world);
-}
+INSTANTIATE_TEST_SUITE_P(Table, CollectiveCaseOnOneRank, ::testing::ValuesIn(single_rank_cases()),
+                         test::case_name);
 
 TEST(ProcessGroup, CollectiveCallDescribesItself) {
   const CollectiveCall reduce{Collective::kAllReduce, DType::f32, 262144, ReduceOp::kSum, 0, 17};
@@ -116,109 +114,6 @@ TEST(ProcessGroup, ReduceIntoAndDivideByComputeElementwise) {
   expect_error<TypeError>([&] { reduce_into(u.data(), u.data(), 1, DType::u8, ReduceOp::kSum); }, {"u8"});
 }
 
-TEST(Threaded, AllReduceEveryOpAndDtype) {
-  constexpr std::int64_t n = 7;
-  for (int world = 1; world <= 4; ++world) {
-    run_threaded(world, [&](const GroupPtr& group) {
-      for (DType dtype : kDTypes) {
-        for (ReduceOp op : kOps) {
-          const Tensor t = ranked(group->rank(), n, dtype);
-          group->all_reduce(t, op)->wait();
-          const auto got = t.to_vector<double>();
-          for (std::int64_t i = 0; i < n; ++i)
-            EXPECT_EQ(got[static_cast<std::size_t>(i)], reduced(world, i, op, dtype))
-                << label(dtype, op, world) << " rank " << group->rank() << " element " << i;
-        }
-      }
-    });
-  }
-}
-
-TEST(Threaded, AllReduceOfALargeTensorIsIdenticalOnEveryRank) {
-  constexpr std::int64_t n = 262144;
-  std::vector<std::vector<float>> results(3);
-  run_threaded(3, [&](const GroupPtr& group) {
-    std::vector<float> values(n);
-    for (std::int64_t i = 0; i < n; ++i)
-      values[static_cast<std::size_t>(i)] = 0.001f * static_cast<float>(i % 1000) * (group->rank() + 1);
-    const Tensor t = from_vector(values, {512, 512});
-    group->all_reduce(t, ReduceOp::kAvg)->wait();
-    results[static_cast<std::size_t>(group->rank())] = t.to_vector<float>();
-  });
-  // (1 + 2 + 3) / 3 = 2 times rank 0's value, the same bits on every rank.
-  for (std::int64_t i = 0; i < n; i += 4099)
-    EXPECT_NEAR(results[0][static_cast<std::size_t>(i)], 0.002f * static_cast<float>(i % 1000), 1e-5f) << i;
-  EXPECT_EQ(results[0], results[1]);
-  EXPECT_EQ(results[0], results[2]);
-}
-
-TEST(Threaded, BroadcastFromEveryRoot) {
-  for (int world = 1; world <= 4; ++world) {
-    run_threaded(world, [&](const GroupPtr& group) {
-      for (DType dtype : kDTypes) {
-        for (int root = 0; root < world; ++root) {
-          const Tensor t = from_vector(std::vector<double>{100.0 * group->rank(), 1, -2}, {3}, dtype);
-          group->broadcast(t, root)->wait();
-          EXPECT_EQ(t.to_vector<double>(), (std::vector<double>{100.0 * root, 1, -2}))
-              << dtype_name(dtype) << " root " << root << " rank " << group->rank();
-        }
-      }
-    });
-  }
-}
-
-TEST(Threaded, AllGatherPlacesRankBlocksInOrder) {
-  for (int world = 1; world <= 4; ++world) {
-    run_threaded(world, [&](const GroupPtr& group) {
-      const int r = group->rank();
-      for (DType dtype : kDTypes) {
-        const Tensor input =
-            from_vector(std::vector<double>{10.0 * r, 10.0 * r + 1, -10.0 * r - 2}, {3}, dtype);
-        const Tensor output = zeros({world, 3}, dtype);
-        group->all_gather(input, output)->wait();
-        std::vector<double> expected;
-        for (int s = 0; s < world; ++s)
-          expected.insert(expected.end(), {10.0 * s, 10.0 * s + 1, -10.0 * s - 2});
-        EXPECT_EQ(output.to_vector<double>(), expected)
-            << dtype_name(dtype) << " world " << world << " rank " << r;
-        EXPECT_EQ(input.to_vector<double>(), (std::vector<double>{10.0 * r, 10.0 * r + 1, -10.0 * r - 2}));
-      }
-    });
-  }
-}
-
-TEST(Threaded, AllGatherInPlaceFromThisRanksBlock) {
-  run_threaded(3, [&](const GroupPtr& group) {
-    const int r = group->rank();
-    const Tensor output = zeros({6});
-    Tensor block = output.slice(0, 2 * r, 2 * r + 2);
-    block.fill_(r + 1.0);
-    group->all_gather(block, output)->wait();
-    EXPECT_EQ(output.to_vector<float>(), (std::vector<float>{1, 1, 2, 2, 3, 3}));
-  });
-}
-
-TEST(Threaded, ReduceScatterEveryOpAndDtype) {
-  constexpr std::int64_t n = 5;  // per rank
-  for (int world = 1; world <= 4; ++world) {
-    run_threaded(world, [&](const GroupPtr& group) {
-      const int r = group->rank();
-      for (DType dtype : kDTypes) {
-        for (ReduceOp op : kOps) {
-          const Tensor input = ranked(r, world * n, dtype);
-          const Tensor output = full({n}, -99.0, dtype);
-          group->reduce_scatter(input, output, op)->wait();
-          const auto got = output.to_vector<double>();
-          for (std::int64_t i = 0; i < n; ++i)
-            EXPECT_EQ(got[static_cast<std::size_t>(i)], reduced(world, r * n + i, op, dtype))
-                << label(dtype, op, world) << " rank " << r << " element " << i;
-          EXPECT_EQ(input.to_vector<double>(), ranked(r, world * n, dtype).to_vector<double>());
-        }
-      }
-    });
-  }
-}
-
 TEST(Threaded, BarrierWaitsForEveryRank) {
   for (int world = 1; world <= 4; ++world) {
     std::atomic<int> arrived{0};
@@ -231,52 +126,6 @@ TEST(Threaded, BarrierWaitsForEveryRank) {
       }
     });
     EXPECT_EQ(arrived.load(), 3 * world);
-  }
-}
-
-TEST(Threaded, AllReduceOfAViewChangesOnlyThatPartOfItsBase) {
-  run_threaded(2, [&](const GroupPtr& group) {
-    const Tensor base = full({2, 4}, group->rank() + 1.0);
-    const Tensor row = base.select(0, 1);
-    group->all_reduce(row)->wait();
-    EXPECT_EQ(base.to_vector<float>(),
-              (std::vector<float>{1.0f + group->rank(), 1.0f + group->rank(), 1.0f + group->rank(),
-                                  1.0f + group->rank(), 3, 3, 3, 3}));
-  });
-}
-
-TEST(Threaded, ManyAsyncCollectivesCompleteInCallOrder) {
-  constexpr int kWorks = 24;
-  std::vector<std::vector<std::pair<std::uint64_t, CollectiveEvent>>> events(3);
-  run_threaded(3, [&](const GroupPtr& group) {
-    const int r = group->rank();
-    auto& mine = events[static_cast<std::size_t>(r)];
-    group->set_observer(
-        [&](const CollectiveCall& call, CollectiveEvent event) { mine.emplace_back(call.sequence, event); });
-    std::vector<Tensor> tensors;
-    std::vector<WorkPtr> works;
-    for (int k = 0; k < kWorks; ++k) {
-      tensors.push_back(full({1000}, k * (r + 1.0), DType::f64));
-      works.push_back(k % 3 == 2 ? group->broadcast(tensors.back(), k % 3)
-                                 : group->all_reduce(tensors.back()));
-    }
-    EXPECT_EQ(group->sequence(), static_cast<std::uint64_t>(kWorks));
-    for (int k = kWorks - 1; k >= 0; --k) works[static_cast<std::size_t>(k)]->wait();  // any order of waits
-    for (int k = 0; k < kWorks; ++k) {
-      EXPECT_TRUE(works[static_cast<std::size_t>(k)]->completed());
-      EXPECT_EQ(works[static_cast<std::size_t>(k)]->call().sequence, static_cast<std::uint64_t>(k + 1));
-      const double expected = k % 3 == 2 ? k * 3.0 : k * 6.0;  // root 2 holds 3k; the sum is 6k
-      EXPECT_EQ(tensors[static_cast<std::size_t>(k)].to_vector<double>()[999], expected) << "work " << k;
-    }
-  });
-  for (const auto& mine : events) {
-    ASSERT_EQ(mine.size(), 2u * kWorks);
-    for (int k = 0; k < kWorks; ++k) {
-      EXPECT_EQ(mine[2 * static_cast<std::size_t>(k)],
-                std::make_pair(static_cast<std::uint64_t>(k + 1), CollectiveEvent::kStart));
-      EXPECT_EQ(mine[2 * static_cast<std::size_t>(k) + 1],
-                std::make_pair(static_cast<std::uint64_t>(k + 1), CollectiveEvent::kFinish));
-    }
   }
 }
 
@@ -306,24 +155,6 @@ TEST(ProcessGroup, BadArgumentsThrowNamingTheCollective) {
     // Rejected calls are not collectives: nothing was issued.
     EXPECT_EQ(group->sequence(), 0u);
   }
-}
-
-TEST(Threaded, DesyncFailsOnEveryRankNamingBothCalls) {
-  std::vector<std::string> messages(2);
-  run_threaded(2, [&](const GroupPtr& group) {
-    const Tensor t = zeros({10});
-    const auto error = expect_thrown<DistributedError>(
-        [&] { (group->rank() == 0 ? group->all_reduce(t) : group->broadcast(t, 0))->wait(); },
-        {"collective #1", "rank 0 called all_reduce (sum, f32 x 10)",
-         "rank 1 called broadcast (root 0, f32 x 10)"});
-    if (error) {
-      messages[static_cast<std::size_t>(group->rank())] = error->what();
-      EXPECT_EQ(error->rank(), group->rank());
-      EXPECT_EQ(error->world_size(), 2);
-    }
-  });
-  EXPECT_EQ(messages[0].rfind("[rank 0/2] ", 0), 0u) << messages[0];
-  EXPECT_EQ(messages[1].rfind("[rank 1/2] ", 0), 0u) << messages[1];
 }
 
 TEST(Threaded, DifferentSizesOrOpsAreADesync) {

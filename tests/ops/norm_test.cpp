@@ -1,17 +1,28 @@
-// Batch norm, layer norm and dropout beyond the op table: running statistics, eval mode, typed errors, large
-// inputs on the blocked parallel kernel paths, thread-count independence, and dropout mask statistics.
+// Batch norm, layer norm and dropout beyond the op table: second derivatives of every norm-family case
+// against finite differences of the first, running statistics, eval mode, typed errors, large inputs on the
+// blocked parallel kernel paths, thread-count independence, and dropout mask statistics.
+#include "src/ops/norm.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "src/autograd/engine.h"
+#include "src/autograd/grad_mode.h"
 #include "src/core/threading.h"
+#include "src/ops/activation.h"
 #include "src/ops/dropout.h"
 #include "src/ops/elementwise.h"
-#include "src/ops/norm.h"
 #include "src/ops/reduce.h"
+#include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 #include "tests/support/expect_error.h"
+#include "tests/support/gradcheck.h"
+#include "tests/support/op_case.h"
 
 namespace lockstep {
 namespace {
@@ -39,6 +50,148 @@ std::pair<Tensor, Tensor> on_one_and_three_threads(Fn&& fn) {
   Tensor b = fn();
   set_num_threads(saved);
   return {a, b};
+}
+
+using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+// The cases of tests/ops/cases_norm.cpp (the op table's "norm." family).
+std::vector<const test::OpCase*> norm_cases() {
+  std::vector<const test::OpCase*> cases;
+  for (const auto& c : test::all_op_cases()) {
+    if (c.name.rfind("norm.", 0) == 0 && c.check_grad) cases.push_back(&c);
+  }
+  return cases;
+}
+
+// The case's f64 inputs, the differentiable ones requiring grad.
+std::vector<Tensor> case_inputs(const test::OpCase& c) {
+  std::vector<Tensor> xs;
+  std::vector<test::RefArray> refs;
+  test::make_inputs(c, DType::f64, xs, refs);
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    if (c.inputs[i].differentiable) xs[i].requires_grad_();
+  }
+  return xs;
+}
+
+// xs -> the first derivatives of sum(f(xs) * v) (v fixed, of f's output shape) with respect to every
+// differentiable input, flattened and concatenated; recorded (create_graph) when `create` says so, so that
+// gradcheck can differentiate the backward itself.
+Fn first_derivatives(const test::OpCase& c, CreateGraph create) {
+  return [&c, create](const std::vector<Tensor>& xs) {
+    GradModeGuard grad_on(true);
+    std::vector<Tensor> leaves, wrt;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      Tensor leaf = xs[i];
+      if (c.inputs[i].differentiable && !leaf.requires_grad()) {
+        leaf = xs[i].detach();
+        leaf.requires_grad_();
+      }
+      leaves.push_back(leaf);
+      if (c.inputs[i].differentiable) wrt.push_back(leaf);
+    }
+    const Tensor y = c.fn(leaves);
+    Generator gen(77);
+    const Tensor v = rand(y.shape(), -1.0, 1.0, DType::f64, kCPU, &gen);
+    const std::vector<Tensor> g = grad({sum(y * v)}, wrt, {}, RetainGraph::kYes, create);
+    std::vector<Tensor> flat;
+    for (std::size_t k = 0; k < g.size(); ++k) {
+      flat.push_back(g[k].defined() ? g[k].reshape({-1}) : zeros({wrt[k].numel()}, DType::f64));
+    }
+    return cat(flat);
+  };
+}
+
+TEST(NormSecondDerivatives, EveryNormCaseMatchesFiniteDifferencesOfItsFirstDerivative) {
+  const std::vector<const test::OpCase*> cases = norm_cases();
+  ASSERT_GE(cases.size(), 20u);  // batch norm train/eval, layer norm, dropout
+  int linear = 0;
+  for (const test::OpCase* c : cases) {
+    const Fn first = first_derivatives(*c, CreateGraph::kYes);
+    const std::vector<Tensor> xs = case_inputs(*c);
+    if (!first(xs).requires_grad()) {
+      // A first derivative that depends on no input (dropout, eval batch norm without affine: linear ops)
+      // has a zero second derivative: it must not move when every differentiable input does.
+      ++linear;
+      Generator gen(5);
+      std::vector<Tensor> moved = xs;
+      for (std::size_t i = 0; i < xs.size(); ++i) {
+        if (c->inputs[i].differentiable)
+          moved[i] = xs[i].detach() + rand(xs[i].shape(), -0.1, 0.1, DType::f64, kCPU, &gen);
+      }
+      SCOPED_TRACE(c->name);
+      expect_near_all(first(moved), first(xs), 1e-12);
+      continue;
+    }
+    const test::GradcheckResult r = test::gradcheck(first, xs);
+    EXPECT_TRUE(r.ok) << c->name << ":\n" << r.message;
+  }
+  // The dropout cases and eval_3d_no_affine; every other case goes through gradcheck.
+  EXPECT_LE(linear, 9);
+}
+
+TEST(NormSecondDerivatives, RecordedFirstDerivativesEqualTheFusedKernels) {
+  // Under create_graph batch norm (training) and layer norm run their backward from differentiable ops; the
+  // gradients must be those of the fused first-order kernels.
+  for (const test::OpCase* c : norm_cases()) {
+    const std::vector<Tensor> xs = case_inputs(*c);
+    const Tensor fused = first_derivatives(*c, CreateGraph::kNo)(xs);
+    const Tensor recorded = first_derivatives(*c, CreateGraph::kYes)(xs);
+    SCOPED_TRACE(c->name);
+    expect_near_all(recorded.detach(), fused, 1e-12);
+  }
+}
+
+TEST(NormSecondDerivatives, LargeBatchNormAndLayerNormHessianVectorProducts) {
+  // Beyond the table's small shapes: the gradient penalty of a critic, d/dx |d(sum(f(x) * r))/dx|^2 / 2, on
+  // the kernels' blocked paths, against finite differences of the first derivative along a random direction.
+  Generator gen(21);
+  const auto check = [&gen](const char* what, const Shape& shape,
+                            const std::function<Tensor(const Tensor&)>& f) {
+    const Tensor x0 = randn(shape, 0.5, 2.0, DType::f64, kCPU, &gen);
+    const Tensor r = randn(shape, 0.0, 1.0, DType::f64, kCPU, &gen);
+    const Tensor u = randn(shape, 0.0, 1.0, DType::f64, kCPU, &gen);
+    const auto first = [&](const Tensor& x_value, CreateGraph create) {
+      Tensor x = x_value.detach().requires_grad_();
+      const Tensor g = grad({sum(f(x) * r)}, {x}, {}, RetainGraph::kYes, create)[0];
+      return std::pair<Tensor, Tensor>{x, g};
+    };
+    // Hessian-vector product H u through the recorded backward, and (g(x + h u) - g(x - h u)) / 2h.
+    const auto [x, g] = first(x0, CreateGraph::kYes);
+    const Tensor hu = grad({sum(g * u)}, {x})[0];
+    const double h = 1e-5;
+    const Tensor numeric =
+        (first(x0 + u * h, CreateGraph::kNo).second - first(x0 - u * h, CreateGraph::kNo).second) / (2 * h);
+    SCOPED_TRACE(what);
+    expect_near_all(hu, numeric, 1e-6);
+  };
+  check("batch_norm [61, 8, 12, 12]", {61, 8, 12, 12}, [](const Tensor& x) {
+    return batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), BatchNormMode::kTrain);
+  });
+  check("layer_norm [700, 96]", {700, 96}, [](const Tensor& x) { return layer_norm(x, {96}); });
+}
+
+TEST(NormSecondDerivatives, GradientPenaltyThroughABatchNormAndLayerNormCritic) {
+  // WGAN-GP: a critic D(x) = sum(layer_norm(tanh(batch_norm(x))) * r) and its penalty sum((dD/dx)^2), whose
+  // gradient with respect to x and both layers' weights and biases is a second derivative of each norm.
+  Generator gen(31);
+  const Tensor r = rand({6, 4}, -1.0, 1.0, DType::f64, kCPU, &gen);
+  const Fn penalty = [r](const std::vector<Tensor>& in) {
+    GradModeGuard grad_on(true);
+    Tensor x = in[0];
+    if (!x.requires_grad()) x = in[0].detach().requires_grad_();
+    const Tensor h = tanh(batch_norm(x, in[1], in[2], Tensor(), Tensor(), BatchNormMode::kTrain));
+    const Tensor critic = sum(layer_norm(h, {4}, in[3], in[4]) * r);
+    const Tensor g = grad({critic}, {x}, {}, RetainGraph::kYes, CreateGraph::kYes)[0];
+    return sum(g * g);
+  };
+  std::vector<Tensor> inputs{
+      randn({6, 4}, 0.5, 2.0, DType::f64, kCPU, &gen), rand({4}, 0.5, 1.5, DType::f64, kCPU, &gen),
+      rand({4}, -1.0, 1.0, DType::f64, kCPU, &gen), rand({4}, 0.5, 1.5, DType::f64, kCPU, &gen),
+      rand({4}, -1.0, 1.0, DType::f64, kCPU, &gen)};
+  for (Tensor& t : inputs) t.requires_grad_();
+  const test::GradcheckResult result = test::gradcheck(penalty, inputs);
+  EXPECT_TRUE(result.ok) << result.message;
 }
 
 TEST(BatchNorm, TrainStepUpdatesRunningStatisticsWithUnbiasedVariance) {
