@@ -98,6 +98,8 @@ void write_key(std::ostream& out, std::string_view key) {
 }
 
 // Shortest text that reads back as the same double, always with a '.' or exponent so TOML sees a float.
+// (toml++ 3.3's own serializer round-trips too, but at 17 digits: 2e-4 becomes 0.00020000000000000001 in
+// every stored config, which people read; measured when the writer was reviewed.)
 void write_float(std::ostream& out, double value) {
   if (std::isnan(value)) {
     out << "nan";

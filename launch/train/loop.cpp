@@ -23,6 +23,28 @@ std::vector<std::pair<std::string, const nn::Module*>> model_list(const Training
   return models;
 }
 
+// Weights this large have left any useful regime; a checkpoint of them only resumes a diverged run.
+constexpr double kDivergedWeight = 1e12;
+
+// ValueError naming the network and tensor when a weight of `parts` is not finite or has exploded: checked
+// before every save, so that a diverged run never commits a checkpoint to resume from.
+void check_weights(const TrainingParts& parts, std::int64_t step, const std::filesystem::path& last_saved,
+                   const std::string& hint) {
+  for (const auto& [model_name, model] : parts.models) {
+    for (const auto& [name, tensor] : model->named_parameters()) {
+      const std::vector<double> values = tensor.detach().to_vector<double>();
+      for (const double v : values) {
+        if (std::isfinite(v) && std::abs(v) < kDivergedWeight) continue;
+        throw ValueError(str_cat("train: the weights of the ", model_name, " diverged by step ", step, " (", name,
+                                 " holds ", v, "); they were not saved",
+                                 last_saved.empty() ? std::string()
+                                                    : str_cat(": the last checkpoint is '", last_saved.string(), "'"),
+                                 ". ", hint));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 double TrainResult::figure(const std::string& name) const {
@@ -88,6 +110,7 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
   if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
   // Collective: every rank's epoch sums are gathered into the trainer state.
   const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
+    check_weights(parts, result.steps, result.checkpoint, task->divergence_hint());
     io::TrainerState state = trainer_state_at(result.steps, epoch, epoch_step, global_batch);
     save_rank_sums(group, &state, "epoch_sum", epoch_step > 0 ? sums : std::vector<double>(sums.size()));
     state.values.merge(task->values());
@@ -127,7 +150,8 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
       for (std::size_t i = 0; i < sums.size(); ++i) {
         if (!std::isfinite(sums[i])) {
           throw ValueError(str_cat("train: ", names[i], " became ", sums[i], " at step ", result.steps,
-                                   " (epoch ", epoch + 1, ") on rank ", run.rank(), "; nothing of it was saved",
+                                   " (epoch ", epoch + 1, ") on rank ", run.rank(),
+                                   ": the run diverged; nothing of it was saved",
                                    result.checkpoint.empty() ? std::string()
                                                              : str_cat(" (the last checkpoint is '",
                                                                        result.checkpoint.string(), "')"),
