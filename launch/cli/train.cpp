@@ -34,8 +34,8 @@ int train_job(const launch::Settings& settings, const train::RunSettings& run, t
   if (r.steps == r.resumed_step) {
     progress.print(str_cat("done: nothing trained; ", files));
   } else {
-    const std::string best = r.best_score ? str_cat("best score ", train::format_fixed(*r.best_score, 4), " (epoch ",
-                                                    r.best_epoch, "), ")
+    const std::string best = r.best_score ? str_cat("best ", r.score_name, " ", train::format_fixed(*r.best_score, 4),
+                                                    " (epoch ", r.best_epoch, "), ")
                                           : "";
     progress.print(str_cat("done: ", r.summary, r.summary.empty() ? "" : ", ", best, r.steps, " steps, ",
                            static_cast<std::int64_t>(r.samples_per_s), " samples/s, ",

@@ -105,7 +105,10 @@ class ClassifierTask final : public Task {
       e.fields.emplace_back(str_cat(name, "_accuracy"), acc.accuracy);
       e.line += str_cat("  ", name, " loss ", format_fixed(acc.loss, 4), "  ", name, " accuracy ",
                         format_fixed(acc.accuracy, 4));
-      if (!e.score) e.score = acc.accuracy;
+      if (!e.score) {
+        e.score = acc.accuracy;
+        e.score_name = str_cat(name, " accuracy");
+      }
     }
     return e;
   }

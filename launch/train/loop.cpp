@@ -181,6 +181,7 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     // The score is the same on every rank, so every rank makes the same decisions.
     const bool complete = epoch_step == steps_per_epoch;
     if (end.score) {
+      result.score_name = end.score_name;
       if (!complete) {
         line += "  (part of an epoch)";
       } else if (result.best_epoch == 0 || *end.score > best_score) {

@@ -24,6 +24,7 @@ struct TrainResult {
   double seconds = 0;                // training time in this process
   double samples_per_s = 0;          // samples consumed per second, over every rank
   std::optional<double> best_score;  // the best complete epoch's score (tasks with a score)
+  std::string score_name;            // what the score is: "test accuracy"
   std::int64_t best_epoch = 0;       // 1-based (0: none)
   // The last epoch's record (train_loss, test_accuracy, d_loss...) and the task's own values (first_loss,
   // generator_steps...).

@@ -38,6 +38,7 @@ struct EpochEnd {
   std::string line;                                    // the progress line
   // Higher is better; the best model (of complete epochs) and early stopping watch it. None: no score.
   std::optional<double> score;
+  std::string score_name;  // "validation accuracy"
 };
 
 // One kind of training run. Every rank holds one; the methods marked collective are called by every rank
