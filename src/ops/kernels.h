@@ -86,7 +86,7 @@ template <class Fn> class KernelSlot {
   X(fill, void(const Tensor& dst, double value))                                                                 \
   /* x: any strides; out: contiguous, same shape and dtype as x (may be x itself when x is contiguous). */        \
   X(unary, void(UnaryOp op, const Tensor& x, const Tensor& out, double a, double b))                             \
-  /* dx = grad * f'(x) using x and/or y = f(x) (unary_backward_formula); all contiguous, same shape. */                                   \
+  /* dx = grad * f'(x) (unary_formulas.h) from x and/or y = f(x); all contiguous, same shape. */                 \
   X(unary_backward, void(UnaryOp op, const Tensor& grad, const Tensor& x, const Tensor& y, const Tensor& dx,     \
                          double a, double b))                                                                     \
   /* a, b: views expanded to out's shape (stride 0 where broadcast); out any strides, may be a itself (in place). */ \

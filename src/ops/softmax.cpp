@@ -13,8 +13,8 @@
 namespace lockstep {
 namespace {
 
-// The fused kernel's formula from ops: softmax dx = y * (g - sum(g * y)), log-softmax dx = g - exp(y) * sum(g),
-// sums over the softmax dimension (the middle of [outer, size, inner]).
+// The fused kernel's formula from ops: softmax dx = y * (g - sum(g * y)), log-softmax dx = g - exp(y) *
+// sum(g), sums over the softmax dimension (the middle of [outer, size, inner]).
 Tensor composed_backward(SoftmaxKind kind, const Tensor& grad, const Tensor& out, std::int64_t outer,
                          std::int64_t size, std::int64_t inner) {
   const Shape shape = grad.shape();

@@ -9,9 +9,9 @@
 namespace lockstep {
 namespace {
 
-// The math policy of unary_backward_formula on tensors: every step a recorded op, so that with create_graph the
-// gradient is itself differentiable (in g, and in x through the saved x or the saved y, which then comes back
-// with its history).
+// The math policy of unary_backward_formula on tensors: every step a recorded op, so that with create_graph
+// the gradient is itself differentiable (in g, and in x through the saved x or the saved y, which then comes
+// back with its history).
 struct TensorMath {
   using Value = Tensor;
   using Scalar = double;
@@ -30,9 +30,8 @@ struct TensorMath {
 };
 
 Tensor composed_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, double a, double b) {
-  return dispatch_unary(op, [&](auto tag) {
-    return unary_backward_formula<decltype(tag)::value, TensorMath>(g, x, y, a, b);
-  });
+  return dispatch_unary(
+      op, [&](auto tag) { return unary_backward_formula<decltype(tag)::value, TensorMath>(g, x, y, a, b); });
 }
 
 }  // namespace
@@ -45,10 +44,11 @@ Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, SaveForBackward s
   kernels::unary.get(device)(op, x, out, a, b);
   const bool keep_x = save == SaveForBackward::kInput || save == SaveForBackward::kBoth;
   const bool keep_y = save == SaveForBackward::kOutput || save == SaveForBackward::kBoth;
-  LOCKSTEP_CHECK((keep_x || !unary_backward_reads_x(op)) && (keep_y || !unary_backward_reads_y(op)), ValueError,
-                 name, ": expected to save what the derivative reads (",
-                 unary_backward_reads_x(op) ? "the input " : "", unary_backward_reads_y(op) ? "the output" : "",
-                 "), but the op saves less");
+  const bool rx = unary_backward_reads_x(op), ry = unary_backward_reads_y(op);
+  LOCKSTEP_CHECK((keep_x || !rx) && (keep_y || !ry), ValueError, name, ": expected to save ",
+                 rx && ry ? "the input and the output" : (rx ? "the input" : "the output"),
+                 " (the derivative reads them), but got SaveForBackward ", static_cast<int>(save),
+                 ". Pass what unary_backward_reads_x/_y name");
   record(name, {x}, {out}, {keep_x ? x : Tensor(), keep_y ? out : Tensor()},
          [op, a, b](BackwardContext& ctx) {
            // x [*], g [*] -> dx [*]

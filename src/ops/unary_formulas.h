@@ -1,5 +1,5 @@
-// The derivative of every unary op, written once: dx = g * f'(x) from x and/or y = f(x), generic over the value
-// type through a small math policy, so that the CPU kernel (and a CUDA kernel: the scalar policy is
+// The derivative of every unary op, written once: dx = g * f'(x) from x and/or y = f(x), generic over the
+// value type through a small math policy, so that the CPU kernel (and a CUDA kernel: the scalar policy is
 // __host__ __device__) computes it on float/double and the op's differentiable backward (create_graph)
 // composes it from recorded Tensor ops. Plain data and templates, no Tensor include.
 #pragma once
@@ -18,13 +18,23 @@
 namespace lockstep {
 
 enum class UnaryOp : std::uint8_t {
-  kNeg, kExp, kLog, kSqrt, kAbs, kSigmoid, kTanh, kRelu,
+  kNeg,
+  kExp,
+  kLog,
+  kSqrt,
+  kAbs,
+  kSigmoid,
+  kTanh,
+  kRelu,
   kLeakyRelu,  // a = negative slope
   kElu,        // a = alpha
   kSoftplus,   // a = beta, b = threshold (linear above it, as in PyTorch)
   kHardtanh,   // a = min, b = max (also clamp)
   kPowScalar,  // x ** a
-  kLog1p, kSign, kSquare, kReciprocal,
+  kLog1p,
+  kSign,
+  kSquare,
+  kReciprocal,
 };
 
 // Which of x and y = f(x) each derivative reads (the op layer must save those).
@@ -67,7 +77,9 @@ struct ScalarMath {
   // x > t ? p : q
   LOCKSTEP_HOST_DEVICE static T select_gt(T x, T t, T p, T q) { return x > t ? p : q; }
   // lo < x < hi ? p : q
-  LOCKSTEP_HOST_DEVICE static T select_inside(T x, T lo, T hi, T p, T q) { return (x > lo && x < hi) ? p : q; }
+  LOCKSTEP_HOST_DEVICE static T select_inside(T x, T lo, T hi, T p, T q) {
+    return (x > lo && x < hi) ? p : q;
+  }
   // 0 where the derivative vanishes (broadcastable against g)
   LOCKSTEP_HOST_DEVICE static T zero(T) { return T(0); }
   LOCKSTEP_HOST_DEVICE static T sign(T x) { return static_cast<T>((x > T(0)) - (x < T(0))); }
@@ -77,12 +89,14 @@ struct ScalarMath {
   }
 };
 
-// g * f'(x) for op Op, from x and y = f(x) (only those that unary_backward_reads_x/_y name are read; the others
-// may be anything) and the op's parameters a, b. M is ScalarMath<T> or the Tensor policy of src/ops/unary.cpp.
+// g * f'(x) for op Op, from x and y = f(x) (only those that unary_backward_reads_x/_y name are read; the
+// others may be anything) and the op's parameters a, b. M is ScalarMath<T> or the Tensor policy of
+// src/ops/unary.cpp.
 template <UnaryOp Op, class M>
-LOCKSTEP_HOST_DEVICE typename M::Value unary_backward_formula(const typename M::Value& g, const typename M::Value& x,
-                                                              const typename M::Value& y, typename M::Scalar a,
-                                                              typename M::Scalar b) {
+LOCKSTEP_HOST_DEVICE typename M::Value unary_backward_formula(const typename M::Value& g,
+                                                              const typename M::Value& x,
+                                                              const typename M::Value& y,
+                                                              typename M::Scalar a, typename M::Scalar b) {
   using S = typename M::Scalar;
   if constexpr (Op == UnaryOp::kNeg) return -g;
   if constexpr (Op == UnaryOp::kExp) return g * y;
@@ -93,7 +107,8 @@ LOCKSTEP_HOST_DEVICE typename M::Value unary_backward_formula(const typename M::
   if constexpr (Op == UnaryOp::kTanh) return g * (S(1) - y * y);
   if constexpr (Op == UnaryOp::kRelu) return M::select_gt(x, S(0), g, M::zero(g));
   if constexpr (Op == UnaryOp::kLeakyRelu) return M::select_gt(x, S(0), g, g * a);
-  if constexpr (Op == UnaryOp::kElu) return M::select_gt(x, S(0), g, g * (y + a));  // alpha * exp(x) = y + alpha
+  if constexpr (Op == UnaryOp::kElu)
+    return M::select_gt(x, S(0), g, g * (y + a));  // alpha * exp(x) = y + alpha
   if constexpr (Op == UnaryOp::kSoftplus) return M::select_gt(x * a, b, g, g * M::sigmoid(x * a));
   if constexpr (Op == UnaryOp::kHardtanh) return M::select_inside(x, a, b, g, M::zero(g));
   if constexpr (Op == UnaryOp::kPowScalar) return g * (M::pow(x, a - S(1)) * a);

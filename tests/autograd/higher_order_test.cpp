@@ -1,7 +1,7 @@
 // Higher-order gradients as the training losses that need them use them: the WGAN-GP gradient penalty
-// (grad of the critic with create_graph, then backward through the penalty into the critic's parameters) and the
-// contractive autoencoder's Jacobian penalty, each checked against central differences of the penalty in f64
-// (and the Jacobian penalty's value against its closed form).
+// (grad of the critic with create_graph, then backward through the penalty into the critic's parameters) and
+// the contractive autoencoder's Jacobian penalty, each checked against central differences of the penalty in
+// f64 (and the Jacobian penalty's value against its closed form).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -66,8 +66,10 @@ void expect_matches_finite_differences(const Penalty& penalty, const std::vector
       std::vector<Param> up = params, down = params;
       up[k].values[e] += eps;
       down[k].values[e] -= eps;
-      const double numeric = (value_and_grads(penalty, up, nullptr) - value_and_grads(penalty, down, nullptr)) / (2 * eps);
-      EXPECT_NEAR(analytic[k][e], numeric, 1e-6 + 1e-5 * std::abs(numeric)) << "parameter " << k << " element " << e;
+      const double numeric =
+          (value_and_grads(penalty, up, nullptr) - value_and_grads(penalty, down, nullptr)) / (2 * eps);
+      EXPECT_NEAR(analytic[k][e], numeric, 1e-6 + 1e-5 * std::abs(numeric))
+          << "parameter " << k << " element " << e;
       ++checked;
     }
   }
@@ -87,7 +89,9 @@ Penalty gradient_penalty(std::function<Tensor(const Tensor&)> act) {
 }
 
 std::vector<Param> critic_params() {
-  return {{{5, 3}, random_values(15, 1)}, {{5}, random_values(5, 2)}, {{1, 5}, random_values(5, 3)},
+  return {{{5, 3}, random_values(15, 1)},
+          {{5}, random_values(5, 2)},
+          {{1, 5}, random_values(5, 3)},
           {{1}, random_values(1, 4)}};
 }
 
@@ -97,8 +101,10 @@ TEST(HigherOrder, WganGpPenaltyThroughLeakyRelu) {
 }
 
 TEST(HigherOrder, WganGpPenaltyThroughSmoothActivations) {
-  expect_matches_finite_differences(gradient_penalty([](const Tensor& h) { return tanh(h); }), critic_params());
-  expect_matches_finite_differences(gradient_penalty([](const Tensor& h) { return elu(h, 0.7); }), critic_params());
+  expect_matches_finite_differences(gradient_penalty([](const Tensor& h) { return tanh(h); }),
+                                    critic_params());
+  expect_matches_finite_differences(gradient_penalty([](const Tensor& h) { return elu(h, 0.7); }),
+                                    critic_params());
   expect_matches_finite_differences(gradient_penalty([](const Tensor& h) { return softplus(h, 1.5); }),
                                     critic_params());
   expect_matches_finite_differences(gradient_penalty([](const Tensor& h) { return log_softmax(h, 1); }),
@@ -153,7 +159,8 @@ TEST(HigherOrder, PenaltyOnLossGradients) {
     return sum(g * g) + loss;
   };
   expect_matches_finite_differences(
-      penalty, {{{4, 2}, random_values(8, 21)}, {{4}, random_values(4, 22)}, {{3, 4}, random_values(12, 23)}});
+      penalty,
+      {{{4, 2}, random_values(8, 21)}, {{4}, random_values(4, 22)}, {{3, 4}, random_values(12, 23)}});
 }
 
 }  // namespace

@@ -96,14 +96,17 @@ LOCKSTEP_OP_CASES(unary) {
   unary(
       "unary.clamp/all_inside", distinct({5}, -0.5, 0.5), [](const Tensor& x) { return clamp(x, -1.0, 1.0); },
       clamp_ref(-1.0, 1.0));
-  // The unary kernel's ops that no public function uses directly (pow(x, double) goes through the binary pow).
+  // The unary kernel's ops that no public function uses directly (pow(x, double) goes through the binary
+  // pow).
   unary(
       "unary.log1p", uniform({3, 4}, -0.5, 2.0),
       [](const Tensor& x) { return unary_op("log1p", UnaryOp::kLog1p, x, SaveForBackward::kInput); },
       [](double v) { return std::log1p(v); });
   unary(
       "unary.reciprocal", away_from_zero({3, 4}, 0.5, 2.0),
-      [](const Tensor& x) { return unary_op("reciprocal", UnaryOp::kReciprocal, x, SaveForBackward::kOutput); },
+      [](const Tensor& x) {
+        return unary_op("reciprocal", UnaryOp::kReciprocal, x, SaveForBackward::kOutput);
+      },
       [](double v) { return 1.0 / v; });
   unary(
       "unary.pow_scalar/kernel", uniform({3, 4}, 0.3, 2.0),

@@ -22,7 +22,8 @@ class OpGradGrad : public ::testing::TestWithParam<const OpCase*> {};
 std::string no_gradgrad_reason(const OpCase& c) {
   if (!c.no_gradgrad.empty()) return c.no_gradgrad;
   for (const char* prefix : {"norm.batch_norm/", "norm.layer_norm/"}) {
-    if (c.name.rfind(prefix, 0) == 0) return "batch/layer norm second derivative: being rewritten on branch norm";
+    if (c.name.rfind(prefix, 0) == 0)
+      return "batch/layer norm second derivative: being rewritten on branch norm";
   }
   return "";
 }
@@ -100,8 +101,8 @@ enum class Which : std::uint8_t { kAll, kDifferentiable, kTwiceDifferentiable };
 std::vector<const OpCase*> case_pointers(Which which) {
   std::vector<const OpCase*> out;
   for (const auto& c : all_op_cases()) {
-    const bool take = which == Which::kAll || (c.check_grad && (which == Which::kDifferentiable ||
-                                                                no_gradgrad_reason(c).empty()));
+    const bool take = which == Which::kAll ||
+                      (c.check_grad && (which == Which::kDifferentiable || no_gradgrad_reason(c).empty()));
     if (take) out.push_back(&c);
   }
   return out;
@@ -116,8 +117,10 @@ std::string case_name(const ::testing::TestParamInfo<const OpCase*>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpForward, ::testing::ValuesIn(case_pointers(Which::kAll)), case_name);
-INSTANTIATE_TEST_SUITE_P(Ops, OpGradient, ::testing::ValuesIn(case_pointers(Which::kDifferentiable)), case_name);
-INSTANTIATE_TEST_SUITE_P(Ops, OpGradGrad, ::testing::ValuesIn(case_pointers(Which::kTwiceDifferentiable)), case_name);
+INSTANTIATE_TEST_SUITE_P(Ops, OpGradient, ::testing::ValuesIn(case_pointers(Which::kDifferentiable)),
+                         case_name);
+INSTANTIATE_TEST_SUITE_P(Ops, OpGradGrad, ::testing::ValuesIn(case_pointers(Which::kTwiceDifferentiable)),
+                         case_name);
 
 }  // namespace
 }  // namespace lockstep::test

@@ -93,7 +93,8 @@ GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tenso
     std::vector<Tensor> wrt;
     for (std::size_t i : which) wrt.push_back(xs[i]);
     const Tensor loss = sum(fn(xs) * v);
-    LOCKSTEP_CHECK(loss.requires_grad(), Error, "gradgradcheck: the output does not depend on any differentiable input");
+    LOCKSTEP_CHECK(loss.requires_grad(), Error,
+                   "gradgradcheck: the output does not depend on any differentiable input");
     const std::vector<Tensor> g = grad({loss}, wrt, {}, RetainGraph::kNo, create);
     Tensor total = zeros({}, DType::f64);
     for (std::size_t k = 0; k < which.size(); ++k) {
@@ -148,7 +149,8 @@ GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tenso
         result.ok = false;
         if (failures++ < 8) {
           log << (slot < which.size() ? "input " + std::to_string(which[slot]) : std::string("grad_output"))
-              << " element " << e << ": second derivative " << a[e] << ", finite difference " << numeric << "\n";
+              << " element " << e << ": second derivative " << a[e] << ", finite difference " << numeric
+              << "\n";
         }
       }
     }

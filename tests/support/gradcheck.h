@@ -22,9 +22,9 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
 
 // Second-order check (PyTorch's gradgradcheck): with a fixed random v of the output's shape, the first
 // derivative g = grad(sum(f(inputs) * v), inputs, create_graph) is differentiated again through
-// sum(g_i * u_i) for fixed random u_i, with respect to every differentiable input and to v itself (the backward
-// must be differentiable in its incoming gradient too), and compared with central differences of that first
-// derivative.
+// sum(g_i * u_i) for fixed random u_i, with respect to every differentiable input and to v itself (the
+// backward must be differentiable in its incoming gradient too), and compared with central differences of
+// that first derivative.
 GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
                               const std::vector<Tensor>& inputs, double rtol = 1e-5, double atol = 1e-6,
                               double eps = 1e-6);

@@ -1,7 +1,7 @@
 // The op test table: every differentiable op registers cases here (one file per op family), and one driver
 // turns each case into a forward test against a naive double-precision reference (f64 and f32), a
-// central-difference gradient check in f64, a second-order gradient check in f64 (OpGradGrad), and (with CUDA)
-// a CUDA-versus-CPU test.
+// central-difference gradient check in f64, a second-order gradient check in f64 (OpGradGrad), and (with
+// CUDA) a CUDA-versus-CPU test.
 #pragma once
 
 #include <functional>

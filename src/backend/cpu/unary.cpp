@@ -1,6 +1,6 @@
 // CPU unary element-wise kernels (math and activations) and their fused backward (the derivative formulas of
-// src/ops/unary_formulas.h), instantiated per op so that every loop is branch-free in the op and the simple ones
-// vectorise.
+// src/ops/unary_formulas.h), instantiated per op so that every loop is branch-free in the op and the simple
+// ones vectorise.
 #include <cmath>
 
 #include "src/backend/cpu/loops.h"
