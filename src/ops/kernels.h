@@ -12,19 +12,10 @@
 
 #include "src/core/device.h"
 #include "src/core/error.h"
+#include "src/ops/unary_formulas.h"  // UnaryOp and the derivative formulas
 #include "src/tensor/tensor.h"
 
 namespace lockstep {
-
-enum class UnaryOp : std::uint8_t {
-  kNeg, kExp, kLog, kSqrt, kAbs, kSigmoid, kTanh, kRelu,
-  kLeakyRelu,  // a = negative slope
-  kElu,        // a = alpha
-  kSoftplus,   // a = beta, b = threshold (linear above it, as in PyTorch)
-  kHardtanh,   // a = min, b = max (also clamp)
-  kPowScalar,  // x ** a
-  kLog1p, kSign, kSquare, kReciprocal,
-};
 
 enum class BinaryOp : std::uint8_t {
   kAdd,  // a + alpha * b
@@ -95,7 +86,7 @@ template <class Fn> class KernelSlot {
   X(fill, void(const Tensor& dst, double value))                                                                 \
   /* x: any strides; out: contiguous, same shape and dtype as x (may be x itself when x is contiguous). */        \
   X(unary, void(UnaryOp op, const Tensor& x, const Tensor& out, double a, double b))                             \
-  /* dx = grad * f'(x) using x and/or y = f(x); all contiguous, same shape. */                                   \
+  /* dx = grad * f'(x) (unary_formulas.h) from x and/or y = f(x); all contiguous, same shape. */                 \
   X(unary_backward, void(UnaryOp op, const Tensor& grad, const Tensor& x, const Tensor& y, const Tensor& dx,     \
                          double a, double b))                                                                     \
   /* a, b: views expanded to out's shape (stride 0 where broadcast); out any strides, may be a itself (in place). */ \

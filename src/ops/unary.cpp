@@ -1,4 +1,5 @@
-// Unary ops: the shared recorder and the math functions of elementwise.h.
+// Unary ops: the shared recorder (fused backward kernel, or under create_graph the same derivative formula
+// composed from recorded ops) and the math functions of elementwise.h.
 #include "src/ops/unary.h"
 
 #include "src/autograd/grad_mode.h"
@@ -8,48 +9,29 @@
 namespace lockstep {
 namespace {
 
-// dx = g * f'(x) composed from ops, for backward with create_graph, so that the gradient is itself
-// differentiable (in g, and in x through the saved x or the saved y, which then comes back with its history).
-Tensor composed_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, double a, double b) {
-  const Tensor zero = wrapped_scalar(0.0);
-  switch (op) {
-    case UnaryOp::kNeg:
-      return -g;
-    case UnaryOp::kExp:
-      return g * y;
-    case UnaryOp::kLog:
-      return g / x;
-    case UnaryOp::kSqrt:
-      return g / (y * 2.0);
-    case UnaryOp::kAbs:
-      return g * unary_op("sign", UnaryOp::kSign, x, SaveForBackward::kNone);
-    case UnaryOp::kSigmoid:
-      return g * (y * (1.0 - y));
-    case UnaryOp::kTanh:
-      return g * (1.0 - y * y);
-    case UnaryOp::kRelu:
-      return where(gt(x, zero), g, zero);
-    case UnaryOp::kLeakyRelu:
-      return where(gt(x, zero), g, g * a);
-    case UnaryOp::kElu:
-      return where(gt(x, zero), g, g * (y + a));
-    case UnaryOp::kSoftplus:
-      return where(gt(x * a, wrapped_scalar(b)), g,
-                   g * unary_op("sigmoid", UnaryOp::kSigmoid, x * a, SaveForBackward::kOutput));
-    case UnaryOp::kHardtanh:
-      return where(gt(x, wrapped_scalar(a)), where(lt(x, wrapped_scalar(b)), g, zero), zero);
-    case UnaryOp::kPowScalar:
-      return g * (pow(x, a - 1.0) * a);
-    case UnaryOp::kLog1p:
-      return g / (x + 1.0);
-    case UnaryOp::kSign:
-      return g * 0.0;
-    case UnaryOp::kSquare:
-      return g * (x * 2.0);
-    case UnaryOp::kReciprocal:
-      return -(g * (y * y));
+// The math policy of unary_backward_formula on tensors: every step a recorded op, so that with create_graph
+// the gradient is itself differentiable (in g, and in x through the saved x or the saved y, which then comes
+// back with its history).
+struct TensorMath {
+  using Value = Tensor;
+  using Scalar = double;
+  static Tensor select_gt(const Tensor& x, double t, const Tensor& p, const Tensor& q) {
+    return where(gt(x, wrapped_scalar(t)), p, q);
   }
-  return g;
+  static Tensor select_inside(const Tensor& x, double lo, double hi, const Tensor& p, const Tensor& q) {
+    return where(gt(x, wrapped_scalar(lo)), where(lt(x, wrapped_scalar(hi)), p, q), q);
+  }
+  static Tensor zero(const Tensor&) { return wrapped_scalar(0.0); }
+  static Tensor sign(const Tensor& x) { return unary_op("sign", UnaryOp::kSign, x, SaveForBackward::kNone); }
+  static Tensor pow(const Tensor& x, double e) { return lockstep::pow(x, e); }
+  static Tensor sigmoid(const Tensor& x) {
+    return unary_op("sigmoid", UnaryOp::kSigmoid, x, SaveForBackward::kOutput);
+  }
+};
+
+Tensor composed_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, double a, double b) {
+  return dispatch_unary(
+      op, [&](auto tag) { return unary_backward_formula<decltype(tag)::value, TensorMath>(g, x, y, a, b); });
 }
 
 }  // namespace
@@ -62,6 +44,11 @@ Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, SaveForBackward s
   kernels::unary.get(device)(op, x, out, a, b);
   const bool keep_x = save == SaveForBackward::kInput || save == SaveForBackward::kBoth;
   const bool keep_y = save == SaveForBackward::kOutput || save == SaveForBackward::kBoth;
+  const bool rx = unary_backward_reads_x(op), ry = unary_backward_reads_y(op);
+  LOCKSTEP_CHECK((keep_x || !rx) && (keep_y || !ry), ValueError, name, ": expected to save ",
+                 rx && ry ? "the input and the output" : (rx ? "the input" : "the output"),
+                 " (the derivative reads them), but got SaveForBackward ", static_cast<int>(save),
+                 ". Pass what unary_backward_reads_x/_y name");
   record(name, {x}, {out}, {keep_x ? x : Tensor(), keep_y ? out : Tensor()},
          [op, a, b](BackwardContext& ctx) {
            // x [*], g [*] -> dx [*]

@@ -1,4 +1,4 @@
-// Op cases: broadcasting binary arithmetic (add, sub, mul, div, maximum, minimum) and comparisons.
+// Op cases: broadcasting binary arithmetic (add, sub, mul, div, maximum, minimum), where, and comparisons.
 #include <cmath>
 #include <tuple>
 
@@ -43,6 +43,26 @@ LOCKSTEP_OP_CASES(binary) {
                      for (std::int64_t i = 0; i < 3; ++i)
                        for (std::int64_t j = 0; j < 4; ++j) out.at({j, i}) = 2.0 * x[0].at({i, j});
                      return out;
+                   }});
+  // where(cond, a, b) broadcasting all three: cond [3, 4] (u8), a [2, 1, 4], b [3, 1] -> [2, 3, 4].
+  cases.push_back({"binary.where/broadcast",
+                   {mask({3, 4}), uniform({2, 1, 4}), uniform({3, 1})},
+                   [](const Ts& x) { return where(x[0], x[1] * x[1], x[2] * x[1]); },
+                   [](const Rs& x) {
+                     RefArray out({2, 3, 4});
+                     for (std::int64_t i = 0; i < 2; ++i)
+                       for (std::int64_t j = 0; j < 3; ++j)
+                         for (std::int64_t k = 0; k < 4; ++k) {
+                           const double a = x[1].at({i, 0, k}), b = x[2].at({j, 0});
+                           out.at({i, j, k}) = x[0].at({j, k}) != 0.0 ? a * a : b * a;
+                         }
+                     return out;
+                   }});
+  cases.push_back({"binary.where/scalar_branch",
+                   {mask({3, 4}), uniform({3, 4})},
+                   [](const Ts& x) { return where(x[0], x[1], wrapped_scalar(0.5)) * x[1]; },
+                   [](const Rs& x) {
+                     return ref_map2(x[0], x[1], [](double c, double a) { return (c != 0.0 ? a : 0.5) * a; });
                    }});
   auto cmp = [&](std::string name, std::function<Tensor(const Tensor&, const Tensor&)> f,
                  std::function<bool(double, double)> r) {

@@ -1,7 +1,9 @@
-// Op cases: unary math (neg, exp, log, sqrt, abs, square, pow, clamp), on contiguous and strided inputs.
+// Op cases: unary math (neg, exp, log, sqrt, abs, square, pow, clamp, and the kernel-only log1p, reciprocal,
+// sign and scalar power of unary_op), on contiguous and strided inputs.
 #include <cmath>
 
 #include "src/ops/elementwise.h"
+#include "src/ops/unary.h"
 #include "tests/support/reference.h"
 
 namespace lockstep::test {
@@ -94,6 +96,27 @@ LOCKSTEP_OP_CASES(unary) {
   unary(
       "unary.clamp/all_inside", distinct({5}, -0.5, 0.5), [](const Tensor& x) { return clamp(x, -1.0, 1.0); },
       clamp_ref(-1.0, 1.0));
+  // The unary kernel's ops that no public function uses directly (pow(x, double) goes through the binary
+  // pow).
+  unary(
+      "unary.log1p", uniform({3, 4}, -0.5, 2.0),
+      [](const Tensor& x) { return unary_op("log1p", UnaryOp::kLog1p, x, SaveForBackward::kInput); },
+      [](double v) { return std::log1p(v); });
+  unary(
+      "unary.reciprocal", away_from_zero({3, 4}, 0.5, 2.0),
+      [](const Tensor& x) {
+        return unary_op("reciprocal", UnaryOp::kReciprocal, x, SaveForBackward::kOutput);
+      },
+      [](double v) { return 1.0 / v; });
+  unary(
+      "unary.pow_scalar/kernel", uniform({3, 4}, 0.3, 2.0),
+      [](const Tensor& x) { return unary_op("pow", UnaryOp::kPowScalar, x, SaveForBackward::kInput, 2.5); },
+      [](double v) { return std::pow(v, 2.5); });
+  // sign is flat away from 0: the product keeps a gradient to check (sign's own is 0).
+  unary(
+      "unary.sign", away_from_zero({3, 4}),
+      [](const Tensor& x) { return unary_op("sign", UnaryOp::kSign, x, SaveForBackward::kNone) * x; },
+      [](double v) { return std::fabs(v); });
   // A strided (every other column) input.
   cases.push_back({"unary.exp/strided_slice",
                    {uniform({3, 6}, -1.0, 1.0)},

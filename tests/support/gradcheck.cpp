@@ -69,4 +69,95 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
   return result;
 }
 
+GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                              const std::vector<Tensor>& inputs, double rtol, double atol, double eps) {
+  GradcheckResult result;
+  std::ostringstream log;
+  Generator gen(4321);
+  std::vector<std::size_t> which;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].requires_grad()) which.push_back(i);
+  }
+  if (which.empty()) return result;
+  Shape out_shape;
+  {
+    NoGradGuard no_grad;
+    out_shape = fn(inputs).shape();
+  }
+  const Tensor v0 = rand(out_shape, -1.0, 1.0, DType::f64, kCPU, &gen);
+  std::vector<Tensor> u(inputs.size());
+  for (std::size_t i : which) u[i] = rand(inputs[i].shape(), -1.0, 1.0, DType::f64, kCPU, &gen);
+
+  // sum_i sum(g_i * u_i) with g = d sum(fn(xs) * v) / d xs; recorded when `create`.
+  auto second = [&](const std::vector<Tensor>& xs, const Tensor& v, CreateGraph create) {
+    std::vector<Tensor> wrt;
+    for (std::size_t i : which) wrt.push_back(xs[i]);
+    const Tensor loss = sum(fn(xs) * v);
+    LOCKSTEP_CHECK(loss.requires_grad(), Error,
+                   "gradgradcheck: the output does not depend on any differentiable input");
+    const std::vector<Tensor> g = grad({loss}, wrt, {}, RetainGraph::kNo, create);
+    Tensor total = zeros({}, DType::f64);
+    for (std::size_t k = 0; k < which.size(); ++k) {
+      if (g[k].defined()) total = total + sum(g[k] * u[which[k]]);
+    }
+    return total;
+  };
+
+  // Analytic: d second / d (inputs, v).
+  std::vector<std::vector<double>> analytic;
+  {
+    const Tensor v = v0.detach().requires_grad_();
+    const Tensor total = second(inputs, v, CreateGraph::kYes);
+    std::vector<Tensor> wrt;
+    for (std::size_t i : which) wrt.push_back(inputs[i]);
+    wrt.push_back(v);
+    std::vector<Tensor> g(wrt.size());
+    if (total.requires_grad()) g = grad({total}, wrt);
+    for (std::size_t k = 0; k < wrt.size(); ++k) {
+      analytic.push_back(g[k].defined() ? g[k].to_vector<double>()
+                                        : std::vector<double>(static_cast<std::size_t>(wrt[k].numel()), 0.0));
+    }
+  }
+
+  // Fresh leaves for a perturbed evaluation (`slot` == which.size() perturbs v).
+  auto value_at = [&](std::size_t slot, std::size_t e, double delta) {
+    std::vector<Tensor> xs = inputs;
+    Tensor v = v0;
+    for (std::size_t k = 0; k <= which.size(); ++k) {
+      const Tensor& base = k < which.size() ? inputs[which[k]] : v0;
+      std::vector<double> data = base.to_vector<double>();
+      if (k == slot) data[e] += delta;
+      Tensor t = from_vector(data, base.shape(), DType::f64);
+      if (k < which.size()) {
+        xs[which[k]] = t.requires_grad_();
+      } else {
+        v = t;
+      }
+    }
+    return second(xs, v, CreateGraph::kNo).item();
+  };
+
+  int failures = 0;
+  for (std::size_t slot = 0; slot <= which.size(); ++slot) {
+    const std::vector<double>& a = analytic[slot];
+    // The value is linear in v, so a central difference in v is exact at any step: a step of 1 keeps rounding
+    // inside the backward (an op computing in f32) far below the tolerance.
+    const double step = slot < which.size() ? eps : 1.0;
+    for (std::size_t e = 0; e < a.size(); ++e) {
+      const double numeric = (value_at(slot, e, step) - value_at(slot, e, -step)) / (2 * step);
+      if (!(std::abs(a[e] - numeric) <= atol + rtol * std::abs(numeric))) {
+        result.ok = false;
+        if (failures++ < 8) {
+          log << (slot < which.size() ? "input " + std::to_string(which[slot]) : std::string("grad_output"))
+              << " element " << e << ": second derivative " << a[e] << ", finite difference " << numeric
+              << "\n";
+        }
+      }
+    }
+  }
+  if (failures > 8) log << "... " << failures << " mismatches in all\n";
+  result.message = log.str();
+  return result;
+}
+
 }  // namespace lockstep::test

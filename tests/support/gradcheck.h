@@ -1,5 +1,6 @@
 // Central-difference gradient checking in f64: compares autograd's gradients of sum(f(inputs) * r), for a
-// fixed random r, with (L(x + eps) - L(x - eps)) / 2 eps for every element of every differentiable input.
+// fixed random r, with (L(x + eps) - L(x - eps)) / 2 eps for every element of every differentiable input; and
+// the same for the second derivative.
 #pragma once
 
 #include <functional>
@@ -18,5 +19,14 @@ struct GradcheckResult {
 // `inputs` are f64 tensors; those with requires_grad set are checked. `fn` must be deterministic.
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs,
                           double rtol = 1e-5, double atol = 1e-6, double eps = 1e-6);
+
+// Second-order check (PyTorch's gradgradcheck): with a fixed random v of the output's shape, the first
+// derivative g = grad(sum(f(inputs) * v), inputs, create_graph) is differentiated again through
+// sum(g_i * u_i) for fixed random u_i, with respect to every differentiable input and to v itself (the
+// backward must be differentiable in its incoming gradient too), and compared with central differences of
+// that first derivative.
+GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                              const std::vector<Tensor>& inputs, double rtol = 1e-5, double atol = 1e-6,
+                              double eps = 1e-6);
 
 }  // namespace lockstep::test

@@ -1,6 +1,7 @@
 // The op test table: every differentiable op registers cases here (one file per op family), and one driver
 // turns each case into a forward test against a naive double-precision reference (f64 and f32), a
-// central-difference gradient check in f64, and (with CUDA) a CUDA-versus-CPU test.
+// central-difference gradient check in f64, a second-order gradient check in f64 (OpGradGrad), and (with
+// CUDA) a CUDA-versus-CPU test.
 #pragma once
 
 #include <functional>
@@ -60,6 +61,9 @@ struct OpCase {
   bool check_grad = true;    // false for non-differentiable outputs (argmax, comparisons)
   double grad_rtol = 1e-5;   // of the central difference, in f64
   double grad_atol = 1e-6;
+  // Why the case has no second-order gradient check (OpGradGrad); empty when it has one. Only for cases where
+  // the check is impossible, not merely where the second derivative is zero.
+  std::string no_gradgrad = {};
 };
 
 // Registers cases at static-initialisation time; returns a dummy so it can initialise a variable.

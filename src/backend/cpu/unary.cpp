@@ -1,7 +1,7 @@
-// CPU unary element-wise kernels (math and activations) and their fused backward formulas, instantiated
-// per op so that every loop is branch-free in the op and the simple ones vectorise.
+// CPU unary element-wise kernels (math and activations) and their fused backward (the derivative formulas of
+// src/ops/unary_formulas.h), instantiated per op so that every loop is branch-free in the op and the simple
+// ones vectorise.
 #include <cmath>
-#include <type_traits>
 
 #include "src/backend/cpu/loops.h"
 #include "src/backend/cpu/register.h"
@@ -10,86 +10,18 @@
 namespace lockstep::cpu {
 namespace {
 
-template <UnaryOp Op>
-using OpTag = std::integral_constant<UnaryOp, Op>;
-
-// Calls fn(OpTag<op>{}) with the op as a compile-time constant.
-template <class Fn>
-void dispatch_unary(UnaryOp op, Fn&& fn) {
-  switch (op) {
-    case UnaryOp::kNeg:
-      return fn(OpTag<UnaryOp::kNeg>{});
-    case UnaryOp::kExp:
-      return fn(OpTag<UnaryOp::kExp>{});
-    case UnaryOp::kLog:
-      return fn(OpTag<UnaryOp::kLog>{});
-    case UnaryOp::kSqrt:
-      return fn(OpTag<UnaryOp::kSqrt>{});
-    case UnaryOp::kAbs:
-      return fn(OpTag<UnaryOp::kAbs>{});
-    case UnaryOp::kSigmoid:
-      return fn(OpTag<UnaryOp::kSigmoid>{});
-    case UnaryOp::kTanh:
-      return fn(OpTag<UnaryOp::kTanh>{});
-    case UnaryOp::kRelu:
-      return fn(OpTag<UnaryOp::kRelu>{});
-    case UnaryOp::kLeakyRelu:
-      return fn(OpTag<UnaryOp::kLeakyRelu>{});
-    case UnaryOp::kElu:
-      return fn(OpTag<UnaryOp::kElu>{});
-    case UnaryOp::kSoftplus:
-      return fn(OpTag<UnaryOp::kSoftplus>{});
-    case UnaryOp::kHardtanh:
-      return fn(OpTag<UnaryOp::kHardtanh>{});
-    case UnaryOp::kPowScalar:
-      return fn(OpTag<UnaryOp::kPowScalar>{});
-    case UnaryOp::kLog1p:
-      return fn(OpTag<UnaryOp::kLog1p>{});
-    case UnaryOp::kSign:
-      return fn(OpTag<UnaryOp::kSign>{});
-    case UnaryOp::kSquare:
-      return fn(OpTag<UnaryOp::kSquare>{});
-    case UnaryOp::kReciprocal:
-      return fn(OpTag<UnaryOp::kReciprocal>{});
-  }
-}
-
-// Which of x and y = f(x) each backward formula reads (the op layer must save those).
-constexpr bool backward_reads_x(UnaryOp op) {
-  switch (op) {
-    case UnaryOp::kLog:
-    case UnaryOp::kAbs:
-    case UnaryOp::kRelu:
-    case UnaryOp::kLeakyRelu:
-    case UnaryOp::kElu:
-    case UnaryOp::kSoftplus:
-    case UnaryOp::kHardtanh:
-    case UnaryOp::kPowScalar:
-    case UnaryOp::kLog1p:
-    case UnaryOp::kSquare:
-      return true;
-    default:
-      return false;
-  }
-}
-constexpr bool backward_reads_y(UnaryOp op) {
-  switch (op) {
-    case UnaryOp::kExp:
-    case UnaryOp::kSqrt:
-    case UnaryOp::kSigmoid:
-    case UnaryOp::kTanh:
-    case UnaryOp::kElu:
-    case UnaryOp::kReciprocal:
-      return true;
-    default:
-      return false;
-  }
-}
-
 template <class T>
 T sigmoid_of(T x) {
-  return x >= 0 ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+  return ScalarMath<T>::sigmoid(x);
 }
+
+template <UnaryOp Op, class T>
+inline T backward_one(T g, T x, T y, T a, T b) {
+  return unary_backward_formula<Op, ScalarMath<T>>(g, x, y, a, b);
+}
+
+constexpr bool backward_reads_x(UnaryOp op) { return unary_backward_reads_x(op); }
+constexpr bool backward_reads_y(UnaryOp op) { return unary_backward_reads_y(op); }
 
 // y = f(x) for one element. NaN propagates through every op (relu included, as in PyTorch).
 template <UnaryOp Op, class T>
@@ -112,28 +44,6 @@ inline T forward_one(T x, T a, T b) {
   if constexpr (Op == UnaryOp::kSign) return static_cast<T>((x > T(0)) - (x < T(0)));
   if constexpr (Op == UnaryOp::kSquare) return x * x;
   if constexpr (Op == UnaryOp::kReciprocal) return T(1) / x;
-}
-
-// g * dy/dx for one element, from x and y = f(x).
-template <UnaryOp Op, class T>
-inline T backward_one(T g, T x, T y, T a, T b) {
-  if constexpr (Op == UnaryOp::kNeg) return -g;
-  if constexpr (Op == UnaryOp::kExp) return g * y;
-  if constexpr (Op == UnaryOp::kLog) return g / x;
-  if constexpr (Op == UnaryOp::kSqrt) return g / (T(2) * y);
-  if constexpr (Op == UnaryOp::kAbs) return x > T(0) ? g : (x < T(0) ? -g : T(0));
-  if constexpr (Op == UnaryOp::kSigmoid) return g * y * (T(1) - y);
-  if constexpr (Op == UnaryOp::kTanh) return g * (T(1) - y * y);
-  if constexpr (Op == UnaryOp::kRelu) return x > T(0) ? g : T(0);
-  if constexpr (Op == UnaryOp::kLeakyRelu) return x > T(0) ? g : a * g;
-  if constexpr (Op == UnaryOp::kElu) return x > T(0) ? g : g * (y + a);  // alpha * exp(x) = y + alpha
-  if constexpr (Op == UnaryOp::kSoftplus) return a * x > b ? g : g * sigmoid_of(a * x);
-  if constexpr (Op == UnaryOp::kHardtanh) return (x > a && x < b) ? g : T(0);
-  if constexpr (Op == UnaryOp::kPowScalar) return g * a * std::pow(x, a - T(1));
-  if constexpr (Op == UnaryOp::kLog1p) return g / (T(1) + x);
-  if constexpr (Op == UnaryOp::kSign) return T(0);
-  if constexpr (Op == UnaryOp::kSquare) return g * T(2) * x;
-  if constexpr (Op == UnaryOp::kReciprocal) return -g * y * y;
 }
 
 template <UnaryOp Op, class T>
