@@ -17,17 +17,6 @@ class OpForward : public ::testing::TestWithParam<const OpCase*> {};
 class OpGradient : public ::testing::TestWithParam<const OpCase*> {};
 class OpGradGrad : public ::testing::TestWithParam<const OpCase*> {};
 
-// Why case `c` has no second-order check, or "" when it has one. Batch and layer norm are opted out here, by
-// name, while their double-differentiable rewrite is on another branch (their table file belongs to it).
-std::string no_gradgrad_reason(const OpCase& c) {
-  if (!c.no_gradgrad.empty()) return c.no_gradgrad;
-  for (const char* prefix : {"norm.batch_norm/", "norm.layer_norm/"}) {
-    if (c.name.rfind(prefix, 0) == 0)
-      return "batch/layer norm second derivative: being rewritten on branch norm";
-  }
-  return "";
-}
-
 void expect_close(const RefArray& want, const Tensor& got, double rtol, double atol, const std::string& what) {
   ASSERT_EQ(got.shape(), want.shape) << what << ": shape " << shape_str(got.shape()) << " vs reference "
                                      << shape_str(want.shape);
@@ -84,7 +73,7 @@ TEST(OpGradGradTable, EveryOptOutSaysWhy) {
   int checked = 0, opted_out = 0;
   for (const auto& c : all_op_cases()) {
     if (!c.check_grad) continue;
-    const std::string why = no_gradgrad_reason(c);
+    const std::string why = c.no_gradgrad;
     if (why.empty()) {
       ++checked;
     } else {
@@ -102,7 +91,7 @@ std::vector<const OpCase*> case_pointers(Which which) {
   std::vector<const OpCase*> out;
   for (const auto& c : all_op_cases()) {
     const bool take = which == Which::kAll ||
-                      (c.check_grad && (which == Which::kDifferentiable || no_gradgrad_reason(c).empty()));
+                      (c.check_grad && (which == Which::kDifferentiable || c.no_gradgrad.empty()));
     if (take) out.push_back(&c);
   }
   return out;
