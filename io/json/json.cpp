@@ -73,7 +73,7 @@ class Builder : public nlohmann::json_sax<nlohmann::json> {
     add(std::move(v));
     return true;
   }
-  bool binary(binary_t&) override { return false; }  // not produced by the JSON text format
+  bool binary(binary_t&) override { return false; }  // only binary formats produce it: stop
   bool start_object(std::size_t) override { return open(JsonValue::Kind::kObject); }
   bool key(string_t& name) override {
     key_ = std::move(name);
@@ -147,8 +147,12 @@ JsonValue parse_json(std::string_view text, const std::string& source) {
   Builder builder(text, source);
   // nlohmann skips a UTF-8 byte-order mark; RFC 8259 forbids it in what we write, so it is an error here.
   if (text.substr(0, 3) == "\xEF\xBB\xBF") builder.fail("a value", "a byte-order mark at byte 0");
-  nlohmann::json::sax_parse(text.begin(), text.end(), &builder, nlohmann::json::input_format_t::json,
-                            /*strict=*/true, /*ignore_comments=*/false);
+  const bool complete = nlohmann::json::sax_parse(text.begin(), text.end(), &builder,
+                                                  nlohmann::json::input_format_t::json, /*strict=*/true,
+                                                  /*ignore_comments=*/false);
+  // Errors throw from Builder::parse_error; only a handler returning false (binary, never in JSON text) stops
+  // the parser without one.
+  LOCKSTEP_INTERNAL_ASSERT(complete, "parse_json: the parser stopped early on '", source, "'");
   return builder.take();
 }
 
