@@ -8,23 +8,10 @@
 #include <utility>
 
 #include "src/core/error.h"
+#include "src/core/strings.h"
 
 namespace lockstep::distributed {
 namespace {
-
-std::string format_bytes(std::int64_t bytes) {
-  if (bytes < 1024) return str_cat(bytes, " B");
-  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes) / 1024.0;
-  int unit = 0;
-  while (value >= 1024.0 && unit < 3) {
-    value /= 1024.0;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.2f %s", value, units[unit]);
-  return text;
-}
 
 std::string format_duration(std::chrono::milliseconds duration) {
   const auto ms = duration.count();
@@ -151,7 +138,8 @@ std::string CollectiveCall::signature() const {
 
 std::string CollectiveCall::describe() const {
   const std::string head = str_cat(collective_name(kind), " #", sequence);
-  const std::string elements = str_cat(dtype_name(dtype), " x ", count, ", ", format_bytes(bytes()));
+  const std::string elements =
+      str_cat(dtype_name(dtype), " x ", count, ", ", format_bytes(static_cast<std::uint64_t>(bytes())));
   switch (kind) {
     case Collective::kAllReduce:
     case Collective::kReduceScatter:

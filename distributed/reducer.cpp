@@ -136,6 +136,8 @@ struct Reducer::State {
     record(ReducerEvent::Kind::kBackwardEnded, -1);
     for (std::size_t i = 0; i < parameters.size(); ++i) fill(i);
     launch_ready();
+    LOCKSTEP_INTERNAL_ASSERT(next_launch == buckets.size(), "Reducer: every gradient is filled, yet only ",
+                             next_launch, " of ", buckets.size(), " buckets were launched");
     const double scale = 1.0 / group->size();
     for (std::size_t b = 0; b < buckets.size(); ++b) {
       buckets[b].work->wait();

@@ -242,10 +242,11 @@ std::string with_prefix(const std::string& prefix, const char* message) {
     throw DeviceError(with_prefix(prefix, e.what()));
   } catch (const AutogradError& e) {
     throw AutogradError(with_prefix(prefix, e.what()));
-  } catch (const Error& e) {
-    throw Error(with_prefix(prefix, e.what()));
+  } catch (const InternalError& e) {
+    throw InternalError(with_prefix(prefix, e.what()));
   } catch (const std::exception& e) {
-    throw std::runtime_error(with_prefix(prefix, e.what()));
+    // Error itself, and anything foreign a rank's body threw: the message is kept, the type becomes Error.
+    throw Error(with_prefix(prefix, e.what()));
   }
 }
 

@@ -11,6 +11,7 @@ packages=(
   libopenmpi-dev openmpi-bin      # MPI process group, mpirun
   libhdf5-dev hdf5-tools          # data sets and checkpoints (serial C API)
   libtomlplusplus-dev             # config files with line-numbered errors
+  nlohmann-json3-dev              # JSON of checkpoint manifests and metrics logs (io/json)
   libboost-program-options-dev    # command-line options of the `lockstep` tool
   libpng-dev zlib1g-dev           # PNG folders in, sample grids out; gzipped IDX
   libxxhash-dev                   # source and checkpoint checksums

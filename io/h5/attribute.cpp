@@ -7,12 +7,12 @@
 
 #include "io/h5/h5.h"
 #include "io/h5/h5_internal.h"
+#include "src/core/strings.h"
 
 namespace lockstep::h5 {
 
 using internal::check_id;
 using internal::check_status;
-using internal::in_quotes;
 
 namespace {
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/h5/h5_internal.h"
+#include "src/core/strings.h"
 
 namespace lockstep::h5 {
 
@@ -96,7 +97,6 @@ std::string join_path(const std::string& base, const std::string& name) {
 
 using internal::check_id;
 using internal::check_status;
-using internal::in_quotes;
 
 Handle& Handle::operator=(Handle&& other) noexcept {
   if (this != &other) {

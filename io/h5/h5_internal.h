@@ -35,7 +35,4 @@ hid_t file_type(DType dtype);
 // `name` resolved against the absolute group path `base` ("/" + name for the root; absolute names unchanged).
 std::string join_path(const std::string& base, const std::string& name);
 
-// "<quote>" for messages: the object path in single quotes.
-inline std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
-
 }  // namespace lockstep::h5::internal

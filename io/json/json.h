@@ -1,5 +1,5 @@
-// JSON for the files Lockstep writes and re-reads (checkpoint manifests, metrics.jsonl): a small strict
-// RFC 8259 parser and string quoting, without a library.
+// JSON for the files Lockstep writes and re-reads (checkpoint manifests, metrics.jsonl): a strict RFC 8259
+// parser and string quoting, on nlohmann/json (kept out of this header).
 #pragma once
 
 #include <string>
@@ -9,7 +9,8 @@
 
 namespace lockstep::io {
 
-// A parsed JSON value. Numbers keep their literal text (convert with std::from_chars where needed).
+// A parsed JSON value. Numbers keep their literal text (convert with std::from_chars where needed); integers
+// their decimal text ("-0" reads as "0"). Objects keep every member, duplicate keys included, in order.
 struct JsonValue {
   enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
   Kind kind = Kind::kNull;
@@ -26,11 +27,13 @@ struct JsonValue {
   }
 };
 
-// Parses one JSON document (nesting at most 32 levels). IoError "expected X in 'SOURCE', but got Y at
-// byte N" (file = source) on any deviation, trailing text included.
+// Parses one JSON document (at most 32 nested arrays and objects; UTF-8 strings; finite numbers; no
+// byte-order mark, comments or trailing text). IoError "expected X in 'SOURCE', but got Y at byte N"
+// (file = source) on any deviation.
 JsonValue parse_json(std::string_view text, const std::string& source);
 
-// Appends `text` as a JSON string literal: quotes, backslashes and control characters escaped.
+// Appends `text` as a JSON string literal: quotes, backslashes and control characters escaped, other bytes as
+// they are. Throws ValueError unless `text` is UTF-8 (parse_json could not read it back).
 void append_json_string(std::string& out, std::string_view text);
 
 }  // namespace lockstep::io

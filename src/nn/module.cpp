@@ -7,25 +7,13 @@
 
 #include "src/autograd/grad_mode.h"
 #include "src/core/error.h"
+#include "src/core/strings.h"
 
 namespace lockstep::nn {
 
 namespace {
 
 std::string dotted(const std::string& prefix, const std::string& name) { return prefix + "." + name; }
-
-// 1234567 -> "1,234,567".
-std::string with_thousands(std::int64_t value) {
-  std::string digits = std::to_string(value);
-  std::string out;
-  const std::size_t first = digits.size() % 3 == 0 ? 3 : digits.size() % 3;
-  out.append(digits, 0, first);
-  for (std::size_t i = first; i < digits.size(); i += 3) {
-    out.push_back(',');
-    out.append(digits, i, 3);
-  }
-  return out;
-}
 
 // Points every handle of `t` at `converted`'s data (PyTorch's `param.data = ...`): layers, optimizers and
 // graphs holding `t` see the new dtype or device. A gradient is converted with it.
@@ -184,7 +172,7 @@ std::string Module::summary() const {
     const std::string description = module.describe();
     return str_cat(std::string(2 * depth, ' '), label, module.type_name_,
                    description.empty() ? "" : str_cat("(", description, ")"), "  ",
-                   with_thousands(module.num_parameters()), " params\n");
+                   group_thousands(module.num_parameters()), " params\n");
   };
   std::string out = line(*this, "", 0);
   for (const auto& [name, module] : named_modules()) {

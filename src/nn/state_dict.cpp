@@ -6,28 +6,9 @@
 #include <cstdint>
 
 #include "src/core/error.h"
+#include "src/core/strings.h"
 
 namespace lockstep::nn {
-
-namespace {
-
-// Levenshtein distance, for suggesting the key a user probably meant.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-}  // namespace
 
 void StateDict::insert(std::string name, Tensor tensor) {
   LOCKSTEP_CHECK(!contains(name), ValueError, "StateDict::insert: expected a new key, but '", name,

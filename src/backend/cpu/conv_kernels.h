@@ -1,6 +1,8 @@
 // CPU 2-D convolution kernels on raw contiguous NCHW pointers (f32 and f64): forward, input and weight
-// gradients, on cached oneDNN primitives (f32), im2col + OpenBLAS GEMM (f64, some f32) or direct (some f32).
-// All functions are thread-safe and deterministic for a given thread count; they use the shared OpenMP pool.
+// gradients, on cached oneDNN primitives (f32; conv_onednn.cpp), im2col + OpenBLAS GEMM (f64, some f32;
+// conv_im2col_gemm.cpp) or a direct AVX-512 kernel (some f32 input gradients; conv_direct_avx512.cpp), picked
+// in one place (conv_kernels.cpp). All functions are thread-safe and deterministic for a given thread count;
+// they use the shared OpenMP pool.
 
 #pragma once
 
@@ -22,17 +24,18 @@ struct Conv2dGeometry {
 // faster (kernel covering the whole input; input gradient with fewer than 16 input channels) or oneDNN has
 // no kernel, and except the input gradient with C*R*S <= 32 and K >= 32 on CPUs with AVX-512F (transposed
 // convolutions down to 1-2 channels, 1x1 shortcuts), which runs a direct kernel. kGemm forces im2col + GEMM;
-// kOneDnn forces oneDNN (throws where it has none). f64 always uses im2col + GEMM. Process-wide setting meant
-// for tests and benchmarks; do not change it while kernels run on other threads.
+// kOneDnn forces oneDNN (throws NotImplementedError where it has none). f64 always uses im2col + GEMM.
+// Process-wide setting meant for tests and benchmarks; do not change it while kernels run on other threads.
 enum class Conv2dPath { kAuto, kGemm, kOneDnn };
 void set_conv2d_path(Conv2dPath path);
 
-// Throws std::invalid_argument unless every size is positive (N, C, H, W, K, R, S, strides, dilations,
+// Throws ValueError unless every size is positive (N, C, H, W, K, R, S, strides, dilations,
 // groups), pads are non-negative, groups divides C and K, and P, Q >= 1. Each kernel below calls it first.
 void validate_conv2d_geometry(const Conv2dGeometry& g);
 
 // y [N,K,P,Q] = conv(x [N,C,H,W], w [K,C/groups,R,S]) + bias [K] (bias may be null). y is overwritten and
-// must not alias x, w or bias. Throws std::runtime_error on an internal (library) failure.
+// must not alias x, w or bias. Every kernel throws NotImplementedError when a GEMM dimension exceeds the int
+// range of BLAS, Error when out of memory and InternalError on a failure inside Lockstep or oneDNN.
 template <class T>
 void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
 
