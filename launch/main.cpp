@@ -15,16 +15,16 @@
 
 namespace {
 
-constexpr lockstep::cli::Command kCommands[] = {
+constexpr lockstep::launch::Command kCommands[] = {
     {"convert", "convert a data set (MNIST, Fashion-MNIST, IDX, CIFAR-10, NumPy, image folder) to HDF5",
-     lockstep::cli::run_convert},
+     lockstep::launch::run_convert},
     {"train", "train a classifier or a GAN from a config file (see examples/*.toml)",
-     lockstep::cli::run_train},
+     lockstep::launch::run_train},
     {"eval", "test accuracy of a trained classifier; Frechet distance of a generator's samples",
-     lockstep::cli::run_eval},
+     lockstep::launch::run_eval},
     {"inspect", "what a data set, model file, checkpoint or directory of checkpoints holds",
-     lockstep::cli::run_inspect},
-    {"sample", "a PNG grid of images from a GAN generator (model file or checkpoint)", lockstep::cli::run_sample},
+     lockstep::launch::run_inspect},
+    {"sample", "a PNG grid of images from a GAN generator (model file or checkpoint)", lockstep::launch::run_sample},
 };
 
 // Whether this process is one rank of a job of several, from the launcher's environment (MPI may not be
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
     ::execv("/proc/self/exe", argv);
   }
   try {
-    return lockstep::cli::run_cli(kCommands, std::vector<std::string>(argv + 1, argv + argc), std::cout,
+    return lockstep::launch::run_cli(kCommands, std::vector<std::string>(argv + 1, argv + argc), std::cout,
                                   std::cerr, on_failure);
   } catch (const std::exception& e) {  // run_cli reports its own; this is the last line of defence
     on_failure(e.what());

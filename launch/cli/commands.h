@@ -1,12 +1,12 @@
 // Entry points of the `lockstep` subcommands. Each takes the arguments after the command's name, writes
-// its output to std::cout, returns the exit code and throws lockstep errors (cli::UsageError for a bad
+// its output to std::cout, returns the exit code and throws lockstep errors (launch::UsageError for a bad
 // command line); run_cli turns those into messages.
 #pragma once
 
 #include <string>
 #include <vector>
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 
 // `lockstep convert`: a data set in its original format to the HDF5 layout the loader reads.
 int run_convert(const std::vector<std::string>& args);
@@ -21,4 +21,4 @@ int run_inspect(const std::vector<std::string>& args);
 // generator's images, from a model file, a checkpoint or the newest valid checkpoint of a directory.
 int run_sample(const std::vector<std::string>& args);
 
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

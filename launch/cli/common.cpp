@@ -4,7 +4,7 @@
 #include <iostream>
 #include <utility>
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 
 namespace po = boost::program_options;
 
@@ -29,4 +29,4 @@ std::optional<po::variables_map> parse_options(const std::vector<std::string>& a
   return parse_options(args, std::move(options), po::positional_options_description(), usage, description);
 }
 
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

@@ -10,7 +10,7 @@
 
 #include "src/core/error.h"
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 
 // A mistake on the command line (a missing or invalid option): reported with a hint to --help, exit code 2.
 class UsageError : public Error {
@@ -30,4 +30,4 @@ std::optional<boost::program_options::variables_map> parse_options(
     const std::vector<std::string>& args, boost::program_options::options_description options,
     std::string_view usage, std::string_view description);
 
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

@@ -12,7 +12,7 @@
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 namespace {
 
 namespace po = boost::program_options;
@@ -136,4 +136,4 @@ int run_convert(const std::vector<std::string>& args) {
   return 0;
 }
 
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

@@ -6,11 +6,12 @@
 #include <boost/program_options.hpp>
 #include <exception>
 
+#include "io/model/model_file.h"
 #include "launch/cli/common.h"
 #include "launch/config/config.h"
 #include "src/core/error.h"
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 namespace {
 
 namespace po = boost::program_options;
@@ -69,7 +70,7 @@ int run_cli(std::span<const Command> commands, const std::vector<std::string>& a
       return 0;
     }
     if (values.count("version") != 0) {
-      out << "lockstep " << kVersion << '\n';
+      out << "lockstep " << io::library_version() << '\n';
       return 0;
     }
     if (command_at == args.end()) throw UsageError("expected a command, but got none.");
@@ -94,4 +95,4 @@ int run_cli(std::span<const Command> commands, const std::vector<std::string>& a
   }
 }
 
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

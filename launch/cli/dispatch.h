@@ -8,9 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace lockstep::cli {
-
-inline constexpr std::string_view kVersion = "0.1.0";
+namespace lockstep::launch {
 
 // One subcommand: `run` gets the arguments after the command's name and returns the exit code.
 struct Command {
@@ -25,9 +23,9 @@ using FailureHook = void (*)(const std::string& message);
 
 // Runs `lockstep <args...>` (args exclude the program name) against `commands`. Never throws: a
 // lockstep::Error or std::exception calls `on_failure` (when given), then prints "lockstep: error:
-// <message>" on `err` and returns 1; an unknown command, a bad option or a cli::UsageError also prints a
+// <message>" on `err` and returns 1; an unknown command, a bad option or a launch::UsageError also prints a
 // hint to --help and returns 2. Help and version go to `out`.
 int run_cli(std::span<const Command> commands, const std::vector<std::string>& args, std::ostream& out,
             std::ostream& err, FailureHook on_failure = nullptr);
 
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

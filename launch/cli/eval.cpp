@@ -14,7 +14,7 @@
 #include "src/metrics/frechet.h"
 #include "src/ops/shape.h"
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 namespace {
 
 namespace po = boost::program_options;
@@ -50,15 +50,15 @@ int run_eval(const std::vector<std::string>& args) {
   if (samples < 2) throw UsageError(str_cat("--samples: expected at least 2, but got ", samples));
 
   const launch::Settings csettings = stored(classifier_file, data_path);
-  train::DataSplits data = train::make_data(csettings.data, seed);
+  launch::DataSplits data = launch::make_data(csettings.data, seed);
   if (!data.test)
     throw ValueError(str_cat("eval: the data set has no test split (data.test_split is empty)"));
-  std::shared_ptr<nn::Module> model = train::make_classifier(csettings.model.model, data.geometry);
+  std::shared_ptr<nn::Module> model = launch::make_classifier(csettings.model.model, data.geometry);
   io::load_model_group(classifier_file, "model", *model);
   DataLoader test_loader(data.test, data.test_options);
-  const train::Accuracy acc = train::evaluate_classifier(*model, test_loader);
-  std::cout << "classifier " << classifier_file << ": test accuracy " << train::format_fixed(acc.accuracy, 4)
-            << ", test loss " << train::format_fixed(acc.loss, 4) << " on " << acc.count << " images\n";
+  const launch::Accuracy acc = launch::evaluate_classifier(*model, test_loader);
+  std::cout << "classifier " << classifier_file << ": test accuracy " << format_fixed(acc.accuracy, 4)
+            << ", test loss " << format_fixed(acc.loss, 4) << " on " << acc.count << " images\n";
   if (generator_file.empty()) return 0;
 
   auto* classifier = dynamic_cast<models::Classifier*>(model.get());
@@ -67,10 +67,10 @@ int run_eval(const std::vector<std::string>& args) {
   test_loader.start_epoch(0);
   while (std::optional<Batch> batch = test_loader.next()) real_parts.push_back(batch->images);
   const Tensor real = cat(real_parts, 0);
-  const metrics::Gaussian real_stats = metrics::fit_gaussian(train::classifier_features(*classifier, real));
+  const metrics::Gaussian real_stats = metrics::fit_gaussian(launch::classifier_features(*classifier, real));
 
   const launch::Settings gsettings = stored(generator_file, data_path);
-  const train::DataSplits gdata = train::make_data(gsettings.data, seed);
+  const launch::DataSplits gdata = launch::make_data(gsettings.data, seed);
   const std::int64_t latent = gsettings.gan.latent;
   const std::vector<double>& mean =
       data.test_options.augment.mean.empty() ? data.test->mean() : data.test_options.augment.mean;
@@ -78,15 +78,15 @@ int run_eval(const std::vector<std::string>& args) {
       data.test_options.augment.std.empty() ? data.test->std() : data.test_options.augment.std;
   const auto distance = [&](nn::Module& generator) {
     Generator stream(seed);
-    const Tensor images = train::generate_images(generator, latent, samples, stream);
+    const Tensor images = launch::generate_images(generator, latent, samples, stream);
     const Tensor input =
-        train::to_classifier_input(images, data.geometry.height, data.geometry.width, mean, std);
-    return metrics::frechet_distance(metrics::fit_gaussian(train::classifier_features(*classifier, input)),
+        launch::to_classifier_input(images, data.geometry.height, data.geometry.width, mean, std);
+    return metrics::frechet_distance(metrics::fit_gaussian(launch::classifier_features(*classifier, input)),
                                      real_stats);
   };
   manual_seed(seed);
-  std::shared_ptr<nn::Module> untrained = train::make_generator(gsettings.generator.model, gdata.geometry, latent);
-  std::shared_ptr<nn::Module> trained = train::make_generator(gsettings.generator.model, gdata.geometry, latent);
+  std::shared_ptr<nn::Module> untrained = launch::make_generator(gsettings.generator.model, gdata.geometry, latent);
+  std::shared_ptr<nn::Module> trained = launch::make_generator(gsettings.generator.model, gdata.geometry, latent);
   // The moving average of the generator's weights when the run kept one (gan.ema_decay).
   const bool averaged = io::read_model_file_info(generator_file).has_group("generator_ema");
   io::load_model_group(generator_file, averaged ? "generator_ema" : "generator", *trained);
@@ -94,11 +94,11 @@ int run_eval(const std::vector<std::string>& args) {
   const double d_trained = distance(*trained);
   std::cout << "Frechet distance, " << samples << " generated vs " << real.size(0) << " test images in the "
             << real_stats.dim << "-d feature space of " << classifier_file << ":\n"
-            << "  untrained generator " << train::format_fixed(d_untrained, 3) << "\n"
-            << "  trained generator   " << train::format_fixed(d_trained, 3) << "  (" << generator_file
+            << "  untrained generator " << format_fixed(d_untrained, 3) << "\n"
+            << "  trained generator   " << format_fixed(d_trained, 3) << "  (" << generator_file
             << ")\n"
-            << "  ratio untrained / trained " << train::format_fixed(d_untrained / d_trained, 1) << "\n";
+            << "  ratio untrained / trained " << format_fixed(d_untrained / d_trained, 1) << "\n";
   return 0;
 }
 
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

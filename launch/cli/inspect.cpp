@@ -19,7 +19,7 @@
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 namespace {
 
 namespace fs = std::filesystem;
@@ -466,4 +466,4 @@ int run_inspect(const std::vector<std::string>& args) {
   reject(path, "is neither a regular file nor a directory.");
 }
 
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

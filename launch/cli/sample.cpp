@@ -22,10 +22,11 @@
 #include "io/model/model_file.h"
 #include "src/autograd/grad_mode.h"
 #include "src/core/rng.h"
+#include "src/core/strings.h"
 #include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 namespace {
 
 namespace fs = std::filesystem;
@@ -34,8 +35,6 @@ namespace po = boost::program_options;
 constexpr const char* kModelName = io::kCheckpointModelFile;
 constexpr std::int64_t kMaxCount = 4096;
 constexpr std::int64_t kBatch = 256;  // images per generator call: bounds the activations' memory
-
-std::string quoted(const fs::path& path) { return str_cat("'", path.string(), "'"); }
 
 // The model file to load and how to name where it came from.
 struct Source {
@@ -48,12 +47,12 @@ Source checkpoint_source(const fs::path& dir, const std::string& note = "") {
   std::string why;
   if (!io::CheckpointStore::verify(dir, &why)) {
     throw IoError(
-        str_cat("sample: checkpoint ", quoted(dir), " fails verification against its manifest: ", why),
+        str_cat("sample: checkpoint ", in_quotes(dir.string()), " fails verification against its manifest: ", why),
         dir.string());
   }
   const std::int64_t step = io::read_manifest(dir / io::kManifestName).step;
   if (!fs::is_regular_file(dir / kModelName)) {
-    throw IoError(str_cat("sample: expected the GAN's ", kModelName, " in checkpoint ", quoted(dir),
+    throw IoError(str_cat("sample: expected the GAN's ", kModelName, " in checkpoint ", in_quotes(dir.string()),
                           ", but it holds none"),
                   dir.string());
   }
@@ -68,7 +67,7 @@ Source resolve(const fs::path& path) {
   if (ec || !fs::exists(status)) {
     throw IoError(str_cat("sample: expected a GAN model file, a checkpoint directory or a directory of "
                           "checkpoints, but ",
-                          quoted(path), " does not exist"),
+                          in_quotes(path.string()), " does not exist"),
                   path.string());
   }
   if (fs::is_regular_file(status)) return {path, str_cat("model file ", path.string())};
@@ -80,14 +79,14 @@ Source resolve(const fs::path& path) {
   if (count == 0) {
     throw IoError(
         str_cat("sample: expected a checkpoint directory (with a ", io::kManifestName,
-                ") or a directory of step_NNNNNNNNN checkpoints, but ", quoted(dir), " holds neither"),
+                ") or a directory of step_NNNNNNNNN checkpoints, but ", in_quotes(dir.string()), " holds neither"),
         dir.string());
   }
   std::vector<std::string> warnings;
   const std::optional<io::CheckpointInfo> latest = store.latest_valid(&warnings);
   for (const std::string& warning : warnings) std::cerr << "warning: " << warning << '\n';
   if (!latest) {
-    throw IoError(str_cat("sample: none of the ", count, " checkpoints in ", quoted(dir),
+    throw IoError(str_cat("sample: none of the ", count, " checkpoints in ", in_quotes(dir.string()),
                           " passes verification (see the warnings above)"),
                   dir.string());
   }
@@ -100,7 +99,7 @@ void require_gan(const fs::path& file) {
   try {
     h5file.emplace(file, h5::Access::kRead);
   } catch (const IoError& e) {
-    throw IoError(str_cat("sample: expected a GAN model file (HDF5), but ", quoted(file),
+    throw IoError(str_cat("sample: expected a GAN model file (HDF5), but ", in_quotes(file.string()),
                           " cannot be read as one: ", e.what()),
                   file.string());
   }
@@ -109,11 +108,11 @@ void require_gan(const fs::path& file) {
     throw ValueError(
         str_cat("sample: expected a model file written by `lockstep train` (attributes kind and "
                 "config at its root), but ",
-                quoted(file), " has none"));
+                in_quotes(file.string()), " has none"));
   }
   const std::string kind = root.attribute_string("kind");
   if (kind != "gan") {
-    throw ValueError(str_cat("sample: expected a GAN model file (kind \"gan\"), but ", quoted(file),
+    throw ValueError(str_cat("sample: expected a GAN model file (kind \"gan\"), but ", in_quotes(file.string()),
                              " holds a model of kind \"", kind, "\""));
   }
 }
@@ -159,9 +158,9 @@ int run_sample(const std::vector<std::string>& args) {
   const io::ModelFileInfo info = io::read_model_file_info(source.model);
   const launch::Settings settings =
       launch::read_settings(launch::Config::parse(info.config, source.model.string(), overrides));
-  const train::DataSplits data = train::make_data(settings.data, 0);
+  const launch::DataSplits data = launch::make_data(settings.data, 0);
   const std::int64_t latent = settings.gan.latent;
-  std::shared_ptr<nn::Module> generator = train::make_generator(settings.generator.model, data.geometry, latent);
+  std::shared_ptr<nn::Module> generator = launch::make_generator(settings.generator.model, data.geometry, latent);
   // The moving average of the generator's weights when the run kept one (gan.ema_decay).
   io::load_model_group(source.model, info.has_group("generator_ema") ? "generator_ema" : "generator", *generator);
 
@@ -180,4 +179,4 @@ int run_sample(const std::vector<std::string>& args) {
   return 0;
 }
 
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

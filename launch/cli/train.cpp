@@ -14,16 +14,16 @@
 #include "launch/train/loop.h"
 #include "launch/train/run.h"
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 namespace {
 
 namespace po = boost::program_options;
 
 // Trains what `settings` describe on this rank of `run`'s job; rank 0 prints. Returns the exit code: 0, or
 // launch::kExitRequeue when a signal stopped the run after a checkpoint.
-int train_job(const launch::Settings& settings, const train::RunSettings& run, train::Style style) {
-  train::Progress progress(run.speaks() ? stdout : nullptr, style);
-  const train::TrainResult r = train::train(settings, run, progress);
+int train_job(const launch::Settings& settings, const launch::RunSettings& run, launch::Style style) {
+  launch::Progress progress(run.speaks() ? stdout : nullptr, style);
+  const launch::TrainResult r = launch::train(settings, run, progress);
   const std::string files = str_cat("model ", (run.output / "model.h5").string(), ", checkpoint ", r.checkpoint.string());
   if (!r.stopped_by.empty()) {
     progress.print(str_cat("stopped by ", r.stopped_by, ": checkpoint ", r.checkpoint.string(),
@@ -34,12 +34,12 @@ int train_job(const launch::Settings& settings, const train::RunSettings& run, t
   if (r.steps == r.resumed_step) {
     progress.print(str_cat("done: nothing trained; ", files));
   } else {
-    const std::string best = r.best_score ? str_cat("best ", r.score_name, " ", train::format_fixed(*r.best_score, 4),
+    const std::string best = r.best_score ? str_cat("best ", r.score_name, " ", format_fixed(*r.best_score, 4),
                                                     " (epoch ", r.best_epoch, "), ")
                                           : "";
     progress.print(str_cat("done: ", r.summary, r.summary.empty() ? "" : ", ", best, r.steps, " steps, ",
                            static_cast<std::int64_t>(r.samples_per_s), " samples/s, ",
-                           train::format_duration(r.seconds), "; ", files));
+                           launch::format_duration(r.seconds), "; ", files));
   }
   return 0;
 }
@@ -89,13 +89,13 @@ int run_train(const std::vector<std::string>& args) {
   // Under a launcher, rank 0's output is a pseudo-terminal of mpirun's (or a pipe of srun's) whatever
   // mpirun's own output is, so `auto` cannot tell a terminal from a batch log there: it means plain lines.
   const bool launched = launch::detect_launch().launcher != "single";
-  const train::Style style = style_name == "bar"                 ? train::Style::kBar
-                             : style_name == "lines" || launched ? train::Style::kLines
-                                                                 : train::Style::kAuto;
-  const train::ResumeRequest resume = train::ResumeRequest::parse((*values)["resume"].as<std::string>());
-  const std::shared_ptr<distributed::ProcessGroup> group = train::make_process_group(settings);
+  const launch::Style style = style_name == "bar"                 ? launch::Style::kBar
+                             : style_name == "lines" || launched ? launch::Style::kLines
+                                                                 : launch::Style::kAuto;
+  const launch::ResumeRequest resume = launch::ResumeRequest::parse((*values)["resume"].as<std::string>());
+  const std::shared_ptr<distributed::ProcessGroup> group = launch::make_process_group(settings);
   try {
-    train::RunSettings run = train::setup_run(settings, group);
+    launch::RunSettings run = launch::setup_run(settings, group);
     run.resume = resume;
     run.signals = signals;
     return train_job(settings, run, style);
@@ -107,4 +107,4 @@ int run_train(const std::vector<std::string>& args) {
   }
 }
 
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

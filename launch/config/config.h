@@ -115,8 +115,6 @@ class Config {
   mutable toml::table defaults_;
 };
 
-// Levenshtein edit distance (insertions, deletions, substitutions), for "did you mean" suggestions.
-std::size_t edit_distance(std::string_view a, std::string_view b);
 // The candidate closest to `word`, or nothing when none is close enough to be a plausible typo.
 std::optional<std::string> closest_match(std::string_view word, const std::vector<std::string>& candidates);
 

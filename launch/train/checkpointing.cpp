@@ -13,7 +13,7 @@
 #include "src/core/rng.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 namespace {
 
 constexpr const char* kModelFile = io::kCheckpointModelFile;
@@ -396,4 +396,4 @@ std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t conf
   return state.global_batch / world;
 }
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -31,7 +31,7 @@
 #include "src/optim/optimizer.h"
 #include "src/optim/schedule.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 // Everything a trainer checkpoints besides io::TrainerState, by name. The pointers are not owned.
 struct TrainingParts {
@@ -148,4 +148,4 @@ double value_of(const io::TrainerState& state, const std::string& name);
 std::int64_t resumed_batch_size(const io::TrainerState& state, std::int64_t configured,
                                 const launch::DataSection& data, int world);
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -11,7 +11,7 @@
 #include "src/ops/reduce.h"
 #include "src/optim/clip.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 namespace {
 
 std::int64_t count_correct(const Tensor& logits, const Tensor& labels) {
@@ -151,4 +151,4 @@ std::unique_ptr<Task> make_classifier_task(const TaskContext& context) {
   return std::make_unique<ClassifierTask>(context);
 }
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -11,7 +11,7 @@
 #include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 namespace {
 
@@ -113,4 +113,4 @@ nn::StateDict clone_state(const nn::StateDict& state) {
   return copy;
 }
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -12,7 +12,7 @@
 #include "src/nn/module.h"
 #include "src/nn/state_dict.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 struct Accuracy {
   double loss = 0;      // mean cross-entropy
@@ -45,4 +45,4 @@ Tensor to_classifier_input(const Tensor& generated, std::int64_t height, std::in
 // A deep copy (values, not shared storage).
 nn::StateDict clone_state(const nn::StateDict& state);
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

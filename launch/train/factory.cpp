@@ -14,7 +14,7 @@
 #include "src/optim/rmsprop.h"
 #include "src/optim/sgd.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 std::shared_ptr<nn::Module> make_classifier(const launch::ModelSection& m, const DataGeometry& data) {
   if (m.name == "mlp")
@@ -188,4 +188,4 @@ DataSplits make_data(const launch::DataSection& s, std::uint64_t seed, std::int6
   return d;
 }
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -11,7 +11,7 @@
 #include "src/optim/optimizer.h"
 #include "src/optim/schedule.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 // What the models must fit: image geometry after the loader's padding, and the number of classes.
 struct DataGeometry {
@@ -57,4 +57,4 @@ struct DataSplits {
 DataSplits make_data(const launch::DataSection& data, std::uint64_t seed, std::int64_t rank = 0,
                      std::int64_t world = 1);
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -19,7 +19,7 @@
 #include "src/optim/clip.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 namespace {
 
 enum class GanLoss { kNonSaturating, kMinimax, kWasserstein };
@@ -237,4 +237,4 @@ Tensor fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent) 
 
 std::unique_ptr<Task> make_gan_task(const TaskContext& context) { return std::make_unique<GanTask>(context); }
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

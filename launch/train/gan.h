@@ -8,7 +8,7 @@
 #include "src/nn/module.h"
 #include "src/tensor/tensor.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 // The fixed noise of the sample grids: `count` x `latent` from a stream of its own, derived from the run
 // seed.
@@ -17,4 +17,4 @@ Tensor fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent);
 // grid (u8 [C,H,W]).
 Tensor write_samples(nn::Module& generator, const Tensor& z, const std::filesystem::path& path);
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

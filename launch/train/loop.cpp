@@ -11,7 +11,7 @@
 #include "launch/train/evaluate.h"
 #include "launch/train/task.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 namespace {
 
 constexpr const char* kBestPrefix = "best_";  // extra state dicts: best_<model> of the best complete epoch
@@ -219,4 +219,4 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
   return result;
 }
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -14,7 +14,7 @@
 #include "launch/train/progress.h"
 #include "launch/train/run.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 struct TrainResult {
   std::int64_t steps = 0;            // the run's steps, resumed ones included
@@ -40,4 +40,4 @@ struct TrainResult {
 // model's when the task has a score) and prints on `progress`. Collective.
 TrainResult train(const launch::Settings& settings, const RunSettings& run, Progress& progress);
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -7,7 +7,7 @@
 
 #include "src/core/error.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 std::string format_duration(double seconds) {
   const auto s = static_cast<std::int64_t>(std::llround(std::max(seconds, 0.0)));
@@ -21,12 +21,6 @@ std::string format_duration(double seconds) {
   } else {
     std::snprintf(text, sizeof text, "%llds", static_cast<long long>(s));
   }
-  return text;
-}
-
-std::string format_fixed(double value, int digits) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", digits, value);
   return text;
 }
 
@@ -91,4 +85,4 @@ void Progress::print(const std::string& line) {
   std::fflush(out_);
 }
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

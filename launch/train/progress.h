@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <string>
 
-namespace lockstep::train {
+#include "src/core/strings.h"  // format_fixed
+
+namespace lockstep::launch {
 
 enum class Style { kAuto, kBar, kLines };
 
@@ -45,7 +47,5 @@ class Progress {
 
 // "1m05s", "2h03m".
 std::string format_duration(double seconds);
-// `value` with `digits` decimals: "0.1234".
-std::string format_fixed(double value, int digits);
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

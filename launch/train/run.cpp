@@ -13,7 +13,7 @@
 #include "src/core/threading.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 namespace {
 
@@ -125,4 +125,4 @@ void SampleLog::write(std::int64_t step, const std::vector<std::int64_t>& indice
     throw IoError(str_cat("sample log: cannot append to '", path_.string(), "'"), path_.string());
 }
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

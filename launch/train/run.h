@@ -16,7 +16,7 @@
 #include "launch/env/signals.h"
 #include "src/nn/module.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 // How a run starts: `auto` resumes from the newest checkpoint that verifies (falling back to older ones with
 // a warning, starting fresh when there is none), `none` starts fresh and refuses a checkpoint folder that
@@ -90,4 +90,4 @@ class SampleLog {
   std::filesystem::path path_;  // empty when off
 };
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

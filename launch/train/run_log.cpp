@@ -19,7 +19,7 @@
 #include "io/json/json.h"
 #include "src/core/error.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 namespace {
 
@@ -29,7 +29,7 @@ namespace fs = std::filesystem;
 std::string format_number(double value) {
   char buffer[64];
   const auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  if (ec != std::errc()) return "null";  // cannot happen: 64 characters hold any double
+  LOCKSTEP_INTERNAL_ASSERT(ec == std::errc(), "64 characters hold any double, but to_chars failed for ", value);
   return std::string(buffer, end);
 }
 
@@ -203,4 +203,4 @@ void RunLog::flush() {
   events_.flush();
 }
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -12,7 +12,7 @@
 #include "io/metrics/tensorboard.h"
 #include "src/tensor/tensor.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 // The TensorBoard tag of a metrics field: "train_<rest>" -> "train/<rest>", "test_<rest>" -> "test/<rest>"
 // (so TensorBoard groups a run's train and test curves), any other name unchanged ("d_loss", "lr"; also
@@ -70,4 +70,4 @@ class RunLog {
   io::EventWriter events_;
 };
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -23,7 +23,7 @@
 #include "launch/train/run.h"
 #include "launch/train/run_log.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 // What a task is built from. The references outlive the task.
 struct TaskContext {
@@ -82,4 +82,4 @@ class Task {
 // The task `settings.task` names (launch/train/tasks.cpp). ConfigError for an unknown name.
 std::unique_ptr<Task> make_task(const TaskContext& context);
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -4,7 +4,7 @@
 
 #include "launch/train/task.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 
 std::unique_ptr<Task> make_classifier_task(const TaskContext& context);
 std::unique_ptr<Task> make_gan_task(const TaskContext& context);
@@ -15,9 +15,9 @@ std::unique_ptr<Task> make_task(const TaskContext& context) {
       {"gan", make_gan_task},
   };
   const auto it = kTasks.find(context.settings.task);
-  LOCKSTEP_CHECK(it != kTasks.end(), ValueError, "train: expected a registered task, but got '",
-                 context.settings.task, "'");
+  // read_settings accepts only these names.
+  LOCKSTEP_INTERNAL_ASSERT(it != kTasks.end(), "task '", context.settings.task, "' is not registered");
   return it->second(context);
 }
 
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -42,7 +42,7 @@
 #include "tests/support/fashion_mnist.h"
 #include "tests/support/temp_dir.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 namespace {
 
 namespace fs = std::filesystem;
@@ -826,4 +826,4 @@ TEST_F(CheckpointingTest, ASignalStopsTheRunWithACheckpointThatResumesExactly) {
 }
 
 }  // namespace
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -16,7 +16,7 @@
 #include "launch/cli/dispatch.h"
 #include "src/core/error.h"
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 namespace {
 
 std::vector<std::string> g_received;
@@ -205,4 +205,4 @@ TEST_F(CliConvert, ConvertsIdxAndSummarisesTheSplit) {
 }
 
 }  // namespace
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

@@ -25,7 +25,7 @@
 #include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 namespace {
 
 using test::expect_error;
@@ -285,10 +285,10 @@ TEST_F(SetupRun, TrainFailureReachesTheHookAndABadBucketMbFlagIsAUsageErrorNamin
   const std::filesystem::path config_file = file("bad.toml");
   std::ofstream(config_file) << "[run]\noutput = \"" << file("out").string()
                              << "\"\n[distributed]\nbucket_mb = -8\n";
-  constexpr cli::Command kCommands[] = {{"train", "train", cli::run_train}};
+  constexpr launch::Command kCommands[] = {{"train", "train", launch::run_train}};
   std::ostringstream out, err;
   g_failures.clear();
-  const int code = cli::run_cli(kCommands, {"train", config_file.string()}, out, err, record_failure);
+  const int code = launch::run_cli(kCommands, {"train", config_file.string()}, out, err, record_failure);
   EXPECT_EQ(code, 1);
   ASSERT_EQ(g_failures.size(), 1U);
   EXPECT_NE(g_failures[0].find("distributed.bucket_mb"), std::string::npos) << g_failures[0];
@@ -298,7 +298,7 @@ TEST_F(SetupRun, TrainFailureReachesTheHookAndABadBucketMbFlagIsAUsageErrorNamin
   for (const char* flag : {"--bucket-mb=-2", "--bucket-mb=0", "--bucket-mb=lots"}) {
     g_failures.clear();
     std::ostringstream flag_err;
-    EXPECT_EQ(cli::run_cli(kCommands, {"train", config_file.string(), flag}, out, flag_err, record_failure), 2)
+    EXPECT_EQ(launch::run_cli(kCommands, {"train", config_file.string(), flag}, out, flag_err, record_failure), 2)
         << flag;
     EXPECT_TRUE(g_failures.empty()) << flag;
     EXPECT_NE(flag_err.str().find("bucket-mb"), std::string::npos) << flag_err.str();
@@ -307,4 +307,4 @@ TEST_F(SetupRun, TrainFailureReachesTheHookAndABadBucketMbFlagIsAUsageErrorNamin
 }
 
 }  // namespace
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

@@ -28,7 +28,7 @@
 #include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 namespace {
 
 namespace fs = std::filesystem;
@@ -275,4 +275,4 @@ TEST_F(Inspect, MissingPathsAndUnrelatedDirectoriesAreErrors) {
 }
 
 }  // namespace
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

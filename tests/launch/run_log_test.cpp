@@ -26,7 +26,7 @@
 #include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 namespace {
 
 namespace fs = std::filesystem;
@@ -389,4 +389,4 @@ TEST_F(RunLogTest, TwoRunLogsInOneSecondGetTheirOwnEventFiles) {
 }
 
 }  // namespace
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

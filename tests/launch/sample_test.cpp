@@ -34,7 +34,7 @@
 #include "tests/support/fashion_mnist.h"
 #include "tests/support/temp_dir.h"
 
-namespace lockstep::cli {
+namespace lockstep::launch {
 namespace {
 
 namespace fs = std::filesystem;
@@ -94,9 +94,9 @@ class Sample : public test::TempDirTest {
                 "\nsamples = 4\n[generator]\nname = \"dcgan\"\nwidth = 8\n[discriminator]\nname = \"dcgan\"\n"
                 "width = 8\n[optimizer]\nname = \"adam\"\nlr = 2e-4\nbeta1 = 0.5\n"),
         "gan.toml");
-    train::Progress progress(nullptr);
+    launch::Progress progress(nullptr);
     const launch::Settings settings = launch::read_settings(cfg);
-    train::train(settings, train::setup_run(settings), progress);
+    launch::train(settings, launch::setup_run(settings), progress);
   }
   static void TearDownTestSuite() { fs::remove_all(run_dir_); }
 
@@ -154,12 +154,12 @@ TEST_F(Sample, GridEqualsWriteSamplesOfTheGeneratorLoadedIndependently) {
         {model_file().string(), "--count", std::to_string(count), "--seed", "11", "--output", got.string()});
 
     const launch::Settings cfg = launch::read_settings(launch::Config::parse(io::read_model_file_info(model_file()).config, "model.h5"));
-    const train::DataSplits data = train::make_data(cfg.data, 0);
+    const launch::DataSplits data = launch::make_data(cfg.data, 0);
     manual_seed(99);  // other initial weights than any before: everything must come from the file
-    std::shared_ptr<nn::Module> g = train::make_generator(cfg.generator.model, data.geometry, kLatent);
+    std::shared_ptr<nn::Module> g = launch::make_generator(cfg.generator.model, data.geometry, kLatent);
     io::load_model_group(model_file(), "generator", *g);
     Generator stream(11);
-    train::write_samples(*g, randn({count, kLatent}, 0.0, 1.0, DType::f32, kCPU, &stream), want);
+    launch::write_samples(*g, randn({count, kLatent}, 0.0, 1.0, DType::f32, kCPU, &stream), want);
 
     const std::vector<std::uint8_t> a = pixels(got), b = pixels(want);
     EXPECT_EQ(read_png(got).shape(), read_png(want).shape()) << count;
@@ -264,4 +264,4 @@ TEST_F(Sample, OtherModelsAndPathsAreClearErrors) {
 }
 
 }  // namespace
-}  // namespace lockstep::cli
+}  // namespace lockstep::launch

@@ -18,7 +18,7 @@
 #include "src/nn/linear.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep::train {
+namespace lockstep::launch {
 namespace {
 
 namespace fs = std::filesystem;
@@ -117,4 +117,4 @@ TEST(Progress, DurationsReadLikeAClock) {
 }
 
 }  // namespace
-}  // namespace lockstep::train
+}  // namespace lockstep::launch

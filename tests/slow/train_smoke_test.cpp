@@ -41,12 +41,12 @@ class TrainSmoke : public ::testing::Test {
   }
 
   // Runs the config's training with plain progress lines.
-  static train::TrainResult classify(const launch::Config& cfg) {
-    train::Progress progress(stdout, train::Style::kLines);
+  static launch::TrainResult classify(const launch::Config& cfg) {
+    launch::Progress progress(stdout, launch::Style::kLines);
     const launch::Settings settings = launch::read_settings(cfg);
-    return train::train(settings, train::setup_run(settings), progress);
+    return launch::train(settings, launch::setup_run(settings), progress);
   }
-  static train::TrainResult train_gan(const launch::Config& cfg) { return classify(cfg); }
+  static launch::TrainResult train_gan(const launch::Config& cfg) { return classify(cfg); }
 
   static inline fs::path dir_;
 };
@@ -66,7 +66,7 @@ name = "sgd"
 lr = 0.05
 momentum = 0.9
 )"));
-  const train::TrainResult r = classify(cfg);
+  const launch::TrainResult r = classify(cfg);
   EXPECT_EQ(r.steps, 300);
   EXPECT_LT(r.figure("train_loss"), 0.7 * r.figure("first_loss")) << "first " << r.figure("first_loss") << ", last " << r.figure("train_loss");
   EXPECT_GT(r.figure("test_accuracy"), 0.70);  // chance is 0.10; 300 steps are a part of the first epoch
@@ -87,7 +87,7 @@ name = "lenet5"
 name = "adam"
 lr = 2e-3
 )"));
-  const train::TrainResult r = classify(cfg);
+  const launch::TrainResult r = classify(cfg);
   EXPECT_LT(r.figure("train_loss"), 0.7 * r.figure("first_loss")) << "first " << r.figure("first_loss") << ", last " << r.figure("train_loss");
   EXPECT_GT(r.figure("test_accuracy"), 0.65);
 }
@@ -109,7 +109,7 @@ lr = 0.0
 [train]
 early_stopping_patience = 2
 )"));
-  const train::TrainResult r = classify(cfg);
+  const launch::TrainResult r = classify(cfg);
   EXPECT_EQ(r.best_epoch, 1);
   EXPECT_EQ(r.steps, 3 * (60000 / 64));  // 3 epochs of full batches
 }
@@ -139,13 +139,13 @@ name = "rmsprop"
 lr = 5e-5
 )"),
                                     "pad_to = 32\nnormalize = \"tanh\"\n");
-  const train::TrainResult r = train_gan(cfg);
+  const launch::TrainResult r = train_gan(cfg);
   EXPECT_EQ(r.figure("generator_steps"), 4);  // one per 5 critic steps
 
   const fs::path model_file = dir_ / "wgan" / "model.h5";
   const launch::Settings stored = launch::read_settings(launch::Config::parse(io::read_model_file_info(model_file).config, "model.h5"));
-  const train::DataSplits data = train::make_data(stored.data, 0);
-  std::shared_ptr<nn::Module> critic = train::make_discriminator(stored.discriminator.model, data.geometry);
+  const launch::DataSplits data = launch::make_data(stored.data, 0);
+  std::shared_ptr<nn::Module> critic = launch::make_discriminator(stored.discriminator.model, data.geometry);
   io::load_model_group(model_file, "discriminator", *critic);
   for (const auto& [name, p] : critic->named_parameters()) {
     for (float w : p.to_vector<float>()) ASSERT_LE(std::abs(w), 0.01f) << name;
@@ -180,17 +180,17 @@ lr = 2e-4
 beta1 = 0.5
 )"),
                                     "pad_to = 32\nnormalize = \"tanh\"\n");
-  const train::TrainResult r = train_gan(cfg);
+  const launch::TrainResult r = train_gan(cfg);
   EXPECT_EQ(r.figure("generator_steps"), 30);
   EXPECT_TRUE(std::isfinite(r.figure("d_loss")) && std::isfinite(r.figure("g_loss")));
 
   // A generator rebuilt from the model file draws the same grid from the same fixed noise.
   const fs::path model_file = dir_ / "gan" / "model.h5";
   const launch::Settings stored = launch::read_settings(launch::Config::parse(io::read_model_file_info(model_file).config, "model.h5"));
-  const train::DataSplits data = train::make_data(stored.data, 0);
-  std::shared_ptr<nn::Module> g = train::make_generator(stored.generator.model, data.geometry, 16);
+  const launch::DataSplits data = launch::make_data(stored.data, 0);
+  std::shared_ptr<nn::Module> g = launch::make_generator(stored.generator.model, data.geometry, 16);
   io::load_model_group(model_file, "generator", *g);
-  train::write_samples(*g, train::fixed_noise(5, 16, 16), dir_ / "again.png");
+  launch::write_samples(*g, launch::fixed_noise(5, 16, 16), dir_ / "again.png");
   EXPECT_EQ(file_bytes(dir_ / "again.png"), file_bytes(dir_ / "gan" / "samples_epoch_1.png"));
 
   // The TensorBoard file decodes (lengths and masked CRC-32C verified): the epoch's losses as scalars, equal
