@@ -7,7 +7,7 @@
 #include "io/data/sampler.h"
 #include "src/core/error.h"
 
-namespace lockstep {
+namespace lockstep::io {
 namespace {
 
 // The per-channel value of `values` (one value = every channel); `what` names it in errors.
@@ -111,4 +111,4 @@ void Augmenter::apply(const std::uint8_t* image, std::int64_t epoch, std::int64_
   }
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

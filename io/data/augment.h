@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace lockstep {
+namespace lockstep::io {
 
 enum class Flip : std::uint8_t { kNo, kHorizontal /*mirror left-right with probability 1/2*/ };
 
@@ -50,4 +50,4 @@ class Augmenter {
   std::vector<float> lut_;  // [C][256]: normalised value of each pixel value
 };
 
-}  // namespace lockstep
+}  // namespace lockstep::io

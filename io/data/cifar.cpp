@@ -9,7 +9,7 @@
 #include "src/core/error.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep {
+namespace lockstep::io {
 namespace {
 
 constexpr std::int64_t kImageBytes = 3 * 32 * 32;
@@ -81,4 +81,4 @@ ImageSet read_cifar10(const std::filesystem::path& dir, const std::string& split
   return set;
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

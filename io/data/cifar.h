@@ -7,7 +7,7 @@
 
 #include "io/data/convert.h"
 
-namespace lockstep {
+namespace lockstep::io {
 
 // Reads split "train" (data_batch_1.bin .. data_batch_5.bin) or "test" (test_batch.bin) from `dir`, or from
 // `dir`/cifar-10-batches-bin when `dir` holds that directory, into images u8 [N,3,32,32] and labels i64 [N].
@@ -15,4 +15,4 @@ namespace lockstep {
 // label outside [0, 10); ValueError for another split name.
 ImageSet read_cifar10(const std::filesystem::path& dir, const std::string& split);
 
-}  // namespace lockstep
+}  // namespace lockstep::io

@@ -22,7 +22,7 @@
 #include "src/core/error.h"
 #include "src/core/threading.h"
 
-namespace lockstep {
+namespace lockstep::io {
 namespace {
 
 // Deflate expands at most 1032-fold; the slack covers gzip headers of tiny files.
@@ -490,4 +490,4 @@ void convert(const ConvertOptions& options) {
   }
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

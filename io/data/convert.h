@@ -15,7 +15,7 @@
 
 struct gzFile_s;  // zlib's gzFile
 
-namespace lockstep {
+namespace lockstep::io {
 
 // One split of an image data set in memory. Owns its tensors; not thread-safe for mutation.
 struct ImageSet {
@@ -126,4 +126,4 @@ const std::vector<std::string>& fashion_mnist_classes();
 const std::vector<std::string>& mnist_classes();
 const std::vector<std::string>& cifar10_classes();
 
-}  // namespace lockstep
+}  // namespace lockstep::io

@@ -6,7 +6,7 @@
 
 #include "src/core/error.h"
 
-namespace lockstep {
+namespace lockstep::io {
 namespace {
 
 constexpr const char* kOpen = "ImageDataset::open";
@@ -149,4 +149,4 @@ void ImageDataset::gather(std::span<const std::int64_t> indices, std::uint8_t* i
   }
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

@@ -14,7 +14,7 @@
 
 #include "io/h5/h5.h"
 
-namespace lockstep {
+namespace lockstep::io {
 
 // kMemory reads every image once at open (Fashion-MNIST train is 47 MB); kNone reads each request's rows
 // from the file (sorted, in runs of consecutive rows), for data sets larger than memory.
@@ -67,4 +67,4 @@ class ImageDataset {
   mutable std::mutex file_mutex_;     // kNone: one reader of images_ at a time
 };
 
-}  // namespace lockstep
+}  // namespace lockstep::io

@@ -10,7 +10,7 @@
 #include "src/core/error.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep {
+namespace lockstep::io {
 namespace {
 
 constexpr std::uint32_t kImagesMagic = 0x00000803;  // u8 data, 3 dimensions
@@ -93,4 +93,4 @@ ImageSet read_idx(const std::filesystem::path& images_path, const std::filesyste
   return set;
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

@@ -5,7 +5,7 @@
 
 #include "io/data/convert.h"
 
-namespace lockstep {
+namespace lockstep::io {
 
 // Reads an images file (magic 0x00000803: N x rows x cols u8) and a labels file (magic 0x00000801: N u8)
 // into images u8 [N,1,rows,cols] and labels i64 [N]. Each file may be gzip-compressed. IoError naming the
@@ -13,4 +13,4 @@ namespace lockstep {
 // other than the header says (truncated or trailing bytes) or differing image and label counts.
 ImageSet read_idx(const std::filesystem::path& images_path, const std::filesystem::path& labels_path);
 
-}  // namespace lockstep
+}  // namespace lockstep::io

@@ -18,7 +18,7 @@
 #include "src/core/error.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep {
+namespace lockstep::io {
 namespace {
 
 bool hidden(const std::filesystem::path& p) { return p.filename().string().starts_with('.'); }
@@ -146,4 +146,4 @@ ImageSet read_image_folder(const std::filesystem::path& dir) {
   return set;
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

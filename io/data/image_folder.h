@@ -8,7 +8,7 @@
 
 #include "io/data/convert.h"
 
-namespace lockstep {
+namespace lockstep::io {
 
 // The class names: the subdirectories of `dir` in byte order (hidden ones skipped). IoError naming `dir`
 // when it is missing or holds no subdirectory.
@@ -22,4 +22,4 @@ std::vector<std::string> image_folder_classes(const std::filesystem::path& dir);
 // file order), so a data set of many small files keeps two short attributes.
 ImageSet read_image_folder(const std::filesystem::path& dir);
 
-}  // namespace lockstep
+}  // namespace lockstep::io

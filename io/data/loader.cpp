@@ -7,7 +7,7 @@
 
 #include "src/core/error.h"
 
-namespace lockstep {
+namespace lockstep::io {
 namespace {
 
 std::int64_t checked_size(const std::shared_ptr<ImageDataset>& dataset) {
@@ -129,4 +129,4 @@ std::optional<Batch> DataLoader::next() {
   return batch;
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

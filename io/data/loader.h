@@ -17,7 +17,7 @@
 #include "io/data/sampler.h"
 #include "src/tensor/tensor.h"
 
-namespace lockstep {
+namespace lockstep::io {
 
 // kYes drops the last, smaller batch of an epoch. With world > 1 and Pad::kNo, ranks may then see
 // different batch counts: use that only where ranks do not meet in collectives per batch (evaluation).
@@ -92,4 +92,4 @@ class DataLoader {
   std::thread worker_;
 };
 
-}  // namespace lockstep
+}  // namespace lockstep::io

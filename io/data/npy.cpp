@@ -13,7 +13,7 @@
 #include "src/core/error.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep {
+namespace lockstep::io {
 namespace {
 
 static_assert(std::endian::native == std::endian::little, "read_npy reads little-endian payloads in place");
@@ -273,4 +273,4 @@ ImageSet read_npy(const std::filesystem::path& images_path, const std::filesyste
   return set;
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

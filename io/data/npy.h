@@ -6,7 +6,7 @@
 
 #include "io/data/convert.h"
 
-namespace lockstep {
+namespace lockstep::io {
 
 // Reads images (descr '|u1') and labels (descr '<i8', '<i4' or '|u1', shape [N]) into images u8
 // [N,C,H,W] and labels i64 [N]. Accepted image shapes: [N,H,W] (one channel), and [N,C,H,W] with
@@ -16,4 +16,4 @@ namespace lockstep {
 ImageSet read_npy(const std::filesystem::path& images_path, const std::filesystem::path& labels_path,
                   NpyLayout layout = NpyLayout::kNCHW);
 
-}  // namespace lockstep
+}  // namespace lockstep::io

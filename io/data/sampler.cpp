@@ -8,7 +8,7 @@
 #include "src/core/error.h"
 #include "src/core/rng.h"
 
-namespace lockstep {
+namespace lockstep::io {
 
 std::uint32_t PhiloxStream::next32() {
   if (used_ == 4) {
@@ -87,4 +87,4 @@ std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> holdout_split(st
   return {std::move(out), std::move(rest)};
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-namespace lockstep {
+namespace lockstep::io {
 
 enum class Shuffle : std::uint8_t { kNo, kYes };
 // How the permutation is split over ranks when the world size does not divide the data set size:
@@ -75,4 +75,4 @@ class Sampler {
 std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> holdout_split(std::int64_t size, double fraction,
                                                                               std::uint64_t seed);
 
-}  // namespace lockstep
+}  // namespace lockstep::io

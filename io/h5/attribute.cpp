@@ -9,7 +9,7 @@
 #include "io/h5/h5_internal.h"
 #include "src/core/strings.h"
 
-namespace lockstep::h5 {
+namespace lockstep::io::h5 {
 
 using internal::check_id;
 using internal::check_status;
@@ -248,4 +248,4 @@ std::vector<std::string> Object::attribute_strings(const std::string& name) cons
   return read_strings(a, file_, path_);
 }
 
-}  // namespace lockstep::h5
+}  // namespace lockstep::io::h5

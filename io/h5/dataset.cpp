@@ -9,7 +9,7 @@
 #include "src/core/strings.h"
 #include "src/tensor/factories.h"
 
-namespace lockstep::h5 {
+namespace lockstep::io::h5 {
 
 using internal::check_id;
 using internal::check_status;
@@ -167,4 +167,4 @@ void Dataset::write_rows(std::int64_t start, const Tensor& t) const {
                 Direction::kWrite);
 }
 
-}  // namespace lockstep::h5
+}  // namespace lockstep::io::h5

@@ -10,7 +10,7 @@
 #include "io/h5/h5_internal.h"
 #include "src/core/strings.h"
 
-namespace lockstep::h5 {
+namespace lockstep::io::h5 {
 
 namespace internal {
 
@@ -303,4 +303,4 @@ Dataset Group::write_tensor(const std::string& name, const Tensor& t) const {
 
 Tensor Group::read_tensor(const std::string& name) const { return dataset(name).read(); }
 
-}  // namespace lockstep::h5
+}  // namespace lockstep::io::h5

@@ -12,7 +12,7 @@
 #include "src/core/shape.h"
 #include "src/tensor/tensor.h"
 
-namespace lockstep::h5 {
+namespace lockstep::io::h5 {
 
 enum class Access { kRead, kReadWrite, kTruncate /*create or overwrite*/ };
 
@@ -152,4 +152,4 @@ class File {
   std::filesystem::path path_;
 };
 
-}  // namespace lockstep::h5
+}  // namespace lockstep::io::h5

@@ -9,7 +9,7 @@
 
 #include "io/h5/h5.h"
 
-namespace lockstep::h5::internal {
+namespace lockstep::io::h5::internal {
 
 static_assert(std::is_same_v<hid_t, Handle::Id>, "Handle::Id must be hid_t");
 static_assert(std::is_same_v<herr_t, int>, "Handle::Closer must return herr_t");
@@ -35,4 +35,4 @@ hid_t file_type(DType dtype);
 // `name` resolved against the absolute group path `base` ("/" + name for the root; absolute names unchanged).
 std::string join_path(const std::string& base, const std::string& name);
 
-}  // namespace lockstep::h5::internal
+}  // namespace lockstep::io::h5::internal

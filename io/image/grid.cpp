@@ -6,7 +6,7 @@
 
 #include "src/tensor/factories.h"
 
-namespace lockstep {
+namespace lockstep::io {
 
 namespace {
 
@@ -67,4 +67,4 @@ Tensor image_grid(const Tensor& images, std::int64_t columns, double lo, double 
   return grid;
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

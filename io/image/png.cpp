@@ -16,7 +16,7 @@
 
 #include "src/tensor/factories.h"
 
-namespace lockstep {
+namespace lockstep::io {
 
 namespace {
 
@@ -200,4 +200,4 @@ Tensor read_png(const std::filesystem::path& path) {
   return out;
 }
 
-}  // namespace lockstep
+}  // namespace lockstep::io

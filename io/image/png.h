@@ -5,7 +5,7 @@
 
 #include "src/tensor/tensor.h"
 
-namespace lockstep {
+namespace lockstep::io {
 
 // Writes `image` (u8 [C,H,W], C = 1 gray or 3 RGB, any strides/device) as an 8-bit PNG. IoError naming the
 // file when it cannot be written, TypeError/ValueError for another dtype or shape.
@@ -16,4 +16,4 @@ void write_png(const std::filesystem::path& path, const Tensor& image);
 // a missing, non-PNG or corrupt file.
 Tensor read_png(const std::filesystem::path& path);
 
-}  // namespace lockstep
+}  // namespace lockstep::io

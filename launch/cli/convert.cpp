@@ -17,16 +17,16 @@ namespace {
 
 namespace po = boost::program_options;
 
-constexpr std::pair<std::string_view, SourceFormat> kFormats[] = {
-    {"fashion-mnist", SourceFormat::kFashionMnist},
-    {"mnist", SourceFormat::kMnist},
-    {"idx", SourceFormat::kIdx},
-    {"cifar10", SourceFormat::kCifar10},
-    {"npy", SourceFormat::kNpy},
-    {"image-folder", SourceFormat::kImageFolder},
+constexpr std::pair<std::string_view, io::SourceFormat> kFormats[] = {
+    {"fashion-mnist", io::SourceFormat::kFashionMnist},
+    {"mnist", io::SourceFormat::kMnist},
+    {"idx", io::SourceFormat::kIdx},
+    {"cifar10", io::SourceFormat::kCifar10},
+    {"npy", io::SourceFormat::kNpy},
+    {"image-folder", io::SourceFormat::kImageFolder},
 };
 
-SourceFormat parse_format(const std::string& name) {
+io::SourceFormat parse_format(const std::string& name) {
   std::string listed;
   for (const auto& [text, format] : kFormats) {
     if (text == name) return format;
@@ -86,16 +86,16 @@ int run_convert(const std::vector<std::string>& args) {
   if (!values) return 0;
 
   const std::string format_name = (*values)["format"].as<std::string>();
-  ConvertOptions convert_options;
+  io::ConvertOptions convert_options;
   convert_options.format = parse_format(format_name);
   convert_options.input = (*values)["input"].as<std::string>();
   convert_options.output = (*values)["output"].as<std::string>();
   convert_options.split = (*values)["split"].as<std::string>();
-  convert_options.mode = (*values)["append"].as<bool>() ? OutputMode::kAddSplit : OutputMode::kCreate;
+  convert_options.mode = (*values)["append"].as<bool>() ? io::OutputMode::kAddSplit : io::OutputMode::kCreate;
 
   const bool paired_files =
-      convert_options.format == SourceFormat::kIdx || convert_options.format == SourceFormat::kNpy;
-  const bool single_split = paired_files || convert_options.format == SourceFormat::kImageFolder;
+      convert_options.format == io::SourceFormat::kIdx || convert_options.format == io::SourceFormat::kNpy;
+  const bool single_split = paired_files || convert_options.format == io::SourceFormat::kImageFolder;
   if (paired_files) {
     if (values->count("labels") == 0) {
       throw UsageError(
@@ -109,12 +109,12 @@ int run_convert(const std::vector<std::string>& args) {
     reject_option(*values, "classes", format_name, "idx or npy");
   }
   if (!single_split) reject_option(*values, "split", format_name, "idx, npy or image-folder");
-  if (convert_options.format == SourceFormat::kNpy) {
+  if (convert_options.format == io::SourceFormat::kNpy) {
     const std::string layout = (*values)["layout"].as<std::string>();
     if (layout != "nchw" && layout != "nhwc") {
       throw UsageError(str_cat("--layout: expected nchw or nhwc, but got '", layout, "'."));
     }
-    convert_options.npy_layout = layout == "nhwc" ? NpyLayout::kNHWC : NpyLayout::kNCHW;
+    convert_options.npy_layout = layout == "nhwc" ? io::NpyLayout::kNHWC : io::NpyLayout::kNCHW;
   } else {
     reject_option(*values, "layout", format_name, "npy");
   }
@@ -126,7 +126,7 @@ int run_convert(const std::vector<std::string>& args) {
   const std::vector<std::string> splits = single_split ? std::vector<std::string>{convert_options.split}
                                                        : std::vector<std::string>{"train", "test"};
   for (const std::string& split : splits) {
-    const auto set = ImageDataset::open(convert_options.output, split, Cache::kNone);
+    const auto set = io::ImageDataset::open(convert_options.output, split, io::Cache::kNone);
     std::cout << split << ": " << set->size() << " images of " << set->channels() << 'x' << set->height()
               << 'x' << set->width() << ", " << set->class_names().size() << " classes, mean "
               << format_values(set->mean()) << ", std " << format_values(set->std()) << '\n';

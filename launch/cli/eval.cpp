@@ -55,7 +55,7 @@ int run_eval(const std::vector<std::string>& args) {
     throw ValueError(str_cat("eval: the data set has no test split (data.test_split is empty)"));
   std::shared_ptr<nn::Module> model = launch::make_classifier(csettings.model.model, data.geometry);
   io::load_model_group(classifier_file, "model", *model);
-  DataLoader test_loader(data.test, data.test_options);
+  io::DataLoader test_loader(data.test, data.test_options);
   const launch::Accuracy acc = launch::evaluate_classifier(*model, test_loader);
   std::cout << "classifier " << classifier_file << ": test accuracy " << format_fixed(acc.accuracy, 4)
             << ", test loss " << format_fixed(acc.loss, 4) << " on " << acc.count << " images\n";
@@ -65,7 +65,7 @@ int run_eval(const std::vector<std::string>& args) {
   if (classifier == nullptr) throw ValueError("eval: the classifier model has no feature layer");
   std::vector<Tensor> real_parts;
   test_loader.start_epoch(0);
-  while (std::optional<Batch> batch = test_loader.next()) real_parts.push_back(batch->images);
+  while (std::optional<io::Batch> batch = test_loader.next()) real_parts.push_back(batch->images);
   const Tensor real = cat(real_parts, 0);
   const metrics::Gaussian real_stats = metrics::fit_gaussian(launch::classifier_features(*classifier, real));
 

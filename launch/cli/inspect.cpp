@@ -126,13 +126,13 @@ struct TensorEntry {
   Shape shape;
 };
 
-void collect_tensors(const h5::Group& group, const std::string& prefix, std::vector<TensorEntry>& out) {
+void collect_tensors(const io::h5::Group& group, const std::string& prefix, std::vector<TensorEntry>& out) {
   for (const std::string& child : group.children()) {
     const std::string dotted = prefix.empty() ? child : prefix + "." + child;
     if (group.is_group(child)) {
       collect_tensors(group.group(child), dotted, out);
     } else {
-      const h5::Dataset dataset = group.dataset(child);
+      const io::h5::Dataset dataset = group.dataset(child);
       out.push_back({dotted, dataset.dtype(), dataset.shape()});
     }
   }
@@ -149,7 +149,7 @@ enum class GroupKind : std::uint8_t { kModel, kState };
 
 // "group 'model': 62 tensors: 272,474 parameters + 1,234 buffer values (batch-norm statistics)" or
 // "group 'optimizer': 40 tensors, 544,948 values", then one line per tensor: dotted name, dtype, shape.
-void print_state_group(std::ostream& out, const h5::Group& group, const std::string& name, GroupKind kind,
+void print_state_group(std::ostream& out, const io::h5::Group& group, const std::string& name, GroupKind kind,
                        const std::string& indent) {
   std::vector<TensorEntry> tensors;
   collect_tensors(group, "", tensors);
@@ -180,7 +180,7 @@ void print_state_group(std::ostream& out, const h5::Group& group, const std::str
 
 // ---- data sets ----
 
-void inspect_data_set(std::ostream& out, const fs::path& path, const h5::Group& root) {
+void inspect_data_set(std::ostream& out, const fs::path& path, const io::h5::Group& root) {
   out << "data set " << path.string() << " (Lockstep data-set format " << root.attribute_int("format_version")
       << ")\n";
   if (root.has_attribute("source")) out << "  source: " << root.attribute_string("source") << '\n';
@@ -191,7 +191,7 @@ void inspect_data_set(std::ostream& out, const fs::path& path, const h5::Group& 
       out << "  '" << split << "': a dataset at the top, not a split\n";
       continue;
     }
-    const h5::Group group = root.group(split);
+    const io::h5::Group group = root.group(split);
     std::vector<std::string> members;
     std::int64_t rows = -1;
     for (const std::string& child : group.children()) {
@@ -199,7 +199,7 @@ void inspect_data_set(std::ostream& out, const fs::path& path, const h5::Group& 
         members.push_back(child + " (group)");
         continue;
       }
-      const h5::Dataset dataset = group.dataset(child);
+      const io::h5::Dataset dataset = group.dataset(child);
       members.push_back(str_cat(child, " ", dtype_name(dataset.dtype()), " ", shape_str(dataset.shape())));
       if (child == "labels" && !dataset.shape().empty()) rows = dataset.shape()[0];
     }
@@ -211,7 +211,7 @@ void inspect_data_set(std::ostream& out, const fs::path& path, const h5::Group& 
           << format_values(group.attribute_doubles("std")) << " (per channel, of pixel / 255)\n";
     }
     if (group.contains("labels") && !group.is_group("labels")) {
-      const h5::Dataset labels = group.dataset("labels");
+      const io::h5::Dataset labels = group.dataset("labels");
       if (labels.dtype() == DType::i64 && labels.shape().size() == 1) {
         std::map<std::int64_t, std::int64_t> counts;
         for (const std::int64_t label : labels.read().to_vector<std::int64_t>()) ++counts[label];
@@ -241,7 +241,8 @@ void inspect_data_set(std::ostream& out, const fs::path& path, const h5::Group& 
 
 // ---- model files ----
 
-void inspect_model_file(std::ostream& out, const fs::path& path, const h5::Group& root, int config_lines) {
+void inspect_model_file(std::ostream& out, const fs::path& path, const io::h5::Group& root,
+                        int config_lines) {
   out << "model file " << path.string() << ": kind " << root.attribute_string("kind");
   if (root.has_attribute("format_version"))
     out << ", format_version " << root.attribute_int("format_version");
@@ -282,8 +283,8 @@ void print_trainer_state(std::ostream& out, const io::TrainerState& state, int c
 // Prints what a checkpoint's HDF5 file holds: the trainer state under /trainer and every other top-level
 // group as a state group.
 void print_state_file(std::ostream& out, const fs::path& file, const std::string& label, int config_lines) {
-  const h5::File h5file(file, h5::Access::kRead);
-  const h5::Group root = h5file.root();
+  const io::h5::File h5file(file, io::h5::Access::kRead);
+  const io::h5::Group root = h5file.root();
   out << "  " << label << ":\n";
   for (const std::string& name : root.children()) {
     if (!root.is_group(name)) {
@@ -407,13 +408,13 @@ int inspect_directory(std::ostream& out, const fs::path& dir, int config_lines) 
 
 int inspect_file(std::ostream& out, const fs::path& file, int config_lines) {
   if (file.filename() == io::kManifestName) return inspect_checkpoint(out, file.parent_path(), config_lines);
-  std::optional<h5::File> h5file;
+  std::optional<io::h5::File> h5file;
   try {
-    h5file.emplace(file, h5::Access::kRead);
+    h5file.emplace(file, io::h5::Access::kRead);
   } catch (const IoError& e) {
     reject(file, str_cat("is not an HDF5 file (", format_bytes(fs::file_size(file)), "; ", e.what(), ")."));
   }
-  const h5::Group root = h5file->root();
+  const io::h5::Group root = h5file->root();
   if (root.has_attribute("format_version") && root.has_attribute("class_names")) {
     inspect_data_set(out, file, root);
     return 0;

@@ -95,15 +95,15 @@ Source resolve(const fs::path& path) {
 
 // ValueError unless `file` is a model file written for a GAN (IoError when it is not HDF5).
 void require_gan(const fs::path& file) {
-  std::optional<h5::File> h5file;
+  std::optional<io::h5::File> h5file;
   try {
-    h5file.emplace(file, h5::Access::kRead);
+    h5file.emplace(file, io::h5::Access::kRead);
   } catch (const IoError& e) {
     throw IoError(str_cat("sample: expected a GAN model file (HDF5), but ", in_quotes(file.string()),
                           " cannot be read as one: ", e.what()),
                   file.string());
   }
-  const h5::Group root = h5file->root();
+  const io::h5::Group root = h5file->root();
   if (!root.has_attribute("kind") || !root.has_attribute("config")) {
     throw ValueError(
         str_cat("sample: expected a model file written by `lockstep train` (attributes kind and "
@@ -173,7 +173,7 @@ int run_sample(const std::vector<std::string>& args) {
     for (std::int64_t start = 0; start < count; start += kBatch)
       parts.push_back((*generator)(z.slice(0, start, std::min(count, start + kBatch))));
   }
-  write_png(output, image_grid(cat(parts, 0), columns));
+  io::write_png(output, io::image_grid(cat(parts, 0), columns));
   std::cout << "wrote " << count << (count == 1 ? " sample" : " samples") << " from " << source.description
             << " to " << output.string() << '\n';
   return 0;

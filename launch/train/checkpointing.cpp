@@ -148,8 +148,8 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
   LOCKSTEP_CHECK(!resumed_from_.empty(), ValueError,
                  "Checkpointer::load: expected find() to have picked a checkpoint, but none was picked");
   {
-    const h5::File file(resumed_from_ / kModelFile, h5::Access::kRead);
-    const h5::Group root = file.root();
+    const io::h5::File file(resumed_from_ / kModelFile, io::h5::Access::kRead);
+    const io::h5::Group root = file.root();
     const std::string kind = root.attribute_string("kind");
     if (kind != parts.kind) {
       throw IoError(str_cat("resume: expected a ", parts.kind, " checkpoint, but '",
@@ -175,8 +175,8 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
                [&] { model->load_state_dict(io::read_state_dict(root.group(name))); });
   }
   {
-    const h5::File file(resumed_from_ / kOptimizerFile, h5::Access::kRead);
-    const h5::Group root = file.root();
+    const io::h5::File file(resumed_from_ / kOptimizerFile, io::h5::Access::kRead);
+    const io::h5::Group root = file.root();
     const std::filesystem::path path = resumed_from_ / kOptimizerFile;
     for (const auto& [name, optimizer] : parts.optimizers)
       in_group(path, name, [&] { optimizer->load_state_dict(io::read_state_dict(root.group(name))); });
@@ -203,8 +203,8 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
   // The extra state dicts: every top-level group of trainer.h5 except /trainer.
   io::StateGroups extra;
   {
-    const h5::File file(resumed_from_ / kTrainerFile, h5::Access::kRead);
-    const h5::Group root = file.root();
+    const io::h5::File file(resumed_from_ / kTrainerFile, io::h5::Access::kRead);
+    const io::h5::Group root = file.root();
     for (const std::string& name : root.children())
       if (name != "trainer") extra.emplace(name, io::read_state_dict(root.group(name)));
   }
@@ -343,8 +343,8 @@ SavedCheckpoint Checkpointer::save(const TrainingParts& parts, io::TrainerState 
       for (const auto& [name, schedule] : parts.schedules) optim_state.emplace(name, schedule->state_dict());
       io::write_state_groups(dir / kOptimizerFile, optim_state);
       {
-        const h5::File file(dir / kTrainerFile, h5::Access::kTruncate);
-        const h5::Group root = file.root();
+        const io::h5::File file(dir / kTrainerFile, io::h5::Access::kTruncate);
+        const io::h5::Group root = file.root();
         io::write_trainer_state(root.create_group("trainer"), state);
         for (const auto& [name, dict] : extra) io::write_state_dict(root.create_group(name), dict);
         file.flush();

@@ -59,7 +59,7 @@ class ClassifierTask final : public Task {
 
   std::vector<std::string> sum_names() const override { return {"loss", "steps", "correct", "samples"}; }
 
-  std::int64_t step(const Batch& batch, std::int64_t step, std::span<double> sums) override {
+  std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
     const Tensor logits = dp_(batch.images);
     Tensor loss = cross_entropy(logits, batch.labels, Reduction::kMean, settings_.train.label_smoothing);
     optimizer_->zero_grad();
@@ -140,7 +140,7 @@ class ClassifierTask final : public Task {
   std::unique_ptr<optim::LRScheduler> scheduler_;
   std::vector<Tensor> params_;
   std::int64_t buckets_;
-  std::optional<DataLoader> validation_, test_;
+  std::optional<io::DataLoader> validation_, test_;
   std::int64_t steps_per_epoch_ = 0;
   double first_loss_ = 0.0;  // the job's mean loss over the first 20 steps
 };

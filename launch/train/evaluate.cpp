@@ -16,14 +16,14 @@ namespace lockstep::launch {
 namespace {
 
 // This rank's sums over its loader: [correct, count, loss sum] (f64 holds counts exactly up to 2^53).
-std::array<double, 3> local_sums(nn::Module& model, DataLoader& loader) {
+std::array<double, 3> local_sums(nn::Module& model, io::DataLoader& loader) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
   loader.start_epoch(0);
   double loss_sum = 0;
   std::int64_t correct = 0, count = 0;
-  while (std::optional<Batch> batch = loader.next()) {
+  while (std::optional<io::Batch> batch = loader.next()) {
     const Tensor logits = model(batch->images);
     loss_sum += cross_entropy(logits, batch->labels, Reduction::kSum).item();
     const std::vector<std::int64_t> predicted = argmax(logits, 1).to_vector<std::int64_t>();
@@ -47,11 +47,11 @@ Accuracy to_accuracy(const std::array<double, 3>& sums) {
 
 }  // namespace
 
-Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader) {
+Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader) {
   return to_accuracy(local_sums(model, loader));
 }
 
-Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader, distributed::ProcessGroup& group) {
+Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader, distributed::ProcessGroup& group) {
   std::array<double, 3> sums = local_sums(model, loader);
   if (group.size() > 1) {
     const Tensor reduced = from_vector(std::vector<double>(sums.begin(), sums.end()), {3});

@@ -21,12 +21,12 @@ struct Accuracy {
 };
 
 // Runs the whole loader once in eval mode without gradients; restores the module's mode afterwards.
-Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader);
+Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader);
 // The distributed version: each rank evaluates its loader's shard (Shuffle::kNo, Pad::kNo, DropLast::kNo
 // count every sample once over the ranks), then one all_reduce of [correct, count, loss sum] gives every
 // rank the metrics of the whole split. Collective: every rank of `group` calls it; the forward passes must
 // not communicate (eval mode, where batch norm uses its running statistics).
-Accuracy evaluate_classifier(nn::Module& model, DataLoader& loader, distributed::ProcessGroup& group);
+Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader, distributed::ProcessGroup& group);
 
 // Penultimate-layer features [N, D] of `images` (normalised the classifier's way), in batches, in eval mode
 // without gradients.

@@ -136,38 +136,38 @@ DataSplits make_data(const launch::DataSection& s, std::uint64_t seed, std::int6
   LOCKSTEP_CHECK(world >= 1 && rank >= 0 && rank < world, ValueError,
                  "make_data: expected 0 <= rank < world, but got rank ", rank, " and world ", world);
   DataSplits d;
-  const Cache cache = s.cache_in_memory ? Cache::kMemory : Cache::kNone;
-  d.train = ImageDataset::open(s.path, s.train_split, cache);
-  if (!s.test_split.empty()) d.test = ImageDataset::open(s.path, s.test_split, cache);
+  const io::Cache cache = s.cache_in_memory ? io::Cache::kMemory : io::Cache::kNone;
+  d.train = io::ImageDataset::open(s.path, s.train_split, cache);
+  if (!s.test_split.empty()) d.test = io::ImageDataset::open(s.path, s.test_split, cache);
 
-  Augmentation eval_aug;
+  io::Augmentation eval_aug;
   eval_aug.pad_to = s.pad_to;
   if (s.normalize_tanh) {
     eval_aug.mean.assign(static_cast<std::size_t>(d.train->channels()), 0.5);
     eval_aug.std.assign(static_cast<std::size_t>(d.train->channels()), 0.5);
   }
-  Augmentation train_aug = eval_aug;
+  io::Augmentation train_aug = eval_aug;
   train_aug.crop_padding = s.crop_padding;
-  train_aug.flip = s.flip ? Flip::kHorizontal : Flip::kNo;
+  train_aug.flip = s.flip ? io::Flip::kHorizontal : io::Flip::kNo;
 
   d.train_options.batch_size = per_rank_batch_size(s, world);
-  d.train_options.shuffle = Shuffle::kYes;
-  d.train_options.drop_last = s.drop_last ? DropLast::kYes : DropLast::kNo;
+  d.train_options.shuffle = io::Shuffle::kYes;
+  d.train_options.drop_last = s.drop_last ? io::DropLast::kYes : io::DropLast::kNo;
   d.train_options.seed = seed;
   d.train_options.augment = train_aug;
   d.train_options.prefetch = s.prefetch;
   d.train_options.rank = rank;
   d.train_options.world = world;
-  d.train_options.pad = Pad::kYes;  // every rank the same number of steps
+  d.train_options.pad = io::Pad::kYes;  // every rank the same number of steps
   d.test_options = d.train_options;
   d.test_options.batch_size = s.eval_batch_size;
-  d.test_options.shuffle = Shuffle::kNo;
-  d.test_options.drop_last = DropLast::kNo;
-  d.test_options.pad = Pad::kNo;
+  d.test_options.shuffle = io::Shuffle::kNo;
+  d.test_options.drop_last = io::DropLast::kNo;
+  d.test_options.pad = io::Pad::kNo;
   d.test_options.augment = eval_aug;
   d.train_size = d.train->size();
   if (s.validation_fraction > 0.0) {
-    auto [held, rest] = holdout_split(d.train->size(), s.validation_fraction, seed);
+    auto [held, rest] = io::holdout_split(d.train->size(), s.validation_fraction, seed);
     if (held.empty() || rest.empty()) {
       s.validation_key.fail(str_cat("expected a hold-out of at least one of the ", d.train->size(),
                                     " training samples and some left to train on, but ",

@@ -45,11 +45,11 @@ std::int64_t per_rank_batch_size(const launch::DataSection& data, std::int64_t w
 // once. With data.validation_fraction, a seeded hold-out of the training split (the same at any world
 // size) is the validation set and the rest is trained on.
 struct DataSplits {
-  std::shared_ptr<ImageDataset> train;
-  std::shared_ptr<ImageDataset> test;  // null when the file has no test split
-  LoaderOptions train_options;         // over the training indices (a subset with a validation split)
-  LoaderOptions test_options;
-  std::optional<LoaderOptions> validation_options;  // over train's held-out indices
+  std::shared_ptr<io::ImageDataset> train;
+  std::shared_ptr<io::ImageDataset> test;  // null when the file has no test split
+  io::LoaderOptions train_options;         // over the training indices (a subset with a validation split)
+  io::LoaderOptions test_options;
+  std::optional<io::LoaderOptions> validation_options;  // over train's held-out indices
   std::int64_t train_size = 0;       // samples trained on
   std::int64_t validation_size = 0;  // samples held out
   DataGeometry geometry;

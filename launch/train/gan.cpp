@@ -128,7 +128,7 @@ class GanTask final : public Task {
     return {"the discriminator's loss", "discriminator steps", "the generator's loss", "generator steps"};
   }
 
-  std::int64_t step(const Batch& batch, std::int64_t step, std::span<double> sums) override {
+  std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
     const std::int64_t b = batch.images.size(0);
     // Discriminator step on a real batch and a generated one (the generator gets no gradient here).
     Tensor fake;
@@ -225,8 +225,8 @@ Tensor write_samples(nn::Module& generator, const Tensor& z, const std::filesyst
   const Tensor images = generator(z);
   generator.train();
   const auto columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(images.size(0)))));
-  Tensor grid = image_grid(images, columns);
-  write_png(path, grid);
+  Tensor grid = io::image_grid(images, columns);
+  io::write_png(path, grid);
   return grid;
 }
 

@@ -66,7 +66,7 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     data.train_options.batch_size =
         resumed_batch_size(*resumed, data.train_options.batch_size, settings.data, world);
   }
-  DataLoader loader(data.train, data.train_options);
+  io::DataLoader loader(data.train, data.train_options);
   const std::int64_t steps_per_epoch = loader.batches_per_epoch();
   const std::int64_t global_batch = data.train_options.batch_size * world;
   if (steps_per_epoch == 0) {
@@ -140,7 +140,7 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     loader.start_epoch(epoch, start);
     progress.start(str_cat("epoch ", epoch + 1, "/", run.epochs), steps_per_epoch, start);
     std::int64_t epoch_step = start;
-    while (std::optional<Batch> batch = loader.next()) {
+    while (std::optional<io::Batch> batch = loader.next()) {
       sample_log.write(result.steps + 1, batch->indices);
       const std::int64_t n = task->step(*batch, result.steps + 1, sums);
       ++result.steps;

@@ -61,7 +61,7 @@ class Task {
   // One training step on this rank's batch, the job's step number `step` (1-based): forward, backward,
   // update; adds the step's figures to `sums`. Returns the number of samples consumed. Collective (the
   // gradients are all-reduced).
-  virtual std::int64_t step(const Batch& batch, std::int64_t step, std::span<double> sums) = 0;
+  virtual std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) = 0;
   // The bar's running text from this rank's sums: "loss 0.4123".
   virtual std::string progress_text(std::span<const double> sums) const = 0;
   // Collective: evaluates after the steps of `epoch` (0-based); `job_sums` are the epoch's sums over every

@@ -437,7 +437,7 @@ TEST_F(CheckpointTest, StateGroupsRoundTripBitExactlyWithDottedNamesAsPaths) {
   const fs::path path = file("state.h5");
   io::write_state_groups(path, groups);
   {
-    const h5::File f(path, h5::Access::kRead);
+    const io::h5::File f(path, io::h5::Access::kRead);
     EXPECT_TRUE(f.root().contains("model/layer1/0/conv1/weight"));
     EXPECT_TRUE(f.root().contains("optimizer/state/fc/weight/exp_avg"));
     EXPECT_TRUE(f.root().is_group("schedule"));
@@ -489,8 +489,8 @@ TEST_F(CheckpointTest, TrainerStateRoundTripsExactly) {
   io::write_trainer_state(path, state);
   EXPECT_EQ(io::read_trainer_state(path), state);
 
-  const h5::File f(path, h5::Access::kRead);
-  const h5::Group g = f.root().group("trainer");
+  const io::h5::File f(path, io::h5::Access::kRead);
+  const io::h5::Group g = f.root().group("trainer");
   EXPECT_EQ(g.attribute_int("seed"), -6) << "the same 64 bits, read as int64";
   EXPECT_EQ(g.attribute_int("step"), 123456789012);
   EXPECT_EQ(g.attribute_string("library_version"), "0.1.0");
@@ -531,10 +531,10 @@ TEST_F(CheckpointTest, TrainerStateKeepsTheEpochStepAndEveryValueBitExactly) {
         << name;
   }
   {  // The layout: an attribute per value, under the names given.
-    const h5::File f(path, h5::Access::kRead);
-    const h5::Group trainer = f.root().group("trainer");
+    const io::h5::File f(path, io::h5::Access::kRead);
+    const io::h5::Group trainer = f.root().group("trainer");
     EXPECT_EQ(trainer.attribute_int("epoch_step"), 59);
-    const h5::Group values = trainer.group("values");
+    const io::h5::Group values = trainer.group("values");
     EXPECT_EQ(values.attribute_names(),
               (std::vector<std::string>{"best_accuracy", "epoch_sum0", "first.loss", "huge",
                                         "loss of epoch 3", "tiny", "unbounded"}));
@@ -553,10 +553,10 @@ TEST_F(CheckpointTest, TrainerStateKeepsTheEpochStepAndEveryValueBitExactly) {
 // attribute_names lists every attribute of a group, a dataset or the root, whatever its kind, in name order.
 TEST_F(CheckpointTest, AttributeNamesAreEveryAttributeSorted) {
   const fs::path path = file("attributes.h5");
-  const h5::File f(path, h5::Access::kTruncate);
-  const h5::Group root = f.root();
+  const io::h5::File f(path, io::h5::Access::kTruncate);
+  const io::h5::Group root = f.root();
   EXPECT_TRUE(root.attribute_names().empty());
-  const h5::Group g = root.create_group("g");
+  const io::h5::Group g = root.create_group("g");
   g.set_attribute("zeta", std::int64_t{1});
   g.set_attribute("alpha", 2.5);
   g.set_attribute("Mixed Case", "text");
@@ -566,7 +566,7 @@ TEST_F(CheckpointTest, AttributeNamesAreEveryAttributeSorted) {
   g.set_attribute("alpha", 3.5);  // replaced, not added twice
   EXPECT_EQ(g.attribute_names(),
             (std::vector<std::string>{"Mixed Case", "_under", "alpha", "beta", "list.of.ints", "zeta"}));
-  const h5::Dataset d = g.write_tensor("data", from_vector(std::vector<float>{1.0f}, {1}));
+  const io::h5::Dataset d = g.write_tensor("data", from_vector(std::vector<float>{1.0f}, {1}));
   d.set_attribute("unit", "m");
   d.set_attribute("scale", 2.0);
   EXPECT_EQ(d.attribute_names(), (std::vector<std::string>{"scale", "unit"}));
@@ -589,7 +589,7 @@ TEST_F(CheckpointTest, StateReadErrorsNameTheFile) {
 
   const fs::path flat = file("flat.h5");
   {
-    const h5::File f(flat, h5::Access::kTruncate);
+    const io::h5::File f(flat, io::h5::Access::kTruncate);
     f.root().write_tensor("weight", from_vector(std::vector<float>{1.0f}, {1}));
   }
   test::expect_error<IoError>([&] { io::read_state_groups(flat); },
@@ -603,7 +603,7 @@ TEST_F(CheckpointTest, StateReadErrorsNameTheFile) {
   const fs::path old = file("old.h5");
   io::write_trainer_state(old, io::TrainerState{});
   {
-    const h5::File f(old, h5::Access::kReadWrite);
+    const io::h5::File f(old, io::h5::Access::kReadWrite);
     f.root().group("trainer").set_attribute("format_version", 99);
   }
   test::expect_error<IoError>([&] { io::read_trainer_state(old); }, {old.string(), "format_version 1", "99"});

@@ -119,9 +119,9 @@ void expect_io_error(const std::function<void()>& fn, const fs::path& file,
   }
 }
 
-ConvertOptions idx_options(const fs::path& images, const fs::path& labels, const fs::path& out) {
-  ConvertOptions options;
-  options.format = SourceFormat::kIdx;
+io::ConvertOptions idx_options(const fs::path& images, const fs::path& labels, const fs::path& out) {
+  io::ConvertOptions options;
+  options.format = io::SourceFormat::kIdx;
   options.input = images;
   options.labels = labels;
   options.output = out;
@@ -132,12 +132,12 @@ ConvertOptions idx_options(const fs::path& images, const fs::path& labels, const
 // Checks a converted IDX fixture of n images of rows x cols with labels i % 3.
 void check_idx_split(const fs::path& file, const std::string& split, std::int64_t n, std::int64_t rows,
                      std::int64_t cols, const std::vector<fs::path>& sources) {
-  h5::File h5file(file, h5::Access::kRead);
-  const h5::Group root = h5file.root();
+  io::h5::File h5file(file, io::h5::Access::kRead);
+  const io::h5::Group root = h5file.root();
   EXPECT_EQ(root.attribute_int("format_version"), 1);
   EXPECT_EQ(root.attribute_strings("class_names"), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_FALSE(root.attribute_string("source").empty());
-  const h5::Group group = root.group(split);
+  const io::h5::Group group = root.group(split);
   const Tensor images = group.read_tensor("images");
   ASSERT_EQ(images.dtype(), DType::u8);
   ASSERT_EQ(images.shape(), (Shape{n, 1, rows, cols}));
@@ -197,9 +197,9 @@ TEST(ConvertIdxTest, AddSplitKeepsTheFirstSplitAndRefusesADuplicate) {
   write_gz(dir / "timg.gz", idx_images(4, 2, 2));
   write_gz(dir / "tlab.gz", idx_labels(labels_mod3(4)));
   convert(idx_options(dir / "img.idx", dir / "lab.idx", dir / "out.h5"));
-  ConvertOptions test = idx_options(dir / "timg.gz", dir / "tlab.gz", dir / "out.h5");
+  io::ConvertOptions test = idx_options(dir / "timg.gz", dir / "tlab.gz", dir / "out.h5");
   test.split = "test";
-  test.mode = OutputMode::kAddSplit;
+  test.mode = io::OutputMode::kAddSplit;
   convert(test);
   check_idx_split(dir / "out.h5", "train", 6, 2, 2, {dir / "img.idx", dir / "lab.idx"});
   check_idx_split(dir / "out.h5", "test", 4, 2, 2, {dir / "timg.gz", dir / "tlab.gz"});
@@ -216,10 +216,10 @@ TEST(ConvertIdxTest, DefaultClassNamesCountUpToTheLargestLabel) {
   test::TempDir dir;
   write_bytes(dir / "img.idx", idx_images(3, 2, 2));
   write_bytes(dir / "lab.idx", idx_labels({4, 0, 2}));
-  ConvertOptions options = idx_options(dir / "img.idx", dir / "lab.idx", dir / "out.h5");
+  io::ConvertOptions options = idx_options(dir / "img.idx", dir / "lab.idx", dir / "out.h5");
   options.class_names.clear();
   convert(options);
-  h5::File file(dir / "out.h5", h5::Access::kRead);
+  io::h5::File file(dir / "out.h5", io::h5::Access::kRead);
   EXPECT_EQ(file.root().attribute_strings("class_names"),
             (std::vector<std::string>{"0", "1", "2", "3", "4"}));
 }
@@ -230,51 +230,51 @@ TEST(ConvertIdxTest, BadFilesRaiseIoErrorsNamingTheFile) {
   const Bytes labels = idx_labels(labels_mod3(4));
   write_bytes(dir / "img", images);
   write_bytes(dir / "lab", labels);
-  expect_io_error([&] { read_idx(dir / "missing", dir / "lab"); }, dir / "missing", "does not exist");
-  expect_io_error([&] { read_idx(dir / "img", dir / "missing"); }, dir / "missing", "does not exist");
+  expect_io_error([&] { io::read_idx(dir / "missing", dir / "lab"); }, dir / "missing", "does not exist");
+  expect_io_error([&] { io::read_idx(dir / "img", dir / "missing"); }, dir / "missing", "does not exist");
   // Swapped files: wrong magic, with the hint.
-  expect_io_error([&] { read_idx(dir / "lab", dir / "img"); }, dir / "lab", "expected magic 0x00000803");
+  expect_io_error([&] { io::read_idx(dir / "lab", dir / "img"); }, dir / "lab", "expected magic 0x00000803");
   Bytes bad_magic = images;
   bad_magic[2] = 0x0d;  // f64 data
   write_bytes(dir / "magic", bad_magic);
-  expect_io_error([&] { read_idx(dir / "magic", dir / "lab"); }, dir / "magic", "but got 0x00000d03");
+  expect_io_error([&] { io::read_idx(dir / "magic", dir / "lab"); }, dir / "magic", "but got 0x00000d03");
   // Truncated payload and header, raw and gzip.
   Bytes truncated(images.begin(), images.end() - 1);
   write_bytes(dir / "short", truncated);
-  expect_io_error([&] { read_idx(dir / "short", dir / "lab"); }, dir / "short", "expected 52 bytes");
+  expect_io_error([&] { io::read_idx(dir / "short", dir / "lab"); }, dir / "short", "expected 52 bytes");
   write_gz(dir / "short.gz", truncated);
-  expect_io_error([&] { read_idx(dir / "short.gz", dir / "lab"); }, dir / "short.gz", "found 51 bytes");
+  expect_io_error([&] { io::read_idx(dir / "short.gz", dir / "lab"); }, dir / "short.gz", "found 51 bytes");
   write_bytes(dir / "header", Bytes(images.begin(), images.begin() + 10));
-  expect_io_error([&] { read_idx(dir / "header", dir / "lab"); }, dir / "header", "16-byte header");
+  expect_io_error([&] { io::read_idx(dir / "header", dir / "lab"); }, dir / "header", "16-byte header");
   Bytes short_labels(labels.begin(), labels.end() - 2);
   write_bytes(dir / "short_labels", short_labels);
-  expect_io_error([&] { read_idx(dir / "img", dir / "short_labels"); }, dir / "short_labels",
+  expect_io_error([&] { io::read_idx(dir / "img", dir / "short_labels"); }, dir / "short_labels",
                   "expected 12 bytes");
   // Trailing bytes, raw and gzip.
   Bytes extra = images;
   extra.push_back(0);
   extra.push_back(0);
   write_bytes(dir / "extra", extra);
-  expect_io_error([&] { read_idx(dir / "extra", dir / "lab"); }, dir / "extra", "2 trailing bytes");
+  expect_io_error([&] { io::read_idx(dir / "extra", dir / "lab"); }, dir / "extra", "2 trailing bytes");
   write_gz(dir / "extra.gz", extra);
-  expect_io_error([&] { read_idx(dir / "extra.gz", dir / "lab"); }, dir / "extra.gz", "2 trailing bytes");
+  expect_io_error([&] { io::read_idx(dir / "extra.gz", dir / "lab"); }, dir / "extra.gz", "2 trailing bytes");
   // A gzip stream cut short.
   Bytes cut = read_bytes(dir / "extra.gz");
   cut.resize(cut.size() - 12);
   write_bytes(dir / "cut.gz", cut);
-  expect_io_error([&] { read_idx(dir / "cut.gz", dir / "lab"); }, dir / "cut.gz");
+  expect_io_error([&] { io::read_idx(dir / "cut.gz", dir / "lab"); }, dir / "cut.gz");
   // Count mismatch.
   write_bytes(dir / "lab5", idx_labels(labels_mod3(5)));
-  expect_io_error([&] { read_idx(dir / "img", dir / "lab5"); }, dir / "lab5", "holds 5 labels");
+  expect_io_error([&] { io::read_idx(dir / "img", dir / "lab5"); }, dir / "lab5", "holds 5 labels");
   // A zero dimension, and a header claiming far more than a small gzip file can hold.
   write_bytes(dir / "zero", idx_images(0, 3, 3));
-  expect_io_error([&] { read_idx(dir / "zero", dir / "lab"); }, dir / "zero", "positive dimensions");
+  expect_io_error([&] { io::read_idx(dir / "zero", dir / "lab"); }, dir / "zero", "positive dimensions");
   Bytes huge;
   put_be32(huge, 0x00000803);
   for (std::uint32_t d : {4u, 1u << 30, 1u << 30}) put_be32(huge, d);
   write_gz(dir / "huge.gz", huge);
   write_bytes(dir / "lab4", labels);
-  expect_io_error([&] { read_idx(dir / "huge.gz", dir / "lab4"); }, dir / "huge.gz", "found 16 bytes");
+  expect_io_error([&] { io::read_idx(dir / "huge.gz", dir / "lab4"); }, dir / "huge.gz", "found 16 bytes");
 }
 
 TEST(ConvertIdxTest, LabelsOutOfRangeForTheClassNamesNameTheLabelsFile) {
@@ -298,26 +298,26 @@ void write_mnist_dir(const fs::path& dir, std::vector<std::uint8_t> train_labels
 TEST(ConvertMnistTest, DirectoryConvertsBothSplitsWithTheClassNames) {
   test::TempDir dir;
   write_mnist_dir(dir.path() / "src", {0, 1, 2, 3, 4, 5});
-  ConvertOptions options;
-  options.format = SourceFormat::kFashionMnist;
+  io::ConvertOptions options;
+  options.format = io::SourceFormat::kFashionMnist;
   options.input = dir / "src";
   options.output = dir / "sub" / "fmnist.h5";
   convert(options);
-  h5::File file(options.output, h5::Access::kRead);
-  const h5::Group root = file.root();
-  EXPECT_EQ(root.attribute_strings("class_names"), fashion_mnist_classes());
-  EXPECT_EQ(fashion_mnist_classes().front(), "T-shirt/top");
-  EXPECT_EQ(fashion_mnist_classes().back(), "Ankle boot");
+  io::h5::File file(options.output, io::h5::Access::kRead);
+  const io::h5::Group root = file.root();
+  EXPECT_EQ(root.attribute_strings("class_names"), io::fashion_mnist_classes());
+  EXPECT_EQ(io::fashion_mnist_classes().front(), "T-shirt/top");
+  EXPECT_EQ(io::fashion_mnist_classes().back(), "Ankle boot");
   EXPECT_EQ(root.group("train").dataset("images").shape(), (Shape{6, 1, 4, 4}));
   EXPECT_EQ(root.group("test").read_tensor("labels").to_vector<std::int64_t>(),
             (std::vector<std::int64_t>{9, 8, 7, 6}));
   EXPECT_EQ(root.group("train").attribute_strings("source_files").back(),
             fs::absolute(dir / "src" / "train-labels-idx1-ubyte.gz").lexically_normal().string());
 
-  options.format = SourceFormat::kMnist;
+  options.format = io::SourceFormat::kMnist;
   options.output = dir / "mnist.h5";
   convert(options);
-  h5::File mnist(options.output, h5::Access::kRead);
+  io::h5::File mnist(options.output, io::h5::Access::kRead);
   EXPECT_EQ(mnist.root().attribute_strings("class_names"),
             (std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}));
 }
@@ -325,8 +325,8 @@ TEST(ConvertMnistTest, DirectoryConvertsBothSplitsWithTheClassNames) {
 TEST(ConvertMnistTest, LabelTenAndMissingFilesAreIoErrorsAndLeaveNoFile) {
   test::TempDir dir;
   write_mnist_dir(dir.path() / "src", {0, 1, 10, 3, 4, 5});
-  ConvertOptions options;
-  options.format = SourceFormat::kMnist;
+  io::ConvertOptions options;
+  options.format = io::SourceFormat::kMnist;
   options.input = dir / "src";
   options.output = dir / "mnist.h5";
   expect_io_error([&] { convert(options); }, dir / "src" / "train-labels-idx1-ubyte.gz", "[0, 10)");
@@ -362,17 +362,17 @@ void write_cifar_dir(const fs::path& dir) {
 TEST(ConvertCifarTest, BatchesRoundTripWithPerChannelStatistics) {
   test::TempDir dir;
   write_cifar_dir(dir.path() / "cifar" / "cifar-10-batches-bin");
-  ConvertOptions options;
-  options.format = SourceFormat::kCifar10;
+  io::ConvertOptions options;
+  options.format = io::SourceFormat::kCifar10;
   options.input = dir / "cifar";
   options.output = dir / "cifar.h5";
   convert(options);
-  h5::File file(options.output, h5::Access::kRead);
-  const h5::Group root = file.root();
-  EXPECT_EQ(root.attribute_strings("class_names"), cifar10_classes());
-  EXPECT_EQ(cifar10_classes().front(), "airplane");
-  EXPECT_EQ(cifar10_classes().back(), "truck");
-  const h5::Group train = root.group("train");
+  io::h5::File file(options.output, io::h5::Access::kRead);
+  const io::h5::Group root = file.root();
+  EXPECT_EQ(root.attribute_strings("class_names"), io::cifar10_classes());
+  EXPECT_EQ(io::cifar10_classes().front(), "airplane");
+  EXPECT_EQ(io::cifar10_classes().back(), "truck");
+  const io::h5::Group train = root.group("train");
   const Tensor images = train.read_tensor("images");
   ASSERT_EQ(images.shape(), (Shape{15, 3, 32, 32}));
   const auto pixels = images.to_vector<std::uint8_t>();
@@ -391,7 +391,7 @@ TEST(ConvertCifarTest, BatchesRoundTripWithPerChannelStatistics) {
   EXPECT_EQ(train.attribute_strings("source_files").size(), 5u);
   EXPECT_EQ(root.group("test").read_tensor("labels").to_vector<std::int64_t>(),
             (std::vector<std::int64_t>{0, 1}));
-  EXPECT_THROW(read_cifar10(dir / "cifar", "val"), ValueError);
+  EXPECT_THROW(io::read_cifar10(dir / "cifar", "val"), ValueError);
 }
 
 TEST(ConvertCifarTest, BadBatchesNameTheFile) {
@@ -400,16 +400,17 @@ TEST(ConvertCifarTest, BadBatchesNameTheFile) {
   Bytes odd = cifar_batch(0, 2);
   odd.push_back(7);
   write_bytes(dir / "data_batch_3.bin", odd);
-  expect_io_error([&] { read_cifar10(dir.path(), "train"); }, dir / "data_batch_3.bin", "multiple of 3073");
+  expect_io_error([&] { io::read_cifar10(dir.path(), "train"); }, dir / "data_batch_3.bin",
+                  "multiple of 3073");
   Bytes bad_label = cifar_batch(0, 2);
   bad_label[3073] = 10;
   write_bytes(dir / "data_batch_3.bin", bad_label);
-  expect_io_error([&] { read_cifar10(dir.path(), "train"); }, dir / "data_batch_3.bin",
+  expect_io_error([&] { io::read_cifar10(dir.path(), "train"); }, dir / "data_batch_3.bin",
                   "record 1 has label 10");
   fs::remove(dir / "test_batch.bin");
-  expect_io_error([&] { read_cifar10(dir.path(), "test"); }, dir / "test_batch.bin", "does not exist");
+  expect_io_error([&] { io::read_cifar10(dir.path(), "test"); }, dir / "test_batch.bin", "does not exist");
   write_bytes(dir / "test_batch.bin", {});
-  expect_io_error([&] { read_cifar10(dir.path(), "test"); }, dir / "test_batch.bin", "found 0 bytes");
+  expect_io_error([&] { io::read_cifar10(dir.path(), "test"); }, dir / "test_batch.bin", "found 0 bytes");
 }
 
 // An NPY file: version 1 or 2 preamble, the header dict padded to a multiple of 64 bytes, then `payload`.
@@ -468,24 +469,24 @@ TEST(ConvertNpyTest, AcceptedLayoutsAndLabelTypesRoundTrip) {
   write_bytes(dir / "i4.npy", npy_file("{\"descr\": \"<i4\", \"fortran_order\": False, \"shape\": (3,)}",
                                        le_values({1, 2, 0}, 4)));
   write_bytes(dir / "u1.npy", npy_file(npy_dict("|u1", "(3,)"), {0, 0, 2}));
-  ImageSet gray = read_npy(dir / "gray.npy", dir / "i8.npy");
+  io::ImageSet gray = io::read_npy(dir / "gray.npy", dir / "i8.npy");
   expect_pixels(gray.images, 3, 1, 4, 5);
   EXPECT_EQ(gray.labels.to_vector<std::int64_t>(), (std::vector<std::int64_t>{2, 0, 1}));
-  expect_pixels(read_npy(dir / "nchw.npy", dir / "i4.npy").images, 3, 3, 4, 5);
-  ImageSet nhwc = read_npy(dir / "nhwc.npy", dir / "u1.npy", NpyLayout::kNHWC);
+  expect_pixels(io::read_npy(dir / "nchw.npy", dir / "i4.npy").images, 3, 3, 4, 5);
+  io::ImageSet nhwc = io::read_npy(dir / "nhwc.npy", dir / "u1.npy", io::NpyLayout::kNHWC);
   expect_pixels(nhwc.images, 3, 3, 4, 5);
   EXPECT_EQ(nhwc.labels.to_vector<std::int64_t>(), (std::vector<std::int64_t>{0, 0, 2}));
   EXPECT_EQ(nhwc.source_xxh64[0], xxh64_hex(read_bytes(dir / "nhwc.npy")));
 
-  ConvertOptions options;
-  options.format = SourceFormat::kNpy;
+  io::ConvertOptions options;
+  options.format = io::SourceFormat::kNpy;
   options.input = dir / "nhwc.npy";
   options.labels = dir / "i4.npy";
-  options.npy_layout = NpyLayout::kNHWC;
+  options.npy_layout = io::NpyLayout::kNHWC;
   options.split = "val";
   options.output = dir / "out.h5";
   convert(options);
-  h5::File file(options.output, h5::Access::kRead);
+  io::h5::File file(options.output, io::h5::Access::kRead);
   expect_pixels(file.root().group("val").read_tensor("images"), 3, 3, 4, 5);
   EXPECT_EQ(file.root().attribute_strings("class_names"), (std::vector<std::string>{"0", "1", "2"}));
 }
@@ -495,17 +496,19 @@ TEST(ConvertNpyTest, BadFilesNameTheFile) {
   const Bytes pixels = npy_pixels(2, 1, 3, 3, false);
   write_bytes(dir / "img.npy", npy_file(npy_dict("|u1", "(2, 3, 3)"), pixels));
   write_bytes(dir / "lab.npy", npy_file(npy_dict("<i8", "(2,)"), le_values({0, 1}, 8)));
-  ASSERT_NO_THROW(read_npy(dir / "img.npy", dir / "lab.npy"));
+  ASSERT_NO_THROW(io::read_npy(dir / "img.npy", dir / "lab.npy"));
   auto bad_images = [&](const Bytes& bytes, const std::string& fragment,
-                        NpyLayout layout = NpyLayout::kNCHW) {
+                        io::NpyLayout layout = io::NpyLayout::kNCHW) {
     write_bytes(dir / "bad.npy", bytes);
-    expect_io_error([&] { read_npy(dir / "bad.npy", dir / "lab.npy", layout); }, dir / "bad.npy", fragment);
+    expect_io_error([&] { io::read_npy(dir / "bad.npy", dir / "lab.npy", layout); }, dir / "bad.npy",
+                    fragment);
   };
   auto bad_labels = [&](const Bytes& bytes, const std::string& fragment) {
     write_bytes(dir / "badlab.npy", bytes);
-    expect_io_error([&] { read_npy(dir / "img.npy", dir / "badlab.npy"); }, dir / "badlab.npy", fragment);
+    expect_io_error([&] { io::read_npy(dir / "img.npy", dir / "badlab.npy"); }, dir / "badlab.npy", fragment);
   };
-  expect_io_error([&] { read_npy(dir / "none.npy", dir / "lab.npy"); }, dir / "none.npy", "does not exist");
+  expect_io_error([&] { io::read_npy(dir / "none.npy", dir / "lab.npy"); }, dir / "none.npy",
+                  "does not exist");
   bad_images(Bytes{'P', 'K', 3, 4, 0, 0, 0, 0, 0, 0}, "magic");
   Bytes version = npy_file(npy_dict("|u1", "(2, 3, 3)"), pixels);
   version[6] = 4;
@@ -543,19 +546,19 @@ TEST(ConvertImageFolderTest, ClassesAreSortedFoldersAndImagesRoundTrip) {
     auto* p = image.data<std::uint8_t>();
     for (std::int64_t j = 0; j < image.numel(); ++j) p[j] = static_cast<std::uint8_t>(j * 5 + k * 40);
     fs::create_directories(root / files[k].first);
-    write_png(root / files[k].first / files[k].second, image);
+    io::write_png(root / files[k].first / files[k].second, image);
     written.push_back(image);
   }
   write_bytes(root / "dog" / "notes.txt", {'h', 'i'});
   write_bytes(root / "README", {'x'});
-  ConvertOptions options;
-  options.format = SourceFormat::kImageFolder;
+  io::ConvertOptions options;
+  options.format = io::SourceFormat::kImageFolder;
   options.input = root;
   options.output = dir / "folder.h5";
   convert(options);
-  h5::File file(options.output, h5::Access::kRead);
+  io::h5::File file(options.output, io::h5::Access::kRead);
   EXPECT_EQ(file.root().attribute_strings("class_names"), (std::vector<std::string>{"cat", "dog"}));
-  const h5::Group train = file.root().group("train");
+  const io::h5::Group train = file.root().group("train");
   EXPECT_EQ(train.read_tensor("labels").to_vector<std::int64_t>(), (std::vector<std::int64_t>{0, 1, 1}));
   const Tensor images = train.read_tensor("images");
   ASSERT_EQ(images.shape(), (Shape{3, 3, 4, 6}));
@@ -574,24 +577,24 @@ TEST(ConvertImageFolderTest, MismatchedImagesAndEmptyClassesNameTheFile) {
   const fs::path root = dir / "images";
   fs::create_directories(root / "a");
   fs::create_directories(root / "b");
-  write_png(root / "a" / "1.png", zeros({1, 5, 5}, DType::u8));
-  write_png(root / "b" / "1.png", zeros({1, 5, 5}, DType::u8));
-  write_png(root / "b" / "2.png", zeros({1, 5, 6}, DType::u8));
-  expect_io_error([&] { read_image_folder(root); }, root / "b" / "2.png", "5x6");
-  write_png(root / "b" / "2.png", zeros({3, 5, 5}, DType::u8));
-  expect_io_error([&] { read_image_folder(root); }, root / "b" / "2.png", "3 channel(s)");
+  io::write_png(root / "a" / "1.png", zeros({1, 5, 5}, DType::u8));
+  io::write_png(root / "b" / "1.png", zeros({1, 5, 5}, DType::u8));
+  io::write_png(root / "b" / "2.png", zeros({1, 5, 6}, DType::u8));
+  expect_io_error([&] { io::read_image_folder(root); }, root / "b" / "2.png", "5x6");
+  io::write_png(root / "b" / "2.png", zeros({3, 5, 5}, DType::u8));
+  expect_io_error([&] { io::read_image_folder(root); }, root / "b" / "2.png", "3 channel(s)");
   write_bytes(root / "b" / "2.png", {'n', 'o', 't'});
-  expect_io_error([&] { read_image_folder(root); }, root / "b" / "2.png");
+  expect_io_error([&] { io::read_image_folder(root); }, root / "b" / "2.png");
   fs::remove(root / "b" / "2.png");
   fs::create_directories(root / "c");
-  expect_io_error([&] { read_image_folder(root); }, root / "c", "has none");
-  expect_io_error([&] { read_image_folder(dir / "nowhere"); }, dir / "nowhere", "not a directory");
+  expect_io_error([&] { io::read_image_folder(root); }, root / "c", "has none");
+  expect_io_error([&] { io::read_image_folder(dir / "nowhere"); }, dir / "nowhere", "not a directory");
 }
 
 TEST(ConvertStatsTest, ChannelStatsAndHashMatchIndependentComputations) {
   Generator gen(7);
   const Tensor images = rand({5, 3, 7, 9}, 0.0, 256.0, DType::f32, kCPU, &gen).to(DType::u8);
-  const ChannelStats stats = channel_stats(images);
+  const io::ChannelStats stats = io::channel_stats(images);
   for (std::int64_t c = 0; c < 3; ++c) {
     const auto [mean, std] = hand_stats(images, c);
     EXPECT_NEAR(stats.mean[static_cast<std::size_t>(c)], mean, 1e-12);
@@ -599,9 +602,10 @@ TEST(ConvertStatsTest, ChannelStatsAndHashMatchIndependentComputations) {
   }
   test::TempDir dir;
   write_bytes(dir / "empty", {});
-  EXPECT_EQ(file_xxh64(dir / "empty"), "ef46db3751d8e999");  // the XXH64 specification's empty-input value
+  EXPECT_EQ(io::file_xxh64(dir / "empty"),
+            "ef46db3751d8e999");  // the XXH64 specification's empty-input value
   write_bytes(dir / "abc", {'a', 'b', 'c'});
-  EXPECT_EQ(file_xxh64(dir / "abc"), "44bc2cf5ad770999");
+  EXPECT_EQ(io::file_xxh64(dir / "abc"), "44bc2cf5ad770999");
 }
 
 TEST(ConvertFashionMnistTest, RealDataConvertsWithKnownStatistics) {
@@ -609,13 +613,13 @@ TEST(ConvertFashionMnistTest, RealDataConvertsWithKnownStatistics) {
   if (!fs::exists(source / "train-images-idx3-ubyte.gz"))
     GTEST_SKIP() << "Fashion-MNIST is not installed in " << source;
   test::TempDir dir;
-  ConvertOptions options;
-  options.format = SourceFormat::kFashionMnist;
+  io::ConvertOptions options;
+  options.format = io::SourceFormat::kFashionMnist;
   options.input = source;
   options.output = dir / "fashion.h5";
   convert(options);
-  h5::File file(options.output, h5::Access::kRead);
-  const h5::Group root = file.root();
+  io::h5::File file(options.output, io::h5::Access::kRead);
+  const io::h5::Group root = file.root();
   EXPECT_EQ(root.group("train").dataset("images").shape(), (Shape{60000, 1, 28, 28}));
   EXPECT_EQ(root.group("test").dataset("images").shape(), (Shape{10000, 1, 28, 28}));
   EXPECT_EQ(root.group("train").dataset("labels").shape(), (Shape{60000}));

@@ -30,36 +30,36 @@ std::vector<std::int64_t> sorted(std::vector<std::int64_t> v) {
 }
 
 TEST(SamplerTest, PermutationIsDeterministicInSeedAndEpoch) {
-  const Sampler sampler(1000, 42, Shuffle::kYes);
+  const io::Sampler sampler(1000, 42, io::Shuffle::kYes);
   const std::vector<std::int64_t> e0 = sampler.indices(0);
   EXPECT_EQ(sorted(e0), iota_vector(1000));
-  EXPECT_EQ(Sampler(1000, 42, Shuffle::kYes).indices(0), e0);  // a fresh sampler, same (seed, epoch)
+  EXPECT_EQ(io::Sampler(1000, 42, io::Shuffle::kYes).indices(0), e0);  // a fresh sampler, same (seed, epoch)
   EXPECT_EQ(sampler.indices(0), e0);
   const std::vector<std::int64_t> e1 = sampler.indices(1);
   EXPECT_EQ(sorted(e1), iota_vector(1000));
   EXPECT_NE(e1, e0);
-  EXPECT_NE(Sampler(1000, 43, Shuffle::kYes).indices(0), e0);
+  EXPECT_NE(io::Sampler(1000, 43, io::Shuffle::kYes).indices(0), e0);
   EXPECT_NE(e0, iota_vector(1000));
-  EXPECT_EQ(Sampler(1000, 42, Shuffle::kNo).indices(5), iota_vector(1000));
-  EXPECT_TRUE(Sampler(0, 1, Shuffle::kYes).indices(0).empty());
-  EXPECT_EQ(Sampler(1, 1, Shuffle::kYes).indices(3), std::vector<std::int64_t>{0});
+  EXPECT_EQ(io::Sampler(1000, 42, io::Shuffle::kNo).indices(5), iota_vector(1000));
+  EXPECT_TRUE(io::Sampler(0, 1, io::Shuffle::kYes).indices(0).empty());
+  EXPECT_EQ(io::Sampler(1, 1, io::Shuffle::kYes).indices(3), std::vector<std::int64_t>{0});
 }
 
 // Known answers from an independent Python transcription of Philox-4x32-10 and the documented
 // Fisher-Yates (counter_hi = 1 << 56 | epoch, two words per draw, rejection below 2^64 mod bound). A change
 // of algorithm changes every epoch order of every run and must be deliberate.
 TEST(SamplerTest, KnownAnswer) {
-  const std::vector<std::int64_t> order = Sampler(100, 42, Shuffle::kYes).indices(0);
+  const std::vector<std::int64_t> order = io::Sampler(100, 42, io::Shuffle::kYes).indices(0);
   EXPECT_EQ(std::vector<std::int64_t>(order.begin(), order.begin() + 10),
             (std::vector<std::int64_t>{15, 51, 80, 83, 13, 63, 36, 59, 19, 97}));
-  EXPECT_EQ(Sampler(10, 7, Shuffle::kYes).indices(3),
+  EXPECT_EQ(io::Sampler(10, 7, io::Shuffle::kYes).indices(3),
             (std::vector<std::int64_t>{5, 7, 4, 9, 2, 1, 8, 3, 0, 6}));
 }
 
 // All 6 orders of 3 elements appear about equally often over 6000 epochs (a biased bounded draw or an
 // off-by-one in Fisher-Yates makes some orders twice as likely or impossible).
 TEST(SamplerTest, OrdersAreUniform) {
-  const Sampler sampler(3, 9, Shuffle::kYes);
+  const io::Sampler sampler(3, 9, io::Shuffle::kYes);
   std::map<std::vector<std::int64_t>, int> counts;
   for (int epoch = 0; epoch < 6000; ++epoch) ++counts[sampler.indices(epoch)];
   ASSERT_EQ(counts.size(), 6u);
@@ -72,11 +72,11 @@ TEST(SamplerTest, OrdersAreUniform) {
 TEST(SamplerTest, PaddedShardsAreEqualAndCoverEverything) {
   for (const std::int64_t size : {1, 2, 3, 7, 10, 100, 101}) {
     for (std::int64_t world = 1; world <= 4; ++world) {
-      const std::vector<std::int64_t> order = Sampler(size, 5, Shuffle::kYes).permutation(2);
+      const std::vector<std::int64_t> order = io::Sampler(size, 5, io::Shuffle::kYes).permutation(2);
       const std::int64_t per_rank = (size + world - 1) / world;
       std::map<std::int64_t, int> seen;
       for (std::int64_t rank = 0; rank < world; ++rank) {
-        const Sampler sampler(size, 5, Shuffle::kYes, rank, world, Pad::kYes);
+        const io::Sampler sampler(size, 5, io::Shuffle::kYes, rank, world, io::Pad::kYes);
         const std::vector<std::int64_t> shard = sampler.indices(2);
         ASSERT_EQ(static_cast<std::int64_t>(shard.size()), per_rank) << "size " << size << " world " << world;
         EXPECT_EQ(sampler.shard_size(), per_rank);
@@ -101,16 +101,16 @@ TEST(SamplerTest, PaddedShardsAreEqualAndCoverEverything) {
 }
 
 TEST(SamplerTest, UnpaddedShardsAreDisjointAndExact) {
-  for (const Shuffle shuffle : {Shuffle::kNo, Shuffle::kYes}) {
+  for (const io::Shuffle shuffle : {io::Shuffle::kNo, io::Shuffle::kYes}) {
     for (const std::int64_t size : {1, 2, 3, 7, 10, 100, 101}) {
       for (std::int64_t world = 1; world <= 4; ++world) {
         std::vector<std::int64_t> all;
         std::int64_t smallest = size, largest = 0;
         for (std::int64_t rank = 0; rank < world; ++rank) {
-          const Sampler sampler(size, 5, shuffle, rank, world, Pad::kNo);
+          const io::Sampler sampler(size, 5, shuffle, rank, world, io::Pad::kNo);
           const std::vector<std::int64_t> shard = sampler.indices(4);
           EXPECT_EQ(static_cast<std::int64_t>(shard.size()), sampler.shard_size());
-          if (shuffle == Shuffle::kNo) {
+          if (shuffle == io::Shuffle::kNo) {
             for (std::size_t k = 0; k < shard.size(); ++k)
               EXPECT_EQ(shard[k], rank + static_cast<std::int64_t>(k) * world);
           }
@@ -126,15 +126,15 @@ TEST(SamplerTest, UnpaddedShardsAreDisjointAndExact) {
 }
 
 TEST(SamplerTest, RejectsBadArguments) {
-  EXPECT_THROW(Sampler(10, 0, Shuffle::kYes, 2, 2), ValueError);
-  EXPECT_THROW(Sampler(10, 0, Shuffle::kYes, -1, 2), ValueError);
-  EXPECT_THROW(Sampler(10, 0, Shuffle::kYes, 0, 0), ValueError);
-  EXPECT_THROW(Sampler(-1, 0, Shuffle::kYes), ValueError);
-  EXPECT_THROW(Sampler(10, 0, Shuffle::kYes).indices(-1), ValueError);
+  EXPECT_THROW(io::Sampler(10, 0, io::Shuffle::kYes, 2, 2), ValueError);
+  EXPECT_THROW(io::Sampler(10, 0, io::Shuffle::kYes, -1, 2), ValueError);
+  EXPECT_THROW(io::Sampler(10, 0, io::Shuffle::kYes, 0, 0), ValueError);
+  EXPECT_THROW(io::Sampler(-1, 0, io::Shuffle::kYes), ValueError);
+  EXPECT_THROW(io::Sampler(10, 0, io::Shuffle::kYes).indices(-1), ValueError);
 }
 
 TEST(PhiloxStreamTest, BoundedDrawsStayInRangeAndHitEveryValue) {
-  PhiloxStream stream(3, 0);
+  io::PhiloxStream stream(3, 0);
   EXPECT_EQ(stream.below(1), 0u);
   std::vector<int> hits(7, 0);
   for (int i = 0; i < 7000; ++i) {
@@ -156,7 +156,7 @@ float normalised(int pixel, double mean, double std) {
 TEST(AugmenterTest, NormalisesEachChannelByHand) {
   // Two channels of 2x2: channel 0 with mean 0.5, std 0.25; channel 1 with mean 0.2, std 0.5.
   const std::vector<std::uint8_t> image = {0, 51, 255, 102, /*channel 1*/ 51, 0, 255, 204};
-  const Augmenter augmenter({.mean = {0.5, 0.2}, .std = {0.25, 0.5}}, 2, 2, 2, {}, {}, 0);
+  const io::Augmenter augmenter({.mean = {0.5, 0.2}, .std = {0.25, 0.5}}, 2, 2, 2, {}, {}, 0);
   std::vector<float> out(8);
   augmenter.apply(image.data(), 0, 0, out.data());
   // 51/255 = 0.2, 102/255 = 0.4, 204/255 = 0.8.
@@ -167,12 +167,12 @@ TEST(AugmenterTest, NormalisesEachChannelByHand) {
 TEST(AugmenterTest, DefaultsToTheDataSetStatisticsAndBroadcastsOneValue) {
   const std::vector<std::uint8_t> image = {0, 255, 51, 102};
   std::vector<float> out(4);
-  Augmenter({}, 1, 2, 2, {0.5}, {0.5}, 0).apply(image.data(), 0, 0, out.data());
+  io::Augmenter({}, 1, 2, 2, {0.5}, {0.5}, 0).apply(image.data(), 0, 0, out.data());
   EXPECT_EQ(out, (std::vector<float>{-1.0f, 1.0f, normalised(51, 0.5, 0.5), normalised(102, 0.5, 0.5)}));
   // One given value applies to all three channels.
   const std::vector<std::uint8_t> rgb = {255, 0, 51};
   std::vector<float> out3(3);
-  Augmenter({.mean = {0.0}, .std = {0.2}}, 3, 1, 1, {0.1, 0.1, 0.1}, {1, 1, 1}, 0)
+  io::Augmenter({.mean = {0.0}, .std = {0.2}}, 3, 1, 1, {0.1, 0.1, 0.1}, {1, 1, 1}, 0)
       .apply(rgb.data(), 0, 0, out3.data());
   EXPECT_EQ(out3, (std::vector<float>{5.0f, 0.0f, normalised(51, 0.0, 0.2)}));
 }
@@ -180,7 +180,7 @@ TEST(AugmenterTest, DefaultsToTheDataSetStatisticsAndBroadcastsOneValue) {
 TEST(AugmenterTest, PadToCentresTheImage) {
   // 2x2 -> 4x4: the image sits in rows 1-2, columns 1-2; padding is pixel 0, i.e. -mean/std = -1.
   const std::vector<std::uint8_t> image = {255, 0, 0, 255};
-  const Augmenter augmenter({.pad_to = 4, .mean = {0.5}, .std = {0.5}}, 1, 2, 2, {}, {}, 0);
+  const io::Augmenter augmenter({.pad_to = 4, .mean = {0.5}, .std = {0.5}}, 1, 2, 2, {}, {}, 0);
   ASSERT_EQ(augmenter.out_height(), 4);
   ASSERT_EQ(augmenter.out_width(), 4);
   std::vector<float> out(16);
@@ -193,7 +193,7 @@ TEST(AugmenterTest, PadToCentresTheImage) {
   // 3x2 -> 4x4: an odd margin puts the extra row / columns after the image (offsets floor((4-3)/2) = 0, 1).
   const std::vector<std::uint8_t> tall = {255, 255, 255, 255, 255, 255};
   std::vector<float> out2(16);
-  Augmenter({.pad_to = 4, .mean = {0.5}, .std = {0.5}}, 1, 3, 2, {}, {}, 0)
+  io::Augmenter({.pad_to = 4, .mean = {0.5}, .std = {0.5}}, 1, 3, 2, {}, {}, 0)
       .apply(tall.data(), 0, 0, out2.data());
   const std::vector<float> want2 = {-1, 1,  1,  -1,  //
                                     -1, 1,  1,  -1,  //
@@ -211,7 +211,7 @@ TEST(AugmenterTest, CropWithPaddingShiftsAndFillsZeros) {
   std::vector<std::uint8_t> image(9);
   for (int i = 0; i < 9; ++i) image[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(10 * (i + 1));
   // Identity normalisation up to scale: mean 0, std 1/255 maps pixel p to p exactly.
-  const Augmenter augmenter({.crop_padding = 1, .mean = {0.0}, .std = {1.0 / 255}}, 1, 3, 3, {}, {}, 11);
+  const io::Augmenter augmenter({.crop_padding = 1, .mean = {0.0}, .std = {1.0 / 255}}, 1, 3, 3, {}, {}, 11);
   std::set<std::pair<int, int>> shifts;
   for (std::int64_t sample = 0; sample < 200; ++sample) {
     std::vector<float> out(9);
@@ -238,8 +238,8 @@ TEST(AugmenterTest, CropWithPaddingShiftsAndFillsZeros) {
 
 TEST(AugmenterTest, FlipMirrorsAboutHalfTheSamples) {
   const std::vector<std::uint8_t> image = {1, 2, 3, 4, 5, 6};  // 2x3
-  const Augmenter augmenter({.flip = Flip::kHorizontal, .mean = {0.0}, .std = {1.0 / 255}}, 1, 2, 3, {}, {},
-                            4);
+  const io::Augmenter augmenter({.flip = io::Flip::kHorizontal, .mean = {0.0}, .std = {1.0 / 255}}, 1, 2, 3,
+                                {}, {}, 4);
   const std::vector<float> plain = {1, 2, 3, 4, 5, 6}, mirrored = {3, 2, 1, 6, 5, 4};
   int flipped = 0;
   for (std::int64_t sample = 0; sample < 400; ++sample) {
@@ -256,9 +256,9 @@ TEST(AugmenterTest, FlipMirrorsAboutHalfTheSamples) {
 TEST(AugmenterTest, FlipAndCropWithPadToCombine) {
   // 1x2 image [a b] padded to 2x2 (row 0 = padding since floor((2-1)/2) = 0 puts the image in row 0).
   const std::vector<std::uint8_t> image = {7, 9};
-  const Augmenter augmenter(
-      {.pad_to = 2, .crop_padding = 1, .flip = Flip::kHorizontal, .mean = {0.0}, .std = {1.0 / 255}}, 1, 1, 2,
-      {}, {}, 1);
+  const io::Augmenter augmenter(
+      {.pad_to = 2, .crop_padding = 1, .flip = io::Flip::kHorizontal, .mean = {0.0}, .std = {1.0 / 255}}, 1,
+      1, 2, {}, {}, 1);
   std::set<std::vector<int>> outputs;
   for (std::int64_t sample = 0; sample < 400; ++sample) {
     std::vector<float> out(4);
@@ -288,8 +288,9 @@ TEST(AugmenterTest, FlipAndCropWithPadToCombine) {
 TEST(AugmenterTest, RandomnessDependsOnlyOnSeedEpochAndSample) {
   std::vector<std::uint8_t> image(64);
   for (std::size_t i = 0; i < image.size(); ++i) image[i] = static_cast<std::uint8_t>(3 * i + 1);
-  const Augmentation options{.crop_padding = 2, .flip = Flip::kHorizontal, .mean = {0.1}, .std = {0.3}};
-  const Augmenter a(options, 1, 8, 8, {}, {}, 5), b(options, 1, 8, 8, {}, {}, 5),
+  const io::Augmentation options{
+      .crop_padding = 2, .flip = io::Flip::kHorizontal, .mean = {0.1}, .std = {0.3}};
+  const io::Augmenter a(options, 1, 8, 8, {}, {}, 5), b(options, 1, 8, 8, {}, {}, 5),
       other_seed(options, 1, 8, 8, {}, {}, 6);
   int epoch_differs = 0, seed_differs = 0;
   for (std::int64_t sample = 0; sample < 20; ++sample) {
@@ -307,9 +308,9 @@ TEST(AugmenterTest, RandomnessDependsOnlyOnSeedEpochAndSample) {
 }
 
 TEST(AugmenterTest, RejectsBadOptions) {
-  const auto make = [](const Augmentation& options, const std::vector<double>& mean,
+  const auto make = [](const io::Augmentation& options, const std::vector<double>& mean,
                        const std::vector<double>& std) {
-    return Augmenter(options, 3, 28, 28, mean, std, 0);
+    return io::Augmenter(options, 3, 28, 28, mean, std, 0);
   };
   const std::vector<double> three = {0.5, 0.5, 0.5};
   try {

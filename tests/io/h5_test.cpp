@@ -22,7 +22,7 @@ namespace lockstep {
 namespace {
 
 namespace fs = std::filesystem;
-using h5::Access;
+using io::h5::Access;
 
 // A fresh directory per test, removed afterwards.
 class H5Test : public test::TempDirTest {};
@@ -77,20 +77,20 @@ TEST_F(H5Test, TensorsRoundTripForEveryDtypeAndShape) {
   const std::vector<DType> dtypes = {DType::u8, DType::i64, DType::f32, DType::f64};
   const std::vector<Shape> shapes = {{}, {1}, {7}, {3, 4}, {2, 3, 4, 5}, {0, 3}};
   {
-    h5::File f(file("t.h5"), Access::kTruncate);
-    h5::Group root = f.root();
+    io::h5::File f(file("t.h5"), Access::kTruncate);
+    io::h5::Group root = f.root();
     for (DType dtype : dtypes) {
       for (std::size_t s = 0; s < shapes.size(); ++s) {
         root.write_tensor(str_cat(dtype_name(dtype), "_", s), sample(shapes[s], dtype));
       }
     }
   }
-  h5::File f(file("t.h5"), Access::kRead);
-  h5::Group root = f.root();
+  io::h5::File f(file("t.h5"), Access::kRead);
+  io::h5::Group root = f.root();
   for (DType dtype : dtypes) {
     for (std::size_t s = 0; s < shapes.size(); ++s) {
       SCOPED_TRACE(str_cat(dtype_name(dtype), " ", shape_str(shapes[s])));
-      h5::Dataset ds = root.dataset(str_cat(dtype_name(dtype), "_", s));
+      io::h5::Dataset ds = root.dataset(str_cat(dtype_name(dtype), "_", s));
       EXPECT_EQ(ds.dtype(), dtype);
       EXPECT_EQ(ds.shape(), shapes[s]);
       expect_same(ds.read(), sample(shapes[s], dtype));
@@ -103,21 +103,21 @@ TEST_F(H5Test, NonContiguousTensorsAreWrittenInLogicalOrder) {
   const Tensor base = sample({4, 6}, DType::f32);
   const Tensor strided = base.transpose(0, 1).slice(0, 1, 6, 2);  // [3, 4], non-contiguous
   ASSERT_FALSE(strided.is_contiguous());
-  h5::File f(file("t.h5"), Access::kTruncate);
+  io::h5::File f(file("t.h5"), Access::kTruncate);
   f.root().write_tensor("x", strided);
   expect_same(f.root().read_tensor("x"), strided.contiguous());
 }
 
 TEST_F(H5Test, GroupsNestListAndResolvePaths) {
-  h5::File f(file("g.h5"), Access::kTruncate);
-  h5::Group root = f.root();
+  io::h5::File f(file("g.h5"), Access::kTruncate);
+  io::h5::Group root = f.root();
   EXPECT_EQ(root.object_path(), "/");
-  h5::Group train = root.create_group("train");
+  io::h5::Group train = root.create_group("train");
   EXPECT_EQ(train.object_path(), "/train");
-  h5::Group deep = root.create_group("a/b/c");  // intermediate groups are created
+  io::h5::Group deep = root.create_group("a/b/c");  // intermediate groups are created
   EXPECT_EQ(deep.object_path(), "/a/b/c");
   train.write_tensor("labels", sample({5}, DType::i64));
-  h5::Dataset images = train.create_dataset("images", DType::u8, {5, 1, 2, 2});
+  io::h5::Dataset images = train.create_dataset("images", DType::u8, {5, 1, 2, 2});
   EXPECT_EQ(images.object_path(), "/train/images");
   EXPECT_EQ(images.file_name(), file("g.h5").string());
 
@@ -144,8 +144,8 @@ TEST_F(H5Test, AttributesOfEveryKindRoundTrip) {
   const std::vector<std::int64_t> ints = {-3, 0, 1LL << 50};
   const std::vector<std::string> strings = {"zero", "", "üñí çødé"};
   {
-    h5::File f(file("a.h5"), Access::kTruncate);
-    h5::Group root = f.root();
+    io::h5::File f(file("a.h5"), Access::kTruncate);
+    io::h5::Group root = f.root();
     root.set_attribute("format_version", 1);
     root.set_attribute("big", std::int64_t{-(1LL << 60)});
     root.set_attribute("ratio", 0.1);
@@ -157,12 +157,12 @@ TEST_F(H5Test, AttributesOfEveryKindRoundTrip) {
     root.set_attribute("empty_strings", std::vector<std::string>{});
     root.set_attribute("replaced", "first");
     root.set_attribute("replaced", 42);  // replacing also changes the kind
-    h5::Dataset ds = root.write_tensor("x", sample({2}, DType::f32));
+    io::h5::Dataset ds = root.write_tensor("x", sample({2}, DType::f32));
     ds.set_attribute("unit", std::string("pixel/255"));
     ds.set_attribute("mean", std::vector<double>{0.2860});
   }
-  h5::File f(file("a.h5"), Access::kRead);
-  h5::Group root = f.root();
+  io::h5::File f(file("a.h5"), Access::kRead);
+  io::h5::Group root = f.root();
   EXPECT_EQ(root.attribute_int("format_version"), 1);
   EXPECT_EQ(root.attribute_int("big"), -(1LL << 60));
   EXPECT_EQ(root.attribute_double("ratio"), 0.1);
@@ -177,7 +177,7 @@ TEST_F(H5Test, AttributesOfEveryKindRoundTrip) {
   EXPECT_EQ(root.attribute_doubles("ratio"), std::vector<double>{0.1});  // a scalar is a list of one
   EXPECT_TRUE(root.has_attribute("source"));
   EXPECT_FALSE(root.has_attribute("missing"));
-  h5::Dataset ds = root.dataset("x");
+  io::h5::Dataset ds = root.dataset("x");
   EXPECT_EQ(ds.attribute_string("unit"), "pixel/255");
   EXPECT_EQ(ds.attribute_doubles("mean"), std::vector<double>{0.2860});
   EXPECT_FALSE(ds.has_attribute("source"));  // attributes belong to their object
@@ -199,8 +199,8 @@ TEST_F(H5Test, AttributesOfEveryKindRoundTrip) {
 
 TEST_F(H5Test, ReadRowsMatchesSlicesOfTheFullRead) {
   const Tensor full = sample({10, 3, 4}, DType::f32);
-  h5::File f(file("r.h5"), Access::kTruncate);
-  h5::Dataset ds = f.root().write_tensor("images", full);
+  io::h5::File f(file("r.h5"), Access::kTruncate);
+  io::h5::Dataset ds = f.root().write_tensor("images", full);
   for (auto [start, count] :
        std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 10}, {3, 4}, {9, 1}, {0, 1}, {5, 0}}) {
     SCOPED_TRACE(str_cat("rows ", start, " + ", count));
@@ -224,25 +224,25 @@ TEST_F(H5Test, ReadRowsMatchesSlicesOfTheFullRead) {
     EXPECT_NE(std::string(e.what()).find("'/images'"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("f64"), std::string::npos) << e.what();
   }
-  h5::Dataset scalar = f.root().write_tensor("scalar", scalar_tensor(2.0));
+  io::h5::Dataset scalar = f.root().write_tensor("scalar", scalar_tensor(2.0));
   EXPECT_THROW(scalar.read_rows(0, 1), IndexError);
 }
 
 TEST_F(H5Test, WriteRowsFillsADatasetPieceByPiece) {
   const Tensor full = sample({7, 2, 2}, DType::u8);
   {
-    h5::File f(file("w.h5"), Access::kTruncate);
-    h5::Dataset ds = f.root().create_dataset("images", DType::u8, {7, 2, 2});
+    io::h5::File f(file("w.h5"), Access::kTruncate);
+    io::h5::Dataset ds = f.root().create_dataset("images", DType::u8, {7, 2, 2});
     ds.write_rows(3, full.slice(0, 3, 7));
     ds.write_rows(0, full.slice(0, 0, 3));
     EXPECT_THROW(ds.write_rows(6, full.slice(0, 0, 2)), IndexError);
     EXPECT_THROW(ds.write_rows(0, sample({2, 4}, DType::u8)), ValueError);
     EXPECT_THROW(ds.write(sample({7, 2, 3}, DType::u8)), ValueError);
   }
-  h5::File f(file("w.h5"), Access::kReadWrite);
+  io::h5::File f(file("w.h5"), Access::kReadWrite);
   expect_same(f.root().read_tensor("images"), full);
   // Read-write access: overwrite one row in place.
-  h5::Dataset ds = f.root().dataset("images");
+  io::h5::Dataset ds = f.root().dataset("images");
   ds.write_rows(1, zeros({1, 2, 2}, DType::u8));
   f.flush();
   EXPECT_EQ(ds.read_rows(1, 1).to_vector<double>(), std::vector<double>(4, 0.0));
@@ -256,8 +256,8 @@ TEST_F(H5Test, ChunkedDeflateDatasetsRoundTripAndCompress) {
   const Tensor images = from_vector(pixels, {100, 28, 28});
   const Tensor values = sample({100, 5}, DType::f64);
   {
-    h5::File f(file("c.h5"), Access::kTruncate);
-    h5::Dataset ds =
+    io::h5::File f(file("c.h5"), Access::kTruncate);
+    io::h5::Dataset ds =
         f.root().create_dataset("images", DType::u8, {100, 28, 28}, {.chunk = {16, 28, 28}, .deflate = 4});
     ds.write_rows(0, images.slice(0, 0, 50));
     ds.write_rows(50, images.slice(0, 50, 100));
@@ -266,7 +266,7 @@ TEST_F(H5Test, ChunkedDeflateDatasetsRoundTripAndCompress) {
   }
   EXPECT_LT(fs::file_size(file("c.h5")), 100u * 28 * 28 / 4);
   {
-    h5::File f(file("c.h5"), Access::kRead);
+    io::h5::File f(file("c.h5"), Access::kRead);
     expect_same(f.root().read_tensor("images"), images);
     expect_same(f.root().dataset("images").read_rows(10, 20), images.slice(0, 10, 30).contiguous());
     expect_same(f.root().read_tensor("values"), values);
@@ -294,8 +294,8 @@ TEST_F(H5Test, ChunkedDeflateDatasetsRoundTripAndCompress) {
 }
 
 TEST_F(H5Test, BadStorageOptionsAreValueErrors) {
-  h5::File f(file("o.h5"), Access::kTruncate);
-  h5::Group root = f.root();
+  io::h5::File f(file("o.h5"), Access::kTruncate);
+  io::h5::Group root = f.root();
   EXPECT_THROW(root.create_dataset("a", DType::u8, {4, 4}, {.chunk = {2}}), ValueError);
   EXPECT_THROW(root.create_dataset("b", DType::u8, {4, 4}, {.chunk = {2, 0}}), ValueError);
   EXPECT_THROW(root.create_dataset("c", DType::u8, {4, 4}, {.chunk = {2, 2}, .deflate = 10}), ValueError);
@@ -322,8 +322,8 @@ TEST_F(H5Test, NarrowerIntegersReadAsI64AndUnsupportedTypesAreTypeErrors) {
     H5Sclose(space);
     H5Fclose(fid);
   }
-  h5::File f(path, Access::kRead);
-  h5::Dataset labels = f.root().dataset("labels32");
+  io::h5::File f(path, Access::kRead);
+  io::h5::Dataset labels = f.root().dataset("labels32");
   EXPECT_EQ(labels.dtype(), DType::i64);
   EXPECT_EQ(labels.read().to_vector<std::int64_t>(), (std::vector<std::int64_t>{-2, 7, 9}));
   try {
@@ -336,16 +336,16 @@ TEST_F(H5Test, NarrowerIntegersReadAsI64AndUnsupportedTypesAreTypeErrors) {
 
 TEST_F(H5Test, MissingFileIsAnIoErrorNamingIt) {
   const fs::path path = file("nope.h5");
-  expect_io_error([&] { h5::File f(path, Access::kRead); }, path);
-  expect_io_error([&] { h5::File f(path, Access::kReadWrite); }, path);
-  expect_io_error([&] { h5::File f(file("no_dir/x.h5"), Access::kTruncate); }, file("no_dir/x.h5"));
+  expect_io_error([&] { io::h5::File f(path, Access::kRead); }, path);
+  expect_io_error([&] { io::h5::File f(path, Access::kReadWrite); }, path);
+  expect_io_error([&] { io::h5::File f(file("no_dir/x.h5"), Access::kTruncate); }, file("no_dir/x.h5"));
 }
 
 TEST_F(H5Test, TextFileRenamedH5IsAnIoErrorAndPrintsNothing) {
   const fs::path path = file("text.h5");
   std::ofstream(path) << "this is not an HDF5 file\n";
   ::testing::internal::CaptureStderr();
-  const std::string message = expect_io_error([&] { h5::File f(path, Access::kRead); }, path);
+  const std::string message = expect_io_error([&] { io::h5::File f(path, Access::kRead); }, path);
   const std::string printed = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(printed, "") << "HDF5 printed its error stack";
   EXPECT_NE(message.find("h5: cannot open the file for reading in '"), std::string::npos) << message;
@@ -355,7 +355,7 @@ TEST_F(H5Test, TextFileRenamedH5IsAnIoErrorAndPrintsNothing) {
 TEST_F(H5Test, TruncatedFileIsAnIoErrorNamingIt) {
   const fs::path path = file("cut.h5");
   {
-    h5::File f(path, Access::kTruncate);
+    io::h5::File f(path, Access::kTruncate);
     f.root().create_group("train").write_tensor("images", sample({64, 1, 16, 16}, DType::u8));
     f.root().set_attribute("source", "x");
   }
@@ -363,7 +363,7 @@ TEST_F(H5Test, TruncatedFileIsAnIoErrorNamingIt) {
   // Depending on where the cut falls the open or a later read fails: either way an IoError naming the file.
   expect_io_error(
       [&] {
-        h5::File f(path, Access::kRead);
+        io::h5::File f(path, Access::kRead);
         f.root().group("train").read_tensor("images");
       },
       path);
@@ -371,9 +371,9 @@ TEST_F(H5Test, TruncatedFileIsAnIoErrorNamingIt) {
 
 TEST_F(H5Test, MissingObjectsAndWrongDtypesNameTheFileAndObject) {
   const fs::path path = file("m.h5");
-  h5::File f(path, Access::kTruncate);
-  h5::Group train = f.root().create_group("train");
-  h5::Dataset images = train.create_dataset("images", DType::u8, {2, 3});
+  io::h5::File f(path, Access::kTruncate);
+  io::h5::Group train = f.root().create_group("train");
+  io::h5::Dataset images = train.create_dataset("images", DType::u8, {2, 3});
 
   std::string message = expect_io_error([&] { train.dataset("labels"); }, path);
   EXPECT_NE(message.find("h5: cannot open dataset '/train/labels' in '" + path.string() + "'"),
@@ -405,8 +405,8 @@ TEST_F(H5Test, MissingObjectsAndWrongDtypesNameTheFileAndObject) {
 
 TEST_F(H5Test, WritingToAReadOnlyFileIsAnIoError) {
   const fs::path path = file("ro.h5");
-  { h5::File f(path, Access::kTruncate); }
-  h5::File f(path, Access::kRead);
+  { io::h5::File f(path, Access::kTruncate); }
+  io::h5::File f(path, Access::kRead);
   expect_io_error([&] { f.root().write_tensor("x", sample({2}, DType::f32)); }, path);
   expect_io_error([&] { f.root().set_attribute("a", 1); }, path);
 }
@@ -414,20 +414,20 @@ TEST_F(H5Test, WritingToAReadOnlyFileIsAnIoError) {
 TEST_F(H5Test, HandlesCloseWhenTheirOwnersGoAwayAndMoveWithoutDoubleClose) {
   const ssize_t before = open_hdf5_ids();
   {
-    h5::File f(file("h.h5"), Access::kTruncate);
-    h5::Group root = f.root();
-    h5::Group moved = std::move(root);
-    h5::Dataset ds = moved.write_tensor("x", sample({3}, DType::f64));
-    h5::Dataset other = moved.write_tensor("y", sample({3}, DType::f64));
+    io::h5::File f(file("h.h5"), Access::kTruncate);
+    io::h5::Group root = f.root();
+    io::h5::Group moved = std::move(root);
+    io::h5::Dataset ds = moved.write_tensor("x", sample({3}, DType::f64));
+    io::h5::Dataset other = moved.write_tensor("y", sample({3}, DType::f64));
     other = std::move(ds);  // closes y, takes x
     EXPECT_EQ(other.object_path(), "/x");
     EXPECT_EQ(open_hdf5_ids() - before, 3);  // file, group, dataset
-    h5::File g = std::move(f);
+    io::h5::File g = std::move(f);
     g.flush();
   }
   EXPECT_EQ(open_hdf5_ids(), before);
   // Everything closed: the file can be truncated again.
-  h5::File again(file("h.h5"), Access::kTruncate);
+  io::h5::File again(file("h.h5"), Access::kTruncate);
   EXPECT_TRUE(again.root().children().empty());
 }
 
@@ -435,8 +435,8 @@ TEST_F(H5Test, H5dumpSeesStandardTypes) {
   if (std::system("command -v h5dump > /dev/null 2>&1") != 0) GTEST_SKIP() << "h5dump is not installed";
   const fs::path path = file("dump.h5");
   {
-    h5::File f(path, Access::kTruncate);
-    h5::Group train = f.root().create_group("train");
+    io::h5::File f(path, Access::kTruncate);
+    io::h5::Group train = f.root().create_group("train");
     train.write_tensor("labels", from_vector(std::vector<std::int64_t>{3, 1, 4}, {3}));
     train.set_attribute("source_files", std::vector<std::string>{"a.gz", "b.gz"});
   }

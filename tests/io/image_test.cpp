@@ -93,8 +93,8 @@ TEST_F(PngTest, GrayRoundTrip) {
   std::vector<std::uint8_t> values(5 * 7);
   for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::uint8_t>(i * 7 + 3);
   const Tensor image = from_vector(values, {1, 5, 7});
-  write_png(file("g.png"), image);
-  const Tensor back = read_png(file("g.png"));
+  io::write_png(file("g.png"), image);
+  const Tensor back = io::read_png(file("g.png"));
   EXPECT_EQ(back.dtype(), DType::u8);
   EXPECT_EQ(back.shape(), (Shape{1, 5, 7}));
   EXPECT_EQ(pixels_of(back), values);
@@ -104,53 +104,53 @@ TEST_F(PngTest, RgbRoundTripKeepsChannelsApart) {
   std::vector<std::uint8_t> values(3 * 4 * 6);
   for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::uint8_t>((i * 11) % 256);
   const Tensor image = from_vector(values, {3, 4, 6});
-  write_png(file("c.png"), image);
-  const Tensor back = read_png(file("c.png"));
+  io::write_png(file("c.png"), image);
+  const Tensor back = io::read_png(file("c.png"));
   EXPECT_EQ(back.shape(), (Shape{3, 4, 6}));
   EXPECT_EQ(pixels_of(back), values);
   // A non-contiguous view is written in logical order.
   const Tensor view = image.slice(2, 1, 5);
-  write_png(file("v.png"), view);
-  EXPECT_EQ(pixels_of(read_png(file("v.png"))), pixels_of(view.contiguous()));
+  io::write_png(file("v.png"), view);
+  EXPECT_EQ(pixels_of(io::read_png(file("v.png"))), pixels_of(view.contiguous()));
 }
 
 TEST_F(PngTest, PaletteSixteenBitAlphaAndLowDepthAreConverted) {
   // Palette (2 x 2, 8-bit indices) -> RGB.
   write_bytes(file("pal.png"),
               encode_png(2, 2, 8, 3, {{0, 1}, {2, 0}}, {10, 20, 30, 200, 100, 50, 0, 255, 7}));
-  Tensor pal = read_png(file("pal.png"));
+  Tensor pal = io::read_png(file("pal.png"));
   EXPECT_EQ(pal.shape(), (Shape{3, 2, 2}));
   EXPECT_EQ(pixels_of(pal), (std::vector<std::uint8_t>{10, 200, 0, 10, 20, 100, 255, 20, 30, 50, 7, 30}));
 
   // 16-bit gray -> 8 bits, rounded: v / 257.
   write_bytes(file("g16.png"), encode_png(3, 1, 16, 0, {{0x00, 0x00, 0x64, 0x64 + 0, 0xFF, 0xFF}}));
-  EXPECT_EQ(pixels_of(read_png(file("g16.png"))),
+  EXPECT_EQ(pixels_of(io::read_png(file("g16.png"))),
             (std::vector<std::uint8_t>{0, 100, 255}));  // 0x6464 = 100 * 257
 
   // Gray + alpha -> gray.
   write_bytes(file("ga.png"), encode_png(2, 1, 8, 4, {{90, 0, 180, 255}}));
-  Tensor ga = read_png(file("ga.png"));
+  Tensor ga = io::read_png(file("ga.png"));
   EXPECT_EQ(ga.shape(), (Shape{1, 1, 2}));
   EXPECT_EQ(pixels_of(ga), (std::vector<std::uint8_t>{90, 180}));
 
   // RGBA -> RGB.
   write_bytes(file("rgba.png"), encode_png(2, 1, 8, 6, {{1, 2, 3, 0, 4, 5, 6, 128}}));
-  Tensor rgba = read_png(file("rgba.png"));
+  Tensor rgba = io::read_png(file("rgba.png"));
   EXPECT_EQ(rgba.shape(), (Shape{3, 1, 2}));
   EXPECT_EQ(pixels_of(rgba), (std::vector<std::uint8_t>{1, 4, 2, 5, 3, 6}));
 
   // 16-bit RGB -> 8-bit RGB.
   write_bytes(file("rgb16.png"), encode_png(1, 1, 16, 2, {{0x0A, 0x0A, 0x80, 0x80, 0xFF, 0xFF}}));
-  EXPECT_EQ(pixels_of(read_png(file("rgb16.png"))), (std::vector<std::uint8_t>{10, 128, 255}));
+  EXPECT_EQ(pixels_of(io::read_png(file("rgb16.png"))), (std::vector<std::uint8_t>{10, 128, 255}));
 
   // 1-bit gray -> 0 / 255.
   write_bytes(file("g1.png"), encode_png(10, 1, 1, 0, {{0b10110000, 0b01000000}}));
-  EXPECT_EQ(pixels_of(read_png(file("g1.png"))),
+  EXPECT_EQ(pixels_of(io::read_png(file("g1.png"))),
             (std::vector<std::uint8_t>{255, 0, 255, 255, 0, 0, 0, 0, 0, 255}));
 }
 
 TEST_F(PngTest, CorruptMissingAndForeignFilesAreIoErrorsNamingThem) {
-  write_png(file("ok.png"), full({3, 16, 16}, 77.0, DType::u8));
+  io::write_png(file("ok.png"), full({3, 16, 16}, 77.0, DType::u8));
   Bytes bytes = read_bytes(file("ok.png"));
   ASSERT_GT(bytes.size(), 60u);
 
@@ -158,28 +158,28 @@ TEST_F(PngTest, CorruptMissingAndForeignFilesAreIoErrorsNamingThem) {
   Bytes flipped = bytes;
   for (std::size_t i = 45; i < 50; ++i) flipped[i] ^= 0xFF;
   write_bytes(file("flipped.png"), flipped);
-  expect_io_error_naming([&] { read_png(file("flipped.png")); }, file("flipped.png"), "png: cannot read");
+  expect_io_error_naming([&] { io::read_png(file("flipped.png")); }, file("flipped.png"), "png: cannot read");
 
   // Truncated after the header.
   write_bytes(file("cut.png"), Bytes(bytes.begin(), bytes.begin() + 40));
-  expect_io_error_naming([&] { read_png(file("cut.png")); }, file("cut.png"), "png: cannot read");
+  expect_io_error_naming([&] { io::read_png(file("cut.png")); }, file("cut.png"), "png: cannot read");
 
   std::ofstream(file("text.png")) << "definitely not a png";
-  expect_io_error_naming([&] { read_png(file("text.png")); }, file("text.png"), "not a PNG file");
+  expect_io_error_naming([&] { io::read_png(file("text.png")); }, file("text.png"), "not a PNG file");
 
-  expect_io_error_naming([&] { read_png(file("missing.png")); }, file("missing.png"), "open for reading");
+  expect_io_error_naming([&] { io::read_png(file("missing.png")); }, file("missing.png"), "open for reading");
   expect_io_error_naming(
       [&] {
-        write_png(file("no_dir/x.png"), zeros({1, 2, 2}, DType::u8));
+        io::write_png(file("no_dir/x.png"), zeros({1, 2, 2}, DType::u8));
       },
       file("no_dir/x.png"), "open for writing");
 }
 
 TEST_F(PngTest, WriteRejectsOtherDtypesAndShapes) {
-  EXPECT_THROW(write_png(file("x.png"), zeros({1, 2, 2}, DType::f32)), TypeError);
-  EXPECT_THROW(write_png(file("x.png"), zeros({2, 2, 2}, DType::u8)), ValueError);
-  EXPECT_THROW(write_png(file("x.png"), zeros({2, 2}, DType::u8)), ValueError);
-  EXPECT_THROW(write_png(file("x.png"), zeros({1, 0, 2}, DType::u8)), ValueError);
+  EXPECT_THROW(io::write_png(file("x.png"), zeros({1, 2, 2}, DType::f32)), TypeError);
+  EXPECT_THROW(io::write_png(file("x.png"), zeros({2, 2, 2}, DType::u8)), ValueError);
+  EXPECT_THROW(io::write_png(file("x.png"), zeros({2, 2}, DType::u8)), ValueError);
+  EXPECT_THROW(io::write_png(file("x.png"), zeros({1, 0, 2}, DType::u8)), ValueError);
   EXPECT_FALSE(fs::exists(file("x.png")));
 }
 
@@ -192,7 +192,7 @@ TEST(ImageGridTest, TilesLandAtTheirPositionsWithPadding) {
   const std::int64_t n = 5, h = 2, w = 3, padding = 1, columns = 3;
   std::vector<float> values(static_cast<std::size_t>(n * h * w));
   for (std::size_t i = 0; i < values.size(); ++i) values[i] = -1.0f + 2.0f * static_cast<float>(i) / 29.0f;
-  const Tensor grid = image_grid(from_vector(values, {n, 1, h, w}), columns, -1.0, 1.0, padding);
+  const Tensor grid = io::image_grid(from_vector(values, {n, 1, h, w}), columns, -1.0, 1.0, padding);
   ASSERT_EQ(grid.dtype(), DType::u8);
   ASSERT_EQ(grid.shape(),
             (Shape{1, 2 * (h + padding) + padding, 3 * (w + padding) + padding}));  // [1, 7, 13]
@@ -224,7 +224,7 @@ TEST(ImageGridTest, TilesLandAtTheirPositionsWithPadding) {
 TEST(ImageGridTest, RgbChannelsStayApartAndDefaultsPadTwo) {
   // Two 3-channel 1x1 images in f64 with the default range [-1, 1] and padding 2.
   const Tensor images = from_vector(std::vector<double>{-1.0, 0.0, 1.0, 0.5, -0.5, 0.25}, {2, 3, 1, 1});
-  const Tensor grid = image_grid(images, 2);
+  const Tensor grid = io::image_grid(images, 2);
   ASSERT_EQ(grid.shape(), (Shape{3, 1 + 2 * 2, 2 * 3 + 2}));  // [3, 5, 8]
   const std::vector<std::uint8_t> px = pixels_of(grid);
   const auto at = [](std::int64_t c, std::int64_t y, std::int64_t x) {
@@ -244,18 +244,18 @@ TEST(ImageGridTest, RgbChannelsStayApartAndDefaultsPadTwo) {
 TEST(ImageGridTest, ValuesSaturateAndColumnsClampToTheBatch) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const Tensor images = from_vector(std::vector<float>{-5.0f, 7.0f, 0.3f, nan}, {1, 1, 1, 4});
-  const Tensor grid = image_grid(images, 10, 0.0, 1.0, 0);  // one image: columns clamp to 1
+  const Tensor grid = io::image_grid(images, 10, 0.0, 1.0, 0);  // one image: columns clamp to 1
   ASSERT_EQ(grid.shape(), (Shape{1, 1, 4}));
   EXPECT_EQ(pixels_of(grid), (std::vector<std::uint8_t>{0, 255, 77, 0}));  // 0.3 * 255 = 76.5 -> 77
 }
 
 TEST(ImageGridTest, RejectsBadArguments) {
-  EXPECT_THROW(image_grid(zeros({2, 1, 4}), 2), ValueError);
-  EXPECT_THROW(image_grid(zeros({2, 2, 4, 4}), 2), ValueError);
-  EXPECT_THROW(image_grid(zeros({2, 1, 4, 4}, DType::u8), 2), TypeError);
-  EXPECT_THROW(image_grid(zeros({2, 1, 4, 4}), 0), ValueError);
-  EXPECT_THROW(image_grid(zeros({2, 1, 4, 4}), 2, 1.0, 1.0), ValueError);
-  EXPECT_THROW(image_grid(zeros({2, 1, 4, 4}), 2, -1.0, 1.0, -1), ValueError);
+  EXPECT_THROW(io::image_grid(zeros({2, 1, 4}), 2), ValueError);
+  EXPECT_THROW(io::image_grid(zeros({2, 2, 4, 4}), 2), ValueError);
+  EXPECT_THROW(io::image_grid(zeros({2, 1, 4, 4}, DType::u8), 2), TypeError);
+  EXPECT_THROW(io::image_grid(zeros({2, 1, 4, 4}), 0), ValueError);
+  EXPECT_THROW(io::image_grid(zeros({2, 1, 4, 4}), 2, 1.0, 1.0), ValueError);
+  EXPECT_THROW(io::image_grid(zeros({2, 1, 4, 4}), 2, -1.0, 1.0, -1), ValueError);
 }
 
 }  // namespace

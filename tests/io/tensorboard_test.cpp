@@ -236,7 +236,7 @@ TEST_F(EventWriterTest, ImagesRoundTrip) {
   EXPECT_EQ(image.channels, 3);
   // The embedded PNG decodes (through the file reader) to the original pixels.
   write_file(file("rgb.png"), image.encoded);
-  const Tensor back = read_png(file("rgb.png"));
+  const Tensor back = io::read_png(file("rgb.png"));
   ASSERT_EQ(back.shape(), rgb.shape());
   EXPECT_EQ(std::vector<std::uint8_t>(back.data<std::uint8_t>(), back.data<std::uint8_t>() + pixels.size()),
             pixels);

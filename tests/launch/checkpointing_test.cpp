@@ -58,14 +58,14 @@ const fs::path& small_fashion_mnist() {
   static const test::TempDir dir;
   static const fs::path path = [] {
     const fs::path out_path = dir / "fashion-mnist-small.h5";
-    const h5::File in(test::fashion_mnist_h5(), h5::Access::kRead);
-    const h5::File out(out_path, h5::Access::kTruncate);
-    const h5::Group src = in.root(), dst = out.root();
+    const io::h5::File in(test::fashion_mnist_h5(), io::h5::Access::kRead);
+    const io::h5::File out(out_path, io::h5::Access::kTruncate);
+    const io::h5::Group src = in.root(), dst = out.root();
     dst.set_attribute("format_version", src.attribute_int("format_version"));
     dst.set_attribute("class_names", src.attribute_strings("class_names"));
     for (const auto& [split, count] : {std::pair{"train", kTrainImages}, std::pair{"test", kTestImages}}) {
-      const h5::Group from = src.group(split);
-      const h5::Group to = dst.create_group(split);
+      const io::h5::Group from = src.group(split);
+      const io::h5::Group to = dst.create_group(split);
       to.write_tensor("images", from.dataset("images").read_rows(0, count));
       to.write_tensor("labels", from.dataset("labels").read_rows(0, count));
       to.set_attribute("mean", from.attribute_doubles("mean"));
@@ -419,7 +419,7 @@ TEST_F(CheckpointingTest, GanWithTheWholeTrainingVocabularyResumesBitwise) {
   expect_exact_resume(gan, gan_vocabulary_text(a, 4), gan_vocabulary_text(b, 4), a, b, {4, 13});
   const io::ModelFileInfo info = io::read_model_file_info(checkpoint_dir(b, 13) / "model.h5");
   EXPECT_EQ(info.groups, (std::vector<std::string>{"discriminator", "generator", "generator_ema"}));
-  const h5::File optimizer(checkpoint_dir(b, 13) / "optimizer.h5", h5::Access::kRead);
+  const io::h5::File optimizer(checkpoint_dir(b, 13) / "optimizer.h5", io::h5::Access::kRead);
   EXPECT_EQ(optimizer.root().children(),
             (std::vector<std::string>{"discriminator_optimizer", "discriminator_schedule", "generator_optimizer",
                                       "generator_schedule"}));
@@ -653,9 +653,9 @@ void rewrite_model(const fs::path& root, std::int64_t step, Edit edit) {
   const io::CheckpointStore store(root, {.keep_last = 100});
   const fs::path tmp = store.begin(step);
   {
-    const h5::File in(dir / "model.h5", h5::Access::kRead);
-    const h5::File out(tmp / "model.h5", h5::Access::kTruncate);
-    const h5::Group src = in.root(), dst = out.root();
+    const io::h5::File in(dir / "model.h5", io::h5::Access::kRead);
+    const io::h5::File out(tmp / "model.h5", io::h5::Access::kTruncate);
+    const io::h5::Group src = in.root(), dst = out.root();
     dst.set_attribute("format_version", src.attribute_int("format_version"));
     dst.set_attribute("kind", src.attribute_string("kind"));
     dst.set_attribute("config", src.attribute_string("config"));
@@ -740,10 +740,10 @@ TEST_F(CheckpointingTest, TrainerFileHoldsTheRunsCountersConfigVersionAndRandomS
   EXPECT_EQ(io::read_trainer_state(checkpoint_dir(out, 4) / "trainer.h5").step, 4);
   // model.h5 reads like a model file.
   EXPECT_EQ(io::read_model_file_info(r.checkpoint / "model.h5").config, cfg.to_string());
-  const h5::File model(r.checkpoint / "model.h5", h5::Access::kRead);
+  const io::h5::File model(r.checkpoint / "model.h5", io::h5::Access::kRead);
   EXPECT_EQ(model.root().attribute_string("kind"), "classifier");
   EXPECT_EQ(model.root().children(), (std::vector<std::string>{"model"}));
-  const h5::File optimizer(r.checkpoint / "optimizer.h5", h5::Access::kRead);
+  const io::h5::File optimizer(r.checkpoint / "optimizer.h5", io::h5::Access::kRead);
   EXPECT_EQ(optimizer.root().children(), (std::vector<std::string>{"optimizer", "schedule"}));
 }
 

@@ -173,11 +173,11 @@ void write_data(const std::filesystem::path& path, std::int64_t train_size, std:
     for (auto& p : pixels) p = static_cast<std::uint8_t>(next() & 0xFF);
     std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
     for (auto& l : labels) l = static_cast<std::int64_t>(next() % 10);
-    ImageSet set;
+    io::ImageSet set;
     set.images = from_vector(pixels, {n, 1, 4, 4});
     set.labels = from_vector(labels, {n});
-    write_image_set(path, split, set, classes,
-                    split == "train" ? h5::Access::kTruncate : h5::Access::kReadWrite, "random");
+    io::write_image_set(path, split, set, classes,
+                        split == "train" ? io::h5::Access::kTruncate : io::h5::Access::kReadWrite, "random");
   }
 }
 
@@ -199,11 +199,11 @@ TEST_F(ShardedData, TrainingShardsArePaddedToTheSameStepCountEvaluationShardsCou
     EXPECT_EQ(d.train_options.batch_size, 8);
     EXPECT_EQ(d.train_options.rank, rank);
     EXPECT_EQ(d.train_options.world, 3);
-    EXPECT_EQ(d.train_options.pad, Pad::kYes);
-    EXPECT_EQ(d.test_options.pad, Pad::kNo);
-    EXPECT_EQ(d.test_options.shuffle, Shuffle::kNo);
-    EXPECT_EQ(d.test_options.drop_last, DropLast::kNo);
-    const DataLoader train(d.train, d.train_options), eval(d.test, d.test_options);
+    EXPECT_EQ(d.train_options.pad, io::Pad::kYes);
+    EXPECT_EQ(d.test_options.pad, io::Pad::kNo);
+    EXPECT_EQ(d.test_options.shuffle, io::Shuffle::kNo);
+    EXPECT_EQ(d.test_options.drop_last, io::DropLast::kNo);
+    const io::DataLoader train(d.train, d.train_options), eval(d.test, d.test_options);
     EXPECT_EQ(train.samples_per_epoch(), 17);  // 50 padded to 51 over 3 ranks
     EXPECT_EQ(train.batches_per_epoch(), 2);   // 17 / 8, the last batch dropped
     test_samples += eval.samples_per_epoch();
@@ -224,7 +224,7 @@ TEST_F(ShardedData, AValidationHoldOutIsTheSameAtAnyWorldSizeAndDisjointFromTrai
       EXPECT_EQ(d.train_size, 40);
       EXPECT_EQ(d.validation_size, 10);
       ASSERT_TRUE(d.validation_options.has_value());
-      DataLoader train(d.train, d.train_options), validation(d.train, *d.validation_options);
+      io::DataLoader train(d.train, d.train_options), validation(d.train, *d.validation_options);
       for (const std::int64_t epoch : {0, 1}) {
         train.start_epoch(epoch);
         while (const auto batch = train.next()) trained.insert(batch->indices.begin(), batch->indices.end());
@@ -235,7 +235,7 @@ TEST_F(ShardedData, AValidationHoldOutIsTheSameAtAnyWorldSizeAndDisjointFromTrai
         validation_count += static_cast<std::int64_t>(batch->indices.size());
       }
     }
-    const auto [held, rest] = holdout_split(50, 0.2, 7);
+    const auto [held, rest] = io::holdout_split(50, 0.2, 7);
     EXPECT_EQ(validated, std::set<std::int64_t>(held.begin(), held.end())) << "world " << world;
     EXPECT_EQ(validation_count, 10) << "world " << world;  // every held-out sample once
     for (const std::int64_t i : trained) EXPECT_FALSE(validated.count(i)) << i << " at world " << world;
@@ -248,7 +248,7 @@ TEST_F(ShardedData, EvaluationOverThreeRanksEqualsTheSingleProcessFigures) {
   manual_seed(21);
   models::MLP single_model(16, {12}, 10);
   DataSplits single_data = make_data(cfg, 7);
-  DataLoader single_loader(single_data.test, single_data.test_options);
+  io::DataLoader single_loader(single_data.test, single_data.test_options);
   const Accuracy expected = evaluate_classifier(single_model, single_loader);
   ASSERT_EQ(expected.count, 10000);
   ASSERT_GT(expected.accuracy, 0.0);
@@ -256,12 +256,12 @@ TEST_F(ShardedData, EvaluationOverThreeRanksEqualsTheSingleProcessFigures) {
   // Models, data and loaders are made here: the default generator and HDF5 are used by one thread only.
   constexpr int kWorld = 3;
   std::vector<std::unique_ptr<models::MLP>> models;
-  std::vector<std::unique_ptr<DataLoader>> loaders;
+  std::vector<std::unique_ptr<io::DataLoader>> loaders;
   for (int rank = 0; rank < kWorld; ++rank) {
     manual_seed(21);
     models.push_back(std::make_unique<models::MLP>(16, std::vector<std::int64_t>{12}, 10));
     const DataSplits d = make_data(cfg, 7, rank, kWorld);
-    loaders.push_back(std::make_unique<DataLoader>(d.test, d.test_options));
+    loaders.push_back(std::make_unique<io::DataLoader>(d.test, d.test_options));
   }
   std::array<Accuracy, kWorld> got{};
   distributed::run_threaded(kWorld, [&](const std::shared_ptr<distributed::ProcessGroup>& group) {

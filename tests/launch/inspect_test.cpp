@@ -79,11 +79,11 @@ std::string row(const std::string& text, const std::string& first) {
 class Inspect : public test::TempDirTest {};
 
 // N images of 1x2x2 pixels, each half 0 and half 255 (mean and std of pixel / 255 both 0.5).
-ImageSet half_bright_images(std::vector<std::int64_t> labels) {
+io::ImageSet half_bright_images(std::vector<std::int64_t> labels) {
   const auto n = static_cast<std::int64_t>(labels.size());
   std::vector<std::uint8_t> pixels;
   for (std::int64_t i = 0; i < n; ++i) pixels.insert(pixels.end(), {0, 255, 255, 0});
-  ImageSet set;
+  io::ImageSet set;
   set.images = from_vector(pixels, {n, 1, 2, 2});
   set.labels = from_vector(labels, {n});
   return set;
@@ -91,12 +91,12 @@ ImageSet half_bright_images(std::vector<std::int64_t> labels) {
 
 TEST_F(Inspect, DataSetShowsSplitsShapesClassesStatisticsAndSources) {
   const fs::path file = this->file("tiny.h5");
-  ImageSet train = half_bright_images({0, 1, 2, 0, 1, 0});
+  io::ImageSet train = half_bright_images({0, 1, 2, 0, 1, 0});
   train.source_files = {"/data/tiny/train-images.idx", "/data/tiny/train-labels.idx"};
   train.source_xxh64 = {"0123456789abcdef", "fedcba9876543210"};
   const std::vector<std::string> classes = {"cat", "dog", "eel"};
-  write_image_set(file, "train", train, classes, h5::Access::kTruncate, "tiny test set");
-  write_image_set(file, "test", half_bright_images({2, 2}), classes, h5::Access::kReadWrite);
+  io::write_image_set(file, "train", train, classes, io::h5::Access::kTruncate, "tiny test set");
+  io::write_image_set(file, "test", half_bright_images({2, 2}), classes, io::h5::Access::kReadWrite);
 
   const Output r = inspect({file.string()});
   EXPECT_EQ(r.code, 0);
@@ -267,7 +267,7 @@ TEST_F(Inspect, MissingPathsAndUnrelatedDirectoriesAreErrors) {
   // An HDF5 file of another program: named, with what its root holds.
   const fs::path other = file("other.h5");
   {
-    h5::File out(other, h5::Access::kTruncate);
+    io::h5::File out(other, io::h5::Access::kTruncate);
     out.root().write_tensor("values", from_vector(std::vector<float>{1, 2}, {2}));
   }
   test::expect_error<IoError>([&] { inspect({other.string()}); },

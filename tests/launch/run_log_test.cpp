@@ -258,7 +258,7 @@ TEST_F(RunLogTest, ScalarEventsCarryTagsStepsAndFloatValues) {
 TEST_F(RunLogTest, ImageEventsHoldThePngOfTheGrid) {
   std::vector<float> samples(4 * 3 * 5 * 6);
   for (std::size_t i = 0; i < samples.size(); ++i) samples[i] = static_cast<float>(std::sin(0.37 * i));
-  const Tensor grid = image_grid(from_vector(samples, {4, 3, 5, 6}), 2);
+  const Tensor grid = io::image_grid(from_vector(samples, {4, 3, 5, 6}), 2);
   ASSERT_EQ(grid.shape(), (Shape{3, 16, 18}));
   const Tensor gray = full({1, 4, 9}, 77.0, DType::u8);
   fs::path events;
@@ -291,7 +291,7 @@ TEST_F(RunLogTest, ImageEventsHoldThePngOfTheGrid) {
       out.write(reinterpret_cast<const char*>(image.encoded.data()),
                 static_cast<std::streamsize>(image.encoded.size()));
     }
-    const Tensor back = read_png(png);
+    const Tensor back = io::read_png(png);
     ASSERT_EQ(back.shape(), want.shape());
     EXPECT_EQ(back.to_vector<std::uint8_t>(), want.to_vector<std::uint8_t>());
   }

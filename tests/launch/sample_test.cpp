@@ -73,7 +73,7 @@ std::string file_bytes(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
-std::vector<std::uint8_t> pixels(const fs::path& png) { return read_png(png).to_vector<std::uint8_t>(); }
+std::vector<std::uint8_t> pixels(const fs::path& png) { return io::read_png(png).to_vector<std::uint8_t>(); }
 
 bool contains(const std::string& text, const std::string& fragment) {
   return text.find(fragment) != std::string::npos;
@@ -121,7 +121,7 @@ TEST_F(Sample, ModelFileGivesAGridOfTheRequestedShape) {
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out,
             str_cat("wrote 10 samples from model file ", model_file().string(), " to ", png.string(), "\n"));
-  const Tensor grid = read_png(png);
+  const Tensor grid = io::read_png(png);
   EXPECT_EQ(grid.shape(), (Shape{1, 3 * kTile + 2, 4 * kTile + 2}));  // 3 rows of 4 columns, gray
 
   // Defaults: 64 samples in 8 columns, to samples.png in the current directory.
@@ -130,7 +130,7 @@ TEST_F(Sample, ModelFileGivesAGridOfTheRequestedShape) {
   const Output d = sample({model_file().string()});
   fs::current_path(cwd);
   EXPECT_EQ(d.out, str_cat("wrote 64 samples from model file ", model_file().string(), " to samples.png\n"));
-  EXPECT_EQ(read_png(file("samples.png")).shape(), (Shape{1, 8 * kTile + 2, 8 * kTile + 2}));
+  EXPECT_EQ(io::read_png(file("samples.png")).shape(), (Shape{1, 8 * kTile + 2, 8 * kTile + 2}));
 }
 
 TEST_F(Sample, SameSeedSameBytesAnotherSeedOtherImages) {
@@ -162,7 +162,7 @@ TEST_F(Sample, GridEqualsWriteSamplesOfTheGeneratorLoadedIndependently) {
     launch::write_samples(*g, randn({count, kLatent}, 0.0, 1.0, DType::f32, kCPU, &stream), want);
 
     const std::vector<std::uint8_t> a = pixels(got), b = pixels(want);
-    EXPECT_EQ(read_png(got).shape(), read_png(want).shape()) << count;
+    EXPECT_EQ(io::read_png(got).shape(), io::read_png(want).shape()) << count;
     EXPECT_EQ(a, b) << count;
     // The images are not blank: the generator's output spans many gray levels (the padding is only 0).
     const std::set<std::uint8_t> levels(a.begin(), a.end());
@@ -213,7 +213,7 @@ TEST_F(Sample, DamagedCheckpointFailsAndTheDirectoryFallsBackWithAWarning) {
   EXPECT_CONTAINS(r.out, "(step 100, the newest valid one in ");
   EXPECT_EQ(r.err.rfind("warning: checkpoint '" + damaged.string() + "' is damaged", 0), 0u) << r.err;
   EXPECT_CONTAINS(r.err, "falling back to the previous one");
-  EXPECT_EQ(read_png(file("fallback.png")).shape(), (Shape{1, 2 * kTile + 2, 2 * kTile + 2}));
+  EXPECT_EQ(io::read_png(file("fallback.png")).shape(), (Shape{1, 2 * kTile + 2, 2 * kTile + 2}));
 
   // Nothing to fall back to: every checkpoint is damaged.
   fs::remove_all(root / "step_000000100");

@@ -97,16 +97,16 @@ TEST(Settings, ABatchKeyGivenOnTheCommandLineReplacesTheOtherOneOfTheFile) {
 }
 
 TEST(Settings, TheValidationHoldOutIsSeededDisjointAndCoversTheSplit) {
-  const auto [held, rest] = holdout_split(1000, 0.1, 7);
+  const auto [held, rest] = io::holdout_split(1000, 0.1, 7);
   EXPECT_EQ(held.size(), 100u);
   EXPECT_EQ(rest.size(), 900u);
   std::vector<std::int64_t> all = held;
   all.insert(all.end(), rest.begin(), rest.end());
   std::sort(all.begin(), all.end());
   for (std::int64_t i = 0; i < 1000; ++i) ASSERT_EQ(all[static_cast<std::size_t>(i)], i);
-  EXPECT_EQ(holdout_split(1000, 0.1, 7).first, held);  // reproducible
-  EXPECT_NE(holdout_split(1000, 0.1, 8).first, held);  // seeded
-  EXPECT_TRUE(holdout_split(1000, 0.0, 7).first.empty());
+  EXPECT_EQ(io::holdout_split(1000, 0.1, 7).first, held);  // reproducible
+  EXPECT_NE(io::holdout_split(1000, 0.1, 8).first, held);  // seeded
+  EXPECT_TRUE(io::holdout_split(1000, 0.0, 7).first.empty());
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ TEST(ModelFile, RoundTripsEveryParameterAndBufferUnderPathNames) {
   io::write_model_file(path, "classifier", cfg.to_string(), {{"model", &saved}});
 
   {  // The dotted names are paths in the file; the config is stored as TOML text.
-    h5::File file(path, h5::Access::kRead);
+    io::h5::File file(path, io::h5::Access::kRead);
     EXPECT_TRUE(file.root().contains("model/layer1/0/conv1/weight"));
     EXPECT_TRUE(file.root().contains("model/bn1/running_var"));
     EXPECT_EQ(file.root().attribute_string("kind"), "classifier");

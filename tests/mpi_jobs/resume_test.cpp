@@ -209,7 +209,7 @@ CommandResult h5diff(const fs::path& a, const fs::path& b, const std::string& ob
 
 // Group `group` of the HDF5 file `path` as a state dict.
 nn::StateDict read_group(const fs::path& path, const std::string& group) {
-  const h5::File file(path, h5::Access::kRead);
+  const io::h5::File file(path, io::h5::Access::kRead);
   return io::read_state_dict(file.root().group(group));
 }
 

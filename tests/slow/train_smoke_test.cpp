@@ -211,14 +211,14 @@ beta1 = 0.5
   EXPECT_EQ(*last.at("g_loss").scalar, static_cast<float>(r.figure("g_loss")));
   ASSERT_TRUE(last.count("samples") && last.at("samples").image);
   const io::SummaryImage& image = *last.at("samples").image;
-  const Tensor grid = read_png(dir_ / "gan" / "samples_epoch_1.png");
+  const Tensor grid = io::read_png(dir_ / "gan" / "samples_epoch_1.png");
   EXPECT_EQ(image.height, grid.size(1));
   EXPECT_EQ(image.width, grid.size(2));
   EXPECT_EQ(image.channels, grid.size(0));
   const fs::path logged = dir_ / "logged.png";
   std::ofstream(logged, std::ios::binary)
       .write(reinterpret_cast<const char*>(image.encoded.data()), static_cast<std::streamsize>(image.encoded.size()));
-  EXPECT_EQ(read_png(logged).to_vector<std::uint8_t>(), grid.to_vector<std::uint8_t>());
+  EXPECT_EQ(io::read_png(logged).to_vector<std::uint8_t>(), grid.to_vector<std::uint8_t>());
 }
 
 }  // namespace

@@ -19,8 +19,8 @@ class ConvertedFashionMnist {
   ConvertedFashionMnist() : dir_(fs::temp_directory_path() / str_cat("lockstep_fashion_", ::getpid())) {
     fs::create_directories(dir_);
     const char* env = std::getenv("LOCKSTEP_FASHION_MNIST");
-    ConvertOptions options;
-    options.format = SourceFormat::kFashionMnist;
+    io::ConvertOptions options;
+    options.format = io::SourceFormat::kFashionMnist;
     options.input = env != nullptr ? env : "/usr/share/datasets/fashion-mnist";
     options.output = dir_ / "fashion-mnist.h5";
     convert(options);
