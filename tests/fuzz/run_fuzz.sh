@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer harness for CTest (tests/fuzz/CMakeLists.txt):
+#   run_fuzz.sh replay HARNESS CORPUS_DIR CRASH_DIR   every seed and every kept crash input, once each
+#   run_fuzz.sh run HARNESS CORPUS_DIR WORK_DIR SECONDS   fuzzes from a scratch copy of the corpus (the
+#     source tree is never written); a crash leaves its input in WORK_DIR/crashes and fails the test.
+set -euo pipefail
+mode=$1 harness=$2 corpus=$3
+case "$mode" in
+  replay)
+    crashes=$4
+    mapfile -t inputs < <(find "$corpus" "$crashes" -type f 2>/dev/null | sort)
+    if ((${#inputs[@]} == 0)); then
+      echo "run_fuzz.sh: expected seed inputs in $corpus, but found none" >&2
+      exit 1
+    fi
+    # Files (not directories) as arguments: libFuzzer runs each once and writes nothing.
+    exec "$harness" -rss_limit_mb=2048 -timeout=20 "${inputs[@]}"
+    ;;
+  run)
+    work=$4 seconds=$5
+    rm -rf "$work" && mkdir -p "$work/corpus" "$work/crashes"
+    exec "$harness" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 \
+      -artifact_prefix="$work/crashes/" "$work/corpus" "$corpus"
+    ;;
+  *)
+    echo "run_fuzz.sh: expected mode replay or run, but got '$mode'" >&2
+    exit 2
+    ;;
+esac
