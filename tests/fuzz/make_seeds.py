@@ -131,7 +131,8 @@ image = event(1.5e9 + 2, 4, field(5, 2, field(1, 2, field(1, 2, b"samples") + fi
 put("tensorboard", "version_scalar", record(version) + record(scalar))
 put("tensorboard", "version_scalar_image", record(version) + record(scalar) + record(image))
 
-# HDF5 data sets written by `lockstep convert` (one split "train" of 3 Fashion-MNIST images, and of 1 image).
+# HDF5 data sets written by `lockstep convert` (one split "train" of 3 Fashion-MNIST images, and of 1 image;
+# older_*.h5 were written before the xxh64 array attributes, by the same steps).
 with tempfile.TemporaryDirectory() as tmp:
     for name, (images, labels) in {"three": (img3, lab3), "one_4x7": (img1, lab1)}.items():
         ip, lp, out = (os.path.join(tmp, n) for n in ("images", "labels", name + ".h5"))
