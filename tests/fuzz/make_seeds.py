@@ -87,13 +87,13 @@ put("manifest", "empty_list", manifest(0, []))
 put("manifest", "escapes", b'{"format_version": 1, "step": 7, "files": [{"name": "a\\u00e9\\n.h5", '
                            b'"bytes": 0, "xxh64": "ef46db3751d8e999"}]}')
 
-# metrics.jsonl: first byte the resumed step, then the records (a torn last line in one).
+# metrics.jsonl records for the io/json harness (a torn last line in one).
 lines = b"".join(json.dumps(r).encode() + b"\n" for r in [
     {"step": 0, "train_loss": 2.3, "lr": 0.1}, {"step": 5, "epoch": 1, "test_accuracy": 0.5},
     {"step": 9, "d_loss": None, "g_loss": 1e300}, {"note": "no step"}])
-put("metrics_jsonl", "four_records", bytes([5]) + lines)
-put("metrics_jsonl", "torn_last_line", bytes([12]) + lines + b'{"step": 10, "train_l')
-put("metrics_jsonl", "nested", bytes([3]) + b'{"step": 2.5e0, "x": [1, {"y": "\\ud83d\\ude00"}], "z": true}\n')
+put("json", "four_records", lines)
+put("json", "torn_last_line", lines + b'{"step": 10, "train_l')
+put("json", "nested", b'{"step": 2.5e0, "x": [1, {"y": "\\ud83d\\ude00"}], "z": true}\n')
 
 
 # TensorBoard event files: TFRecord framing with masked CRC-32C, hand-encoded Event protos.
