@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer harness for CTest (tests/fuzz/CMakeLists.txt):
 #   run_fuzz.sh replay HARNESS CORPUS_DIR CRASH_DIR   every seed and every kept crash input, once each
-#   run_fuzz.sh run HARNESS CORPUS_DIR WORK_DIR SECONDS   fuzzes from a scratch copy of the corpus (the
-#     source tree is never written); a crash leaves its input in WORK_DIR/crashes and fails the test.
+#   run_fuzz.sh run HARNESS CORPUS_DIR WORK_DIR SECONDS [LIBFUZZER_FLAGS...]   fuzzes from a scratch copy of
+#     the corpus (the source tree is never written); a crash leaves its input in WORK_DIR/crashes and fails
+#     the test. The harnesses write their inputs to files: under /dev/shm when it is writable.
 set -euo pipefail
 mode=$1 harness=$2 corpus=$3
+if [[ -z "${TMPDIR:-}" && -w /dev/shm ]]; then export TMPDIR=/dev/shm; fi
 case "$mode" in
   replay)
     crashes=$4
@@ -18,8 +20,9 @@ case "$mode" in
     ;;
   run)
     work=$4 seconds=$5
+    shift 5
     rm -rf "$work" && mkdir -p "$work/corpus" "$work/crashes"
-    exec "$harness" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 \
+    exec "$harness" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 "$@" \
       -artifact_prefix="$work/crashes/" "$work/corpus" "$corpus"
     ;;
   *)
