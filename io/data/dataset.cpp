@@ -171,6 +171,18 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const std::filesystem::path& pa
   }
 
   const std::int64_t n = dataset->size_;
+  // A corrupt header can claim more rows than any file holds: check before allocating. Deflate expands at
+  // most ~1032:1, so no valid file stores more than 1100 times its own size.
+  const auto file_bytes = static_cast<std::int64_t>(std::filesystem::file_size(path));
+  std::int64_t image_total = 0, label_total = 0;
+  if (__builtin_mul_overflow(n, dataset->image_bytes(), &image_total) ||
+      __builtin_mul_overflow(n, std::int64_t{8}, &label_total) || image_total / 1100 > file_bytes ||
+      label_total / 1100 > file_bytes) {
+    fail_io(file, split_path, kOpen, ": expected ", split_path, " in ", file,
+            " to fit in the file, but images ", shape_str(image_shape), " and labels ",
+            shape_str(labels.shape()), " are more than a file of ", file_bytes,
+            " bytes can hold. The file is corrupt");
+  }
   dataset->labels_.resize(static_cast<std::size_t>(n));
   if (n > 0) labels.read_rows_into(0, n, dataset->labels_.data());
   verify_checksum(labels, {reinterpret_cast<const std::uint8_t*>(dataset->labels_.data()),
