@@ -3,7 +3,9 @@
 # mpirun at 2-4 ranks, and whole jobs incl. two network-namespace hosts; slurm: a throwaway SLURM cluster (one
 # node, and two in network namespaces) running sbatch jobs; slow: training on the real Fashion-MNIST;
 # cuda where the CUDA toolkit is found: those tests skip without a GPU),
-# then builds and runs the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# then builds and runs the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, and last
+# builds the libFuzzer harnesses with clang (build-fuzz/) to replay their corpora and kept crash inputs and
+# fuzz each for 30 seconds (label fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +23,10 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKSTEP_S
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs" -L unit
+
+echo "== fuzz build (build-fuzz/): clang libFuzzer harnesses, corpus + crash replay, 30 s of fuzzing each"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DLOCKSTEP_FUZZ=ON -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCHMARKS=OFF
+cmake --build build-fuzz -j "$jobs" --target fuzz_harnesses
+# The harnesses run one at a time (each fuzzer uses one core and up to 2 GB).
+ctest --test-dir build-fuzz --output-on-failure -L fuzz

@@ -25,6 +25,7 @@ namespace fs = std::filesystem;
 constexpr std::string_view kStepPrefix = "step_";
 constexpr std::string_view kTemporarySuffix = ".tmp";
 constexpr std::string_view kReplacedSuffix = ".tmp.replaced";
+constexpr std::string_view kPrunedSuffix = ".tmp.pruned";
 
 std::string quoted(const fs::path& path) { return str_cat("'", path.string(), "'"); }
 
@@ -302,7 +303,16 @@ std::vector<fs::path> CheckpointStore::prune(std::int64_t keep_step) const {
     const bool milestone = policy_.keep_every > 0 && info.step % policy_.keep_every == 0;
     if (info.step == keep_step || newest || milestone) continue;
     try {
-      remove_tree("CheckpointStore::commit", info.path);
+      // Renamed out of the committed names first (one atomic step), then deleted: a job killed while
+      // deleting leaves only a stale temporary, removed by the next cleanup_stale, never a step_N/ whose
+      // manifest lists files that are gone.
+      const fs::path doomed = root_ / (info.path.filename().string() + std::string(kPrunedSuffix));
+      remove_tree("CheckpointStore::commit", doomed);
+      std::error_code ec;
+      fs::rename(info.path, doomed, ec);
+      if (ec) throw_fs("CheckpointStore::commit", "move aside the pruned checkpoint", info.path, ec);
+      fsync_path("CheckpointStore::commit", root_, O_DIRECTORY);
+      remove_tree("CheckpointStore::commit", doomed);
     } catch (const IoError& e) {
       throw IoError(str_cat(e.what(), " Step ", keep_step, " was committed; only pruning failed."), e.file());
     }

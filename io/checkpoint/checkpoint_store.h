@@ -33,9 +33,10 @@ struct CommitResult {
 // thread-safe; at most one process may write (cleanup_stale, begin, commit, discard) to a root at a time.
 //
 // Layout under root: committed checkpoints `step_<step, 9+ digits>/` each holding the caller's files and a
-// manifest.json written last; temporaries `step_<step>.tmp` (being filled) and `step_<step>.tmp.replaced`
-// (an older checkpoint of the same step being swapped out). A directory named step_N is never incomplete:
-// it appears by one rename after its files and manifest are on disk.
+// manifest.json written last; temporaries `step_<step>.tmp` (being filled), `step_<step>.tmp.replaced`
+// (an older checkpoint of the same step being swapped out) and `step_<step>.tmp.pruned` (a pruned one being
+// deleted). A directory named step_N is never incomplete: it appears by one rename after its files and
+// manifest are on disk, and leaves by one rename before any of them is deleted.
 //
 // Multi-rank use (the agreement stays with the caller): rank 0 calls cleanup_stale() at start before any
 // rank writes. To save: rank 0 calls begin(step); barrier; every rank writes the files it owns into the

@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "io/data/cifar.h"
+#include "io/data/dataset.h"
 #include "io/data/idx.h"
 #include "io/data/image_folder.h"
 #include "io/data/npy.h"
@@ -323,9 +324,15 @@ void write_image_set(const std::filesystem::path& out, const std::string& split,
                   out.string(), "/" + split);
   }
   h5::Group group = root.create_group(split);
-  const h5::Dataset images = group.create_dataset("images", DType::u8, set.images.shape());
-  images.write(set.images);
-  group.write_tensor("labels", labels);
+  const Tensor pixels = set.images.contiguous();
+  const h5::Dataset images = group.create_dataset("images", DType::u8, pixels.shape());
+  images.write(pixels);
+  images.set_attribute(kArrayChecksumAttribute,
+                       bytes_xxh64({pixels.data<std::uint8_t>(), static_cast<std::size_t>(pixels.numel())}));
+  const h5::Dataset labels_dataset = group.write_tensor("labels", labels);
+  labels_dataset.set_attribute(kArrayChecksumAttribute,
+                               bytes_xxh64({reinterpret_cast<const std::uint8_t*>(label),
+                                            static_cast<std::size_t>(n) * sizeof(std::int64_t)}));
   const ChannelStats stats = channel_stats(set.images);
   group.set_attribute("mean", stats.mean);
   group.set_attribute("std", stats.std);

@@ -1,8 +1,13 @@
 // Opening and validating a data set split, and gathering rows from memory or from the file.
 #include "io/data/dataset.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <cstring>
+#include <memory>
 
 #include "src/core/error.h"
 
@@ -41,7 +46,82 @@ h5::Dataset open_checked(const h5::Group& group, const std::string& name, DType 
   return dataset;
 }
 
+// The xxh64 attribute of `dataset`, or "" when it has none.
+std::string stored_checksum(const h5::Dataset& dataset) {
+  return dataset.has_attribute(kArrayChecksumAttribute) ? dataset.attribute_string(kArrayChecksumAttribute)
+                                                        : std::string();
+}
+
+std::string hex64(XXH64_hash_t hash) {
+  std::array<char, 17> hex{};
+  std::snprintf(hex.data(), hex.size(), "%016llx", static_cast<unsigned long long>(hash));
+  return hex.data();
+}
+
+// Throws checksum_error when `dataset` stores a checksum that the bytes read do not have.
+void verify_checksum(const h5::Dataset& dataset, std::span<const std::uint8_t> bytes) {
+  ArrayChecksum check{dataset.object_path(), stored_checksum(dataset), ""};
+  if (!check.stored()) return;
+  check.actual = bytes_xxh64(bytes);
+  if (!check.ok()) throw checksum_error(kOpen, dataset.file_name(), check);
+}
+
 }  // namespace
+
+std::string bytes_xxh64(std::span<const std::uint8_t> bytes) {
+  return hex64(XXH64(bytes.data(), bytes.size(), 0));
+}
+
+IoError checksum_error(const std::string& function, const std::string& file, const ArrayChecksum& check) {
+  return IoError(str_cat(function, ": expected ", check.object, " in ", file, " to hash to xxh64 ",
+                         check.expected, " (its ", kArrayChecksumAttribute,
+                         " attribute, written by `lockstep convert`), but its ", "bytes hash to ",
+                         check.actual, ": the file is damaged. Re-create it with `lockstep ", "convert`"),
+                 file, check.object);
+}
+
+std::vector<ArrayChecksum> split_checksums(const std::filesystem::path& path, const std::string& split) {
+  const std::string file = path.string();
+  h5::File h5file(path, h5::Access::kRead);
+  const h5::Group root = h5file.root();
+  if (split.empty() || !root.is_group(split)) {
+    fail_io(file, "/" + split, "split_checksums: expected a split group /", split, " in ", file,
+            ", but the file has ", join(root.children()));
+  }
+  const h5::Group group = root.group(split);
+  std::vector<ArrayChecksum> out;
+  for (const char* name : {"images", "labels"}) {
+    const std::string object = str_cat("/", split, "/", name);
+    if (!group.contains(name) || group.is_group(name)) {
+      fail_io(file, object, "split_checksums: expected a dataset ", object, " in ", file,
+              ", but the group has ", join(group.children()));
+    }
+    const h5::Dataset dataset = group.dataset(name);
+    const Shape& shape = dataset.shape();
+    std::int64_t row_bytes = static_cast<std::int64_t>(element_size(dataset.dtype()));
+    for (std::size_t d = 1; d < shape.size(); ++d) row_bytes *= shape[d];
+    const std::int64_t rows = shape.empty() ? 1 : shape[0];
+    std::unique_ptr<XXH64_state_t, XXH_errorcode (*)(XXH64_state_t*)> state(XXH64_createState(),
+                                                                            &XXH64_freeState);
+    XXH64_reset(state.get(), 0);
+    if (shape.empty()) {
+      const Tensor all = dataset.read();
+      XXH64_update(state.get(), all.data(), static_cast<std::size_t>(row_bytes));
+    } else if (row_bytes > 0) {
+      // Blocks of about 16 MiB, so that a data set larger than memory can be verified.
+      const std::int64_t block = std::max<std::int64_t>(1, (std::int64_t{16} << 20) / row_bytes);
+      std::vector<std::uint8_t> buffer;
+      for (std::int64_t start = 0; start < rows; start += block) {
+        const std::int64_t count = std::min(block, rows - start);
+        buffer.resize(static_cast<std::size_t>(count * row_bytes));
+        dataset.read_rows_into(start, count, buffer.data());
+        XXH64_update(state.get(), buffer.data(), buffer.size());
+      }
+    }
+    out.push_back({object, stored_checksum(dataset), hex64(XXH64_digest(state.get()))});
+  }
+  return out;
+}
 
 std::shared_ptr<ImageDataset> ImageDataset::open(const std::filesystem::path& path, const std::string& split,
                                                  Cache cache) {
@@ -91,8 +171,22 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const std::filesystem::path& pa
   }
 
   const std::int64_t n = dataset->size_;
+  // A corrupt header can claim more rows than any file holds: check before allocating. Deflate expands at
+  // most ~1032:1, so no valid file stores more than 1100 times its own size.
+  const auto file_bytes = static_cast<std::int64_t>(std::filesystem::file_size(path));
+  std::int64_t image_total = 0, label_total = 0;
+  if (__builtin_mul_overflow(n, dataset->image_bytes(), &image_total) ||
+      __builtin_mul_overflow(n, std::int64_t{8}, &label_total) || image_total / 1100 > file_bytes ||
+      label_total / 1100 > file_bytes) {
+    fail_io(file, split_path, kOpen, ": expected ", split_path, " in ", file,
+            " to fit in the file, but images ", shape_str(image_shape), " and labels ",
+            shape_str(labels.shape()), " are more than a file of ", file_bytes,
+            " bytes can hold. The file is corrupt");
+  }
   dataset->labels_.resize(static_cast<std::size_t>(n));
   if (n > 0) labels.read_rows_into(0, n, dataset->labels_.data());
+  verify_checksum(labels, {reinterpret_cast<const std::uint8_t*>(dataset->labels_.data()),
+                           dataset->labels_.size() * sizeof(std::int64_t)});
   const auto classes = static_cast<std::int64_t>(dataset->class_names_.size());
   if (classes > 0) {
     for (std::int64_t i = 0; i < n; ++i) {
@@ -104,6 +198,7 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const std::filesystem::path& pa
   if (cache == Cache::kMemory) {
     dataset->cached_.resize(static_cast<std::size_t>(n * dataset->image_bytes()));
     if (n > 0) images.read_rows_into(0, n, dataset->cached_.data());
+    verify_checksum(images, dataset->cached_);
   } else {
     dataset->images_.emplace(std::move(images));
   }

@@ -13,8 +13,34 @@
 #include <vector>
 
 #include "io/h5/h5.h"
+#include "src/core/error.h"
 
 namespace lockstep::io {
+
+// The attribute `lockstep convert` stores on /<split>/images and /<split>/labels: XXH64 (seed 0) of the
+// array's bytes in C order (u8 pixels; i64 labels little-endian), 16 lowercase hex digits. h5py computes it
+// as xxh64(dataset[()].tobytes()). Files converted before it existed have none and still load.
+inline constexpr const char* kArrayChecksumAttribute = "xxh64";
+
+// XXH64 (seed 0) of `bytes` as 16 lowercase hex digits.
+std::string bytes_xxh64(std::span<const std::uint8_t> bytes);
+
+// The checksum check of one array of a split: `expected` is its xxh64 attribute (empty when the file has
+// none), `actual` the hash of its bytes as read.
+struct ArrayChecksum {
+  std::string object;  // "/train/images"
+  std::string expected;
+  std::string actual;
+  bool stored() const { return !expected.empty(); }
+  bool ok() const { return expected.empty() || expected == actual; }
+};
+
+// Reads the images and labels of `split` whole (in blocks of rows) and hashes them, for
+// `lockstep inspect --verify`. IoError naming file and object when a dataset is missing or unreadable.
+std::vector<ArrayChecksum> split_checksums(const std::filesystem::path& path, const std::string& split);
+
+// The IoError for a checksum that differs: names the file, the dataset and both checksums.
+IoError checksum_error(const std::string& function, const std::string& file, const ArrayChecksum& check);
 
 // kMemory reads every image once at open (Fashion-MNIST train is 47 MB); kNone reads each request's rows
 // from the file (sorted, in runs of consecutive rows), for data sets larger than memory.
@@ -25,8 +51,9 @@ enum class Cache : std::uint8_t { kNone, kMemory };
 class ImageDataset {
  public:
   // Opens `split` of the file at `path`. Raises IoError (naming file and object) when the file, the split
-  // or a dataset is missing or has the wrong rank or row count, TypeError when a dataset has the wrong
-  // dtype, ValueError when a label is outside [0, number of classes).
+  // or a dataset is missing or has the wrong rank or row count, or when an array read whole (the labels
+  // always, the images with Cache::kMemory) differs from its xxh64 attribute; TypeError when a dataset has
+  // the wrong dtype, ValueError when a label is outside [0, number of classes).
   static std::shared_ptr<ImageDataset> open(const std::filesystem::path& path, const std::string& split,
                                             Cache cache);
 

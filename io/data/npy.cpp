@@ -19,6 +19,9 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "read_npy reads little-endian payloads in place");
 
 constexpr std::string_view kMagic = "\x93NUMPY";
+// The longest header accepted (NumPy writes under 100 bytes for these arrays and reads at most 10000
+// without allow_pickle): a corrupt version 2/3 length field (up to 4 GiB) is an error, not an allocation.
+constexpr std::int64_t kMaxHeaderBytes = 1 << 16;
 
 struct NpyHeader {
   std::string descr;
@@ -158,6 +161,11 @@ NpyHeader read_header(SourceFile& file) {
   if (file.read(length_bytes.data(), length_size) == length_size) {
     for (std::int64_t i = length_size - 1; i >= 0; --i)
       length = length << 8 | length_bytes[static_cast<std::size_t>(i)];
+  }
+  if (length > kMaxHeaderBytes) {
+    throw IoError(str_cat("read_npy: expected a header of at most ", kMaxHeaderBytes, " bytes in ",
+                          file.describe(), ", but its length field says ", length, ". The file is corrupt."),
+                  file.path().string());
   }
   std::string text(static_cast<std::size_t>(length), '\0');
   if (length == 0 || file.read(text.data(), length) < length) {

@@ -118,12 +118,22 @@ bool read_with_libpng(ReadJob& job) {
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (depth == 16) png_set_scale_16(png);
-  if ((color & PNG_COLOR_MASK_ALPHA) != 0) png_set_strip_alpha(png);
+  // A palette's tRNS chunk becomes an alpha channel when the palette is expanded: strip that one too.
+  if ((color & PNG_COLOR_MASK_ALPHA) != 0 ||
+      (color == PNG_COLOR_TYPE_PALETTE && png_get_valid(png, info, PNG_INFO_tRNS) != 0)) {
+    png_set_strip_alpha(png);
+  }
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
   job.width = png_get_image_width(png, info);
   job.height = png_get_image_height(png, info);
   job.channels = png_get_channels(png, info);
+  if (job.channels != 1 && job.channels != 3) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    std::snprintf(job.message, kMessageSize,
+                  "expected 1 (gray) or 3 (RGB) channels after decoding, but got %d", job.channels);
+    return false;
+  }
   const std::size_t row_bytes = png_get_rowbytes(png, info);
   try {
     job.pixels->resize(row_bytes * job.height);

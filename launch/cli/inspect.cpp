@@ -1,6 +1,6 @@
 // `lockstep inspect PATH`: says what a Lockstep file or directory is and what it holds — a data set, a
 // model file, a checkpoint (verified against its manifest) or a directory of checkpoints — without loading
-// any tensor data but labels and RNG words.
+// any tensor data but labels and RNG words (unless --verify asks to check a data set's array checksums).
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -15,6 +15,7 @@
 #include "io/checkpoint/checkpoint_state.h"
 #include "io/checkpoint/checkpoint_store.h"
 #include "io/checkpoint/manifest.h"
+#include "io/data/dataset.h"
 #include "io/h5/h5.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
@@ -180,7 +181,40 @@ void print_state_group(std::ostream& out, const io::h5::Group& group, const std:
 
 // ---- data sets ----
 
-void inspect_data_set(std::ostream& out, const fs::path& path, const io::h5::Group& root) {
+// The array checksums of one split: whether they are stored, and with `verify` each array's check. False
+// when a stored checksum differs.
+bool print_checksums(std::ostream& out, const fs::path& path, const std::string& split,
+                     const io::h5::Group& group, bool verify) {
+  if (!verify) {
+    bool stored = true;
+    for (const char* name : {"images", "labels"}) {
+      stored = stored && group.contains(name) && !group.is_group(name) &&
+               group.dataset(name).has_attribute(io::kArrayChecksumAttribute);
+    }
+    out << "    array checksums: "
+        << (stored ? "xxh64 stored (--verify checks them)"
+                   : "none stored (converted by an older `lockstep convert`): the arrays cannot be verified")
+        << '\n';
+    return true;
+  }
+  bool ok = true;
+  for (const io::ArrayChecksum& check : io::split_checksums(path, split)) {
+    out << "    " << check.object << " xxh64 " << check.actual << ": ";
+    if (!check.stored()) {
+      out << "none stored (converted by an older `lockstep convert`), not verified\n";
+    } else if (check.ok()) {
+      out << "verified\n";
+    } else {
+      out << "FAILED: " << io::checksum_error("inspect --verify", path.string(), check).what() << '\n';
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+// Returns false when --verify found a damaged array.
+bool inspect_data_set(std::ostream& out, const fs::path& path, const io::h5::Group& root, bool verify) {
+  bool all_ok = true;
   out << "data set " << path.string() << " (Lockstep data-set format " << root.attribute_int("format_version")
       << ")\n";
   if (root.has_attribute("source")) out << "  source: " << root.attribute_string("source") << '\n';
@@ -236,7 +270,18 @@ void inspect_data_set(std::ostream& out, const fs::path& path, const io::h5::Gro
         out << '\n';
       }
     }
+    if (group.contains("images") && group.contains("labels")) {
+      all_ok = print_checksums(out, path, split, group, verify) && all_ok;
+      // What `lockstep train` says about this split (labels outside the classes, images that are not u8,
+      // mismatched shapes): its own opener, without reading the images.
+      try {
+        (void)io::ImageDataset::open(path, split, io::Cache::kNone);
+      } catch (const Error& e) {
+        out << "    warning: `lockstep train` would stop on this split: " << e.what() << '\n';
+      }
+    }
   }
+  return all_ok;
 }
 
 // ---- model files ----
@@ -263,10 +308,10 @@ void inspect_model_file(std::ostream& out, const fs::path& path, const io::h5::G
 
 void print_trainer_state(std::ostream& out, const io::TrainerState& state, int config_lines,
                          const std::string& indent) {
-  out << indent << "trainer state: step " << state.step << ", epoch " << state.epoch + 1 << " (" << state.epoch_step
-      << " of its steps done), samples seen "
-      << grouped(state.samples_seen) << ", global batch " << state.global_batch << ", seed " << state.seed
-      << ", world size " << state.world_size << ", library " << state.library_version << '\n';
+  out << indent << "trainer state: step " << state.step << ", epoch " << state.epoch + 1 << " ("
+      << state.epoch_step << " of its steps done), samples seen " << grouped(state.samples_seen)
+      << ", global batch " << state.global_batch << ", seed " << state.seed << ", world size "
+      << state.world_size << ", library " << state.library_version << '\n';
   std::vector<std::string> streams;
   for (const auto& [name, words] : state.rng)
     streams.push_back(str_cat(name, " (", words.size(), words.size() == 1 ? " word)" : " words)"));
@@ -406,7 +451,7 @@ int inspect_directory(std::ostream& out, const fs::path& dir, int config_lines) 
                       some_entries(dir), "."));
 }
 
-int inspect_file(std::ostream& out, const fs::path& file, int config_lines) {
+int inspect_file(std::ostream& out, const fs::path& file, int config_lines, bool verify) {
   if (file.filename() == io::kManifestName) return inspect_checkpoint(out, file.parent_path(), config_lines);
   std::optional<io::h5::File> h5file;
   try {
@@ -416,8 +461,7 @@ int inspect_file(std::ostream& out, const fs::path& file, int config_lines) {
   }
   const io::h5::Group root = h5file->root();
   if (root.has_attribute("format_version") && root.has_attribute("class_names")) {
-    inspect_data_set(out, file, root);
-    return 0;
+    return inspect_data_set(out, file, root, verify) ? 0 : 1;
   }
   if (root.has_attribute("kind") && root.has_attribute("config")) {
     inspect_model_file(out, file, root, config_lines);
@@ -442,7 +486,9 @@ int inspect_file(std::ostream& out, const fs::path& file, int config_lines) {
 int run_inspect(const std::vector<std::string>& args) {
   po::options_description options("Options");
   options.add_options()("path", po::value<std::string>()->required(), "the file or directory to describe")(
-      "config-lines", po::value<int>()->default_value(8), "lines of a stored config to show");
+      "config-lines", po::value<int>()->default_value(8), "lines of a stored config to show")(
+      "verify", po::bool_switch(),
+      "read a data set's arrays whole and check them against their xxh64 checksums");
   po::positional_options_description positional;
   positional.add("path", 1);
   const auto values = parse_options(
@@ -450,7 +496,8 @@ int run_inspect(const std::vector<std::string>& args) {
       "Describes PATH: a data set (splits, shapes, dtypes, class names, mean/std, source checksums), a model "
       "file (groups, tensors, parameter counts, stored config), a checkpoint directory (manifest "
       "verification, files, trainer state, state groups) or a directory of checkpoints (each one's "
-      "verification). Exits with 1 when a checkpoint fails verification.");
+      "verification). --verify also checks a data set's arrays against the checksums `lockstep convert` "
+      "stored. Exits with 1 when a checkpoint or (with --verify) a data-set array fails verification.");
   if (!values) return 0;
   const fs::path path = (*values)["path"].as<std::string>();
   const int config_lines = (*values)["config-lines"].as<int>();
@@ -463,7 +510,8 @@ int run_inspect(const std::vector<std::string>& args) {
   // "ckpt/step_000000100/" names the same directory as "ckpt/step_000000100".
   const fs::path clean = path.has_filename() ? path : path.parent_path();
   if (fs::is_directory(status)) return inspect_directory(std::cout, clean, config_lines);
-  if (fs::is_regular_file(status)) return inspect_file(std::cout, clean, config_lines);
+  if (fs::is_regular_file(status))
+    return inspect_file(std::cout, clean, config_lines, (*values)["verify"].as<bool>());
   reject(path, "is neither a regular file nor a directory.");
 }
 
