@@ -16,6 +16,7 @@
 #include "io/checkpoint/manifest.h"
 #include "io/data/convert.h"
 #include "src/core/error.h"
+#include "src/core/strings.h"
 
 namespace lockstep::io {
 namespace {
@@ -27,7 +28,6 @@ constexpr std::string_view kTemporarySuffix = ".tmp";
 constexpr std::string_view kReplacedSuffix = ".tmp.replaced";
 constexpr std::string_view kPrunedSuffix = ".tmp.pruned";
 
-std::string quoted(const fs::path& path) { return str_cat("'", path.string(), "'"); }
 
 // The step of a committed directory name, only in the canonical form directory_name() writes.
 std::optional<std::int64_t> parse_step(const std::string& name) {
@@ -54,7 +54,7 @@ void check_step(const char* function, std::int64_t step) {
 [[noreturn]] void throw_fs(const char* function, const std::string& what, const fs::path& path,
                            const std::error_code& ec) {
   throw IoError(
-      str_cat(function, ": expected to ", what, " ", quoted(path), ", but it failed: ", ec.message(), "."),
+      str_cat(function, ": expected to ", what, " ", in_quotes(path), ", but it failed: ", ec.message(), "."),
       path.string());
 }
 
@@ -114,12 +114,6 @@ Listing list_directory(const char* function, const fs::path& dir) {
   std::sort(listing.files.begin(), listing.files.end());
   std::sort(listing.others.begin(), listing.others.end());
   return listing;
-}
-
-std::string join(const std::vector<std::string>& parts) {
-  std::string out;
-  for (const std::string& p : parts) out += (out.empty() ? "" : "; ") + p;
-  return out;
 }
 
 // The problems of a checkpoint directory against its manifest (empty when it verifies).
@@ -237,18 +231,18 @@ CommitResult CheckpointStore::commit(std::int64_t step) const {
   const fs::path temporary = temporary_path(step);
   std::error_code ec;
   if (!fs::is_directory(temporary, ec)) {
-    throw IoError(str_cat(kFunction, ": expected the directory ", quoted(temporary), " made by begin(", step,
+    throw IoError(str_cat(kFunction, ": expected the directory ", in_quotes(temporary), " made by begin(", step,
                           "), but it does not exist. Call begin(step) and write the files first."),
                   temporary.string());
   }
   const Listing listing = list_directory(kFunction, temporary);
   if (listing.has_manifest) {
-    throw IoError(str_cat(kFunction, ": expected no ", kManifestName, " in ", quoted(temporary),
+    throw IoError(str_cat(kFunction, ": expected no ", kManifestName, " in ", in_quotes(temporary),
                           ", but there is one. The name is reserved for the manifest commit writes."),
                   (temporary / kManifestName).string());
   }
   if (!listing.others.empty()) {
-    throw IoError(str_cat(kFunction, ": expected only regular files and directories in ", quoted(temporary),
+    throw IoError(str_cat(kFunction, ": expected only regular files and directories in ", in_quotes(temporary),
                           ", but '", listing.others.front(), "' is neither (a symlink?)."),
                   (temporary / listing.others.front()).string());
   }
@@ -277,13 +271,13 @@ CommitResult CheckpointStore::commit(std::int64_t step) const {
     if (ec) {
       std::error_code restore_ec;
       fs::rename(aside, final_path, restore_ec);
-      throw_fs(kFunction, str_cat("rename ", quoted(temporary), " to"), final_path, ec);
+      throw_fs(kFunction, str_cat("rename ", in_quotes(temporary), " to"), final_path, ec);
     }
     fsync_path(kFunction, root_, O_DIRECTORY);
     remove_tree(kFunction, aside);
   } else {
     fs::rename(temporary, final_path, ec);
-    if (ec) throw_fs(kFunction, str_cat("rename ", quoted(temporary), " to"), final_path, ec);
+    if (ec) throw_fs(kFunction, str_cat("rename ", in_quotes(temporary), " to"), final_path, ec);
     fsync_path(kFunction, root_, O_DIRECTORY);
   }
 
@@ -338,7 +332,7 @@ std::vector<CheckpointInfo> CheckpointStore::list() const {
 
 bool CheckpointStore::verify(const fs::path& checkpoint, std::string* why) {
   const std::vector<std::string> problems = problems_of(checkpoint);
-  if (why != nullptr) *why = join(problems);
+  if (why != nullptr) *why = join(problems, "; ");
   return problems.empty();
 }
 
@@ -349,7 +343,7 @@ std::optional<CheckpointInfo> CheckpointStore::latest_valid(std::vector<std::str
     if (verify(all[i].path, &why)) return all[i];
     if (warnings != nullptr) {
       warnings->push_back(
-          str_cat("checkpoint ", quoted(all[i].path), " is damaged (", why, "); ",
+          str_cat("checkpoint ", in_quotes(all[i].path), " is damaged (", why, "); ",
                   i > 0 ? "falling back to the previous one" : "no older checkpoint to fall back to", "."));
     }
   }

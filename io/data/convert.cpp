@@ -21,6 +21,7 @@
 #include "io/data/image_folder.h"
 #include "io/data/npy.h"
 #include "src/core/error.h"
+#include "src/core/strings.h"
 #include "src/core/threading.h"
 
 namespace lockstep::io {
@@ -31,7 +32,6 @@ constexpr std::int64_t kDeflateMaxRatio = 1032;
 constexpr std::int64_t kDeflateSlack = 1 << 16;
 constexpr std::int64_t kReadChunk = 1 << 20;
 
-std::string quoted(const std::filesystem::path& p) { return str_cat("'", p.string(), "'"); }
 
 }  // namespace
 
@@ -39,17 +39,17 @@ SourceFile::SourceFile(const std::filesystem::path& file, const char* where) : p
   std::error_code ec;
   const auto status = std::filesystem::status(file, ec);
   if (!std::filesystem::exists(status)) {
-    throw IoError(str_cat(where_, ": expected an existing file, but ", quoted(file), " does not exist"),
+    throw IoError(str_cat(where_, ": expected an existing file, but ", in_quotes(file), " does not exist"),
                   file.string());
   }
   if (!std::filesystem::is_regular_file(status)) {
-    throw IoError(str_cat(where_, ": expected a regular file, but ", quoted(file), " is not one"),
+    throw IoError(str_cat(where_, ": expected a regular file, but ", in_quotes(file), " is not one"),
                   file.string());
   }
   const auto size = std::filesystem::file_size(file, ec);
   raw_ = ec ? nullptr : std::fopen(file.c_str(), "rb");
   if (raw_ == nullptr) {
-    throw IoError(str_cat(where_, ": expected a readable file, but opening ", quoted(file),
+    throw IoError(str_cat(where_, ": expected a readable file, but opening ", in_quotes(file),
                           " failed: ", ec ? ec.message() : std::string(std::strerror(errno))),
                   file.string());
   }
@@ -64,7 +64,7 @@ SourceFile::SourceFile(const std::filesystem::path& file, const char* where) : p
   raw_ = nullptr;
   gz_ = gzopen(file.c_str(), "rb");
   if (gz_ == nullptr) {
-    throw IoError(str_cat(where_, ": expected a readable gzip file, but opening ", quoted(file), " failed"),
+    throw IoError(str_cat(where_, ": expected a readable gzip file, but opening ", in_quotes(file), " failed"),
                   file.string());
   }
   gzbuffer(gz_, static_cast<unsigned>(kReadChunk));
@@ -77,8 +77,8 @@ SourceFile::~SourceFile() {
 }
 
 std::string SourceFile::describe() const {
-  return gz_ != nullptr ? str_cat("gzip file ", quoted(path_), " (sizes decompressed)")
-                        : str_cat("file ", quoted(path_));
+  return gz_ != nullptr ? str_cat("gzip file ", in_quotes(path_), " (sizes decompressed)")
+                        : str_cat("file ", in_quotes(path_));
 }
 
 std::int64_t SourceFile::read(void* dst, std::int64_t n) {
@@ -92,14 +92,14 @@ std::int64_t SourceFile::read(void* dst, std::int64_t n) {
       int code = Z_OK;
       const char* message = gzerror(gz_, &code);
       if (got < 0 || (code != Z_OK && code != Z_STREAM_END)) {
-        throw IoError(str_cat(where_, ": expected a valid gzip stream in ", quoted(path_),
+        throw IoError(str_cat(where_, ": expected a valid gzip stream in ", in_quotes(path_),
                               ", but zlib reports: ", message, ". The file is corrupt or truncated."),
                       path_.string());
       }
     } else {
       got = static_cast<std::int64_t>(std::fread(out + total, 1, static_cast<std::size_t>(want), raw_));
       if (std::ferror(raw_) != 0) {
-        throw IoError(str_cat(where_, ": expected to read ", quoted(path_),
+        throw IoError(str_cat(where_, ": expected to read ", in_quotes(path_),
                               ", but reading failed: ", std::strerror(errno)),
                       path_.string());
       }
@@ -135,7 +135,7 @@ std::int64_t SourceFile::payload_bytes(const Shape& shape, std::int64_t item_siz
   std::int64_t bytes = item_size;
   for (const std::int64_t extent : shape) {
     if (extent < 0 || __builtin_mul_overflow(bytes, extent, &bytes)) {
-      throw IoError(str_cat(where_, ": expected a header with a representable size in ", quoted(path_),
+      throw IoError(str_cat(where_, ": expected a header with a representable size in ", in_quotes(path_),
                             ", but it announces shape ", shape_str(shape), ". The header is corrupt."),
                     path_.string());
     }
@@ -174,7 +174,7 @@ void SourceFile::read_rest(void* dst, std::int64_t n, const std::string& layout)
 std::string file_xxh64(const std::filesystem::path& file) {
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> handle(std::fopen(file.c_str(), "rb"), &std::fclose);
   if (!handle) {
-    throw IoError(str_cat("file_xxh64: expected a readable file, but opening ", quoted(file),
+    throw IoError(str_cat("file_xxh64: expected a readable file, but opening ", in_quotes(file),
                           " failed: ", std::strerror(errno)),
                   file.string());
   }
@@ -188,7 +188,7 @@ std::string file_xxh64(const std::filesystem::path& file) {
     if (got < buffer.size()) break;
   }
   if (std::ferror(handle.get()) != 0) {
-    throw IoError(str_cat("file_xxh64: expected to read ", quoted(file),
+    throw IoError(str_cat("file_xxh64: expected to read ", in_quotes(file),
                           ", but reading failed: ", std::strerror(errno)),
                   file.string());
   }
@@ -294,18 +294,18 @@ void write_image_set(const std::filesystem::path& out, const std::string& split,
     const std::int64_t version = root.attribute_int("format_version");
     if (version != kImageSetFormatVersion) {
       throw IoError(str_cat("write_image_set: expected format_version ", kImageSetFormatVersion, " in ",
-                            quoted(out), ", but got ", version),
+                            in_quotes(out), ", but got ", version),
                     out.string(), "/");
     }
     if (root.attribute_strings("class_names") != class_names) {
-      throw IoError(str_cat("write_image_set: expected the class names of ", quoted(out),
+      throw IoError(str_cat("write_image_set: expected the class names of ", in_quotes(out),
                             " to equal those of the new split '", split, "', but they differ"),
                     out.string(), "/");
     }
   } else {
     if (!root.children().empty()) {
       throw IoError(str_cat("write_image_set: expected a Lockstep data-set file or an empty one, but ",
-                            quoted(out), " has members and no format_version attribute"),
+                            in_quotes(out), " has members and no format_version attribute"),
                     out.string(), "/");
     }
     root.set_attribute("format_version", kImageSetFormatVersion);
@@ -319,7 +319,7 @@ void write_image_set(const std::filesystem::path& out, const std::string& split,
     root.set_attribute("source", description);
   }
   if (root.contains(split)) {
-    throw IoError(str_cat("write_image_set: expected a new split, but ", quoted(out),
+    throw IoError(str_cat("write_image_set: expected a new split, but ", in_quotes(out),
                           " already holds split '", split, "'"),
                   out.string(), "/" + split);
   }
@@ -367,7 +367,7 @@ std::filesystem::path find_idx_file(const std::filesystem::path& dir, const std:
   for (const std::string& name : {stem, stem + ".gz", dotted, dotted + ".gz"}) {
     if (std::filesystem::is_regular_file(dir / name)) return dir / name;
   }
-  throw IoError(str_cat("convert: expected ", quoted(dir / stem), " or ", quoted(dir / (stem + ".gz")),
+  throw IoError(str_cat("convert: expected ", in_quotes(dir / stem), " or ", in_quotes(dir / (stem + ".gz")),
                         ", but neither exists. Point the input at the directory holding the IDX files."),
                 (dir / stem).string());
 }
@@ -379,7 +379,7 @@ void check_label_range(const ImageSet& set, std::int64_t classes, const std::fil
   for (std::int64_t i = 0; i < set.labels.numel(); ++i) {
     if (label[i] < 0 || label[i] >= classes) {
       throw IoError(str_cat("convert: expected labels in [0, ", classes, ") for ", what, ", but label ", i,
-                            " in ", quoted(labels_file), " is ", label[i]),
+                            " in ", in_quotes(labels_file), " is ", label[i]),
                     labels_file.string());
     }
   }
@@ -410,7 +410,7 @@ void sync_file(const std::filesystem::path& file) {
   const bool ok = fd >= 0 && ::fsync(fd) == 0;
   if (fd >= 0) ::close(fd);
   if (!ok) {
-    throw IoError(str_cat("convert: expected to flush ", quoted(file),
+    throw IoError(str_cat("convert: expected to flush ", in_quotes(file),
                           " to disk, but it failed: ", std::strerror(errno)),
                   file.string());
   }
@@ -436,12 +436,12 @@ void convert(const ConvertOptions& options) {
     if (options.mode == OutputMode::kAddSplit) {
       if (!std::filesystem::is_regular_file(out)) {
         throw IoError(str_cat("convert: expected an existing data-set file to add a split to, but ",
-                              quoted(out), " does not exist. Use OutputMode::kCreate."),
+                              in_quotes(out), " does not exist. Use OutputMode::kCreate."),
                       out.string());
       }
       std::filesystem::copy_file(out, tmp, std::filesystem::copy_options::overwrite_existing, ec);
       if (ec) {
-        throw IoError(str_cat("convert: expected to copy ", quoted(out), " to ", quoted(tmp),
+        throw IoError(str_cat("convert: expected to copy ", in_quotes(out), " to ", in_quotes(tmp),
                               ", but it failed: ", ec.message()),
                       tmp.string());
       }
@@ -487,7 +487,7 @@ void convert(const ConvertOptions& options) {
     sync_file(tmp);
     std::filesystem::rename(tmp, out, ec);
     if (ec) {
-      throw IoError(str_cat("convert: expected to rename ", quoted(tmp), " to ", quoted(out),
+      throw IoError(str_cat("convert: expected to rename ", in_quotes(tmp), " to ", in_quotes(out),
                             ", but it failed: ", ec.message()),
                     out.string());
     }

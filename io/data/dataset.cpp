@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "src/core/error.h"
+#include "src/core/strings.h"
 
 namespace lockstep::io {
 namespace {
@@ -22,18 +23,15 @@ template <class... Parts>
   throw IoError(str_cat(parts...), file, object);
 }
 
-std::string join(const std::vector<std::string>& names) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", " : "") + names[i];
-  return out + "]";
-}
+// "[a, b]": the members of a group, for messages.
+std::string listed(const std::vector<std::string>& names) { return str_cat("[", join(names, ", "), "]"); }
 
 // Opens `group`/`name` and checks its dtype and rank; `file` and `object` name it in errors.
 h5::Dataset open_checked(const h5::Group& group, const std::string& name, DType dtype, std::int64_t rank,
                          const std::string& file, const std::string& object, const char* layout) {
   if (!group.contains(name)) {
     fail_io(file, object, kOpen, ": expected a dataset ", object, " ", layout, " in ", file,
-            ", but the group has ", join(group.children()));
+            ", but the group has ", listed(group.children()));
   }
   h5::Dataset dataset = group.dataset(name);
   LOCKSTEP_CHECK(dataset.dtype() == dtype, TypeError, kOpen, ": expected ", object, " in ", file, " to be ",
@@ -86,7 +84,7 @@ std::vector<ArrayChecksum> split_checksums(const std::filesystem::path& path, co
   const h5::Group root = h5file.root();
   if (split.empty() || !root.is_group(split)) {
     fail_io(file, "/" + split, "split_checksums: expected a split group /", split, " in ", file,
-            ", but the file has ", join(root.children()));
+            ", but the file has ", listed(root.children()));
   }
   const h5::Group group = root.group(split);
   std::vector<ArrayChecksum> out;
@@ -94,7 +92,7 @@ std::vector<ArrayChecksum> split_checksums(const std::filesystem::path& path, co
     const std::string object = str_cat("/", split, "/", name);
     if (!group.contains(name) || group.is_group(name)) {
       fail_io(file, object, "split_checksums: expected a dataset ", object, " in ", file,
-              ", but the group has ", join(group.children()));
+              ", but the group has ", listed(group.children()));
     }
     const h5::Dataset dataset = group.dataset(name);
     const Shape& shape = dataset.shape();
@@ -135,7 +133,7 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const std::filesystem::path& pa
   const std::string split_path = "/" + split;
   if (split.empty() || !root.contains(split)) {
     fail_io(file, split_path, kOpen, ": expected a split group ", split_path, " in ", file,
-            ", but the file has ", join(root.children()));
+            ", but the file has ", listed(root.children()));
   }
   const h5::Group group = root.group(split);
 

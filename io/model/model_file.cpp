@@ -2,6 +2,7 @@
 #include "io/model/model_file.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "io/h5/h5.h"
 #include "io/state/state_file.h"
@@ -17,6 +18,12 @@ const char* library_version() { return LOCKSTEP_VERSION; }
 
 bool ModelFileInfo::has_group(const std::string& name) const {
   return std::find(groups.begin(), groups.end(), name) != groups.end();
+}
+
+bool is_buffer_entry(const std::string& dotted_name) {
+  static constexpr const char* kBufferNames[] = {"running_mean", "running_var", "num_batches_tracked"};
+  const std::string leaf = dotted_name.substr(dotted_name.rfind('.') + 1);
+  return std::find(std::begin(kBufferNames), std::end(kBufferNames), leaf) != std::end(kBufferNames);
 }
 
 void write_model_file(const std::filesystem::path& path, const std::string& kind, const std::string& config,

@@ -33,6 +33,10 @@ struct ModelFileInfo {
   bool has_group(const std::string& name) const;
 };
 
+// Whether a state-dict entry of a model group ("layer1.0.bn1.running_mean") is a buffer (batch-norm running
+// statistics) rather than a parameter.
+bool is_buffer_entry(const std::string& dotted_name);
+
 // Writes `models` (group name, module) into `path` with the root attributes, through a temporary file
 // renamed into place. IoError naming the file.
 void write_model_file(const std::filesystem::path& path, const std::string& kind, const std::string& config,

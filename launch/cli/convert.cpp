@@ -11,6 +11,7 @@
 #include "io/data/dataset.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
+#include "src/core/strings.h"
 
 namespace lockstep::launch {
 namespace {
@@ -42,14 +43,6 @@ std::vector<std::string> split_commas(const std::string& text) {
   std::istringstream in(text);
   while (std::getline(in, part, ',')) parts.push_back(part);
   return parts;
-}
-
-std::string format_values(const std::vector<double>& values) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(4) << '[';
-  for (std::size_t i = 0; i < values.size(); ++i) out << (i == 0 ? "" : ", ") << values[i];
-  out << ']';
-  return out.str();
 }
 
 // Throws a UsageError when `option` was given although `format_name` does not use it.

@@ -17,8 +17,10 @@
 #include "io/checkpoint/manifest.h"
 #include "io/data/dataset.h"
 #include "io/h5/h5.h"
+#include "io/model/model_file.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
+#include "src/core/strings.h"
 
 namespace lockstep::launch {
 namespace {
@@ -30,50 +32,6 @@ constexpr const char* kExpected =
     "a data set or model file (.h5), a checkpoint directory (step_NNNNNNNNN/) or a directory of checkpoints";
 constexpr const char* kStepPrefix = "step_";
 constexpr const char* kTrainerGroup = "trainer";
-// State-dict entries that are buffers, not parameters (batch-norm running statistics).
-constexpr const char* kBufferNames[] = {"running_mean", "running_var", "num_batches_tracked"};
-
-std::string quoted(const fs::path& path) { return str_cat("'", path.string(), "'"); }
-
-// 1234567 -> "1,234,567".
-std::string grouped(std::int64_t value) {
-  const std::string digits = std::to_string(value < 0 ? -value : value);
-  std::string out = value < 0 ? "-" : "";
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-// "312 B", "4.0 KiB", "1.23 MiB".
-std::string format_bytes(std::uintmax_t bytes) {
-  if (bytes < 1024) return str_cat(bytes, " B");
-  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes) / 1024.0;
-  std::size_t unit = 0;
-  while (value >= 1024.0 && unit + 1 < std::size(units)) {
-    value /= 1024.0;
-    ++unit;
-  }
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(value < 10 ? 2 : 1) << value << ' ' << units[unit];
-  return out.str();
-}
-
-std::string join(const std::vector<std::string>& parts, const std::string& separator) {
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : separator) + parts[i];
-  return out;
-}
-
-std::string format_values(const std::vector<double>& values) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(4) << '[';
-  for (std::size_t i = 0; i < values.size(); ++i) out << (i == 0 ? "" : ", ") << values[i];
-  out << ']';
-  return out.str();
-}
 
 // The first `count` lines of `text`, indented, then how many were left out.
 void print_text_head(std::ostream& out, const std::string& text, int count, const std::string& indent) {
@@ -139,11 +97,6 @@ void collect_tensors(const io::h5::Group& group, const std::string& prefix, std:
   }
 }
 
-bool is_buffer(const std::string& dotted) {
-  const std::string leaf = dotted.substr(dotted.rfind('.') + 1);
-  return std::find(std::begin(kBufferNames), std::end(kBufferNames), leaf) != std::end(kBufferNames);
-}
-
 // What a group of tensors holds: a model's parameters and buffers (model files), or any state (checkpoints,
 // whose groups may be optimizer or schedule state).
 enum class GroupKind : std::uint8_t { kModel, kState };
@@ -159,17 +112,17 @@ void print_state_group(std::ostream& out, const io::h5::Group& group, const std:
   std::size_t name_width = 0;
   std::size_t type_width = 0;
   for (const TensorEntry& t : tensors) {
-    (is_buffer(t.name) ? buffers : parameters) += numel_of(t.shape);
+    (io::is_buffer_entry(t.name) ? buffers : parameters) += numel_of(t.shape);
     name_width = std::max(name_width, t.name.size());
     type_width = std::max(type_width, std::string(dtype_name(t.dtype)).size());
   }
   out << indent << "group '" << name << "': " << tensors.size()
       << (tensors.size() == 1 ? " tensor" : " tensors");
   if (kind == GroupKind::kModel) {
-    out << ": " << grouped(parameters) << " parameters";
-    if (buffers > 0) out << " + " << grouped(buffers) << " buffer values (batch-norm statistics)";
+    out << ": " << group_thousands(parameters) << " parameters";
+    if (buffers > 0) out << " + " << group_thousands(buffers) << " buffer values (batch-norm statistics)";
   } else {
-    out << ", " << grouped(parameters + buffers) << " values";
+    out << ", " << group_thousands(parameters + buffers) << " values";
   }
   out << '\n';
   for (const TensorEntry& t : tensors) {
@@ -238,7 +191,7 @@ bool inspect_data_set(std::ostream& out, const fs::path& path, const io::h5::Gro
       if (child == "labels" && !dataset.shape().empty()) rows = dataset.shape()[0];
     }
     out << "  split '" << split << "'";
-    if (rows >= 0) out << ": " << grouped(rows) << " images";
+    if (rows >= 0) out << ": " << group_thousands(rows) << " images";
     out << '\n' << "    " << join(members, ", ") << '\n';
     if (group.has_attribute("mean") && group.has_attribute("std")) {
       out << "    mean " << format_values(group.attribute_doubles("mean")) << ", std "
@@ -288,13 +241,11 @@ bool inspect_data_set(std::ostream& out, const fs::path& path, const io::h5::Gro
 
 void inspect_model_file(std::ostream& out, const fs::path& path, const io::h5::Group& root,
                         int config_lines) {
-  out << "model file " << path.string() << ": kind " << root.attribute_string("kind");
-  if (root.has_attribute("format_version"))
-    out << ", format_version " << root.attribute_int("format_version");
-  out << '\n';
-  const std::string config = root.attribute_string("config");
+  const io::ModelFileInfo info = io::read_model_file_info(path);
+  out << "model file " << path.string() << ": kind " << info.kind << ", format_version " << info.format_version
+      << '\n';
   out << "  config:\n";
-  print_text_head(out, config, config_lines, "    ");
+  print_text_head(out, info.config, config_lines, "    ");
   for (const std::string& name : root.children()) {
     if (root.is_group(name)) {
       print_state_group(out, root.group(name), name, GroupKind::kModel, "  ");
@@ -309,7 +260,7 @@ void inspect_model_file(std::ostream& out, const fs::path& path, const io::h5::G
 void print_trainer_state(std::ostream& out, const io::TrainerState& state, int config_lines,
                          const std::string& indent) {
   out << indent << "trainer state: step " << state.step << ", epoch " << state.epoch + 1 << " ("
-      << state.epoch_step << " of its steps done), samples seen " << grouped(state.samples_seen)
+      << state.epoch_step << " of its steps done), samples seen " << group_thousands(state.samples_seen)
       << ", global batch " << state.global_batch << ", seed " << state.seed << ", world size "
       << state.world_size << ", library " << state.library_version << '\n';
   std::vector<std::string> streams;
@@ -421,7 +372,7 @@ int inspect_checkpoint_root(std::ostream& out, const fs::path& root) {
 // ---- dispatch ----
 
 [[noreturn]] void reject(const fs::path& path, const std::string& found) {
-  throw IoError(str_cat("inspect: expected ", kExpected, ", but ", quoted(path), " ", found), path.string());
+  throw IoError(str_cat("inspect: expected ", kExpected, ", but ", in_quotes(path.string()), " ", found), path.string());
 }
 
 // Up to a few names of a directory's entries, for a hint.

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <concepts>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +14,11 @@ namespace lockstep {
 
 // "'text'": a name or path quoted in a message.
 std::string in_quotes(std::string_view text);
+template <class Path>
+  requires std::same_as<Path, std::filesystem::path>  // not a candidate for strings: no ambiguity
+std::string in_quotes(const Path& path) {
+  return in_quotes(std::string_view(path.native()));
+}
 
 // The parts with `separator` between them: join({"a", "b"}, ", ") == "a, b"; "" for no parts.
 std::string join(const std::vector<std::string>& parts, std::string_view separator);
