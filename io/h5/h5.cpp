@@ -14,6 +14,13 @@ namespace lockstep::io::h5 {
 
 namespace internal {
 
+// HDF5 closes the files still open at exit from an atexit handler (H5_term_library). A file whose close
+// failed (a full disk during a checkpoint: the error path has already discarded it) stays in its tables half
+// closed, and that handler then crashes (SIGSEGV in H5F__close_cb). Every file here is closed by its RAII
+// handle before exit, so the handler has nothing to do: it is not registered (this must precede any HDF5
+// call, hence a static initializer).
+const bool kNoExitHandler = H5dont_atexit() >= 0;
+
 void quiet() {
   thread_local const bool silenced = H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr) >= 0;
   static_cast<void>(silenced);
@@ -36,6 +43,16 @@ std::string innermost_error() {
   std::string message;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, &message);
   H5Eclear2(H5E_DEFAULT);
+  // The file driver's report ("file write failed: time = ..., errno = 28, error message = 'No space left on
+  // device', buf = 0x..., bytes actually written = 18446744073709551615, ...") comes down to its cause.
+  const std::string_view marker = "error message = '";
+  const std::size_t cause = message.find(marker);
+  const std::size_t head = message.find(": time = ");
+  if (cause != std::string::npos && head != std::string::npos) {
+    const std::size_t begin = cause + marker.size();
+    const std::size_t end = message.find('\'', begin);
+    if (end != std::string::npos) message = message.substr(0, head) + ": " + message.substr(begin, end - begin);
+  }
   return message;
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "src/core/error.h"
 #include "tests/support/command.h"
 #include "tests/support/fashion_mnist.h"
 #include "tests/support/temp_dir.h"
@@ -199,6 +200,30 @@ TEST(MpiJob, LockstepTrainRunsAsTwoRanksWithOneVoice) {
   for (const std::string& line : lines_of(job.output)) {
     EXPECT_TRUE(seen.insert(line).second) << "printed twice: " << line << "\n" << job.output;
   }
+}
+
+// A checkpoint that cannot be written (a file-size limit with SIGXFSZ ignored: the writes fail with EFBIG, as
+// they do with ENOSPC on a full disk) ends the run with exit 1 and the cause in one line: no crash at exit
+// (HDF5's exit handler used to crash on the file whose close had failed) and no temporary left behind.
+TEST(MpiJob, ACheckpointThatCannotBeWrittenEndsTheRunCleanly) {
+  TempDir dir;
+  const fs::path run_dir = dir / "run";
+  const fs::path config = dir / "gan.toml";
+  std::ofstream(config) << "task = \"gan\"\n[run]\nseed = 1\nmax_steps = 4\nthreads = 1\noutput = \""
+                        << run_dir.string() << "\"\n[data]\npath = \"" << fashion_mnist_h5().string()
+                        << "\"\nbatch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n[gan]\nlatent = 16\nsamples = 4\n"
+                           "[generator]\nname = \"dcgan\"\nwidth = 16\n[discriminator]\nname = \"dcgan\"\nwidth = 16\n"
+                           "[checkpoint]\nevery_steps = 2\n";
+  // 600 KiB per file: the checkpoint's model file (170k parameters in f32) does not fit.
+  const std::string train = str_cat(quote(LOCKSTEP_TOOL), " train ", quote(config.string()), " --progress lines");
+  const JobResult job = run_job("bash -c " + quote("trap '' XFSZ; ulimit -f 600; exec " + train), kLimitS);
+  EXPECT_EQ(job.status, 1) << job.output;  // not 139: SIGSEGV
+  EXPECT_NE(job.output.find("could not save step 2"), std::string::npos) << job.output;
+  EXPECT_NE(job.output.find("File too large"), std::string::npos) << job.output;
+  EXPECT_EQ(job.output.find("bytes actually written"), std::string::npos) << job.output;  // HDF5's raw report
+  if (fs::exists(run_dir / "checkpoints"))
+    for (const auto& entry : fs::directory_iterator(run_dir / "checkpoints"))
+      ADD_FAILURE() << "left behind: " << entry.path() << "\n" << job.output;
 }
 
 TEST(MpiJob, LockstepTrainErrorOnRankZeroOnlyEndsTheWholeJob) {
