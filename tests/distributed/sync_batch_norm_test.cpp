@@ -28,15 +28,7 @@ namespace {
 
 using GroupPtr = std::shared_ptr<ProcessGroup>;
 
-// |got - want| <= tol * (1 + |want|) element-wise, with the shapes equal.
-void expect_close(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
-  ASSERT_TRUE(got.defined()) << what;
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  for (std::size_t i = 0; i < g.size(); ++i) {
-    ASSERT_NEAR(g[i], w[i], tol * (1.0 + std::abs(w[i]))) << what << ", element " << i;
-  }
-}
+using test::expect_close;
 
 class SyncBatchNormCase : public ::testing::TestWithParam<const test::GroupCase*> {};
 

@@ -44,27 +44,26 @@ TEST_P(OpForward, MatchesReference) {
   }
 }
 
-TEST_P(OpGradient, MatchesFiniteDifferences) {
-  const OpCase& c = *GetParam();
+// The case's inputs in f64, the differentiable ones requiring gradients.
+std::vector<Tensor> f64_inputs(const OpCase& c) {
   std::vector<Tensor> xs;
   std::vector<RefArray> refs;
   make_inputs(c, DType::f64, xs, refs);
   for (std::size_t i = 0; i < xs.size(); ++i) {
     if (c.inputs[i].differentiable) xs[i].requires_grad_();
   }
-  const GradcheckResult r = gradcheck(c.fn, xs, c.grad_rtol, c.grad_atol);
+  return xs;
+}
+
+TEST_P(OpGradient, MatchesFiniteDifferences) {
+  const OpCase& c = *GetParam();
+  const GradcheckResult r = gradcheck(c.fn, f64_inputs(c), c.grad_rtol, c.grad_atol);
   EXPECT_TRUE(r.ok) << c.name << ":\n" << r.message;
 }
 
 TEST_P(OpGradGrad, MatchesFiniteDifferencesOfTheGradient) {
   const OpCase& c = *GetParam();
-  std::vector<Tensor> xs;
-  std::vector<RefArray> refs;
-  make_inputs(c, DType::f64, xs, refs);
-  for (std::size_t i = 0; i < xs.size(); ++i) {
-    if (c.inputs[i].differentiable) xs[i].requires_grad_();
-  }
-  const GradcheckResult r = gradgradcheck(c.fn, xs, c.grad_rtol, c.grad_atol);
+  const GradcheckResult r = gradgradcheck(c.fn, f64_inputs(c), c.grad_rtol, c.grad_atol);
   EXPECT_TRUE(r.ok) << c.name << ":\n" << r.message;
 }
 

@@ -33,6 +33,9 @@ const std::vector<GroupCase>& sync_batch_norm_cases();
 // Every collective with every op and dtype at `n` elements per rank (0 included), broadcast from every root.
 void check_collectives(ProcessGroup& group, std::int64_t n);
 
+// |got - want| <= tol * (1 + |want|) element-wise, with the shapes equal (a gtest failure otherwise).
+void expect_close(const Tensor& got, const Tensor& want, double tol, const std::string& what);
+
 // For INSTANTIATE_TEST_SUITE_P.
 std::vector<const GroupCase*> case_pointers(const std::vector<GroupCase>& cases);
 std::string case_name(const ::testing::TestParamInfo<const GroupCase*>& info);

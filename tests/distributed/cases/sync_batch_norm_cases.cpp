@@ -20,6 +20,17 @@
 #include "tests/support/expect_error.h"
 
 namespace lockstep::distributed::test {
+
+// |got - want| <= tol * (1 + |want|) element-wise, with the shapes equal.
+void expect_close(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
+  ASSERT_TRUE(got.defined()) << what;
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    ASSERT_NEAR(g[i], w[i], tol * (1.0 + std::abs(w[i]))) << what << ", element " << i;
+  }
+}
+
 namespace {
 
 using GroupPtr = std::shared_ptr<ProcessGroup>;
@@ -73,16 +84,6 @@ std::shared_ptr<nn::BatchNorm> make_layer(const Scenario& s) {
     b.copy_(randn({s.channels}, 0.0, 1.0, s.dtype, kCPU, &gen));
   }
   return layer;
-}
-
-// |got - want| <= tol * (1 + |want|) element-wise, with the shapes equal.
-void expect_close(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
-  ASSERT_TRUE(got.defined()) << what;
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  for (std::size_t i = 0; i < g.size(); ++i) {
-    ASSERT_NEAR(g[i], w[i], tol * (1.0 + std::abs(w[i]))) << what << ", element " << i;
-  }
 }
 
 // Two training steps (loss sum(y * g)) on this rank's rows of each step's union batch, against the same
