@@ -280,15 +280,15 @@ fs::path resnet_config(const fs::path& path, const fs::path& output) {
                               kEvery, "\n"));
 }
 
-// A small DCGAN (width 8, latent 16; 32x32: padded Fashion-MNIST scaled to [-1, 1]) with the paper's Adam at
+// A small DCGAN (width 64: steps long enough for the kill to land mid-run on an idle machine; latent 16; 32x32: padded Fashion-MNIST scaled to [-1, 1]) with the paper's Adam at
 // two time scales (G 1e-4, D 4e-4), one-sided label smoothing and a generator average, 16 images per rank:
 // 3 x kEvery steps, a checkpoint every kEvery.
 fs::path dcgan_config(const fs::path& path, const fs::path& output) {
   return write_config(path, "gan", output, str_cat("seed = 2\nmax_steps = ", 3 * kEvery, "\n"),
                       "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
                       str_cat("[gan]\nlatent = 16\nsamples = 16\nreal_label = 0.9\nema_decay = 0.999\n"
-                              "[generator]\nname = \"dcgan\"\nwidth = 8\n"
-                              "[discriminator]\nname = \"dcgan\"\nwidth = 8\n"
+                              "[generator]\nname = \"dcgan\"\nwidth = 64\n"
+                              "[discriminator]\nname = \"dcgan\"\nwidth = 64\n"
                               "[generator.optimizer]\nlr = 1e-4\n[discriminator.optimizer]\nlr = 4e-4\n"
                               "[checkpoint]\nevery_steps = ",
                               kEvery, "\n"));
