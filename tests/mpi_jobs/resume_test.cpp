@@ -280,9 +280,10 @@ fs::path resnet_config(const fs::path& path, const fs::path& output) {
                               kEvery, "\n"));
 }
 
-// A small DCGAN (width 64: steps long enough for the kill to land mid-run on an idle machine; latent 16; 32x32: padded Fashion-MNIST scaled to [-1, 1]) with the paper's Adam at
-// two time scales (G 1e-4, D 4e-4), one-sided label smoothing and a generator average, 16 images per rank:
-// 3 x kEvery steps, a checkpoint every kEvery.
+// A DCGAN (width 64: steps long enough for the kill to land mid-run on an idle machine; latent 16; 32x32:
+// padded Fashion-MNIST scaled to [-1, 1]) with the paper's Adam at two time scales (G 1e-4, D 4e-4),
+// one-sided label smoothing and a generator average, 16 images per rank: 3 x kEvery steps, a checkpoint
+// every kEvery.
 fs::path dcgan_config(const fs::path& path, const fs::path& output) {
   return write_config(path, "gan", output, str_cat("seed = 2\nmax_steps = ", 3 * kEvery, "\n"),
                       "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
