@@ -45,9 +45,11 @@ DataParallel::DataParallel(std::shared_ptr<nn::Module> module, std::shared_ptr<P
   reducer_ = std::make_unique<Reducer>(module_->named_parameters(), group_, options);
 }
 
-Tensor DataParallel::forward(const Tensor& input) {
+Tensor DataParallel::forward(const Tensor& input) { return prepare_forward().forward(input); }
+
+nn::Module& DataParallel::prepare_forward() {
   if (sync_ && module_->is_training() && GradMode::is_enabled()) reducer_->prepare_for_backward();
-  return module_->forward(input);
+  return *module_;
 }
 
 void DataParallel::broadcast_state() { broadcast_module(*module_, *group_, 0); }

@@ -26,6 +26,9 @@ class DataParallel {
 
   Tensor forward(const Tensor& input);
   Tensor operator()(const Tensor& input) { return forward(input); }
+  // Arms the reducer as forward() does and returns the module, to be called with another signature (a
+  // conditional GAN's networks take labels too).
+  nn::Module& prepare_forward();
   nn::Module& module() { return *module_; }
   Reducer& reducer() { return *reducer_; }
 

@@ -13,6 +13,7 @@
 #include "src/core/rng.h"
 #include "src/metrics/frechet.h"
 #include "src/ops/shape.h"
+#include "src/tensor/factories.h"
 
 namespace lockstep::launch {
 namespace {
@@ -76,28 +77,59 @@ int run_eval(const std::vector<std::string>& args) {
       data.test_options.augment.mean.empty() ? data.test->mean() : data.test_options.augment.mean;
   const std::vector<double>& std =
       data.test_options.augment.std.empty() ? data.test->std() : data.test_options.augment.std;
-  const auto distance = [&](nn::Module& generator) {
+  // A conditional generator draws every class equally often: sample i is of class i mod classes.
+  const std::int64_t classes = gsettings.gan.conditional ? gdata.geometry.classes : 0;
+  Tensor labels;
+  if (classes > 0) {
+    std::vector<std::int64_t> drawn;
+    for (std::int64_t i = 0; i < samples; ++i) drawn.push_back(i % classes);
+    labels = from_vector(drawn, {samples});
+  }
+  // The generator's images as the classifier's input.
+  const auto classifier_input = [&](nn::Module& generator) {
     Generator stream(seed);
-    const Tensor images = launch::generate_images(generator, latent, samples, stream);
-    const Tensor input =
-        launch::to_classifier_input(images, data.geometry.height, data.geometry.width, mean, std);
+    const Tensor images = launch::generate_images(generator, latent, samples, stream, labels);
+    return launch::to_classifier_input(images, data.geometry.height, data.geometry.width, mean, std);
+  };
+  const auto distance = [&](const Tensor& input) {
     return metrics::frechet_distance(metrics::fit_gaussian(launch::classifier_features(*classifier, input)),
                                      real_stats);
   };
   manual_seed(seed);
-  std::shared_ptr<nn::Module> untrained = launch::make_generator(gsettings.generator.model, gdata.geometry, latent);
-  std::shared_ptr<nn::Module> trained = launch::make_generator(gsettings.generator.model, gdata.geometry, latent);
+  std::shared_ptr<nn::Module> untrained = launch::make_generator(gsettings, gdata.geometry);
+  std::shared_ptr<nn::Module> trained = launch::make_generator(gsettings, gdata.geometry);
   // The moving average of the generator's weights when the run kept one (gan.ema_decay).
   const bool averaged = io::read_model_file_info(generator_file).has_group("generator_ema");
   io::load_model_group(generator_file, averaged ? "generator_ema" : "generator", *trained);
-  const double d_untrained = distance(*untrained);
-  const double d_trained = distance(*trained);
+  const double d_untrained = distance(classifier_input(*untrained));
+  const Tensor trained_input = classifier_input(*trained);
+  const double d_trained = distance(trained_input);
   std::cout << "Frechet distance, " << samples << " generated vs " << real.size(0) << " test images in the "
             << real_stats.dim << "-d feature space of " << classifier_file << ":\n"
             << "  untrained generator " << format_fixed(d_untrained, 3) << "\n"
             << "  trained generator   " << format_fixed(d_trained, 3) << "  (" << generator_file
             << ")\n"
             << "  ratio untrained / trained " << format_fixed(d_untrained / d_trained, 1) << "\n";
+  if (classes > 0) {
+    // How often the classifier names the class each sample was drawn for, overall and per class.
+    const std::vector<std::int64_t> drawn = labels.to_vector<std::int64_t>();
+    const std::vector<std::int64_t> named = launch::predict_classes(*model, trained_input).to_vector<std::int64_t>();
+    std::vector<std::int64_t> hits(static_cast<std::size_t>(classes)), counts(static_cast<std::size_t>(classes));
+    for (std::size_t i = 0; i < drawn.size(); ++i) {
+      counts[static_cast<std::size_t>(drawn[i])] += 1;
+      hits[static_cast<std::size_t>(drawn[i])] += named[i] == drawn[i] ? 1 : 0;
+    }
+    std::int64_t total = 0;
+    std::vector<std::string> per_class;
+    for (std::size_t k = 0; k < hits.size(); ++k) {
+      total += hits[k];
+      per_class.push_back(
+          format_fixed(static_cast<double>(hits[k]) / static_cast<double>(std::max<std::int64_t>(counts[k], 1)), 2));
+    }
+    std::cout << "conditional samples the classifier assigns to the class they were drawn for: " << total << " of "
+              << samples << " (" << format_fixed(static_cast<double>(total) / static_cast<double>(samples), 4)
+              << "); per class " << join(per_class, " ") << "\n";
+  }
   return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "src/autograd/grad_mode.h"
 #include "src/core/rng.h"
 #include "src/core/strings.h"
+#include "src/models/conditional.h"
 #include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 
@@ -127,14 +128,18 @@ int run_sample(const std::vector<std::string>& args) {
       "seed", po::value<std::int64_t>()->default_value(0), "seed of the noise")(
       "output", po::value<std::string>()->default_value("samples.png"), "the PNG file to write")(
       "columns", po::value<std::int64_t>(), "columns of the grid (default: ceil(sqrt(count)))")(
-      "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)");
+      "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)")(
+      "class", po::value<std::int64_t>(),
+      "a conditional GAN's class to draw (default: one row of the grid per class)");
   po::positional_options_description positional;
   positional.add("path", 1);
   const auto values = parse_options(
-      args, options, positional, "sample PATH [--count N] [--seed S] [--output FILE.png] [--columns C] [--data FILE]",
+      args, options, positional,
+      "sample PATH [--count N] [--seed S] [--output FILE.png] [--columns C] [--data FILE] [--class K]",
       "Draws --count images from a trained GAN's generator for noise z ~ N(0, 1) from --seed and writes them "
       "as a PNG grid. PATH is a model file, a checkpoint directory (verified first) or a directory of "
-      "checkpoints (the newest one that verifies).");
+      "checkpoints (the newest one that verifies). A conditional GAN draws --class K, or each class in turn, "
+      "one row of the grid per class.");
   if (!values) return 0;
   const auto count = (*values)["count"].as<std::int64_t>();
   const auto seed = (*values)["seed"].as<std::int64_t>();
@@ -143,11 +148,13 @@ int run_sample(const std::vector<std::string>& args) {
   if (count < 1 || count > kMaxCount)
     throw UsageError(str_cat("--count: expected 1 to ", kMaxCount, ", but got ", count));
   if (seed < 0) throw UsageError(str_cat("--seed: expected an integer >= 0, but got ", seed));
-  std::int64_t columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(count))));
+  std::optional<std::int64_t> columns;
   if (values->count("columns") != 0) {
     columns = (*values)["columns"].as<std::int64_t>();
-    if (columns < 1) throw UsageError(str_cat("--columns: expected at least 1, but got ", columns));
+    if (*columns < 1) throw UsageError(str_cat("--columns: expected at least 1, but got ", *columns));
   }
+  std::optional<std::int64_t> drawn_class;
+  if (values->count("class") != 0) drawn_class = (*values)["class"].as<std::int64_t>();
 
   const Source source = resolve((*values)["path"].as<std::string>());
   require_gan(source.model);
@@ -160,9 +167,31 @@ int run_sample(const std::vector<std::string>& args) {
       launch::read_settings(launch::Config::parse(info.config, source.model.string(), overrides));
   const launch::DataSplits data = launch::make_data(settings.data, 0);
   const std::int64_t latent = settings.gan.latent;
-  std::shared_ptr<nn::Module> generator = launch::make_generator(settings.generator.model, data.geometry, latent);
+  std::shared_ptr<nn::Module> generator = launch::make_generator(settings, data.geometry);
   // The moving average of the generator's weights when the run kept one (gan.ema_decay).
   io::load_model_group(source.model, info.has_group("generator_ema") ? "generator_ema" : "generator", *generator);
+
+  // A conditional generator's labels: --class, or one row per class (class r on row r, cycling).
+  const std::int64_t classes = settings.gan.conditional ? data.geometry.classes : 0;
+  if (drawn_class && classes == 0) {
+    throw UsageError(str_cat("--class: expected a conditional GAN (gan.conditional = true), but ",
+                             source.description, " holds an unconditional one"));
+  }
+  if (drawn_class && (*drawn_class < 0 || *drawn_class >= classes)) {
+    throw UsageError(str_cat("--class: expected a class in [0, ", classes, ") of ",
+                             join(data.train->class_names(), ", "), ", but got ", *drawn_class));
+  }
+  if (!columns) {
+    columns = classes > 0 && !drawn_class
+                  ? (count + classes - 1) / classes
+                  : static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(count))));
+  }
+  Tensor labels;
+  if (classes > 0) {
+    std::vector<std::int64_t> drawn;
+    for (std::int64_t i = 0; i < count; ++i) drawn.push_back(drawn_class ? *drawn_class : i / *columns % classes);
+    labels = from_vector(drawn, {count});
+  }
 
   Generator stream(static_cast<std::uint64_t>(seed));
   const Tensor z = randn({count, latent}, 0.0, 1.0, DType::f32, kCPU, &stream);
@@ -170,12 +199,17 @@ int run_sample(const std::vector<std::string>& args) {
   {
     NoGradGuard no_grad;
     generator->eval();
-    for (std::int64_t start = 0; start < count; start += kBatch)
-      parts.push_back((*generator)(z.slice(0, start, std::min(count, start + kBatch))));
+    for (std::int64_t start = 0; start < count; start += kBatch) {
+      const std::int64_t end = std::min(count, start + kBatch);
+      parts.push_back(models::generate(*generator, z.slice(0, start, end),
+                                       labels.defined() ? labels.slice(0, start, end) : labels));
+    }
   }
-  io::write_png(output, io::image_grid(cat(parts, 0), columns));
-  std::cout << "wrote " << count << (count == 1 ? " sample" : " samples") << " from " << source.description
-            << " to " << output.string() << '\n';
+  io::write_png(output, io::image_grid(cat(parts, 0), *columns));
+  std::cout << "wrote " << count << (count == 1 ? " sample" : " samples")
+            << (drawn_class ? str_cat(" of class ", *drawn_class, " (", data.train->class_names()[*drawn_class], ")")
+                            : "")
+            << " from " << source.description << " to " << output.string() << '\n';
   return 0;
 }
 

@@ -63,17 +63,23 @@ ModelSection read_model(const Reader& r, const std::string& section,
   m.name = cfg.choice(key(section, "name"), names);
   m.name_key = cfg.locate(key(section, "name"));
   if (m.name == "mlp") {
-    m.hidden = cfg.get_ints(key(section, "hidden"), {512, 256});
+    // The course's GAN: a generator widening 256 -> 512 -> 1024, a discriminator narrowing 512 -> 256.
+    m.hidden = cfg.get_ints(key(section, "hidden"), section == "generator"
+                                                         ? std::vector<std::int64_t>{256, 512, 1024}
+                                                         : std::vector<std::int64_t>{512, 256});
     for (const std::int64_t h : m.hidden)
       if (h < 1) cfg.fail(key(section, "hidden"), str_cat("expected layer widths of at least 1, but got ", h));
-    m.dropout = r.number(key(section, "dropout"), 0.0, 0.0, 1.0);
-    if (m.dropout == 1.0) cfg.fail(key(section, "dropout"), "expected a probability below 1, but got 1");
+    if (section == "model") {
+      m.dropout = r.number(key(section, "dropout"), 0.0, 0.0, 1.0);
+      if (m.dropout == 1.0) cfg.fail(key(section, "dropout"), "expected a probability below 1, but got 1");
+    }
   } else if (m.name == "resnet18" || m.name == "resnet34" || m.name == "resnet50") {
     m.stem = cfg.choice(key(section, "stem"), {"small", "imagenet"}, "small");
   } else if (m.name.rfind("resnet", 0) == 0) {
     m.shortcut = cfg.choice(key(section, "shortcut"), {"identity", "projection"}, "identity");
   } else if (m.name == "dcgan" || m.name == "wgan-critic") {
     m.width = r.integer(key(section, "width"), 64, 1, 4096);
+    if (m.name == "wgan-critic") m.norm = cfg.choice(key(section, "norm"), {"none", "layer"}, "none");
   }
   return m;
 }
@@ -224,21 +230,33 @@ Settings read_settings(const Config& cfg) {
     s.train.early_stopping_patience = r.integer("train.early_stopping_patience", 0, 0);
   } else {
     s.gan.latent = r.integer("gan.latent", 100, 1, 1 << 20);
-    s.gan.loss = cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein"}, "non-saturating");
-    const bool wasserstein = s.gan.loss == "wasserstein";
-    s.gan.d_steps = r.integer("gan.d_steps", wasserstein ? 5 : 1, 1, 1000);
-    if (wasserstein) s.gan.weight_clip = r.number("gan.weight_clip", 0.01, 0.0, std::numeric_limits<double>::max());
+    s.gan.loss = cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein", "wasserstein-gp"},
+                            "non-saturating");
+    const bool clipped = s.gan.loss == "wasserstein", penalised = s.gan.loss == "wasserstein-gp";
+    s.gan.d_steps = r.integer("gan.d_steps", clipped || penalised ? 5 : 1, 1, 1000);
+    if (clipped) s.gan.weight_clip = r.number("gan.weight_clip", 0.01, 0.0, std::numeric_limits<double>::max());
+    if (penalised) s.gan.gp_lambda = r.number("gan.gp_lambda", 10.0, 0.0, 1e6, true);
     s.gan.samples = r.integer("gan.samples", 64, 1, 4096);
-    if (!wasserstein) s.gan.real_label = r.number("gan.real_label", 1.0, 0.0, 1.0, true);
+    if (!clipped && !penalised) s.gan.real_label = r.number("gan.real_label", 1.0, 0.0, 1.0, true);
     s.gan.ema_decay = r.number("gan.ema_decay", 0.0, 0.0, 1.0);
     if (s.gan.ema_decay == 1.0) cfg.fail("gan.ema_decay", "expected a decay below 1 (0: none), but got 1");
-    s.generator.model = read_model(r, "generator", {"dcgan"});
-    s.discriminator.model = read_model(r, "discriminator", {"dcgan", "wgan-critic"});
-    // The papers' optimizers: DCGAN's Adam(2e-4, beta1 0.5); WGAN's RMSprop(5e-5).
+    s.gan.conditional = cfg.get_bool("gan.conditional", false);
+    s.gan.conditional_key = cfg.locate("gan.conditional");
+    s.generator.model = read_model(r, "generator", {"dcgan", "mlp"});
+    s.discriminator.model = read_model(r, "discriminator", {"dcgan", "wgan-critic", "mlp"});
+    if (penalised && s.discriminator.model.name == "dcgan") {
+      s.discriminator.model.name_key.fail(
+          "expected a critic without batch norm under gan.loss = \"wasserstein-gp\" (the penalty is taken per "
+          "image, and batch norm makes each image's score depend on the rest of its batch), but the dcgan "
+          "discriminator has batch norm. Use \"wgan-critic\" (norm = \"layer\" or \"none\") or \"mlp\"");
+    }
+    // The papers' optimizers: DCGAN's Adam(2e-4, beta1 0.5); WGAN's RMSprop(5e-5); WGAN-GP's Adam(1e-4,
+    // beta1 0, beta2 0.9).
     OptimizerSection paper;
-    paper.name = wasserstein ? "rmsprop" : "adam";
-    paper.lr = wasserstein ? 5e-5 : 2e-4;
-    paper.beta1 = 0.5;
+    paper.name = clipped ? "rmsprop" : "adam";
+    paper.lr = clipped ? 5e-5 : penalised ? 1e-4 : 2e-4;
+    paper.beta1 = penalised ? 0.0 : 0.5;
+    if (penalised) paper.beta2 = 0.9;
     for (auto [section, net] : {std::pair{"generator", &s.generator}, std::pair{"discriminator", &s.discriminator}}) {
       const std::string name = section;
       net->optimizer = read_optimizer(r, name + ".optimizer", "optimizer", paper);

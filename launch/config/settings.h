@@ -57,11 +57,12 @@ struct DataSection {
 struct ModelSection {
   std::string name;
   ConfigKey name_key;  // for checks against the data geometry
-  std::vector<std::int64_t> hidden;  // mlp
-  double dropout = 0.0;              // mlp
+  std::vector<std::int64_t> hidden;  // mlp (classifier, GAN generator and discriminator)
+  double dropout = 0.0;              // mlp classifier
   std::string shortcut = "identity";  // CIFAR ResNets: identity | projection
   std::string stem = "small";         // ResNet-18/34/50: small | imagenet
   std::int64_t width = 64;            // DCGAN networks, WGAN critic
+  std::string norm = "none";          // WGAN critic: none | layer
 };
 
 // [optimizer] (or [generator.optimizer], ...).
@@ -112,9 +113,13 @@ struct CheckpointSection {
 // [gan]: the adversarial game.
 struct GanSection {
   std::int64_t latent = 100;
-  std::string loss = "non-saturating";  // non-saturating | minimax | wasserstein
+  std::string loss = "non-saturating";  // non-saturating | minimax | wasserstein | wasserstein-gp
   std::int64_t d_steps = 1;             // discriminator steps per generator step
   double weight_clip = 0.01;            // wasserstein
+  double gp_lambda = 10.0;              // wasserstein-gp: the gradient penalty's weight
+  // A class-conditional GAN: both networks get the class label (the data set's classes).
+  bool conditional = false;
+  ConfigKey conditional_key;  // for a data set without classes
   std::int64_t samples = 64;            // images in each epoch's sample grid
   double real_label = 1.0;              // one-sided label smoothing of the discriminator's real targets
   double ema_decay = 0.0;               // moving average of the generator's weights (0: none)

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 
 #include "src/autograd/grad_mode.h"
+#include "src/models/conditional.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
 #include "src/ops/reduce.h"
@@ -62,27 +64,41 @@ Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader, distribu
   return to_accuracy(sums);
 }
 
-Tensor classifier_features(models::Classifier& classifier, const Tensor& images, std::int64_t batch) {
+namespace {
+
+// f(batch) over `images` in batches, in eval mode without gradients, joined along dimension 0.
+Tensor in_batches(nn::Module& model, const Tensor& images, std::int64_t batch,
+                  const std::function<Tensor(const Tensor&)>& f) {
   NoGradGuard no_grad;
-  const bool was_training = classifier.is_training();
-  classifier.eval();
+  const bool was_training = model.is_training();
+  model.eval();
   std::vector<Tensor> parts;
-  for (std::int64_t start = 0; start < images.size(0); start += batch) {
-    parts.push_back(classifier.features(images.slice(0, start, std::min(start + batch, images.size(0)))));
-  }
-  classifier.train(was_training);
+  for (std::int64_t start = 0; start < images.size(0); start += batch)
+    parts.push_back(f(images.slice(0, start, std::min(start + batch, images.size(0)))));
+  model.train(was_training);
   return cat(parts, 0);
 }
 
+}  // namespace
+
+Tensor classifier_features(models::Classifier& classifier, const Tensor& images, std::int64_t batch) {
+  return in_batches(classifier, images, batch, [&](const Tensor& x) { return classifier.features(x); });
+}
+
+Tensor predict_classes(nn::Module& classifier, const Tensor& images, std::int64_t batch) {
+  return in_batches(classifier, images, batch, [&](const Tensor& x) { return argmax(classifier(x), 1); });
+}
+
 Tensor generate_images(nn::Module& generator, std::int64_t latent, std::int64_t count, Generator& stream,
-                       std::int64_t batch) {
+                       const Tensor& labels, std::int64_t batch) {
   NoGradGuard no_grad;
   const bool was_training = generator.is_training();
   generator.eval();
   std::vector<Tensor> parts;
   for (std::int64_t start = 0; start < count; start += batch) {
     const std::int64_t n = std::min(batch, count - start);
-    parts.push_back(generator(randn({n, latent}, 0.0, 1.0, DType::f32, kCPU, &stream)));
+    const Tensor z = randn({n, latent}, 0.0, 1.0, DType::f32, kCPU, &stream);
+    parts.push_back(models::generate(generator, z, labels.defined() ? labels.slice(0, start, start + n) : labels));
   }
   generator.train(was_training);
   return cat(parts, 0);

@@ -32,10 +32,13 @@ Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader, distribu
 // without gradients.
 Tensor classifier_features(models::Classifier& classifier, const Tensor& images, std::int64_t batch = 500);
 
+// The classifier's predicted class (i64 [N]) for each of `images`, in batches, in eval mode without gradients.
+Tensor predict_classes(nn::Module& classifier, const Tensor& images, std::int64_t batch = 500);
+
 // `count` images from a generator in eval mode for z ~ N(0, 1) drawn from `stream`: [count, C, H, W] in (-1,
-// 1).
+// 1). A conditional generator takes `labels` (i64 [count]), any other none.
 Tensor generate_images(nn::Module& generator, std::int64_t latent, std::int64_t count, Generator& stream,
-                       std::int64_t batch = 500);
+                       const Tensor& labels = {}, std::int64_t batch = 500);
 
 // Generator output in [-1, 1] -> a classifier's input: scaled to [0, 1], centre-cropped to height x width
 // (32x32 samples of zero-padded 28x28 data), normalised with the per-channel mean and std.

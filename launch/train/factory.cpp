@@ -3,9 +3,11 @@
 
 #include <cmath>
 
+#include "src/models/conditional.h"
 #include "src/models/dcgan.h"
 #include "src/models/lenet.h"
 #include "src/models/mlp.h"
+#include "src/models/mlp_gan.h"
 #include "src/models/resnet.h"
 #include "src/models/wgan.h"
 #include "src/optim/adadelta.h"
@@ -37,27 +39,64 @@ std::shared_ptr<nn::Module> make_classifier(const launch::ModelSection& m, const
       m.shortcut == "identity" ? nn::Shortcut::kPadIdentity : nn::Shortcut::kProjection);
 }
 
-std::shared_ptr<nn::Module> make_generator(const launch::ModelSection& m, const DataGeometry& data,
-                                           std::int64_t latent) {
-  if (data.height != data.width || (data.height != 32 && data.height != 64)) {
-    m.name_key.fail(str_cat("the DCGAN generator makes 32x32 or 64x64 images, but the data are ", data.height,
-                            "x", data.width, " (set data.pad_to = 32 for 28x28 data)"));
+namespace {
+
+// The class count of a conditional GAN's data (0 when unconditional).
+std::int64_t condition_classes(const launch::GanSection& gan, const DataGeometry& data) {
+  if (!gan.conditional) return 0;
+  if (data.classes < 2) {
+    gan.conditional_key.fail(
+        str_cat("expected a data set with at least 2 classes to condition on, but it has ", data.classes));
   }
-  auto generator = std::make_shared<models::DCGANGenerator>(latent, data.channels, data.height, m.width);
-  models::dcgan_init_(*generator);
-  return generator;
+  return data.classes;
 }
 
-std::shared_ptr<nn::Module> make_discriminator(const launch::ModelSection& m, const DataGeometry& data) {
-  std::shared_ptr<nn::Module> d;
-  if (m.name == "dcgan") {
-    d = std::make_shared<models::DCGANDiscriminator>(data.channels, data.height, m.width,
-                                                     models::DiscriminatorOutput::kLogits);
+}  // namespace
+
+std::shared_ptr<nn::Module> make_generator(const launch::Settings& s, const DataGeometry& data) {
+  const launch::ModelSection& m = s.generator.model;
+  const std::int64_t classes = condition_classes(s.gan, data);
+  const std::int64_t latent = s.gan.latent + classes;  // the label's embedding joins z
+  std::shared_ptr<nn::Module> generator;
+  if (m.name == "mlp") {
+    generator = std::make_shared<models::MLPGenerator>(latent, m.hidden, data.channels, data.height, data.width);
   } else {
-    d = std::make_shared<models::WGANCritic>(data.channels, data.height, m.width);
+    if (data.height != data.width || (data.height != 32 && data.height != 64)) {
+      m.name_key.fail(str_cat("the DCGAN generator makes 32x32 or 64x64 images, but the data are ", data.height,
+                              "x", data.width, " (set data.pad_to = 32 for 28x28 data)"));
+    }
+    generator = std::make_shared<models::DCGANGenerator>(latent, data.channels, data.height, m.width);
+  }
+  models::dcgan_init_(*generator);
+  if (classes == 0) return generator;
+  return std::make_shared<models::ConditionalGenerator>(std::move(generator), s.gan.latent, classes);
+}
+
+std::shared_ptr<nn::Module> make_discriminator(const launch::Settings& s, const DataGeometry& data) {
+  const launch::ModelSection& m = s.discriminator.model;
+  const std::int64_t classes = condition_classes(s.gan, data);
+  const std::int64_t channels = data.channels + (classes > 0 ? 1 : 0);  // the label's map as a channel
+  std::shared_ptr<nn::Module> d;
+  if (m.name == "mlp") {
+    d = std::make_shared<models::MLPDiscriminator>(channels, data.height, data.width, m.hidden);
+  } else {
+    if (data.height != data.width || (data.height != 32 && data.height != 64)) {
+      m.name_key.fail(str_cat("the ", m.name, " discriminator takes 32x32 or 64x64 images, but the data are ",
+                              data.height, "x", data.width, " (set data.pad_to = 32 for 28x28 data)"));
+    }
+    if (m.name == "dcgan") {
+      d = std::make_shared<models::DCGANDiscriminator>(channels, data.height, m.width,
+                                                       models::DiscriminatorOutput::kLogits);
+    } else {
+      d = std::make_shared<models::WGANCritic>(
+          channels, data.height, m.width,
+          m.norm == "layer" ? models::DiscriminatorNorm::kLayerNorm : models::DiscriminatorNorm::kNone);
+    }
   }
   models::dcgan_init_(*d);
-  return d;
+  if (classes == 0) return d;
+  return std::make_shared<models::ConditionalDiscriminator>(std::move(d), data.channels, data.height, data.width,
+                                                            classes);
 }
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const launch::OptimizerSection& s, const nn::Module& model) {

@@ -24,10 +24,12 @@ struct DataGeometry {
 // Classifiers: mlp | lenet5 | resnet20 | resnet32 | resnet56 | resnet110 | resnet18 | resnet34 | resnet50.
 // ConfigError (at the model's name) when the architecture cannot take the data's images.
 std::shared_ptr<nn::Module> make_classifier(const launch::ModelSection& model, const DataGeometry& data);
-// Generators: dcgan. Discriminators: dcgan | wgan-critic.
-std::shared_ptr<nn::Module> make_generator(const launch::ModelSection& model, const DataGeometry& data,
-                                           std::int64_t latent);
-std::shared_ptr<nn::Module> make_discriminator(const launch::ModelSection& model, const DataGeometry& data);
+// A GAN's networks from settings.generator / settings.discriminator and settings.gan: generators dcgan | mlp,
+// discriminators dcgan | wgan-critic | mlp; with gan.conditional, wrapped to take the class label
+// (src/models/conditional.h). ConfigError (at the key) when the architecture cannot make or take the data's
+// images, or a conditional GAN's data have fewer than 2 classes.
+std::shared_ptr<nn::Module> make_generator(const launch::Settings& settings, const DataGeometry& data);
+std::shared_ptr<nn::Module> make_discriminator(const launch::Settings& settings, const DataGeometry& data);
 
 // sgd | adam | adamw | rmsprop | adagrad | adadelta over the model's parameters.
 std::unique_ptr<optim::Optimizer> make_optimizer(const launch::OptimizerSection& o, const nn::Module& model);

@@ -1,7 +1,8 @@
 // The GAN task: k discriminator steps, then one generator step through the frozen discriminator; losses
-// non-saturating (default), minimax, or Wasserstein with weight clipping (WGAN); per-network optimizers,
-// schedules and gradient clipping (two time-scale updates), one-sided label smoothing, and a moving average
-// of the generator's weights. Each network has its own DataParallel wrapper.
+// non-saturating (default), minimax, Wasserstein with weight clipping (WGAN) or with a gradient penalty
+// (WGAN-GP); unconditional or class-conditional (cGAN); per-network optimizers, schedules and gradient
+// clipping (two time-scale updates), one-sided label smoothing, and a moving average of the generator's
+// weights. Each network has its own DataParallel wrapper.
 #include "launch/train/gan.h"
 
 #include <cmath>
@@ -13,8 +14,9 @@
 #include "launch/train/evaluate.h"
 #include "launch/train/task.h"
 #include "src/autograd/grad_mode.h"
+#include "src/models/conditional.h"
+#include "src/models/gan_loss.h"
 #include "src/ops/elementwise.h"
-#include "src/ops/loss.h"
 #include "src/ops/reduce.h"
 #include "src/optim/clip.h"
 #include "src/tensor/factories.h"
@@ -22,28 +24,12 @@
 namespace lockstep::launch {
 namespace {
 
-enum class GanLoss { kNonSaturating, kMinimax, kWasserstein };
-
-// Discriminator loss on its outputs for real and generated images; `real_label` < 1 is one-sided label
-// smoothing of the real targets.
-Tensor discriminator_loss(GanLoss kind, const Tensor& real_out, const Tensor& fake_out, double real_label) {
-  if (kind == GanLoss::kWasserstein) return mean(fake_out) - mean(real_out);
-  const Tensor real_target = real_label == 1.0 ? ones_like(real_out) : full_like(real_out, real_label);
-  return binary_cross_entropy_with_logits(real_out, real_target) +
-         binary_cross_entropy_with_logits(fake_out, zeros_like(fake_out));
-}
-
-// Generator loss on the discriminator's outputs for generated images.
-Tensor generator_loss(GanLoss kind, const Tensor& fake_out) {
-  switch (kind) {
-    case GanLoss::kNonSaturating:  // -log D(G(z))
-      return binary_cross_entropy_with_logits(fake_out, ones_like(fake_out));
-    case GanLoss::kMinimax:  // log(1 - D(G(z)))
-      return -binary_cross_entropy_with_logits(fake_out, zeros_like(fake_out));
-    case GanLoss::kWasserstein:
-      return -mean(fake_out);
-  }
-  return {};
+// Uniform class labels i64 [n] in [0, classes) from the default generator (this rank's stream).
+Tensor random_labels(std::int64_t n, std::int64_t classes) {
+  std::vector<std::int64_t> labels;
+  for (const double u : rand({n}, 0.0, static_cast<double>(classes), DType::f64).to_vector<double>())
+    labels.push_back(std::min(static_cast<std::int64_t>(u), classes - 1));
+  return from_vector(labels, {n});
 }
 
 void set_requires_grad(const std::vector<Tensor>& params, bool on) {
@@ -68,8 +54,8 @@ void update_average(nn::Module& ema, const nn::Module& current, double decay) {
   }
 }
 
-// Sums over an epoch's steps: [D loss sum, D steps, G loss sum, G steps].
-enum Sum : std::size_t { kDLoss, kDSteps, kGLoss, kGSteps };
+// Sums over an epoch's steps: [D loss sum, D steps, G loss sum, G steps(, gradient norm sum under a penalty)].
+enum Sum : std::size_t { kDLoss, kDSteps, kGLoss, kGSteps, kPenaltyNorm };
 
 class GanTask final : public Task {
  public:
@@ -77,14 +63,16 @@ class GanTask final : public Task {
       : settings_(c.settings),
         gan_(c.settings.gan),
         run_(c.run),
-        loss_(gan_.loss == "minimax"       ? GanLoss::kMinimax
-              : gan_.loss == "wasserstein" ? GanLoss::kWasserstein
-                                           : GanLoss::kNonSaturating),
-        generator_(make_generator(c.settings.generator.model, c.data.geometry, gan_.latent)),
-        discriminator_(make_discriminator(c.settings.discriminator.model, c.data.geometry)) {
+        loss_(gan_.loss == "minimax"                 ? models::GanLoss::kMinimax
+              : gan_.loss.starts_with("wasserstein") ? models::GanLoss::kWasserstein
+                                                     : models::GanLoss::kNonSaturating),
+        penalised_(gan_.loss == "wasserstein-gp"),
+        classes_(gan_.conditional ? c.data.geometry.classes : 0),
+        generator_(make_generator(c.settings, c.data.geometry)),
+        discriminator_(make_discriminator(c.settings, c.data.geometry)) {
     if (gan_.ema_decay > 0) {
       // Built before the ranks' random streams split, so identical everywhere; starts as the generator.
-      ema_ = make_generator(c.settings.generator.model, c.data.geometry, gan_.latent);
+      ema_ = make_generator(c.settings, c.data.geometry);
       ema_->load_state_dict(clone_state(generator_->state_dict()));
     }
     if (run_.world() > 1 && run_.sync_batchnorm) {
@@ -97,7 +85,7 @@ class GanTask final : public Task {
     d_optimizer_ = make_optimizer(c.settings.discriminator.optimizer, *discriminator_);
     g_params_ = generator_->parameters();
     d_params_ = discriminator_->parameters();
-    fixed_z_ = fixed_noise(run_.seed, gan_.samples, gan_.latent);
+    fixed_ = fixed_noise(run_.seed, gan_.samples, gan_.latent, classes_);
   }
 
   TrainingParts parts() override {
@@ -110,8 +98,9 @@ class GanTask final : public Task {
   }
 
   std::string describe() const override {
-    return str_cat("generator ", generator_->num_parameters(), " parameters, discriminator ",
-                   discriminator_->num_parameters(), " parameters, loss ", gan_.loss,
+    return str_cat(classes_ > 0 ? str_cat("conditional on ", classes_, " classes, ") : "", "generator ",
+                   generator_->num_parameters(), " parameters, discriminator ", discriminator_->num_parameters(),
+                   " parameters, loss ", gan_.loss, penalised_ ? str_cat(" (lambda ", gan_.gp_lambda, ")") : "",
                    gan_.d_steps > 1 ? str_cat(", ", gan_.d_steps, " discriminator steps per generator step") : "",
                    ema_ ? str_cat(", generator average (decay ", gan_.ema_decay, ")") : "",
                    synced_ > 0 ? str_cat(", ", synced_, " synchronised batch norms") : "");
@@ -125,33 +114,51 @@ class GanTask final : public Task {
   }
 
   std::vector<std::string> sum_names() const override {
-    return {"the discriminator's loss", "discriminator steps", "the generator's loss", "generator steps"};
+    std::vector<std::string> names{"the discriminator's loss", "discriminator steps", "the generator's loss",
+                                   "generator steps"};
+    if (penalised_) names.emplace_back("the critic's gradient norm on interpolates");
+    return names;
   }
 
   std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
     const std::int64_t b = batch.images.size(0);
+    // A conditional discriminator sees the real images with their labels and the generated ones with the
+    // labels they were drawn for: in the discriminator step the real batch's, so that interpolates pair
+    // images of one class.
+    const Tensor real_labels = classes_ > 0 ? batch.labels : Tensor();
     // Discriminator step on a real batch and a generated one (the generator gets no gradient here).
     Tensor fake;
     {
       NoGradGuard no_grad;
-      fake = dp_g_->module()(randn({b, gan_.latent}));
+      fake = models::generate(dp_g_->module(), randn({b, gan_.latent}), real_labels);
     }
-    // Both forwards go through the wrapper: the one backward averages D's gradients over the ranks.
-    Tensor d_loss = discriminator_loss(loss_, (*dp_d_)(batch.images), (*dp_d_)(fake), gan_.real_label);
+    // Every forward goes through the wrapper: the one backward averages D's gradients over the ranks.
+    const auto critic = [&](const Tensor& images) {
+      return models::discriminate(dp_d_->prepare_forward(), images, real_labels);
+    };
+    Tensor d_loss = models::discriminator_loss(loss_, critic(batch.images), critic(fake), gan_.real_label);
+    if (penalised_) {
+      const models::GradientPenalty penalty =
+          models::gradient_penalty(critic, batch.images, fake, rand({b}, 0.0, 1.0, DType::f64), gan_.gp_lambda);
+      d_loss = d_loss + penalty.penalty;
+      sums[kPenaltyNorm] += penalty.mean_norm;
+    }
     d_optimizer_->zero_grad();
     d_loss.backward();
     if (settings_.discriminator.clip_grad_norm > 0)
       optim::clip_grad_norm_(d_params_, settings_.discriminator.clip_grad_norm);
     d_optimizer_->step();
     d_scheduler_->step();
-    if (loss_ == GanLoss::kWasserstein) optim::clip_parameters_(d_params_, gan_.weight_clip);
+    if (gan_.loss == "wasserstein") optim::clip_parameters_(d_params_, gan_.weight_clip);
     sums[kDLoss] += d_loss.item();
     sums[kDSteps] += 1;
     // Generator step every d_steps discriminator steps, through a frozen discriminator called outside its
     // wrapper: only G's gradients are reduced and applied.
     if (step % gan_.d_steps == 0) {
       set_requires_grad(d_params_, false);
-      Tensor g_loss = generator_loss(loss_, dp_d_->module()((*dp_g_)(randn({b, gan_.latent}))));
+      const Tensor labels = classes_ > 0 ? random_labels(b, classes_) : Tensor();
+      const Tensor images = models::generate(dp_g_->prepare_forward(), randn({b, gan_.latent}), labels);
+      Tensor g_loss = models::generator_loss(loss_, models::discriminate(dp_d_->module(), images, labels));
       g_optimizer_->zero_grad();
       g_loss.backward();
       if (settings_.generator.clip_grad_norm > 0)
@@ -177,9 +184,14 @@ class GanTask final : public Task {
     const double d = job[kDLoss] / std::max(job[kDSteps], 1.0), g = job[kGLoss] / std::max(job[kGSteps], 1.0);
     e.fields = {{"d_loss", d}, {"g_loss", g}};
     e.line = str_cat("D loss ", format_fixed(d, 4), "  G loss ", format_fixed(g, 4));
+    if (penalised_) {  // WGAN-GP keeps it near 1
+      const double norm = job[kPenaltyNorm] / std::max(job[kDSteps], 1.0);
+      e.fields.emplace_back("grad_norm", norm);
+      e.line += str_cat("  critic gradient norm ", format_fixed(norm, 3));
+    }
     if (log != nullptr) {  // rank 0 draws the samples (from the average when kept)
       const std::filesystem::path grid = run_.output / str_cat("samples_epoch_", epoch + 1, ".png");
-      log->image("samples", write_samples(ema_ ? *ema_ : *generator_, fixed_z_, grid), step);
+      log->image("samples", write_samples(ema_ ? *ema_ : *generator_, fixed_, grid), step);
       e.line += str_cat("  samples ", grid.string());
     }
     return e;
@@ -197,8 +209,13 @@ class GanTask final : public Task {
 
   std::string summary(const std::vector<std::pair<std::string, double>>& last) const override {
     std::string text;
-    for (const auto& [name, value] : last)
-      text += str_cat(text.empty() ? "" : ", ", name == "d_loss" ? "D loss " : "G loss ", format_fixed(value, 4));
+    for (const auto& [name, value] : last) {
+      text += str_cat(text.empty() ? "" : ", ",
+                      name == "d_loss"   ? "D loss "
+                      : name == "g_loss" ? "G loss "
+                                         : "critic gradient norm ",
+                      format_fixed(value, 4));
+    }
     return str_cat(text, ", ", generator_steps_, " generator steps");
   }
 
@@ -206,33 +223,45 @@ class GanTask final : public Task {
   const launch::Settings& settings_;
   const launch::GanSection& gan_;
   const RunSettings& run_;
-  GanLoss loss_;
+  models::GanLoss loss_;
+  bool penalised_;
+  std::int64_t classes_;  // 0: unconditional
   std::shared_ptr<nn::Module> generator_, discriminator_, ema_;
   int synced_ = 0;
   std::optional<distributed::DataParallel> dp_g_, dp_d_;
   std::unique_ptr<optim::Optimizer> g_optimizer_, d_optimizer_;
   std::unique_ptr<optim::LRScheduler> g_scheduler_, d_scheduler_;
   std::vector<Tensor> g_params_, d_params_;
-  Tensor fixed_z_;
+  SampleInputs fixed_;
   std::int64_t generator_steps_ = 0;
 };
 
 }  // namespace
 
-Tensor write_samples(nn::Module& generator, const Tensor& z, const std::filesystem::path& path) {
+Tensor write_samples(nn::Module& generator, const SampleInputs& inputs, const std::filesystem::path& path) {
   NoGradGuard no_grad;
   generator.eval();
-  const Tensor images = generator(z);
+  const Tensor images = models::generate(generator, inputs.z, inputs.labels);
   generator.train();
-  const auto columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(images.size(0)))));
-  Tensor grid = io::image_grid(images, columns);
+  Tensor grid = io::image_grid(images, inputs.columns);
   io::write_png(path, grid);
   return grid;
 }
 
-Tensor fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent) {
+SampleInputs fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent, std::int64_t classes) {
   Generator stream(seed ^ 0x5a4d504c45ULL);
-  return randn({count, latent}, 0.0, 1.0, DType::f32, kCPU, &stream);
+  SampleInputs inputs;
+  if (classes == 0) {
+    inputs.columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(count))));
+  } else {  // one row per class
+    inputs.columns = (count + classes - 1) / classes;
+    count = inputs.columns * classes;
+    std::vector<std::int64_t> labels;
+    for (std::int64_t i = 0; i < count; ++i) labels.push_back(i / inputs.columns);
+    inputs.labels = from_vector(labels, {count});
+  }
+  inputs.z = randn({count, latent}, 0.0, 1.0, DType::f32, kCPU, &stream);
+  return inputs;
 }
 
 std::unique_ptr<Task> make_gan_task(const TaskContext& context) { return std::make_unique<GanTask>(context); }

@@ -10,11 +10,19 @@
 
 namespace lockstep::launch {
 
-// The fixed noise of the sample grids: `count` x `latent` from a stream of its own, derived from the run
-// seed.
-Tensor fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent);
-// Writes a grid of the generator's images for noise `z` (eval mode, no gradients) as a PNG and returns the
+// What a sample grid is drawn from: noise, the labels of a conditional generator (undefined otherwise) and
+// the grid's columns.
+struct SampleInputs {
+  Tensor z;       // [count, latent]
+  Tensor labels;  // i64 [count]: row r of the grid is class r
+  std::int64_t columns = 1;
+};
+// The fixed inputs of the sample grids, from a stream of their own derived from the run seed: `count` x
+// `latent` noise in a square-ish grid, or for `classes` > 0 one row per class of ceil(count / classes)
+// images each.
+SampleInputs fixed_noise(std::uint64_t seed, std::int64_t count, std::int64_t latent, std::int64_t classes = 0);
+// Writes a grid of the generator's images for `inputs` (eval mode, no gradients) as a PNG and returns the
 // grid (u8 [C,H,W]).
-Tensor write_samples(nn::Module& generator, const Tensor& z, const std::filesystem::path& path);
+Tensor write_samples(nn::Module& generator, const SampleInputs& inputs, const std::filesystem::path& path);
 
 }  // namespace lockstep::launch

@@ -38,7 +38,7 @@ void init_one(nn::Module& module, Generator* gen) {
     init_weight_and_bias(linear->weight(), linear->bias(), 0.0, gen);
   } else if (const auto* norm = dynamic_cast<nn::BatchNorm*>(&module)) {
     if (norm->weight().defined()) init_weight_and_bias(norm->weight(), norm->bias(), 1.0, gen);
-  }
+  }  // layer norm keeps its ones and zeros
 }
 
 }  // namespace
@@ -89,7 +89,9 @@ std::shared_ptr<nn::Sequential> dcgan_discriminator_layers(std::int64_t channels
   layers->push_back(std::make_shared<nn::Conv2d>(
       nn::Conv2dOptions{.in = channels, .out = width, .kernel = 4, .stride = 2, .padding = 1}));
   layers->push_back(std::make_shared<nn::LeakyReLU>(kLeakySlope));
+  std::int64_t size = image_size / 2;
   for (std::int64_t mult = 1; mult < top; mult *= 2) {
+    size /= 2;
     layers->push_back(std::make_shared<nn::Conv2d>(nn::Conv2dOptions{
         .in = mult * width,
         .out = 2 * mult * width,
@@ -99,6 +101,8 @@ std::shared_ptr<nn::Sequential> dcgan_discriminator_layers(std::int64_t channels
         .bias = batch_norm ? nn::Bias::kNo : nn::Bias::kYes,
     }));
     if (batch_norm) layers->push_back(std::make_shared<nn::BatchNorm2d>(2 * mult * width));
+    if (norm == DiscriminatorNorm::kLayerNorm)
+      layers->push_back(std::make_shared<nn::LayerNorm>(Shape{2 * mult * width, size, size}));
     layers->push_back(std::make_shared<nn::LeakyReLU>(kLeakySlope));
   }
   layers->push_back(

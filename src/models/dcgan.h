@@ -19,8 +19,10 @@ enum class DiscriminatorOutput : std::uint8_t {
   kSigmoid,  // probabilities in (0, 1)
 };
 
-// Whether the discriminator's hidden stages use batch norm (DCGAN) or nothing (the WGAN critic).
-enum class DiscriminatorNorm : std::uint8_t { kBatchNorm, kNone };
+// What the discriminator's hidden stages normalise with: batch norm (DCGAN), nothing (the WGAN critic), or
+// layer norm over each image's [C, H, W] (a critic under a gradient penalty, which must not mix the images
+// of a batch: the penalty is per image).
+enum class DiscriminatorNorm : std::uint8_t { kBatchNorm, kNone, kLayerNorm };
 
 // Owns `main`, a Sequential laid out as PyTorch's DCGAN example: ConvTranspose2d(latent, m * width, 4, 1, 0)
 // to 4x4 (m = 4 for 32x32, 8 for 64x64), then ConvTranspose2d(4, 2, 1) stages halving the channels and

@@ -5,10 +5,13 @@
 
 namespace lockstep::models {
 
-WGANCritic::WGANCritic(std::int64_t channels, std::int64_t image_size, std::int64_t width)
-    : nn::Module("WGANCritic"), channels_(channels), image_size_(image_size) {
-  main_ = register_module("main",
-                          dcgan_discriminator_layers(channels, image_size, width, DiscriminatorNorm::kNone));
+WGANCritic::WGANCritic(std::int64_t channels, std::int64_t image_size, std::int64_t width,
+                       DiscriminatorNorm norm)
+    : nn::Module("WGANCritic"), channels_(channels), image_size_(image_size), norm_(norm) {
+  LOCKSTEP_CHECK(norm != DiscriminatorNorm::kBatchNorm, ValueError,
+                 "WGANCritic: expected no normalisation or layer norm, but got batch norm (a critic under a "
+                 "gradient penalty must treat each image on its own; use DCGANDiscriminator for batch norm)");
+  main_ = register_module("main", dcgan_discriminator_layers(channels, image_size, width, norm));
 }
 
 Tensor WGANCritic::forward(const Tensor& input) {
@@ -20,7 +23,8 @@ Tensor WGANCritic::forward(const Tensor& input) {
 }
 
 std::string WGANCritic::describe() const {
-  return "channels=" + std::to_string(channels_) + ", image_size=" + std::to_string(image_size_);
+  return "channels=" + std::to_string(channels_) + ", image_size=" + std::to_string(image_size_) +
+         (norm_ == DiscriminatorNorm::kLayerNorm ? ", norm=layer" : "");
 }
 
 }  // namespace lockstep::models

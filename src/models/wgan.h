@@ -1,5 +1,5 @@
-// The WGAN critic: the DCGAN discriminator without batch norm and without a sigmoid, returning one
-// unbounded score per image (for weight clipping or a gradient penalty).
+// The WGAN critic: the DCGAN discriminator without batch norm (nothing, or layer norm for a gradient
+// penalty) and without a sigmoid, returning one unbounded score per image.
 #pragma once
 
 #include <cstdint>
@@ -12,11 +12,12 @@
 
 namespace lockstep::models {
 
-// Owns `main` = dcgan_discriminator_layers(channels, image_size, width, DiscriminatorNorm::kNone) (every
-// convolution with bias). Not thread-safe.
+// Owns `main` = dcgan_discriminator_layers(channels, image_size, width, norm) with norm kNone or kLayerNorm
+// (every convolution with bias). Not thread-safe.
 class WGANCritic : public nn::Module {
  public:
-  WGANCritic(std::int64_t channels = 1, std::int64_t image_size = 32, std::int64_t width = 64);
+  WGANCritic(std::int64_t channels = 1, std::int64_t image_size = 32, std::int64_t width = 64,
+             DiscriminatorNorm norm = DiscriminatorNorm::kNone);
   // x [N, channels, image_size, image_size] -> scores [N].
   Tensor forward(const Tensor& input) override;
 
@@ -26,6 +27,7 @@ class WGANCritic : public nn::Module {
  private:
   std::int64_t channels_;
   std::int64_t image_size_;
+  DiscriminatorNorm norm_;
   std::shared_ptr<nn::Sequential> main_;
 };
 

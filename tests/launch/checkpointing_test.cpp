@@ -434,9 +434,9 @@ TEST_F(CheckpointingTest, TheGeneratorAverageIsDecayTimesTheOldPlusTheRestTimesT
   const launch::Settings settings = launch::read_settings(parse(gan_text(out, 1)));
   manual_seed(settings.run.seed);
   const DataSplits data = make_data(settings.data, settings.run.seed);
-  const std::shared_ptr<nn::Module> initial = make_generator(settings.generator.model, data.geometry, 16);
-  const std::shared_ptr<nn::Module> trained = make_generator(settings.generator.model, data.geometry, 16);
-  const std::shared_ptr<nn::Module> average = make_generator(settings.generator.model, data.geometry, 16);
+  const std::shared_ptr<nn::Module> initial = make_generator(settings, data.geometry);
+  const std::shared_ptr<nn::Module> trained = make_generator(settings, data.geometry);
+  const std::shared_ptr<nn::Module> average = make_generator(settings, data.geometry);
   io::load_model_group(model, "generator", *trained);
   io::load_model_group(model, "generator_ema", *average);
   const std::vector<nn::NamedTensor> g0 = initial->named_parameters(), g1 = trained->named_parameters(),

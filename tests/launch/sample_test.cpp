@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -156,10 +157,11 @@ TEST_F(Sample, GridEqualsWriteSamplesOfTheGeneratorLoadedIndependently) {
     const launch::Settings cfg = launch::read_settings(launch::Config::parse(io::read_model_file_info(model_file()).config, "model.h5"));
     const launch::DataSplits data = launch::make_data(cfg.data, 0);
     manual_seed(99);  // other initial weights than any before: everything must come from the file
-    std::shared_ptr<nn::Module> g = launch::make_generator(cfg.generator.model, data.geometry, kLatent);
+    std::shared_ptr<nn::Module> g = launch::make_generator(cfg, data.geometry);
     io::load_model_group(model_file(), "generator", *g);
     Generator stream(11);
-    launch::write_samples(*g, randn({count, kLatent}, 0.0, 1.0, DType::f32, kCPU, &stream), want);
+    const std::int64_t columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(count))));
+    launch::write_samples(*g, {randn({count, kLatent}, 0.0, 1.0, DType::f32, kCPU, &stream), {}, columns}, want);
 
     const std::vector<std::uint8_t> a = pixels(got), b = pixels(want);
     EXPECT_EQ(io::read_png(got).shape(), io::read_png(want).shape()) << count;

@@ -69,6 +69,23 @@ TEST(DataParallelMpi, DcganStepPairsMatchOneProcess) {
   }
 }
 
+TEST(DataParallelMpi, WganGpStepPairsMatchOneProcess) {
+  // Each rank penalises its own interpolates (the double backward's parameter gradients are reduced like any
+  // other): N ranks x batch B equal one process x N B.
+  const auto world = mpi_world();
+  for (DType dtype : {DType::f64, DType::f32}) {
+    GanRun run{.latent = 16,
+               .per_rank_batch = 4,
+               .steps = 2,
+               .world = world->size(),
+               .dtype = dtype,
+               .gradient_penalty = true};
+    const Difference diff = max_relative_difference(train_gan(run, world), train_gan(run));
+    EXPECT_LT(dtype == DType::f64 ? diff.value : diff.overall, dtype == DType::f64 ? 1e-10 : 1e-5)
+        << diff << " in " << dtype_name(dtype);
+  }
+}
+
 // Records when each collective of the group leaves the queue (on the communication thread).
 class StartLog {
  public:

@@ -145,7 +145,7 @@ lr = 5e-5
   const fs::path model_file = dir_ / "wgan" / "model.h5";
   const launch::Settings stored = launch::read_settings(launch::Config::parse(io::read_model_file_info(model_file).config, "model.h5"));
   const launch::DataSplits data = launch::make_data(stored.data, 0);
-  std::shared_ptr<nn::Module> critic = launch::make_discriminator(stored.discriminator.model, data.geometry);
+  std::shared_ptr<nn::Module> critic = launch::make_discriminator(stored, data.geometry);
   io::load_model_group(model_file, "discriminator", *critic);
   for (const auto& [name, p] : critic->named_parameters()) {
     for (float w : p.to_vector<float>()) ASSERT_LE(std::abs(w), 0.01f) << name;
@@ -188,7 +188,7 @@ beta1 = 0.5
   const fs::path model_file = dir_ / "gan" / "model.h5";
   const launch::Settings stored = launch::read_settings(launch::Config::parse(io::read_model_file_info(model_file).config, "model.h5"));
   const launch::DataSplits data = launch::make_data(stored.data, 0);
-  std::shared_ptr<nn::Module> g = launch::make_generator(stored.generator.model, data.geometry, 16);
+  std::shared_ptr<nn::Module> g = launch::make_generator(stored, data.geometry);
   io::load_model_group(model_file, "generator", *g);
   launch::write_samples(*g, launch::fixed_noise(5, 16, 16), dir_ / "again.png");
   EXPECT_EQ(file_bytes(dir_ / "again.png"), file_bytes(dir_ / "gan" / "samples_epoch_1.png"));

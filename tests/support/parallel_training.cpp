@@ -10,6 +10,8 @@
 #include "src/autograd/grad_mode.h"
 #include "src/core/rng.h"
 #include "src/models/dcgan.h"
+#include "src/models/gan_loss.h"
+#include "src/models/wgan.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
 #include "src/optim/sgd.h"
@@ -78,7 +80,14 @@ nn::StateDict train_classifier(const ModelFactory& make, const ClassifierRun& ru
 nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::ProcessGroup>& group) {
   auto g =
       make_seeded([&] { return std::make_shared<models::DCGANGenerator>(run.latent, 1, 32, 8); }, run.seed);
-  auto d = make_seeded([] { return std::make_shared<models::DCGANDiscriminator>(1, 32, 8); }, run.seed + 1);
+  auto d = make_seeded(
+      [&]() -> std::shared_ptr<nn::Module> {
+        if (run.gradient_penalty)
+          return std::make_shared<models::WGANCritic>(1, 32, 8, models::DiscriminatorNorm::kLayerNorm);
+        return std::make_shared<models::DCGANDiscriminator>(1, 32, 8);
+      },
+      run.seed + 1);
+  const models::GanLoss loss = run.gradient_penalty ? models::GanLoss::kWasserstein : models::GanLoss::kNonSaturating;
   g->to(run.dtype);
   d->to(run.dtype);
   std::unique_ptr<distributed::DataParallel> dp_g, dp_d;
@@ -100,21 +109,20 @@ nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::Pr
     Generator gen(run.seed * 1000 + static_cast<std::uint64_t>(step));
     const Tensor real = my_rows(rand({global, 1, 32, 32}, -1.0, 1.0, run.dtype, kCPU, &gen), group, b);
     const Tensor z = my_rows(randn({global, run.latent}, 0.0, 1.0, run.dtype, kCPU, &gen), group, b);
-    const Tensor ones_ = ones({real.size(0)}, run.dtype);
-    const Tensor zeros_ = zeros({real.size(0)}, run.dtype);
+    const Tensor alpha = my_rows(rand({global}, 0.0, 1.0, DType::f64, kCPU, &gen), group, b);
 
-    // D step: real and detached fake through the D wrapper, one backward.
+    // D step: real and detached fake (and their interpolates) through the D wrapper, one backward.
     const Tensor fake = gen_forward(z);
     opt_d.zero_grad();
-    const Tensor d_loss = add(binary_cross_entropy_with_logits(dis_forward(real), ones_),
-                              binary_cross_entropy_with_logits(dis_forward(fake.detach()), zeros_));
+    Tensor d_loss = models::discriminator_loss(loss, dis_forward(real), dis_forward(fake.detach()));
+    if (run.gradient_penalty) d_loss = d_loss + models::gradient_penalty(dis_forward, real, fake, alpha, 10.0).penalty;
     d_loss.backward();
     opt_d.step();
 
     // G step through the frozen, unwrapped D: no D gradient exists, none is reduced.
     for (auto& p : d->parameters()) p.requires_grad_(false);
     opt_g.zero_grad();
-    binary_cross_entropy_with_logits(d->forward(fake), ones_).backward();
+    models::generator_loss(loss, d->forward(fake)).backward();
     opt_g.step();
     for (auto& p : d->parameters()) p.requires_grad_(true);
   }

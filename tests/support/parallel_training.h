@@ -46,10 +46,14 @@ struct GanRun {
   bool sync_batchnorm = true;
   std::uint64_t seed = 11;
   DType dtype = DType::f32;  // f64 separates algorithmic differences from f32 rounding
+  // WGAN-GP instead of DCGAN's game: a layer-norm WGAN critic, the Wasserstein loss and a gradient penalty
+  // (lambda 10) on interpolates whose mixing weights are drawn for the global batch and sliced like it.
+  bool gradient_penalty = false;
 };
 
 // DCGAN 32x32 (width 8) step pairs with SGD: a D step on real and detached fake images, then a G step through
-// the frozen D (called unwrapped). Returns G's then D's parameters and buffers, prefixed "g." and "d.".
+// the frozen D (called unwrapped); or WGAN-GP's (see GanRun::gradient_penalty). Returns G's then D's
+// parameters and buffers, prefixed "g." and "d.".
 nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::ProcessGroup>& group = nullptr);
 
 // The largest, over entries, of ||a - b|| / max(||b||, 1e-30) (floating entries; integer ones must be equal,

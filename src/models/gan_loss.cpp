@@ -1,0 +1,57 @@
+// GAN losses and the WGAN-GP gradient penalty.
+#include "src/models/gan_loss.h"
+
+#include <numeric>
+#include <vector>
+
+#include "src/autograd/engine.h"
+#include "src/core/error.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/loss.h"
+#include "src/ops/reduce.h"
+#include "src/tensor/factories.h"
+
+namespace lockstep::models {
+
+Tensor discriminator_loss(GanLoss kind, const Tensor& real_out, const Tensor& fake_out, double real_label) {
+  if (kind == GanLoss::kWasserstein) return mean(fake_out) - mean(real_out);
+  const Tensor real_target = real_label == 1.0 ? ones_like(real_out) : full_like(real_out, real_label);
+  return binary_cross_entropy_with_logits(real_out, real_target) +
+         binary_cross_entropy_with_logits(fake_out, zeros_like(fake_out));
+}
+
+Tensor generator_loss(GanLoss kind, const Tensor& fake_out) {
+  switch (kind) {
+    case GanLoss::kNonSaturating:  // -log D(G(z))
+      return binary_cross_entropy_with_logits(fake_out, ones_like(fake_out));
+    case GanLoss::kMinimax:  // log(1 - D(G(z)))
+      return -binary_cross_entropy_with_logits(fake_out, zeros_like(fake_out));
+    case GanLoss::kWasserstein:
+      return -mean(fake_out);
+  }
+  return {};
+}
+
+GradientPenalty gradient_penalty(const std::function<Tensor(const Tensor&)>& critic, const Tensor& real,
+                                 const Tensor& fake, const Tensor& alpha, double lambda) {
+  LOCKSTEP_CHECK(real.dim() >= 2 && real.shape() == fake.shape() && alpha.dim() == 1 &&
+                     alpha.size(0) == real.size(0),
+                 ValueError, "gradient_penalty: expected real and fake of one shape [N, ...] and alpha [N], but got ",
+                 shape_str(real.shape()), ", ", shape_str(fake.shape()), " and ", shape_str(alpha.shape()));
+  Shape per_image(static_cast<std::size_t>(real.dim()), 1);
+  per_image[0] = real.size(0);
+  const Tensor a = alpha.to(real.dtype()).reshape(per_image);
+  Tensor mixed = add(mul(a, real.detach()), mul(1.0 - a, fake.detach()));
+  mixed.requires_grad_(true);
+  const Tensor scores = critic(mixed);
+  const Tensor g = grad({sum(scores)}, {mixed}, {}, RetainGraph::kYes, CreateGraph::kYes)[0];
+  std::vector<std::int64_t> dims(static_cast<std::size_t>(real.dim() - 1));
+  std::iota(dims.begin(), dims.end(), 1);
+  const Tensor norms = sqrt(sum(square(g), dims) + 1e-12);
+  GradientPenalty out;
+  out.penalty = mean(square(norms - 1.0)) * lambda;
+  out.mean_norm = mean(norms.detach()).item();
+  return out;
+}
+
+}  // namespace lockstep::models
