@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -423,6 +424,40 @@ TEST_F(CheckpointingTest, GanWithTheWholeTrainingVocabularyResumesBitwise) {
   EXPECT_EQ(optimizer.root().children(),
             (std::vector<std::string>{"discriminator_optimizer", "discriminator_schedule", "generator_optimizer",
                                       "generator_schedule"}));
+}
+
+// The course's other GANs on gan_text's data and schedule: `variant` replaces its [gan] line and networks.
+std::string course_gan_text(const fs::path& output, std::int64_t every, const std::string& variant) {
+  std::string text = gan_text(output, every);
+  const std::string dcgan_pair = "[generator]\nname = \"dcgan\"\nwidth = 8\n[discriminator]\nname = \"dcgan\"\nwidth = 8\n";
+  const std::size_t at = text.find(dcgan_pair);
+  if (variant == "mlp") {
+    text.replace(at, dcgan_pair.size(),
+                 "[generator]\nname = \"mlp\"\nhidden = [32]\n[discriminator]\nname = \"mlp\"\nhidden = [16]\n");
+  } else if (variant == "cgan") {
+    text.replace(text.find("[gan]\n"), 6, "[gan]\nconditional = true\n");
+  } else {  // wgan-gp, and conditional wgan-gp
+    text.replace(at, dcgan_pair.size(),
+                 "[generator]\nname = \"dcgan\"\nwidth = 8\n[discriminator]\nname = \"wgan-critic\"\nwidth = 8\n"
+                 "norm = \"layer\"\n");
+    text.replace(text.find("[gan]\n"), 6,
+                 str_cat("[gan]\nloss = \"wasserstein-gp\"\nd_steps = 2\n",
+                         variant == "cgan-gp" ? "conditional = true\n" : ""));
+  }
+  return text;
+}
+
+TEST_F(CheckpointingTest, TheCoursesOtherGansResumeBitwise) {
+  for (const std::string variant : {"mlp", "cgan", "wgan-gp", "cgan-gp"}) {
+    SCOPED_TRACE(variant);
+    const fs::path a = file(variant + "_straight"), b = file(variant + "_resumed");
+    expect_exact_resume(gan, course_gan_text(a, 6, variant), course_gan_text(b, 6, variant), a, b, {6, 13});
+    if (variant.ends_with("gp")) {  // the critic's gradient norm on interpolates is a logged figure
+      std::ifstream metrics(b / "metrics.jsonl");
+      const std::string log{std::istreambuf_iterator<char>(metrics), {}};
+      EXPECT_NE(log.find("\"grad_norm\""), std::string::npos) << log;
+    }
+  }
 }
 
 TEST_F(CheckpointingTest, TheGeneratorAverageIsDecayTimesTheOldPlusTheRestTimesTheNewWeights) {

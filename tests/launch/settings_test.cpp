@@ -45,6 +45,40 @@ TEST(Settings, ADcganWithoutAnOptimizerGetsThePapersAdamForBothNetworks) {
   EXPECT_NE(s.config_text.find("lr = 2e-04"), std::string::npos) << s.config_text;
 }
 
+TEST(Settings, WganGpGetsItsPapersDefaultsAndRefusesABatchNormCritic) {
+  const Settings s = read(kGan, {"gan.loss=\"wasserstein-gp\"", "discriminator.name=\"wgan-critic\"",
+                                 "discriminator.norm=\"layer\""});
+  EXPECT_EQ(s.gan.d_steps, 5);
+  EXPECT_EQ(s.gan.gp_lambda, 10.0);
+  EXPECT_EQ(s.discriminator.model.norm, "layer");
+  for (const NetworkSection* net : {&s.generator, &s.discriminator}) {
+    EXPECT_EQ(net->optimizer.name, "adam");
+    EXPECT_EQ(net->optimizer.lr, 1e-4);
+    EXPECT_EQ(net->optimizer.beta1, 0.0);
+    EXPECT_EQ(net->optimizer.beta2, 0.9);
+  }
+  // kGan's discriminator is DCGAN's, with batch norm: refused at its name, with the way out.
+  expect_error<ConfigError>([&] { read(kGan, {"gan.loss=\"wasserstein-gp\""}); },
+                            {"run.toml:9", "discriminator.name", "without batch norm", "wasserstein-gp",
+                             "\"wgan-critic\""});
+  // Weight clipping and label smoothing belong to other losses: unknown keys here.
+  expect_error<ConfigError>(
+      [&] { read(kGan, {"gan.loss=\"wasserstein-gp\"", "discriminator.name=\"mlp\"", "gan.weight_clip=0.01"}); },
+      {"gan.weight_clip"});
+  expect_error<ConfigError>(
+      [&] { read(kGan, {"gan.loss=\"wasserstein-gp\"", "discriminator.name=\"mlp\"", "gan.gp_lambda=0"}); },
+      {"gan.gp_lambda", "expected a positive finite number"});
+}
+
+TEST(Settings, TheMlpGanHasTheCoursesWidthsAndNoDropoutKey) {
+  const Settings s = read(kGan, {"generator.name=\"mlp\"", "discriminator.name=\"mlp\"", "gan.conditional=true"});
+  EXPECT_EQ(s.generator.model.hidden, (std::vector<std::int64_t>{256, 512, 1024}));
+  EXPECT_EQ(s.discriminator.model.hidden, (std::vector<std::int64_t>{512, 256}));
+  EXPECT_TRUE(s.gan.conditional);
+  expect_error<ConfigError>([&] { read(kGan, {"generator.name=\"mlp\"", "generator.dropout=0.5"}); },
+                            {"generator.dropout"});
+}
+
 TEST(Settings, PerNetworkSectionsOverrideTheSharedOnesKeyByKey) {
   const Settings s = read(std::string(kGan) +
                               "[optimizer]\nname = \"adam\"\nlr = 3e-4\nbeta2 = 0.99\n[schedule]\nname = \"linear\"\n"
