@@ -295,6 +295,40 @@ fs::path dcgan_config(const fs::path& path, const fs::path& output) {
                               kEvery, "\n"));
 }
 
+// The course's MLP GAN at its own widths (the 23 MiB checkpoints and 64 images per rank keep the kill
+// mid-run), non-saturating loss: 3 x kEvery steps, a checkpoint every kEvery.
+fs::path mlp_gan_config(const fs::path& path, const fs::path& output) {
+  return write_config(path, "gan", output, str_cat("seed = 4\nmax_steps = ", 3 * kEvery, "\n"),
+                      "batch_size = 64\nnormalize = \"tanh\"\n",
+                      str_cat("[gan]\nsamples = 16\n[generator]\nname = \"mlp\"\n[discriminator]\nname = \"mlp\"\n"
+                              "[checkpoint]\nevery_steps = ",
+                              kEvery, "\n"));
+}
+
+// A conditional DCGAN (width 64, as dcgan_config) with the real batch's labels and random ones: 3 x kEvery
+// steps, a checkpoint every kEvery.
+fs::path cgan_config(const fs::path& path, const fs::path& output) {
+  return write_config(path, "gan", output, str_cat("seed = 6\nmax_steps = ", 3 * kEvery, "\n"),
+                      "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
+                      str_cat("[gan]\nlatent = 16\nsamples = 20\nconditional = true\n"
+                              "[generator]\nname = \"dcgan\"\nwidth = 64\n"
+                              "[discriminator]\nname = \"dcgan\"\nwidth = 64\n"
+                              "[checkpoint]\nevery_steps = ",
+                              kEvery, "\n"));
+}
+
+// WGAN-GP: a layer-norm critic (width 64) under the gradient penalty, each rank drawing its own interpolates,
+// 2 critic steps per generator step: 3 x kEvery steps, a checkpoint every kEvery.
+fs::path wgan_gp_config(const fs::path& path, const fs::path& output) {
+  return write_config(path, "gan", output, str_cat("seed = 7\nmax_steps = ", 3 * kEvery, "\n"),
+                      "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
+                      str_cat("[gan]\nlatent = 16\nsamples = 16\nloss = \"wasserstein-gp\"\nd_steps = 2\n"
+                              "[generator]\nname = \"dcgan\"\nwidth = 32\n"
+                              "[discriminator]\nname = \"wgan-critic\"\nwidth = 64\nnorm = \"layer\"\n"
+                              "[checkpoint]\nevery_steps = ",
+                              kEvery, "\n"));
+}
+
 // A small MLP with SGD and momentum, a global batch of 24 (shared out over the ranks), each rank logging its
 // batches' sample indices: `max_steps` steps, a checkpoint every `every` steps.
 fs::path mlp_config(const fs::path& path, const fs::path& output, std::int64_t max_steps,
@@ -383,6 +417,18 @@ TEST(MpiResume, ResNetWithSyncBatchNormKilledOnEveryRankResumesBitForBit) {
 
 TEST(MpiResume, DcganKilledOnEveryRankResumesBitForBit) {
   expect_killed_and_resumed_equals_straight(dcgan_config, "generator discriminator generator_ema");
+}
+
+TEST(MpiResume, MlpGanKilledOnEveryRankResumesBitForBit) {
+  expect_killed_and_resumed_equals_straight(mlp_gan_config, "generator discriminator");
+}
+
+TEST(MpiResume, ConditionalGanKilledOnEveryRankResumesBitForBit) {
+  expect_killed_and_resumed_equals_straight(cgan_config, "generator discriminator");
+}
+
+TEST(MpiResume, WganGpKilledOnEveryRankResumesBitForBit) {
+  expect_killed_and_resumed_equals_straight(wgan_gp_config, "generator discriminator");
 }
 
 // --- Another world size --------------------------------------------------------------------------------
