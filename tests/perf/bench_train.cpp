@@ -1,5 +1,5 @@
-// Training-speed benchmark: trains the MLP, CifarResNet-20 (32x32x3 and 28x28x1) and the 32x32 DCGAN on
-// synthetic data (fixed seed) and prints images per second and peak resident memory per model, in the line
+// Training-speed benchmark: trains the MLP, CifarResNet-20 (32x32x3 and 28x28x1), the 32x32 DCGAN, its
+// class-conditional version and WGAN-GP on synthetic data (fixed seed) and prints images per second and peak resident memory per model, in the line
 // format of its PyTorch peer tests/perf/train_peer.py; tests/perf/compare_training.sh sets them side by side.
 #include <omp.h>
 #include <spawn.h>
@@ -19,9 +19,12 @@
 
 #include "src/core/error.h"
 #include "src/core/rng.h"
+#include "src/models/conditional.h"
 #include "src/models/dcgan.h"
+#include "src/models/gan_loss.h"
 #include "src/models/mlp.h"
 #include "src/models/resnet.h"
+#include "src/models/wgan.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
 #include "src/optim/adam.h"
@@ -40,7 +43,7 @@ constexpr std::int64_t kClassifierBatch = 128;
 constexpr std::int64_t kGanBatch = 64;
 constexpr std::int64_t kClasses = 10;
 constexpr std::int64_t kLatent = 100;
-const std::vector<std::string> kModels = {"mlp", "resnet20", "resnet20_28", "dcgan"};
+const std::vector<std::string> kModels = {"mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp"};
 
 struct Options {
   std::string model = "all";
@@ -79,38 +82,58 @@ Workload classifier_workload(std::shared_ptr<lockstep::nn::Module> model, lockst
           }};
 }
 
-// DCGAN at 32x32x1: per iteration one discriminator step on a real and a generated batch, then one generator
-// step through the frozen discriminator; non-saturating BCE-with-logits losses, Adam(2e-4, 0.5, 0.999).
-Workload dcgan_workload(lockstep::Generator& gen) {
-  auto generator = std::make_shared<lockstep::models::DCGANGenerator>(kLatent, 1, 32, 64);
-  auto discriminator = std::make_shared<lockstep::models::DCGANDiscriminator>(
-      1, 32, 64, lockstep::models::DiscriminatorOutput::kLogits);
-  lockstep::models::dcgan_init_(*generator, &gen);
-  lockstep::models::dcgan_init_(*discriminator, &gen);
-  const lockstep::optim::AdamOptions adam{.lr = 2e-4, .beta1 = 0.5, .beta2 = 0.999};
+// The 32x32x1 GANs, per iteration one discriminator step on a real and a generated batch, then one generator
+// step through the frozen discriminator (DCGAN's width 64 networks, Adam):
+//   dcgan:   non-saturating BCE-with-logits losses, Adam(2e-4, 0.5, 0.999);
+//   cgan:    the same, both networks conditioned on random class labels (src/models/conditional.h);
+//   wgan_gp: a layer-norm WGAN critic under the Wasserstein loss plus the gradient penalty (lambda 10, a
+//            double backward), Adam(1e-4, 0, 0.9).
+Workload gan_workload(const std::string& kind, lockstep::Generator& gen) {
+  namespace models = lockstep::models;
+  const bool conditional = kind == "cgan", penalised = kind == "wgan_gp";
+  std::shared_ptr<lockstep::nn::Module> generator =
+      std::make_shared<models::DCGANGenerator>(kLatent + (conditional ? kClasses : 0), 1, 32, 64);
+  std::shared_ptr<lockstep::nn::Module> discriminator;
+  if (penalised) {
+    discriminator = std::make_shared<models::WGANCritic>(1, 32, 64, models::DiscriminatorNorm::kLayerNorm);
+  } else {
+    discriminator = std::make_shared<models::DCGANDiscriminator>(conditional ? 2 : 1, 32, 64);
+  }
+  models::dcgan_init_(*generator, &gen);
+  models::dcgan_init_(*discriminator, &gen);
+  if (conditional) {
+    generator = std::make_shared<models::ConditionalGenerator>(generator, kLatent, kClasses);
+    discriminator = std::make_shared<models::ConditionalDiscriminator>(discriminator, 1, 32, 32, kClasses);
+  }
+  const lockstep::optim::AdamOptions adam = penalised ? lockstep::optim::AdamOptions{.lr = 1e-4, .beta1 = 0.0, .beta2 = 0.9}
+                                                      : lockstep::optim::AdamOptions{.lr = 2e-4, .beta1 = 0.5, .beta2 = 0.999};
   auto opt_g = std::make_shared<lockstep::optim::Adam>(generator->named_parameters(), adam);
   auto opt_d = std::make_shared<lockstep::optim::Adam>(discriminator->named_parameters(), adam);
   const Tensor real =
       lockstep::rand({kGanBatch, 1, 32, 32}, -1.0, 1.0, lockstep::DType::f32, lockstep::kCPU, &gen);
-  const Tensor ones = lockstep::ones({kGanBatch});
-  const Tensor zeros = lockstep::zeros({kGanBatch});
+  const Tensor labels = conditional ? random_labels(kGanBatch, gen) : Tensor();
+  const models::GanLoss loss = penalised ? models::GanLoss::kWasserstein : models::GanLoss::kNonSaturating;
   auto noise_gen = std::make_shared<lockstep::Generator>(kSeed + 1);
   return {kGanBatch, [=] {
             const Tensor z = lockstep::randn({kGanBatch, kLatent}, 0.0, 1.0, lockstep::DType::f32,
                                              lockstep::kCPU, noise_gen.get());
-            const Tensor fake = generator->forward(z);
+            const Tensor fake = models::generate(*generator, z, labels);
+            const auto critic = [&](const Tensor& x) { return models::discriminate(*discriminator, x, labels); };
 
             opt_d->zero_grad();
-            const Tensor loss_d =
-                lockstep::binary_cross_entropy_with_logits(discriminator->forward(real), ones) +
-                lockstep::binary_cross_entropy_with_logits(discriminator->forward(fake.detach()), zeros);
+            Tensor loss_d = models::discriminator_loss(loss, critic(real), critic(fake.detach()));
+            if (penalised) {
+              const Tensor alpha = lockstep::rand({kGanBatch}, 0.0, 1.0, lockstep::DType::f64, lockstep::kCPU,
+                                                  noise_gen.get());
+              loss_d = loss_d + models::gradient_penalty(critic, real, fake, alpha, 10.0).penalty;
+            }
             loss_d.backward();
             opt_d->step();
 
             opt_g->zero_grad();
             std::vector<Tensor> d_params = discriminator->parameters();
             for (Tensor& p : d_params) p.requires_grad_(false);
-            lockstep::binary_cross_entropy_with_logits(discriminator->forward(fake), ones).backward();
+            models::generator_loss(loss, critic(fake)).backward();
             for (Tensor& p : d_params) p.requires_grad_(true);
             opt_g->step();
           }};
@@ -131,7 +154,7 @@ Workload make_workload(const std::string& model, lockstep::Generator& gen) {
     return classifier_workload(std::make_shared<lockstep::models::CifarResNet>(20, 1, kClasses), {1, 28, 28},
                                resnet_sgd, gen);
   }
-  return dcgan_workload(gen);
+  return gan_workload(model, gen);
 }
 
 // The process's peak resident set (VmHWM) in MiB.
@@ -196,7 +219,7 @@ Options parse(int argc, char** argv) {
     const std::string flag = argv[i];
     LOCKSTEP_CHECK(i + 1 < argc && (flag == "--model" || flag == "--steps" || flag == "--warmup"),
                    lockstep::ValueError,
-                   "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|all, ",
+                   "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|all, ",
                    "--steps N or --warmup N, but got '", flag, "'");
     const std::string value = argv[++i];
     if (flag == "--model") {
@@ -210,7 +233,7 @@ Options parse(int argc, char** argv) {
   const bool known =
       options.model == "all" || std::find(kModels.begin(), kModels.end(), options.model) != kModels.end();
   LOCKSTEP_CHECK(known, lockstep::ValueError,
-                 "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|all, but got '",
+                 "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|all, but got '",
                  options.model, "'");
   LOCKSTEP_CHECK(options.steps > 0 && options.warmup >= 0, lockstep::ValueError,
                  "lockstep_bench_train: expected --steps > 0 and --warmup >= 0, but got steps=",

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# PyTorch peer of tests/perf/bench_train.cpp: the same four models, batches, losses and optimizers trained on
+# PyTorch peer of tests/perf/bench_train.cpp: the same models, batches, losses and optimizers trained on
 # synthetic data, printed as "model=<m> threads=<t> batch=<b> images_per_s=<x> peak_rss_mb=<y>" (images per
 # second from the median step time, peak RSS = VmHWM). Run with Debian's /usr/bin/python3 (torch 1.13, CPU).
 import argparse
@@ -16,7 +16,7 @@ CLASSIFIER_BATCH = 128
 GAN_BATCH = 64
 CLASSES = 10
 LATENT = 100
-MODELS = ["mlp", "resnet20", "resnet20_28", "dcgan"]
+MODELS = ["mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp"]
 
 
 class MLP(nn.Module):
@@ -82,24 +82,47 @@ class CifarResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-def dcgan_generator(width=64):
+def dcgan_generator(width=64, latent=LATENT):
     """PyTorch's DCGAN example generator at 32x32x1 (as src/models/dcgan.h: a bias on the last layer only)."""
     return nn.Sequential(
-        nn.ConvTranspose2d(LATENT, 4 * width, 4, 1, 0, bias=False), nn.BatchNorm2d(4 * width), nn.ReLU(True),
+        nn.ConvTranspose2d(latent, 4 * width, 4, 1, 0, bias=False), nn.BatchNorm2d(4 * width), nn.ReLU(True),
         nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width),
         nn.ReLU(True),
         nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
         nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Tanh())
 
 
-def dcgan_discriminator(width=64):
-    """PyTorch's DCGAN example discriminator at 32x32x1 returning logits (biases as in src/models/dcgan.h)."""
+def dcgan_discriminator(width=64, channels=1):
+    """PyTorch's DCGAN example discriminator at 32x32 returning logits (biases as in src/models/dcgan.h)."""
     return nn.Sequential(
-        nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True),
         nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2, True),
         nn.Conv2d(2 * width, 4 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * width),
         nn.LeakyReLU(0.2, True),
         nn.Conv2d(4 * width, 1, 4, 1, 0))
+
+
+def layer_norm_critic(width=64):
+    """src/models/wgan.h's WGANCritic with layer norm over each stage's [C, H, W] (every conv with a bias)."""
+    return nn.Sequential(
+        nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LayerNorm([2 * width, 8, 8]), nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * width, 4 * width, 4, 2, 1), nn.LayerNorm([4 * width, 4, 4]), nn.LeakyReLU(0.2),
+        nn.Conv2d(4 * width, 1, 4, 1, 0))
+
+
+class Conditional(nn.Module):
+    """src/models/conditional.h: the label's embedding joins z (generator) or the images as a channel."""
+
+    def __init__(self, net, generator):
+        super().__init__()
+        self.net, self.generator = net, generator
+        self.embedding = nn.Embedding(CLASSES, CLASSES if generator else 32 * 32)
+
+    def forward(self, x, labels):
+        if self.generator:
+            return self.net(torch.cat([x, self.embedding(labels)], 1).view(x.shape[0], -1, 1, 1))
+        return self.net(torch.cat([x, self.embedding(labels).view(-1, 1, 32, 32)], 1))
 
 
 def dcgan_init_(module):
@@ -132,28 +155,48 @@ def classifier_step(model, image_shape, optimizer):
     return CLASSIFIER_BATCH, step
 
 
-def dcgan_step():
-    generator, discriminator = dcgan_generator(), dcgan_discriminator()
+def gan_step(kind):
+    """bench_train.cpp's gan_workload: dcgan, cgan (conditioned on random labels) or wgan_gp."""
+    conditional, penalised = kind == "cgan", kind == "wgan_gp"
+    generator = dcgan_generator(latent=LATENT + (CLASSES if conditional else 0))
+    discriminator = layer_norm_critic() if penalised else dcgan_discriminator(channels=2 if conditional else 1)
     dcgan_init_(generator)
     dcgan_init_(discriminator)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    labels = torch.randint(0, CLASSES, (GAN_BATCH,)) if conditional else None
+    if conditional:
+        generator, discriminator = Conditional(generator, True), Conditional(discriminator, False)
+        gen = lambda z: generator(z, labels)  # noqa: E731
+        dis = lambda x: discriminator(x, labels).view(-1)  # noqa: E731
+    else:
+        gen = lambda z: generator(z.view(GAN_BATCH, LATENT, 1, 1))  # noqa: E731
+        dis = lambda x: discriminator(x).view(-1)  # noqa: E731
+    betas, lr = ((0.0, 0.9), 1e-4) if penalised else ((0.5, 0.999), 2e-4)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
     real = torch.rand(GAN_BATCH, 1, 32, 32) * 2 - 1
     ones, zeros = torch.ones(GAN_BATCH), torch.zeros(GAN_BATCH)
     bce = F.binary_cross_entropy_with_logits
 
     def step():
-        fake = generator(torch.randn(GAN_BATCH, LATENT, 1, 1))
+        fake = gen(torch.randn(GAN_BATCH, LATENT))
 
         opt_d.zero_grad(set_to_none=True)
-        loss_d = bce(discriminator(real).view(-1), ones) + bce(discriminator(fake.detach()).view(-1), zeros)
+        if penalised:
+            loss_d = dis(fake.detach()).mean() - dis(real).mean()
+            alpha = torch.rand(GAN_BATCH, 1, 1, 1)
+            mixed = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
+            (g,) = torch.autograd.grad(dis(mixed).sum(), mixed, create_graph=True)
+            norms = torch.sqrt(g.pow(2).sum(dim=(1, 2, 3)) + 1e-12)
+            loss_d = loss_d + 10.0 * ((norms - 1) ** 2).mean()
+        else:
+            loss_d = bce(dis(real), ones) + bce(dis(fake.detach()), zeros)
         loss_d.backward()
         opt_d.step()
 
         opt_g.zero_grad(set_to_none=True)
         for p in discriminator.parameters():
             p.requires_grad_(False)
-        bce(discriminator(fake).view(-1), ones).backward()
+        (-dis(fake).mean() if penalised else bce(dis(fake), ones)).backward()
         for p in discriminator.parameters():
             p.requires_grad_(True)
         opt_g.step()
@@ -170,7 +213,7 @@ def make_workload(model):
         net = CifarResNet(channels)
         optimizer = torch.optim.SGD(decay_groups(net, 5e-4), lr=0.1, momentum=0.9)
         return classifier_step(net, (channels, size, size), optimizer)
-    return dcgan_step()
+    return gan_step(model)
 
 
 def peak_rss_mb():
