@@ -21,6 +21,7 @@
 #include "io/image/png.h"
 #include "io/model/model_file.h"
 #include "launch/cli/commands.h"
+#include "launch/cli/common.h"
 #include "launch/cli/dispatch.h"
 #include "launch/config/config.h"
 #include "launch/config/settings.h"
@@ -263,6 +264,54 @@ TEST_F(Sample, OtherModelsAndPathsAreClearErrors) {
   EXPECT_EQ(run({model_file().string(), "--columns", "0"}, "--columns: expected at least 1, but got 0"), 2);
   EXPECT_EQ(run({model_file().string(), "--seed=-1"}, "--seed: expected an integer >= 0"), 2);
   EXPECT_EQ(run({}, "path"), 2);
+  EXPECT_EQ(run({model_file().string(), "--class", "1"}, "--class: expected a conditional GAN"), 2);
+}
+
+TEST_F(Sample, AConditionalGanDrawsOneClassOrOneRowPerClass) {
+  // A tiny conditional DCGAN, as the fixture's.
+  const fs::path out = file("cgan");
+  const std::string text = io::read_model_file_info(model_file()).config;
+  const launch::Config cfg = launch::Config::parse(
+      text, "cgan.toml",
+      {str_cat("run.output=\"", out.string(), "\""), str_cat("checkpoint.dir=\"", (out / "checkpoints").string(), "\""),
+       "gan.conditional=true"});
+  launch::Progress progress(nullptr);
+  const launch::Settings settings = launch::read_settings(cfg);
+  launch::train(settings, launch::setup_run(settings), progress);
+  const fs::path model = out / "model.h5";
+  const launch::DataSplits data = launch::make_data(settings.data, 0);
+  manual_seed(99);
+  std::shared_ptr<nn::Module> g = launch::make_generator(settings, data.geometry);
+  io::load_model_group(model, "generator", *g);
+
+  // (count, --class or none, columns of the grid, the labels drawn)
+  const auto expect_grid = [&](std::int64_t count, std::vector<std::string> extra, std::int64_t columns,
+                               const std::vector<std::int64_t>& labels) {
+    const fs::path got = file("got.png"), want = file("want.png");
+    std::vector<std::string> args = {model.string(), "--count", std::to_string(count), "--seed", "3",
+                                     "--output", got.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const Output o = sample(args);
+    Generator stream(3);
+    launch::write_samples(
+        *g, {randn({count, kLatent}, 0.0, 1.0, DType::f32, kCPU, &stream), from_vector(labels, {count}), columns},
+        want);
+    EXPECT_EQ(io::read_png(got).shape(), io::read_png(want).shape());
+    EXPECT_EQ(pixels(got), pixels(want));
+    return o.out;
+  };
+  // --class 7: every image a sneaker, a square-ish grid.
+  EXPECT_CONTAINS(expect_grid(8, {"--class", "7"}, 3, std::vector<std::int64_t>(8, 7)), "8 samples of class 7 (Sneaker)");
+  // No --class: one row per class (2 columns for 20 images).
+  std::vector<std::int64_t> rows;
+  for (std::int64_t i = 0; i < 20; ++i) rows.push_back(i / 2);
+  expect_grid(20, {}, 2, rows);
+  // The same noise with another class gives other images.
+  sample({model.string(), "--count", "8", "--seed", "3", "--class", "1", "--output", file("trouser.png").string()});
+  EXPECT_NE(pixels(file("trouser.png")), pixels(file("got.png")));
+
+  test::expect_error<UsageError>([&] { sample({model.string(), "--class", "10"}); },
+                                 {"--class: expected a class in [0, 10)", "Ankle boot", "but got 10"});
 }
 
 }  // namespace
