@@ -151,7 +151,7 @@ ScheduleSection read_schedule(const Reader& r, const std::string& section, const
   return s;
 }
 
-DataSection read_data(const Reader& r) {
+DataSection read_data(const Reader& r, const char* normalize) {
   const Config& cfg = r.cfg();
   DataSection d;
   d.path = cfg.get_string("data.path");
@@ -182,7 +182,7 @@ DataSection read_data(const Reader& r) {
   d.pad_to = r.integer("data.pad_to", 0, 0, 65536);
   d.crop_padding = r.integer("data.crop_padding", 0, 0, 65536);
   d.flip = cfg.get_bool("data.flip", false);
-  d.normalize_tanh = cfg.choice("data.normalize", {"dataset", "tanh"}, "dataset") == "tanh";
+  d.normalize = cfg.choice("data.normalize", {"dataset", "tanh", "none"}, normalize);
   d.drop_last = cfg.get_bool("data.drop_last", true);
   d.prefetch = r.integer("data.prefetch", 2, 0, 64);
   d.validation_fraction = r.number("data.validation_fraction", 0.0, 0.0, 0.5);
@@ -190,12 +190,55 @@ DataSection read_data(const Reader& r) {
   return d;
 }
 
+AutoencoderSection read_autoencoder(const Reader& r, const DataSection& data) {
+  const Config& cfg = r.cfg();
+  AutoencoderSection a;
+  a.architecture = cfg.choice("autoencoder.architecture", {"mlp", "conv"}, "mlp");
+  if (a.architecture == "mlp") {
+    a.hidden = cfg.get_ints("autoencoder.hidden", {512, 256});
+    for (const std::int64_t h : a.hidden)
+      if (h < 1) cfg.fail("autoencoder.hidden", str_cat("expected layer widths of at least 1, but got ", h));
+  }
+  a.code = r.integer("autoencoder.code", 32, 1, 1 << 20);
+  a.variational = cfg.get_bool("autoencoder.variational", false);
+  a.loss = cfg.choice("autoencoder.loss", {"bce", "mse"}, "bce");
+  if (data.normalize != "none") {
+    cfg.fail("data.normalize", str_cat("expected \"none\" for an autoencoder (it reconstructs intensities in "
+                                       "[0, 1]), but got \"", data.normalize, "\""));
+  }
+  a.samples = r.integer("autoencoder.samples", 64, 1, 4096);
+  if (a.variational) {
+    a.beta = r.number("autoencoder.beta", 1.0, 0.0, 1e6);
+    return a;
+  }
+  a.sparsity = cfg.choice("autoencoder.sparsity", {"none", "l1", "kl"}, "none");
+  a.code_activation =
+      cfg.choice("autoencoder.code_activation", {"linear", "sigmoid"}, a.sparsity == "kl" ? "sigmoid" : "linear");
+  if (a.sparsity == "kl" && a.code_activation != "sigmoid") {
+    cfg.fail("autoencoder.code_activation",
+             "expected \"sigmoid\" under autoencoder.sparsity = \"kl\" (the KL penalty needs codes in (0, 1)), "
+             "but got \"linear\"");
+  }
+  if (a.sparsity != "none") {
+    a.sparsity_weight = r.number("autoencoder.sparsity_weight", a.sparsity == "kl" ? 0.1 : 1e-3, 0.0, 1e6, true);
+    if (a.sparsity == "kl") a.sparsity_target = r.number("autoencoder.sparsity_target", 0.05, 0.0, 1.0, true);
+    if (a.sparsity_target >= 1.0)
+      cfg.fail("autoencoder.sparsity_target", "expected a target activation below 1, but got 1");
+  }
+  a.noise = cfg.choice("autoencoder.noise", {"none", "gaussian", "masking"}, "none");
+  if (a.noise != "none") a.noise_level = r.number("autoencoder.noise_level", 0.3, 0.0, a.noise == "masking" ? 1.0 : 1e6, true);
+  if (a.noise == "masking" && a.noise_level >= 1.0)
+    cfg.fail("autoencoder.noise_level", "expected a masking probability below 1, but got 1");
+  a.contractive_weight = r.non_negative("autoencoder.contractive_weight", 0.0);
+  return a;
+}
+
 }  // namespace
 
 Settings read_settings(const Config& cfg) {
   const Reader r(cfg);
   Settings s;
-  s.task = cfg.choice("task", {"classifier", "gan"}, "classifier");
+  s.task = cfg.choice("task", {"classifier", "gan", "autoencoder"}, "classifier");
 
   s.run.seed = static_cast<std::uint64_t>(r.integer("run.seed", 0, 0));
   s.seed_key = cfg.locate("run.seed");
@@ -211,7 +254,8 @@ Settings read_settings(const Config& cfg) {
   s.distributed.sync_batchnorm = cfg.get_bool("distributed.sync_batchnorm", true);
   s.distributed.timeout_s = r.number("distributed.timeout_s", 300.0, 0.0, 1e9, true);
 
-  s.data = read_data(r);
+  // An autoencoder reconstructs intensities in [0, 1].
+  s.data = read_data(r, s.task == "autoencoder" ? "none" : "dataset");
 
   s.checkpoint.every_steps = r.integer("checkpoint.every_steps", 0, 0);
   s.checkpoint.keep_last = static_cast<int>(r.integer("checkpoint.keep_last", 3, 1, 1000000));
@@ -228,6 +272,11 @@ Settings read_settings(const Config& cfg) {
     if (s.train.label_smoothing == 1.0)
       cfg.fail("train.label_smoothing", "expected a value below 1, but got 1");
     s.train.early_stopping_patience = r.integer("train.early_stopping_patience", 0, 0);
+  } else if (s.task == "autoencoder") {
+    s.autoencoder = read_autoencoder(r, s.data);
+    s.model.optimizer = read_optimizer(r, "optimizer", "", OptimizerSection{.name = "adam", .lr = 1e-3});
+    s.model.schedule = read_schedule(r, "schedule", "");
+    s.model.clip_grad_norm = r.non_negative("train.clip_grad_norm", 0.0);
   } else {
     s.gan.latent = r.integer("gan.latent", 100, 1, 1 << 20);
     s.gan.loss = cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein", "wasserstein-gp"},

@@ -45,7 +45,8 @@ struct DataSection {
   std::int64_t pad_to = 0;
   std::int64_t crop_padding = 0;
   bool flip = false;
-  bool normalize_tanh = false;  // "tanh": to [-1, 1]; "dataset": the data set's mean and std
+  // "dataset": the data set's mean and std; "tanh": to [-1, 1]; "none": pixel / 255 in [0, 1].
+  std::string normalize = "dataset";
   bool drop_last = true;
   std::int64_t prefetch = 2;
   // A seeded hold-out carved out of the training split (0: none); the rest is trained on.
@@ -125,6 +126,24 @@ struct GanSection {
   double ema_decay = 0.0;               // moving average of the generator's weights (0: none)
 };
 
+// [autoencoder]: the autoencoder task's networks and objective (autoencoders of every kind and the VAE).
+struct AutoencoderSection {
+  std::string architecture = "mlp";            // mlp | conv
+  std::vector<std::int64_t> hidden{512, 256};  // mlp
+  std::int64_t code = 32;
+  std::string code_activation = "linear";  // linear | sigmoid
+  std::string loss = "bce";                // bce (Bernoulli) | mse (Gaussian)
+  std::string sparsity = "none";           // none | l1 | kl
+  double sparsity_weight = 1e-3;
+  double sparsity_target = 0.05;  // kl: rho
+  std::string noise = "none";     // none | gaussian (noise_level = sigma) | masking (noise_level = p)
+  double noise_level = 0.3;
+  double contractive_weight = 0.0;  // > 0: the contractive penalty on the encoder's Jacobian
+  bool variational = false;         // a VAE
+  double beta = 1.0;                // the VAE's weight on the KL
+  std::int64_t samples = 64;        // images in each epoch's grids
+};
+
 // The whole job.
 struct Settings {
   std::string task = "classifier";  // a registered task (launch/train/tasks.cpp)
@@ -133,7 +152,8 @@ struct Settings {
   DataSection data;
   CheckpointSection checkpoint;
   TrainSection train;
-  NetworkSection model;  // classifier
+  NetworkSection model;  // classifier; the autoencoder's optimizer, schedule and clipping
+  AutoencoderSection autoencoder;
   NetworkSection generator, discriminator;  // gan
   GanSection gan;
   ConfigKey seed_key;    // run.seed, for a resume that would change it

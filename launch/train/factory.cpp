@@ -99,6 +99,19 @@ std::shared_ptr<nn::Module> make_discriminator(const launch::Settings& s, const 
                                                             classes);
 }
 
+std::shared_ptr<models::Autoencoder> make_autoencoder(const launch::AutoencoderSection& a, const DataGeometry& data) {
+  models::AutoencoderOptions o;
+  o.architecture = a.architecture == "conv" ? models::AutoencoderArchitecture::kConv : models::AutoencoderArchitecture::kMlp;
+  o.channels = data.channels;
+  o.height = data.height;
+  o.width = data.width;
+  o.hidden = a.hidden;
+  o.code = a.code;
+  o.code_activation = a.code_activation == "sigmoid" ? models::CodeActivation::kSigmoid : models::CodeActivation::kLinear;
+  o.variational = a.variational;
+  return std::make_shared<models::Autoencoder>(o);
+}
+
 std::unique_ptr<optim::Optimizer> make_optimizer(const launch::OptimizerSection& s, const nn::Module& model) {
   const optim::DecayPolicy decay = s.decay_all ? optim::DecayPolicy::kAll : optim::DecayPolicy::kWeightsOnly;
   std::vector<nn::NamedTensor> params = model.named_parameters();
@@ -181,9 +194,10 @@ DataSplits make_data(const launch::DataSection& s, std::uint64_t seed, std::int6
 
   io::Augmentation eval_aug;
   eval_aug.pad_to = s.pad_to;
-  if (s.normalize_tanh) {
-    eval_aug.mean.assign(static_cast<std::size_t>(d.train->channels()), 0.5);
-    eval_aug.std.assign(static_cast<std::size_t>(d.train->channels()), 0.5);
+  if (s.normalize != "dataset") {  // tanh: (x - 0.5) / 0.5; none: x
+    const auto channels = static_cast<std::size_t>(d.train->channels());
+    eval_aug.mean.assign(channels, s.normalize == "tanh" ? 0.5 : 0.0);
+    eval_aug.std.assign(channels, s.normalize == "tanh" ? 0.5 : 1.0);
   }
   io::Augmentation train_aug = eval_aug;
   train_aug.crop_padding = s.crop_padding;

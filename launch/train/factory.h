@@ -7,6 +7,7 @@
 
 #include "io/data/loader.h"
 #include "launch/config/settings.h"
+#include "src/models/autoencoder.h"
 #include "src/nn/module.h"
 #include "src/optim/optimizer.h"
 #include "src/optim/schedule.h"
@@ -30,6 +31,9 @@ std::shared_ptr<nn::Module> make_classifier(const launch::ModelSection& model, c
 // images, or a conditional GAN's data have fewer than 2 classes.
 std::shared_ptr<nn::Module> make_generator(const launch::Settings& settings, const DataGeometry& data);
 std::shared_ptr<nn::Module> make_discriminator(const launch::Settings& settings, const DataGeometry& data);
+
+// The autoencoder task's network (src/models/autoencoder.h) for the data's images.
+std::shared_ptr<models::Autoencoder> make_autoencoder(const launch::AutoencoderSection& a, const DataGeometry& data);
 
 // sgd | adam | adamw | rmsprop | adagrad | adadelta over the model's parameters.
 std::unique_ptr<optim::Optimizer> make_optimizer(const launch::OptimizerSection& o, const nn::Module& model);

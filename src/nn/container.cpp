@@ -1,4 +1,4 @@
-// Sequential (ordered children, chained forward) and Flatten.
+// Sequential (ordered children, chained forward), Flatten and Unflatten.
 #include "src/nn/container.h"
 
 #include "src/core/error.h"
@@ -34,5 +34,19 @@ Flatten::Flatten(std::int64_t start_dim) : Module("Flatten"), start_dim_(start_d
 Tensor Flatten::forward(const Tensor& input) { return input.flatten(start_dim_, -1); }
 
 std::string Flatten::describe() const { return str_cat("start_dim=", start_dim_); }
+
+Unflatten::Unflatten(Shape shape) : Module("Unflatten"), shape_(std::move(shape)) {}
+
+Tensor Unflatten::forward(const Tensor& input) {
+  std::int64_t features = 1;
+  for (const std::int64_t d : shape_) features *= d;
+  LOCKSTEP_CHECK(input.dim() == 2 && input.size(1) == features, ValueError, "Unflatten: expected [N, ", features,
+                 "], but got ", shape_str(input.shape()));
+  Shape out = {input.size(0)};
+  out.insert(out.end(), shape_.begin(), shape_.end());
+  return input.reshape(out);
+}
+
+std::string Unflatten::describe() const { return str_cat("shape=", shape_str(shape_)); }
 
 }  // namespace lockstep::nn

@@ -43,4 +43,18 @@ class Flatten : public Module {
   std::int64_t start_dim_;
 };
 
+// Unflattens [N, prod(shape)] into [N, shape...] (the inverse of Flatten()). Not thread-safe.
+class Unflatten : public Module {
+ public:
+  explicit Unflatten(Shape shape);
+
+  Tensor forward(const Tensor& input) override;
+
+ protected:
+  std::string describe() const override;
+
+ private:
+  Shape shape_;
+};
+
 }  // namespace lockstep::nn
