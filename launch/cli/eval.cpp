@@ -1,6 +1,10 @@
 // `lockstep eval`: test accuracy of a trained classifier and, given a generator, the Fréchet distance between
 // generated and test images in that classifier's feature space, for the trained and an untrained generator.
+#include <cmath>
+#include <functional>
 #include <iostream>
+#include <optional>
+#include <utility>
 
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
@@ -11,7 +15,13 @@
 #include "launch/train/progress.h"
 #include "launch/train/run.h"
 #include "src/core/rng.h"
+#include "src/autograd/grad_mode.h"
 #include "src/metrics/frechet.h"
+#include "src/metrics/linear_probe.h"
+#include "src/models/autoencoder.h"
+#include "src/ops/activation.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/reduce.h"
 #include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 
@@ -27,21 +37,156 @@ launch::Settings stored(const std::string& file, const std::string& data_path) {
   return launch::read_settings(launch::Config::parse(io::read_model_file_info(file).config, file, overrides));
 }
 
+// Every image of a split through `loader` (its batches, in order): images and labels.
+std::pair<Tensor, Tensor> whole_split(io::DataLoader& loader) {
+  std::vector<Tensor> images, labels;
+  loader.start_epoch(0);
+  while (std::optional<io::Batch> batch = loader.next()) {
+    images.push_back(batch->images);
+    labels.push_back(batch->labels);
+  }
+  return {cat(images, 0), cat(labels, 0)};
+}
+
+// `f` over `images` in batches of 500 without gradients, joined along dimension 0.
+Tensor batched(const Tensor& images, const std::function<Tensor(const Tensor&)>& f) {
+  NoGradGuard no_grad;
+  std::vector<Tensor> parts;
+  for (std::int64_t start = 0; start < images.size(0); start += 500)
+    parts.push_back(f(images.slice(0, start, std::min(images.size(0), start + 500))));
+  return cat(parts, 0);
+}
+
+double mean_squared_error(const Tensor& a, const Tensor& b) { return mean(square(a - b)).item(); }
+
+// `lockstep eval --autoencoder`: reconstruction, denoising gain, the encoder's Jacobian, a linear probe on
+// the codes; a VAE's negative ELBO and importance-weighted likelihood; with a classifier, how it labels the
+// reconstructions and, for a VAE, the Fréchet distance of samples.
+int eval_autoencoder(const std::string& file, const std::string& classifier_file, const std::string& data_path,
+                     std::int64_t samples, std::uint64_t seed, std::int64_t iwae_k) {
+  const launch::Settings settings = stored(file, data_path);
+  if (settings.task != "autoencoder") {
+    throw ValueError(str_cat("eval: expected an autoencoder's model file for --autoencoder, but ", in_quotes(file),
+                             " holds a model of task \"", settings.task, "\""));
+  }
+  const launch::AutoencoderSection& a = settings.autoencoder;
+  launch::DataSplits data = launch::make_data(settings.data, seed);
+  if (!data.test) throw ValueError("eval: the data set has no test split (data.test_split is empty)");
+  std::shared_ptr<models::Autoencoder> model = launch::make_autoencoder(a, data.geometry);
+  io::load_model_group(file, "model", *model);
+  model->eval();
+  io::DataLoader test_loader(data.test, data.test_options);
+  io::DataLoader train_loader(data.train, data.test_options);  // in order, unaugmented
+  const auto [test, test_labels] = whole_split(test_loader);
+  const models::ReconstructionLoss loss =
+      a.loss == "mse" ? models::ReconstructionLoss::kMse : models::ReconstructionLoss::kBce;
+  Generator stream(seed);
+
+  const Tensor codes = batched(test, [&](const Tensor& x) { return model->encode(x); });
+  const Tensor reconstructions = batched(codes, [&](const Tensor& z) { return sigmoid(model->decode(z)); });
+  std::cout << "autoencoder " << file << " (" << model->num_parameters() << " parameters, code " << a.code
+            << ") on " << test.size(0) << " test images:\n"
+            << "  reconstruction of clean images: mean squared error " << format_fixed(mean_squared_error(reconstructions, test), 5)
+            << " per pixel\n";
+  // Gaussian noise of sigma 0.3 on the input, the clean image as the reference.
+  const Tensor noisy = models::gaussian_noise(test, 0.3, &stream);
+  const Tensor denoised = batched(noisy, [&](const Tensor& x) { return sigmoid(model->decode(model->encode(x))); });
+  const double noisy_error = mean_squared_error(noisy, test), denoised_error = mean_squared_error(denoised, test);
+  std::cout << "  denoising (Gaussian sigma 0.3): noisy input " << format_fixed(noisy_error, 5)
+            << ", reconstruction " << format_fixed(denoised_error, 5) << " per pixel ("
+            << format_fixed(100.0 * (1.0 - denoised_error / noisy_error), 1) << "% lower)\n";
+  // The exact Jacobian norm on the first 500 test images (one backward per code unit).
+  const Tensor first = test.slice(0, 0, std::min<std::int64_t>(500, test.size(0)));
+  const double jacobian =
+      models::jacobian_frobenius([&](const Tensor& x) { return model->encode(x); }, first).item();
+  std::cout << "  encoder Jacobian: mean ||d code / d x||_F^2 " << format_fixed(jacobian, 3) << " over " << first.size(0)
+            << " test images\n";
+  const auto [train, train_labels] = whole_split(train_loader);
+  const Tensor train_codes = batched(train, [&](const Tensor& x) { return model->encode(x); });
+  const metrics::LinearProbe probe =
+      metrics::linear_probe(train_codes, train_labels, codes, test_labels, data.geometry.classes, 20, seed);
+  std::cout << "  linear probe on the " << a.code << "-d code: test accuracy " << format_fixed(probe.test_accuracy, 4)
+            << " (train " << format_fixed(probe.train_accuracy, 4) << ")\n";
+  if (a.variational) {
+    const double pixels = static_cast<double>(test.numel() / test.size(0));
+    const auto nats = [&](std::int64_t k) {
+      return -mean(batched(test, [&](const Tensor& x) {
+                 return models::importance_weighted_log_likelihood(*model, loss, x, k, &stream);
+               })).item();
+    };
+    const double elbo = nats(1);
+    std::cout << "  negative ELBO " << format_fixed(elbo, 2) << " nats per image ("
+              << format_fixed(elbo / pixels / std::log(2.0), 4) << " bits per dimension)\n";
+    if (iwae_k > 0) {
+      const double iwae = nats(iwae_k);
+      std::cout << "  -log p(x) by importance weighting with k = " << iwae_k << ": " << format_fixed(iwae, 2)
+                << " nats per image (" << format_fixed(iwae / pixels / std::log(2.0), 4) << " bits per dimension)\n";
+    }
+  }
+  if (classifier_file.empty()) return 0;
+
+  const launch::Settings csettings = stored(classifier_file, data_path);
+  const launch::DataSplits cdata = launch::make_data(csettings.data, seed);
+  std::shared_ptr<nn::Module> classifier = launch::make_classifier(csettings.model.model, cdata.geometry);
+  io::load_model_group(classifier_file, "model", *classifier);
+  const std::vector<double>& cmean =
+      cdata.test_options.augment.mean.empty() ? cdata.test->mean() : cdata.test_options.augment.mean;
+  const std::vector<double>& cstd = cdata.test_options.augment.std.empty() ? cdata.test->std() : cdata.test_options.augment.std;
+  // Images in [0, 1] -> the classifier's input (to_classifier_input takes generator output in [-1, 1]).
+  const auto as_input = [&](const Tensor& images) {
+    return launch::to_classifier_input(images * 2.0 - 1.0, cdata.geometry.height, cdata.geometry.width, cmean, cstd);
+  };
+  const std::vector<std::int64_t> named = launch::predict_classes(*classifier, as_input(reconstructions)).to_vector<std::int64_t>();
+  const std::vector<std::int64_t> truth = test_labels.to_vector<std::int64_t>();
+  std::int64_t correct = 0;
+  for (std::size_t i = 0; i < truth.size(); ++i) correct += named[i] == truth[i];
+  std::cout << "  classifier " << classifier_file << " labels " << correct << " of " << truth.size()
+            << " test reconstructions correctly ("
+            << format_fixed(static_cast<double>(correct) / static_cast<double>(truth.size()), 4) << ")\n";
+  if (!a.variational) return 0;
+  auto* features = dynamic_cast<models::Classifier*>(classifier.get());
+  if (features == nullptr) throw ValueError("eval: the classifier model has no feature layer");
+  const metrics::Gaussian real = metrics::fit_gaussian(launch::classifier_features(*features, as_input(test)));
+  const auto distance = [&](models::Autoencoder& vae) {
+    Generator z_stream(seed);
+    const Tensor z = randn({samples, a.code}, 0.0, 1.0, DType::f32, kCPU, &z_stream);
+    const Tensor images = batched(z, [&](const Tensor& c) { return sigmoid(vae.decode(c)); });
+    return metrics::frechet_distance(metrics::fit_gaussian(launch::classifier_features(*features, as_input(images))), real);
+  };
+  manual_seed(seed);
+  std::shared_ptr<models::Autoencoder> untrained = launch::make_autoencoder(a, data.geometry);
+  untrained->eval();
+  const double d_untrained = distance(*untrained), d_trained = distance(*model);
+  std::cout << "Frechet distance, " << samples << " samples of the prior vs " << test.size(0)
+            << " test images in the feature space of " << classifier_file << ":\n"
+            << "  untrained decoder " << format_fixed(d_untrained, 3) << "\n"
+            << "  trained decoder   " << format_fixed(d_trained, 3) << "\n"
+            << "  ratio untrained / trained " << format_fixed(d_untrained / d_trained, 1) << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int run_eval(const std::vector<std::string>& args) {
   po::options_description options("Options");
-  options.add_options()("classifier", po::value<std::string>()->required(), "a classifier's model.h5")(
+  options.add_options()("classifier", po::value<std::string>()->default_value(""), "a classifier's model.h5")(
       "generator", po::value<std::string>()->default_value(""), "a GAN's model.h5: measure its samples")(
+      "autoencoder", po::value<std::string>()->default_value(""),
+      "an autoencoder's or VAE's model.h5: reconstruction, denoising, Jacobian, linear probe, likelihood")(
+      "iwae-k", po::value<std::int64_t>()->default_value(0),
+      "a VAE's importance-weighted -log p(x) with this many samples per image (0: not computed)")(
       "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)")(
       "samples", po::value<std::int64_t>()->default_value(10000), "images to generate")(
       "seed", po::value<std::int64_t>()->default_value(0),
       "seed of the noise and of the untrained generator");
   const auto values =
-      parse_options(args, options, "eval --classifier MODEL.h5 [--generator MODEL.h5]",
+      parse_options(args, options,
+                    "eval --classifier MODEL.h5 [--generator MODEL.h5] | eval --autoencoder MODEL.h5 [--classifier "
+                    "MODEL.h5] [--iwae-k K]",
                     "Test accuracy of a classifier; with --generator, the Fréchet distance between "
                     "generated and test images in the classifier's feature space, for the trained "
-                    "generator and for an untrained one.");
+                    "generator and for an untrained one. With --autoencoder: the autoencoder's figures on the test "
+                    "split, and with --classifier how it labels the reconstructions (and a VAE's Fréchet distance).");
   if (!values) return 0;
   const std::string classifier_file = (*values)["classifier"].as<std::string>();
   const std::string generator_file = (*values)["generator"].as<std::string>();
@@ -49,6 +194,12 @@ int run_eval(const std::vector<std::string>& args) {
   const auto samples = (*values)["samples"].as<std::int64_t>();
   const auto seed = static_cast<std::uint64_t>((*values)["seed"].as<std::int64_t>());
   if (samples < 2) throw UsageError(str_cat("--samples: expected at least 2, but got ", samples));
+  const auto iwae_k = (*values)["iwae-k"].as<std::int64_t>();
+  if (iwae_k < 0) throw UsageError(str_cat("--iwae-k: expected an integer >= 0, but got ", iwae_k));
+  const std::string autoencoder_file = (*values)["autoencoder"].as<std::string>();
+  if (!autoencoder_file.empty())
+    return eval_autoencoder(autoencoder_file, classifier_file, data_path, samples, seed, iwae_k);
+  if (classifier_file.empty()) throw UsageError("expected --classifier MODEL.h5 (or --autoencoder MODEL.h5)");
 
   const launch::Settings csettings = stored(classifier_file, data_path);
   launch::DataSplits data = launch::make_data(csettings.data, seed);

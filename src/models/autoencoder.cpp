@@ -1,10 +1,12 @@
 // Autoencoder construction and passes, and the autoencoder objectives.
 #include "src/models/autoencoder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
 #include "src/autograd/engine.h"
+#include "src/autograd/grad_mode.h"
 #include "src/core/error.h"
 #include "src/nn/activation.h"
 #include "src/nn/conv.h"
@@ -154,6 +156,46 @@ Tensor jacobian_frobenius_estimate(const std::function<Tensor(const Tensor&)>& e
   const Tensor v = randn(codes.shape(), 0.0, 1.0, codes.dtype(), kCPU, gen);
   const Tensor g = grad({sum(codes * v)}, {x}, {}, RetainGraph::kYes, CreateGraph::kYes)[0];
   return sum(square(g)) / static_cast<double>(std::max<std::int64_t>(images.size(0), 1));
+}
+
+Tensor importance_weighted_log_likelihood(Autoencoder& vae, ReconstructionLoss kind, const Tensor& images,
+                                          std::int64_t k, Generator* gen) {
+  LOCKSTEP_CHECK(k >= 1, ValueError, "importance_weighted_log_likelihood: expected k >= 1, but got ", k);
+  NoGradGuard no_grad;
+  const std::int64_t n = images.size(0);
+  const Autoencoder::Posterior q = vae.posterior(images);
+  const Tensor mean = q.mean.to(DType::f64), logvar = q.logvar.to(DType::f64);
+  const Tensor std = exp(logvar * 0.5);
+  const std::vector<std::int64_t> pixels = {1, 2, 3};
+  const double log_2pi = std::log(2.0 * std::acos(-1.0));
+  const double d = static_cast<double>(images.numel() / std::max<std::int64_t>(n, 1));  // values per image
+  std::vector<std::vector<double>> weights(static_cast<std::size_t>(n));  // log weights per image
+  for (std::int64_t i = 0; i < k; ++i) {
+    const Tensor eps = randn(mean.shape(), 0.0, 1.0, DType::f64, kCPU, gen);
+    const Tensor z = mean + std * eps;
+    const Tensor logits = vae.decode(z.to(images.dtype())).to(DType::f64);
+    const Tensor x = images.to(DType::f64);
+    // log p(x | z) per image.
+    Tensor log_px;
+    if (kind == ReconstructionLoss::kBce) {
+      log_px = -sum(binary_cross_entropy_with_logits(logits, x, Reduction::kNone), pixels);
+    } else {
+      log_px = sum(square(sigmoid(logits) - x), pixels) * -0.5 - 0.5 * d * log_2pi;
+    }
+    // log p(z) - log q(z | x) per image: the normalising constants cancel.
+    const Tensor log_pz = sum(square(z), {1}) * -0.5;
+    const Tensor log_qz = sum(square(eps) + logvar, {1}) * -0.5;
+    const std::vector<double> w = (log_px + log_pz - log_qz).to_vector<double>();
+    for (std::int64_t j = 0; j < n; ++j) weights[static_cast<std::size_t>(j)].push_back(w[static_cast<std::size_t>(j)]);
+  }
+  std::vector<double> out;
+  for (const std::vector<double>& w : weights) {  // log mean exp, stably
+    const double top = *std::max_element(w.begin(), w.end());
+    double total = 0.0;
+    for (const double v : w) total += std::exp(v - top);
+    out.push_back(top + std::log(total / static_cast<double>(k)));
+  }
+  return from_vector(out, {n});
 }
 
 Tensor gaussian_noise(const Tensor& images, double sigma, Generator* gen) {

@@ -84,6 +84,13 @@ Tensor jacobian_frobenius(const std::function<Tensor(const Tensor&)>& encode, co
 Tensor jacobian_frobenius_estimate(const std::function<Tensor(const Tensor&)>& encode, const Tensor& images,
                                    Generator* gen = nullptr);
 
+// A VAE's importance-weighted estimate (Burda et al. 2016) of log p(x) for each image, in nats: with k codes
+// z_i ~ q(z | x), log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x), under the Bernoulli decoder (BCE) or a
+// unit-variance Gaussian one (MSE). k = 1 gives the ELBO of one sample; the estimate rises towards log p(x)
+// with k. Returns f64 [N]; draws from `gen` (the default generator when null). No gradients.
+Tensor importance_weighted_log_likelihood(Autoencoder& vae, ReconstructionLoss kind, const Tensor& images,
+                                          std::int64_t k, Generator* gen = nullptr);
+
 // The denoising autoencoder's corruptions of images in [0, 1]: additive N(0, sigma^2) noise, or masking
 // each value to 0 with probability p; drawn from `gen` (the default generator when null).
 Tensor gaussian_noise(const Tensor& images, double sigma, Generator* gen = nullptr);
