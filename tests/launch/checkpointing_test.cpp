@@ -460,6 +460,27 @@ TEST_F(CheckpointingTest, TheCoursesOtherGansResumeBitwise) {
   }
 }
 
+// The autoencoder task on gan_text's data and schedule (10 steps per epoch): `keys` select the kind.
+std::string autoencoder_text(const fs::path& output, std::int64_t every, const std::string& keys) {
+  return str_cat("task = \"autoencoder\"\n[run]\nseed = 5\nepochs = 2\nthreads = 1\noutput = \"", output.string(),
+                 "\"\n[data]\npath = \"", small_fashion_mnist().string(), "\"\nbatch_size = ", kBatch,
+                 "\n[autoencoder]\ncode = 4\n", keys.find("conv") == std::string::npos ? "hidden = [32]\n" : "", keys,
+                 "[checkpoint]\nevery_steps = ", every,
+                 "\nkeep_last = 100\n");
+}
+
+TEST_F(CheckpointingTest, AutoencodersAndTheVaeResumeBitwise) {
+  for (const std::string& keys : {std::string("variational = true\n"),
+                                 std::string("noise = \"masking\"\ncontractive_weight = 0.1\n"),
+                                 std::string("architecture = \"conv\"\nsparsity = \"kl\"\nnoise = \"gaussian\"\n")}) {
+    SCOPED_TRACE(keys);
+    const fs::path a = file("ae_straight"), b = file("ae_resumed");
+    fs::remove_all(a);
+    fs::remove_all(b);
+    expect_exact_resume(run_training, autoencoder_text(a, 6, keys), autoencoder_text(b, 6, keys), a, b, {6, 13});
+  }
+}
+
 TEST_F(CheckpointingTest, TheGeneratorAverageIsDecayTimesTheOldPlusTheRestTimesTheNewWeights) {
   const fs::path out = file("ema");
   const launch::Config cfg = parse(gan_text(out, 1), {"gan.ema_decay=0.25"});

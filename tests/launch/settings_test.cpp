@@ -79,6 +79,25 @@ TEST(Settings, TheMlpGanHasTheCoursesWidthsAndNoDropoutKey) {
                             {"generator.dropout"});
 }
 
+TEST(Settings, AnAutoencoderReadsIntensitiesInZeroOneAndTheKlSparsityNeedsSigmoidCodes) {
+  const std::string ae = "task = \"autoencoder\"\n[data]\npath = \"data.h5\"\nbatch_size = 64\n";
+  const Settings s = read(ae, {"autoencoder.sparsity=\"kl\""});
+  EXPECT_EQ(s.data.normalize, "none");
+  EXPECT_EQ(s.autoencoder.code_activation, "sigmoid");
+  EXPECT_EQ(s.autoencoder.sparsity_weight, 0.1);
+  EXPECT_EQ(s.model.optimizer.name, "adam");
+  EXPECT_EQ(s.model.optimizer.lr, 1e-3);
+  expect_error<ConfigError>([&] { read(ae, {"data.normalize=\"tanh\""}); },
+                            {"data.normalize", "expected \"none\" for an autoencoder", "\"tanh\""});
+  expect_error<ConfigError>(
+      [&] { read(ae, {"autoencoder.sparsity=\"kl\"", "autoencoder.code_activation=\"linear\""}); },
+      {"autoencoder.code_activation", "needs codes in (0, 1)"});
+  // Keys of the deterministic autoencoders are unknown to a VAE, and the other way round.
+  expect_error<ConfigError>([&] { read(ae, {"autoencoder.variational=true", "autoencoder.noise=\"gaussian\""}); },
+                            {"autoencoder.noise"});
+  expect_error<ConfigError>([&] { read(ae, {"autoencoder.beta=2"}); }, {"autoencoder.beta"});
+}
+
 TEST(Settings, PerNetworkSectionsOverrideTheSharedOnesKeyByKey) {
   const Settings s = read(std::string(kGan) +
                               "[optimizer]\nname = \"adam\"\nlr = 3e-4\nbeta2 = 0.99\n[schedule]\nname = \"linear\"\n"

@@ -86,6 +86,17 @@ TEST(DataParallelMpi, WganGpStepPairsMatchOneProcess) {
   }
 }
 
+TEST(DataParallelMpi, VaeAndContractiveAutoencoderMatchOneProcess) {
+  // The VAE's noise is drawn for the global batch; the contractive penalty is a double backward per code unit.
+  const auto world = mpi_world();
+  for (const bool variational : {true, false}) {
+    AutoencoderRun run{.world = world->size(), .variational = variational, .contractive = !variational,
+                       .dtype = DType::f64};
+    const Difference diff = max_relative_difference(train_autoencoder(run, world), train_autoencoder(run));
+    EXPECT_LT(diff.value, 1e-10) << diff << (variational ? " (VAE)" : " (contractive)");
+  }
+}
+
 // Records when each collective of the group leaves the queue (on the communication thread).
 class StartLog {
  public:

@@ -329,6 +329,14 @@ fs::path wgan_gp_config(const fs::path& path, const fs::path& output) {
                               kEvery, "\n"));
 }
 
+// Convolutional autoencoders (64 images per rank keep the kill mid-run): `keys` pick the kind.
+fs::path autoencoder_config(const fs::path& path, const fs::path& output, const std::string& keys) {
+  return write_config(path, "autoencoder", output, str_cat("seed = 8\nmax_steps = ", 3 * kEvery, "\n"),
+                      "batch_size = 64\n",
+                      str_cat("[autoencoder]\narchitecture = \"conv\"\ncode = 16\nsamples = 16\n", keys,
+                              "[checkpoint]\nevery_steps = ", kEvery, "\n"));
+}
+
 // A small MLP with SGD and momentum, a global batch of 24 (shared out over the ranks), each rank logging its
 // batches' sample indices: `max_steps` steps, a checkpoint every `every` steps.
 fs::path mlp_config(const fs::path& path, const fs::path& output, std::int64_t max_steps,
@@ -425,6 +433,22 @@ TEST(MpiResume, MlpGanKilledOnEveryRankResumesBitForBit) {
 
 TEST(MpiResume, ConditionalGanKilledOnEveryRankResumesBitForBit) {
   expect_killed_and_resumed_equals_straight(cgan_config, "generator discriminator");
+}
+
+TEST(MpiResume, VaeKilledOnEveryRankResumesBitForBit) {
+  expect_killed_and_resumed_equals_straight(
+      [](const fs::path& path, const fs::path& output) {
+        return autoencoder_config(path, output, "variational = true\n");
+      },
+      "model");
+}
+
+TEST(MpiResume, DenoisingContractiveAutoencoderKilledOnEveryRankResumesBitForBit) {
+  expect_killed_and_resumed_equals_straight(
+      [](const fs::path& path, const fs::path& output) {
+        return autoencoder_config(path, output, "noise = \"gaussian\"\ncontractive_weight = 0.1\n");
+      },
+      "model");
 }
 
 TEST(MpiResume, WganGpKilledOnEveryRankResumesBitForBit) {

@@ -9,11 +9,13 @@
 #include "distributed/sync_batch_norm.h"
 #include "src/autograd/grad_mode.h"
 #include "src/core/rng.h"
+#include "src/models/autoencoder.h"
 #include "src/models/dcgan.h"
 #include "src/models/gan_loss.h"
 #include "src/models/wgan.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
+#include "src/optim/adam.h"
 #include "src/optim/sgd.h"
 #include "src/tensor/factories.h"
 
@@ -129,6 +131,40 @@ nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::Pr
   nn::StateDict out = copy_state(*g, "g.");
   for (const auto& [name, t] : copy_state(*d, "d.")) out.insert(name, t);
   return out;
+}
+
+nn::StateDict train_autoencoder(const AutoencoderRun& run, const std::shared_ptr<distributed::ProcessGroup>& group) {
+  auto model = std::static_pointer_cast<models::Autoencoder>(make_seeded(
+      [&] {
+        return std::make_shared<models::Autoencoder>(models::AutoencoderOptions{
+            .height = 8, .width = 8, .hidden = {12}, .code = 3, .variational = run.variational});
+      },
+      run.seed));
+  model->to(run.dtype);
+  std::unique_ptr<distributed::DataParallel> dp;
+  if (group) dp = std::make_unique<distributed::DataParallel>(model, group);
+  optim::Adam opt(model->named_parameters(), {.lr = 1e-2});
+  const std::int64_t global = run.world * run.per_rank_batch;
+  for (std::int64_t step = 0; step < run.steps; ++step) {
+    Generator gen(run.seed * 1000 + static_cast<std::uint64_t>(step));
+    const Tensor x = my_rows(rand({global, 1, 8, 8}, 0.0, 1.0, run.dtype, kCPU, &gen), group, run.per_rank_batch);
+    const Tensor eps = my_rows(randn({global, 3}, 0.0, 1.0, run.dtype, kCPU, &gen), group, run.per_rank_batch);
+    auto& ae = static_cast<models::Autoencoder&>(dp ? dp->prepare_forward() : *model);
+    opt.zero_grad();
+    Tensor loss;
+    if (run.variational) {
+      const models::Autoencoder::Posterior q = ae.posterior(x);
+      loss = models::reconstruction_loss(models::ReconstructionLoss::kBce, ae.decode(q.mean + exp(q.logvar * 0.5) * eps), x) +
+             gaussian_kl(q.mean, q.logvar);
+    } else {
+      loss = models::reconstruction_loss(models::ReconstructionLoss::kBce, ae.decode(ae.encode(x)), x);
+      if (run.contractive)
+        loss = loss + models::jacobian_frobenius([&](const Tensor& in) { return ae.encode(in); }, x) * 0.1;
+    }
+    loss.backward();
+    opt.step();
+  }
+  return copy_state(*model);
 }
 
 Difference max_relative_difference(const nn::StateDict& a, const nn::StateDict& b) {

@@ -56,6 +56,22 @@ struct GanRun {
 // parameters and buffers, prefixed "g." and "d.".
 nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::ProcessGroup>& group = nullptr);
 
+struct AutoencoderRun {
+  std::int64_t per_rank_batch = 4;
+  std::int64_t steps = 3;
+  std::int64_t world = 1;
+  bool variational = false;  // a VAE, its noise drawn for the global batch and sliced like it
+  bool contractive = false;  // the exact Jacobian penalty (a double backward per code unit)
+  std::uint64_t seed = 13;
+  DType dtype = DType::f32;
+};
+
+// An MLP autoencoder (8x8 images, hidden 12, code 3) trained with Adam on BCE reconstruction, plus the VAE's
+// KL or the contractive penalty. Without a group: one process on the global batch; with one: DataParallel,
+// this rank taking its rows. Returns the parameters (copies).
+nn::StateDict train_autoencoder(const AutoencoderRun& run,
+                                const std::shared_ptr<distributed::ProcessGroup>& group = nullptr);
+
 // The largest, over entries, of ||a - b|| / max(||b||, 1e-30) (floating entries; integer ones must be equal,
 // else +inf), and the entry where it is; `overall` is ||a - b|| / ||b|| over all floating entries together
 // (f32 rounding makes near-zero entries, e.g. a bias after two steps, meaningless one by one). Both must hold
