@@ -190,7 +190,7 @@ DataSection read_data(const Reader& r, const char* normalize) {
   return d;
 }
 
-AutoencoderSection read_autoencoder(const Reader& r, const DataSection& data) {
+AutoencoderSection read_autoencoder(const Reader& r) {
   const Config& cfg = r.cfg();
   AutoencoderSection a;
   a.architecture = cfg.choice("autoencoder.architecture", {"mlp", "conv"}, "mlp");
@@ -202,10 +202,6 @@ AutoencoderSection read_autoencoder(const Reader& r, const DataSection& data) {
   a.code = r.integer("autoencoder.code", 32, 1, 1 << 20);
   a.variational = cfg.get_bool("autoencoder.variational", false);
   a.loss = cfg.choice("autoencoder.loss", {"bce", "mse"}, "bce");
-  if (data.normalize != "none") {
-    cfg.fail("data.normalize", str_cat("expected \"none\" for an autoencoder (it reconstructs intensities in "
-                                       "[0, 1]), but got \"", data.normalize, "\""));
-  }
   a.samples = r.integer("autoencoder.samples", 64, 1, 4096);
   if (a.variational) {
     a.beta = r.number("autoencoder.beta", 1.0, 0.0, 1e6);
@@ -238,7 +234,7 @@ AutoencoderSection read_autoencoder(const Reader& r, const DataSection& data) {
 Settings read_settings(const Config& cfg) {
   const Reader r(cfg);
   Settings s;
-  s.task = cfg.choice("task", {"classifier", "gan", "autoencoder"}, "classifier");
+  s.task = cfg.choice("task", {"classifier", "gan", "autoencoder", "pixelcnn"}, "classifier");
 
   s.run.seed = static_cast<std::uint64_t>(r.integer("run.seed", 0, 0));
   s.seed_key = cfg.locate("run.seed");
@@ -254,8 +250,13 @@ Settings read_settings(const Config& cfg) {
   s.distributed.sync_batchnorm = cfg.get_bool("distributed.sync_batchnorm", true);
   s.distributed.timeout_s = r.number("distributed.timeout_s", 300.0, 0.0, 1e9, true);
 
-  // An autoencoder reconstructs intensities in [0, 1].
-  s.data = read_data(r, s.task == "autoencoder" ? "none" : "dataset");
+  // An autoencoder and PixelCNN model intensities in [0, 1].
+  const bool intensities = s.task == "autoencoder" || s.task == "pixelcnn";
+  s.data = read_data(r, intensities ? "none" : "dataset");
+  if (intensities && s.data.normalize != "none") {
+    cfg.fail("data.normalize", str_cat("expected \"none\" for task \"", s.task, "\" (it models intensities in [0, 1]), "
+                                       "but got \"", s.data.normalize, "\""));
+  }
 
   s.checkpoint.every_steps = r.integer("checkpoint.every_steps", 0, 0);
   s.checkpoint.keep_last = static_cast<int>(r.integer("checkpoint.keep_last", 3, 1, 1000000));
@@ -272,8 +273,16 @@ Settings read_settings(const Config& cfg) {
     if (s.train.label_smoothing == 1.0)
       cfg.fail("train.label_smoothing", "expected a value below 1, but got 1");
     s.train.early_stopping_patience = r.integer("train.early_stopping_patience", 0, 0);
+  } else if (s.task == "pixelcnn") {
+    s.pixelcnn.width = r.integer("pixelcnn.width", 64, 2, 4096);
+    if (s.pixelcnn.width % 2 != 0) cfg.fail("pixelcnn.width", str_cat("expected an even width, but got ", s.pixelcnn.width));
+    s.pixelcnn.blocks = r.integer("pixelcnn.blocks", 5, 0, 1000);
+    s.pixelcnn.samples = r.integer("pixelcnn.samples", 16, 0, 1024);
+    s.model.optimizer = read_optimizer(r, "optimizer", "", OptimizerSection{.name = "adam", .lr = 1e-3});
+    s.model.schedule = read_schedule(r, "schedule", "");
+    s.model.clip_grad_norm = r.non_negative("train.clip_grad_norm", 0.0);
   } else if (s.task == "autoencoder") {
-    s.autoencoder = read_autoencoder(r, s.data);
+    s.autoencoder = read_autoencoder(r);
     s.model.optimizer = read_optimizer(r, "optimizer", "", OptimizerSection{.name = "adam", .lr = 1e-3});
     s.model.schedule = read_schedule(r, "schedule", "");
     s.model.clip_grad_norm = r.non_negative("train.clip_grad_norm", 0.0);

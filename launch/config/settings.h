@@ -144,6 +144,13 @@ struct AutoencoderSection {
   std::int64_t samples = 64;        // images in each epoch's grids
 };
 
+// [pixelcnn]: the PixelCNN task's network and its sample grids.
+struct PixelCnnSection {
+  std::int64_t width = 64;   // channels of the residual stream
+  std::int64_t blocks = 5;   // residual blocks
+  std::int64_t samples = 16;  // images drawn pixel by pixel after each epoch (0: none)
+};
+
 // The whole job.
 struct Settings {
   std::string task = "classifier";  // a registered task (launch/train/tasks.cpp)
@@ -152,8 +159,9 @@ struct Settings {
   DataSection data;
   CheckpointSection checkpoint;
   TrainSection train;
-  NetworkSection model;  // classifier; the autoencoder's optimizer, schedule and clipping
+  NetworkSection model;  // classifier; the autoencoder's and PixelCNN's optimizer, schedule and clipping
   AutoencoderSection autoencoder;
+  PixelCnnSection pixelcnn;
   NetworkSection generator, discriminator;  // gan
   GanSection gan;
   ConfigKey seed_key;    // run.seed, for a resume that would change it

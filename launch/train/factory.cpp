@@ -112,6 +112,13 @@ std::shared_ptr<models::Autoencoder> make_autoencoder(const launch::AutoencoderS
   return std::make_shared<models::Autoencoder>(o);
 }
 
+std::shared_ptr<models::PixelCNN> make_pixelcnn(const launch::PixelCnnSection& p, const DataGeometry& data) {
+  LOCKSTEP_CHECK(data.channels == 1, ValueError,
+                 "pixelcnn: expected one-channel images (one autoregressive order over pixels), but the data have ",
+                 data.channels, " channels");
+  return std::make_shared<models::PixelCNN>(p.width, p.blocks);
+}
+
 std::unique_ptr<optim::Optimizer> make_optimizer(const launch::OptimizerSection& s, const nn::Module& model) {
   const optim::DecayPolicy decay = s.decay_all ? optim::DecayPolicy::kAll : optim::DecayPolicy::kWeightsOnly;
   std::vector<nn::NamedTensor> params = model.named_parameters();

@@ -8,6 +8,7 @@
 #include "io/data/loader.h"
 #include "launch/config/settings.h"
 #include "src/models/autoencoder.h"
+#include "src/models/pixelcnn.h"
 #include "src/nn/module.h"
 #include "src/optim/optimizer.h"
 #include "src/optim/schedule.h"
@@ -34,6 +35,9 @@ std::shared_ptr<nn::Module> make_discriminator(const launch::Settings& settings,
 
 // The autoencoder task's network (src/models/autoencoder.h) for the data's images.
 std::shared_ptr<models::Autoencoder> make_autoencoder(const launch::AutoencoderSection& a, const DataGeometry& data);
+
+// The PixelCNN task's network; ValueError unless the data have one channel.
+std::shared_ptr<models::PixelCNN> make_pixelcnn(const launch::PixelCnnSection& p, const DataGeometry& data);
 
 // sgd | adam | adamw | rmsprop | adagrad | adadelta over the model's parameters.
 std::unique_ptr<optim::Optimizer> make_optimizer(const launch::OptimizerSection& o, const nn::Module& model);

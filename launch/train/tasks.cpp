@@ -9,12 +9,14 @@ namespace lockstep::launch {
 std::unique_ptr<Task> make_classifier_task(const TaskContext& context);
 std::unique_ptr<Task> make_gan_task(const TaskContext& context);
 std::unique_ptr<Task> make_autoencoder_task(const TaskContext& context);
+std::unique_ptr<Task> make_pixelcnn_task(const TaskContext& context);
 
 std::unique_ptr<Task> make_task(const TaskContext& context) {
   static const std::map<std::string, std::function<std::unique_ptr<Task>(const TaskContext&)>> kTasks = {
       {"classifier", make_classifier_task},
       {"gan", make_gan_task},
       {"autoencoder", make_autoencoder_task},
+      {"pixelcnn", make_pixelcnn_task},
   };
   const auto it = kTasks.find(context.settings.task);
   // read_settings accepts only these names.

@@ -2,8 +2,12 @@
 #include "src/nn/conv.h"
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "src/core/error.h"
+#include "src/ops/elementwise.h"
+#include "src/tensor/factories.h"
 
 namespace lockstep::nn {
 
@@ -42,7 +46,9 @@ std::string geometry_text(std::int64_t in, std::int64_t out, std::int64_t kernel
 
 }  // namespace
 
-Conv2d::Conv2d(Conv2dOptions options) : Module("Conv2d"), options_(options) {
+Conv2d::Conv2d(Conv2dOptions options) : Conv2d("Conv2d", options) {}
+
+Conv2d::Conv2d(std::string type_name, Conv2dOptions options) : Module(std::move(type_name)), options_(options) {
   const Conv2dOptions& o = options_;
   check_geometry("Conv2d", o.in, o.out, o.kernel, o.stride, o.padding, o.dilation, o.groups);
   weight_ = register_parameter("weight", empty({o.out, o.in / o.groups, o.kernel, o.kernel}));
@@ -60,6 +66,29 @@ std::string Conv2d::describe() const {
   const Conv2dOptions& o = options_;
   return geometry_text(o.in, o.out, o.kernel, o.stride, o.padding, o.dilation, o.groups, o.bias) +
          (o.padding_mode == PaddingMode::kReflect ? ", padding_mode=reflect" : "");
+}
+
+MaskedConv2d::MaskedConv2d(MaskType type, Conv2dOptions options)
+    : Conv2d("MaskedConv2d", options), type_(type) {
+  const std::int64_t k = options.kernel;
+  LOCKSTEP_CHECK(k % 2 == 1 && options.stride == 1 && options.dilation == 1 && options.groups == 1, ValueError,
+                 "MaskedConv2d: expected an odd kernel, stride 1, dilation 1 and one group, but got kernel ", k,
+                 ", stride ", options.stride, ", dilation ", options.dilation, ", groups ", options.groups);
+  std::vector<float> mask(static_cast<std::size_t>(k * k), 0.0f);
+  const std::int64_t centre = k / 2 * k + k / 2;
+  for (std::int64_t i = 0; i < k * k; ++i) mask[static_cast<std::size_t>(i)] = i < centre || (i == centre && type == MaskType::kB) ? 1.0f : 0.0f;
+  mask_ = from_vector(mask, {1, 1, k, k});
+}
+
+Tensor MaskedConv2d::forward(const Tensor& input) {
+  const Conv2dOptions& o = options();
+  if (mask_.dtype() != weight().dtype()) mask_ = mask_.to(weight().dtype());
+  return conv2d(input, weight() * mask_, bias(), {o.stride, o.stride}, {o.padding, o.padding}, {1, 1}, 1,
+                o.padding_mode);
+}
+
+std::string MaskedConv2d::describe() const {
+  return str_cat(type_ == MaskType::kA ? "mask A, " : "mask B, ", Conv2d::describe());
 }
 
 ConvTranspose2d::ConvTranspose2d(ConvTranspose2dOptions options)

@@ -37,12 +37,34 @@ class Conv2d : public Module {
   const Conv2dOptions& options() const { return options_; }
 
  protected:
+  Conv2d(std::string type_name, Conv2dOptions options);  // for layers that change the weight (MaskedConv2d)
   std::string describe() const override;
 
  private:
   Conv2dOptions options_;
   Tensor weight_;
   Tensor bias_;
+};
+
+// PixelCNN's masked convolution (van den Oord et al. 2016): the weight is multiplied in forward by a mask that
+// keeps, of each k x k kernel (k odd), only the positions above the centre and left of it on the centre's row
+// (type A), and the centre too (type B), so that output pixel (i, j) depends only on the input pixels before
+// it in raster order (type A), or before and at it (type B). The gradient of the masked positions is 0. Every
+// channel sees every channel (one autoregressive order over pixels, not over channels). Not thread-safe.
+enum class MaskType : std::uint8_t { kA, kB };
+class MaskedConv2d : public Conv2d {
+ public:
+  MaskedConv2d(MaskType type, Conv2dOptions options);
+
+  Tensor forward(const Tensor& input) override;
+  MaskType type() const { return type_; }
+
+ protected:
+  std::string describe() const override;
+
+ private:
+  MaskType type_;
+  Tensor mask_;  // [1, 1, k, k] of the weight's dtype at construction (converted in forward when it differs)
 };
 
 struct ConvTranspose2dOptions {

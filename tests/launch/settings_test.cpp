@@ -88,7 +88,7 @@ TEST(Settings, AnAutoencoderReadsIntensitiesInZeroOneAndTheKlSparsityNeedsSigmoi
   EXPECT_EQ(s.model.optimizer.name, "adam");
   EXPECT_EQ(s.model.optimizer.lr, 1e-3);
   expect_error<ConfigError>([&] { read(ae, {"data.normalize=\"tanh\""}); },
-                            {"data.normalize", "expected \"none\" for an autoencoder", "\"tanh\""});
+                            {"data.normalize", "expected \"none\" for task \"autoencoder\"", "\"tanh\""});
   expect_error<ConfigError>(
       [&] { read(ae, {"autoencoder.sparsity=\"kl\"", "autoencoder.code_activation=\"linear\""}); },
       {"autoencoder.code_activation", "needs codes in (0, 1)"});

@@ -1,0 +1,143 @@
+// The PixelCNN task: the images' negative log-likelihood under the autoregressive model (cross-entropy over
+// 256 intensities per pixel), reported in bits per dimension for training and, after each epoch, for the
+// test split; a grid of images sampled pixel by pixel.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numbers>
+#include <optional>
+
+#include "distributed/data_parallel.h"
+#include "io/image/grid.h"
+#include "io/image/png.h"
+#include "launch/train/task.h"
+#include "src/autograd/grad_mode.h"
+#include "src/models/pixelcnn.h"
+#include "src/optim/clip.h"
+
+namespace lockstep::launch {
+namespace {
+
+// Sums over an epoch's steps: [nats per pixel x images, images, steps].
+enum Sum : std::size_t { kNats, kImages, kSteps };
+
+double bits(double nats_per_pixel) { return nats_per_pixel / std::numbers::ln2; }
+
+class PixelCnnTask final : public Task {
+ public:
+  explicit PixelCnnTask(const TaskContext& c)
+      : settings_(c.settings),
+        run_(c.run),
+        geometry_(c.data.geometry),
+        model_(make_pixelcnn(c.settings.pixelcnn, c.data.geometry)),
+        dp_(model_, c.run.group, c.run.reducer),
+        optimizer_(make_optimizer(c.settings.model.optimizer, *model_)),
+        params_(model_->parameters()) {
+    if (c.data.test) test_.emplace(c.data.test, c.data.test_options);
+  }
+
+  TrainingParts parts() override {
+    return {"pixelcnn", {{"model", model_.get()}}, {{"optimizer", optimizer_.get()}}, {{"schedule", scheduler_.get()}}};
+  }
+
+  std::string describe() const override {
+    return str_cat("PixelCNN width ", settings_.pixelcnn.width, ", ", settings_.pixelcnn.blocks, " residual blocks: ",
+                   model_->num_parameters(), " parameters");
+  }
+
+  void start(std::int64_t steps_per_epoch) override {
+    scheduler_ = make_scheduler(settings_.model.schedule, *optimizer_, steps_per_epoch, run_.epochs);
+  }
+
+  std::vector<std::string> sum_names() const override { return {"the negative log-likelihood", "images", "steps"}; }
+
+  std::int64_t step(const io::Batch& batch, std::int64_t /*step*/, std::span<double> sums) override {
+    const Tensor nll = models::pixel_nll(dp_(batch.images), batch.images);
+    optimizer_->zero_grad();
+    nll.backward();  // averages the gradients over the ranks
+    if (settings_.model.clip_grad_norm > 0) optim::clip_grad_norm_(params_, settings_.model.clip_grad_norm);
+    optimizer_->step();
+    scheduler_->step();
+    const auto n = static_cast<double>(batch.images.size(0));
+    sums[kNats] += nll.item() * n;
+    sums[kImages] += n;
+    sums[kSteps] += 1;
+    return batch.images.size(0);
+  }
+
+  std::string progress_text(std::span<const double> sums) const override {
+    return str_cat(format_fixed(bits(sums[kNats] / std::max(sums[kImages], 1.0)), 3), " bits/dim");
+  }
+
+  EpochEnd end_epoch(std::int64_t epoch, std::int64_t step, std::span<const double> job, RunLog* log) override {
+    EpochEnd e;
+    const double train_bits = bits(job[kNats] / std::max(job[kImages], 1.0));
+    e.fields = {{"train_bits_per_dim", train_bits}};
+    e.line = str_cat("train ", format_fixed(train_bits, 4), " bits/dim");
+    if (test_) {
+      const double test_bits = bits(test_nats());
+      e.fields.emplace_back("test_bits_per_dim", test_bits);
+      e.line += str_cat("  test ", format_fixed(test_bits, 4), " bits/dim");
+      e.score = -test_bits;  // lower is better: the best model and early stopping watch it
+      e.score_name = "negative test bits/dim";
+    }
+    if (log != nullptr && settings_.pixelcnn.samples > 0) {  // rank 0, its own stream: training streams untouched
+      Generator stream(run_.seed ^ 0x5049584cULL ^ static_cast<std::uint64_t>(epoch));
+      const auto start = std::chrono::steady_clock::now();
+      const Tensor images =
+          models::sample_pixelcnn(*model_, settings_.pixelcnn.samples, geometry_.height, geometry_.width, &stream);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const std::filesystem::path path = run_.output / str_cat("samples_epoch_", epoch + 1, ".png");
+      const auto columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(images.size(0)))));
+      const Tensor grid = io::image_grid(images, columns, 0.0, 1.0);
+      io::write_png(path, grid);
+      log->image("samples", grid, step);
+      e.line += str_cat("  samples ", path.string(), " (", format_fixed(seconds, 1), " s)");
+    }
+    return e;
+  }
+
+  std::string divergence_hint() const override { return "Lower optimizer.lr, or set train.clip_grad_norm"; }
+
+  std::string summary(const std::vector<std::pair<std::string, double>>& last) const override {
+    std::string text;
+    for (const auto& [name, value] : last) {
+      text += str_cat(text.empty() ? "" : ", ", name == "test_bits_per_dim" ? "test " : "train ",
+                      format_fixed(value, 4), " bits/dim");
+    }
+    return text;
+  }
+
+ private:
+  // The test split's mean negative log-likelihood in nats per pixel, over every rank's shard.
+  double test_nats() {
+    NoGradGuard no_grad;
+    model_->eval();
+    std::vector<double> sums(2, 0.0);
+    test_->start_epoch(0);
+    while (std::optional<io::Batch> batch = test_->next()) {
+      const auto n = static_cast<double>(batch->images.size(0));
+      sums[0] += models::pixel_nll(model_->forward(batch->images), batch->images).item() * n;
+      sums[1] += n;
+    }
+    model_->train();
+    sum_over_ranks(*run_.group, sums);
+    return sums[0] / std::max(sums[1], 1.0);
+  }
+
+  const launch::Settings& settings_;
+  const RunSettings& run_;
+  DataGeometry geometry_;
+  std::shared_ptr<models::PixelCNN> model_;
+  distributed::DataParallel dp_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::unique_ptr<optim::LRScheduler> scheduler_;
+  std::vector<Tensor> params_;
+  std::optional<io::DataLoader> test_;
+};
+
+}  // namespace
+
+std::unique_ptr<Task> make_pixelcnn_task(const TaskContext& context) { return std::make_unique<PixelCnnTask>(context); }
+
+}  // namespace lockstep::launch

@@ -1,0 +1,99 @@
+// PixelCNN construction, forward pass, likelihood and sampling.
+#include "src/models/pixelcnn.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "src/autograd/grad_mode.h"
+#include "src/core/error.h"
+#include "src/ops/activation.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/loss.h"
+#include "src/ops/softmax.h"
+#include "src/tensor/factories.h"
+
+namespace lockstep::models {
+namespace {
+
+nn::Conv2dOptions conv(std::int64_t in, std::int64_t out, std::int64_t kernel) {
+  return {.in = in, .out = out, .kernel = kernel, .padding = kernel / 2};
+}
+
+}  // namespace
+
+PixelCnnBlock::PixelCnnBlock(std::int64_t width) : nn::Module("PixelCnnBlock") {
+  reduce_ = register_module("reduce", std::make_shared<nn::Conv2d>(conv(width, width / 2, 1)));
+  masked_ = register_module("masked", std::make_shared<nn::MaskedConv2d>(nn::MaskType::kB, conv(width / 2, width / 2, 3)));
+  expand_ = register_module("expand", std::make_shared<nn::Conv2d>(conv(width / 2, width, 1)));
+}
+
+Tensor PixelCnnBlock::forward(const Tensor& x) {
+  return x + expand_->forward(relu(masked_->forward(relu(reduce_->forward(relu(x))))));
+}
+
+PixelCNN::PixelCNN(std::int64_t width, std::int64_t blocks) : nn::Module("PixelCNN"), width_(width), blocks_(blocks) {
+  LOCKSTEP_CHECK(width >= 2 && width % 2 == 0 && blocks >= 0, ValueError,
+                 "PixelCNN: expected an even width >= 2 and blocks >= 0, but got width ", width, ", blocks ", blocks);
+  input_ = register_module("input", std::make_shared<nn::MaskedConv2d>(nn::MaskType::kA, conv(1, width, 7)));
+  body_ = register_module("blocks", std::make_shared<nn::Sequential>());
+  for (std::int64_t i = 0; i < blocks; ++i) body_->push_back(std::make_shared<PixelCnnBlock>(width));
+  head_masked_ = register_module("head_masked", std::make_shared<nn::MaskedConv2d>(nn::MaskType::kB, conv(width, width, 1)));
+  head_out_ = register_module("head_out", std::make_shared<nn::Conv2d>(conv(width, kIntensities, 1)));
+}
+
+Tensor PixelCNN::forward(const Tensor& images) {
+  LOCKSTEP_CHECK(images.dim() == 4 && images.size(1) == 1, ValueError,
+                 "PixelCNN::forward: expected one-channel images [N, 1, H, W], but got ", shape_str(images.shape()));
+  const Tensor x = body_->forward(input_->forward(images));
+  return head_out_->forward(relu(head_masked_->forward(relu(x))));
+}
+
+std::string PixelCNN::describe() const { return str_cat("width=", width_, ", blocks=", blocks_); }
+
+Tensor intensity_levels(const Tensor& images) {
+  return clamp(images.detach().to(DType::f32) * 255.0 + 0.5, 0.0, 255.0).to(DType::i64);
+}
+
+Tensor pixel_nll(const Tensor& logits, const Tensor& images) {
+  LOCKSTEP_CHECK(logits.dim() == 4 && logits.size(1) == kIntensities && images.dim() == 4 &&
+                     logits.size(0) == images.size(0) && logits.size(2) == images.size(2) &&
+                     logits.size(3) == images.size(3),
+                 ValueError, "pixel_nll: expected logits [N, 256, H, W] for images [N, 1, H, W], but got ",
+                 shape_str(logits.shape()), " and ", shape_str(images.shape()));
+  // [N, 256, H, W] -> [N H W, 256] rows against the levels in the same order.
+  const Tensor rows = logits.permute({0, 2, 3, 1}).reshape({-1, kIntensities});
+  return cross_entropy(rows, intensity_levels(images).reshape({-1}));
+}
+
+Tensor sample_pixelcnn(PixelCNN& model, std::int64_t count, std::int64_t height, std::int64_t width, Generator* gen) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  Tensor images = zeros({count, 1, height, width});
+  std::vector<float> values(static_cast<std::size_t>(count * height * width), 0.0f);
+  for (std::int64_t i = 0; i < height; ++i) {
+    for (std::int64_t j = 0; j < width; ++j) {
+      // The softmax at (i, j) of every image: [count, 256].
+      const Tensor p = softmax(model.forward(images).select(3, j).select(2, i), 1);
+      const std::vector<float> probs = p.to_vector<float>();
+      const std::vector<double> u = rand({count}, 0.0, 1.0, DType::f64, kCPU, gen).to_vector<double>();
+      for (std::int64_t n = 0; n < count; ++n) {
+        double cumulative = 0.0;
+        std::int64_t level = kIntensities - 1;
+        for (std::int64_t v = 0; v < kIntensities; ++v) {
+          cumulative += probs[static_cast<std::size_t>(n * kIntensities + v)];
+          if (u[static_cast<std::size_t>(n)] < cumulative) {
+            level = v;
+            break;
+          }
+        }
+        values[static_cast<std::size_t>((n * height + i) * width + j)] = static_cast<float>(level) / 255.0f;
+      }
+      images = from_vector(values, {count, 1, height, width});
+    }
+  }
+  model.train(was_training);
+  return images;
+}
+
+}  // namespace lockstep::models
