@@ -19,6 +19,7 @@
 #include "src/metrics/frechet.h"
 #include "src/metrics/linear_probe.h"
 #include "src/models/autoencoder.h"
+#include "src/models/pixelcnn.h"
 #include "src/ops/activation.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/reduce.h"
@@ -165,6 +166,40 @@ int eval_autoencoder(const std::string& file, const std::string& classifier_file
   return 0;
 }
 
+// `lockstep eval --pixelcnn`: the test split's bits per dimension next to the independent-pixels baseline
+// fitted on the training split.
+int eval_pixelcnn(const std::string& file, const std::string& data_path, std::uint64_t seed) {
+  const launch::Settings settings = stored(file, data_path);
+  if (settings.task != "pixelcnn") {
+    throw ValueError(str_cat("eval: expected a PixelCNN's model file for --pixelcnn, but ", in_quotes(file),
+                             " holds a model of task \"", settings.task, "\""));
+  }
+  launch::DataSplits data = launch::make_data(settings.data, seed);
+  if (!data.test) throw ValueError("eval: the data set has no test split (data.test_split is empty)");
+  std::shared_ptr<models::PixelCNN> model = launch::make_pixelcnn(settings.pixelcnn, data.geometry);
+  io::load_model_group(file, "model", *model);
+  model->eval();
+  io::DataLoader test_loader(data.test, data.test_options);
+  io::DataLoader train_loader(data.train, data.test_options);
+  const Tensor test = whole_split(test_loader).first;
+  double nats = 0.0;
+  {
+    NoGradGuard no_grad;
+    for (std::int64_t start = 0; start < test.size(0); start += 500) {
+      const Tensor x = test.slice(0, start, std::min(test.size(0), start + 500));
+      nats += models::pixel_nll(model->forward(x), x).item() * static_cast<double>(x.size(0));
+    }
+  }
+  const double model_bits = nats / static_cast<double>(test.size(0)) / std::log(2.0);
+  const double baseline = models::independent_pixels_bits_per_dim(whole_split(train_loader).first, test);
+  std::cout << "PixelCNN " << file << " (" << model->num_parameters() << " parameters) on " << test.size(0)
+            << " test images: " << format_fixed(model_bits, 4) << " bits per dimension\n"
+            << "  independent per-pixel categorical fitted on the " << data.train->size()
+            << " training images: " << format_fixed(baseline, 4) << " bits per dimension\n"
+            << "  PixelCNN is " << format_fixed(100.0 * (1.0 - model_bits / baseline), 1) << "% lower\n";
+  return 0;
+}
+
 }  // namespace
 
 int run_eval(const std::vector<std::string>& args) {
@@ -173,6 +208,8 @@ int run_eval(const std::vector<std::string>& args) {
       "generator", po::value<std::string>()->default_value(""), "a GAN's model.h5: measure its samples")(
       "autoencoder", po::value<std::string>()->default_value(""),
       "an autoencoder's or VAE's model.h5: reconstruction, denoising, Jacobian, linear probe, likelihood")(
+      "pixelcnn", po::value<std::string>()->default_value(""),
+      "a PixelCNN's model.h5: test bits per dimension against an independent-pixels baseline")(
       "iwae-k", po::value<std::int64_t>()->default_value(0),
       "a VAE's importance-weighted -log p(x) with this many samples per image (0: not computed)")(
       "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)")(
@@ -182,7 +219,7 @@ int run_eval(const std::vector<std::string>& args) {
   const auto values =
       parse_options(args, options,
                     "eval --classifier MODEL.h5 [--generator MODEL.h5] | eval --autoencoder MODEL.h5 [--classifier "
-                    "MODEL.h5] [--iwae-k K]",
+                    "MODEL.h5] [--iwae-k K] | eval --pixelcnn MODEL.h5",
                     "Test accuracy of a classifier; with --generator, the Fréchet distance between "
                     "generated and test images in the classifier's feature space, for the trained "
                     "generator and for an untrained one. With --autoencoder: the autoencoder's figures on the test "
@@ -199,7 +236,10 @@ int run_eval(const std::vector<std::string>& args) {
   const std::string autoencoder_file = (*values)["autoencoder"].as<std::string>();
   if (!autoencoder_file.empty())
     return eval_autoencoder(autoencoder_file, classifier_file, data_path, samples, seed, iwae_k);
-  if (classifier_file.empty()) throw UsageError("expected --classifier MODEL.h5 (or --autoencoder MODEL.h5)");
+  const std::string pixelcnn_file = (*values)["pixelcnn"].as<std::string>();
+  if (!pixelcnn_file.empty()) return eval_pixelcnn(pixelcnn_file, data_path, seed);
+  if (classifier_file.empty())
+    throw UsageError("expected --classifier MODEL.h5 (or --autoencoder MODEL.h5, or --pixelcnn MODEL.h5)");
 
   const launch::Settings csettings = stored(classifier_file, data_path);
   launch::DataSplits data = launch::make_data(csettings.data, seed);

@@ -65,6 +65,27 @@ Tensor pixel_nll(const Tensor& logits, const Tensor& images) {
   return cross_entropy(rows, intensity_levels(images).reshape({-1}));
 }
 
+double independent_pixels_bits_per_dim(const Tensor& train, const Tensor& test) {
+  LOCKSTEP_CHECK(train.dim() == 4 && test.dim() == 4 && train.size(0) > 0 && test.size(0) > 0 &&
+                     train.numel() / train.size(0) == test.numel() / test.size(0),
+                 ValueError,
+                 "independent_pixels_bits_per_dim: expected images [N, C, H, W] of one size, but got ",
+                 shape_str(train.shape()), " and ", shape_str(test.shape()));
+  const std::int64_t pixels = train.numel() / train.size(0);
+  std::vector<double> counts(static_cast<std::size_t>(pixels * kIntensities), 1.0);  // add-one smoothing
+  const std::vector<std::int64_t> levels = intensity_levels(train).to_vector<std::int64_t>();
+  for (std::size_t i = 0; i < levels.size(); ++i)
+    counts[static_cast<std::size_t>(static_cast<std::int64_t>(i) % pixels * kIntensities + levels[i])] += 1.0;
+  const double total = static_cast<double>(train.size(0) + kIntensities);
+  const std::vector<std::int64_t> test_levels = intensity_levels(test).to_vector<std::int64_t>();
+  double bits = 0.0;
+  for (std::size_t i = 0; i < test_levels.size(); ++i) {
+    const double c = counts[static_cast<std::size_t>(static_cast<std::int64_t>(i) % pixels * kIntensities + test_levels[i])];
+    bits -= std::log2(c / total);
+  }
+  return bits / static_cast<double>(std::max<std::size_t>(test_levels.size(), 1));
+}
+
 Tensor sample_pixelcnn(PixelCNN& model, std::int64_t count, std::int64_t height, std::int64_t width, Generator* gen) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();

@@ -53,6 +53,11 @@ Tensor intensity_levels(const Tensor& images);
 // The mean negative log-likelihood of the images under the logits, in nats per pixel (cross-entropy).
 Tensor pixel_nll(const Tensor& logits, const Tensor& images);
 
+// The baseline PixelCNN is judged against: each pixel an independent categorical over the 256 levels, fitted
+// on `train` images with add-one smoothing; returns the mean negative log-likelihood of `test` images in bits
+// per dimension. Images [N, 1, H, W] with intensities in [0, 1], of one size.
+double independent_pixels_bits_per_dim(const Tensor& train, const Tensor& test);
+
 // `count` images of height x width drawn pixel by pixel in raster order (one forward of the whole batch per
 // pixel), each level sampled from the softmax at that pixel with `gen` (the default generator when null).
 // Eval mode, no gradients. Returns intensities in [0, 1], [count, 1, height, width].
