@@ -481,6 +481,16 @@ TEST_F(CheckpointingTest, AutoencodersAndTheVaeResumeBitwise) {
   }
 }
 
+TEST_F(CheckpointingTest, PixelCnnResumesBitwise) {
+  const auto text = [](const fs::path& output) {
+    return str_cat("task = \"pixelcnn\"\n[run]\nseed = 5\nepochs = 2\nthreads = 1\noutput = \"", output.string(),
+                   "\"\n[data]\npath = \"", small_fashion_mnist().string(), "\"\nbatch_size = ", kBatch,
+                   "\n[pixelcnn]\nwidth = 4\nblocks = 1\nsamples = 2\n[checkpoint]\nevery_steps = 6\nkeep_last = 100\n");
+  };
+  const fs::path a = file("straight"), b = file("resumed");
+  expect_exact_resume(run_training, text(a), text(b), a, b, {6, 13});
+}
+
 TEST_F(CheckpointingTest, TheGeneratorAverageIsDecayTimesTheOldPlusTheRestTimesTheNewWeights) {
   const fs::path out = file("ema");
   const launch::Config cfg = parse(gan_text(out, 1), {"gan.ema_decay=0.25"});

@@ -97,6 +97,12 @@ TEST(DataParallelMpi, VaeAndContractiveAutoencoderMatchOneProcess) {
   }
 }
 
+TEST(DataParallelMpi, PixelCnnMatchesOneProcess) {
+  const auto world = mpi_world();
+  const Difference diff = max_relative_difference(train_pixelcnn(world->size(), 3, 3, world), train_pixelcnn(world->size(), 3, 3));
+  EXPECT_LT(diff.value, 1e-10) << diff;
+}
+
 // Records when each collective of the group leaves the queue (on the communication thread).
 class StartLog {
  public:

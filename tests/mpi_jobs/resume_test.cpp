@@ -451,6 +451,17 @@ TEST(MpiResume, DenoisingContractiveAutoencoderKilledOnEveryRankResumesBitForBit
       "model");
 }
 
+TEST(MpiResume, PixelCnnKilledOnEveryRankResumesBitForBit) {
+  expect_killed_and_resumed_equals_straight(
+      [](const fs::path& path, const fs::path& output) {
+        return write_config(path, "pixelcnn", output, str_cat("seed = 9\nmax_steps = ", 3 * kEvery, "\n"),
+                            "batch_size = 16\n",
+                            str_cat("[pixelcnn]\nwidth = 16\nblocks = 2\nsamples = 4\n[checkpoint]\nevery_steps = ",
+                                    kEvery, "\n"));
+      },
+      "model");
+}
+
 TEST(MpiResume, WganGpKilledOnEveryRankResumesBitForBit) {
   expect_killed_and_resumed_equals_straight(wgan_gp_config, "generator discriminator");
 }

@@ -11,6 +11,7 @@
 #include "src/core/rng.h"
 #include "src/models/autoencoder.h"
 #include "src/models/dcgan.h"
+#include "src/models/pixelcnn.h"
 #include "src/models/gan_loss.h"
 #include "src/models/wgan.h"
 #include "src/ops/elementwise.h"
@@ -162,6 +163,24 @@ nn::StateDict train_autoencoder(const AutoencoderRun& run, const std::shared_ptr
         loss = loss + models::jacobian_frobenius([&](const Tensor& in) { return ae.encode(in); }, x) * 0.1;
     }
     loss.backward();
+    opt.step();
+  }
+  return copy_state(*model);
+}
+
+nn::StateDict train_pixelcnn(std::int64_t world, std::int64_t per_rank_batch, std::int64_t steps,
+                             const std::shared_ptr<distributed::ProcessGroup>& group) {
+  auto model = make_seeded([] { return std::make_shared<models::PixelCNN>(4, 1); }, 17);
+  model->to(DType::f64);
+  std::unique_ptr<distributed::DataParallel> dp;
+  if (group) dp = std::make_unique<distributed::DataParallel>(model, group);
+  optim::Adam opt(model->named_parameters(), {.lr = 1e-2});
+  for (std::int64_t step = 0; step < steps; ++step) {
+    Generator gen(17000 + static_cast<std::uint64_t>(step));
+    const Tensor x = my_rows(rand({world * per_rank_batch, 1, 8, 8}, 0.0, 1.0, DType::f64, kCPU, &gen), group,
+                             per_rank_batch);
+    opt.zero_grad();
+    models::pixel_nll(dp ? dp->forward(x) : model->forward(x), x).backward();
     opt.step();
   }
   return copy_state(*model);

@@ -72,6 +72,11 @@ struct AutoencoderRun {
 nn::StateDict train_autoencoder(const AutoencoderRun& run,
                                 const std::shared_ptr<distributed::ProcessGroup>& group = nullptr);
 
+// A PixelCNN (width 4, one block) on 8x8 images, trained with Adam on the per-pixel cross-entropy; the
+// global batch of `world` x `per_rank_batch` images split as train_classifier's. Returns the parameters.
+nn::StateDict train_pixelcnn(std::int64_t world, std::int64_t per_rank_batch, std::int64_t steps,
+                             const std::shared_ptr<distributed::ProcessGroup>& group = nullptr);
+
 // The largest, over entries, of ||a - b|| / max(||b||, 1e-30) (floating entries; integer ones must be equal,
 // else +inf), and the entry where it is; `overall` is ||a - b|| / ||b|| over all floating entries together
 // (f32 rounding makes near-zero entries, e.g. a bias after two steps, meaningless one by one). Both must hold
