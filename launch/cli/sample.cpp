@@ -1,6 +1,7 @@
 // `lockstep sample PATH`: a PNG grid of images drawn from a trained GAN's generator, read from a model file,
 // a checkpoint directory (verified against its manifest first) or the newest valid checkpoint of a
 // directory of checkpoints.
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -24,6 +25,7 @@
 #include "src/core/rng.h"
 #include "src/core/strings.h"
 #include "src/models/conditional.h"
+#include "src/models/pixelcnn.h"
 #include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 
@@ -94,8 +96,9 @@ Source resolve(const fs::path& path) {
   return checkpoint_source(latest->path, str_cat(", the newest valid one in ", dir.string()));
 }
 
-// ValueError unless `file` is a model file written for a GAN (IoError when it is not HDF5).
-void require_gan(const fs::path& file) {
+// The kind of model `file` holds ("gan" or "pixelcnn"); ValueError for any other model file, IoError when it
+// is not HDF5.
+std::string generative_kind(const fs::path& file) {
   std::optional<io::h5::File> h5file;
   try {
     h5file.emplace(file, io::h5::Access::kRead);
@@ -112,10 +115,11 @@ void require_gan(const fs::path& file) {
                 in_quotes(file.string()), " has none"));
   }
   const std::string kind = root.attribute_string("kind");
-  if (kind != "gan") {
-    throw ValueError(str_cat("sample: expected a GAN model file (kind \"gan\"), but ", in_quotes(file.string()),
-                             " holds a model of kind \"", kind, "\""));
+  if (kind != "gan" && kind != "pixelcnn") {
+    throw ValueError(str_cat("sample: expected a GAN or PixelCNN model file (kind \"gan\" or \"pixelcnn\"), but ",
+                             in_quotes(file.string()), " holds a model of kind \"", kind, "\""));
   }
+  return kind;
 }
 
 }  // namespace
@@ -136,8 +140,8 @@ int run_sample(const std::vector<std::string>& args) {
   const auto values = parse_options(
       args, options, positional,
       "sample PATH [--count N] [--seed S] [--output FILE.png] [--columns C] [--data FILE] [--class K]",
-      "Draws --count images from a trained GAN's generator for noise z ~ N(0, 1) from --seed and writes them "
-      "as a PNG grid. PATH is a model file, a checkpoint directory (verified first) or a directory of "
+      "Draws --count images from a trained GAN's generator for noise z ~ N(0, 1) from --seed (or from a "
+      "PixelCNN, pixel by pixel) and writes them as a PNG grid. PATH is a model file, a checkpoint directory (verified first) or a directory of "
       "checkpoints (the newest one that verifies). A conditional GAN draws --class K, or each class in turn, "
       "one row of the grid per class.");
   if (!values) return 0;
@@ -157,7 +161,7 @@ int run_sample(const std::vector<std::string>& args) {
   if (values->count("class") != 0) drawn_class = (*values)["class"].as<std::int64_t>();
 
   const Source source = resolve((*values)["path"].as<std::string>());
-  require_gan(source.model);
+  const std::string kind = generative_kind(source.model);
   // As `lockstep eval --generator`: the stored config and the data geometry the generator was built for
   // (only the file's metadata is read: no image cache).
   std::vector<std::string> overrides = {"data.cache=\"none\""};
@@ -166,6 +170,21 @@ int run_sample(const std::vector<std::string>& args) {
   const launch::Settings settings =
       launch::read_settings(launch::Config::parse(info.config, source.model.string(), overrides));
   const launch::DataSplits data = launch::make_data(settings.data, 0);
+  if (kind == "pixelcnn") {
+    if (drawn_class) throw UsageError("--class: expected a conditional GAN, but the model is a PixelCNN");
+    std::shared_ptr<models::PixelCNN> model = launch::make_pixelcnn(settings.pixelcnn, data.geometry);
+    io::load_model_group(source.model, "model", *model);
+    Generator stream(static_cast<std::uint64_t>(seed));
+    const auto start = std::chrono::steady_clock::now();
+    const Tensor images = models::sample_pixelcnn(*model, count, data.geometry.height, data.geometry.width, &stream);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!columns) columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(count))));
+    io::write_png(output, io::image_grid(images, *columns, 0.0, 1.0));
+    std::cout << "drew " << count << (count == 1 ? " image" : " images") << " pixel by pixel ("
+              << data.geometry.height * data.geometry.width << " passes) in " << format_fixed(seconds, 1) << " s from "
+              << source.description << " to " << output.string() << '\n';
+    return 0;
+  }
   const std::int64_t latent = settings.gan.latent;
   std::shared_ptr<nn::Module> generator = launch::make_generator(settings, data.geometry);
   // The moving average of the generator's weights when the run kept one (gan.ema_decay).

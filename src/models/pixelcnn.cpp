@@ -48,6 +48,14 @@ Tensor PixelCNN::forward(const Tensor& images) {
   return head_out_->forward(relu(head_masked_->forward(relu(x))));
 }
 
+Tensor PixelCNN::row_logits(const Tensor& images, std::int64_t i) {
+  LOCKSTEP_CHECK(images.dim() == 4 && i >= 0 && i < images.size(2), ValueError, "PixelCNN::row_logits: expected a row in [0, ",
+                 images.dim() == 4 ? images.size(2) : 0, ") of images [N, 1, H, W], but got row ", i, " of ",
+                 shape_str(images.shape()));
+  const std::int64_t top = std::max<std::int64_t>(0, i - (3 + blocks_));
+  return forward(images.slice(2, top, i + 1)).select(2, i - top);
+}
+
 std::string PixelCNN::describe() const { return str_cat("width=", width_, ", blocks=", blocks_); }
 
 Tensor intensity_levels(const Tensor& images) {
@@ -95,7 +103,7 @@ Tensor sample_pixelcnn(PixelCNN& model, std::int64_t count, std::int64_t height,
   for (std::int64_t i = 0; i < height; ++i) {
     for (std::int64_t j = 0; j < width; ++j) {
       // The softmax at (i, j) of every image: [count, 256].
-      const Tensor p = softmax(model.forward(images).select(3, j).select(2, i), 1);
+      const Tensor p = softmax(model.row_logits(images, i).select(2, j), 1);
       const std::vector<float> probs = p.to_vector<float>();
       const std::vector<double> u = rand({count}, 0.0, 1.0, DType::f64, kCPU, gen).to_vector<double>();
       for (std::int64_t n = 0; n < count; ++n) {

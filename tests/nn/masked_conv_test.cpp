@@ -76,6 +76,20 @@ TEST(PixelCnn, EveryLogitSeesOnlyThePixelsBeforeIt) {
   }
 }
 
+TEST(PixelCnn, ARowFromItsBandOfRowsEqualsTheWholeImagesRow) {
+  manual_seed(4);
+  models::PixelCNN model(6, 3);  // reaches 6 rows up
+  const Tensor x = rand({2, 1, 14, 9});
+  NoGradGuard no_grad;
+  const Tensor whole = model(x);
+  for (const std::int64_t i : {0, 3, 6, 7, 13}) {
+    const std::vector<float> band = model.row_logits(x, i).to_vector<float>();
+    const std::vector<float> row = whole.select(2, i).to_vector<float>();
+    ASSERT_EQ(band.size(), row.size());
+    for (std::size_t k = 0; k < row.size(); ++k) ASSERT_NEAR(band[k], row[k], 1e-4f) << "row " << i << " value " << k;
+  }
+}
+
 TEST(PixelCnn, LikelihoodBaselineAndSamplingMatchDirectComputations) {
   manual_seed(3);
   models::PixelCNN model(4, 1);
