@@ -1,5 +1,5 @@
 // Training-speed benchmark: trains the MLP, CifarResNet-20 (32x32x3 and 28x28x1), the 32x32 DCGAN, its
-// class-conditional version and WGAN-GP on synthetic data (fixed seed) and prints images per second and peak resident memory per model, in the line
+// class-conditional version, WGAN-GP, the MLP VAE and PixelCNN on synthetic data (fixed seed) and prints images per second and peak resident memory per model, in the line
 // format of its PyTorch peer tests/perf/train_peer.py; tests/perf/compare_training.sh sets them side by side.
 #include <omp.h>
 #include <spawn.h>
@@ -19,10 +19,12 @@
 
 #include "src/core/error.h"
 #include "src/core/rng.h"
+#include "src/models/autoencoder.h"
 #include "src/models/conditional.h"
 #include "src/models/dcgan.h"
 #include "src/models/gan_loss.h"
 #include "src/models/mlp.h"
+#include "src/models/pixelcnn.h"
 #include "src/models/resnet.h"
 #include "src/models/wgan.h"
 #include "src/ops/elementwise.h"
@@ -41,9 +43,10 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kSeed = 1234;
 constexpr std::int64_t kClassifierBatch = 128;
 constexpr std::int64_t kGanBatch = 64;
+constexpr std::int64_t kGenerativeBatch = 64;  // VAE and PixelCNN
 constexpr std::int64_t kClasses = 10;
 constexpr std::int64_t kLatent = 100;
-const std::vector<std::string> kModels = {"mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp"};
+const std::vector<std::string> kModels = {"mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp", "vae", "pixelcnn"};
 
 struct Options {
   std::string model = "all";
@@ -139,6 +142,37 @@ Workload gan_workload(const std::string& kind, lockstep::Generator& gen) {
           }};
 }
 
+// The VAE of examples/fashion_vae.toml (MLP 784-512-256, code 32, Bernoulli decoder) and the PixelCNN of
+// examples/fashion_pixelcnn.toml (width 32, 4 blocks) on 28x28 intensities in [0, 1], Adam(1e-3): one step
+// of the objective (negative ELBO; cross-entropy over 256 levels per pixel).
+Workload generative_workload(const std::string& kind, lockstep::Generator& gen) {
+  namespace models = lockstep::models;
+  const Tensor x = lockstep::rand({kGenerativeBatch, 1, 28, 28}, 0.0, 1.0, lockstep::DType::f32, lockstep::kCPU, &gen);
+  if (kind == "vae") {
+    auto vae = std::make_shared<models::Autoencoder>(models::AutoencoderOptions{.code = 32, .variational = true});
+    auto adam = std::make_shared<lockstep::optim::Adam>(vae->named_parameters(), lockstep::optim::AdamOptions{});
+    auto noise_gen = std::make_shared<lockstep::Generator>(kSeed + 2);
+    return {kGenerativeBatch, [=] {
+              const models::Autoencoder::Posterior q = vae->posterior(x);
+              const Tensor eps =
+                  lockstep::randn(q.mean.shape(), 0.0, 1.0, lockstep::DType::f32, lockstep::kCPU, noise_gen.get());
+              const Tensor z = q.mean + lockstep::exp(q.logvar * 0.5) * eps;
+              adam->zero_grad();
+              (models::reconstruction_loss(models::ReconstructionLoss::kBce, vae->decode(z), x) +
+               lockstep::gaussian_kl(q.mean, q.logvar))
+                  .backward();
+              adam->step();
+            }};
+  }
+  auto pixelcnn = std::make_shared<models::PixelCNN>(32, 4);
+  auto adam = std::make_shared<lockstep::optim::Adam>(pixelcnn->named_parameters(), lockstep::optim::AdamOptions{});
+  return {kGenerativeBatch, [=] {
+            adam->zero_grad();
+            models::pixel_nll(pixelcnn->forward(x), x).backward();
+            adam->step();
+          }};
+}
+
 Workload make_workload(const std::string& model, lockstep::Generator& gen) {
   using lockstep::optim::SGDOptions;
   const SGDOptions resnet_sgd{.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4};
@@ -154,6 +188,7 @@ Workload make_workload(const std::string& model, lockstep::Generator& gen) {
     return classifier_workload(std::make_shared<lockstep::models::CifarResNet>(20, 1, kClasses), {1, 28, 28},
                                resnet_sgd, gen);
   }
+  if (model == "vae" || model == "pixelcnn") return generative_workload(model, gen);
   return gan_workload(model, gen);
 }
 
@@ -219,7 +254,7 @@ Options parse(int argc, char** argv) {
     const std::string flag = argv[i];
     LOCKSTEP_CHECK(i + 1 < argc && (flag == "--model" || flag == "--steps" || flag == "--warmup"),
                    lockstep::ValueError,
-                   "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|all, ",
+                   "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|all, ",
                    "--steps N or --warmup N, but got '", flag, "'");
     const std::string value = argv[++i];
     if (flag == "--model") {
@@ -233,7 +268,7 @@ Options parse(int argc, char** argv) {
   const bool known =
       options.model == "all" || std::find(kModels.begin(), kModels.end(), options.model) != kModels.end();
   LOCKSTEP_CHECK(known, lockstep::ValueError,
-                 "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|all, but got '",
+                 "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|all, but got '",
                  options.model, "'");
   LOCKSTEP_CHECK(options.steps > 0 && options.warmup >= 0, lockstep::ValueError,
                  "lockstep_bench_train: expected --steps > 0 and --warmup >= 0, but got steps=",

@@ -16,7 +16,7 @@ CLASSIFIER_BATCH = 128
 GAN_BATCH = 64
 CLASSES = 10
 LATENT = 100
-MODELS = ["mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp"]
+MODELS = ["mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp", "vae", "pixelcnn"]
 
 
 class MLP(nn.Module):
@@ -204,6 +204,80 @@ def gan_step(kind):
     return GAN_BATCH, step
 
 
+class VAE(nn.Module):
+    """src/models/autoencoder.h's MLP VAE: 784-512-256 to 2 x 32 (mean, log-variance), mirrored decoder to logits."""
+
+    def __init__(self, code=32):
+        super().__init__()
+        self.code = code
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                                     nn.Linear(256, 2 * code))
+        self.decoder = nn.Sequential(nn.Linear(code, 256), nn.ReLU(), nn.Linear(256, 512), nn.ReLU(),
+                                     nn.Linear(512, 784))
+
+
+class MaskedConv2d(nn.Conv2d):
+    """src/nn/conv.h's MaskedConv2d: the weight times a raster-order mask (type A without the centre)."""
+
+    def __init__(self, kind, c_in, c_out, k):
+        super().__init__(c_in, c_out, k, padding=k // 2)
+        mask = torch.zeros(k * k)
+        mask[: k * k // 2 + (1 if kind == "B" else 0)] = 1
+        self.register_buffer("mask", mask.view(1, 1, k, k))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class PixelCNN(nn.Module):
+    """src/models/pixelcnn.h's PixelCNN: masked A 7x7, residual blocks (1x1, masked B 3x3, 1x1), head to 256."""
+
+    def __init__(self, width=32, blocks=4):
+        super().__init__()
+        self.input = MaskedConv2d("A", 1, width, 7)
+        self.blocks = nn.ModuleList(nn.ModuleList([nn.Conv2d(width, width // 2, 1), MaskedConv2d("B", width // 2, width // 2, 3),
+                                                   nn.Conv2d(width // 2, width, 1)]) for _ in range(blocks))
+        self.head_masked = MaskedConv2d("B", width, width, 1)
+        self.head_out = nn.Conv2d(width, 256, 1)
+
+    def forward(self, x):
+        x = self.input(x)
+        for reduce, masked, expand in self.blocks:
+            x = x + expand(F.relu(masked(F.relu(reduce(F.relu(x))))))
+        return self.head_out(F.relu(self.head_masked(F.relu(x))))
+
+
+def generative_step(kind):
+    """bench_train.cpp's generative_workload: one step of the VAE's negative ELBO or PixelCNN's cross-entropy."""
+    x = torch.rand(GAN_BATCH, 1, 28, 28)
+    if kind == "vae":
+        vae = VAE()
+        opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
+
+        def step():
+            out = vae.encoder(x)
+            mean, logvar = out[:, : vae.code], out[:, vae.code:]
+            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+            logits = vae.decoder(z).view_as(x)
+            rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+            kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / x.shape[0]
+            opt.zero_grad(set_to_none=True)
+            (rec + kl).backward()
+            opt.step()
+
+        return GAN_BATCH, step
+    model = PixelCNN()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    levels = torch.clamp(x * 255 + 0.5, 0, 255).long().view(GAN_BATCH, 28, 28)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), levels).backward()
+        opt.step()
+
+    return GAN_BATCH, step
+
+
 def make_workload(model):
     if model == "mlp":
         net = MLP()
@@ -213,6 +287,8 @@ def make_workload(model):
         net = CifarResNet(channels)
         optimizer = torch.optim.SGD(decay_groups(net, 5e-4), lr=0.1, momentum=0.9)
         return classifier_step(net, (channels, size, size), optimizer)
+    if model in ("vae", "pixelcnn"):
+        return generative_step(model)
     return gan_step(model)
 
 
