@@ -194,11 +194,11 @@ AutoencoderSection read_autoencoder(const Reader& r) {
   const Config& cfg = r.cfg();
   AutoencoderSection a;
   a.architecture = cfg.choice("autoencoder.architecture", {"mlp", "conv"}, "mlp");
-  if (a.architecture == "mlp") {
-    a.hidden = cfg.get_ints("autoencoder.hidden", {512, 256});
-    for (const std::int64_t h : a.hidden)
-      if (h < 1) cfg.fail("autoencoder.hidden", str_cat("expected layer widths of at least 1, but got ", h));
-  }
+  // Fully connected layers before the code (after the convolutions for conv).
+  a.hidden = cfg.get_ints("autoencoder.hidden",
+                          a.architecture == "mlp" ? std::vector<std::int64_t>{512, 256} : std::vector<std::int64_t>{});
+  for (const std::int64_t h : a.hidden)
+    if (h < 1) cfg.fail("autoencoder.hidden", str_cat("expected layer widths of at least 1, but got ", h));
   a.code = r.integer("autoencoder.code", 32, 1, 1 << 20);
   a.variational = cfg.get_bool("autoencoder.variational", false);
   a.loss = cfg.choice("autoencoder.loss", {"bce", "mse"}, "bce");

@@ -129,7 +129,7 @@ struct GanSection {
 // [autoencoder]: the autoencoder task's networks and objective (autoencoders of every kind and the VAE).
 struct AutoencoderSection {
   std::string architecture = "mlp";            // mlp | conv
-  std::vector<std::int64_t> hidden{512, 256};  // mlp
+  std::vector<std::int64_t> hidden{512, 256};  // fully connected layers (conv: after the convolutions; none)
   std::int64_t code = 32;
   std::string code_activation = "linear";  // linear | sigmoid
   std::string loss = "bce";                // bce (Bernoulli) | mse (Gaussian)

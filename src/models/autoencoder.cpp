@@ -57,7 +57,7 @@ Autoencoder::Autoencoder(AutoencoderOptions options) : nn::Module("Autoencoder")
     features = kConv2 * (o.height / 4) * (o.width / 4);
   }
   encoder_->push_back(std::make_shared<nn::Flatten>());
-  std::vector<std::int64_t> hidden = o.architecture == AutoencoderArchitecture::kMlp ? o.hidden : std::vector<std::int64_t>{};
+  const std::vector<std::int64_t>& hidden = o.hidden;
   std::int64_t in = features;
   for (const std::int64_t h : hidden) {
     LOCKSTEP_CHECK(h > 0, ValueError, "Autoencoder: expected positive hidden sizes, but got ", h);

@@ -17,8 +17,8 @@ namespace lockstep::models {
 
 enum class AutoencoderArchitecture : std::uint8_t {
   kMlp,   // flatten, Linear + ReLU per hidden layer, Linear to the code; the decoder mirrors it
-  kConv,  // Conv(4, 2, 1) to 32 then 64 channels + ReLU, Linear to the code; the decoder mirrors it with
-          // transposed convolutions (height and width divisible by 4)
+  kConv,  // Conv(4, 2, 1) to 32 then 64 channels + ReLU, then as kMlp from the flattened features; the
+          // decoder mirrors it with transposed convolutions (height and width divisible by 4)
 };
 
 // What the code goes through after the encoder's last linear layer: nothing, or a sigmoid (codes in (0, 1),
@@ -28,7 +28,7 @@ enum class CodeActivation : std::uint8_t { kLinear, kSigmoid };
 struct AutoencoderOptions {
   AutoencoderArchitecture architecture = AutoencoderArchitecture::kMlp;
   std::int64_t channels = 1, height = 28, width = 28;
-  std::vector<std::int64_t> hidden = {512, 256};  // kMlp
+  std::vector<std::int64_t> hidden = {512, 256};  // fully connected layers before the code
   std::int64_t code = 32;
   CodeActivation code_activation = CodeActivation::kLinear;
   // A VAE: the encoder gives the mean and log-variance of a Gaussian code (2 x code outputs, linear).

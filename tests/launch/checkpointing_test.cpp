@@ -464,7 +464,7 @@ TEST_F(CheckpointingTest, TheCoursesOtherGansResumeBitwise) {
 std::string autoencoder_text(const fs::path& output, std::int64_t every, const std::string& keys) {
   return str_cat("task = \"autoencoder\"\n[run]\nseed = 5\nepochs = 2\nthreads = 1\noutput = \"", output.string(),
                  "\"\n[data]\npath = \"", small_fashion_mnist().string(), "\"\nbatch_size = ", kBatch,
-                 "\n[autoencoder]\ncode = 4\n", keys.find("conv") == std::string::npos ? "hidden = [32]\n" : "", keys,
+                 "\n[autoencoder]\ncode = 4\nhidden = [32]\n", keys,
                  "[checkpoint]\nevery_steps = ", every,
                  "\nkeep_last = 100\n");
 }
