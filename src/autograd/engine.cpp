@@ -3,6 +3,8 @@
 
 #include <queue>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 
 #include "src/autograd/grad_mode.h"
 #include "src/autograd/node.h"
@@ -49,6 +51,49 @@ struct NodeState {
 
 // The callbacks of the backward passes running on this thread, innermost last.
 thread_local std::vector<std::vector<std::function<void()>>> t_callbacks;
+
+// For grad(): the nodes of the running backward from which a requested input can be reached (null for a
+// backward into every leaf). Edges into other nodes need no gradient (edge_needed), and those nodes never run.
+thread_local const std::unordered_set<const Node*>* t_needed = nullptr;
+
+class NeededScope {
+ public:
+  explicit NeededScope(const std::unordered_set<const Node*>* needed) : previous_(t_needed) { t_needed = needed; }
+  ~NeededScope() { t_needed = previous_; }
+  NeededScope(const NeededScope&) = delete;
+  NeededScope& operator=(const NeededScope&) = delete;
+
+ private:
+  const std::unordered_set<const Node*>* previous_;
+};
+
+// The reachable nodes from which one of `targets` can be reached (targets included), by a post-order walk.
+std::unordered_set<const Node*> nodes_leading_to(const std::vector<Edge>& roots, const std::vector<Edge>& targets) {
+  std::unordered_set<const Node*> needed, done;
+  for (const Edge& t : targets) needed.insert(t.fn.get());
+  std::vector<std::pair<Node*, std::size_t>> stack;  // node, next edge to visit
+  for (const Edge& r : roots) {
+    if (!done.insert(r.fn.get()).second) continue;
+    stack.emplace_back(r.fn.get(), 0);
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      const std::vector<Edge>& edges = node->next_edges();
+      if (next < edges.size()) {
+        Node* child = edges[next++].fn.get();
+        if (child != nullptr && done.insert(child).second) stack.emplace_back(child, 0);
+        continue;
+      }
+      for (const Edge& e : edges) {
+        if (e.valid() && needed.contains(e.fn.get())) {
+          needed.insert(node);
+          break;
+        }
+      }
+      stack.pop_back();
+    }
+  }
+  return needed;
+}
 
 // Pushes a callback list for one backward and pops it however the backward ends.
 class CallbackScope {
@@ -108,6 +153,11 @@ void execute(const Task& task) {
     }
   }
 
+  // grad(): only the nodes leading to the requested inputs run, and only their edges towards those get gradients.
+  std::unordered_set<const Node*> needed;
+  if (task.capture) needed = nodes_leading_to(root_edges, *task.capture);
+  NeededScope needed_scope(task.capture ? &needed : nullptr);
+
   // Seed the root gradients.
   for (std::size_t i = 0; i < root_edges.size(); ++i) {
     Node& fn = *root_edges[i].fn;
@@ -137,15 +187,17 @@ void execute(const Task& task) {
       }
     }
 
+    std::vector<Tensor> outputs;
     if (task.capture) {
       for (std::size_t k = 0; k < task.capture->size(); ++k) {
         const Edge& c = (*task.capture)[k];
         if (c.fn.get() == node) (*task.captured)[k] = inputs[c.input_nr];
       }
-      if (dynamic_cast<AccumulateGrad*>(node)) continue;  // grad() never touches .grad
+      // grad() never touches .grad, nor computes what leads to no requested input.
+      if (needed.contains(node) && !dynamic_cast<AccumulateGrad*>(node)) outputs = node->apply(std::move(inputs));
+    } else {
+      outputs = node->apply(std::move(inputs));
     }
-
-    std::vector<Tensor> outputs = node->apply(std::move(inputs));
     if (release) node->release_saved();
 
     auto& edges = node->next_edges();
@@ -154,7 +206,7 @@ void execute(const Task& task) {
       if (!e.valid()) continue;
       Node* next = e.fn.get();
       NodeState& st = state.at(next);
-      if (i < outputs.size() && outputs[i].defined()) {
+      if (i < outputs.size() && outputs[i].defined() && edge_needed(e)) {
         st.buffer.resize(next->outputs().size());
         add_to_buffer(st.buffer, *next, e.input_nr, std::move(outputs[i]), node->name());
       }
@@ -165,6 +217,8 @@ void execute(const Task& task) {
 }
 
 }  // namespace
+
+bool edge_needed(const Edge& edge) { return edge.valid() && (t_needed == nullptr || t_needed->contains(edge.fn.get())); }
 
 void queue_backward_callback(std::function<void()> callback) {
   LOCKSTEP_CHECK(!t_callbacks.empty(), AutogradError,

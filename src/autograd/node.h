@@ -86,6 +86,10 @@ class Node {
   std::vector<TensorMeta> outputs_;
 };
 
+// Whether the backward running on this thread wants a gradient along `edge`: every valid edge, except in
+// grad(), which wants only the edges towards the requested inputs (src/autograd/engine.cpp).
+bool edge_needed(const Edge& edge);
+
 // What a backward function sees: its op's name, the gradients of the outputs and the saved tensors.
 class BackwardContext {
  public:
@@ -94,7 +98,7 @@ class BackwardContext {
       : op_(op), grads_(std::move(grads)), saved_(saved), edges_(edges) {}
   const Tensor& grad(std::size_t i = 0) const { return grads_.at(i); }
   Tensor saved(std::size_t i) const { return saved_.at(i).unpack(op_); }
-  bool needs_input_grad(std::size_t i) const { return i < edges_.size() && edges_[i].valid(); }
+  bool needs_input_grad(std::size_t i) const { return i < edges_.size() && edge_needed(edges_[i]); }
 
  private:
   const char* op_;

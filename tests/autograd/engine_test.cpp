@@ -4,6 +4,7 @@
 
 #include "src/autograd/engine.h"
 #include "src/autograd/grad_mode.h"
+#include "src/autograd/node.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/reduce.h"
 #include "src/tensor/factories.h"
@@ -145,6 +146,39 @@ TEST(Engine, WrongGradientShapeIsATypedError) {
   Tensor x = ones({2, 2}).requires_grad_();
   Tensor y = x * 2.0;
   EXPECT_THROW(y.backward(ones({3})), AutogradError);
+}
+
+// grad() runs only what leads to the requested inputs: a branch that reaches only w is never applied, and a
+// node feeding both is asked for x's gradient alone (as PyTorch's engine does), which is what makes the
+// gradient penalty's inner grad() skip every weight gradient.
+TEST(Engine, GradComputesOnlyThePathsToTheRequestedInputs) {
+  Tensor x = full({3}, 2.0, DType::f64).requires_grad_();
+  Tensor w = full({3}, 3.0, DType::f64).requires_grad_();
+  int w_only_runs = 0;
+  std::vector<bool> asked;  // what the shared node was asked for, per input
+  const Tensor w_only = w * 1.0;
+  Tensor branch = zeros({3}, DType::f64);
+  ASSERT_TRUE(record("w_only", {w_only}, {branch}, {}, [&](BackwardContext& ctx) {
+    ++w_only_runs;
+    return std::vector<Tensor>{ctx.grad()};
+  }));
+  Tensor shared = x * w;  // a real product, to check the values
+  Tensor both = zeros({3}, DType::f64);
+  ASSERT_TRUE(record("both", {shared, w}, {both}, {}, [&](BackwardContext& ctx) {
+    asked = {ctx.needs_input_grad(0), ctx.needs_input_grad(1)};
+    return std::vector<Tensor>{ctx.needs_input_grad(0) ? ctx.grad() : Tensor(),
+                               ctx.needs_input_grad(1) ? ctx.grad() : Tensor()};
+  }));
+  const Tensor y = sum(both + branch);
+  const Tensor gx = grad({y}, {x}, {}, RetainGraph::kYes)[0];
+  EXPECT_EQ(gx.to_vector<double>(), (std::vector<double>{3, 3, 3}));  // d (x w) / dx = w
+  EXPECT_EQ(w_only_runs, 0);
+  EXPECT_EQ(asked, (std::vector<bool>{true, false}));
+  // A backward into every leaf runs everything.
+  y.backward();
+  EXPECT_EQ(w_only_runs, 1);
+  EXPECT_EQ(asked, (std::vector<bool>{true, true}));
+  EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{4, 4, 4}));  // x + 1 (both) + 1 (w_only)
 }
 
 }  // namespace
