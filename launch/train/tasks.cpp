@@ -8,11 +8,13 @@ namespace lockstep::launch {
 
 std::unique_ptr<Task> make_classifier_task(const TaskContext& context);
 std::unique_ptr<Task> make_gan_task(const TaskContext& context);
+std::unique_ptr<Task> make_cyclegan_task(const TaskContext& context);
 
 std::unique_ptr<Task> make_task(const TaskContext& context) {
   static const std::map<std::string, std::function<std::unique_ptr<Task>(const TaskContext&)>> kTasks = {
       {"classifier", make_classifier_task},
       {"gan", make_gan_task},
+      {"cyclegan", make_cyclegan_task},
   };
   const auto it = kTasks.find(context.settings.task);
   // read_settings accepts only these names.

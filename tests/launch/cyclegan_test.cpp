@@ -1,0 +1,228 @@
+// Tests of the CycleGAN task: the image pools against a plain re-implementation of the reference's
+// ImagePool.query with the same draws; the losses the task logs for a step against an independent
+// computation from the saved networks and the domains' images; the settings it refuses.
+#include "launch/train/cyclegan.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "io/data/dataset.h"
+#include "io/h5/h5.h"
+#include "io/state/state_file.h"
+#include "launch/config/config.h"
+#include "launch/config/settings.h"
+#include "launch/train/loop.h"
+#include "launch/train/progress.h"
+#include "launch/train/run.h"
+#include "src/autograd/grad_mode.h"
+#include "src/core/rng.h"
+#include "src/ops/shape.h"
+#include "src/tensor/factories.h"
+#include "tests/support/expect_error.h"
+#include "tests/support/temp_dir.h"
+
+namespace lockstep::launch {
+namespace {
+
+namespace fs = std::filesystem;
+using test::expect_error;
+
+// An image [1, 2, 2] filled with `v`.
+Tensor image_of(double v) { return full({1, 2, 2}, v); }
+
+TEST(ImagePools, DrawLikeTheReferenceQueryWithOneCounterPerFullPoolImage) {
+  constexpr std::int64_t kCapacity = 3;
+  constexpr std::uint64_t kSeed = 77;
+  ImagePools pools(kCapacity, 1, 2, 2, kSeed);
+  std::vector<std::string> names;
+  for (const auto& [name, t] : pools.named_buffers()) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"stream", "a.images", "a.count", "b.images", "b.count"}));
+
+  // The reference, on plain numbers (each image is identified by its fill value); one stream for both pools.
+  std::vector<double> ref_a, ref_b;
+  std::uint64_t counter = 0;
+  const auto ref_query = [&](std::vector<double>& pool, double v) {
+    if (static_cast<std::int64_t>(pool.size()) < kCapacity) {
+      pool.push_back(v);
+      return v;
+    }
+    const auto words = philox4x32(kSeed, 0, counter++);
+    if (words[0] < (1u << 31)) return v;
+    const std::size_t slot = words[1] % kCapacity;
+    const double old = pool[slot];
+    pool[slot] = v;
+    return old;
+  };
+  double next = 1.0;
+  int swapped = 0;
+  for (int round = 0; round < 12; ++round) {
+    for (const auto domain : {ImagePools::Domain::kB, ImagePools::Domain::kA}) {
+      std::vector<Tensor> batch;
+      std::vector<double> values;
+      for (int i = 0; i < 2; ++i) {
+        values.push_back(next);
+        batch.push_back(image_of(next++));
+      }
+      const Tensor out = pools.query(domain, stack(batch, 0));
+      ASSERT_EQ(out.shape(), (Shape{2, 1, 2, 2}));
+      const std::vector<float> got = out.to_vector<float>();
+      for (int i = 0; i < 2; ++i) {
+        const double want = ref_query(domain == ImagePools::Domain::kA ? ref_a : ref_b, values[i]);
+        swapped += want != values[i];
+        for (int k = 0; k < 4; ++k) EXPECT_EQ(got[4 * i + k], want) << "round " << round << " image " << i;
+      }
+    }
+  }
+  EXPECT_GT(swapped, 5);  // about half of the 40 full-pool draws return a stored image
+  EXPECT_LT(swapped, 35);
+  EXPECT_EQ(pools.pool(ImagePools::Domain::kA).count(), kCapacity);
+  const std::vector<float> stored = pools.pool(ImagePools::Domain::kA).images().to_vector<float>();
+  for (std::int64_t s = 0; s < kCapacity; ++s) EXPECT_EQ(stored[4 * s], ref_a[s]);
+  for (const auto& [name, t] : pools.named_buffers()) {
+    if (name == "stream") {
+      EXPECT_EQ(t.to_vector<std::int64_t>()[1], static_cast<std::int64_t>(counter));
+    }
+  }
+
+  // Without a pool, the newest images pass through.
+  ImagePools none(0, 1, 2, 2, kSeed);
+  EXPECT_EQ(none.query(ImagePools::Domain::kA, stack({image_of(5.0)}, 0)).to_vector<float>(),
+            image_of(5.0).to_vector<float>());
+}
+
+// 12 random 32x32 images: 4 each of classes 0 (domain A), 1 (domain B) and 2 (neither); no test split.
+fs::path write_three_classes(const fs::path& path) {
+  Generator gen(11);
+  const Tensor pixels = rand({12, 1, 32, 32}, 0.0, 255.0, DType::f32, kCPU, &gen).to(DType::u8);
+  std::vector<std::int64_t> labels;
+  for (std::int64_t i = 0; i < 12; ++i) labels.push_back(i % 3);
+  const io::h5::File out(path, io::h5::Access::kTruncate);
+  const io::h5::Group root = out.root();
+  root.set_attribute("format_version", std::int64_t{1});
+  root.set_attribute("class_names", std::vector<std::string>{"zero", "one", "two"});
+  const io::h5::Group train = root.create_group("train");
+  train.write_tensor("images", pixels);
+  train.write_tensor("labels", from_vector(labels, {12}));
+  train.set_attribute("mean", std::vector<double>{0.5});
+  train.set_attribute("std", std::vector<double>{0.25});
+  out.flush();
+  return path;
+}
+
+std::string config_text(const fs::path& data, const fs::path& output) {
+  return str_cat(
+      "task = \"cyclegan\"\n[run]\nseed = 3\nepochs = 1\nthreads = 1\noutput = \"", output.string(),
+      "\"\n[data]\npath = \"", data.string(),
+      "\"\ntest_split = \"\"\nbatch_size = 4\nnormalize = \"tanh\"\n[cyclegan]\ndomain_a.classes = [0]\n"
+      "domain_b.classes = [1]\neval_images = 0\n[generator]\nname = \"cyclegan-resnet\"\nwidth = 2\n"
+      "residual_blocks = 1\n[discriminator]\nname = \"patchgan\"\nwidth = 2\n[optimizer]\nlr = 0.0\n");
+}
+
+TrainResult train_text(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  const Settings settings = read_settings(Config::parse(text, "run.toml", overrides));
+  RunSettings run = setup_run(settings);
+  std::FILE* sink = std::tmpfile();
+  Progress progress(sink, Style::kLines);
+  TrainResult result = train(settings, run, progress);
+  std::fclose(sink);
+  return result;
+}
+
+// The images of `label` in [-1, 1], in file order.
+Tensor domain_images(const fs::path& data, std::int64_t label) {
+  const auto set = io::ImageDataset::open(data, "train", io::Cache::kMemory);
+  std::vector<std::int64_t> indices;
+  for (std::int64_t i = 0; i < set->size(); ++i)
+    if (set->labels()[static_cast<std::size_t>(i)] == label) indices.push_back(i);
+  std::vector<std::uint8_t> bytes(indices.size() * static_cast<std::size_t>(set->image_bytes()));
+  std::vector<std::int64_t> labels(indices.size());
+  set->gather(indices, bytes.data(), labels.data());
+  std::vector<float> values;
+  for (const std::uint8_t v : bytes) values.push_back(static_cast<float>(v / 255.0 * 2.0 - 1.0));
+  return from_vector(values, {static_cast<std::int64_t>(indices.size()), 1, 32, 32});
+}
+
+double mean_abs(const Tensor& x, const Tensor& y) {
+  const std::vector<float> a = x.to_vector<float>(), b = y.to_vector<float>();
+  double s = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) s += std::fabs(static_cast<double>(a[i]) - b[i]);
+  return s / static_cast<double>(a.size());
+}
+
+double mean_square_from(const Tensor& x, double target) {
+  const std::vector<float> a = x.to_vector<float>();
+  double s = 0.0;
+  for (const float v : a) s += (v - target) * (v - target);
+  return s / static_cast<double>(a.size());
+}
+
+using CycleGanTask = test::TempDirTest;
+
+TEST_F(CycleGanTask, LoggedLossesOfAStepEqualAnIndependentComputationOnTheDomainsImages) {
+  // Learning rate 0: the saved networks are those the step ran with. Each domain holds exactly one batch of
+  // 4 images, so the step saw all of them (in some order; every loss is a mean over images).
+  const fs::path data = write_three_classes(file("three.h5")), out = file("run");
+  const TrainResult r = train_text(config_text(data, out));
+  ASSERT_EQ(r.steps, 1);
+
+  const io::h5::File model(out / "model.h5", io::h5::Access::kRead);
+  const auto load = [&](nn::Module& m, const char* group) {
+    m.load_state_dict(io::read_state_dict(model.root().group(group)));
+  };
+  models::CycleGANGenerator g({.channels = 1, .width = 2, .residual_blocks = 1});
+  models::CycleGANGenerator f({.channels = 1, .width = 2, .residual_blocks = 1});
+  models::PatchGANDiscriminator d_a({.channels = 1, .width = 2, .layers = 2});
+  models::PatchGANDiscriminator d_b({.channels = 1, .width = 2, .layers = 2});
+  load(g, "generator_a2b");
+  load(f, "generator_b2a");
+  load(d_a, "discriminator_a");
+  load(d_b, "discriminator_b");
+
+  double cycle = 0.0;
+  {
+    NoGradGuard no_grad;
+    const Tensor a = domain_images(data, 0), b = domain_images(data, 1);
+    ASSERT_EQ(a.size(0), 4);
+    const Tensor fake_b = g(a), fake_a = f(b);
+    cycle = 10.0 * (mean_abs(f(fake_b), a) + mean_abs(g(fake_a), b));
+    const double identity = 10.0 * 0.5 * (mean_abs(g(b), b) + mean_abs(f(a), a));
+    const double adversarial = mean_square_from(d_b(fake_b), 1.0) + mean_square_from(d_a(fake_a), 1.0);
+    // The pools were empty: the discriminators saw this step's translations.
+    const double d = 0.5 * (mean_square_from(d_a(a), 1.0) + mean_square_from(d_a(fake_a), 0.0)) +
+                     0.5 * (mean_square_from(d_b(b), 1.0) + mean_square_from(d_b(fake_b), 0.0));
+    EXPECT_NEAR(r.figure("cycle_loss"), cycle, 1e-5 * cycle);
+    EXPECT_NEAR(r.figure("identity_loss"), identity, 1e-5 * identity);
+    EXPECT_NEAR(r.figure("g_adversarial"), adversarial, 1e-5 * adversarial);
+    EXPECT_NEAR(r.figure("d_loss"), d, 1e-5 * d);
+    EXPECT_GT(cycle, 1.0);  // untrained: far from the identity map
+  }
+
+  // Without the identity term the cycle loss is the same and the identity loss 0.
+  const TrainResult no_identity = train_text(config_text(data, file("run2")), {"cyclegan.lambda_identity=0"});
+  EXPECT_NEAR(no_identity.figure("cycle_loss"), cycle, 1e-5 * cycle);
+  EXPECT_EQ(no_identity.figure("identity_loss"), 0.0);
+  EXPECT_TRUE(fs::exists(out / "translations_epoch_1.png"));
+}
+
+TEST_F(CycleGanTask, SettingsItCannotTrainOnAreConfigErrorsNamingTheKey) {
+  const fs::path data = write_three_classes(file("three.h5")), out = file("run");
+  const std::string text = config_text(data, out);
+  expect_error<ConfigError>([&] { train_text(text, {"data.normalize=dataset"}); },
+                            {"data.normalize", "tanh"});
+  expect_error<ConfigError>([&] { train_text(text, {"cyclegan.domain_b.classes=[1, 0]"}); },
+                            {"cyclegan.domain_b.classes", "both hold class 0"});
+  expect_error<ConfigError>([&] { train_text(text, {"cyclegan.domain_b.classes=[5]"}); },
+                            {"cyclegan.domain_b.classes", "below the data set's 3", "5"});
+  expect_error<ConfigError>([&] { train_text(text, {"discriminator.layers=4"}); },
+                            {"discriminator.name", "at least 48x48", "32x32"});
+  expect_error<ConfigError>([&] { train_text(text, {"data.batch_size=8"}); }, {"data.batch_size"});
+}
+
+}  // namespace
+}  // namespace lockstep::launch
