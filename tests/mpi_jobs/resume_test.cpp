@@ -1,5 +1,6 @@
 // Checkpoints across whole jobs: `lockstep train` under mpirun killed with SIGKILL on every rank and run
-// again with the same command resumes bit for bit (ResNet with synchronised batch norm, DCGAN); a run resumed
+// again with the same command resumes bit for bit (ResNet with synchronised batch norm, DCGAN, CycleGAN with
+// its image pools); a run resumed
 // at another world size keeps the global batch and the global sample order; `--resume` errors name what is
 // wrong, and a damaged newest checkpoint is set aside for the older one.
 #include <fcntl.h>
@@ -295,6 +296,19 @@ fs::path dcgan_config(const fs::path& path, const fs::path& output) {
                               kEvery, "\n"));
 }
 
+// A CycleGAN, sneakers <-> ankle boots at 32x32 (the example's networks: steps long enough for the kill to
+// land mid-run on an idle machine), pools of 12 images (full after two steps of 2 x 4 images, so the resumed steps draw from the
+// pools' stream), 4 images per rank: 3 x kEvery steps, a checkpoint every kEvery.
+fs::path cyclegan_config(const fs::path& path, const fs::path& output) {
+  return write_config(path, "cyclegan", output, str_cat("seed = 4\nmax_steps = ", 3 * kEvery, "\n"),
+                      "batch_size = 4\npad_to = 32\nnormalize = \"tanh\"\n",
+                      str_cat("[cyclegan]\npool_size = 12\nsamples = 2\neval_images = 0\n"
+                              "[generator]\nname = \"cyclegan-resnet\"\nwidth = 32\nresidual_blocks = 6\n"
+                              "[discriminator]\nname = \"patchgan\"\nwidth = 64\n"
+                              "[checkpoint]\nevery_steps = ",
+                              kEvery, "\n"));
+}
+
 // A small MLP with SGD and momentum, a global batch of 24 (shared out over the ranks), each rank logging its
 // batches' sample indices: `max_steps` steps, a checkpoint every `every` steps.
 fs::path mlp_config(const fs::path& path, const fs::path& output, std::int64_t max_steps,
@@ -312,9 +326,11 @@ fs::path mlp_config(const fs::path& path, const fs::path& output, std::int64_t m
 
 // Trains `make_config`'s run on 2 ranks straight for 3 x kEvery steps, and again as a job killed with SIGKILL
 // on every rank as soon as checkpoint kEvery exists, then resumed by the same command. The final
-// checkpoints' models (`groups` of model.h5) and optimizer files must be identical.
+// checkpoints' models (`groups` of model.h5), optimizer files and the task's states (`trainer_groups` of
+// trainer.h5) must be identical.
 void expect_killed_and_resumed_equals_straight(
-    const std::function<fs::path(const fs::path&, const fs::path&)>& make_config, const std::string& groups) {
+    const std::function<fs::path(const fs::path&, const fs::path&)>& make_config, const std::string& groups,
+    const std::string& trainer_groups = "") {
   TempDir dir;
   const std::int64_t last = 3 * kEvery;
   const fs::path straight_out = dir / "straight", killed_out = dir / "killed";
@@ -375,6 +391,11 @@ void expect_killed_and_resumed_equals_straight(
   EXPECT_EQ(values.status, 0) << tail(values.output);
   const CommandResult rng = h5diff(a / "trainer.h5", b / "trainer.h5", "/trainer/rng /trainer/rng");
   EXPECT_EQ(rng.status, 0) << tail(rng.output);
+  std::istringstream states(trainer_groups);
+  for (std::string group; states >> group;) {
+    const CommandResult state = h5diff(a / "trainer.h5", b / "trainer.h5", "/" + group + " /" + group);
+    EXPECT_EQ(state.status, 0) << "/" << group << " of trainer.h5 differs:\n" << tail(state.output);
+  }
 }
 
 TEST(MpiResume, ResNetWithSyncBatchNormKilledOnEveryRankResumesBitForBit) {
@@ -383,6 +404,11 @@ TEST(MpiResume, ResNetWithSyncBatchNormKilledOnEveryRankResumesBitForBit) {
 
 TEST(MpiResume, DcganKilledOnEveryRankResumesBitForBit) {
   expect_killed_and_resumed_equals_straight(dcgan_config, "generator discriminator generator_ema");
+}
+
+TEST(MpiResume, CycleGanKilledOnEveryRankResumesBitForBitPoolsIncluded) {
+  expect_killed_and_resumed_equals_straight(
+      cyclegan_config, "generator_a2b generator_b2a discriminator_a discriminator_b", "image_pools");
 }
 
 // --- Another world size --------------------------------------------------------------------------------
