@@ -17,6 +17,7 @@
 #include "src/core/rng.h"
 #include "src/models/dcgan.h"
 #include "src/ops/elementwise.h"
+#include "src/ops/index.h"
 #include "src/ops/loss.h"
 #include "src/ops/reduce.h"
 #include "src/ops/shape.h"
@@ -397,18 +398,24 @@ class CycleGanTask final : public Task {
     return std::move(*batch);
   }
 
-  // The images to show a discriminator in place of this rank's translations: the pool takes every rank's
-  // (gathered in rank order), so that every rank's pool stays the same; this rank gets its own share back.
+  // The images to show a discriminator in place of this rank's translations. The pool takes every rank's
+  // (so that every rank's pool stays the same) in the order of the global batch: the loaders give rank r
+  // positions r, r + world, ... of the epoch's order, so image j of rank r is image j * world + r of the
+  // batch one process would see. This rank gets its own positions back.
   Tensor pooled(ImagePools::Domain domain, const Tensor& fake) {
     if (run_.world() == 1) return pools_->query(domain, fake);
     const Tensor mine = fake.detach().contiguous();
+    const std::int64_t world = run_.world(), rank = run_.rank(), b = mine.size(0);
     Shape all_shape = mine.shape();
-    all_shape[0] *= run_.world();
-    const Tensor all = empty(all_shape, mine.dtype());
-    run_.group->all_gather(mine, all)->wait();
-    const Tensor out = pools_->query(domain, all);
-    const std::int64_t b = mine.size(0);
-    return out.slice(0, run_.rank() * b, (run_.rank() + 1) * b).contiguous();
+    all_shape[0] *= world;
+    const Tensor gathered = empty(all_shape, mine.dtype());
+    run_.group->all_gather(mine, gathered)->wait();
+    std::vector<std::int64_t> order(static_cast<std::size_t>(world * b)), own(static_cast<std::size_t>(b));
+    for (std::int64_t k = 0; k < world * b; ++k)
+      order[static_cast<std::size_t>(k)] = (k % world) * b + k / world;
+    for (std::int64_t j = 0; j < b; ++j) own[static_cast<std::size_t>(j)] = j * world + rank;
+    const Tensor out = pools_->query(domain, index_select(gathered, 0, from_vector(order, {world * b})));
+    return index_select(out, 0, from_vector(own, {b}));
   }
 
   // The first `count` test images (else training images) of `classes`, in the order of the file.

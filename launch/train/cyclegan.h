@@ -65,8 +65,9 @@ class ImagePool : public nn::Module {
 // The pools of both domains' generated images and the random stream that drives them, as buffers (saved
 // with the trainer state, so that a resumed run draws as a straight one): children "a" (images F(b), shown
 // to D_A) and "b" (images G(a), shown to D_B), buffer "stream" (i64 [2]: Philox seed and next counter).
-// Every rank holds the same pools: query() takes the generated images of the whole job (every rank's, in
-// rank order), so N ranks with batch B draw as one process with batch N * B. Not thread-safe.
+// Every rank holds the same pools: the task queries them with the generated images of the whole job (every
+// rank's, in the order of the global batch), so N ranks with batch B draw as one process with batch N * B.
+// Not thread-safe.
 class ImagePools : public nn::Module {
  public:
   ImagePools(std::int64_t capacity, std::int64_t channels, std::int64_t height, std::int64_t width,
