@@ -1,6 +1,7 @@
 // Tests of the CycleGAN task: the image pools against a plain re-implementation of the reference's
 // ImagePool.query with the same draws; the losses the task logs for a step against an independent
-// computation from the saved networks and the domains' images; the settings it refuses.
+// computation from the saved networks and the domains' images; the settings it refuses; `lockstep sample`
+// translating a split's images against the generators loaded independently.
 #include "launch/train/cyclegan.h"
 
 #include <gtest/gtest.h>
@@ -8,13 +9,19 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "io/data/dataset.h"
 #include "io/h5/h5.h"
+#include "io/image/grid.h"
+#include "io/image/png.h"
+#include "io/model/model_file.h"
 #include "io/state/state_file.h"
+#include "launch/cli/commands.h"
+#include "launch/cli/common.h"
 #include "launch/config/config.h"
 #include "launch/config/settings.h"
 #include "launch/train/loop.h"
@@ -96,21 +103,24 @@ TEST(ImagePools, DrawLikeTheReferenceQueryWithOneCounterPerFullPoolImage) {
             image_of(5.0).to_vector<float>());
 }
 
-// 12 random 32x32 images: 4 each of classes 0 (domain A), 1 (domain B) and 2 (neither); no test split.
+// 12 random 32x32 training images: 4 each of classes 0 (domain A), 1 (domain B) and 2 (neither); and 6 test
+// images, classes 0, 1, 2, 0, 1, 2.
 fs::path write_three_classes(const fs::path& path) {
   Generator gen(11);
-  const Tensor pixels = rand({12, 1, 32, 32}, 0.0, 255.0, DType::f32, kCPU, &gen).to(DType::u8);
-  std::vector<std::int64_t> labels;
-  for (std::int64_t i = 0; i < 12; ++i) labels.push_back(i % 3);
   const io::h5::File out(path, io::h5::Access::kTruncate);
   const io::h5::Group root = out.root();
   root.set_attribute("format_version", std::int64_t{1});
   root.set_attribute("class_names", std::vector<std::string>{"zero", "one", "two"});
-  const io::h5::Group train = root.create_group("train");
-  train.write_tensor("images", pixels);
-  train.write_tensor("labels", from_vector(labels, {12}));
-  train.set_attribute("mean", std::vector<double>{0.5});
-  train.set_attribute("std", std::vector<double>{0.25});
+  for (const auto& [name, n] : {std::pair{"train", std::int64_t{12}}, std::pair{"test", std::int64_t{6}}}) {
+    const Tensor pixels = rand({n, 1, 32, 32}, 0.0, 255.0, DType::f32, kCPU, &gen).to(DType::u8);
+    std::vector<std::int64_t> labels;
+    for (std::int64_t i = 0; i < n; ++i) labels.push_back(i % 3);
+    const io::h5::Group split = root.create_group(name);
+    split.write_tensor("images", pixels);
+    split.write_tensor("labels", from_vector(labels, {n}));
+    split.set_attribute("mean", std::vector<double>{0.5});
+    split.set_attribute("std", std::vector<double>{0.25});
+  }
   out.flush();
   return path;
 }
@@ -134,9 +144,9 @@ TrainResult train_text(const std::string& text, const std::vector<std::string>& 
   return result;
 }
 
-// The images of `label` in [-1, 1], in file order.
-Tensor domain_images(const fs::path& data, std::int64_t label) {
-  const auto set = io::ImageDataset::open(data, "train", io::Cache::kMemory);
+// The images of `label` in split `split` in [-1, 1], in file order.
+Tensor domain_images(const fs::path& data, std::int64_t label, const std::string& split = "train") {
+  const auto set = io::ImageDataset::open(data, split, io::Cache::kMemory);
   std::vector<std::int64_t> indices;
   for (std::int64_t i = 0; i < set->size(); ++i)
     if (set->labels()[static_cast<std::size_t>(i)] == label) indices.push_back(i);
@@ -222,6 +232,69 @@ TEST_F(CycleGanTask, SettingsItCannotTrainOnAreConfigErrorsNamingTheKey) {
   expect_error<ConfigError>([&] { train_text(text, {"discriminator.layers=4"}); },
                             {"discriminator.name", "at least 48x48", "32x32"});
   expect_error<ConfigError>([&] { train_text(text, {"data.batch_size=8"}); }, {"data.batch_size"});
+}
+
+TEST_F(CycleGanTask, SampleTranslatesTheSplitsImagesOfTheSourceDomainAndBack) {
+  const fs::path data = write_three_classes(file("three.h5")), out = file("run");
+  train_text(config_text(data, out), {"optimizer.lr=0.01"});
+  const fs::path model_path = out / "model.h5";
+  models::CycleGANGenerator g({.channels = 1, .width = 2, .residual_blocks = 1});
+  models::CycleGANGenerator f({.channels = 1, .width = 2, .residual_blocks = 1});
+  io::load_model_group(model_path, "generator_a2b", g);
+  io::load_model_group(model_path, "generator_b2a", f);
+  for (const auto& [direction, label] :
+       {std::pair{"a2b", std::int64_t{0}}, std::pair{"b2a", std::int64_t{1}}}) {
+    SCOPED_TRACE(direction);
+    const fs::path png = file(str_cat(direction, ".png"));
+    testing::internal::CaptureStdout();
+    const int code = run_sample({model_path.string(), "--input", data.string(), "--split", "test",
+                                 "--direction", direction, "--count", "5", "--output", png.string()});
+    const std::string printed = testing::internal::GetCapturedStdout();
+    ASSERT_EQ(code, 0);
+    EXPECT_NE(printed.find(str_cat("wrote 2 translations (", direction, ") of ", data.string(), " [test]")),
+              std::string::npos)
+        << printed;
+    // Test images 0 and 3 (class 0) or 1 and 4 (class 1), each as input | translation | reconstruction.
+    const Tensor x = domain_images(data, label, "test");
+    ASSERT_EQ(x.size(0), 2);
+    nn::Module& there = label == 0 ? static_cast<nn::Module&>(g) : f;
+    nn::Module& back = label == 0 ? static_cast<nn::Module&>(f) : g;
+    NoGradGuard no_grad;
+    std::vector<Tensor> tiles;
+    for (std::int64_t i = 0; i < 2; ++i) {
+      const Tensor xi = x.slice(0, i, i + 1);
+      const Tensor yi = there(xi);
+      tiles.insert(tiles.end(), {xi, yi, back(yi)});
+    }
+    const Tensor want = io::image_grid(cat(tiles, 0), 6);
+    const Tensor got = io::read_png(png);
+    ASSERT_EQ(got.shape(), want.shape());
+    const std::vector<std::uint8_t> a = got.to_vector<std::uint8_t>(), b = want.to_vector<std::uint8_t>();
+    std::int64_t off_by_more_than_one = 0;  // f32 rounding of other batch shapes may move a pixel by 1
+    for (std::size_t i = 0; i < a.size(); ++i) off_by_more_than_one += std::abs(int{a[i]} - int{b[i]}) > 1;
+    EXPECT_EQ(off_by_more_than_one, 0);
+  }
+  expect_error<UsageError>(
+      [&] {
+        run_sample({model_path.string(), "--direction", "sideways"});
+      },
+      {"--direction", "a2b or b2a", "sideways"});
+  // Another file whose split holds no image of domain A's class 0: nothing to translate.
+  const fs::path other = file("other.h5");
+  {
+    const io::h5::File o(other, io::h5::Access::kTruncate);
+    o.root().set_attribute("format_version", std::int64_t{1});
+    const io::h5::Group t = o.root().create_group("test");
+    t.write_tensor("images", zeros({2, 1, 32, 32}, DType::u8));
+    t.write_tensor("labels", from_vector(std::vector<std::int64_t>{1, 2}, {2}));
+    o.flush();
+  }
+  expect_error<ValueError>(
+      [&] {
+        run_sample({model_path.string(), "--input", other.string(), "--split", "test", "--output",
+                    file("y.png").string()});
+      },
+      {"domain A", "split 'test'", other.string(), "has none"});
 }
 
 }  // namespace
