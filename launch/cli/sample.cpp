@@ -124,8 +124,8 @@ std::string require_gan(const fs::path& file) {
 // --- CycleGAN: translations of given images ---------------------------------------------------------------
 
 // `lockstep sample CYCLEGAN --input FILE.h5 --split S --direction a2b|b2a`: the first --count images of the
-// source domain's classes in split S of FILE.h5 (default: the data set trained on), each as input |
-// translation | reconstruction, --columns triples per row (default min(4, count)); prints the
+// source domain's classes in split S of FILE.h5 (default: the source domain's file trained on), each as
+// input | translation | reconstruction, --columns triples per row (default min(4, count)); prints the
 // reconstructions' mean absolute error (pixels in [-1, 1]).
 int sample_translations(const Source& source, const po::variables_map& values) {
   const auto count = values["count"].as<std::int64_t>();
@@ -141,18 +141,25 @@ int sample_translations(const Source& source, const po::variables_map& values) {
   // The stored config on the input's split alone (only its metadata is read: no image cache).
   std::vector<std::string> overrides = {"data.cache=\"none\"", str_cat("data.train_split=\"", split, "\""),
                                         "data.test_split=\"\"", "data.validation_fraction=0"};
+  const bool a2b = direction == "a2b";
   std::string input = values["data"].as<std::string>();
-  if (values.count("input") != 0) input = values["input"].as<std::string>();
+  if (values.count("input") != 0) {
+    input = values["input"].as<std::string>();
+  } else if (!a2b) {  // domain B's own file, when it had one
+    const launch::Settings stored = launch::read_settings(
+        launch::Config::parse(info.config, source.model.string(), {"data.cache=\"none\""}));
+    if (!stored.cyclegan.path_b.empty()) input = stored.cyclegan.path_b.string();
+  }
   if (!input.empty()) overrides.push_back(str_cat("data.path=\"", input, "\""));
   const launch::Settings settings =
       launch::read_settings(launch::Config::parse(info.config, source.model.string(), overrides));
   const launch::DataSplits data = launch::make_data(settings.data, 0);
-  const bool a2b = direction == "a2b";
   const std::vector<std::int64_t>& classes = a2b ? settings.cyclegan.classes_a : settings.cyclegan.classes_b;
   std::vector<std::int64_t> indices;
   for (std::int64_t i = 0; i < data.train->size() && static_cast<std::int64_t>(indices.size()) < count; ++i) {
     const std::int64_t label = data.train->labels()[static_cast<std::size_t>(i)];
-    if (std::find(classes.begin(), classes.end(), label) != classes.end()) indices.push_back(i);
+    if (classes.empty() || std::find(classes.begin(), classes.end(), label) != classes.end())
+      indices.push_back(i);
   }
   if (indices.empty()) {
     throw ValueError(str_cat("sample: expected images of domain ", a2b ? "A" : "B", "'s classes in split ",

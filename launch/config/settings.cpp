@@ -200,16 +200,22 @@ void read_cyclegan(const Reader& r, Settings& s) {
   if (!s.data.normalize_tanh)
     cfg.fail("data.normalize", "expected \"tanh\" for task \"cyclegan\" (the generators' outputs are in [-1, 1])");
   CycleGanSection& c = s.cyclegan;
+  c.path_b = cfg.get_string("cyclegan.domain_b.path", "");
+  c.path_b_key = cfg.locate("cyclegan.domain_b.path");
+  const bool own_file = !c.path_b.empty();
+  // Domain B of its own file takes every class of it unless domain_b.classes says otherwise.
+  if (own_file && !cfg.has("cyclegan.domain_b.classes")) c.classes_b.clear();
   for (auto [name, classes, at] : {std::tuple{"cyclegan.domain_a.classes", &c.classes_a, &c.classes_a_key},
                                    std::tuple{"cyclegan.domain_b.classes", &c.classes_b, &c.classes_b_key}}) {
-    *classes = cfg.get_ints(name, *classes);
     *at = cfg.locate(name);
+    if (classes->empty()) continue;
+    *classes = cfg.get_ints(name, *classes);
     if (classes->empty()) cfg.fail(name, "expected at least one class, but got an empty list");
     for (const std::int64_t k : *classes)
       if (k < 0) cfg.fail(name, str_cat("expected class numbers of at least 0, but got ", k));
   }
   for (const std::int64_t k : c.classes_a) {
-    if (std::find(c.classes_b.begin(), c.classes_b.end(), k) != c.classes_b.end()) {
+    if (!own_file && std::find(c.classes_b.begin(), c.classes_b.end(), k) != c.classes_b.end()) {
       cfg.fail("cyclegan.domain_b.classes",
                str_cat("expected classes apart from cyclegan.domain_a.classes, but both hold class ", k));
     }

@@ -122,12 +122,15 @@ struct GanSection {
   double ema_decay = 0.0;               // moving average of the generator's weights (0: none)
 };
 
-// [cyclegan]: unpaired translation between two domains of one data set, each given by a set of its classes
-// (default: Fashion-MNIST's sneakers <-> ankle boots).
+// [cyclegan]: unpaired translation between two domains, each given by a set of classes of a data set:
+// domain A of data.path, domain B of data.path or of its own file (default: Fashion-MNIST's sneakers <->
+// ankle boots).
 struct CycleGanSection {
   std::vector<std::int64_t> classes_a = {7};  // domain_a.classes
-  std::vector<std::int64_t> classes_b = {9};  // domain_b.classes
+  std::vector<std::int64_t> classes_b = {9};  // domain_b.classes; empty: every class (domain_b.path only)
   ConfigKey classes_a_key, classes_b_key;     // for classes the data set lacks
+  std::filesystem::path path_b;               // domain_b.path: domain B from this file (empty: data.path)
+  ConfigKey path_b_key;
   double lambda_cycle = 10.0;                 // weight of the L1 cycle losses
   double lambda_identity = 0.5;               // weight of the L1 identity losses, times lambda_cycle
   std::int64_t pool_size = 50;                // generated images kept per discriminator (0: none)

@@ -8,13 +8,16 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <tuple>
 
 #include "distributed/data_parallel.h"
+#include "io/h5/h5.h"
 #include "io/image/grid.h"
 #include "io/image/png.h"
 #include "launch/train/task.h"
 #include "src/autograd/grad_mode.h"
 #include "src/core/rng.h"
+#include "src/core/strings.h"
 #include "src/models/dcgan.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/index.h"
@@ -161,13 +164,14 @@ void set_requires_grad(const std::vector<Tensor>& params, bool on) {
   for (Tensor p : params) p.requires_grad_(on);
 }
 
-// The indices among `base` (null: 0 .. size-1) whose label is one of `classes`.
+// The indices among `base` (null: 0 .. size-1) whose label is one of `classes` (empty: any).
 std::vector<std::int64_t> domain_indices(const io::ImageDataset& data, const std::vector<std::int64_t>* base,
                                          const std::vector<std::int64_t>& classes) {
   std::vector<std::int64_t> out;
   const std::vector<std::int64_t>& labels = data.labels();
   const auto take = [&](std::int64_t i) {
-    if (std::find(classes.begin(), classes.end(), labels[static_cast<std::size_t>(i)]) != classes.end())
+    if (classes.empty() ||
+        std::find(classes.begin(), classes.end(), labels[static_cast<std::size_t>(i)]) != classes.end())
       out.push_back(i);
   };
   if (base != nullptr) {
@@ -179,10 +183,11 @@ std::vector<std::int64_t> domain_indices(const io::ImageDataset& data, const std
 }
 
 std::string classes_text(const std::vector<std::int64_t>& classes, const io::ImageDataset& data) {
-  std::string text;
+  if (classes.empty()) return "every class";
+  std::string text = classes.size() == 1 ? "class " : "classes ";
   for (const std::int64_t k : classes) {
     const auto& names = data.class_names();
-    text += str_cat(text.empty() ? "" : ", ", k,
+    text += str_cat(text.back() == ' ' ? "" : ", ", k,
                     k < static_cast<std::int64_t>(names.size())
                         ? str_cat(" (", names[static_cast<std::size_t>(k)], ")")
                         : std::string());
@@ -206,19 +211,27 @@ class CycleGanTask final : public Task {
         d_b_(make_patchgan(c.settings.discriminator.model, c.data.geometry)),
         pools_(std::make_shared<ImagePools>(cg_.pool_size, c.data.geometry.channels, c.data.geometry.height,
                                             c.data.geometry.width, mix64(c.run.seed ^ 0x706f6f6cULL))) {
-    // The domains: the training loop's loader draws domain A; this task's own loader draws domain B.
+    // The domains: the training loop's loader draws domain A; this task's own loader draws domain B (from
+    // data.path, or from cyclegan.domain_b.path: its training split, and its test split when it has one).
     const io::ImageDataset& train = *c.data.train;
     const std::vector<std::int64_t>* base = c.data.train_options.subset.get();
-    for (const auto& [classes, at] :
-         {std::pair{&cg_.classes_a, &cg_.classes_a_key}, std::pair{&cg_.classes_b, &cg_.classes_b_key}}) {
+    train_b_ = c.data.train;
+    test_b_ = c.data.test;
+    const bool own_file = !cg_.path_b.empty();
+    if (own_file) open_domain_b(train);
+    const std::int64_t classes_b =
+        own_file ? std::max<std::int64_t>(static_cast<std::int64_t>(train_b_->class_names().size()), 1)
+                 : c.data.geometry.classes;
+    for (const auto& [classes, at, limit] :
+         {std::tuple{&cg_.classes_a, &cg_.classes_a_key, c.data.geometry.classes},
+          std::tuple{&cg_.classes_b, &cg_.classes_b_key, classes_b}}) {
       for (const std::int64_t k : *classes) {
-        if (k >= c.data.geometry.classes)
-          at->fail(
-              str_cat("expected classes below the data set's ", c.data.geometry.classes, ", but got ", k));
+        if (k >= limit) at->fail(str_cat("expected classes below the data set's ", limit, ", but got ", k));
       }
     }
     auto a = std::make_shared<const std::vector<std::int64_t>>(domain_indices(train, base, cg_.classes_a));
-    auto b = std::make_shared<const std::vector<std::int64_t>>(domain_indices(train, base, cg_.classes_b));
+    auto b = std::make_shared<const std::vector<std::int64_t>>(
+        domain_indices(*train_b_, own_file ? nullptr : base, cg_.classes_b));
     if (a->empty()) cg_.classes_a_key.fail("expected classes with training images, but these have none");
     if (b->empty()) cg_.classes_b_key.fail("expected classes with training images, but these have none");
     size_a_ = static_cast<std::int64_t>(a->size());
@@ -261,11 +274,13 @@ class CycleGanTask final : public Task {
 
   std::string describe() const override {
     const io::ImageDataset& train = *data_.train;
+    const std::string file_b = cg_.path_b.empty() ? std::string() : str_cat(" of ", cg_.path_b.string());
     return str_cat("cyclegan: generators 2 x ", g_->num_parameters(), " parameters, discriminators 2 x ",
                    d_a_->num_parameters(), " parameters (", d_a_->patch_size(data_.geometry.height), "x",
-                   d_a_->patch_size(data_.geometry.width), " patches); domain A: class ",
-                   classes_text(cg_.classes_a, train), ", ", size_a_, " images; domain B: class ",
-                   classes_text(cg_.classes_b, train), ", ", size_b_, " images; pools of ", cg_.pool_size);
+                   d_a_->patch_size(data_.geometry.width),
+                   " patches); domain A: ", classes_text(cg_.classes_a, train), ", ", size_a_,
+                   " images; domain B: ", classes_text(cg_.classes_b, *train_b_), file_b, ", ", size_b_,
+                   " images; pools of ", cg_.pool_size);
   }
 
   void start(std::int64_t steps_per_epoch) override {
@@ -281,7 +296,7 @@ class CycleGanTask final : public Task {
     io::LoaderOptions options = data_.train_options;
     options.subset = subset_b_;
     options.seed = mix64(run_.seed ^ 0x646f6d61696e42ULL);
-    loader_b_.emplace(data_.train, options);
+    loader_b_.emplace(train_b_, options);
     if (loader_b_->batches_per_epoch() == 0) {
       cg_.classes_b_key.fail(str_cat("expected domain B to hold a batch at least (",
                                      options.batch_size * run_.world(), " images), but it has ", size_b_));
@@ -359,15 +374,19 @@ class CycleGanTask final : public Task {
                      "  D ", format_fixed(job[kDiscriminator] / n, 4));
     if (log != nullptr) {  // rank 0 evaluates and draws; no collective here
       if (cg_.eval_images > 0) {
-        const double mae_a = cycle_error(cg_.classes_a, *g_, *f_),
-                     mae_b = cycle_error(cg_.classes_b, *f_, *g_);
-        e.fields.emplace_back("cycle_mae_a", mae_a);
-        e.fields.emplace_back("cycle_mae_b", mae_b);
-        e.line += str_cat("  cycle MAE A ", format_fixed(mae_a, 4), " B ", format_fixed(mae_b, 4));
+        const std::optional<double> mae_a = cycle_error(ImagePools::Domain::kA, *g_, *f_),
+                                    mae_b = cycle_error(ImagePools::Domain::kB, *f_, *g_);
+        for (const auto& [name, mae] : {std::pair{"a", mae_a}, std::pair{"b", mae_b}}) {
+          if (!mae) continue;
+          e.fields.emplace_back(str_cat("cycle_mae_", name), *mae);
+          e.line += str_cat("  cycle MAE ", name[0] == 'a' ? "A " : "B ", format_fixed(*mae, 4));
+        }
       }
       const std::filesystem::path path = run_.output / str_cat("translations_epoch_", epoch + 1, ".png");
-      log->image("translations", write_grid(path), step);
-      e.line += str_cat("  translations ", path.string());
+      if (const Tensor grid = write_grid(path); grid.defined()) {
+        log->image("translations", grid, step);
+        e.line += str_cat("  translations ", path.string());
+      }
     }
     return e;
   }
@@ -385,6 +404,28 @@ class CycleGanTask final : public Task {
   }
 
  private:
+  // Opens cyclegan.domain_b.path's training split (and its test split when the file has one) for domain B;
+  // ConfigError at the key when its images differ in shape from data.path's.
+  void open_domain_b(const io::ImageDataset& train) {
+    const launch::DataSection& d = settings_.data;
+    const io::Cache cache = d.cache_in_memory ? io::Cache::kMemory : io::Cache::kNone;
+    train_b_ = io::ImageDataset::open(cg_.path_b, d.train_split, cache);
+    const auto shape = [](const io::ImageDataset& x) {
+      return str_cat(x.channels(), "x", x.height(), "x", x.width());
+    };
+    if (shape(*train_b_) != shape(train)) {
+      cg_.path_b_key.fail(str_cat("expected images of data.path's shape ", shape(train), ", but ",
+                                  in_quotes(cg_.path_b.string()), " holds ", shape(*train_b_)));
+    }
+    test_b_ = nullptr;
+    if (!d.test_split.empty()) {
+      const std::vector<std::string> splits =
+          io::h5::File(cg_.path_b, io::h5::Access::kRead).root().children();
+      if (std::find(splits.begin(), splits.end(), d.test_split) != splits.end())
+        test_b_ = io::ImageDataset::open(cg_.path_b, d.test_split, cache);
+    }
+  }
+
   // Domain B's batch for the job's step `step`: batch (step - 1) mod B's epoch length of B's epoch
   // (step - 1) / that length, so that a resumed run takes the same batches as a straight one.
   io::Batch next_b(std::int64_t step) {
@@ -418,12 +459,16 @@ class CycleGanTask final : public Task {
     return index_select(out, 0, from_vector(own, {b}));
   }
 
-  // The first `count` test images (else training images) of `classes`, in the order of the file.
-  Tensor first_images(const std::vector<std::int64_t>& classes, std::int64_t count) const {
-    const bool test = data_.test != nullptr;
-    const std::shared_ptr<io::ImageDataset>& source = test ? data_.test : data_.train;
+  // The first `count` test images (else training images) of domain A's or B's classes, in the order of the
+  // file; undefined when there are none.
+  Tensor first_images(ImagePools::Domain domain, std::int64_t count) const {
+    const bool a = domain == ImagePools::Domain::kA;
+    const std::vector<std::int64_t>& classes = a ? cg_.classes_a : cg_.classes_b;
+    const std::shared_ptr<io::ImageDataset>& test = a ? data_.test : test_b_;
+    const std::shared_ptr<io::ImageDataset>& source = test ? test : a ? data_.train : train_b_;
     std::vector<std::int64_t> indices = domain_indices(*source, nullptr, classes);
     if (static_cast<std::int64_t>(indices.size()) > count) indices.resize(static_cast<std::size_t>(count));
+    if (indices.empty()) return {};
     io::LoaderOptions options = data_.test_options;  // no shuffling, no augmentation
     options.rank = 0;
     options.world = 1;
@@ -436,10 +481,11 @@ class CycleGanTask final : public Task {
     return batch ? batch->images : Tensor();
   }
 
-  // Mean absolute error of back(there(x)) against x over the first eval_images test images of `classes`.
-  double cycle_error(const std::vector<std::int64_t>& classes, nn::Module& there, nn::Module& back) const {
-    const Tensor x = first_images(classes, cg_.eval_images);
-    if (!x.defined()) return 0.0;
+  // Mean absolute error of back(there(x)) against x over the first eval_images test images of `domain`
+  // (nullopt when it has none).
+  std::optional<double> cycle_error(ImagePools::Domain domain, nn::Module& there, nn::Module& back) const {
+    const Tensor x = first_images(domain, cg_.eval_images);
+    if (!x.defined()) return std::nullopt;
     double sum = 0.0;
     const std::int64_t step = std::max<std::int64_t>(settings_.data.eval_batch_size / 4, 1);
     for (std::int64_t i = 0; i < x.size(0); i += step) {
@@ -454,9 +500,10 @@ class CycleGanTask final : public Task {
   // Rows a | G(a) | F(G(a)) | b | F(b) | G(F(b)) for the first `samples` test images of each domain.
   Tensor write_grid(const std::filesystem::path& path) {
     if (!grid_a_.defined()) {
-      grid_a_ = first_images(cg_.classes_a, cg_.samples);
-      grid_b_ = first_images(cg_.classes_b, cg_.samples);
+      grid_a_ = first_images(ImagePools::Domain::kA, cg_.samples);
+      grid_b_ = first_images(ImagePools::Domain::kB, cg_.samples);
     }
+    if (!grid_a_.defined() || !grid_b_.defined()) return {};
     const std::int64_t rows = std::min(grid_a_.size(0), grid_b_.size(0));
     const Tensor a = translation_rows(*g_, *f_, grid_a_.slice(0, 0, rows));
     const Tensor b = translation_rows(*f_, *g_, grid_b_.slice(0, 0, rows));
@@ -483,6 +530,7 @@ class CycleGanTask final : public Task {
   std::unique_ptr<optim::LRScheduler> g_scheduler_, f_scheduler_, d_a_scheduler_, d_b_scheduler_;
   std::vector<Tensor> g_params_, f_params_, d_params_;
   std::shared_ptr<const std::vector<std::int64_t>> subset_b_;
+  std::shared_ptr<io::ImageDataset> train_b_, test_b_;  // domain B's splits (test_b_ null when none)
   std::int64_t size_a_ = 0, size_b_ = 0;
   std::optional<io::DataLoader> loader_b_;
   std::int64_t b_next_ = -1;  // the step index (0-based) domain B's loader serves next

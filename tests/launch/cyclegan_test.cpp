@@ -1,7 +1,7 @@
 // Tests of the CycleGAN task: the image pools against a plain re-implementation of the reference's
 // ImagePool.query with the same draws; the losses the task logs for a step against an independent
 // computation from the saved networks and the domains' images; the settings it refuses; `lockstep sample`
-// translating a split's images against the generators loaded independently.
+// translating a split's images against the generators loaded independently; domain B from a file of its own.
 #include "launch/train/cyclegan.h"
 
 #include <gtest/gtest.h>
@@ -174,13 +174,11 @@ double mean_square_from(const Tensor& x, double target) {
 
 using CycleGanTask = test::TempDirTest;
 
-TEST_F(CycleGanTask, LoggedLossesOfAStepEqualAnIndependentComputationOnTheDomainsImages) {
-  // Learning rate 0: the saved networks are those the step ran with. Each domain holds exactly one batch of
-  // 4 images, so the step saw all of them (in some order; every loss is a mean over images).
-  const fs::path data = write_three_classes(file("three.h5")), out = file("run");
-  const TrainResult r = train_text(config_text(data, out));
-  ASSERT_EQ(r.steps, 1);
-
+// The losses `r` logged for its one step, against those computed here from the networks saved in
+// <out>/model.h5 and all of domain A's images `a` and domain B's `b` (one batch each); returns the cycle
+// loss.
+double expect_logged_losses(const TrainResult& r, const fs::path& out, const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(r.steps, 1);
   const io::h5::File model(out / "model.h5", io::h5::Access::kRead);
   const auto load = [&](nn::Module& m, const char* group) {
     m.load_state_dict(io::read_state_dict(model.root().group(group)));
@@ -193,25 +191,31 @@ TEST_F(CycleGanTask, LoggedLossesOfAStepEqualAnIndependentComputationOnTheDomain
   load(f, "generator_b2a");
   load(d_a, "discriminator_a");
   load(d_b, "discriminator_b");
+  NoGradGuard no_grad;
+  const Tensor fake_b = g(a), fake_a = f(b);
+  const double cycle = 10.0 * (mean_abs(f(fake_b), a) + mean_abs(g(fake_a), b));
+  const double identity = 10.0 * 0.5 * (mean_abs(g(b), b) + mean_abs(f(a), a));
+  const double adversarial = mean_square_from(d_b(fake_b), 1.0) + mean_square_from(d_a(fake_a), 1.0);
+  // The pools were empty: the discriminators saw this step's translations.
+  const double d = 0.5 * (mean_square_from(d_a(a), 1.0) + mean_square_from(d_a(fake_a), 0.0)) +
+                   0.5 * (mean_square_from(d_b(b), 1.0) + mean_square_from(d_b(fake_b), 0.0));
+  EXPECT_NEAR(r.figure("cycle_loss"), cycle, 1e-5 * cycle);
+  EXPECT_NEAR(r.figure("identity_loss"), identity, 1e-5 * identity);
+  EXPECT_NEAR(r.figure("g_adversarial"), adversarial, 1e-5 * adversarial);
+  EXPECT_NEAR(r.figure("d_loss"), d, 1e-5 * d);
+  EXPECT_GT(cycle, 1.0);  // untrained: far from the identity map
+  return cycle;
+}
 
-  double cycle = 0.0;
-  {
-    NoGradGuard no_grad;
-    const Tensor a = domain_images(data, 0), b = domain_images(data, 1);
-    ASSERT_EQ(a.size(0), 4);
-    const Tensor fake_b = g(a), fake_a = f(b);
-    cycle = 10.0 * (mean_abs(f(fake_b), a) + mean_abs(g(fake_a), b));
-    const double identity = 10.0 * 0.5 * (mean_abs(g(b), b) + mean_abs(f(a), a));
-    const double adversarial = mean_square_from(d_b(fake_b), 1.0) + mean_square_from(d_a(fake_a), 1.0);
-    // The pools were empty: the discriminators saw this step's translations.
-    const double d = 0.5 * (mean_square_from(d_a(a), 1.0) + mean_square_from(d_a(fake_a), 0.0)) +
-                     0.5 * (mean_square_from(d_b(b), 1.0) + mean_square_from(d_b(fake_b), 0.0));
-    EXPECT_NEAR(r.figure("cycle_loss"), cycle, 1e-5 * cycle);
-    EXPECT_NEAR(r.figure("identity_loss"), identity, 1e-5 * identity);
-    EXPECT_NEAR(r.figure("g_adversarial"), adversarial, 1e-5 * adversarial);
-    EXPECT_NEAR(r.figure("d_loss"), d, 1e-5 * d);
-    EXPECT_GT(cycle, 1.0);  // untrained: far from the identity map
-  }
+TEST_F(CycleGanTask, LoggedLossesOfAStepEqualAnIndependentComputationOnTheDomainsImages) {
+  // Learning rate 0: the saved networks are those the step ran with. Each domain holds exactly one batch of
+  // 4 images, so the step saw all of them (in some order; every loss is a mean over images).
+  const fs::path data = write_three_classes(file("three.h5")), out = file("run");
+  const TrainResult r = train_text(config_text(data, out));
+  const Tensor a = domain_images(data, 0), b = domain_images(data, 1);
+  ASSERT_EQ(a.size(0), 4);
+  ASSERT_EQ(b.size(0), 4);
+  const double cycle = expect_logged_losses(r, out, a, b);
 
   // Without the identity term the cycle loss is the same and the identity loss 0.
   const TrainResult no_identity = train_text(config_text(data, file("run2")), {"cyclegan.lambda_identity=0"});
@@ -295,6 +299,50 @@ TEST_F(CycleGanTask, SampleTranslatesTheSplitsImagesOfTheSourceDomainAndBack) {
                     file("y.png").string()});
       },
       {"domain A", "split 'test'", other.string(), "has none"});
+}
+
+// 4 training and 2 test images of one class ("boot") of `size` x `size`, in a file of their own.
+fs::path write_boots(const fs::path& path, std::int64_t size) {
+  Generator gen(12);
+  const io::h5::File out(path, io::h5::Access::kTruncate);
+  const io::h5::Group root = out.root();
+  root.set_attribute("format_version", std::int64_t{1});
+  root.set_attribute("class_names", std::vector<std::string>{"boot"});
+  for (const auto& [name, n] : {std::pair{"train", std::int64_t{4}}, std::pair{"test", std::int64_t{2}}}) {
+    const io::h5::Group split = root.create_group(name);
+    split.write_tensor("images", rand({n, 1, size, size}, 0.0, 255.0, DType::f32, kCPU, &gen).to(DType::u8));
+    split.write_tensor("labels", zeros({n}, DType::i64));
+  }
+  out.flush();
+  return path;
+}
+
+TEST_F(CycleGanTask, DomainBFromAFileOfItsOwnTrainsOnEveryImageOfItAndSampleTranslatesItsTestSplit) {
+  const fs::path data = write_three_classes(file("three.h5")), boots = write_boots(file("boots.h5"), 32);
+  const fs::path out = file("run");
+  // Class 0 is domain A in three.h5 and, by itself, no class of boots.h5's domain B (every class of it).
+  std::string text = config_text(data, out);
+  text.erase(text.find("domain_b.classes = [1]\n"), 23);
+  const TrainResult r = train_text(
+      text, {str_cat("cyclegan.domain_b.path=\"", boots.string(), "\""), "cyclegan.eval_images=2"});
+  expect_logged_losses(r, out, domain_images(data, 0), domain_images(boots, 0));
+  EXPECT_FALSE(std::isnan(r.figure("cycle_mae_b")));  // boots.h5 images (no test split in this config)
+  const fs::path png = file("b2a.png");
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(run_sample({(out / "model.h5").string(), "--direction", "b2a", "--output", png.string()}), 0);
+  const std::string printed = testing::internal::GetCapturedStdout();
+  EXPECT_NE(printed.find(str_cat("wrote 2 translations (b2a) of ", boots.string(), " [test]")),
+            std::string::npos)
+      << printed;
+
+  // Images of another size than data.path's are refused at the key.
+  const fs::path small = write_boots(file("small.h5"), 28);
+  expect_error<ConfigError>(
+      [&] {
+        train_text(config_text(data, file("run2")),
+                   {str_cat("cyclegan.domain_b.path=\"", small.string(), "\"")});
+      },
+      {"cyclegan.domain_b.path", "1x32x32", "1x28x28"});
 }
 
 }  // namespace
