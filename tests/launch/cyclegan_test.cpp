@@ -1,17 +1,20 @@
 // Tests of the CycleGAN task: the image pools against a plain re-implementation of the reference's
 // ImagePool.query with the same draws; the losses the task logs for a step against an independent
 // computation from the saved networks and the domains' images; the settings it refuses; `lockstep sample`
-// translating a split's images against the generators loaded independently; domain B from a file of its own.
+// translating a split's images against the generators loaded independently; domain B from a file of its own;
+// `lockstep eval --translator` against the classifier's decisions computed here.
 #include "launch/train/cyclegan.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "io/data/dataset.h"
@@ -29,6 +32,9 @@
 #include "launch/train/run.h"
 #include "src/autograd/grad_mode.h"
 #include "src/core/rng.h"
+#include "src/core/strings.h"
+#include "src/models/mlp.h"
+#include "src/ops/elementwise.h"
 #include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 #include "tests/support/expect_error.h"
@@ -343,6 +349,61 @@ TEST_F(CycleGanTask, DomainBFromAFileOfItsOwnTrainsOnEveryImageOfItAndSampleTran
                    {str_cat("cyclegan.domain_b.path=\"", small.string(), "\"")});
       },
       {"cyclegan.domain_b.path", "1x32x32", "1x28x28"});
+}
+
+TEST_F(CycleGanTask, EvalCountsTranslationsTheClassifierAssignsToTheTargetDomain) {
+  const fs::path data = write_three_classes(file("three.h5")), out = file("cyclegan"), mlp = file("mlp");
+  train_text(config_text(data, out), {"optimizer.lr=0.01", "data.test_split=\"test\""});
+  // A classifier of the three classes (an MLP trained for 3 steps: its decisions need not be good, only
+  // counted right), normalised with the file's mean 0.5 and std 0.25.
+  train_text(str_cat("[run]\nseed = 2\nthreads = 1\noutput = \"", mlp.string(), "\"\n[data]\npath = \"",
+                     data.string(),
+                     "\"\nbatch_size = 4\n[model]\nname = \"mlp\"\nhidden = [16]\n"
+                     "[optimizer]\nname = \"adam\"\nlr = 0.01\n"));
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(
+      run_eval({"--classifier", (mlp / "model.h5").string(), "--translator", (out / "model.h5").string()}),
+      0);
+  const std::string printed = testing::internal::GetCapturedStdout();
+
+  models::CycleGANGenerator g({.channels = 1, .width = 2, .residual_blocks = 1});
+  models::CycleGANGenerator f({.channels = 1, .width = 2, .residual_blocks = 1});
+  io::load_model_group(out / "model.h5", "generator_a2b", g);
+  io::load_model_group(out / "model.h5", "generator_b2a", f);
+  models::MLP classifier(32 * 32, {16}, 3);
+  io::load_model_group(mlp / "model.h5", "model", classifier);
+  NoGradGuard no_grad;
+  classifier.eval();
+  // The class the classifier gives each image in [-1, 1], from its own normalisation (x + 1) / 2 -> (. - 0.5)
+  // / 0.25.
+  const auto classes_of = [&](const Tensor& images) {
+    const std::vector<float> logits = classifier(((images + 1.0) * 0.5 - 0.5) * 4.0).to_vector<float>();
+    std::vector<int> out;
+    for (std::size_t i = 0; i < logits.size(); i += 3)
+      out.push_back(
+          static_cast<int>(std::max_element(logits.begin() + i, logits.begin() + i + 3) - logits.begin()) -
+          static_cast<int>(i));
+    return out;
+  };
+  for (const auto& [direction, from, to] : {std::tuple{"a2b", 0, 1}, std::tuple{"b2a", 1, 0}}) {
+    const Tensor x = domain_images(data, from, "test");
+    nn::Module& there = from == 0 ? static_cast<nn::Module&>(g) : f;
+    nn::Module& back = from == 0 ? static_cast<nn::Module&>(f) : g;
+    const Tensor y = there(x);
+    int translated = 0, inputs = 0;
+    for (const int k : classes_of(y)) translated += k == to;
+    for (const int k : classes_of(x)) inputs += k == to;
+    const std::string line = str_cat(
+        "  ", direction, " on 2 test images: ", format_fixed(translated / 2.0, 4),
+        " of translations classified as the target domain (untranslated: ", format_fixed(inputs / 2.0, 4),
+        "), reconstruction mean absolute error ", format_fixed(mean_abs(back(y), x), 4), "\n");
+    EXPECT_NE(printed.find(line), std::string::npos) << "expected\n" << line << "in\n" << printed;
+  }
+  expect_error<ValueError>(
+      [&] {
+        run_eval({"--classifier", (mlp / "model.h5").string(), "--translator", (mlp / "model.h5").string()});
+      },
+      {"--translator", "kind \"classifier\""});
 }
 
 }  // namespace
