@@ -198,7 +198,8 @@ DataSection read_data(const Reader& r) {
 void read_cyclegan(const Reader& r, Settings& s) {
   const Config& cfg = r.cfg();
   if (!s.data.normalize_tanh)
-    cfg.fail("data.normalize", "expected \"tanh\" for task \"cyclegan\" (the generators' outputs are in [-1, 1])");
+    cfg.fail("data.normalize",
+             "expected \"tanh\" for task \"cyclegan\" (the generators' outputs are in [-1, 1])");
   CycleGanSection& c = s.cyclegan;
   c.path_b = cfg.get_string("cyclegan.domain_b.path", "");
   c.path_b_key = cfg.locate("cyclegan.domain_b.path");

@@ -1,8 +1,8 @@
 // Tests of training checkpoints in one process, through the real trainers on a small slice of the real
 // Fashion-MNIST: a run stopped and resumed (mid-epoch, at and across epoch ends, from a stop signal) ends
 // bit for bit where a straight run ends, for the classifier, the GAN and CycleGAN (image pools included);
-// the keep policy during training; `--resume none|auto|PATH` with damaged, stale and foreign checkpoints; mismatches reported by name; the
-// contents of trainer.h5; the batch of a resumed run (resumed_batch_size).
+// the keep policy during training; `--resume none|auto|PATH` with damaged, stale and foreign checkpoints;
+// mismatches reported by name; the contents of trainer.h5; the batch of a resumed run (resumed_batch_size).
 #include "launch/train/checkpointing.h"
 
 #include <gtest/gtest.h>
@@ -430,9 +430,10 @@ TEST_F(CheckpointingTest, GanWithTheWholeTrainingVocabularyResumesBitwise) {
 // with one residual block, PatchGANs of width 2, pools of 6 images (full after two steps, then drawing from
 // their stream), 2 epochs, a checkpoint every `every` steps (all kept).
 std::string cyclegan_text(const fs::path& output, std::int64_t every) {
-  return str_cat("task = \"cyclegan\"\n[run]\nseed = 9\nepochs = 2\nthreads = 1\noutput = \"", output.string(),
-                 "\"\n[data]\npath = \"", small_fashion_mnist().string(),
-                 "\"\nbatch_size = 4\npad_to = 32\nnormalize = \"tanh\"\n[cyclegan]\npool_size = 6\nsamples = 2\n"
+  return str_cat("task = \"cyclegan\"\n[run]\nseed = 9\nepochs = 2\nthreads = 1\noutput = \"",
+                 output.string(), "\"\n[data]\npath = \"", small_fashion_mnist().string(),
+                 "\"\nbatch_size = 4\npad_to = 32\nnormalize = \"tanh\"\n[cyclegan]\npool_size = 6\n"
+                 "samples = 2\n"
                  "eval_images = 8\n[generator]\nname = \"cyclegan-resnet\"\nwidth = 2\nresidual_blocks = 1\n"
                  "[discriminator]\nname = \"patchgan\"\nwidth = 2\n[checkpoint]\nevery_steps = ",
                  every, "\nkeep_last = 100\n");

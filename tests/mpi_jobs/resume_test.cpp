@@ -297,8 +297,8 @@ fs::path dcgan_config(const fs::path& path, const fs::path& output) {
 }
 
 // A CycleGAN, sneakers <-> ankle boots at 32x32 (the example's networks: steps long enough for the kill to
-// land mid-run on an idle machine), pools of 12 images (full after two steps of 2 x 4 images, so the resumed steps draw from the
-// pools' stream), 4 images per rank: 3 x kEvery steps, a checkpoint every kEvery.
+// land mid-run on an idle machine), pools of 12 images (full after two steps of 2 x 4 images, so the
+// resumed steps draw from the pools' stream), 4 images per rank: 3 x kEvery steps, a checkpoint every kEvery.
 fs::path cyclegan_config(const fs::path& path, const fs::path& output) {
   return write_config(path, "cyclegan", output, str_cat("seed = 4\nmax_steps = ", 3 * kEvery, "\n"),
                       "batch_size = 4\npad_to = 32\nnormalize = \"tanh\"\n",
@@ -460,7 +460,8 @@ TEST(MpiCycleGan, TwoRanksOfTwoImagesStepAsOneProcessOfFourPoolsIncluded) {
   const nn::StateDict pools_two = read_group(a / "trainer.h5", "image_pools"),
                       pools_one = read_group(b / "trainer.h5", "image_pools");
   for (const char* name : {"stream", "a.count", "b.count"})
-    EXPECT_EQ(pools_two.at(name).to_vector<std::int64_t>(), pools_one.at(name).to_vector<std::int64_t>()) << name;
+    EXPECT_EQ(pools_two.at(name).to_vector<std::int64_t>(), pools_one.at(name).to_vector<std::int64_t>())
+        << name;
   EXPECT_EQ(pools_one.at("stream").to_vector<std::int64_t>()[1], 2 * 2);  // 2 draws per pool once full
   // Stored in rank order instead, the pools differ by about half their norm.
   const double pools = overall_relative_difference(a / "trainer.h5", b / "trainer.h5", "image_pools");
