@@ -1,6 +1,7 @@
-// `lockstep sample PATH`: a PNG grid of images drawn from a trained GAN's generator, read from a model file,
-// a checkpoint directory (verified against its manifest first) or the newest valid checkpoint of a
-// directory of checkpoints.
+// `lockstep sample PATH`: a PNG grid of images drawn from a trained GAN's generator or a PixelCNN (or, for a
+// CycleGAN, given images translated and translated back), read from a model file, a checkpoint directory
+// (verified against its manifest first) or the newest valid checkpoint of a directory of checkpoints.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
 #include "launch/config/config.h"
+#include "launch/train/cyclegan.h"
 #include "launch/train/factory.h"
 #include "launch/train/run.h"
 #include "launch/config/settings.h"
@@ -96,8 +98,8 @@ Source resolve(const fs::path& path) {
   return checkpoint_source(latest->path, str_cat(", the newest valid one in ", dir.string()));
 }
 
-// The kind of model `file` holds ("gan" or "pixelcnn"); ValueError for any other model file, IoError when it
-// is not HDF5.
+// The kind of model `file` holds ("gan", "pixelcnn" or "cyclegan"); ValueError for any other model file,
+// IoError when it is not HDF5.
 std::string generative_kind(const fs::path& file) {
   std::optional<io::h5::File> h5file;
   try {
@@ -115,11 +117,87 @@ std::string generative_kind(const fs::path& file) {
                 in_quotes(file.string()), " has none"));
   }
   const std::string kind = root.attribute_string("kind");
-  if (kind != "gan" && kind != "pixelcnn") {
-    throw ValueError(str_cat("sample: expected a GAN or PixelCNN model file (kind \"gan\" or \"pixelcnn\"), but ",
+  if (kind != "gan" && kind != "pixelcnn" && kind != "cyclegan") {
+    throw ValueError(str_cat("sample: expected a GAN, PixelCNN or CycleGAN model file (kind \"gan\", \"pixelcnn\" or "
+                             "\"cyclegan\"), but ",
                              in_quotes(file.string()), " holds a model of kind \"", kind, "\""));
   }
   return kind;
+}
+
+// --- CycleGAN: translations of given images ---------------------------------------------------------------
+
+// `lockstep sample CYCLEGAN --input FILE.h5 --split S --direction a2b|b2a`: the first --count images of the
+// source domain's classes in split S of FILE.h5 (default: the source domain's file trained on), each as
+// input | translation | reconstruction, --columns triples per row (default min(4, count)); prints the
+// reconstructions' mean absolute error (pixels in [-1, 1]).
+int sample_translations(const Source& source, const po::variables_map& values) {
+  const auto count = values["count"].as<std::int64_t>();
+  const fs::path output = values["output"].as<std::string>();
+  const std::string direction = values["direction"].as<std::string>();
+  const std::string split = values["split"].as<std::string>();
+  if (direction != "a2b" && direction != "b2a")
+    throw UsageError(str_cat("--direction: expected a2b or b2a, but got ", in_quotes(direction)));
+  if (split.empty()) throw UsageError("--split: expected a split name, e.g. test, but got an empty one");
+  std::int64_t columns = std::min<std::int64_t>(4, count);
+  if (values.count("columns") != 0) columns = values["columns"].as<std::int64_t>();
+  const io::ModelFileInfo info = io::read_model_file_info(source.model);
+  // The stored config on the input's split alone (only its metadata is read: no image cache).
+  std::vector<std::string> overrides = {"data.cache=\"none\"", str_cat("data.train_split=\"", split, "\""),
+                                        "data.test_split=\"\"", "data.validation_fraction=0"};
+  const bool a2b = direction == "a2b";
+  std::string input = values["data"].as<std::string>();
+  if (values.count("input") != 0) {
+    input = values["input"].as<std::string>();
+  } else if (!a2b) {  // domain B's own file, when it had one
+    const launch::Settings stored = launch::read_settings(
+        launch::Config::parse(info.config, source.model.string(), {"data.cache=\"none\""}));
+    if (!stored.cyclegan.path_b.empty()) input = stored.cyclegan.path_b.string();
+  }
+  if (!input.empty()) overrides.push_back(str_cat("data.path=\"", input, "\""));
+  const launch::Settings settings =
+      launch::read_settings(launch::Config::parse(info.config, source.model.string(), overrides));
+  const launch::DataSplits data = launch::make_data(settings.data, 0);
+  const std::vector<std::int64_t>& classes = a2b ? settings.cyclegan.classes_a : settings.cyclegan.classes_b;
+  std::vector<std::int64_t> indices;
+  for (std::int64_t i = 0; i < data.train->size() && static_cast<std::int64_t>(indices.size()) < count; ++i) {
+    const std::int64_t label = data.train->labels()[static_cast<std::size_t>(i)];
+    if (classes.empty() || std::find(classes.begin(), classes.end(), label) != classes.end())
+      indices.push_back(i);
+  }
+  if (indices.empty()) {
+    throw ValueError(str_cat("sample: expected images of domain ", a2b ? "A" : "B", "'s classes in split ",
+                             in_quotes(split), " of ", in_quotes(settings.data.path.string()),
+                             ", but it has none"));
+  }
+  const auto g = launch::make_cyclegan_generator(settings.generator.model, data.geometry);
+  const auto f = launch::make_cyclegan_generator(settings.generator.model, data.geometry);
+  io::load_model_group(source.model, "generator_a2b", *g);
+  io::load_model_group(source.model, "generator_b2a", *f);
+  io::LoaderOptions options = data.test_options;  // no shuffling, no augmentation
+  options.batch_size = kBatch;
+  options.prefetch = 0;
+  const std::int64_t n = static_cast<std::int64_t>(indices.size());
+  options.subset = std::make_shared<const std::vector<std::int64_t>>(std::move(indices));
+  io::DataLoader loader(data.train, options);
+  loader.start_epoch(0);
+  std::vector<Tensor> rows;
+  double error = 0.0, values_seen = 0.0;
+  while (std::optional<io::Batch> batch = loader.next()) {
+    const Tensor triples = a2b ? launch::translation_rows(*g, *f, batch->images)
+                               : launch::translation_rows(*f, *g, batch->images);
+    const std::vector<float> x = batch->images.to_vector<float>();
+    const std::vector<float> back = triples.slice(0, 2, triples.size(0), 3).contiguous().to_vector<float>();
+    for (std::size_t i = 0; i < x.size(); ++i) error += std::fabs(static_cast<double>(back[i]) - x[i]);
+    values_seen += static_cast<double>(x.size());
+    rows.push_back(triples);
+  }
+  io::write_png(output, io::image_grid(cat(rows, 0), 3 * columns));
+  std::cout << "wrote " << n << (n == 1 ? " translation" : " translations") << " (" << direction << ") of "
+            << settings.data.path.string() << " [" << split << "] from " << source.description << " to "
+            << output.string() << "; reconstruction mean absolute error "
+            << format_fixed(error / values_seen, 4) << '\n';
+  return 0;
 }
 
 }  // namespace
@@ -134,7 +212,11 @@ int run_sample(const std::vector<std::string>& args) {
       "columns", po::value<std::int64_t>(), "columns of the grid (default: ceil(sqrt(count)))")(
       "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)")(
       "class", po::value<std::int64_t>(),
-      "a conditional GAN's class to draw (default: one row of the grid per class)");
+      "a conditional GAN's class to draw (default: one row of the grid per class)")(
+      "input", po::value<std::string>(), "CycleGAN: the data set file whose images to translate (default: --data)")(
+      "split", po::value<std::string>()->default_value("test"), "CycleGAN: the split of --input")(
+      "direction", po::value<std::string>()->default_value("a2b"),
+      "CycleGAN: a2b (domain A's images through G: A -> B, then back) or b2a");
   po::positional_options_description positional;
   positional.add("path", 1);
   const auto values = parse_options(
@@ -162,6 +244,10 @@ int run_sample(const std::vector<std::string>& args) {
 
   const Source source = resolve((*values)["path"].as<std::string>());
   const std::string kind = generative_kind(source.model);
+  if (kind == "cyclegan") return sample_translations(source, *values);
+  if (values->count("input") != 0)
+    throw UsageError("--input: expected a CycleGAN model, whose generators translate images; this model draws "
+                     "from noise");
   // As `lockstep eval --generator`: the stored config and the data geometry the generator was built for
   // (only the file's metadata is read: no image cache).
   std::vector<std::string> overrides = {"data.cache=\"none\""};

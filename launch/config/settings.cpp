@@ -1,8 +1,10 @@
 // Config -> typed settings, every value checked where it is read.
 #include "launch/config/settings.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "src/core/error.h"
 
@@ -80,6 +82,12 @@ ModelSection read_model(const Reader& r, const std::string& section,
   } else if (m.name == "dcgan" || m.name == "wgan-critic") {
     m.width = r.integer(key(section, "width"), 64, 1, 4096);
     if (m.name == "wgan-critic") m.norm = cfg.choice(key(section, "norm"), {"none", "layer"}, "none");
+  } else if (m.name == "cyclegan-resnet") {
+    m.width = r.integer(key(section, "width"), 32, 1, 4096);
+    m.residual_blocks = r.integer(key(section, "residual_blocks"), 6, 0, 64);
+  } else if (m.name == "patchgan") {
+    m.width = r.integer(key(section, "width"), 64, 1, 4096);
+    m.layers = r.integer(key(section, "layers"), 2, 1, 8);
   }
   return m;
 }
@@ -229,12 +237,61 @@ AutoencoderSection read_autoencoder(const Reader& r) {
   return a;
 }
 
+// [cyclegan] and its four networks: two generators from [generator], two discriminators from
+// [discriminator] (each network its own optimizer and schedule of those settings), Adam(2e-4, beta1 0.5) by
+// default as in the paper. Pixels must be in [-1, 1] like the generators' tanh (data.normalize = "tanh").
+void read_cyclegan(const Reader& r, Settings& s) {
+  const Config& cfg = r.cfg();
+  if (s.data.normalize != "tanh") {
+    cfg.fail("data.normalize", str_cat("expected \"tanh\" for task \"cyclegan\" (the generators' outputs are in "
+                                       "[-1, 1]), but got \"", s.data.normalize, "\""));
+  }
+  CycleGanSection& c = s.cyclegan;
+  c.path_b = cfg.get_string("cyclegan.domain_b.path", "");
+  c.path_b_key = cfg.locate("cyclegan.domain_b.path");
+  const bool own_file = !c.path_b.empty();
+  // Domain B of its own file takes every class of it unless domain_b.classes says otherwise.
+  if (own_file && !cfg.has("cyclegan.domain_b.classes")) c.classes_b.clear();
+  for (auto [name, classes, at] : {std::tuple{"cyclegan.domain_a.classes", &c.classes_a, &c.classes_a_key},
+                                   std::tuple{"cyclegan.domain_b.classes", &c.classes_b, &c.classes_b_key}}) {
+    *at = cfg.locate(name);
+    if (classes->empty()) continue;
+    *classes = cfg.get_ints(name, *classes);
+    if (classes->empty()) cfg.fail(name, "expected at least one class, but got an empty list");
+    for (const std::int64_t k : *classes)
+      if (k < 0) cfg.fail(name, str_cat("expected class numbers of at least 0, but got ", k));
+  }
+  for (const std::int64_t k : c.classes_a) {
+    if (!own_file && std::find(c.classes_b.begin(), c.classes_b.end(), k) != c.classes_b.end()) {
+      cfg.fail("cyclegan.domain_b.classes",
+               str_cat("expected classes apart from cyclegan.domain_a.classes, but both hold class ", k));
+    }
+  }
+  c.lambda_cycle = r.non_negative("cyclegan.lambda_cycle", 10.0);
+  c.lambda_identity = r.non_negative("cyclegan.lambda_identity", 0.5);
+  c.pool_size = r.integer("cyclegan.pool_size", 50, 0, 1 << 16);
+  c.samples = r.integer("cyclegan.samples", 8, 1, 256);
+  c.eval_images = r.integer("cyclegan.eval_images", 256, 0);
+  s.generator.model = read_model(r, "generator", {"cyclegan-resnet"});
+  s.discriminator.model = read_model(r, "discriminator", {"patchgan"});
+  OptimizerSection paper;
+  paper.name = "adam";
+  paper.lr = 2e-4;
+  paper.beta1 = 0.5;
+  for (auto [section, net] : {std::pair{"generator", &s.generator}, std::pair{"discriminator", &s.discriminator}}) {
+    const std::string name = section;
+    net->optimizer = read_optimizer(r, name + ".optimizer", "optimizer", paper);
+    net->schedule = read_schedule(r, name + ".schedule", "schedule");
+    net->clip_grad_norm = r.non_negative(r.first_present(name + ".clip_grad_norm", "train.clip_grad_norm"), 0.0);
+  }
+}
+
 }  // namespace
 
 Settings read_settings(const Config& cfg) {
   const Reader r(cfg);
   Settings s;
-  s.task = cfg.choice("task", {"classifier", "gan", "autoencoder", "pixelcnn"}, "classifier");
+  s.task = cfg.choice("task", {"classifier", "gan", "autoencoder", "pixelcnn", "cyclegan"}, "classifier");
 
   s.run.seed = static_cast<std::uint64_t>(r.integer("run.seed", 0, 0));
   s.seed_key = cfg.locate("run.seed");
@@ -252,7 +309,7 @@ Settings read_settings(const Config& cfg) {
 
   // An autoencoder and PixelCNN model intensities in [0, 1].
   const bool intensities = s.task == "autoencoder" || s.task == "pixelcnn";
-  s.data = read_data(r, intensities ? "none" : "dataset");
+  s.data = read_data(r, intensities ? "none" : s.task == "cyclegan" ? "tanh" : "dataset");
   if (intensities && s.data.normalize != "none") {
     cfg.fail("data.normalize", str_cat("expected \"none\" for task \"", s.task, "\" (it models intensities in [0, 1]), "
                                        "but got \"", s.data.normalize, "\""));
@@ -286,6 +343,8 @@ Settings read_settings(const Config& cfg) {
     s.model.optimizer = read_optimizer(r, "optimizer", "", OptimizerSection{.name = "adam", .lr = 1e-3});
     s.model.schedule = read_schedule(r, "schedule", "");
     s.model.clip_grad_norm = r.non_negative("train.clip_grad_norm", 0.0);
+  } else if (s.task == "cyclegan") {
+    read_cyclegan(r, s);
   } else {
     s.gan.latent = r.integer("gan.latent", 100, 1, 1 << 20);
     s.gan.loss = cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein", "wasserstein-gp"},

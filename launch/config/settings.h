@@ -62,8 +62,10 @@ struct ModelSection {
   double dropout = 0.0;              // mlp classifier
   std::string shortcut = "identity";  // CIFAR ResNets: identity | projection
   std::string stem = "small";         // ResNet-18/34/50: small | imagenet
-  std::int64_t width = 64;            // DCGAN networks, WGAN critic
+  std::int64_t width = 64;            // DCGAN networks, WGAN critic; CycleGAN networks (ngf / ndf)
   std::string norm = "none";          // WGAN critic: none | layer
+  std::int64_t residual_blocks = 6;   // cyclegan-resnet
+  std::int64_t layers = 2;            // patchgan: stride-2 stages
 };
 
 // [optimizer] (or [generator.optimizer], ...).
@@ -151,6 +153,22 @@ struct PixelCnnSection {
   std::int64_t samples = 16;  // images drawn pixel by pixel after each epoch (0: none)
 };
 
+// [cyclegan]: unpaired translation between two domains, each given by a set of classes of a data set:
+// domain A of data.path, domain B of data.path or of its own file (default: Fashion-MNIST's sneakers <->
+// ankle boots).
+struct CycleGanSection {
+  std::vector<std::int64_t> classes_a = {7};  // domain_a.classes
+  std::vector<std::int64_t> classes_b = {9};  // domain_b.classes; empty: every class (domain_b.path only)
+  ConfigKey classes_a_key, classes_b_key;     // for classes the data set lacks
+  std::filesystem::path path_b;               // domain_b.path: domain B from this file (empty: data.path)
+  ConfigKey path_b_key;
+  double lambda_cycle = 10.0;                 // weight of the L1 cycle losses
+  double lambda_identity = 0.5;               // weight of the L1 identity losses, times lambda_cycle
+  std::int64_t pool_size = 50;                // generated images kept per discriminator (0: none)
+  std::int64_t samples = 8;                   // image pairs in each epoch's grid
+  std::int64_t eval_images = 256;             // test images per domain for the epoch's cycle error
+};
+
 // The whole job.
 struct Settings {
   std::string task = "classifier";  // a registered task (launch/train/tasks.cpp)
@@ -162,8 +180,9 @@ struct Settings {
   NetworkSection model;  // classifier; the autoencoder's and PixelCNN's optimizer, schedule and clipping
   AutoencoderSection autoencoder;
   PixelCnnSection pixelcnn;
-  NetworkSection generator, discriminator;  // gan
+  NetworkSection generator, discriminator;  // gan; cyclegan (both generators, both discriminators)
   GanSection gan;
+  CycleGanSection cyclegan;
   ConfigKey seed_key;    // run.seed, for a resume that would change it
   ConfigKey output_key;  // run.output, for a folder that cannot be created
   // The effective configuration (file, overrides and every default used) as TOML: stored in model files

@@ -208,6 +208,18 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
     for (const std::string& name : root.children())
       if (name != "trainer") extra.emplace(name, io::read_state_dict(root.group(name)));
   }
+  // The task's states, by name.
+  for (const auto& [name, module] : parts.states) {
+    const std::filesystem::path path = resumed_from_ / kTrainerFile;
+    const auto it = extra.find(name);
+    if (it == extra.end()) {
+      throw IoError(str_cat("resume: expected the group '/", name, "' (the task's state) in '", path.string(),
+                            "', but it is missing. Was it written by another task?"),
+                    path.string());
+    }
+    in_group(path, name, [&] { module->load_state_dict(it->second); });
+    extra.erase(it);
+  }
   return extra;
 }
 
@@ -346,6 +358,8 @@ SavedCheckpoint Checkpointer::save(const TrainingParts& parts, io::TrainerState 
         const io::h5::File file(dir / kTrainerFile, io::h5::Access::kTruncate);
         const io::h5::Group root = file.root();
         io::write_trainer_state(root.create_group("trainer"), state);
+        for (const auto& [name, module] : parts.states)
+          io::write_state_dict(root.create_group(name), module->state_dict());
         for (const auto& [name, dict] : extra) io::write_state_dict(root.create_group(name), dict);
         file.flush();
       }

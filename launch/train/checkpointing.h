@@ -9,8 +9,9 @@
 //   optimizer.h5  one group per optimizer and schedule (/optimizer, /schedule; /generator_optimizer, ...);
 //   trainer.h5    /trainer (io::TrainerState: step, epoch, epoch_step, samples seen, global batch, seed,
 //                 world size, config, library version, every rank's RNG stream, the trainer's figures
-//                 in /trainer/values, e.g. steps_per_epoch and the epoch's running sums) and the
-//                 trainer's extra state dicts (e.g. /best_model for early stopping).
+//                 in /trainer/values, e.g. steps_per_epoch and the epoch's running sums), the task's
+//                 states (TrainingParts::states, e.g. /image_pools) and the trainer's extra state dicts
+//                 (e.g. /best_model for early stopping).
 #pragma once
 
 #include <cstdint>
@@ -39,6 +40,10 @@ struct TrainingParts {
   std::vector<std::pair<std::string, nn::Module*>> models;
   std::vector<std::pair<std::string, optim::Optimizer*>> optimizers;
   std::vector<std::pair<std::string, optim::LRScheduler*>> schedules;
+  // The task's training state that is no network (e.g. CycleGAN's image pools and their random stream), as
+  // modules' buffers: saved in trainer.h5 beside /trainer (not in model.h5), loaded on resume. Rank 0 writes
+  // the checkpoint, so this state must be the same on every rank.
+  std::vector<std::pair<std::string, nn::Module*>> states = {};
 };
 
 // A committed checkpoint: its directory, its size on disk and how long saving took on this rank (gathering
@@ -80,8 +85,8 @@ class Checkpointer {
   // Every rank: checks that the run continues the checkpoint's (run.seed, steps per epoch: a ConfigError or
   // ValueError naming both values), loads the picked checkpoint's models, optimizers and schedules into
   // `parts` (every mismatch reported by name), restores this rank's default random stream (the same world
-  // size: the saved stream; another: a fresh one derived from seed, rank and step) and returns the extra
-  // state dicts saved with the trainer state (e.g. "best_model").
+  // size: the saved stream; another: a fresh one derived from seed, rank and step), loads the task's states
+  // (parts.states) from trainer.h5 and returns the other state dicts saved there (e.g. "best_model").
   io::StateGroups load(const TrainingParts& parts, const io::TrainerState& state) const;
 
   // "resumed from DIR: step 1200, epoch 3 at step 28/234" (+ the world size change): the line trainers print.

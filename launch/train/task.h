@@ -25,11 +25,13 @@
 
 namespace lockstep::launch {
 
-// What a task is built from. The references outlive the task.
+// What a task is built from. The references outlive the task. The loop builds its training loader from
+// `data` after the task: a task may narrow data.train_options.subset (and data.train_size) to the samples it
+// trains on, as CycleGAN does to its domain A.
 struct TaskContext {
   const launch::Settings& settings;
   const RunSettings& run;
-  const DataSplits& data;
+  DataSplits& data;
 };
 
 // What a task reports at the end of an epoch (or of the part of one where training ends or stops).

@@ -10,6 +10,7 @@ std::unique_ptr<Task> make_classifier_task(const TaskContext& context);
 std::unique_ptr<Task> make_gan_task(const TaskContext& context);
 std::unique_ptr<Task> make_autoencoder_task(const TaskContext& context);
 std::unique_ptr<Task> make_pixelcnn_task(const TaskContext& context);
+std::unique_ptr<Task> make_cyclegan_task(const TaskContext& context);
 
 std::unique_ptr<Task> make_task(const TaskContext& context) {
   static const std::map<std::string, std::function<std::unique_ptr<Task>(const TaskContext&)>> kTasks = {
@@ -17,6 +18,7 @@ std::unique_ptr<Task> make_task(const TaskContext& context) {
       {"gan", make_gan_task},
       {"autoencoder", make_autoencoder_task},
       {"pixelcnn", make_pixelcnn_task},
+      {"cyclegan", make_cyclegan_task},
   };
   const auto it = kTasks.find(context.settings.task);
   // read_settings accepts only these names.

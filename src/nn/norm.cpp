@@ -1,5 +1,5 @@
 // BatchNorm1d/2d (batch statistics in training with running-statistics updates, running statistics in
-// evaluation) and LayerNorm, on the ops of src/ops/norm.h.
+// evaluation), LayerNorm and InstanceNorm2d, on the ops of src/ops/norm.h.
 #include "src/nn/norm.h"
 
 #include "src/autograd/grad_mode.h"
@@ -80,6 +80,31 @@ Tensor LayerNorm::forward(const Tensor& input) {
 
 std::string LayerNorm::describe() const {
   return shape_str(normalized_shape_) + (eps_ != 1e-5 ? str_cat(", eps=", eps_) : "");
+}
+
+InstanceNorm2d::InstanceNorm2d(std::int64_t features, Affine affine, double eps)
+    : Module("InstanceNorm2d"), features_(features), eps_(eps) {
+  LOCKSTEP_CHECK(features > 0 && eps > 0, ValueError,
+                 "InstanceNorm2d: expected a positive number of features and eps > 0, but got ", features,
+                 ", eps=", eps);
+  if (affine == Affine::kYes) {
+    weight_ = register_parameter("weight", ones({features}));
+    bias_ = register_parameter("bias", zeros({features}));
+  }
+}
+
+Tensor InstanceNorm2d::forward(const Tensor& input) {
+  LOCKSTEP_CHECK(input.dim() == 4 && input.size(1) == features_, ValueError,
+                 "InstanceNorm2d::forward: expected an input [N, ", features_, ", H, W], but got shape ",
+                 shape_str(input.shape()));
+  return instance_norm(input, weight_, bias_, eps_);
+}
+
+std::string InstanceNorm2d::describe() const {
+  std::string text = str_cat(features_);
+  if (eps_ != 1e-5) text += str_cat(", eps=", eps_);
+  if (weight_.defined()) text += ", affine=yes";
+  return text;
 }
 
 }  // namespace lockstep::nn

@@ -1,5 +1,6 @@
 // Normalisation layers: BatchNorm1d ([N, C] or [N, C, L]), BatchNorm2d ([N, C, H, W]) with running
-// statistics, and LayerNorm over the trailing dimensions.
+// statistics, LayerNorm over the trailing dimensions, and InstanceNorm2d ([N, C, H, W], per sample and
+// channel).
 #pragma once
 
 #include <cstdint>
@@ -88,6 +89,30 @@ class LayerNorm : public Module {
 
  private:
   Shape normalized_shape_;
+  double eps_;
+  Tensor weight_;
+  Tensor bias_;
+};
+
+// Instance norm over [N, C, H, W]: each (sample, channel) normalised over H, W with the biased variance, in
+// training and evaluation alike (no running statistics, like PyTorch's default track_running_stats=False).
+// Affine::kNo by default, as in PyTorch and in CycleGAN's reference code; with Affine::kYes it owns weight
+// [C] (ones) and bias [C] (zeros), PyTorch's state-dict names. Not thread-safe.
+class InstanceNorm2d : public Module {
+ public:
+  explicit InstanceNorm2d(std::int64_t features, Affine affine = Affine::kNo, double eps = 1e-5);
+
+  Tensor forward(const Tensor& input) override;
+
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  std::int64_t num_features() const { return features_; }
+
+ protected:
+  std::string describe() const override;
+
+ private:
+  std::int64_t features_;
   double eps_;
   Tensor weight_;
   Tensor bias_;

@@ -1,4 +1,4 @@
-// Batch norm and layer norm on the norm kernels, with their gradients and input validation.
+// Batch norm, layer norm and instance norm on the norm kernels, with their gradients and input validation.
 #include "src/ops/norm.h"
 
 #include <utility>
@@ -9,6 +9,7 @@
 #include "src/ops/elementwise.h"
 #include "src/ops/kernels.h"
 #include "src/ops/reduce.h"
+#include "src/tensor/factories.h"
 
 namespace lockstep {
 namespace {
@@ -371,6 +372,91 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                                                  ctx.saved(2), ctx.saved(3), kernel_view(ctx.saved(1), vec),
                                                  kernel_view(dx, matrix), kernel_view(dw, vec),
                                                  kernel_view(db, vec));
+           return std::vector<Tensor>{dx, dw, db};
+         });
+  return y;
+}
+
+namespace {
+
+// The instance-norm backward from differentiable ops, recomputing the statistics from x so that they carry
+// x's history: with xhat = (x - mean) * rstd over the spatial dimensions S of each (n, c) and
+// g = dy * weight[c],
+//   dx = rstd * (g - mean_S(g) - xhat * mean_S(g * xhat))
+//   dweight = sum(dy * xhat),  dbias = sum(dy)   (over N and S)
+// Used under create_graph, where the result is differentiated again.
+std::vector<Tensor> recorded_instance_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                                    double eps, bool need_dx, bool need_dw, bool need_db) {
+  const ChannelLayout layout = channel_layout(x.dim(), x.size(1));
+  const std::vector<std::int64_t> spatial(layout.dims.begin() + 1, layout.dims.end());
+  const Tensor xmu = x - mean(x, spatial, KeepDim::kYes);
+  const Tensor rstd = 1.0 / sqrt(mean(xmu * xmu, spatial, KeepDim::kYes) + eps);
+  const Tensor xhat = xmu * rstd;
+  Tensor dx, dw, db;
+  if (need_dx) {
+    const Tensor g = weight.defined() ? dy * weight.view(layout.channel_shape) : dy;
+    dx = rstd * (g - mean(g, spatial, KeepDim::kYes) - xhat * mean(g * xhat, spatial, KeepDim::kYes));
+  }
+  if (need_dw) dw = sum(dy * xhat, layout.dims);
+  if (need_db) db = sum(dy, layout.dims);
+  return {dx, dw, db};
+}
+
+}  // namespace
+
+Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  const char* op = "instance_norm";
+  const Ncl g = check_batch_input(op, "input", x);
+  const Device device = common_device(op, {x, weight, bias});
+  check_channel_tensor(op, "weight", weight, x, Required::kNo);
+  check_channel_tensor(op, "bias", bias, x, Required::kNo);
+  LOCKSTEP_CHECK(x.dim() >= 3 && g.l > 1, ValueError, op,
+                 ": expected input [N, C, *] with more than 1 spatial value per channel, but got ",
+                 shape_str(x.shape()), ". Instance norm of a single value is always 0");
+  LOCKSTEP_CHECK(eps >= 0.0, ValueError, op, ": expected a non-negative eps, but got ", eps);
+  // Each (n, c) is one row of a [N * C, L] matrix: the layer-norm kernel normalises it without affine, and
+  // the per-channel affine (when any) is batch-norm's apply kernel with mean 0 and invstd 1.
+  const Shape matrix{g.n * g.c, g.l};
+  const Shape rows{g.n * g.c};
+  Tensor xhat = empty(x.shape(), x.dtype(), device);
+  Tensor row_mean = empty(rows, x.dtype(), device), rstd = empty(rows, x.dtype(), device);
+  kernels::layer_norm.get(device)(kernel_view(x, matrix), Tensor(), Tensor(), eps, kernel_view(xhat, matrix),
+                                  row_mean, rstd);
+  const bool affine = weight.defined() || bias.defined();
+  Tensor y = xhat;
+  if (affine) {
+    y = empty(x.shape(), x.dtype(), device);
+    const Shape c{g.c};
+    kernels::batch_norm_apply.get(device)(kernel_view(xhat, g.shape()), zeros(c, x.dtype(), device),
+                                          ones(c, x.dtype(), device), kernel_view(weight, c),
+                                          kernel_view(bias, c), kernel_view(y, g.shape()));
+  }
+  const bool keep_xhat = weight.defined() && weight.requires_grad();
+  const ChannelLayout layout = channel_layout(x.dim(), g.c);
+  const Shape x_shape = x.shape();
+  record(op, {x, weight, bias}, {y}, {x, weight, row_mean, rstd, keep_xhat ? xhat : Tensor()},
+         [x_shape, matrix, layout, eps](BackwardContext& ctx) {
+           // dy [N,C,*], x [N,C,*], weight [C], mean/rstd [N*C], xhat [N,C,*] -> dx [N,C,*], dweight [C],
+           // dbias [C]
+           const Tensor& dy = ctx.grad();
+           const bool need_dx = ctx.needs_input_grad(0), need_dw = ctx.needs_input_grad(1),
+                      need_db = ctx.needs_input_grad(2);
+           const Tensor& w = ctx.saved(1);
+           if (GradMode::is_enabled()) {
+             // create_graph: the gradient is to be differentiated again.
+             return recorded_instance_norm_backward(dy, ctx.saved(0), w, eps, need_dx, need_dw, need_db);
+           }
+           Tensor dx, dw, db;
+           if (need_dx) {
+             // The layer-norm backward of each row, on dy scaled by its channel's weight.
+             const Tensor gy = w.defined() ? dy * w.view(layout.channel_shape) : dy;
+             dx = empty(x_shape, dy.dtype(), dy.device());
+             kernels::layer_norm_backward.get(dy.device())(
+                 kernel_view(gy, matrix), kernel_view(ctx.saved(0), matrix), ctx.saved(2), ctx.saved(3),
+                 Tensor(), kernel_view(dx, matrix), Tensor(), Tensor());
+           }
+           if (need_dw) dw = sum(dy * ctx.saved(4), layout.dims);
+           if (need_db) db = sum(dy, layout.dims);
            return std::vector<Tensor>{dx, dw, db};
          });
   return y;

@@ -1,5 +1,6 @@
 // Normalisation ops: batch norm (one training path whose statistics come from a source: this batch, or every
-// rank's batch for SyncBatchNorm; evaluation) and layer norm, plus the four raw batch-norm steps.
+// rank's batch for SyncBatchNorm; evaluation), layer norm and instance norm, plus the four raw batch-norm
+// steps.
 #pragma once
 
 #include <cstdint>
@@ -98,5 +99,13 @@ Tensor batch_norm_backward_elemt(const Tensor& dy, const Tensor& x, const Tensor
 // create_graph.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
+
+// Instance norm (PyTorch's InstanceNorm1d/2d/3d without running statistics): x [N, C, *] normalised per
+// (sample, channel) over its trailing (spatial) values with the biased variance,
+//   y = (x - mean_nc) / sqrt(var_nc + eps) * weight[c] + bias[c]
+// weight, bias [C] of x's dtype or undefined (no affine). Needs more than one spatial value per channel.
+// Differentiable in x, weight and bias, twice too: forward and first-order backward run the fused layer-norm
+// kernels on x viewed as [N * C, L]; under create_graph the backward is recorded from differentiable ops.
+Tensor instance_norm(const Tensor& x, const Tensor& weight = {}, const Tensor& bias = {}, double eps = 1e-5);
 
 }  // namespace lockstep

@@ -1,8 +1,8 @@
 // Tests of training checkpoints in one process, through the real trainers on a small slice of the real
 // Fashion-MNIST: a run stopped and resumed (mid-epoch, at and across epoch ends, from a stop signal) ends
-// bit for bit where a straight run ends, for the classifier and the GAN; the keep policy during training;
-// `--resume none|auto|PATH` with damaged, stale and foreign checkpoints; mismatches reported by name; the
-// contents of trainer.h5; the batch of a resumed run (resumed_batch_size).
+// bit for bit where a straight run ends, for the classifier, the GAN and CycleGAN (image pools included);
+// the keep policy during training; `--resume none|auto|PATH` with damaged, stale and foreign checkpoints;
+// mismatches reported by name; the contents of trainer.h5; the batch of a resumed run (resumed_batch_size).
 #include "launch/train/checkpointing.h"
 
 #include <gtest/gtest.h>
@@ -424,6 +424,47 @@ TEST_F(CheckpointingTest, GanWithTheWholeTrainingVocabularyResumesBitwise) {
   EXPECT_EQ(optimizer.root().children(),
             (std::vector<std::string>{"discriminator_optimizer", "discriminator_schedule", "generator_optimizer",
                                       "generator_schedule"}));
+}
+
+// A tiny CycleGAN run in `output`: sneakers (32 of the small set's images: 8 steps per epoch at batch 4)
+// <-> ankle boots (26: 6 batches, so domain B's loader wraps inside each epoch of A), generators of width 2
+// with one residual block, PatchGANs of width 2, pools of 6 images (full after two steps, then drawing from
+// their stream), 2 epochs, a checkpoint every `every` steps (all kept).
+std::string cyclegan_text(const fs::path& output, std::int64_t every) {
+  return str_cat("task = \"cyclegan\"\n[run]\nseed = 9\nepochs = 2\nthreads = 1\noutput = \"",
+                 output.string(), "\"\n[data]\npath = \"", small_fashion_mnist().string(),
+                 "\"\nbatch_size = 4\npad_to = 32\nnormalize = \"tanh\"\n[cyclegan]\npool_size = 6\n"
+                 "samples = 2\n"
+                 "eval_images = 8\n[generator]\nname = \"cyclegan-resnet\"\nwidth = 2\nresidual_blocks = 1\n"
+                 "[discriminator]\nname = \"patchgan\"\nwidth = 2\n[checkpoint]\nevery_steps = ",
+                 every, "\nkeep_last = 100\n");
+}
+
+TEST_F(CheckpointingTest, CycleGanResumedMidEpochAndAcrossAnEpochEndEndsBitwiseWhereTheStraightRunEnds) {
+  // Resume at step 3 (A's epoch 1, B's epoch 1), then to step 11 (A's epoch 2, B's epoch 2 after its wrap at
+  // step 7). expect_exact_resume compares trainer.h5's groups too: the image pools and their stream.
+  const fs::path a = file("straight"), b = file("resumed");
+  const auto states = expect_exact_resume(gan, cyclegan_text(a, 3), cyclegan_text(b, 3), a, b, {3, 11});
+  ASSERT_EQ(states.size(), 2u);
+  EXPECT_EQ(std::pair(states[1].epoch, states[1].epoch_step), std::pair(std::int64_t{1}, std::int64_t{3}));
+  const fs::path last = checkpoint_dir(b, 11);
+  const io::ModelFileInfo info = io::read_model_file_info(last / "model.h5");
+  EXPECT_EQ(info.groups, (std::vector<std::string>{"discriminator_a", "discriminator_b", "generator_a2b",
+                                                   "generator_b2a"}));
+  const io::h5::File optimizer(last / "optimizer.h5", io::h5::Access::kRead);
+  EXPECT_EQ(optimizer.root().children().size(), 8u);  // four optimizers, four schedules
+  // The pools are full and their one stream has drawn a counter per image met by a full pool: step 2 fills
+  // each pool's last 2 slots and draws for its other 2 images, steps 3 to 11 draw for all 4.
+  const io::StateGroups trainer = io::read_state_groups(last / "trainer.h5");
+  ASSERT_EQ(trainer.count("image_pools"), 1u);
+  const nn::StateDict& pools = trainer.at("image_pools");
+  EXPECT_EQ(pools.at("a.count").item(), 6.0);
+  EXPECT_EQ(pools.at("b.count").item(), 6.0);
+  EXPECT_EQ(pools.at("a.images").shape(), (Shape{6, 1, 32, 32}));
+  EXPECT_EQ(pools.at("stream").to_vector<std::int64_t>()[1], 2 * (2 + 4 * 9));
+  // The pools do move: the checkpoint of step 9 holds other images.
+  const io::StateGroups earlier = io::read_state_groups(checkpoint_dir(b, 9) / "trainer.h5");
+  EXPECT_FALSE(raw(earlier.at("image_pools").at("b.images")) == raw(pools.at("b.images")));
 }
 
 // The course's other GANs on gan_text's data and schedule: `variant` replaces its [gan] line and networks.

@@ -1,5 +1,6 @@
 // Checkpoints across whole jobs: `lockstep train` under mpirun killed with SIGKILL on every rank and run
-// again with the same command resumes bit for bit (ResNet with synchronised batch norm, DCGAN); a run resumed
+// again with the same command resumes bit for bit (ResNet with synchronised batch norm, DCGAN, CycleGAN with
+// its image pools); CycleGAN's 2 ranks train as one process with their union batch; a run resumed
 // at another world size keeps the global batch and the global sample order; `--resume` errors name what is
 // wrong, and a damaged newest checkpoint is set aside for the older one.
 #include <fcntl.h>
@@ -295,6 +296,19 @@ fs::path dcgan_config(const fs::path& path, const fs::path& output) {
                               kEvery, "\n"));
 }
 
+// A CycleGAN, sneakers <-> ankle boots at 32x32 (the example's networks: steps long enough for the kill to
+// land mid-run on an idle machine), pools of 12 images (full after two steps of 2 x 4 images, so the
+// resumed steps draw from the pools' stream), 4 images per rank: 3 x kEvery steps, a checkpoint every kEvery.
+fs::path cyclegan_config(const fs::path& path, const fs::path& output) {
+  return write_config(path, "cyclegan", output, str_cat("seed = 4\nmax_steps = ", 3 * kEvery, "\n"),
+                      "batch_size = 4\npad_to = 32\nnormalize = \"tanh\"\n",
+                      str_cat("[cyclegan]\npool_size = 12\nsamples = 2\neval_images = 0\n"
+                              "[generator]\nname = \"cyclegan-resnet\"\nwidth = 32\nresidual_blocks = 6\n"
+                              "[discriminator]\nname = \"patchgan\"\nwidth = 64\n"
+                              "[checkpoint]\nevery_steps = ",
+                              kEvery, "\n"));
+}
+
 // The course's MLP GAN at its own widths (the 23 MiB checkpoints and 64 images per rank keep the kill
 // mid-run), non-saturating loss: 3 x kEvery steps, a checkpoint every kEvery.
 fs::path mlp_gan_config(const fs::path& path, const fs::path& output) {
@@ -354,9 +368,11 @@ fs::path mlp_config(const fs::path& path, const fs::path& output, std::int64_t m
 
 // Trains `make_config`'s run on 2 ranks straight for 3 x kEvery steps, and again as a job killed with SIGKILL
 // on every rank as soon as checkpoint kEvery exists, then resumed by the same command. The final
-// checkpoints' models (`groups` of model.h5) and optimizer files must be identical.
+// checkpoints' models (`groups` of model.h5), optimizer files and the task's states (`trainer_groups` of
+// trainer.h5) must be identical.
 void expect_killed_and_resumed_equals_straight(
-    const std::function<fs::path(const fs::path&, const fs::path&)>& make_config, const std::string& groups) {
+    const std::function<fs::path(const fs::path&, const fs::path&)>& make_config, const std::string& groups,
+    const std::string& trainer_groups = "") {
   TempDir dir;
   const std::int64_t last = 3 * kEvery;
   const fs::path straight_out = dir / "straight", killed_out = dir / "killed";
@@ -417,6 +433,11 @@ void expect_killed_and_resumed_equals_straight(
   EXPECT_EQ(values.status, 0) << tail(values.output);
   const CommandResult rng = h5diff(a / "trainer.h5", b / "trainer.h5", "/trainer/rng /trainer/rng");
   EXPECT_EQ(rng.status, 0) << tail(rng.output);
+  std::istringstream states(trainer_groups);
+  for (std::string group; states >> group;) {
+    const CommandResult state = h5diff(a / "trainer.h5", b / "trainer.h5", "/" + group + " /" + group);
+    EXPECT_EQ(state.status, 0) << "/" << group << " of trainer.h5 differs:\n" << tail(state.output);
+  }
 }
 
 TEST(MpiResume, ResNetWithSyncBatchNormKilledOnEveryRankResumesBitForBit) {
@@ -425,6 +446,69 @@ TEST(MpiResume, ResNetWithSyncBatchNormKilledOnEveryRankResumesBitForBit) {
 
 TEST(MpiResume, DcganKilledOnEveryRankResumesBitForBit) {
   expect_killed_and_resumed_equals_straight(dcgan_config, "generator discriminator generator_ema");
+}
+
+TEST(MpiResume, CycleGanKilledOnEveryRankResumesBitForBitPoolsIncluded) {
+  expect_killed_and_resumed_equals_straight(
+      cyclegan_config, "generator_a2b generator_b2a discriminator_a discriminator_b", "image_pools");
+}
+
+// ||a - b|| / ||b|| over every floating tensor of group `group` of the two HDF5 files together (tiny tensors,
+// e.g. the biases instance norm cancels, move by f32 rounding alone; the whole group is what must agree).
+double overall_relative_difference(const fs::path& a, const fs::path& b, const std::string& group) {
+  const nn::StateDict da = read_group(a, group), db = read_group(b, group);
+  double diff = 0.0, norm = 0.0;
+  for (const auto& [name, ta] : da) {
+    const Tensor* tb = db.find(name);
+    if (tb == nullptr || !is_floating(ta.dtype())) continue;
+    const std::vector<double> va = ta.to(DType::f64).to_vector<double>(),
+                              vb = tb->to(DType::f64).to_vector<double>();
+    for (std::size_t i = 0; i < va.size() && i < vb.size(); ++i) {
+      diff += (va[i] - vb[i]) * (va[i] - vb[i]);
+      norm += vb[i] * vb[i];
+    }
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+}
+
+// A tiny CycleGAN (width 4, one residual block; PatchGANs of width 4) with SGD, pools of 2 images, `batch`
+// images per rank, one thread per rank, one step, saved.
+fs::path small_cyclegan_config(const fs::path& path, const fs::path& output, std::int64_t batch) {
+  return write_config(path, "cyclegan", output, "seed = 6\nmax_steps = 1\nthreads = 1\n",
+                      str_cat("batch_size = ", batch, "\npad_to = 32\nnormalize = \"tanh\"\n"),
+                      "[cyclegan]\npool_size = 2\nsamples = 2\neval_images = 0\n"
+                      "[generator]\nname = \"cyclegan-resnet\"\nwidth = 4\nresidual_blocks = 1\n"
+                      "[discriminator]\nname = \"patchgan\"\nwidth = 4\n"
+                      "[optimizer]\nname = \"sgd\"\nlr = 0.05\n[checkpoint]\nevery_steps = 1\n");
+}
+
+TEST(MpiCycleGan, TwoRanksOfTwoImagesStepAsOneProcessOfFourPoolsIncluded) {
+  // The pools take every rank's translations in the order of the global batch, so 2 x 2 images fill and
+  // draw the pools of one process with 4 (2 slots filled, then 2 draws per pool): the same images stored.
+  // One step: the generators' instance norms after N(0, 0.02) weights make later steps amplify f32 rounding
+  // (a single process with 1 or 2 threads differs by 1e-3 after two steps), with SGD or Adam alike.
+  TempDir dir;
+  const fs::path one_out = dir / "one", two_out = dir / "two";
+  const CommandResult one = run_job(train(small_cyclegan_config(dir / "one.toml", one_out, 4)));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const CommandResult two = run_job(mpirun_train(2, small_cyclegan_config(dir / "two.toml", two_out, 2)));
+  ASSERT_EQ(two.status, 0) << two.output;
+  const fs::path a = checkpoint_dir(two_out, 1), b = checkpoint_dir(one_out, 1);
+  for (const char* group : {"generator_a2b", "generator_b2a", "discriminator_a", "discriminator_b"}) {
+    const double d = overall_relative_difference(a / "model.h5", b / "model.h5", group);
+    std::printf("[   INFO   ] %s: 2 ranks vs 1 process, relative L2 difference %.3g\n", group, d);
+    EXPECT_LT(d, 1e-5) << group;
+  }
+  const nn::StateDict pools_two = read_group(a / "trainer.h5", "image_pools"),
+                      pools_one = read_group(b / "trainer.h5", "image_pools");
+  for (const char* name : {"stream", "a.count", "b.count"})
+    EXPECT_EQ(pools_two.at(name).to_vector<std::int64_t>(), pools_one.at(name).to_vector<std::int64_t>())
+        << name;
+  EXPECT_EQ(pools_one.at("stream").to_vector<std::int64_t>()[1], 2 * 2);  // 2 draws per pool once full
+  // Stored in rank order instead, the pools differ by about half their norm.
+  const double pools = overall_relative_difference(a / "trainer.h5", b / "trainer.h5", "image_pools");
+  std::printf("[   INFO   ] image pools: relative L2 difference %.3g\n", pools);
+  EXPECT_LT(pools, 1e-5);
 }
 
 TEST(MpiResume, MlpGanKilledOnEveryRankResumesBitForBit) {

@@ -77,6 +77,16 @@ TEST(ModuleGradients, LayerNorm) {
   expect_module_gradients(norm, {4, 2, 3}, 5);
 }
 
+TEST(ModuleGradients, InstanceNorm2dAffine) {
+  InstanceNorm2d norm(3, Affine::kYes);
+  {
+    NoGradGuard no_grad;
+    Tensor(norm.weight()).copy_(from_vector(std::vector<double>{0.5, 1.5, -1.0}, {3}, DType::f32));
+    Tensor(norm.bias()).copy_(from_vector(std::vector<double>{0.1, -0.2, 0.3}, {3}, DType::f32));
+  }
+  expect_module_gradients(norm, {2, 3, 3, 2}, 21);
+}
+
 TEST(ModuleGradients, PReLUPerChannel) {
   PReLU prelu(3, 0.2);
   expect_module_gradients(prelu, {2, 3, 4}, 6);

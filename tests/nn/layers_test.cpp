@@ -1,12 +1,13 @@
 // Layer forwards against hand computation: Linear, BatchNorm running statistics (train then eval),
-// BatchNorm1d shapes, Dropout modes, pooling, upsampling, flatten, embedding, activations, conv shapes, and
-// the typed errors of bad input.
+// BatchNorm1d shapes, InstanceNorm2d, Dropout modes, pooling, upsampling, flatten, embedding, activations,
+// conv shapes, and the typed errors of bad input.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <memory>
 #include <vector>
 
+#include "src/autograd/grad_mode.h"
 #include "src/nn/activation.h"
 #include "src/nn/container.h"
 #include "src/nn/conv.h"
@@ -115,6 +116,52 @@ TEST(BatchNorm, OneDimensionalAcceptsNCAndNCLAndRejectsOtherRanks) {
         bn2.forward(randn({2, 3, 4}));
       },
       {"BatchNorm2d::forward", "rank 4", "[2, 3, 4]"});
+}
+
+TEST(InstanceNorm2d, NormalisesEachSampleAndChannelAloneInTrainingAndEvaluation) {
+  InstanceNorm2d plain(2);
+  EXPECT_TRUE(plain.parameters().empty());  // affine off by default, as in PyTorch and CycleGAN
+  EXPECT_TRUE(plain.state_dict().empty());
+  // x [2, 2, 1, 3]: rows (1, 2, 3), (2, 4, 9), (0, 0, 3), (-1, 1, 6), each normalised alone.
+  const std::vector<double> x{1, 2, 3, 2, 4, 9, 0, 0, 3, -1, 1, 6};
+  std::vector<double> want;
+  for (int r = 0; r < 4; ++r) {
+    const double m = (x[3 * r] + x[3 * r + 1] + x[3 * r + 2]) / 3.0;
+    double v = 0.0;
+    for (int j = 0; j < 3; ++j) v += std::pow(x[3 * r + j] - m, 2) / 3.0;  // biased
+    for (int j = 0; j < 3; ++j) want.push_back((x[3 * r + j] - m) / std::sqrt(v + 1e-5));
+  }
+  const Tensor input = from_vector(x, {2, 2, 1, 3}, DType::f32);
+  expect_near_values(plain.forward(input), want, 1e-5);
+  plain.eval();  // no running statistics: evaluation normalises alike
+  expect_near_values(plain.forward(input), want, 1e-5);
+
+  InstanceNorm2d affine(2, Affine::kYes);
+  const StateDict state = affine.state_dict();
+  ASSERT_EQ(state.size(), 2u);
+  EXPECT_TRUE(state.contains("weight"));
+  EXPECT_TRUE(state.contains("bias"));
+  {
+    NoGradGuard no_grad;
+    Tensor(affine.weight()).copy_(from_vector(std::vector<double>{2.0, -1.0}, {2}, DType::f32));
+    Tensor(affine.bias()).copy_(from_vector(std::vector<double>{0.5, 3.0}, {2}, DType::f32));
+  }
+  std::vector<double> scaled;
+  for (std::size_t i = 0; i < want.size(); ++i)
+    scaled.push_back((i / 3) % 2 == 0 ? 2.0 * want[i] + 0.5 : -want[i] + 3.0);
+  expect_near_values(affine.forward(input), scaled, 1e-5);
+
+  expect_error<ValueError>(
+      [&] {
+        plain.forward(randn({2, 2, 4}));
+      },
+      {"InstanceNorm2d::forward", "[2, 2, 4]"});
+  expect_error<ValueError>([&] { plain.forward(randn({2, 3, 4, 4})); }, {"[N, 2, H, W]", "[2, 3, 4, 4]"});
+  expect_error<ValueError>(
+      [&] {
+        plain.forward(randn({2, 2, 1, 1}));
+      },
+      {"instance_norm", "more than 1 spatial"});
 }
 
 TEST(Dropout, IdentityInEvalAndInvertedScalingInTraining) {

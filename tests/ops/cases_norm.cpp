@@ -1,5 +1,5 @@
-// Op cases: batch norm (train and eval, with and without affine), layer norm, and dropout with a fixed seed
-// whose reference recomputes the mask from Philox directly.
+// Op cases: batch norm (train and eval, with and without affine), layer norm, instance norm, and dropout with
+// a fixed seed whose reference recomputes the mask from Philox directly.
 #include <algorithm>
 #include <cmath>
 
@@ -61,6 +61,26 @@ RefArray ref_layer_norm(const RefArray& x, std::size_t k, const RefArray* w, con
       y[r * cols + j] = h * (w != nullptr ? (*w)[j] : 1.0) + (b != nullptr ? (*b)[j] : 0.0);
     }
   }
+  return y;
+}
+
+// Naive instance norm over x [N, C, *]: each (n, c) by its own mean and biased variance over the trailing
+// values, then w[c], b[c] when given.
+RefArray ref_instance_norm(const RefArray& x, const RefArray* w, const RefArray* b, double eps) {
+  const std::int64_t n = x.size(0), c = x.size(1), l = x.numel() / std::max<std::int64_t>(n * c, 1);
+  RefArray y(x.shape);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+      const std::int64_t base = (i * c + ch) * l;
+      double m = 0.0, v = 0.0;
+      for (std::int64_t j = 0; j < l; ++j) m += x[base + j];
+      m /= static_cast<double>(l);
+      for (std::int64_t j = 0; j < l; ++j) v += (x[base + j] - m) * (x[base + j] - m);
+      v /= static_cast<double>(l);
+      for (std::int64_t j = 0; j < l; ++j)
+        y[base + j] = (x[base + j] - m) / std::sqrt(v + eps) * (w != nullptr ? (*w)[ch] : 1.0) +
+                      (b != nullptr ? (*b)[ch] : 0.0);
+    }
   return y;
 }
 
@@ -203,6 +223,31 @@ LOCKSTEP_OP_CASES(norm) {
                    {uniform({7, 3}), uniform({7}, 0.5, 1.5), uniform({7})},
                    [](const Ts& x) { return layer_norm(x[0].transpose(0, 1), {7}, x[1], x[2]); },
                    [](const Rs& x) { return ref_layer_norm(transposed(x[0]), 1, &x[1], &x[2], 1e-5); }});
+
+  // Instance norm over the trailing dimensions of each (sample, channel), with and without affine.
+  cases.push_back({"norm.instance_norm/4d_affine",
+                   {uniform({2, 3, 3, 2}), uniform({3}, 0.5, 1.5), uniform({3})},
+                   [](const Ts& x) { return instance_norm(x[0], x[1], x[2]); },
+                   [](const Rs& x) { return ref_instance_norm(x[0], &x[1], &x[2], 1e-5); }});
+  cases.push_back({"norm.instance_norm/4d_plain",
+                   {uniform({3, 2, 2, 3})},
+                   [](const Ts& x) { return instance_norm(x[0]); },
+                   [](const Rs& x) { return ref_instance_norm(x[0], nullptr, nullptr, 1e-5); }});
+  cases.push_back({"norm.instance_norm/3d_weight_only_big_eps",
+                   {uniform({2, 2, 5}), uniform({2}, 0.5, 1.5)},
+                   [none](const Ts& x) { return instance_norm(x[0], x[1], none, 0.5); },
+                   [](const Rs& x) { return ref_instance_norm(x[0], &x[1], nullptr, 0.5); }});
+  cases.push_back({"norm.instance_norm/5d_bias_only_offset",
+                   {uniform({1, 2, 2, 2, 2}, 3.0, 5.0), uniform({2})},
+                   [none](const Ts& x) { return instance_norm(x[0], none, x[1]); },
+                   [](const Rs& x) { return ref_instance_norm(x[0], nullptr, &x[1], 1e-5); }});
+  // x [2, 4, 3] permuted to [2, 3, 4]: a non-contiguous input with C = 3, L = 4.
+  cases.push_back({"norm.instance_norm/permuted",
+                   {uniform({2, 4, 3}), uniform({3}, 0.5, 1.5), uniform({3})},
+                   [](const Ts& x) {
+                     return instance_norm(x[0].permute({0, 2, 1}), x[1], x[2]);
+                   },
+                   [](const Rs& x) { return ref_instance_norm(swap_last(x[0]), &x[1], &x[2], 1e-5); }});
 
   // Dropout with a fixed seed: forward and gradcheck see the same mask; the reference recomputes it.
   auto drop = [&](std::string name, InputSpec in, double p, std::uint64_t seed, std::uint64_t skip) {
