@@ -1,5 +1,5 @@
 // Training-speed benchmark: trains the MLP, CifarResNet-20 (32x32x3 and 28x28x1), the 32x32 DCGAN, its
-// class-conditional version, WGAN-GP, the MLP VAE and PixelCNN on synthetic data (fixed seed) and prints images per second and peak resident memory per model, in the line
+// class-conditional version, WGAN-GP, the MLP VAE, PixelCNN and CycleGAN on synthetic data (fixed seed) and prints images per second and peak resident memory per model, in the line
 // format of its PyTorch peer tests/perf/train_peer.py; tests/perf/compare_training.sh sets them side by side.
 #include <omp.h>
 #include <spawn.h>
@@ -21,6 +21,7 @@
 #include "src/core/rng.h"
 #include "src/models/autoencoder.h"
 #include "src/models/conditional.h"
+#include "src/models/cyclegan.h"
 #include "src/models/dcgan.h"
 #include "src/models/gan_loss.h"
 #include "src/models/mlp.h"
@@ -29,6 +30,7 @@
 #include "src/models/wgan.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
+#include "src/ops/reduce.h"
 #include "src/optim/adam.h"
 #include "src/optim/sgd.h"
 #include "src/tensor/factories.h"
@@ -46,7 +48,7 @@ constexpr std::int64_t kGanBatch = 64;
 constexpr std::int64_t kGenerativeBatch = 64;  // VAE and PixelCNN
 constexpr std::int64_t kClasses = 10;
 constexpr std::int64_t kLatent = 100;
-const std::vector<std::string> kModels = {"mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp", "vae", "pixelcnn"};
+const std::vector<std::string> kModels = {"mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp", "vae", "pixelcnn", "cyclegan"};
 
 struct Options {
   std::string model = "all";
@@ -173,6 +175,55 @@ Workload generative_workload(const std::string& kind, lockstep::Generator& gen) 
           }};
 }
 
+// CycleGAN at 32x32x1 as examples/fashion_cyclegan.toml (generators of width 32 with 6 residual blocks,
+// PatchGANs of width 64 with 2 layers, 8 images per domain, Adam(2e-4, 0.5)): per iteration the generators'
+// step (least-squares adversarial, L1 cycle x 10, L1 identity x 5, through frozen discriminators), then both
+// discriminators' steps on real and generated images (no image pool: its cost is a copy).
+Workload cyclegan_workload(lockstep::Generator& gen) {
+  namespace models = lockstep::models;
+  using lockstep::Tensor;
+  auto g = std::make_shared<models::CycleGANGenerator>();
+  auto f = std::make_shared<models::CycleGANGenerator>();
+  auto d_a = std::make_shared<models::PatchGANDiscriminator>();
+  auto d_b = std::make_shared<models::PatchGANDiscriminator>();
+  for (lockstep::nn::Module* m : {static_cast<lockstep::nn::Module*>(g.get()), static_cast<lockstep::nn::Module*>(f.get()),
+                                  static_cast<lockstep::nn::Module*>(d_a.get()), static_cast<lockstep::nn::Module*>(d_b.get())})
+    models::dcgan_init_(*m, &gen);
+  const lockstep::optim::AdamOptions adam{.lr = 2e-4, .beta1 = 0.5, .beta2 = 0.999};
+  std::vector<lockstep::nn::NamedTensor> generators = g->named_parameters();
+  for (auto& p : f->named_parameters()) generators.emplace_back("f." + p.first, p.second);
+  auto opt_g = std::make_shared<lockstep::optim::Adam>(generators, adam);
+  auto opt_da = std::make_shared<lockstep::optim::Adam>(d_a->named_parameters(), adam);
+  auto opt_db = std::make_shared<lockstep::optim::Adam>(d_b->named_parameters(), adam);
+  constexpr std::int64_t kBatch = 8;
+  const Tensor a = lockstep::rand({kBatch, 1, 32, 32}, -1.0, 1.0, lockstep::DType::f32, lockstep::kCPU, &gen);
+  const Tensor b = lockstep::rand({kBatch, 1, 32, 32}, -1.0, 1.0, lockstep::DType::f32, lockstep::kCPU, &gen);
+  const auto to_one = [](const Tensor& scores) { return lockstep::mean(lockstep::square(scores - 1.0)); };
+  const auto to_zero = [](const Tensor& scores) { return lockstep::mean(lockstep::square(scores)); };
+  return {kBatch, [=] {
+            const std::vector<Tensor> d_params = [&] {
+              std::vector<Tensor> all = d_a->parameters();
+              for (const Tensor& p : d_b->parameters()) all.push_back(p);
+              return all;
+            }();
+            for (Tensor p : d_params) p.requires_grad_(false);
+            const Tensor fake_b = g->forward(a), fake_a = f->forward(b);
+            const Tensor loss_g = to_one(d_b->forward(fake_b)) + to_one(d_a->forward(fake_a)) +
+                                  (lockstep::l1_loss(f->forward(fake_b), a) + lockstep::l1_loss(g->forward(fake_a), b)) * 10.0 +
+                                  (lockstep::l1_loss(g->forward(b), b) + lockstep::l1_loss(f->forward(a), a)) * 5.0;
+            opt_g->zero_grad();
+            loss_g.backward();
+            opt_g->step();
+            for (Tensor p : d_params) p.requires_grad_(true);
+            opt_da->zero_grad();
+            ((to_one(d_a->forward(a)) + to_zero(d_a->forward(fake_a.detach()))) * 0.5).backward();
+            opt_da->step();
+            opt_db->zero_grad();
+            ((to_one(d_b->forward(b)) + to_zero(d_b->forward(fake_b.detach()))) * 0.5).backward();
+            opt_db->step();
+          }};
+}
+
 Workload make_workload(const std::string& model, lockstep::Generator& gen) {
   using lockstep::optim::SGDOptions;
   const SGDOptions resnet_sgd{.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4};
@@ -189,6 +240,7 @@ Workload make_workload(const std::string& model, lockstep::Generator& gen) {
                                resnet_sgd, gen);
   }
   if (model == "vae" || model == "pixelcnn") return generative_workload(model, gen);
+  if (model == "cyclegan") return cyclegan_workload(gen);
   return gan_workload(model, gen);
 }
 
@@ -254,7 +306,7 @@ Options parse(int argc, char** argv) {
     const std::string flag = argv[i];
     LOCKSTEP_CHECK(i + 1 < argc && (flag == "--model" || flag == "--steps" || flag == "--warmup"),
                    lockstep::ValueError,
-                   "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|all, ",
+                   "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|cyclegan|all, ",
                    "--steps N or --warmup N, but got '", flag, "'");
     const std::string value = argv[++i];
     if (flag == "--model") {
@@ -268,7 +320,7 @@ Options parse(int argc, char** argv) {
   const bool known =
       options.model == "all" || std::find(kModels.begin(), kModels.end(), options.model) != kModels.end();
   LOCKSTEP_CHECK(known, lockstep::ValueError,
-                 "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|all, but got '",
+                 "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|cyclegan|all, but got '",
                  options.model, "'");
   LOCKSTEP_CHECK(options.steps > 0 && options.warmup >= 0, lockstep::ValueError,
                  "lockstep_bench_train: expected --steps > 0 and --warmup >= 0, but got steps=",

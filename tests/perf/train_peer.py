@@ -16,7 +16,7 @@ CLASSIFIER_BATCH = 128
 GAN_BATCH = 64
 CLASSES = 10
 LATENT = 100
-MODELS = ["mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp", "vae", "pixelcnn"]
+MODELS = ["mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp", "vae", "pixelcnn", "cyclegan"]
 
 
 class MLP(nn.Module):
@@ -278,6 +278,69 @@ def generative_step(kind):
     return GAN_BATCH, step
 
 
+def cyclegan_generator(width=32, blocks=6):
+    """src/models/cyclegan.h's ResNet generator (the authors' layout, instance norm without affine)."""
+    def block(dim):
+        return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), nn.InstanceNorm2d(dim), nn.ReLU(True),
+                             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), nn.InstanceNorm2d(dim))
+
+    class Residual(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.conv_block = block(dim)
+
+        def forward(self, x):
+            return x + self.conv_block(x)
+
+    layers = [nn.ReflectionPad2d(3), nn.Conv2d(1, width, 7), nn.InstanceNorm2d(width), nn.ReLU(True)]
+    for mult in (1, 2):
+        layers += [nn.Conv2d(width * mult, width * mult * 2, 3, 2, 1), nn.InstanceNorm2d(width * mult * 2), nn.ReLU(True)]
+    layers += [Residual(4 * width) for _ in range(blocks)]
+    for mult in (4, 2):
+        layers += [nn.ConvTranspose2d(width * mult, width * mult // 2, 3, 2, 1, output_padding=1),
+                   nn.InstanceNorm2d(width * mult // 2), nn.ReLU(True)]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, 1, 7), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def patchgan(width=64):
+    """src/models/cyclegan.h's PatchGAN with 2 stride-2 layers (a 6x6 patch map at 32x32)."""
+    return nn.Sequential(nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2, True),
+                         nn.Conv2d(width, 2 * width, 4, 2, 1), nn.InstanceNorm2d(2 * width), nn.LeakyReLU(0.2, True),
+                         nn.Conv2d(2 * width, 4 * width, 4, 1, 1), nn.InstanceNorm2d(4 * width), nn.LeakyReLU(0.2, True),
+                         nn.Conv2d(4 * width, 1, 4, 1, 1))
+
+
+def cyclegan_step():
+    """bench_train.cpp's cyclegan_workload: the generators' step, then both discriminators' steps."""
+    g, f, d_a, d_b = cyclegan_generator(), cyclegan_generator(), patchgan(), patchgan()
+    for m in (g, f, d_a, d_b):
+        dcgan_init_(m)
+    opt_g = torch.optim.Adam(list(g.parameters()) + list(f.parameters()), lr=2e-4, betas=(0.5, 0.999))
+    opt_da = torch.optim.Adam(d_a.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_db = torch.optim.Adam(d_b.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    a, b = torch.rand(8, 1, 32, 32) * 2 - 1, torch.rand(8, 1, 32, 32) * 2 - 1
+    l1 = F.l1_loss
+
+    def step():
+        for p in list(d_a.parameters()) + list(d_b.parameters()):
+            p.requires_grad_(False)
+        fake_b, fake_a = g(a), f(b)
+        loss_g = ((d_b(fake_b) - 1) ** 2).mean() + ((d_a(fake_a) - 1) ** 2).mean() + \
+            10 * (l1(f(fake_b), a) + l1(g(fake_a), b)) + 5 * (l1(g(b), b) + l1(f(a), a))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        for p in list(d_a.parameters()) + list(d_b.parameters()):
+            p.requires_grad_(True)
+        for d, opt, real, fake in ((d_a, opt_da, a, fake_a), (d_b, opt_db, b, fake_b)):
+            opt.zero_grad(set_to_none=True)
+            (0.5 * (((d(real) - 1) ** 2).mean() + (d(fake.detach()) ** 2).mean())).backward()
+            opt.step()
+
+    return 8, step
+
+
 def make_workload(model):
     if model == "mlp":
         net = MLP()
@@ -289,6 +352,8 @@ def make_workload(model):
         return classifier_step(net, (channels, size, size), optimizer)
     if model in ("vae", "pixelcnn"):
         return generative_step(model)
+    if model == "cyclegan":
+        return cyclegan_step()
     return gan_step(model)
 
 
