@@ -172,8 +172,10 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const std::filesystem::path& pa
   // A corrupt header can claim more rows than any file holds: check before allocating. Deflate expands at
   // most ~1032:1, so no valid file stores more than 1100 times its own size.
   const auto file_bytes = static_cast<std::int64_t>(std::filesystem::file_size(path));
-  std::int64_t image_total = 0, label_total = 0;
-  if (__builtin_mul_overflow(n, dataset->image_bytes(), &image_total) ||
+  std::int64_t image_total = 0, label_total = 0, plane = 0, per_image = 0;
+  if (__builtin_mul_overflow(dataset->height_, dataset->width_, &plane) ||
+      __builtin_mul_overflow(dataset->channels_, plane, &per_image) ||
+      __builtin_mul_overflow(n, per_image, &image_total) ||
       __builtin_mul_overflow(n, std::int64_t{8}, &label_total) || image_total / 1100 > file_bytes ||
       label_total / 1100 > file_bytes) {
     fail_io(file, split_path, kOpen, ": expected ", split_path, " in ", file,
