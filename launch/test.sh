@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, configures, builds and runs every test (labels unit; mpi: under
-# mpirun at 2-4 ranks, and whole jobs incl. two network-namespace hosts; slurm: a throwaway SLURM cluster (one
-# node, and two in network namespaces) running sbatch jobs; slow: training on the real Fashion-MNIST;
-# cuda where the CUDA toolkit is found: those tests skip without a GPU),
+# mpirun at 2-4 ranks, and whole jobs incl. two network-namespace hosts; faults: jobs killed, starved of disk
+# and given damaged files (tests/faults); slurm: a throwaway SLURM cluster (one node, and two in network
+# namespaces) running sbatch jobs; slow: training on the real Fashion-MNIST; cuda where the CUDA toolkit is
+# found: those tests skip without a GPU),
 # then builds and runs the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, and last
 # builds the libFuzzer harnesses with clang (build-fuzz/) to replay their corpora and kept crash inputs and
 # fuzz each for 30 seconds (label fuzz).

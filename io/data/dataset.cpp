@@ -208,7 +208,8 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const std::filesystem::path& pa
     dataset->opened_.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     struct stat st {};
     if (dataset->opened_.fd < 0 || ::fstat(dataset->opened_.fd, &st) != 0) {
-      fail_io(file, "", kOpen, ": expected to open ", file, " for reading, but it failed: ", std::strerror(errno));
+      fail_io(file, "", kOpen, ": expected to open ", file, " for reading, but it failed: ",
+              std::strerror(errno));
     }
     dataset->opened_bytes_ = static_cast<std::int64_t>(st.st_size);
   }

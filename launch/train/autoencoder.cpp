@@ -126,6 +126,12 @@ class AutoencoderTask final : public Task {
     return e;
   }
 
+  // 1e7 per image (thousands of nats per pixel): the outputs have left any useful regime.
+  std::string exploded(std::span<const double> added, std::int64_t n) const override {
+    return beyond("the objective", added[kObjective] / static_cast<double>(std::max<std::int64_t>(n, 1)),
+                  1e7, " per image");
+  }
+
   std::string divergence_hint() const override { return "Lower optimizer.lr, or set train.clip_grad_norm"; }
 
   std::string summary(const std::vector<std::pair<std::string, double>>& last) const override {

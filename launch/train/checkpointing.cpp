@@ -47,7 +47,8 @@ std::int64_t broadcast_value(distributed::ProcessGroup& group, std::int64_t valu
 // Rank 0's `text` (at most 4096 characters) on every rank, one i64 per character.
 std::string broadcast_text(distributed::ProcessGroup& group, const std::string& text) {
   if (group.size() == 1) return text;
-  const std::int64_t n = broadcast_value(group, std::min<std::int64_t>(static_cast<std::int64_t>(text.size()), 4096));
+  const std::int64_t n =
+      broadcast_value(group, std::min<std::int64_t>(static_cast<std::int64_t>(text.size()), 4096));
   if (n <= 0) return "";
   std::vector<std::int64_t> codes(static_cast<std::size_t>(n), 0);
   for (std::size_t i = 0; i < codes.size() && i < text.size(); ++i)

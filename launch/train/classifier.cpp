@@ -113,6 +113,12 @@ class ClassifierTask final : public Task {
     return e;
   }
 
+  // A cross-entropy of 1e6 per sample: the logits have left any useful regime.
+  std::string exploded(std::span<const double> added, std::int64_t n) const override {
+    return beyond("the loss", added[kLoss] / static_cast<double>(std::max<std::int64_t>(n, 1)), 1e6,
+                  " per sample");
+  }
+
   std::string divergence_hint() const override {
     return "Lower optimizer.lr, or set train.clip_grad_norm";
   }

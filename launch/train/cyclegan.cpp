@@ -391,6 +391,12 @@ class CycleGanTask final : public Task {
     return e;
   }
 
+  // Mean least-squares losses of 1e6 per step: the networks have left any useful regime.
+  std::string exploded(std::span<const double> added, std::int64_t /*n*/) const override {
+    const std::string g = beyond("the generators' adversarial loss", added[kAdversarial], 1e6);
+    return g.empty() ? beyond("the discriminators' loss", added[kDiscriminator], 1e6) : g;
+  }
+
   std::string divergence_hint() const override {
     return "Lower generator.optimizer.lr / discriminator.optimizer.lr, or set generator.clip_grad_norm / "
            "discriminator.clip_grad_norm";

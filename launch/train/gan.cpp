@@ -120,6 +120,12 @@ class GanTask final : public Task {
     return names;
   }
 
+  // A step's mean loss beyond 1e6 means logits of that size: the networks have left any useful regime.
+  std::string exploded(std::span<const double> added, std::int64_t /*n*/) const override {
+    const std::string d = beyond("the discriminator's loss", added[kDLoss], 1e6);
+    return d.empty() ? beyond("the generator's loss", added[kGLoss], 1e6) : d;
+  }
+
   std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
     const std::int64_t b = batch.images.size(0);
     // A conditional discriminator sees the real images with their labels and the generated ones with the

@@ -3,6 +3,7 @@
 // best model and early stopping, maybe a checkpoint.
 #include "launch/train/loop.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -86,6 +87,7 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
   TrainResult result;
   const std::vector<std::string> names = task->sum_names();
   std::vector<double> sums(names.size(), 0.0);  // this rank's, this epoch
+  std::vector<double> before(names.size()), added(names.size());  // the sums before a step; what it added
   io::StateGroups best;                         // best_<model> of the best complete epoch
   double best_score = 0.0;
   std::int64_t epochs_without_gain = 0;
@@ -142,21 +144,25 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     std::int64_t epoch_step = start;
     while (std::optional<io::Batch> batch = loader.next()) {
       sample_log.write(result.steps + 1, batch->indices);
+      std::copy(sums.begin(), sums.end(), before.begin());
       const std::int64_t n = task->step(*batch, result.steps + 1, sums);
       ++result.steps;
       ++epoch_step;
       samples += n;
       // Before anything is saved: a diverged run must never commit a checkpoint.
-      for (std::size_t i = 0; i < sums.size(); ++i) {
-        if (!std::isfinite(sums[i])) {
-          throw ValueError(str_cat("train: ", names[i], " became ", sums[i], " at step ", result.steps,
-                                   " (epoch ", epoch + 1, ") on rank ", run.rank(),
-                                   ": the run diverged; nothing of it was saved",
-                                   result.checkpoint.empty() ? std::string()
-                                                             : str_cat(" (the last checkpoint is '",
-                                                                       result.checkpoint.string(), "')"),
-                                   ". ", task->divergence_hint()));
-        }
+      std::string why;
+      for (std::size_t i = 0; i < sums.size() && why.empty(); ++i) {
+        if (!std::isfinite(sums[i])) why = str_cat(names[i], " became ", sums[i]);
+        added[i] = sums[i] - before[i];
+      }
+      if (why.empty()) why = task->exploded(added, n);
+      if (!why.empty()) {
+        const std::string last =
+            result.checkpoint.empty() ? ""
+                                      : str_cat(" (the last checkpoint is '", result.checkpoint.string(), "')");
+        throw ValueError(str_cat("train: at step ", result.steps, " (epoch ", epoch + 1, ") on rank ",
+                                 run.rank(), ", ", why, ": the run diverged; nothing of it was saved", last,
+                                 ". ", task->divergence_hint()));
       }
       // The bar shows rank 0's running figures (no communication per step); the logged ones are the job's.
       progress.update(epoch_step, n * world, task->progress_text(sums));

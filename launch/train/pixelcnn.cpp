@@ -97,6 +97,12 @@ class PixelCnnTask final : public Task {
     return e;
   }
 
+  // 1e7 nats per image (thousands per pixel, against ln 256 = 5.5 for a uniform guess).
+  std::string exploded(std::span<const double> added, std::int64_t n) const override {
+    return beyond("the negative log-likelihood",
+                  added[kNats] / static_cast<double>(std::max<std::int64_t>(n, 1)), 1e7, " per image");
+  }
+
   std::string divergence_hint() const override { return "Lower optimizer.lr, or set train.clip_grad_norm"; }
 
   std::string summary(const std::vector<std::pair<std::string, double>>& last) const override {

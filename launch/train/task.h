@@ -72,6 +72,11 @@ class Task {
                              RunLog* log) = 0;
   // What to say when a figure stops being finite: which setting to change.
   virtual std::string divergence_hint() const = 0;
+  // Empty, or what shows that the run diverged although every figure is still finite, from what the step
+  // just taken added to each sum (`added`, as sum_names) over its `n` samples: a loss that no healthy run
+  // comes near (Adam moves each weight by at most lr per step, so a diverged run's weights can stay finite
+  // while its loss explodes). Checked after every step, before anything is saved.
+  virtual std::string exploded(std::span<const double> /*added*/, std::int64_t /*n*/) const { return ""; }
 
   // The task's own figures kept in checkpoints (e.g. the first window's loss), and their restore on resume.
   virtual std::map<std::string, double> values() const { return {}; }
@@ -83,5 +88,9 @@ class Task {
 
 // The task `settings.task` names (launch/train/tasks.cpp). ConfigError for an unknown name.
 std::unique_ptr<Task> make_task(const TaskContext& context);
+
+// For Task::exploded: "" when |value| <= bound, else "<figure> reached <value><unit> (beyond <bound>, which
+// no healthy run comes near)" (also for a NaN value).
+std::string beyond(const std::string& figure, double value, double bound, const std::string& unit = "");
 
 }  // namespace lockstep::launch

@@ -1,4 +1,5 @@
 // The registry of tasks: one line per task.
+#include <cmath>
 #include <functional>
 #include <map>
 
@@ -24,6 +25,11 @@ std::unique_ptr<Task> make_task(const TaskContext& context) {
   // read_settings accepts only these names.
   LOCKSTEP_INTERNAL_ASSERT(it != kTasks.end(), "task '", context.settings.task, "' is not registered");
   return it->second(context);
+}
+
+std::string beyond(const std::string& figure, double value, double bound, const std::string& unit) {
+  if (std::abs(value) <= bound) return "";
+  return str_cat(figure, " reached ", value, unit, " (beyond ", bound, ", which no healthy run comes near)");
 }
 
 }  // namespace lockstep::launch

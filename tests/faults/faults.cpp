@@ -19,18 +19,23 @@ namespace fs = std::filesystem;
 std::string lockstep_command(const std::string& args) { return quote(LOCKSTEP_TOOL) + " " + args; }
 
 std::string train_command(const fs::path& config, const std::string& args) {
-  return lockstep_command("train " + quote(config.string()) + " --progress lines" + (args.empty() ? "" : " " + args));
+  return lockstep_command("train " + quote(config.string()) + " --progress lines" +
+                          (args.empty() ? "" : " " + args));
 }
 
-std::string mpirun_command(int np, const std::string& command) { return mpirun(LOCKSTEP_MPIEXEC, np, command); }
+std::string mpirun_command(int np, const std::string& command) {
+  return mpirun(LOCKSTEP_MPIEXEC, np, command);
+}
 
 fs::path write_mlp_config(const fs::path& path, const fs::path& output, const std::string& run_keys,
                           const std::string& sections, const std::string& data_keys, const fs::path& data) {
   std::ofstream(path) << "task = \"classifier\"\n[run]\nseed = 3\nthreads = 1\noutput = \"" << output.string()
                       << "\"\n"
-                      << run_keys << "[data]\npath = \"" << (data.empty() ? small_fashion_mnist_h5() : data).string()
+                      << run_keys << "[data]\npath = \""
+                      << (data.empty() ? small_fashion_mnist_h5() : data).string()
                       << "\"\nbatch_size = 32\ntest_split = \"\"\n"
-                      << data_keys << "[model]\nname = \"mlp\"\nhidden = [64]\n[optimizer]\nname = \"adam\"\nlr = 0.001\n"
+                      << data_keys
+                      << "[model]\nname = \"mlp\"\nhidden = [64]\n[optimizer]\nname = \"adam\"\nlr = 0.001\n"
                       << sections;
   return path;
 }

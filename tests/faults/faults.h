@@ -25,10 +25,12 @@ std::string mpirun_command(int np, const std::string& command);
 
 // Writes a classifier config to `path` and returns it: an MLP (hidden [64]) with Adam on `data` (default: the
 // small Fashion-MNIST, 320 training images, 10 steps of 32 per epoch), no test split, seed 3, one thread,
-// writing to `output`; `run_keys` and `data_keys` join [run] and [data], `sections` follow ("[checkpoint]...").
+// writing to `output`; `run_keys` and `data_keys` join [run] and [data], `sections` follow
+// ("[checkpoint]...").
 std::filesystem::path write_mlp_config(const std::filesystem::path& path, const std::filesystem::path& output,
                                        const std::string& run_keys, const std::string& sections = "",
-                                       const std::string& data_keys = "", const std::filesystem::path& data = {});
+                                       const std::string& data_keys = "",
+                                       const std::filesystem::path& data = {});
 
 // The steps of the committed checkpoints under `checkpoints` (directories step_<digits>), ascending.
 std::vector<std::int64_t> committed_steps(const std::filesystem::path& checkpoints);

@@ -63,17 +63,20 @@ TEST(Faults, DesynchronisedCollectivesFailNamingBothCalls) {
 TEST(Faults, WatchdogNamesTheCollectiveTheWaitingRankAndItsSize) {
   const CommandResult job = probe_job(3, "hang --timeout-ms 2000");
   expect_failed_within_bound(job, kJobLimitS);
-  figure(str_cat("a rank that never joins a collective (watchdog 2 s): the job ended in ", job.seconds, " s"));
+  figure(
+      str_cat("a rank that never joins a collective (watchdog 2 s): the job ended in ", job.seconds, " s"));
   // Rank 0 waited for the group's fourth collective, an all-reduce of 10 f32 (40 bytes) that rank 1 never
   // called.
-  EXPECT_NE(job.output.find("[rank 0/3] all_reduce #4 (sum, f32 x 10, 40 B)"), std::string::npos) << job.output;
+  EXPECT_NE(job.output.find("[rank 0/3] all_reduce #4 (sum, f32 x 10, 40 B)"), std::string::npos)
+      << job.output;
   EXPECT_EQ(job.output.find("rank 1 skipped completed"), std::string::npos) << job.output;
 }
 
 // 300 steps of the MLP on 2 ranks (16 images each), a checkpoint every 25: long enough for a fault to land
 // mid-run. On the whole Fashion-MNIST: no epoch ends (which write model.h5) before the last step.
 fs::path two_rank_config(const fs::path& path, const fs::path& output) {
-  return write_mlp_config(path, output, "max_steps = 300\n", "[checkpoint]\nevery_steps = 25\n", "", fashion_mnist_h5());
+  return write_mlp_config(path, output, "max_steps = 300\n", "[checkpoint]\nevery_steps = 25\n", "",
+                          fashion_mnist_h5());
 }
 
 // Runs `config` again as a 2-rank job and expects it to resume from checkpoint `newest` and end (step 300)
@@ -82,7 +85,8 @@ void expect_rerun_resumes_exactly(const fs::path& config, const fs::path& out, s
                                   const fs::path& straight_out) {
   const CommandResult resumed = run_job(mpirun_command(2, train_command(config)), kJobLimitS);
   ASSERT_EQ(resumed.status, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find(str_cat("resumed from ", checkpoint_dir(out, newest).string(), ": step ", newest, ",")),
+  EXPECT_NE(resumed.output.find(
+                str_cat("resumed from ", checkpoint_dir(out, newest).string(), ": step ", newest, ",")),
             std::string::npos)
       << resumed.output;
   ASSERT_TRUE(fs::is_directory(checkpoint_dir(out, 300))) << resumed.output;
@@ -93,8 +97,8 @@ void expect_rerun_resumes_exactly(const fs::path& config, const fs::path& out, s
 TEST(Faults, OneRankKilledEndsTheJobWithinTheBoundAndTheRerunResumesExactly) {
   TempDir dir;
   const fs::path straight_out = dir / "straight", out = dir / "killed";
-  const CommandResult straight =
-      run_job(mpirun_command(2, train_command(two_rank_config(dir / "straight.toml", straight_out))), kJobLimitS);
+  const CommandResult straight = run_job(
+      mpirun_command(2, train_command(two_rank_config(dir / "straight.toml", straight_out))), kJobLimitS);
   ASSERT_EQ(straight.status, 0) << straight.output;
 
   // SIGKILL to rank 1 alone once checkpoint 25 is committed; mpirun must end the job.
@@ -102,7 +106,8 @@ TEST(Faults, OneRankKilledEndsTheJobWithinTheBoundAndTheRerunResumesExactly) {
   SpawnedJob job(mpirun_command(2, train_command(config)), dir / "killed.log", config.string());
   while (!fs::exists(checkpoint_dir(out, 25)) && !job.ended() && job.seconds() < kJobLimitS)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_FALSE(job.ended()) << "the job ended (status " << job.status() << ") before the kill:\n" << job.output();
+  ASSERT_FALSE(job.ended()) << "the job ended (status " << job.status() << ") before the kill:\n"
+                            << job.output();
   const pid_t rank1 = job.rank_process(1);
   ASSERT_GT(rank1, 0) << "no process of rank 1 found";
   const double killed_at = job.seconds();
@@ -110,9 +115,10 @@ TEST(Faults, OneRankKilledEndsTheJobWithinTheBoundAndTheRerunResumesExactly) {
   const bool ended = job.wait(kJobLimitS);
   const double to_end = job.seconds() - killed_at;
   if (!ended) job.kill_all();
-  std::printf("[   JOB    ] rank 1 killed after %.2f s; mpirun exited %d %.2f s later\n", killed_at, job.status(),
-              to_end);
-  figure(str_cat("SIGKILL of one rank of 2: the job ended ", to_end, " s after the kill, exit ", job.status()));
+  std::printf("[   JOB    ] rank 1 killed after %.2f s; mpirun exited %d %.2f s later\n", killed_at,
+              job.status(), to_end);
+  figure(
+      str_cat("SIGKILL of one rank of 2: the job ended ", to_end, " s after the kill, exit ", job.status()));
   ASSERT_TRUE(ended) << "the job was still running " << kJobLimitS << " s after rank 1 was killed:\n"
                      << job.output();
   EXPECT_NE(job.status(), 0) << job.output();
@@ -130,17 +136,19 @@ TEST(Faults, OneRankKilledEndsTheJobWithinTheBoundAndTheRerunResumesExactly) {
 }
 
 // A checkpoint that cannot be written (a file-size limit, under which `lockstep` ignores SIGXFSZ: the writes
-// fail with EFBIG, as they do with ENOSPC on a full disk) ends the run with exit 1 and the cause in one line: no crash at exit
-// (HDF5's exit handler used to crash on the file whose close had failed) and no temporary left behind.
+// fail with EFBIG, as they do with ENOSPC on a full disk) ends the run with exit 1 and the cause in one line:
+// no crash at exit (HDF5's exit handler used to crash on the file whose close had failed) and no temporary
+// left behind.
 TEST(Faults, ACheckpointThatCannotBeWrittenEndsTheRunCleanly) {
   TempDir dir;
   const fs::path run_dir = dir / "run";
   const fs::path config = dir / "gan.toml";
-  std::ofstream(config) << "task = \"gan\"\n[run]\nseed = 1\nmax_steps = 4\nthreads = 1\noutput = \""
-                        << run_dir.string() << "\"\n[data]\npath = \"" << fashion_mnist_h5().string()
-                        << "\"\nbatch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n[gan]\nlatent = 16\nsamples = 4\n"
-                           "[generator]\nname = \"dcgan\"\nwidth = 16\n[discriminator]\nname = \"dcgan\"\nwidth = 16\n"
-                           "[checkpoint]\nevery_steps = 2\n";
+  std::ofstream(config)
+      << "task = \"gan\"\n[run]\nseed = 1\nmax_steps = 4\nthreads = 1\noutput = \"" << run_dir.string()
+      << "\"\n[data]\npath = \"" << fashion_mnist_h5().string()
+      << "\"\nbatch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n[gan]\nlatent = 16\nsamples = 4\n"
+         "[generator]\nname = \"dcgan\"\nwidth = 16\n[discriminator]\nname = \"dcgan\"\nwidth = 16\n"
+         "[checkpoint]\nevery_steps = 2\n";
   // 600 KiB per file: the checkpoint's model file (170k parameters in f32) does not fit.
   const CommandResult job =
       run_job("bash -c " + quote("ulimit -f 600; exec " + train_command(config)), kJobLimitS);
@@ -161,8 +169,8 @@ TEST(Faults, ACheckpointThatCannotBeWrittenEndsTheRunCleanly) {
 TEST(Faults, ACheckpointThatCannotBeWrittenMidRunNamesTheCauseFirstAndKeepsThePreviousOne) {
   TempDir dir;
   const fs::path straight_out = dir / "straight", out = dir / "full";
-  const CommandResult straight =
-      run_job(mpirun_command(2, train_command(two_rank_config(dir / "straight.toml", straight_out))), kJobLimitS);
+  const CommandResult straight = run_job(
+      mpirun_command(2, train_command(two_rank_config(dir / "straight.toml", straight_out))), kJobLimitS);
   ASSERT_EQ(straight.status, 0) << straight.output;
 
   const fs::path config = two_rank_config(dir / "full.toml", out);
@@ -209,7 +217,8 @@ TEST(Faults, ACheckpointThatCannotBeWrittenMidRunNamesTheCauseFirstAndKeepsThePr
 TEST(Faults, ADamagedNewestCheckpointIsSetAsideForTheOlderOne) {
   TempDir dir;
   const fs::path out = dir / "run";
-  const fs::path config = write_mlp_config(dir / "run.toml", out, "max_steps = 3\n", "[checkpoint]\nevery_steps = 1\n");
+  const fs::path config =
+      write_mlp_config(dir / "run.toml", out, "max_steps = 3\n", "[checkpoint]\nevery_steps = 1\n");
   const CommandResult first = run_job(train_command(config), kJobLimitS);
   ASSERT_EQ(first.status, 0) << first.output;
   ASSERT_EQ(committed_steps(out / "checkpoints"), (std::vector<std::int64_t>{1, 2, 3})) << first.output;

@@ -1,7 +1,8 @@
 // SIGKILL of the whole job at 20 random moments while it writes and prunes checkpoints (one process: the
 // writes are rank 0's alone, so one rank exercises every one of them): after each kill every visible
 // checkpoint verifies (`lockstep inspect`), the next start removes the temporaries the kill left and resumes
-// from the newest committed checkpoint, and the chain of killed runs ends bit for bit where a straight run ends.
+// from the newest committed checkpoint, and the chain of killed runs ends bit for bit where a straight run
+// ends.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -56,9 +57,9 @@ TEST(Faults, WholeJobKilledAt20MomentsOfCheckpointWritesAndPruningLosesNothing) 
   std::mt19937 random(20261205);
   std::uniform_int_distribution<int> delay_us(0, 40000);
   std::map<std::string, int> where;
-  std::vector<std::string> left;    // the temporaries the previous kill left
-  std::int64_t newest = 0;          // the newest committed step before this run
-  std::int64_t most_redone = 0;     // steps a resume had to train again, at most
+  std::vector<std::string> left;  // the temporaries the previous kill left
+  std::int64_t newest = 0;        // the newest committed step before this run
+  std::int64_t most_redone = 0;   // steps a resume had to train again, at most
   for (int kill = 0; kill < kKills; ++kill) {
     // The moment: a random 0-40 ms after the run's first checkpoint activity (a temporary, or a commit).
     const int wait_us = delay_us(random);
@@ -81,7 +82,8 @@ TEST(Faults, WholeJobKilledAt20MomentsOfCheckpointWritesAndPruningLosesNothing) 
       }
       return std::chrono::steady_clock::now() - active >= std::chrono::microseconds(wait_us);
     };
-    const KilledJob job = run_until_then_kill(command, moment, config.string(), dir / "killed.log", kJobLimitS, 0.2);
+    const KilledJob job =
+        run_until_then_kill(command, moment, config.string(), dir / "killed.log", kJobLimitS, 0.2);
     ASSERT_TRUE(job.reached) << "kill " << kill << ": the run ended (status " << job.status << ") first:\n"
                              << tail(job.output);
     // The start of the run: it removed what the previous kill left, and resumed from the newest checkpoint.
@@ -93,7 +95,8 @@ TEST(Faults, WholeJobKilledAt20MomentsOfCheckpointWritesAndPruningLosesNothing) 
           << tail(job.output);
     }
     if (newest > 0) {
-      EXPECT_NE(job.output.find(str_cat("resumed from ", (checkpoints / io::CheckpointStore::directory_name(newest)).string(),
+      EXPECT_NE(job.output.find(str_cat("resumed from ",
+                                        (checkpoints / io::CheckpointStore::directory_name(newest)).string(),
                                         ": step ", newest, ",")),
                 std::string::npos)
           << "kill " << kill << ": expected a resume from step " << newest << ":\n"
@@ -106,7 +109,8 @@ TEST(Faults, WholeJobKilledAt20MomentsOfCheckpointWritesAndPruningLosesNothing) 
     ASSERT_FALSE(steps.empty() && newest > 0) << "kill " << kill << ": every checkpoint is gone";
     if (!steps.empty()) {
       EXPECT_GE(steps.back(), newest) << "kill " << kill << ": the newest checkpoint went back";
-      const CommandResult inspect = run_command(lockstep_command("inspect " + quote(checkpoints.string())), 60);
+      const CommandResult inspect =
+          run_command(lockstep_command("inspect " + quote(checkpoints.string())), 60);
       EXPECT_EQ(inspect.status, 0) << "kill " << kill << ":\n" << inspect.output;
       for (const std::int64_t step : steps) {
         const std::string name = io::CheckpointStore::directory_name(step);
@@ -118,8 +122,9 @@ TEST(Faults, WholeJobKilledAt20MomentsOfCheckpointWritesAndPruningLosesNothing) 
       most_redone = std::max(most_redone, highest_tmp - steps.back());
       newest = steps.back();
     }
-    std::printf("[   KILL   ] %2d after %5.1f ms of checkpointing: %s; newest step %lld%s\n", kill, wait_us / 1000.0,
-                landed(left).c_str(), static_cast<long long>(newest), left.empty() ? "" : str_cat(", left ", left.size(), " temporary").c_str());
+    std::printf("[   KILL   ] %2d after %5.1f ms of checkpointing: %s; newest step %lld%s\n", kill,
+                wait_us / 1000.0, landed(left).c_str(), static_cast<long long>(newest),
+                left.empty() ? "" : str_cat(", left ", left.size(), " temporary").c_str());
   }
   ASSERT_LT(newest, kSteps) << "the kills came too late to test the end of the run";
   // At least one kill must have landed inside a save, or the test tested nothing.
@@ -137,9 +142,13 @@ TEST(Faults, WholeJobKilledAt20MomentsOfCheckpointWritesAndPruningLosesNothing) 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string counts;
   for (const auto& [place, n] : where) counts += str_cat(counts.empty() ? "" : ", ", n, " ", place);
-  figure(str_cat(kKills, " kills of the whole job (", counts, "): every checkpoint verified, every temporary "
-                 "removed at the next start, at most ", most_redone, " step(s) trained again, the end bitwise "
-                 "identical; ", seconds, " s in all"));
+  figure(str_cat(kKills, " kills of the whole job (", counts,
+                 "): every checkpoint verified, every temporary "
+                 "removed at the next start, at most ",
+                 most_redone,
+                 " step(s) trained again, the end bitwise "
+                 "identical; ",
+                 seconds, " s in all"));
 }
 
 }  // namespace

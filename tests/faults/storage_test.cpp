@@ -1,7 +1,7 @@
 // Faults of the storage under a job: an output folder that cannot be written (read-only, or a path under a
-// file), a disk that fills up during `lockstep convert` (a file-size limit: the writes fail with EFBIG as they
-// do with ENOSPC), and a data file truncated or deleted while the loader reads it from disk (data.cache =
-// "none"). Each ends with a clear error naming the key or file, or (deleted: the open file is still read
+// file), a disk that fills up during `lockstep convert` (a file-size limit: the writes fail with EFBIG as
+// they do with ENOSPC), and a data file truncated or deleted while the loader reads it from disk (data.cache
+// = "none"). Each ends with a clear error naming the key or file, or (deleted: the open file is still read
 // whole) carries on exactly; no crash, nothing partial left.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -30,7 +30,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 TEST(Faults, AnOutputFolderThatCannotBeWrittenIsAnErrorNamingRunOutput) {
   TempDir dir;
@@ -50,8 +52,8 @@ TEST(Faults, AnOutputFolderThatCannotBeWrittenIsAnErrorNamingRunOutput) {
   figure(str_cat("a read-only output folder: exit ", job.status, " after ", job.seconds, " s"));
   EXPECT_EQ(job.status, 1) << job.output;
   EXPECT_TRUE(contains(job.output, "'run.output'")) << job.output;
-  EXPECT_TRUE(contains(job.output, str_cat("cannot write in the output folder '", read_only.string(),
-                                           "': Permission denied")))
+  EXPECT_TRUE(contains(
+      job.output, str_cat("cannot write in the output folder '", read_only.string(), "': Permission denied")))
       << job.output;
   EXPECT_TRUE(fs::is_empty(read_only)) << "something was written in the read-only folder";
 
@@ -65,8 +67,8 @@ TEST(Faults, AnOutputFolderThatCannotBeWrittenIsAnErrorNamingRunOutput) {
   figure(str_cat("an output path under a file, 2 ranks: exit ", job2.status, " after ", job2.seconds, " s"));
   EXPECT_TRUE(contains(job2.output, "[rank 0/2]")) << job2.output;
   EXPECT_TRUE(contains(job2.output, "'run.output'")) << job2.output;
-  EXPECT_TRUE(contains(job2.output, str_cat("cannot create the output folder '", under_file.string(),
-                                            "': Not a directory")))
+  EXPECT_TRUE(contains(
+      job2.output, str_cat("cannot create the output folder '", under_file.string(), "': Not a directory")))
       << job2.output;
 }
 
@@ -76,7 +78,8 @@ CommandResult convert_limited(const fs::path& out, std::int64_t kib) {
   const std::string input = env != nullptr ? env : "/usr/share/datasets/fashion-mnist";
   const std::string convert = lockstep_command("convert --format fashion-mnist --input " + quote(input) +
                                                " --output " + quote(out.string()));
-  return run_job(kib > 0 ? "bash -c " + quote(str_cat("ulimit -f ", kib, "; exec ", convert)) : convert, kJobLimitS);
+  return run_job(kib > 0 ? "bash -c " + quote(str_cat("ulimit -f ", kib, "; exec ", convert)) : convert,
+                 kJobLimitS);
 }
 
 TEST(Faults, DiskFullDuringConversionLeavesNoPartialFileAndKeepsTheEarlierOne) {
@@ -99,10 +102,12 @@ TEST(Faults, DiskFullDuringConversionLeavesNoPartialFileAndKeepsTheEarlierOne) {
       const CommandResult job = convert_limited(out, kib);
       slowest = std::max(slowest, job.seconds);
       EXPECT_EQ(job.status, 1) << "limit " << kib << " KiB:\n" << job.output;
-      EXPECT_TRUE(contains(job.output, str_cat("convert: could not write '", out.string(), "'"))) << job.output;
+      EXPECT_TRUE(contains(job.output, str_cat("convert: could not write '", out.string(), "'")))
+          << job.output;
       EXPECT_TRUE(contains(job.output, "File too large")) << job.output;
       std::vector<std::string> names;
-      for (const auto& entry : fs::directory_iterator(folder)) names.push_back(entry.path().filename().string());
+      for (const auto& entry : fs::directory_iterator(folder))
+        names.push_back(entry.path().filename().string());
       EXPECT_EQ(names, existing ? std::vector<std::string>{"fashion-mnist.h5"} : std::vector<std::string>{})
           << "limit " << kib << " KiB: left behind in " << folder;
       if (existing) {
@@ -110,9 +115,10 @@ TEST(Faults, DiskFullDuringConversionLeavesNoPartialFileAndKeepsTheEarlierOne) {
       }
     }
   }
-  figure(str_cat("disk full during conversion at 5 points of a ", bytes,
-                 "-byte file: exit 1 each time, nothing partial left, an earlier file unchanged; the slowest in ",
-                 slowest, " s"));
+  figure(str_cat(
+      "disk full during conversion at 5 points of a ", bytes,
+      "-byte file: exit 1 each time, nothing partial left, an earlier file unchanged; the slowest in ",
+      slowest, " s"));
 }
 
 // A copy of the whole Fashion-MNIST in `dir` (the loader reads it from disk, and the test damages it).
@@ -131,11 +137,12 @@ fs::path disk_config(const fs::path& path, const fs::path& output, const fs::pat
 // Waits for `job`'s first checkpoint under `output`, then does `fault` (at *fault_at seconds) and waits for
 // the run to end.
 void run_with_fault(SpawnedJob& job, const fs::path& output, const std::function<void()>& fault,
-                           double* fault_at) {
+                    double* fault_at) {
   const fs::path first = output / "checkpoints" / io::CheckpointStore::directory_name(100);
   while (!fs::exists(first) && !job.ended() && job.seconds() < kJobLimitS)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  EXPECT_FALSE(job.ended()) << "the run ended (status " << job.status() << ") before the fault:\n" << job.output();
+  EXPECT_FALSE(job.ended()) << "the run ended (status " << job.status() << ") before the fault:\n"
+                            << job.output();
   fault();
   *fault_at = job.seconds();
   if (!job.wait(kJobLimitS)) {
@@ -150,7 +157,8 @@ TEST(Faults, ADataFileTruncatedUnderTheLoaderIsAnIoErrorNamingIt) {
   const fs::path config = disk_config(dir / "run.toml", out, data);
   SpawnedJob job(train_command(config), dir / "run.log", config.string());
   double fault_at = 0.0;
-  run_with_fault(job, out, [&] { fs::resize_file(data, fs::file_size(data) / 2); }, &fault_at);
+  run_with_fault(
+      job, out, [&] { fs::resize_file(data, fs::file_size(data) / 2); }, &fault_at);
   const std::string output = job.output();
   const double to_end = job.seconds() - fault_at;
   figure(str_cat("a data file truncated under the loader: exit ", job.status(), " ", to_end, " s after"));
@@ -163,7 +171,8 @@ TEST(Faults, ADataFileTruncatedUnderTheLoaderIsAnIoErrorNamingIt) {
   EXPECT_FALSE(saved.empty());
   for (const std::int64_t step : saved) {
     std::string why;
-    EXPECT_TRUE(io::CheckpointStore::verify(out / "checkpoints" / io::CheckpointStore::directory_name(step), &why))
+    EXPECT_TRUE(
+        io::CheckpointStore::verify(out / "checkpoints" / io::CheckpointStore::directory_name(step), &why))
         << why;
   }
 }
@@ -173,12 +182,14 @@ TEST(Faults, ADataFileDeletedUnderTheLoaderIsStillReadWhole) {
   // ends exactly as one whose file was left alone.
   TempDir dir;
   const fs::path data = data_copy(dir), straight_out = dir / "straight", out = dir / "run";
-  const CommandResult straight = run_job(train_command(disk_config(dir / "straight.toml", straight_out, data)));
+  const CommandResult straight =
+      run_job(train_command(disk_config(dir / "straight.toml", straight_out, data)));
   ASSERT_EQ(straight.status, 0) << straight.output;
   const fs::path config = disk_config(dir / "run.toml", out, data);
   SpawnedJob job(train_command(config), dir / "run.log", config.string());
   double fault_at = 0.0;
-  run_with_fault(job, out, [&] { fs::remove(data); }, &fault_at);
+  run_with_fault(
+      job, out, [&] { fs::remove(data); }, &fault_at);
   figure(str_cat("a data file deleted under the loader: exit ", job.status(), " ", job.seconds() - fault_at,
                  " s after, the run ends identical to the undisturbed one"));
   ASSERT_EQ(job.status(), 0) << job.output();

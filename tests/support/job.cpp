@@ -137,7 +137,9 @@ bool SpawnedJob::wait(double limit_s) {
   return true;
 }
 
-std::vector<pid_t> SpawnedJob::processes() const { return pid_ > 0 ? job_processes(pid_, tag_) : std::vector<pid_t>{}; }
+std::vector<pid_t> SpawnedJob::processes() const {
+  return pid_ > 0 ? job_processes(pid_, tag_) : std::vector<pid_t>{};
+}
 
 pid_t SpawnedJob::rank_process(int rank) const {
   const std::string wanted = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
@@ -195,10 +197,10 @@ KilledJob run_until_then_kill(const std::string& command, const std::function<bo
 }
 
 CommandResult h5diff(const fs::path& a, const fs::path& b, const std::string& objects) {
-  const CommandResult diff =
-      run_command("h5diff " + quote(a.string()) + " " + quote(b.string()) + (objects.empty() ? "" : " " + objects),
-                  60);
-  EXPECT_NE(diff.status, 127) << "h5diff (HDF5's command-line tools, e.g. Debian's hdf5-tools) is not on PATH";
+  const CommandResult diff = run_command(
+      "h5diff " + quote(a.string()) + " " + quote(b.string()) + (objects.empty() ? "" : " " + objects), 60);
+  EXPECT_NE(diff.status, 127)
+      << "h5diff (HDF5's command-line tools, e.g. Debian's hdf5-tools) is not on PATH";
   return diff;
 }
 
@@ -207,12 +209,15 @@ void expect_same_checkpoint_contents(const fs::path& a, const fs::path& b, const
   std::istringstream names(model_groups);
   for (std::string group; names >> group;) {
     const CommandResult diff = h5diff(a / "model.h5", b / "model.h5", "/" + group + " /" + group);
-    EXPECT_EQ(diff.status, 0) << "/" << group << " of " << a / "model.h5" << " and " << b / "model.h5"
+    EXPECT_EQ(diff.status, 0) << "/" << group << " of " << a / "model.h5"
+                              << " and " << b / "model.h5"
                               << " differ:\n"
                               << tail(diff.output);
   }
   const CommandResult diff = h5diff(a / "optimizer.h5", b / "optimizer.h5");
-  EXPECT_EQ(diff.status, 0) << a / "optimizer.h5" << " and " << b / "optimizer.h5" << " differ:\n"
+  EXPECT_EQ(diff.status, 0) << a / "optimizer.h5"
+                            << " and " << b / "optimizer.h5"
+                            << " differ:\n"
                             << tail(diff.output);
   // trainer.h5's figures and every rank's random stream (its config attribute names the folder).
   for (const char* group : {"/trainer/values", "/trainer/rng"}) {

@@ -49,7 +49,8 @@ class SpawnedJob {
   int status() const { return status_; }
   // The live processes of the job (see above), this process excluded.
   std::vector<pid_t> processes() const;
-  // The job's process that is rank `rank` of an MPI job (OMPI_COMM_WORLD_RANK in its environment); -1 if none.
+  // The job's process that is rank `rank` of an MPI job (OMPI_COMM_WORLD_RANK in its environment); -1 if
+  // none.
   pid_t rank_process(int rank) const;
   // SIGKILL to every process of the job until none is left; then reaps the command. False (with a test
   // failure) when processes survive.
