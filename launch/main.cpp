@@ -1,7 +1,9 @@
 // The `lockstep` command-line tool, as one process or as every rank of an mpirun/srun job. Adding a
 // subcommand is one line in kCommands (and its run_* function).
+#include <signal.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -53,6 +55,10 @@ int main(int argc, char** argv) {
     ::setenv("OMP_WAIT_POLICY", "passive", 1);
     ::execv("/proc/self/exe", argv);
   }
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG and is reported with its file, as a full
+  // disk is, instead of SIGXFSZ killing the process without a word (mpirun's ranks do not inherit an ignored
+  // signal from the shell).
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return lockstep::launch::run_cli(kCommands, std::vector<std::string>(argv + 1, argv + argc), std::cout,
                                   std::cerr, on_failure);

@@ -428,7 +428,13 @@ void convert(const ConvertOptions& options) {
   h5::Access access = options.mode == OutputMode::kAddSplit ? h5::Access::kReadWrite : h5::Access::kTruncate;
   auto write = [&](const std::string& split, const ImageSet& set, const std::vector<std::string>& names,
                    const std::string& source) {
-    write_image_set(tmp, split, set, names, access, source);
+    try {
+      write_image_set(tmp, split, set, names, access, source);
+    } catch (const IoError& e) {  // e.g. a full disk: the temporary is removed below
+      throw IoError(str_cat("convert: could not write ", in_quotes(out), " (any earlier file there is unchanged): ",
+                            e.what()),
+                    out.string(), e.object());
+    }
     access = h5::Access::kReadWrite;
   };
   const std::filesystem::path& in = options.input;

@@ -1,10 +1,14 @@
 // Opening and validating a data set split, and gathering rows from memory or from the file.
 #include "io/data/dataset.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -201,8 +205,18 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const std::filesystem::path& pa
     verify_checksum(images, dataset->cached_);
   } else {
     dataset->images_.emplace(std::move(images));
+    dataset->opened_.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (dataset->opened_.fd < 0 || ::fstat(dataset->opened_.fd, &st) != 0) {
+      fail_io(file, "", kOpen, ": expected to open ", file, " for reading, but it failed: ", std::strerror(errno));
+    }
+    dataset->opened_bytes_ = static_cast<std::int64_t>(st.st_size);
   }
   return dataset;
+}
+
+ImageDataset::Descriptor::~Descriptor() {
+  if (fd >= 0) ::close(fd);
 }
 
 void ImageDataset::gather(std::span<const std::int64_t> indices, std::uint8_t* images_out,
@@ -241,6 +255,16 @@ void ImageDataset::gather(std::span<const std::int64_t> indices, std::uint8_t* i
                   static_cast<std::size_t>(row));
     }
     begin = end;
+  }
+  // After the reads: rows read from a file truncated meanwhile are zeros, and must not be used.
+  struct stat st {};
+  if (::fstat(opened_.fd, &st) != 0 || static_cast<std::int64_t>(st.st_size) < opened_bytes_) {
+    throw IoError(str_cat("ImageDataset::gather: expected the data file ", path_.string(), " to keep its ",
+                          opened_bytes_, " bytes while /", split_,
+                          " is read from it (data.cache = \"none\"), but it now has ", st.st_size,
+                          ": it was truncated, and rows past its end would read as zeros. Restore the file "
+                          "and resume the run"),
+                  path_.string(), "/" + split_ + "/images");
   }
 }
 

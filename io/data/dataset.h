@@ -74,7 +74,8 @@ class ImageDataset {
 
   // Copies the images [C,H,W] and labels of `indices` (any order, repeats allowed) to images_out
   // (indices.size() * image_bytes() bytes) and labels_out (indices.size() values). IndexError when an
-  // index is outside [0, size()); IoError when the file cannot be read.
+  // index is outside [0, size()); IoError naming the file when it cannot be read or (Cache::kNone) has
+  // become shorter than it was at open. A file deleted meanwhile is still read whole: it stays open.
   void gather(std::span<const std::int64_t> indices, std::uint8_t* images_out,
               std::int64_t* labels_out) const;
 
@@ -92,6 +93,17 @@ class ImageDataset {
   std::vector<std::int64_t> labels_;
   std::vector<std::uint8_t> cached_;  // kMemory: all images, row-major [N,C,H,W]
   mutable std::mutex file_mutex_;     // kNone: one reader of images_ at a time
+  // kNone: the file as opened (a descriptor of the inode HDF5 reads) and its size then. HDF5 reads past the
+  // end of a file as zeros, so a file truncated under the reader would otherwise train on blank images.
+  struct Descriptor {
+    int fd = -1;
+    Descriptor() = default;
+    Descriptor(const Descriptor&) = delete;
+    Descriptor& operator=(const Descriptor&) = delete;
+    ~Descriptor();
+  };
+  Descriptor opened_;
+  std::int64_t opened_bytes_ = 0;
 };
 
 }  // namespace lockstep::io

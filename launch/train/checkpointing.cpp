@@ -1,6 +1,7 @@
 // Saving, finding and loading a training run's checkpoints, and agreeing to stop on a signal.
 #include "launch/train/checkpointing.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -41,6 +42,21 @@ std::int64_t broadcast_value(distributed::ProcessGroup& group, std::int64_t valu
   const Tensor t = from_vector(std::vector<std::int64_t>{value}, {1});
   group.broadcast(t, 0)->wait();
   return t.to_vector<std::int64_t>()[0];
+}
+
+// Rank 0's `text` (at most 4096 characters) on every rank, one i64 per character.
+std::string broadcast_text(distributed::ProcessGroup& group, const std::string& text) {
+  if (group.size() == 1) return text;
+  const std::int64_t n = broadcast_value(group, std::min<std::int64_t>(static_cast<std::int64_t>(text.size()), 4096));
+  if (n <= 0) return "";
+  std::vector<std::int64_t> codes(static_cast<std::size_t>(n), 0);
+  for (std::size_t i = 0; i < codes.size() && i < text.size(); ++i)
+    codes[i] = static_cast<unsigned char>(text[i]);
+  const Tensor t = from_vector(codes, {n});
+  group.broadcast(t, 0)->wait();
+  std::string out;
+  for (const std::int64_t c : t.to_vector<std::int64_t>()) out += static_cast<char>(c);
+  return out;
 }
 
 // Runs `load` (a load_state_dict of group `group` of `file`); a mismatch error gains the file and group.
@@ -379,6 +395,9 @@ SavedCheckpoint Checkpointer::save(const TrainingParts& parts, io::TrainerState 
   // Every rank learns the outcome before going on (or exiting after a stop signal).
   ok = broadcast_value(group, ok);
   if (ok == 0) {
+    // Every rank ends the job with rank 0's cause, so that its first line names the cause whichever rank
+    // prints first.
+    failure = broadcast_text(group, failure);
     throw IoError(str_cat("checkpoint: rank 0 could not save step ", state.step, " under '",
                           store_.root().string(), "'", failure.empty() ? std::string() : ": " + failure),
                   store_.root().string());

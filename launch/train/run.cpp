@@ -1,9 +1,14 @@
 // Run set-up and the sample audit log.
 #include "launch/train/run.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 #include "distributed/init.h"
@@ -18,6 +23,17 @@ namespace lockstep::launch {
 namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
+
+// Empty when a file can be created in the folder `dir`, else why not: tried for real, since permission bits
+// do not stop root and a read-only file system stops everyone.
+std::string cannot_write_in(const std::filesystem::path& dir) {
+  const std::filesystem::path probe = dir / str_cat(".lockstep_write_probe.", ::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return std::strerror(errno);
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return "";
+}
 
 // The threads per rank for run.threads = 0: OMP_NUM_THREADS when set, else this node's cores shared out
 // over the ranks on it (at least 1).
@@ -81,6 +97,11 @@ RunSettings setup_run(const launch::Settings& settings, std::shared_ptr<distribu
     if (error) {
       settings.output_key.fail(str_cat("cannot create the output folder '", run.output.string(),
                                        "': ", error.message()));
+    }
+    // Before any training: a read-only folder would otherwise fail at the first metrics line or checkpoint.
+    if (const std::string why = cannot_write_in(run.output); !why.empty()) {
+      settings.output_key.fail(
+          str_cat("cannot write in the output folder '", run.output.string(), "': ", why));
     }
   }
   return run;

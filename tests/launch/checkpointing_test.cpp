@@ -49,32 +49,11 @@ namespace {
 namespace fs = std::filesystem;
 using test::expect_error;
 
-constexpr std::int64_t kTrainImages = 320;  // 10 steps per epoch at batch 32
-constexpr std::int64_t kTestImages = 200;
-constexpr std::int64_t kBatch = 32;
+constexpr std::int64_t kBatch = 32;  // 10 steps per epoch on the small Fashion-MNIST
 
-// The first kTrainImages training and kTestImages test images of the real Fashion-MNIST in a file of their
-// own (made once per process): epochs of a few steps.
+// The first 320 training and 200 test images of the real Fashion-MNIST.
 const fs::path& small_fashion_mnist() {
-  static const test::TempDir dir;
-  static const fs::path path = [] {
-    const fs::path out_path = dir / "fashion-mnist-small.h5";
-    const io::h5::File in(test::fashion_mnist_h5(), io::h5::Access::kRead);
-    const io::h5::File out(out_path, io::h5::Access::kTruncate);
-    const io::h5::Group src = in.root(), dst = out.root();
-    dst.set_attribute("format_version", src.attribute_int("format_version"));
-    dst.set_attribute("class_names", src.attribute_strings("class_names"));
-    for (const auto& [split, count] : {std::pair{"train", kTrainImages}, std::pair{"test", kTestImages}}) {
-      const io::h5::Group from = src.group(split);
-      const io::h5::Group to = dst.create_group(split);
-      to.write_tensor("images", from.dataset("images").read_rows(0, count));
-      to.write_tensor("labels", from.dataset("labels").read_rows(0, count));
-      to.set_attribute("mean", from.attribute_doubles("mean"));
-      to.set_attribute("std", from.attribute_doubles("std"));
-    }
-    out.flush();
-    return out_path;
-  }();
+  static const fs::path path = test::small_fashion_mnist_h5();
   return path;
 }
 

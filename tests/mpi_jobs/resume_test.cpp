@@ -2,7 +2,7 @@
 // again with the same command resumes bit for bit (ResNet with synchronised batch norm, DCGAN, CycleGAN with
 // its image pools); CycleGAN's 2 ranks train as one process with their union batch; a run resumed
 // at another world size keeps the global batch and the global sample order; `--resume` errors name what is
-// wrong, and a damaged newest checkpoint is set aside for the older one.
+// wrong. (A damaged newest checkpoint and the other faults are in tests/faults.)
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -32,9 +32,8 @@
 #include "src/core/error.h"
 #include "tests/support/command.h"
 #include "tests/support/fashion_mnist.h"
+#include "tests/support/job.h"
 #include "tests/support/temp_dir.h"
-
-extern char** environ;
 
 namespace lockstep::test {
 namespace {
@@ -46,21 +45,6 @@ constexpr int kLimitS = 120;
 // Steps between checkpoints in the kill-and-resume tests; the runs train 3 x kEvery steps.
 constexpr std::int64_t kEvery = 4;
 
-void set_job_environment() {
-  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-  ::setenv("OMP_NUM_THREADS", "1", 1);  // the same thread count (and so the same sums) in every run
-  ::setenv("OMP_WAIT_POLICY", "passive", 1);
-}
-
-// run_command with the jobs' environment, reporting each job's status and time.
-CommandResult run_job(const std::string& command, int limit_s = kLimitS) {
-  set_job_environment();
-  CommandResult result = run_command(command, limit_s);
-  std::printf("[   JOB    ] exit %d after %.2f s: %s\n", result.status, result.seconds, command.c_str());
-  return result;
-}
-
 // `lockstep train CONFIG ARGS` as one process.
 std::string train(const fs::path& config, const std::string& args = "") {
   return quote(LOCKSTEP_TOOL) + " train " + quote(config.string()) + " --progress lines" +
@@ -69,8 +53,7 @@ std::string train(const fs::path& config, const std::string& args = "") {
 
 // `lockstep train CONFIG ARGS` as a job of `np` ranks on this machine.
 std::string mpirun_train(int np, const fs::path& config, const std::string& args = "") {
-  return std::string(LOCKSTEP_MPIEXEC) + " --oversubscribe --bind-to none -np " + std::to_string(np) + " " +
-         train(config, args);
+  return mpirun(LOCKSTEP_MPIEXEC, np, train(config, args));
 }
 
 fs::path checkpoint_dir(const fs::path& output, std::int64_t step) {
@@ -85,128 +68,7 @@ std::vector<std::int64_t> committed_steps(const fs::path& output) {
   return steps;
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// At most the last `n` characters of `text` (keeps failure messages readable).
-std::string tail(const std::string& text, std::size_t n = 4000) {
-  return text.size() <= n ? text : "..." + text.substr(text.size() - n);
-}
-
-// --- Killing a whole job -------------------------------------------------------------------------------
-
-// The live (not zombie) processes other than this one that are in session `sid` or whose command line
-// contains `tag`. Open MPI starts each rank in its own process group, so killing mpirun's group would leave
-// the ranks running; they stay in mpirun's session, and their command lines name the test's folder.
-std::vector<pid_t> job_processes(pid_t sid, const std::string& tag) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      continue;
-    const pid_t pid = static_cast<pid_t>(std::stol(name));
-    if (pid == ::getpid()) continue;
-    // /proc/PID/stat: "PID (COMM) STATE PPID PGRP SESSION ..."; COMM may hold spaces and parentheses.
-    const std::string stat = read_text(entry.path() / "stat");
-    const std::size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;  // gone meanwhile
-    std::istringstream fields(stat.substr(close + 1));
-    char state = 0;
-    long ppid = 0, pgrp = 0, session = 0;
-    fields >> state >> ppid >> pgrp >> session;
-    if (!fields || state == 'Z' || state == 'X') continue;
-    std::string cmdline = read_text(entry.path() / "cmdline");
-    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-    if (session == sid || cmdline.find(tag) != std::string::npos) out.push_back(pid);
-  }
-  return out;
-}
-
-struct KilledJob {
-  bool reached = false;  // `marker` appeared and the job was killed then
-  int status = -1;       // mpirun's: 128 + 9 when killed, its exit status when it ended on its own
-  double seconds = 0.0;  // until the kill (or the end)
-  std::string output;
-};
-
-// Starts `command` (a shell command line) in a session of its own, polls every 5 ms for `marker` to exist
-// and then sends SIGKILL to every process of the job — mpirun and every rank (see job_processes; `tag`
-// is in every rank's command line, e.g. its config path) — waiting until none is left. A job still running
-// after `limit_s` is killed too.
-KilledJob run_until_then_kill(const std::string& command, const fs::path& marker, const std::string& tag,
-                              const fs::path& log, int limit_s = kLimitS) {
-  set_job_environment();
-  KilledJob job;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
-  std::string sh = "sh", dash_c = "-c", line = "exec " + command;
-  char* argv[] = {sh.data(), dash_c.data(), line.data(), nullptr};
-  pid_t pid = -1;
-  const int spawned = ::posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (spawned != 0) {
-    ADD_FAILURE() << "posix_spawn failed (" << spawned << ") for: " << command;
-    return job;
-  }
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto elapsed = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  int wait_status = 0;
-  bool ended = false;
-  while (elapsed() < limit_s) {
-    if (fs::exists(marker)) {
-      job.reached = true;
-      break;
-    }
-    if (::waitpid(pid, &wait_status, WNOHANG) == pid) {
-      ended = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  job.seconds = elapsed();
-  // Kill until nothing of the job is left (a rank may be spawning threads or exiting meanwhile).
-  for (int round = 0; round < 1000; ++round) {
-    const std::vector<pid_t> left = job_processes(pid, tag);
-    if (left.empty()) break;
-    for (const pid_t p : left) ::kill(p, SIGKILL);
-    if (!ended && ::waitpid(pid, &wait_status, WNOHANG) == pid) ended = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (!ended) ::waitpid(pid, &wait_status, 0);
-  EXPECT_TRUE(job_processes(pid, tag).empty())
-      << "processes of the killed job are still running: " << command;
-  job.status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
-  job.output = read_text(log);
-  std::printf("[   JOB    ] %s after %.3f s (status %d): %s\n",
-              job.reached ? "killed on every rank" : "ended before the kill", job.seconds, job.status,
-              command.c_str());
-  return job;
-}
-
 // --- Comparing checkpoints -----------------------------------------------------------------------------
-
-// `h5diff A B OBJECTS` with the real h5diff: exit status 0 means no difference.
-CommandResult h5diff(const fs::path& a, const fs::path& b, const std::string& objects = "") {
-  const CommandResult diff = run_command(
-      "h5diff " + quote(a.string()) + " " + quote(b.string()) + (objects.empty() ? "" : " " + objects), 60);
-  EXPECT_NE(diff.status, 127)
-      << "h5diff (HDF5's command-line tools, e.g. Debian's hdf5-tools) is not on PATH";
-  return diff;
-}
 
 // Group `group` of the HDF5 file `path` as a state dict.
 nn::StateDict read_group(const fs::path& path, const std::string& group) {
@@ -384,8 +246,9 @@ void expect_killed_and_resumed_equals_straight(
   ASSERT_TRUE(fs::is_directory(checkpoint_dir(straight_out, last))) << straight.output;
 
   const std::string command = mpirun_train(2, killed_config);
-  const KilledJob killed = run_until_then_kill(command, checkpoint_dir(killed_out, kEvery),
-                                               killed_config.string(), dir / "killed.log");
+  const fs::path marker = checkpoint_dir(killed_out, kEvery);
+  const KilledJob killed = run_until_then_kill(command, [&] { return fs::exists(marker); },
+                                               killed_config.string(), dir / "killed.log", kLimitS);
   ASSERT_TRUE(killed.reached) << "the job ended (status " << killed.status << ") before "
                               << checkpoint_dir(killed_out, kEvery) << " appeared:\n"
                               << killed.output;
@@ -411,33 +274,10 @@ void expect_killed_and_resumed_equals_straight(
       << resumed.output;
   ASSERT_TRUE(fs::is_directory(checkpoint_dir(killed_out, last))) << resumed.output;
 
-  const fs::path a = checkpoint_dir(straight_out, last), b = checkpoint_dir(killed_out, last);
-  // model.h5's root attribute `config` names each run's output folder: compare the models' groups only.
-  std::istringstream names(groups);
-  for (std::string group; names >> group;) {
-    const CommandResult diff = h5diff(a / "model.h5", b / "model.h5", "/" + group + " /" + group);
-    EXPECT_EQ(diff.status, 0) << "/" << group << " of " << a / "model.h5"
-                              << " and " << b / "model.h5"
-                              << " differ:\n"
-                              << tail(diff.output);
-  }
-  const CommandResult diff = h5diff(a / "optimizer.h5", b / "optimizer.h5");
-  EXPECT_EQ(diff.status, 0) << a / "optimizer.h5"
-                            << " and " << b / "optimizer.h5"
-                            << " differ:\n"
-                            << tail(diff.output);
+  expect_same_checkpoint_contents(checkpoint_dir(straight_out, last), checkpoint_dir(killed_out, last), groups,
+                                  trainer_groups);
   // The logged figures too (every rank's running sums are in the checkpoint): the same bytes.
   EXPECT_EQ(read_text(straight_out / "metrics.jsonl"), read_text(killed_out / "metrics.jsonl"));
-  // And trainer.h5's figures and every rank's random stream (its config attribute names the folder).
-  const CommandResult values = h5diff(a / "trainer.h5", b / "trainer.h5", "/trainer/values /trainer/values");
-  EXPECT_EQ(values.status, 0) << tail(values.output);
-  const CommandResult rng = h5diff(a / "trainer.h5", b / "trainer.h5", "/trainer/rng /trainer/rng");
-  EXPECT_EQ(rng.status, 0) << tail(rng.output);
-  std::istringstream states(trainer_groups);
-  for (std::string group; states >> group;) {
-    const CommandResult state = h5diff(a / "trainer.h5", b / "trainer.h5", "/" + group + " /" + group);
-    EXPECT_EQ(state.status, 0) << "/" << group << " of trainer.h5 differs:\n" << tail(state.output);
-  }
 }
 
 TEST(MpiResume, ResNetWithSyncBatchNormKilledOnEveryRankResumesBitForBit) {
@@ -693,39 +533,6 @@ TEST(MpiResume, WorldSizeThatCannotShareTheGlobalBatchIsRefused) {
   EXPECT_NE(shared.output.find("with global batch 24, which 5 ranks cannot share evenly"), std::string::npos)
       << shared.output;
   EXPECT_EQ(committed_steps(out), std::vector<std::int64_t>{1});
-}
-
-TEST(MpiResume, DamagedNewestCheckpointIsSetAsideForTheOlderOne) {
-  TempDir dir;
-  const fs::path out = dir / "run";
-  const fs::path config = mlp_config(dir / "run.toml", out, 3, 1);
-  const CommandResult first = run_job(train(config));
-  ASSERT_EQ(first.status, 0) << first.output;
-  ASSERT_EQ(committed_steps(out), (std::vector<std::int64_t>{1, 2, 3})) << first.output;
-  const fs::path damaged = checkpoint_dir(out, 3);
-  {
-    std::fstream file(damaged / "model.h5", std::ios::in | std::ios::out | std::ios::binary);
-    file.seekg(0, std::ios::end);
-    const std::streamoff middle = file.tellg() / 2;
-    file.seekg(middle);
-    const char byte = static_cast<char>(file.get());
-    file.seekp(middle);
-    file.put(static_cast<char>(byte ^ 0x5a));
-    ASSERT_TRUE(file.good()) << "could not flip a byte of " << damaged / "model.h5";
-  }
-  const CommandResult resumed = run_job(train(config, "run.max_steps=4"));
-  ASSERT_EQ(resumed.status, 0) << resumed.output;
-  bool warned = false;
-  for (const std::string& line : lines_of(resumed.output))
-    warned = warned || (line.rfind("warning:", 0) == 0 && line.find(damaged.string()) != std::string::npos);
-  EXPECT_TRUE(warned) << "expected a 'warning:' line naming " << damaged << ":\n" << resumed.output;
-  fs::path aside = damaged;
-  aside += ".damaged";
-  EXPECT_TRUE(fs::is_directory(aside)) << resumed.output;
-  EXPECT_NE(resumed.output.find(str_cat("resumed from ", checkpoint_dir(out, 2).string(), ": step 2,")),
-            std::string::npos)
-      << resumed.output;
-  EXPECT_EQ(committed_steps(out).back(), 4) << resumed.output;
 }
 
 }  // namespace
