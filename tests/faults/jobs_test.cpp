@@ -123,7 +123,10 @@ TEST(Faults, OneRankKilledEndsTheJobWithinTheBoundAndTheRerunResumesExactly) {
                      << job.output();
   EXPECT_NE(job.status(), 0) << job.output();
   EXPECT_LT(to_end, kEndBoundS) << job.output();
-  EXPECT_TRUE(job.processes().empty()) << "a rank outlived the job";
+  // Rank 0 may still be tearing down when mpirun has exited; none may be left a few seconds later.
+  for (int i = 0; i < 500 && !job.processes().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(job.processes().empty()) << "a rank outlived the job by 5 s";
   ASSERT_FALSE(fs::exists(checkpoint_dir(out, 300))) << "the job finished before the kill";
   // Every committed checkpoint verifies; the rerun resumes from the newest and ends as the straight run.
   const std::vector<std::int64_t> saved = committed_steps(out / "checkpoints");
