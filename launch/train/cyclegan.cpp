@@ -160,10 +160,6 @@ Tensor translation_rows(nn::Module& forward, nn::Module& backward, const Tensor&
 
 namespace {
 
-void set_requires_grad(const std::vector<Tensor>& params, bool on) {
-  for (Tensor p : params) p.requires_grad_(on);
-}
-
 // The indices among `base` (null: 0 .. size-1) whose label is one of `classes` (empty: any).
 std::vector<std::int64_t> domain_indices(const io::ImageDataset& data, const std::vector<std::int64_t>* base,
                                          const std::vector<std::int64_t>& classes) {
@@ -249,9 +245,6 @@ class CycleGanTask final : public Task {
     d_b_optimizer_ = make_optimizer(c.settings.discriminator.optimizer, *d_b_);
     g_params_ = g_->parameters();
     f_params_ = f_->parameters();
-    d_params_ = d_a_->parameters();
-    const std::vector<Tensor> more = d_b_->parameters();
-    d_params_.insert(d_params_.end(), more.begin(), more.end());
   }
 
   TrainingParts parts() override {
@@ -312,7 +305,8 @@ class CycleGanTask final : public Task {
     const Tensor real_a = batch.images;
     const Tensor real_b = next_b(step).images;
     // The generators' step through frozen discriminators called outside their wrappers.
-    set_requires_grad(d_params_, false);
+    d_a_->requires_grad_(false);
+    d_b_->requires_grad_(false);
     const auto g = [this](const Tensor& x) { return (*dp_g_)(x); };
     const auto f = [this](const Tensor& x) { return (*dp_f_)(x); };
     const auto d_a = [this](const Tensor& x) { return dp_d_a_->module()(x); };
@@ -330,7 +324,8 @@ class CycleGanTask final : public Task {
     f_optimizer_->step();
     g_scheduler_->step();
     f_scheduler_->step();
-    set_requires_grad(d_params_, true);
+    d_a_->requires_grad_(true);
+    d_b_->requires_grad_(true);
     // The discriminators' step on real images and pooled translations (made before the generators' update).
     const Tensor pooled_a = pooled(ImagePools::Domain::kA, l.fake_a);
     const Tensor pooled_b = pooled(ImagePools::Domain::kB, l.fake_b);
@@ -534,7 +529,7 @@ class CycleGanTask final : public Task {
   std::optional<distributed::DataParallel> dp_g_, dp_f_, dp_d_a_, dp_d_b_;
   std::unique_ptr<optim::Optimizer> g_optimizer_, f_optimizer_, d_a_optimizer_, d_b_optimizer_;
   std::unique_ptr<optim::LRScheduler> g_scheduler_, f_scheduler_, d_a_scheduler_, d_b_scheduler_;
-  std::vector<Tensor> g_params_, f_params_, d_params_;
+  std::vector<Tensor> g_params_, f_params_;
   std::shared_ptr<const std::vector<std::int64_t>> subset_b_;
   std::shared_ptr<io::ImageDataset> train_b_, test_b_;  // domain B's splits (test_b_ null when none)
   std::int64_t size_a_ = 0, size_b_ = 0;

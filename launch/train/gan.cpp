@@ -32,10 +32,6 @@ Tensor random_labels(std::int64_t n, std::int64_t classes) {
   return from_vector(labels, {n});
 }
 
-void set_requires_grad(const std::vector<Tensor>& params, bool on) {
-  for (Tensor p : params) p.requires_grad_(on);
-}
-
 // ema <- decay * ema + (1 - decay) * current for parameters; buffers (batch-norm statistics) copied.
 void update_average(nn::Module& ema, const nn::Module& current, double decay) {
   NoGradGuard no_grad;
@@ -161,7 +157,7 @@ class GanTask final : public Task {
     // Generator step every d_steps discriminator steps, through a frozen discriminator called outside its
     // wrapper: only G's gradients are reduced and applied.
     if (step % gan_.d_steps == 0) {
-      set_requires_grad(d_params_, false);
+      discriminator_->requires_grad_(false);
       const Tensor labels = classes_ > 0 ? random_labels(b, classes_) : Tensor();
       const Tensor images = models::generate(dp_g_->prepare_forward(), randn({b, gan_.latent}), labels);
       Tensor g_loss = models::generator_loss(loss_, models::discriminate(dp_d_->module(), images, labels));
@@ -171,7 +167,7 @@ class GanTask final : public Task {
         optim::clip_grad_norm_(g_params_, settings_.generator.clip_grad_norm);
       g_optimizer_->step();
       g_scheduler_->step();
-      set_requires_grad(d_params_, true);
+      discriminator_->requires_grad_(true);
       if (ema_) update_average(*ema_, *generator_, gan_.ema_decay);
       sums[kGLoss] += g_loss.item();
       sums[kGSteps] += 1;

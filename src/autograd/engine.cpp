@@ -53,7 +53,7 @@ struct NodeState {
 thread_local std::vector<std::vector<std::function<void()>>> t_callbacks;
 
 // For grad(): the nodes of the running backward from which a requested input can be reached (null for a
-// backward into every leaf). Edges into other nodes need no gradient (edge_needed), and those nodes never run.
+// backward into every leaf). Edges into other nodes need no gradient (edge_needed), and those nodes are skipped.
 thread_local const std::unordered_set<const Node*>* t_needed = nullptr;
 
 class NeededScope {
@@ -179,24 +179,24 @@ void execute(const Task& task) {
     Node* node = ready.top();
     ready.pop();
     InputBuffer inputs = std::move(state.at(node).buffer);
-    inputs.resize(node->outputs().size());
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      if (!inputs[i].defined()) {
-        const TensorMeta& m = node->outputs()[i];
-        inputs[i] = zeros(m.shape, m.dtype, m.device);
-      }
-    }
-
     std::vector<Tensor> outputs;
-    if (task.capture) {
-      for (std::size_t k = 0; k < task.capture->size(); ++k) {
-        const Edge& c = (*task.capture)[k];
-        if (c.fn.get() == node) (*task.captured)[k] = inputs[c.input_nr];
+    // In grad(), a node that leads to no requested input is skipped whole (its gradients are never formed).
+    if (!task.capture || needed.contains(node)) {
+      inputs.resize(node->outputs().size());
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        if (!inputs[i].defined()) {
+          const TensorMeta& m = node->outputs()[i];
+          inputs[i] = zeros(m.shape, m.dtype, m.device);
+        }
       }
-      // grad() never touches .grad, nor computes what leads to no requested input.
-      if (needed.contains(node) && !dynamic_cast<AccumulateGrad*>(node)) outputs = node->apply(std::move(inputs));
-    } else {
-      outputs = node->apply(std::move(inputs));
+      if (task.capture) {
+        for (std::size_t k = 0; k < task.capture->size(); ++k) {
+          const Edge& c = (*task.capture)[k];
+          if (c.fn.get() == node) (*task.captured)[k] = inputs[c.input_nr];
+        }
+      }
+      // grad() never touches .grad.
+      if (!task.capture || !dynamic_cast<AccumulateGrad*>(node)) outputs = node->apply(std::move(inputs));
     }
     if (release) node->release_saved();
 

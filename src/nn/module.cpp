@@ -76,6 +76,10 @@ std::int64_t Module::num_parameters() const {
   return total;
 }
 
+void Module::requires_grad_(bool on) {
+  for (Tensor p : parameters()) p.requires_grad_(on);
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (const auto& [name, child] : children_) child->train(on);

@@ -49,6 +49,9 @@ class Module {
 
   // Drops every parameter's gradient.
   void zero_grad();
+  // Sets requires_grad on every parameter, e.g. to freeze a network during another one's step (PyTorch's
+  // Module.requires_grad_).
+  void requires_grad_(bool on);
   // Parameters and buffers under their dotted names; tensors share storage with the module.
   StateDict state_dict() const;
   // Copies values in (no autograd). With Strict::kYes every missing key, unexpected key, shape or dtype

@@ -131,16 +131,21 @@ fs::path write_config(const fs::path& path, const std::string& task, const fs::p
   return path;
 }
 
+// A kill-and-resume run of `task`: seed `seed`, 3 x kEvery steps, a checkpoint every kEvery; `data_keys` in
+// [data] and the `sections` before [checkpoint].
+fs::path resume_config(const fs::path& path, const std::string& task, const fs::path& output, int seed,
+                       const std::string& data_keys, const std::string& sections) {
+  return write_config(path, task, output, str_cat("seed = ", seed, "\nmax_steps = ", 3 * kEvery, "\n"),
+                      data_keys, str_cat(sections, "[checkpoint]\nevery_steps = ", kEvery, "\n"));
+}
+
 // ResNet-20 (19 batch norms, synchronised over the ranks by default), SGD with momentum and weight decay, a
 // cosine schedule, random crops and flips, 8 images per rank: 3 x kEvery steps, a checkpoint every kEvery.
 fs::path resnet_config(const fs::path& path, const fs::path& output) {
-  return write_config(path, "classifier", output, str_cat("seed = 5\nmax_steps = ", 3 * kEvery, "\n"),
-                      "batch_size = 8\ncrop_padding = 2\nflip = true\n",
-                      str_cat("[model]\nname = \"resnet20\"\n"
-                              "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\nweight_decay = 5e-4\n"
-                              "[schedule]\nname = \"cosine\"\n"
-                              "[checkpoint]\nevery_steps = ",
-                              kEvery, "\n"));
+  return resume_config(path, "classifier", output, 5, "batch_size = 8\ncrop_padding = 2\nflip = true\n",
+                       "[model]\nname = \"resnet20\"\n"
+                       "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\nweight_decay = 5e-4\n"
+                       "[schedule]\nname = \"cosine\"\n");
 }
 
 // A DCGAN (width 64: steps long enough for the kill to land mid-run on an idle machine; latent 16; 32x32:
@@ -148,69 +153,52 @@ fs::path resnet_config(const fs::path& path, const fs::path& output) {
 // one-sided label smoothing and a generator average, 16 images per rank: 3 x kEvery steps, a checkpoint
 // every kEvery.
 fs::path dcgan_config(const fs::path& path, const fs::path& output) {
-  return write_config(path, "gan", output, str_cat("seed = 2\nmax_steps = ", 3 * kEvery, "\n"),
-                      "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
-                      str_cat("[gan]\nlatent = 16\nsamples = 16\nreal_label = 0.9\nema_decay = 0.999\n"
-                              "[generator]\nname = \"dcgan\"\nwidth = 64\n"
-                              "[discriminator]\nname = \"dcgan\"\nwidth = 64\n"
-                              "[generator.optimizer]\nlr = 1e-4\n[discriminator.optimizer]\nlr = 4e-4\n"
-                              "[checkpoint]\nevery_steps = ",
-                              kEvery, "\n"));
+  return resume_config(path, "gan", output, 2, "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
+                       "[gan]\nlatent = 16\nsamples = 16\nreal_label = 0.9\nema_decay = 0.999\n"
+                       "[generator]\nname = \"dcgan\"\nwidth = 64\n"
+                       "[discriminator]\nname = \"dcgan\"\nwidth = 64\n"
+                       "[generator.optimizer]\nlr = 1e-4\n[discriminator.optimizer]\nlr = 4e-4\n");
 }
 
 // A CycleGAN, sneakers <-> ankle boots at 32x32 (the example's networks: steps long enough for the kill to
 // land mid-run on an idle machine), pools of 12 images (full after two steps of 2 x 4 images, so the
 // resumed steps draw from the pools' stream), 4 images per rank: 3 x kEvery steps, a checkpoint every kEvery.
 fs::path cyclegan_config(const fs::path& path, const fs::path& output) {
-  return write_config(path, "cyclegan", output, str_cat("seed = 4\nmax_steps = ", 3 * kEvery, "\n"),
-                      "batch_size = 4\npad_to = 32\nnormalize = \"tanh\"\n",
-                      str_cat("[cyclegan]\npool_size = 12\nsamples = 2\neval_images = 0\n"
-                              "[generator]\nname = \"cyclegan-resnet\"\nwidth = 32\nresidual_blocks = 6\n"
-                              "[discriminator]\nname = \"patchgan\"\nwidth = 64\n"
-                              "[checkpoint]\nevery_steps = ",
-                              kEvery, "\n"));
+  return resume_config(path, "cyclegan", output, 4, "batch_size = 4\npad_to = 32\nnormalize = \"tanh\"\n",
+                       "[cyclegan]\npool_size = 12\nsamples = 2\neval_images = 0\n"
+                       "[generator]\nname = \"cyclegan-resnet\"\nwidth = 32\nresidual_blocks = 6\n"
+                       "[discriminator]\nname = \"patchgan\"\nwidth = 64\n");
 }
 
 // The course's MLP GAN at its own widths (the 23 MiB checkpoints and 64 images per rank keep the kill
 // mid-run), non-saturating loss: 3 x kEvery steps, a checkpoint every kEvery.
 fs::path mlp_gan_config(const fs::path& path, const fs::path& output) {
-  return write_config(path, "gan", output, str_cat("seed = 4\nmax_steps = ", 3 * kEvery, "\n"),
-                      "batch_size = 64\nnormalize = \"tanh\"\n",
-                      str_cat("[gan]\nsamples = 16\n[generator]\nname = \"mlp\"\n[discriminator]\nname = \"mlp\"\n"
-                              "[checkpoint]\nevery_steps = ",
-                              kEvery, "\n"));
+  return resume_config(path, "gan", output, 4, "batch_size = 64\nnormalize = \"tanh\"\n",
+                       "[gan]\nsamples = 16\n[generator]\nname = \"mlp\"\n[discriminator]\nname = \"mlp\"\n");
 }
 
 // A conditional DCGAN (width 64, as dcgan_config) with the real batch's labels and random ones: 3 x kEvery
 // steps, a checkpoint every kEvery.
 fs::path cgan_config(const fs::path& path, const fs::path& output) {
-  return write_config(path, "gan", output, str_cat("seed = 6\nmax_steps = ", 3 * kEvery, "\n"),
-                      "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
-                      str_cat("[gan]\nlatent = 16\nsamples = 20\nconditional = true\n"
-                              "[generator]\nname = \"dcgan\"\nwidth = 64\n"
-                              "[discriminator]\nname = \"dcgan\"\nwidth = 64\n"
-                              "[checkpoint]\nevery_steps = ",
-                              kEvery, "\n"));
+  return resume_config(path, "gan", output, 6, "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
+                       "[gan]\nlatent = 16\nsamples = 20\nconditional = true\n"
+                       "[generator]\nname = \"dcgan\"\nwidth = 64\n"
+                       "[discriminator]\nname = \"dcgan\"\nwidth = 64\n");
 }
 
 // WGAN-GP: a layer-norm critic (width 64) under the gradient penalty, each rank drawing its own interpolates,
 // 2 critic steps per generator step: 3 x kEvery steps, a checkpoint every kEvery.
 fs::path wgan_gp_config(const fs::path& path, const fs::path& output) {
-  return write_config(path, "gan", output, str_cat("seed = 7\nmax_steps = ", 3 * kEvery, "\n"),
-                      "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
-                      str_cat("[gan]\nlatent = 16\nsamples = 16\nloss = \"wasserstein-gp\"\nd_steps = 2\n"
-                              "[generator]\nname = \"dcgan\"\nwidth = 32\n"
-                              "[discriminator]\nname = \"wgan-critic\"\nwidth = 64\nnorm = \"layer\"\n"
-                              "[checkpoint]\nevery_steps = ",
-                              kEvery, "\n"));
+  return resume_config(path, "gan", output, 7, "batch_size = 16\npad_to = 32\nnormalize = \"tanh\"\n",
+                       "[gan]\nlatent = 16\nsamples = 16\nloss = \"wasserstein-gp\"\nd_steps = 2\n"
+                       "[generator]\nname = \"dcgan\"\nwidth = 32\n"
+                       "[discriminator]\nname = \"wgan-critic\"\nwidth = 64\nnorm = \"layer\"\n");
 }
 
 // Convolutional autoencoders (64 images per rank keep the kill mid-run): `keys` pick the kind.
 fs::path autoencoder_config(const fs::path& path, const fs::path& output, const std::string& keys) {
-  return write_config(path, "autoencoder", output, str_cat("seed = 8\nmax_steps = ", 3 * kEvery, "\n"),
-                      "batch_size = 64\n",
-                      str_cat("[autoencoder]\narchitecture = \"conv\"\ncode = 16\nsamples = 16\n", keys,
-                              "[checkpoint]\nevery_steps = ", kEvery, "\n"));
+  return resume_config(path, "autoencoder", output, 8, "batch_size = 64\n",
+                       str_cat("[autoencoder]\narchitecture = \"conv\"\ncode = 16\nsamples = 16\n", keys));
 }
 
 // A small MLP with SGD and momentum, a global batch of 24 (shared out over the ranks), each rank logging its
@@ -247,8 +235,8 @@ void expect_killed_and_resumed_equals_straight(
 
   const std::string command = mpirun_train(2, killed_config);
   const fs::path marker = checkpoint_dir(killed_out, kEvery);
-  const KilledJob killed = run_until_then_kill(command, [&] { return fs::exists(marker); },
-                                               killed_config.string(), dir / "killed.log", kLimitS);
+  const KilledJob killed = run_until_then_kill(
+      command, [&] { return fs::exists(marker); }, killed_config.string(), dir / "killed.log", kLimitS);
   ASSERT_TRUE(killed.reached) << "the job ended (status " << killed.status << ") before "
                               << checkpoint_dir(killed_out, kEvery) << " appeared:\n"
                               << killed.output;
@@ -274,8 +262,8 @@ void expect_killed_and_resumed_equals_straight(
       << resumed.output;
   ASSERT_TRUE(fs::is_directory(checkpoint_dir(killed_out, last))) << resumed.output;
 
-  expect_same_checkpoint_contents(checkpoint_dir(straight_out, last), checkpoint_dir(killed_out, last), groups,
-                                  trainer_groups);
+  expect_same_checkpoint_contents(checkpoint_dir(straight_out, last), checkpoint_dir(killed_out, last),
+                                  groups, trainer_groups);
   // The logged figures too (every rank's running sums are in the checkpoint): the same bytes.
   EXPECT_EQ(read_text(straight_out / "metrics.jsonl"), read_text(killed_out / "metrics.jsonl"));
 }
@@ -378,10 +366,8 @@ TEST(MpiResume, DenoisingContractiveAutoencoderKilledOnEveryRankResumesBitForBit
 TEST(MpiResume, PixelCnnKilledOnEveryRankResumesBitForBit) {
   expect_killed_and_resumed_equals_straight(
       [](const fs::path& path, const fs::path& output) {
-        return write_config(path, "pixelcnn", output, str_cat("seed = 9\nmax_steps = ", 3 * kEvery, "\n"),
-                            "batch_size = 16\n",
-                            str_cat("[pixelcnn]\nwidth = 16\nblocks = 2\nsamples = 4\n[checkpoint]\nevery_steps = ",
-                                    kEvery, "\n"));
+        return resume_config(path, "pixelcnn", output, 9, "batch_size = 16\n",
+                             "[pixelcnn]\nwidth = 16\nblocks = 2\nsamples = 4\n");
       },
       "model");
 }

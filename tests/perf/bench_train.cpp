@@ -136,10 +136,9 @@ Workload gan_workload(const std::string& kind, lockstep::Generator& gen) {
             opt_d->step();
 
             opt_g->zero_grad();
-            std::vector<Tensor> d_params = discriminator->parameters();
-            for (Tensor& p : d_params) p.requires_grad_(false);
+            discriminator->requires_grad_(false);
             models::generator_loss(loss, critic(fake)).backward();
-            for (Tensor& p : d_params) p.requires_grad_(true);
+            discriminator->requires_grad_(true);
             opt_g->step();
           }};
 }
@@ -201,12 +200,8 @@ Workload cyclegan_workload(lockstep::Generator& gen) {
   const auto to_one = [](const Tensor& scores) { return lockstep::mean(lockstep::square(scores - 1.0)); };
   const auto to_zero = [](const Tensor& scores) { return lockstep::mean(lockstep::square(scores)); };
   return {kBatch, [=] {
-            const std::vector<Tensor> d_params = [&] {
-              std::vector<Tensor> all = d_a->parameters();
-              for (const Tensor& p : d_b->parameters()) all.push_back(p);
-              return all;
-            }();
-            for (Tensor p : d_params) p.requires_grad_(false);
+            d_a->requires_grad_(false);
+            d_b->requires_grad_(false);
             const Tensor fake_b = g->forward(a), fake_a = f->forward(b);
             const Tensor loss_g = to_one(d_b->forward(fake_b)) + to_one(d_a->forward(fake_a)) +
                                   (lockstep::l1_loss(f->forward(fake_b), a) + lockstep::l1_loss(g->forward(fake_a), b)) * 10.0 +
@@ -214,7 +209,8 @@ Workload cyclegan_workload(lockstep::Generator& gen) {
             opt_g->zero_grad();
             loss_g.backward();
             opt_g->step();
-            for (Tensor p : d_params) p.requires_grad_(true);
+            d_a->requires_grad_(true);
+            d_b->requires_grad_(true);
             opt_da->zero_grad();
             ((to_one(d_a->forward(a)) + to_zero(d_a->forward(fake_a.detach()))) * 0.5).backward();
             opt_da->step();

@@ -123,11 +123,11 @@ nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::Pr
     opt_d.step();
 
     // G step through the frozen, unwrapped D: no D gradient exists, none is reduced.
-    for (auto& p : d->parameters()) p.requires_grad_(false);
+    d->requires_grad_(false);
     opt_g.zero_grad();
     models::generator_loss(loss, d->forward(fake)).backward();
     opt_g.step();
-    for (auto& p : d->parameters()) p.requires_grad_(true);
+    d->requires_grad_(true);
   }
   nn::StateDict out = copy_state(*g, "g.");
   for (const auto& [name, t] : copy_state(*d, "d.")) out.insert(name, t);
