@@ -200,6 +200,11 @@ int sample_translations(const Source& source, const po::variables_map& values) {
   return 0;
 }
 
+// " (Sneaker)" for class 7 of Fashion-MNIST; "" when the file names fewer classes.
+std::string class_label(const std::vector<std::string>& names, std::int64_t k) {
+  return k < static_cast<std::int64_t>(names.size()) ? str_cat(" (", names[static_cast<std::size_t>(k)], ")") : "";
+}
+
 }  // namespace
 
 int run_sample(const std::vector<std::string>& args) {
@@ -312,7 +317,7 @@ int run_sample(const std::vector<std::string>& args) {
   }
   io::write_png(output, io::image_grid(cat(parts, 0), *columns));
   std::cout << "wrote " << count << (count == 1 ? " sample" : " samples")
-            << (drawn_class ? str_cat(" of class ", *drawn_class, " (", data.train->class_names()[*drawn_class], ")")
+            << (drawn_class ? str_cat(" of class ", *drawn_class, class_label(data.train->class_names(), *drawn_class))
                             : "")
             << " from " << source.description << " to " << output.string() << '\n';
   return 0;

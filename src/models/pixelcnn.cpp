@@ -107,14 +107,19 @@ Tensor sample_pixelcnn(PixelCNN& model, std::int64_t count, std::int64_t height,
       const std::vector<float> probs = p.to_vector<float>();
       const std::vector<double> u = rand({count}, 0.0, 1.0, DType::f64, kCPU, gen).to_vector<double>();
       for (std::int64_t n = 0; n < count; ++n) {
+        // Inverse CDF in f64 against the row's own total (f32 probabilities need not sum to exactly 1), so
+        // no level is drawn that has probability 0.
+        const float* row = probs.data() + n * kIntensities;
+        double total = 0.0;
+        for (std::int64_t v = 0; v < kIntensities; ++v) total += row[v];
+        const double target = u[static_cast<std::size_t>(n)] * total;
         double cumulative = 0.0;
-        std::int64_t level = kIntensities - 1;
+        std::int64_t level = 0;
         for (std::int64_t v = 0; v < kIntensities; ++v) {
-          cumulative += probs[static_cast<std::size_t>(n * kIntensities + v)];
-          if (u[static_cast<std::size_t>(n)] < cumulative) {
-            level = v;
-            break;
-          }
+          if (row[v] <= 0.0f) continue;
+          level = v;
+          cumulative += row[v];
+          if (target < cumulative) break;
         }
         values[static_cast<std::size_t>((n * height + i) * width + j)] = static_cast<float>(level) / 255.0f;
       }
