@@ -202,6 +202,7 @@ AutoencoderSection read_autoencoder(const Reader& r) {
   const Config& cfg = r.cfg();
   AutoencoderSection a;
   a.architecture = cfg.choice("autoencoder.architecture", {"mlp", "conv"}, "mlp");
+  a.architecture_key = cfg.locate("autoencoder.architecture");
   // Fully connected layers before the code (after the convolutions for conv).
   a.hidden = cfg.get_ints("autoencoder.hidden",
                           a.architecture == "mlp" ? std::vector<std::int64_t>{512, 256} : std::vector<std::int64_t>{});
@@ -331,6 +332,7 @@ Settings read_settings(const Config& cfg) {
       cfg.fail("train.label_smoothing", "expected a value below 1, but got 1");
     s.train.early_stopping_patience = r.integer("train.early_stopping_patience", 0, 0);
   } else if (s.task == "pixelcnn") {
+    s.pixelcnn.task_key = cfg.locate("task");
     s.pixelcnn.width = r.integer("pixelcnn.width", 64, 2, 4096);
     if (s.pixelcnn.width % 2 != 0) cfg.fail("pixelcnn.width", str_cat("expected an even width, but got ", s.pixelcnn.width));
     s.pixelcnn.blocks = r.integer("pixelcnn.blocks", 5, 0, 1000);

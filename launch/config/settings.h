@@ -131,6 +131,7 @@ struct GanSection {
 // [autoencoder]: the autoencoder task's networks and objective (autoencoders of every kind and the VAE).
 struct AutoencoderSection {
   std::string architecture = "mlp";            // mlp | conv
+  ConfigKey architecture_key;                  // for image sizes the architecture cannot take
   std::vector<std::int64_t> hidden{512, 256};  // fully connected layers (conv: after the convolutions; none)
   std::int64_t code = 32;
   std::string code_activation = "linear";  // linear | sigmoid
@@ -151,6 +152,7 @@ struct PixelCnnSection {
   std::int64_t width = 64;   // channels of the residual stream
   std::int64_t blocks = 5;   // residual blocks
   std::int64_t samples = 16;  // images drawn pixel by pixel after each epoch (0: none)
+  ConfigKey task_key;         // for images with more than one channel
 };
 
 // [cyclegan]: unpaired translation between two domains, each given by a set of classes of a data set:

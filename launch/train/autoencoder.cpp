@@ -4,6 +4,8 @@
 // closed-form KL to N(0, I), a beta weight). Reports the training objective, and after each epoch the test
 // split's reconstruction loss (the VAE: its negative ELBO in nats per image); draws reconstruction grids
 // (the VAE also samples and latent interpolations).
+#include "src/models/autoencoder.h"
+
 #include <algorithm>
 #include <optional>
 
@@ -12,10 +14,11 @@
 #include "io/image/png.h"
 #include "launch/train/task.h"
 #include "src/autograd/grad_mode.h"
-#include "src/models/autoencoder.h"
+#include "src/core/rng.h"
 #include "src/ops/activation.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
+#include "src/ops/reduce.h"
 #include "src/ops/shape.h"
 #include "src/optim/clip.h"
 #include "src/tensor/factories.h"
@@ -39,20 +42,25 @@ class AutoencoderTask final : public Task {
         optimizer_(make_optimizer(c.settings.model.optimizer, *model_)),
         params_(model_->parameters()),
         data_(c.data) {
+    if (c.data.validation_options) validation_.emplace(c.data.train, *c.data.validation_options);
     if (c.data.test) test_.emplace(c.data.test, c.data.test_options);
   }
 
   TrainingParts parts() override {
-    return {"autoencoder", {{"model", model_.get()}}, {{"optimizer", optimizer_.get()}}, {{"schedule", scheduler_.get()}}};
+    return {"autoencoder",
+            {{"model", model_.get()}},
+            {{"optimizer", optimizer_.get()}},
+            {{"schedule", scheduler_.get()}}};
   }
 
   std::string describe() const override {
     std::string kind = ae_.variational ? str_cat("variational (beta ", ae_.beta, ")") : "autoencoder";
-    if (ae_.sparsity != "none") kind += str_cat(", ", ae_.sparsity, " sparsity (weight ", ae_.sparsity_weight, ")");
+    if (ae_.sparsity != "none")
+      kind += str_cat(", ", ae_.sparsity, " sparsity (weight ", ae_.sparsity_weight, ")");
     if (ae_.noise != "none") kind += str_cat(", ", ae_.noise, " noise ", ae_.noise_level);
     if (ae_.contractive_weight > 0) kind += str_cat(", contractive (weight ", ae_.contractive_weight, ")");
-    return str_cat(ae_.architecture, " ", kind, ", code ", ae_.code, ", ", ae_.loss, " reconstruction: ",
-                   model_->num_parameters(), " parameters");
+    return str_cat(ae_.architecture, " ", kind, ", code ", ae_.code, ", ", ae_.loss,
+                   " reconstruction: ", model_->num_parameters(), " parameters");
   }
 
   void start(std::int64_t steps_per_epoch) override {
@@ -60,7 +68,8 @@ class AutoencoderTask final : public Task {
   }
 
   std::vector<std::string> sum_names() const override {
-    return {"the objective", "the reconstruction loss", ae_.variational ? "the KL" : "the penalty", "images", "steps"};
+    return {"the objective", "the reconstruction loss", ae_.variational ? "the KL" : "the penalty", "images",
+            "steps"};
   }
 
   std::int64_t step(const io::Batch& batch, std::int64_t /*step*/, std::span<double> sums) override {
@@ -73,7 +82,7 @@ class AutoencoderTask final : public Task {
     if (ae_.variational) {
       const models::Autoencoder::Posterior q = model.posterior(input);
       const Tensor z = q.mean + exp(q.logvar * 0.5) * randn(q.mean.shape());
-      reconstruction = models::reconstruction_loss(loss_, model.decode(z), clean);
+      reconstruction = models::negative_log_likelihood(loss_, model.decode(z), clean);
       extra = gaussian_kl(q.mean, q.logvar);
       objective = reconstruction + extra * ae_.beta;
     } else {
@@ -81,10 +90,13 @@ class AutoencoderTask final : public Task {
       reconstruction = models::reconstruction_loss(loss_, model.decode(codes), clean);
       extra = zeros({});
       if (ae_.sparsity == "l1") extra = models::l1_sparsity(codes) * ae_.sparsity_weight;
-      if (ae_.sparsity == "kl") extra = models::kl_sparsity(codes, ae_.sparsity_target) * ae_.sparsity_weight;
+      if (ae_.sparsity == "kl") {
+        extra = models::kl_sparsity(codes, ae_.sparsity_target, global_mean(codes)) * ae_.sparsity_weight;
+      }
       if (ae_.contractive_weight > 0) {
-        extra = extra + models::jacobian_frobenius_estimate([&](const Tensor& x) { return model.encode(x); }, input) *
-                            ae_.contractive_weight;
+        extra = extra +
+                models::jacobian_frobenius_estimate([&](const Tensor& x) { return model.encode(x); }, input) *
+                    ae_.contractive_weight;
       }
       objective = reconstruction + extra;
     }
@@ -106,20 +118,29 @@ class AutoencoderTask final : public Task {
     return str_cat("loss ", format_fixed(sums[kObjective] / std::max(sums[kImages], 1.0), 3));
   }
 
-  EpochEnd end_epoch(std::int64_t epoch, std::int64_t step, std::span<const double> job, RunLog* log) override {
+  EpochEnd end_epoch(std::int64_t epoch, std::int64_t step, std::span<const double> job,
+                     RunLog* log) override {
     const double images = std::max(job[kImages], 1.0);
     EpochEnd e;
-    e.fields = {{"train_loss", job[kObjective] / images}, {"train_reconstruction", job[kReconstruction] / images}};
+    e.fields = {{"train_loss", job[kObjective] / images},
+                {"train_reconstruction", job[kReconstruction] / images}};
     if (ae_.variational) e.fields.emplace_back("train_kl", job[kExtra] / images);
     e.line = str_cat("train loss ", format_fixed(job[kObjective] / images, 3));
-    if (test_) {
-      const TestFigures t = evaluate(epoch);
-      e.fields.emplace_back("test_reconstruction", t.reconstruction);
-      e.line += str_cat("  test reconstruction ", format_fixed(t.reconstruction, 3));
+    // Validation (when held out) is the score, as for classifiers; the test split is only reported.
+    for (auto [loader, name] : {std::pair{&validation_, "validation"}, std::pair{&test_, "test"}}) {
+      if (!*loader) continue;
+      const TestFigures t = evaluate(**loader, epoch);
+      const double objective = t.reconstruction + t.kl;  // the VAE: -ELBO; otherwise the reconstruction
+      e.fields.emplace_back(str_cat(name, "_reconstruction"), t.reconstruction);
+      e.line += str_cat("  ", name, " reconstruction ", format_fixed(t.reconstruction, 3));
       if (ae_.variational) {
-        e.fields.emplace_back("test_kl", t.kl);
-        e.fields.emplace_back("test_neg_elbo", t.reconstruction + t.kl);
-        e.line += str_cat("  test -ELBO ", format_fixed(t.reconstruction + t.kl, 2), " nats");
+        e.fields.emplace_back(str_cat(name, "_kl"), t.kl);
+        e.fields.emplace_back(str_cat(name, "_neg_elbo"), objective);
+        e.line += str_cat("  ", name, " -ELBO ", format_fixed(objective, 2), " nats");
+      }
+      if (e.score_name.empty()) {  // lower is better: the best model and early stopping watch it
+        e.score = -objective;
+        e.score_name = str_cat("negative ", name, ae_.variational ? " -ELBO" : " reconstruction");
       }
     }
     if (log != nullptr) draw(epoch, step, *log, e.line);
@@ -128,8 +149,8 @@ class AutoencoderTask final : public Task {
 
   // 1e7 per image (thousands of nats per pixel): the outputs have left any useful regime.
   std::string exploded(std::span<const double> added, std::int64_t n) const override {
-    return beyond("the objective", added[kObjective] / static_cast<double>(std::max<std::int64_t>(n, 1)),
-                  1e7, " per image");
+    return beyond("the objective", added[kObjective] / static_cast<double>(std::max<std::int64_t>(n, 1)), 1e7,
+                  " per image");
   }
 
   std::string divergence_hint() const override { return "Lower optimizer.lr, or set train.clip_grad_norm"; }
@@ -137,7 +158,9 @@ class AutoencoderTask final : public Task {
   std::string summary(const std::vector<std::pair<std::string, double>>& last) const override {
     std::string text;
     for (const auto& [name, value] : last) {
-      if (name == "train_loss" || name == "test_reconstruction" || name == "test_neg_elbo")
+      const bool held_out = name.starts_with("validation_") || name.starts_with("test_");
+      if (name == "train_loss" ||
+          (held_out && (name.ends_with("_reconstruction") || name.ends_with("_neg_elbo"))))
         text += str_cat(text.empty() ? "" : ", ", name, " ", format_fixed(value, 4));
     }
     return text;
@@ -149,32 +172,49 @@ class AutoencoderTask final : public Task {
     double kl = 0.0;              // per image (VAE)
   };
 
-  // The test split's reconstruction loss of clean images (a VAE: with one sample of the code from a stream
-  // of the epoch's own, so that evaluating never moves the training streams) and KL, over every rank's shard.
-  TestFigures evaluate(std::int64_t epoch) {
+  // A split's reconstruction loss of clean images and (a VAE) KL, over every rank's shard. A VAE's code is
+  // sampled once per image from a stream of that image's and the epoch's own, so that the figures are the
+  // same at any world size and evaluating never moves the training streams.
+  TestFigures evaluate(io::DataLoader& loader, std::int64_t epoch) {
     NoGradGuard no_grad;
     model_->eval();
-    Generator stream(run_.seed ^ (0x4556414cULL + static_cast<std::uint64_t>(epoch)) ^
-                     (static_cast<std::uint64_t>(run_.rank()) << 40));
     std::vector<double> sums(3, 0.0);  // reconstruction x n, KL x n, n
-    test_->start_epoch(0);
-    while (std::optional<io::Batch> batch = test_->next()) {
+    loader.start_epoch(0);
+    while (std::optional<io::Batch> batch = loader.next()) {
       const Tensor& x = batch->images;
       const auto n = static_cast<double>(x.size(0));
-      Tensor logits;
       if (ae_.variational) {
         const models::Autoencoder::Posterior q = model_->posterior(x);
-        logits = model_->decode(q.mean + exp(q.logvar * 0.5) * randn(q.mean.shape(), 0.0, 1.0, DType::f32, kCPU, &stream));
+        std::vector<Tensor> eps;
+        for (const std::int64_t index : batch->indices) {
+          Generator stream(mix64(run_.seed ^ mix64(0x4556414cULL + static_cast<std::uint64_t>(epoch)) ^
+                                 static_cast<std::uint64_t>(index)));
+          eps.push_back(randn({1, ae_.code}, 0.0, 1.0, DType::f32, kCPU, &stream));
+        }
+        const Tensor z = q.mean + exp(q.logvar * 0.5) * cat(eps, 0);
+        sums[0] += models::negative_log_likelihood(loss_, model_->decode(z), x).item() * n;
         sums[1] += gaussian_kl(q.mean, q.logvar).item() * n;
       } else {
-        logits = model_->decode(model_->encode(x));
+        sums[0] += models::reconstruction_loss(loss_, model_->decode(model_->encode(x)), x).item() * n;
       }
-      sums[0] += models::reconstruction_loss(loss_, logits, x).item() * n;
       sums[2] += n;
     }
     model_->train();
     sum_over_ranks(*run_.group, sums);
     return {sums[0] / std::max(sums[2], 1.0), sums[1] / std::max(sums[2], 1.0)};
+  }
+
+  // The mean code over the global batch (every rank's codes; one all-reduce), for the KL sparsity penalty.
+  Tensor global_mean(const Tensor& codes) const {
+    NoGradGuard no_grad;
+    const auto n = static_cast<double>(codes.size(0));
+    std::vector<double> sums = (mean(codes, {0}).to(DType::f64) * n).to_vector<double>();
+    sums.push_back(n);
+    sum_over_ranks(*run_.group, sums);
+    const double total = std::max(sums.back(), 1.0);
+    sums.pop_back();
+    for (double& v : sums) v /= total;
+    return from_vector(sums, {static_cast<std::int64_t>(sums.size())});
   }
 
   // Rank 0's grids: rows of 8 test images over their (corrupted input and) reconstructions; for a VAE also
@@ -204,12 +244,12 @@ class AutoencoderTask final : public Task {
       if (ae_.noise != "none") rows.push_back(clamp(input.slice(0, start, end), 0.0, 1.0));
       rows.push_back(reconstruction.slice(0, start, end));
     }
-    write_grid(str_cat("reconstructions_epoch_", epoch + 1, ".png"), "reconstructions", cat(rows, 0), kColumns, step,
-               log, line);
+    write_grid(str_cat("reconstructions_epoch_", epoch + 1, ".png"), "reconstructions", cat(rows, 0),
+               kColumns, step, log, line);
     if (ae_.variational) {
       const Tensor z = randn({ae_.samples, ae_.code}, 0.0, 1.0, DType::f32, kCPU, &stream);
-      write_grid(str_cat("samples_epoch_", epoch + 1, ".png"), "samples", sigmoid(model_->decode(z)), kColumns, step,
-                 log, line);
+      write_grid(str_cat("samples_epoch_", epoch + 1, ".png"), "samples", sigmoid(model_->decode(z)),
+                 kColumns, step, log, line);
       // Rows from one test image's code to another's, in 8 steps.
       const Tensor codes = model_->encode(x);
       std::vector<Tensor> path;
@@ -246,7 +286,7 @@ class AutoencoderTask final : public Task {
   std::unique_ptr<optim::LRScheduler> scheduler_;
   std::vector<Tensor> params_;
   const DataSplits& data_;
-  std::optional<io::DataLoader> test_;
+  std::optional<io::DataLoader> validation_, test_;
 };
 
 }  // namespace

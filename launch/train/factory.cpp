@@ -100,6 +100,11 @@ std::shared_ptr<nn::Module> make_discriminator(const launch::Settings& s, const 
 }
 
 std::shared_ptr<models::Autoencoder> make_autoencoder(const launch::AutoencoderSection& a, const DataGeometry& data) {
+  if (a.architecture == "conv" && (data.height % 4 != 0 || data.width % 4 != 0)) {
+    a.architecture_key.fail(str_cat("the conv autoencoder halves the image size twice, so it takes heights and "
+                                    "widths that are multiples of 4, but the data are ",
+                                    data.height, "x", data.width, " (use \"mlp\")"));
+  }
   models::AutoencoderOptions o;
   o.architecture = a.architecture == "conv" ? models::AutoencoderArchitecture::kConv : models::AutoencoderArchitecture::kMlp;
   o.channels = data.channels;
@@ -113,9 +118,10 @@ std::shared_ptr<models::Autoencoder> make_autoencoder(const launch::AutoencoderS
 }
 
 std::shared_ptr<models::PixelCNN> make_pixelcnn(const launch::PixelCnnSection& p, const DataGeometry& data) {
-  LOCKSTEP_CHECK(data.channels == 1, ValueError,
-                 "pixelcnn: expected one-channel images (one autoregressive order over pixels), but the data have ",
-                 data.channels, " channels");
+  if (data.channels != 1) {
+    p.task_key.fail(str_cat("the PixelCNN models one-channel images (one autoregressive order over pixels), but "
+                            "the data have ", data.channels, " channels"));
+  }
   return std::make_shared<models::PixelCNN>(p.width, p.blocks);
 }
 

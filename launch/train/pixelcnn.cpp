@@ -1,6 +1,8 @@
 // The PixelCNN task: the images' negative log-likelihood under the autoregressive model (cross-entropy over
 // 256 intensities per pixel), reported in bits per dimension for training and, after each epoch, for the
-// test split; a grid of images sampled pixel by pixel.
+// validation and test splits; a grid of images sampled pixel by pixel.
+#include "src/models/pixelcnn.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,7 +14,6 @@
 #include "io/image/png.h"
 #include "launch/train/task.h"
 #include "src/autograd/grad_mode.h"
-#include "src/models/pixelcnn.h"
 #include "src/optim/clip.h"
 
 namespace lockstep::launch {
@@ -33,23 +34,29 @@ class PixelCnnTask final : public Task {
         dp_(model_, c.run.group, c.run.reducer),
         optimizer_(make_optimizer(c.settings.model.optimizer, *model_)),
         params_(model_->parameters()) {
+    if (c.data.validation_options) validation_.emplace(c.data.train, *c.data.validation_options);
     if (c.data.test) test_.emplace(c.data.test, c.data.test_options);
   }
 
   TrainingParts parts() override {
-    return {"pixelcnn", {{"model", model_.get()}}, {{"optimizer", optimizer_.get()}}, {{"schedule", scheduler_.get()}}};
+    return {"pixelcnn",
+            {{"model", model_.get()}},
+            {{"optimizer", optimizer_.get()}},
+            {{"schedule", scheduler_.get()}}};
   }
 
   std::string describe() const override {
-    return str_cat("PixelCNN width ", settings_.pixelcnn.width, ", ", settings_.pixelcnn.blocks, " residual blocks: ",
-                   model_->num_parameters(), " parameters");
+    return str_cat("PixelCNN width ", settings_.pixelcnn.width, ", ", settings_.pixelcnn.blocks,
+                   " residual blocks: ", model_->num_parameters(), " parameters");
   }
 
   void start(std::int64_t steps_per_epoch) override {
     scheduler_ = make_scheduler(settings_.model.schedule, *optimizer_, steps_per_epoch, run_.epochs);
   }
 
-  std::vector<std::string> sum_names() const override { return {"the negative log-likelihood", "images", "steps"}; }
+  std::vector<std::string> sum_names() const override {
+    return {"the negative log-likelihood", "images", "steps"};
+  }
 
   std::int64_t step(const io::Batch& batch, std::int64_t /*step*/, std::span<double> sums) override {
     const Tensor nll = models::pixel_nll(dp_(batch.images), batch.images);
@@ -69,26 +76,33 @@ class PixelCnnTask final : public Task {
     return str_cat(format_fixed(bits(sums[kNats] / std::max(sums[kImages], 1.0)), 3), " bits/dim");
   }
 
-  EpochEnd end_epoch(std::int64_t epoch, std::int64_t step, std::span<const double> job, RunLog* log) override {
+  EpochEnd end_epoch(std::int64_t epoch, std::int64_t step, std::span<const double> job,
+                     RunLog* log) override {
     EpochEnd e;
     const double train_bits = bits(job[kNats] / std::max(job[kImages], 1.0));
     e.fields = {{"train_bits_per_dim", train_bits}};
     e.line = str_cat("train ", format_fixed(train_bits, 4), " bits/dim");
-    if (test_) {
-      const double test_bits = bits(test_nats());
-      e.fields.emplace_back("test_bits_per_dim", test_bits);
-      e.line += str_cat("  test ", format_fixed(test_bits, 4), " bits/dim");
-      e.score = -test_bits;  // lower is better: the best model and early stopping watch it
-      e.score_name = "negative test bits/dim";
+    // Validation (when held out) is the score, as for classifiers; the test split is only reported.
+    for (auto [loader, name] : {std::pair{&validation_, "validation"}, std::pair{&test_, "test"}}) {
+      if (!*loader) continue;
+      const double held_out_bits = bits(mean_nats(**loader));
+      e.fields.emplace_back(str_cat(name, "_bits_per_dim"), held_out_bits);
+      e.line += str_cat("  ", name, " ", format_fixed(held_out_bits, 4), " bits/dim");
+      if (e.score_name.empty()) {  // lower is better: the best model and early stopping watch it
+        e.score = -held_out_bits;
+        e.score_name = str_cat("negative ", name, " bits/dim");
+      }
     }
-    if (log != nullptr && settings_.pixelcnn.samples > 0) {  // rank 0, its own stream: training streams untouched
+    if (log != nullptr &&
+        settings_.pixelcnn.samples > 0) {  // rank 0, its own stream: training streams untouched
       Generator stream(run_.seed ^ 0x5049584cULL ^ static_cast<std::uint64_t>(epoch));
       const auto start = std::chrono::steady_clock::now();
-      const Tensor images =
-          models::sample_pixelcnn(*model_, settings_.pixelcnn.samples, geometry_.height, geometry_.width, &stream);
+      const Tensor images = models::sample_pixelcnn(*model_, settings_.pixelcnn.samples, geometry_.height,
+                                                    geometry_.width, &stream);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const std::filesystem::path path = run_.output / str_cat("samples_epoch_", epoch + 1, ".png");
-      const auto columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(images.size(0)))));
+      const auto columns =
+          static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(images.size(0)))));
       const Tensor grid = io::image_grid(images, columns, 0.0, 1.0);
       io::write_png(path, grid);
       log->image("samples", grid, step);
@@ -108,20 +122,20 @@ class PixelCnnTask final : public Task {
   std::string summary(const std::vector<std::pair<std::string, double>>& last) const override {
     std::string text;
     for (const auto& [name, value] : last) {
-      text += str_cat(text.empty() ? "" : ", ", name == "test_bits_per_dim" ? "test " : "train ",
-                      format_fixed(value, 4), " bits/dim");
+      text += str_cat(text.empty() ? "" : ", ", name.substr(0, name.find('_')), " ", format_fixed(value, 4),
+                      " bits/dim");
     }
     return text;
   }
 
  private:
-  // The test split's mean negative log-likelihood in nats per pixel, over every rank's shard.
-  double test_nats() {
+  // A split's mean negative log-likelihood in nats per pixel, over every rank's shard.
+  double mean_nats(io::DataLoader& loader) {
     NoGradGuard no_grad;
     model_->eval();
     std::vector<double> sums(2, 0.0);
-    test_->start_epoch(0);
-    while (std::optional<io::Batch> batch = test_->next()) {
+    loader.start_epoch(0);
+    while (std::optional<io::Batch> batch = loader.next()) {
       const auto n = static_cast<double>(batch->images.size(0));
       sums[0] += models::pixel_nll(model_->forward(batch->images), batch->images).item() * n;
       sums[1] += n;
@@ -139,11 +153,13 @@ class PixelCnnTask final : public Task {
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<optim::LRScheduler> scheduler_;
   std::vector<Tensor> params_;
-  std::optional<io::DataLoader> test_;
+  std::optional<io::DataLoader> validation_, test_;
 };
 
 }  // namespace
 
-std::unique_ptr<Task> make_pixelcnn_task(const TaskContext& context) { return std::make_unique<PixelCnnTask>(context); }
+std::unique_ptr<Task> make_pixelcnn_task(const TaskContext& context) {
+  return std::make_unique<PixelCnnTask>(context);
+}
 
 }  // namespace lockstep::launch

@@ -31,17 +31,18 @@ double accuracy(nn::Linear& probe, const Tensor& features, const Tensor& labels)
 
 }  // namespace
 
-LinearProbe linear_probe(const Tensor& train_features, const Tensor& train_labels, const Tensor& test_features,
-                         const Tensor& test_labels, std::int64_t classes, std::int64_t epochs, std::uint64_t seed) {
-  LOCKSTEP_CHECK(train_features.dim() == 2 && test_features.dim() == 2 &&
-                     train_features.size(1) == test_features.size(1) &&
-                     train_labels.numel() == train_features.size(0) && test_labels.numel() == test_features.size(0) &&
-                     train_features.size(0) >= 2 && classes >= 2,
-                 ValueError,
-                 "linear_probe: expected features [N, D] and [M, D] with N >= 2 and one label each, and at least 2 "
-                 "classes, but got ",
-                 shape_str(train_features.shape()), ", ", shape_str(test_features.shape()), " and ", classes,
-                 " classes");
+LinearProbe linear_probe(const Tensor& train_features, const Tensor& train_labels,
+                         const Tensor& test_features, const Tensor& test_labels, std::int64_t classes,
+                         std::int64_t epochs, std::uint64_t seed) {
+  LOCKSTEP_CHECK(
+      train_features.dim() == 2 && test_features.dim() == 2 &&
+          train_features.size(1) == test_features.size(1) && train_labels.numel() == train_features.size(0) &&
+          test_labels.numel() == test_features.size(0) && train_features.size(0) >= 2 && classes >= 2,
+      ValueError,
+      "linear_probe: expected features [N, D] and [M, D] with N >= 2 and one label each, and at least 2 "
+      "classes, but got ",
+      shape_str(train_features.shape()), ", ", shape_str(test_features.shape()), " and ", classes,
+      " classes");
   const Tensor train = train_features.detach().to(DType::f32);
   const Tensor mu = mean(train, {0}, KeepDim::kYes);
   const Tensor sd = sqrt(var(train, {0}, 1, KeepDim::kYes) + 1e-8);
@@ -65,7 +66,8 @@ LinearProbe linear_probe(const Tensor& train_features, const Tensor& train_label
   for (std::int64_t epoch = 0; epoch < epochs; ++epoch) {
     std::shuffle(order.begin(), order.end(), shuffle);
     for (std::int64_t start = 0; start < n; start += kBatch) {
-      const std::vector<std::int64_t> rows(order.begin() + start, order.begin() + std::min(n, start + kBatch));
+      const std::vector<std::int64_t> rows(order.begin() + start,
+                                           order.begin() + std::min(n, start + kBatch));
       const Tensor index = from_vector(rows, {static_cast<std::int64_t>(rows.size())});
       adam.zero_grad();
       cross_entropy(probe(index_select(x_train, 0, index)), index_select(train_labels, 0, index)).backward();

@@ -16,8 +16,8 @@ struct LinearProbe {
 // Features [N, D] (f32 or f64) and labels i64 [N] in [0, classes). The features are standardised with the
 // training set's per-dimension mean and std; the probe is trained with Adam (lr 1e-2) on minibatches of 256
 // for `epochs` epochs, the order drawn from `seed`.
-LinearProbe linear_probe(const Tensor& train_features, const Tensor& train_labels, const Tensor& test_features,
-                         const Tensor& test_labels, std::int64_t classes, std::int64_t epochs = 20,
-                         std::uint64_t seed = 0);
+LinearProbe linear_probe(const Tensor& train_features, const Tensor& train_labels,
+                         const Tensor& test_features, const Tensor& test_labels, std::int64_t classes,
+                         std::int64_t epochs = 20, std::uint64_t seed = 0);
 
 }  // namespace lockstep::metrics

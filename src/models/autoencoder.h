@@ -68,13 +68,22 @@ enum class ReconstructionLoss : std::uint8_t {
   kBce,  // Bernoulli likelihood of the intensities in [0, 1]: BCE with the logits
   kMse,  // Gaussian: squared error of sigmoid(logits)
 };
-// The reconstruction loss summed over each image's pixels, averaged over the images (nats per image for kBce).
+// The reconstruction loss summed over each image's pixels, averaged over the images (nats per image for
+// kBce).
 Tensor reconstruction_loss(ReconstructionLoss kind, const Tensor& logits, const Tensor& target);
+// -log p(target | logits) in nats, summed over each image's pixels and averaged over the images: the VAE's
+// reconstruction term. kBce: as reconstruction_loss; kMse: a unit-variance Gaussian decoder,
+// 0.5 * squared error + 0.5 * log(2 pi) per value, so that the ELBO (and the importance-weighted bound) are
+// log-likelihoods in nats whichever decoder is chosen.
+Tensor negative_log_likelihood(ReconstructionLoss kind, const Tensor& logits, const Tensor& target);
 
 // Sparsity penalties on codes [N, code]: mean over images of sum |code| (L1), or sum over units of
 // KL(rho || rho_hat_j) with rho_hat_j the unit's mean activation over the batch (codes in (0, 1)).
+// Data-parallel, rho_hat is the mean over the global batch: pass `global_mean` [code] (every rank's codes
+// averaged, no gradient). The result then has that KL as its value and, as its gradient on this rank's codes,
+// the share of the global penalty's gradient that averaging the ranks' gradients sums back to the whole.
 Tensor l1_sparsity(const Tensor& codes);
-Tensor kl_sparsity(const Tensor& codes, double rho);
+Tensor kl_sparsity(const Tensor& codes, double rho, const Tensor& global_mean = {});
 
 // ||J||_F^2 of the map images -> codes, averaged over the images, by double backward: one gradient per code
 // unit (exact; cost grows with the code size). Differentiable (create_graph) in the encoder's parameters.
@@ -83,6 +92,9 @@ Tensor jacobian_frobenius(const std::function<Tensor(const Tensor&)>& encode, co
 // one extra backward whatever the code size; v drawn from `gen` (the default generator when null).
 Tensor jacobian_frobenius_estimate(const std::function<Tensor(const Tensor&)>& encode, const Tensor& images,
                                    Generator* gen = nullptr);
+// The estimate for a given probe v [N, code]: ||J^T v||^2 averaged over the images.
+Tensor jacobian_frobenius_projection(const std::function<Tensor(const Tensor&)>& encode, const Tensor& images,
+                                     const Tensor& v);
 
 // A VAE's importance-weighted estimate (Burda et al. 2016) of log p(x) for each image, in nats: with k codes
 // z_i ~ q(z | x), log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x), under the Bernoulli decoder (BCE) or a

@@ -40,8 +40,8 @@ class ConditionalGenerator : public nn::Module {
 // channels + 1 channels. Not thread-safe.
 class ConditionalDiscriminator : public nn::Module {
  public:
-  ConditionalDiscriminator(std::shared_ptr<nn::Module> discriminator, std::int64_t channels, std::int64_t height,
-                           std::int64_t width, std::int64_t classes);
+  ConditionalDiscriminator(std::shared_ptr<nn::Module> discriminator, std::int64_t channels,
+                           std::int64_t height, std::int64_t width, std::int64_t classes);
   // images [N, channels, height, width], labels i64 [N] -> the discriminator's scores of the images with the
   // label's map as channel `channels`.
   Tensor forward(const Tensor& images, const Tensor& labels);

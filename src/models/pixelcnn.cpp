@@ -23,7 +23,8 @@ nn::Conv2dOptions conv(std::int64_t in, std::int64_t out, std::int64_t kernel) {
 
 PixelCnnBlock::PixelCnnBlock(std::int64_t width) : nn::Module("PixelCnnBlock") {
   reduce_ = register_module("reduce", std::make_shared<nn::Conv2d>(conv(width, width / 2, 1)));
-  masked_ = register_module("masked", std::make_shared<nn::MaskedConv2d>(nn::MaskType::kB, conv(width / 2, width / 2, 3)));
+  masked_ = register_module(
+      "masked", std::make_shared<nn::MaskedConv2d>(nn::MaskType::kB, conv(width / 2, width / 2, 3)));
   expand_ = register_module("expand", std::make_shared<nn::Conv2d>(conv(width / 2, width, 1)));
 }
 
@@ -31,27 +32,31 @@ Tensor PixelCnnBlock::forward(const Tensor& x) {
   return x + expand_->forward(relu(masked_->forward(relu(reduce_->forward(relu(x))))));
 }
 
-PixelCNN::PixelCNN(std::int64_t width, std::int64_t blocks) : nn::Module("PixelCNN"), width_(width), blocks_(blocks) {
+PixelCNN::PixelCNN(std::int64_t width, std::int64_t blocks)
+    : nn::Module("PixelCNN"), width_(width), blocks_(blocks) {
   LOCKSTEP_CHECK(width >= 2 && width % 2 == 0 && blocks >= 0, ValueError,
-                 "PixelCNN: expected an even width >= 2 and blocks >= 0, but got width ", width, ", blocks ", blocks);
+                 "PixelCNN: expected an even width >= 2 and blocks >= 0, but got width ", width, ", blocks ",
+                 blocks);
   input_ = register_module("input", std::make_shared<nn::MaskedConv2d>(nn::MaskType::kA, conv(1, width, 7)));
   body_ = register_module("blocks", std::make_shared<nn::Sequential>());
   for (std::int64_t i = 0; i < blocks; ++i) body_->push_back(std::make_shared<PixelCnnBlock>(width));
-  head_masked_ = register_module("head_masked", std::make_shared<nn::MaskedConv2d>(nn::MaskType::kB, conv(width, width, 1)));
+  head_masked_ = register_module("head_masked",
+                                 std::make_shared<nn::MaskedConv2d>(nn::MaskType::kB, conv(width, width, 1)));
   head_out_ = register_module("head_out", std::make_shared<nn::Conv2d>(conv(width, kIntensities, 1)));
 }
 
 Tensor PixelCNN::forward(const Tensor& images) {
   LOCKSTEP_CHECK(images.dim() == 4 && images.size(1) == 1, ValueError,
-                 "PixelCNN::forward: expected one-channel images [N, 1, H, W], but got ", shape_str(images.shape()));
+                 "PixelCNN::forward: expected one-channel images [N, 1, H, W], but got ",
+                 shape_str(images.shape()));
   const Tensor x = body_->forward(input_->forward(images));
   return head_out_->forward(relu(head_masked_->forward(relu(x))));
 }
 
 Tensor PixelCNN::row_logits(const Tensor& images, std::int64_t i) {
-  LOCKSTEP_CHECK(images.dim() == 4 && i >= 0 && i < images.size(2), ValueError, "PixelCNN::row_logits: expected a row in [0, ",
-                 images.dim() == 4 ? images.size(2) : 0, ") of images [N, 1, H, W], but got row ", i, " of ",
-                 shape_str(images.shape()));
+  LOCKSTEP_CHECK(images.dim() == 4 && i >= 0 && i < images.size(2), ValueError,
+                 "PixelCNN::row_logits: expected a row in [0, ", images.dim() == 4 ? images.size(2) : 0,
+                 ") of images [N, 1, H, W], but got row ", i, " of ", shape_str(images.shape()));
   const std::int64_t top = std::max<std::int64_t>(0, i - (3 + blocks_));
   return forward(images.slice(2, top, i + 1)).select(2, i - top);
 }
@@ -88,13 +93,15 @@ double independent_pixels_bits_per_dim(const Tensor& train, const Tensor& test) 
   const std::vector<std::int64_t> test_levels = intensity_levels(test).to_vector<std::int64_t>();
   double bits = 0.0;
   for (std::size_t i = 0; i < test_levels.size(); ++i) {
-    const double c = counts[static_cast<std::size_t>(static_cast<std::int64_t>(i) % pixels * kIntensities + test_levels[i])];
+    const double c = counts[static_cast<std::size_t>(static_cast<std::int64_t>(i) % pixels * kIntensities +
+                                                     test_levels[i])];
     bits -= std::log2(c / total);
   }
   return bits / static_cast<double>(std::max<std::size_t>(test_levels.size(), 1));
 }
 
-Tensor sample_pixelcnn(PixelCNN& model, std::int64_t count, std::int64_t height, std::int64_t width, Generator* gen) {
+Tensor sample_pixelcnn(PixelCNN& model, std::int64_t count, std::int64_t height, std::int64_t width,
+                       Generator* gen) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();

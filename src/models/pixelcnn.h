@@ -1,6 +1,6 @@
-// PixelCNN (van den Oord et al. 2016) for one-channel images: a type-A masked 7x7 convolution, residual blocks
-// around type-B masked 3x3 convolutions, and a 256-way softmax per pixel over the intensities; trained by
-// cross-entropy (the log-likelihood in bits per dimension), sampled pixel by pixel.
+// PixelCNN (van den Oord et al. 2016) for one-channel images: a type-A masked 7x7 convolution, residual
+// blocks around type-B masked 3x3 convolutions, and a 256-way softmax per pixel over the intensities; trained
+// by cross-entropy (the log-likelihood in bits per dimension), sampled pixel by pixel.
 #pragma once
 
 #include <cstdint>
@@ -38,8 +38,8 @@ class PixelCNN : public nn::Module {
   // pixels before it in raster order.
   Tensor forward(const Tensor& images) override;
   // The logits of row i only, [N, 256, W], from the rows that can reach it: the 7x7 type-A input layer looks
-  // 3 rows up and each block's 3x3 type-B convolution 1 more, so rows i - (3 + blocks) .. i suffice (a band of
-  // at most 4 + blocks rows instead of the whole image; equal to forward(images)[:, :, i]).
+  // 3 rows up and each block's 3x3 type-B convolution 1 more, so rows i - (3 + blocks) .. i suffice (a band
+  // of at most 4 + blocks rows instead of the whole image; equal to forward(images)[:, :, i]).
   Tensor row_logits(const Tensor& images, std::int64_t i);
 
  protected:
@@ -63,8 +63,9 @@ Tensor pixel_nll(const Tensor& logits, const Tensor& images);
 double independent_pixels_bits_per_dim(const Tensor& train, const Tensor& test);
 
 // `count` images of height x width drawn pixel by pixel in raster order (per pixel one forward of the band of
-// rows that can reach it, PixelCNN::row_logits), each level sampled from the softmax at that pixel with `gen` (the default generator when null).
-// Eval mode, no gradients. Returns intensities in [0, 1], [count, 1, height, width].
+// rows that can reach it, PixelCNN::row_logits), each level sampled from the softmax at that pixel with `gen`
+// (the default generator when null). Eval mode, no gradients. Returns intensities in [0, 1], [count, 1,
+// height, width].
 Tensor sample_pixelcnn(PixelCNN& model, std::int64_t count, std::int64_t height, std::int64_t width,
                        Generator* gen = nullptr);
 

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "io/checkpoint/checkpoint_state.h"
+#include "io/data/convert.h"
 #include "io/checkpoint/checkpoint_store.h"
 #include "io/h5/h5.h"
 #include "io/state/state_file.h"
@@ -509,6 +510,54 @@ TEST_F(CheckpointingTest, PixelCnnResumesBitwise) {
   };
   const fs::path a = file("straight"), b = file("resumed");
   expect_exact_resume(run_training, text(a), text(b), a, b, {6, 13});
+}
+
+TEST_F(CheckpointingTest, TheGenerativeTasksScoreOnAValidationSplitAndReportTheTestSplit) {
+  const std::string pixelcnn =
+      str_cat("task = \"pixelcnn\"\n[run]\nseed = 5\nepochs = 2\nthreads = 1\noutput = \"", file("pixelcnn").string(),
+              "\"\n[data]\npath = \"", small_fashion_mnist().string(), "\"\nbatch_size = ", kBatch,
+              "\n[pixelcnn]\nwidth = 4\nblocks = 1\nsamples = 0\n");
+  for (const auto& [keys, figure] :
+       {std::pair{autoencoder_text(file("vae"), 100, "variational = true\n"), std::string("neg_elbo")},
+        std::pair{autoencoder_text(file("ae"), 100, ""), std::string("reconstruction")},
+        std::pair{pixelcnn, std::string("bits_per_dim")}}) {
+    SCOPED_TRACE(keys);
+    const launch::Config cfg = parse(keys, {"data.validation_fraction=0.25", "data.test_split=\"test\""});
+    const TrainResult r = run_training(cfg, 0, "auto", nullptr);
+    ASSERT_TRUE(r.best_score.has_value());
+    std::ifstream metrics(launch::read_settings(cfg).run.output / "metrics.jsonl");
+    std::string line;
+    double best = -1e300;
+    int records = 0;
+    while (std::getline(metrics, line)) {
+      if (line.find("\"validation_" + figure + "\"") == std::string::npos) continue;
+      ++records;
+      EXPECT_NE(line.find("\"test_" + figure + "\""), std::string::npos) << line;
+      const std::string key = "\"validation_" + figure + "\":";
+      best = std::max(best, -std::stod(line.substr(line.find(key) + key.size())));
+    }
+    EXPECT_EQ(records, 2);
+    EXPECT_DOUBLE_EQ(*r.best_score, best);  // lower is better: the best model watched validation
+  }
+}
+
+TEST_F(CheckpointingTest, ImagesAModelCannotTakeAreAConfigErrorAtItsKey) {
+  // 3-channel 30x30 images: the PixelCNN models one channel; the conv autoencoder halves the size twice.
+  const fs::path data = file("rgb30.h5");
+  io::ImageSet set;
+  set.images = zeros({40, 3, 30, 30}, DType::u8);
+  set.labels = zeros({40}, DType::i64);
+  io::write_image_set(data, "train", set, {"a"}, io::h5::Access::kTruncate, "test");
+  const std::string base = str_cat("[run]\nthreads = 1\noutput = \"", file("bad").string(), "\"\n[data]\npath = \"",
+                                   data.string(), "\"\ntest_split = \"\"\nbatch_size = 8\n");
+  expect_error<ConfigError>([&] { run_training(parse("task = \"pixelcnn\"\n" + base), 1, "auto", nullptr); },
+                            {"'task'", "one-channel", "3 channels"});
+  expect_error<ConfigError>(
+      [&] {
+        run_training(parse("task = \"autoencoder\"\n" + base + "[autoencoder]\narchitecture = \"conv\"\n"), 1, "auto",
+                     nullptr);
+      },
+      {"'autoencoder.architecture'", "multiples of 4", "30x30"});
 }
 
 TEST_F(CheckpointingTest, TheGeneratorAverageIsDecayTimesTheOldPlusTheRestTimesTheNewWeights) {

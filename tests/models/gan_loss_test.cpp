@@ -1,6 +1,8 @@
 // The GAN objectives of src/models/gan_loss.h: the WGAN-GP gradient penalty against its closed form for a
 // linear critic and, through real critics (layer-norm WGAN critic, MLP, conditional), its gradient with
 // respect to every parameter tensor against central differences in f64; the losses against their formulas.
+#include "src/models/gan_loss.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,7 +13,6 @@
 #include "src/autograd/grad_mode.h"
 #include "src/core/rng.h"
 #include "src/models/conditional.h"
-#include "src/models/gan_loss.h"
 #include "src/models/mlp_gan.h"
 #include "src/models/wgan.h"
 #include "src/ops/reduce.h"
@@ -25,13 +26,14 @@ TEST(GradientPenalty, LinearCriticHasTheClosedFormLambdaTimesNormMinusOneSquared
   manual_seed(3);
   models::MLPDiscriminator critic(1, 3, 3, {});
   critic.to(DType::f64);
-  const Tensor real = rand({5, 1, 3, 3}, -1.0, 1.0, DType::f64), fake = rand({5, 1, 3, 3}, -1.0, 1.0, DType::f64);
+  const Tensor real = rand({5, 1, 3, 3}, -1.0, 1.0, DType::f64),
+               fake = rand({5, 1, 3, 3}, -1.0, 1.0, DType::f64);
   const auto w = critic.named_parameters()[0].second.to_vector<double>();
   double norm = 0.0;
   for (double v : w) norm += v * v;
   norm = std::sqrt(norm);
-  const models::GradientPenalty gp =
-      models::gradient_penalty([&](const Tensor& x) { return critic(x); }, real, fake, rand({5}, 0.0, 1.0, DType::f64), 7.0);
+  const models::GradientPenalty gp = models::gradient_penalty(
+      [&](const Tensor& x) { return critic(x); }, real, fake, rand({5}, 0.0, 1.0, DType::f64), 7.0);
   EXPECT_NEAR(gp.penalty.item(), 7.0 * (norm - 1.0) * (norm - 1.0), 1e-9);
   EXPECT_NEAR(gp.mean_norm, norm, 1e-9);
 }
@@ -52,8 +54,9 @@ void expect_penalty_gradient_matches_finite_differences(nn::Module& critic,
   int checked = 0;
   double largest = 0.0;  // the penalty does move the parameters
   for (const auto& [name, p] : critic.named_parameters()) {
-    const std::vector<double> analytic =
-        p.grad().defined() ? p.grad().to_vector<double>() : std::vector<double>(static_cast<std::size_t>(p.numel()));
+    const std::vector<double> analytic = p.grad().defined()
+                                             ? p.grad().to_vector<double>()
+                                             : std::vector<double>(static_cast<std::size_t>(p.numel()));
     const std::int64_t stride = std::max<std::int64_t>(p.numel() / per_tensor, 1);
     for (std::int64_t e = 0; e < p.numel(); e += stride) {
       Tensor flat = p.detach().reshape({p.numel()});
@@ -81,16 +84,16 @@ TEST(GradientPenalty, GradientThroughALayerNormCriticMatchesFiniteDifferences) {
   manual_seed(5);
   models::WGANCritic critic(1, 32, 2, models::DiscriminatorNorm::kLayerNorm);
   critic.to(DType::f64);
-  expect_penalty_gradient_matches_finite_differences(critic, [&](const Tensor& x) { return critic(x); },
-                                                     {3, 1, 32, 32}, 6);
+  expect_penalty_gradient_matches_finite_differences(
+      critic, [&](const Tensor& x) { return critic(x); }, {3, 1, 32, 32}, 6);
 }
 
 TEST(GradientPenalty, GradientThroughAnMlpAndAConditionalCriticMatchesFiniteDifferences) {
   manual_seed(6);
   auto mlp = std::make_shared<models::MLPDiscriminator>(1, 4, 4, std::vector<std::int64_t>{6, 5});
   mlp->to(DType::f64);
-  expect_penalty_gradient_matches_finite_differences(*mlp, [&](const Tensor& x) { return (*mlp)(x); },
-                                                     {4, 1, 4, 4}, 8);
+  expect_penalty_gradient_matches_finite_differences(
+      *mlp, [&](const Tensor& x) { return (*mlp)(x); }, {4, 1, 4, 4}, 8);
   // The label's map joins the images as a channel: the penalty reaches the embedding too.
   models::ConditionalDiscriminator conditional(
       std::make_shared<models::MLPDiscriminator>(2, 4, 4, std::vector<std::int64_t>{6}), 1, 4, 4, 3);
@@ -107,11 +110,12 @@ TEST(GanLoss, LossesFollowTheirFormulas) {
   // BCE with logits: real target 1 -> softplus(-x); fake target 0 -> softplus(x).
   const double d_ns = (softplus(-0.5) + softplus(1.0)) / 2 + (softplus(2.0) + softplus(0.25)) / 2;
   EXPECT_NEAR(models::discriminator_loss(models::GanLoss::kNonSaturating, real, fake).item(), d_ns, 1e-12);
-  EXPECT_NEAR(models::discriminator_loss(models::GanLoss::kWasserstein, real, fake).item(), 1.125 - (-0.25), 1e-12);
+  EXPECT_NEAR(models::discriminator_loss(models::GanLoss::kWasserstein, real, fake).item(), 1.125 - (-0.25),
+              1e-12);
   EXPECT_NEAR(models::generator_loss(models::GanLoss::kNonSaturating, fake).item(),
               (softplus(-2.0) + softplus(-0.25)) / 2, 1e-12);
-  EXPECT_NEAR(models::generator_loss(models::GanLoss::kMinimax, fake).item(), -(softplus(2.0) + softplus(0.25)) / 2,
-              1e-12);
+  EXPECT_NEAR(models::generator_loss(models::GanLoss::kMinimax, fake).item(),
+              -(softplus(2.0) + softplus(0.25)) / 2, 1e-12);
   EXPECT_NEAR(models::generator_loss(models::GanLoss::kWasserstein, fake).item(), -1.125, 1e-12);
 }
 

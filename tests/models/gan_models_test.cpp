@@ -27,7 +27,11 @@ TEST(MlpGan, ShapesRangeAndParameterCounts) {
   models::MLPDiscriminator d(1, 5, 6, {12});
   EXPECT_EQ(d(images).shape(), (Shape{3}));
   EXPECT_EQ(d.num_parameters(), (30 * 12 + 12) + (12 + 1));
-  test::expect_error<ValueError>([&] { (void)d(randn({3, 2, 5, 6})); }, {"expected [N, 1, 5, 6], but got [3, 2, 5, 6]"});
+  test::expect_error<ValueError>(
+      [&] {
+        (void)d(randn({3, 2, 5, 6}));
+      },
+      {"expected [N, 1, 5, 6], but got [3, 2, 5, 6]"});
 }
 
 TEST(Conditional, TheLabelChangesTheImageAndJoinsTheDiscriminatorAsAChannel) {
@@ -40,20 +44,29 @@ TEST(Conditional, TheLabelChangesTheImageAndJoinsTheDiscriminatorAsAChannel) {
   g.eval();  // batch norm on running statistics: each image depends on its own z and label only
   const Tensor a0 = g.forward(z, from_vector(std::vector<std::int64_t>{0, 0}, {2}));
   const Tensor b0 = g.forward(z, from_vector(std::vector<std::int64_t>{0, 2}, {2}));
-  EXPECT_EQ(max(abs(a0.select(0, 0) - b0.select(0, 0))).item(), 0.0);  // same z, same label
+  EXPECT_EQ(max(abs(a0.select(0, 0) - b0.select(0, 0))).item(), 0.0);   // same z, same label
   EXPECT_GT(max(abs(a0.select(0, 1) - b0.select(0, 1))).item(), 1e-3);  // same z, another label
   EXPECT_EQ(g.num_parameters(), models::DCGANGenerator(7, 1, 32, 4).num_parameters() + 3 * 3);
 
-  models::ConditionalDiscriminator d(std::make_shared<models::MLPDiscriminator>(2, 32, 32, std::vector<std::int64_t>{8}),
-                                     1, 32, 32, 3);
+  models::ConditionalDiscriminator d(
+      std::make_shared<models::MLPDiscriminator>(2, 32, 32, std::vector<std::int64_t>{8}), 1, 32, 32, 3);
   EXPECT_EQ(d.forward(a, from_vector(std::vector<std::int64_t>{1, 2}, {2})).shape(), (Shape{2}));
   EXPECT_EQ(d.num_parameters(), models::MLPDiscriminator(2, 32, 32, {8}).num_parameters() + 3 * 32 * 32);
 
-  test::expect_error<ValueError>([&] { (void)g.forward(z, from_vector(std::vector<std::int64_t>{0, 3}, {2})); }, {"expected labels in [0, 3), but got 3"});
+  test::expect_error<ValueError>(
+      [&] {
+        (void)g.forward(z, from_vector(std::vector<std::int64_t>{0, 3}, {2}));
+      },
+      {"expected labels in [0, 3), but got 3"});
   test::expect_error<ValueError>([&] { (void)g(z); }, {"expected class labels with the noise, but got none"});
-  test::expect_error<ValueError>([&] { (void)models::generate(g, z); }, {"expected labels i64 [2], but got none"});
+  test::expect_error<ValueError>([&] { (void)models::generate(g, z); },
+                                 {"expected labels i64 [2], but got none"});
   models::MLPGenerator plain(4, {8}, 1, 2, 2);
-  test::expect_error<ValueError>([&] { (void)models::generate(plain, z, from_vector(std::vector<std::int64_t>{0, 1}, {2})); }, {"expected no labels for the unconditional MLPGenerator"});
+  test::expect_error<ValueError>(
+      [&] {
+        (void)models::generate(plain, z, from_vector(std::vector<std::int64_t>{0, 1}, {2}));
+      },
+      {"expected no labels for the unconditional MLPGenerator"});
 }
 
 }  // namespace

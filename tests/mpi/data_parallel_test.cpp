@@ -86,14 +86,17 @@ TEST(DataParallelMpi, WganGpStepPairsMatchOneProcess) {
   }
 }
 
-TEST(DataParallelMpi, VaeAndContractiveAutoencoderMatchOneProcess) {
-  // The VAE's noise is drawn for the global batch; the contractive penalty is a double backward per code unit.
+TEST(DataParallelMpi, VaeAndPenalisedAutoencodersMatchOneProcess) {
+  // The VAE's noise and the contractive probes are drawn for the global batch; the exact contractive penalty
+  // is a double backward per code unit; KL sparsity compares the global batch's mean code with its target.
+  using enum AutoencoderRun::Penalty;
   const auto world = mpi_world();
-  for (const bool variational : {true, false}) {
-    AutoencoderRun run{.world = world->size(), .variational = variational, .contractive = !variational,
-                       .dtype = DType::f64};
+  for (const auto& [variational, penalty, name] : {std::tuple{true, kNone, "VAE"}, {false, kContractive, "contractive"},
+                                                   {false, kContractiveProbe, "contractive, one probe"},
+                                                   {false, kKlSparsity, "KL sparsity"}}) {
+    AutoencoderRun run{.world = world->size(), .variational = variational, .penalty = penalty, .dtype = DType::f64};
     const Difference diff = max_relative_difference(train_autoencoder(run, world), train_autoencoder(run));
-    EXPECT_LT(diff.value, 1e-10) << diff << (variational ? " (VAE)" : " (contractive)");
+    EXPECT_LT(diff.value, 1e-10) << diff << " (" << name << ")";
   }
 }
 

@@ -16,6 +16,7 @@
 #include "src/models/wgan.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
+#include "src/ops/reduce.h"
 #include "src/optim/adam.h"
 #include "src/optim/sgd.h"
 #include "src/tensor/factories.h"
@@ -137,8 +138,15 @@ nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::Pr
 nn::StateDict train_autoencoder(const AutoencoderRun& run, const std::shared_ptr<distributed::ProcessGroup>& group) {
   auto model = std::static_pointer_cast<models::Autoencoder>(make_seeded(
       [&] {
+        using enum AutoencoderRun::Penalty;
         return std::make_shared<models::Autoencoder>(models::AutoencoderOptions{
-            .height = 8, .width = 8, .hidden = {12}, .code = 3, .variational = run.variational});
+            .height = 8,
+            .width = 8,
+            .hidden = {12},
+            .code = 3,
+            .code_activation = run.penalty == kKlSparsity ? models::CodeActivation::kSigmoid
+                                                          : models::CodeActivation::kLinear,
+            .variational = run.variational});
       },
       run.seed));
   model->to(run.dtype);
@@ -158,9 +166,23 @@ nn::StateDict train_autoencoder(const AutoencoderRun& run, const std::shared_ptr
       loss = models::reconstruction_loss(models::ReconstructionLoss::kBce, ae.decode(q.mean + exp(q.logvar * 0.5) * eps), x) +
              gaussian_kl(q.mean, q.logvar);
     } else {
-      loss = models::reconstruction_loss(models::ReconstructionLoss::kBce, ae.decode(ae.encode(x)), x);
-      if (run.contractive)
-        loss = loss + models::jacobian_frobenius([&](const Tensor& in) { return ae.encode(in); }, x) * 0.1;
+      const Tensor codes = ae.encode(x);
+      loss = models::reconstruction_loss(models::ReconstructionLoss::kBce, ae.decode(codes), x);
+      const auto encode = [&](const Tensor& in) { return ae.encode(in); };
+      switch (run.penalty) {
+        case AutoencoderRun::Penalty::kNone: break;
+        case AutoencoderRun::Penalty::kContractive: loss = loss + models::jacobian_frobenius(encode, x) * 0.1; break;
+        case AutoencoderRun::Penalty::kContractiveProbe:
+          loss = loss + models::jacobian_frobenius_projection(encode, x, eps) * 0.1;
+          break;
+        case AutoencoderRun::Penalty::kKlSparsity: {
+          // The global batch's mean code: every rank's rows summed (one all-reduce), as the task does.
+          Tensor total = sum(codes.detach(), {0}).to(DType::f64);
+          if (group) group->all_reduce(total)->wait();
+          loss = loss + models::kl_sparsity(codes, 0.2, total / static_cast<double>(global)) * 0.5;
+          break;
+        }
+      }
     }
     loss.backward();
     opt.step();

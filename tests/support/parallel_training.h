@@ -61,13 +61,16 @@ struct AutoencoderRun {
   std::int64_t steps = 3;
   std::int64_t world = 1;
   bool variational = false;  // a VAE, its noise drawn for the global batch and sliced like it
-  bool contractive = false;  // the exact Jacobian penalty (a double backward per code unit)
+  // The non-variational autoencoder's penalty: none, the exact Jacobian penalty (a double backward per code
+  // unit), its one-probe estimate (the probes drawn for the global batch), or KL sparsity of sigmoid codes
+  // against the global batch's mean code.
+  enum class Penalty : std::uint8_t { kNone, kContractive, kContractiveProbe, kKlSparsity } penalty = Penalty::kNone;
   std::uint64_t seed = 13;
   DType dtype = DType::f32;
 };
 
 // An MLP autoencoder (8x8 images, hidden 12, code 3) trained with Adam on BCE reconstruction, plus the VAE's
-// KL or the contractive penalty. Without a group: one process on the global batch; with one: DataParallel,
+// KL or the penalty. Without a group: one process on the global batch; with one: DataParallel,
 // this rank taking its rows. Returns the parameters (copies).
 nn::StateDict train_autoencoder(const AutoencoderRun& run,
                                 const std::shared_ptr<distributed::ProcessGroup>& group = nullptr);
