@@ -29,5 +29,5 @@ echo "== fuzz build (build-fuzz/): clang libFuzzer harnesses, corpus + crash rep
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DLOCKSTEP_FUZZ=ON -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCHMARKS=OFF
 cmake --build build-fuzz -j "$jobs" --target fuzz_harnesses
-# The harnesses run one at a time (each fuzzer uses one core and up to 2 GB).
-ctest --test-dir build-fuzz --output-on-failure -L fuzz
+# Each fuzzer uses one core and up to 2 GB: one per core.
+ctest --test-dir build-fuzz --output-on-failure -j "$jobs" -L fuzz

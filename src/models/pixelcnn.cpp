@@ -105,7 +105,10 @@ Tensor sample_pixelcnn(PixelCNN& model, std::int64_t count, std::int64_t height,
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
-  Tensor images = zeros({count, 1, height, width});
+  // Images live where the model does; the draws (one uniform per image and pixel) are made on the host.
+  const std::vector<Tensor> params = model.parameters();
+  const Device device = params.empty() ? kCPU : params.front().device();
+  Tensor images = zeros({count, 1, height, width}, DType::f32, device);
   std::vector<float> values(static_cast<std::size_t>(count * height * width), 0.0f);
   for (std::int64_t i = 0; i < height; ++i) {
     for (std::int64_t j = 0; j < width; ++j) {
@@ -130,7 +133,7 @@ Tensor sample_pixelcnn(PixelCNN& model, std::int64_t count, std::int64_t height,
         }
         values[static_cast<std::size_t>((n * height + i) * width + j)] = static_cast<float>(level) / 255.0f;
       }
-      images = from_vector(values, {count, 1, height, width});
+      images = from_vector(values, {count, 1, height, width}, DType::f32, device);
     }
   }
   model.train(was_training);

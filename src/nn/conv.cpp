@@ -82,7 +82,9 @@ MaskedConv2d::MaskedConv2d(MaskType type, Conv2dOptions options)
 
 Tensor MaskedConv2d::forward(const Tensor& input) {
   const Conv2dOptions& o = options();
+  // The mask follows the weight to its dtype and device (it is not a buffer: model files hold no mask).
   if (mask_.dtype() != weight().dtype()) mask_ = mask_.to(weight().dtype());
+  if (mask_.device() != weight().device()) mask_ = mask_.to(weight().device());
   return conv2d(input, weight() * mask_, bias(), {o.stride, o.stride}, {o.padding, o.padding}, {1, 1}, 1,
                 o.padding_mode);
 }
