@@ -6,6 +6,8 @@
 #   "netns: host=<hostname> rx_bytes=<n> tx_bytes=<n>"  (its link's traffic during the job)
 # Exits with mpirun's status (137 when the job outlived its limit). Names and the subnet are unique to this
 # run (from the PID); the namespaces, their processes and the scratch files are removed on exit, always.
+# LOCKSTEP_NETNS_RATE (e.g. 1gbit, 5gbit): each host's link sends at most that rate (tc's token-bucket filter
+# on its eth0), so that communication takes the time it takes on a real network (tests/perf/bench_link.sh).
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -53,6 +55,15 @@ for i in "${hosts[@]}"; do
   ip -n "$ns" addr add "$net.$i/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
+  if [ -n "${LOCKSTEP_NETNS_RATE:-}" ]; then
+    # A bucket of 1 ms at the rate (Ngbit -> Nmbit, Nmbit -> Nkbit), packets queued up to 100 ms.
+    burst=$(sed -E 's/^([0-9]+)gbit$/\1mbit/; t; s/^([0-9]+)mbit$/\1kbit/; t; s/.*/bad/' <<<"$LOCKSTEP_NETNS_RATE")
+    if [ "$burst" = bad ]; then
+      echo "netns.sh: expected LOCKSTEP_NETNS_RATE as <N>gbit or <N>mbit, but got '$LOCKSTEP_NETNS_RATE'" >&2
+      exit 2
+    fi
+    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$LOCKSTEP_NETNS_RATE" burst "$burst" latency 100ms
+  fi
   echo "$net.$i slots=1" >>"$work/hosts"
 done
 
