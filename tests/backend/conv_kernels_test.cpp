@@ -1,7 +1,7 @@
 // The CPU convolution kernels (src/backend/cpu/conv_kernels.h) on every mechanism the dispatch can pick:
 // automatic choice, im2col + GEMM forced and oneDNN forced, against a direct f64 loop reference for the
-// forward pass and both gradients, on shapes that reach the direct AVX-512, dense-GEMM, grouped, dilated and
-// odd-batch code paths. Also the geometry validation.
+// forward pass and both gradients, on shapes that reach the direct AVX-512, narrow (few output channels),
+// dense-GEMM, grouped, dilated and odd-batch code paths. Also the geometry validation.
 #include "src/backend/cpu/conv_kernels.h"
 
 #include <gtest/gtest.h>
@@ -159,7 +159,30 @@ std::vector<Case> cases() {
       {"kernel_covers_input", geometry(5, 3, 5, 7, 5, 1, 0), false},      // one dense GEMM
       {"grouped_dilated", geometry(2, 8, 11, 12, 3, 1, 2, 4, 2), false},
       {"odd_batch", geometry(7, 24, 9, 40, 3, 1, 1), true},
+      {"one_output_channel_7x7", geometry(3, 32, 14, 1, 7, 1, 0), true},  // K = 1: narrow (CycleGAN's last)
+      {"critic_head_padded", geometry(3, 16, 7, 1, 4, 1, 1), true},       // K = 1 with zero padding: narrow
+      {"three_output_channels", geometry(2, 8, 9, 3, 3, 1, 1), true},     // K = 3: narrow
   };
+}
+
+TEST(ConvKernels, NarrowKernelsGiveTheSameBitsAtAnyThreadCount) {
+  // Few output channels: every output element comes from one task in a fixed order.
+  const Conv2dGeometry g = geometry(3, 16, 11, 2, 5, 1, 2);
+  const auto x = random_values(g.N * g.C * g.H * g.W, 7), w = random_values(g.K * g.C * g.R * g.S, 8),
+             dy = random_values(g.N * g.K * g.P() * g.Q(), 9);
+  const std::vector<float> xt(x.begin(), x.end()), wt(w.begin(), w.end()), dyt(dy.begin(), dy.end());
+  std::vector<std::vector<float>> results[2];
+  const int saved = omp_get_max_threads();
+  for (const int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    std::vector<float> y(dy.size()), dx(x.size()), dw(w.size()), db(static_cast<size_t>(g.K));
+    conv2d_forward<float>(g, xt.data(), wt.data(), nullptr, y.data());
+    conv2d_backward_input<float>(g, dyt.data(), wt.data(), dx.data());
+    conv2d_backward_weight<float>(g, dyt.data(), xt.data(), dw.data(), db.data());
+    results[threads - 1] = {y, dx, dw, db};
+  }
+  omp_set_num_threads(saved);
+  EXPECT_EQ(results[0], results[1]);
 }
 
 TEST(ConvKernels, EveryPathMatchesTheReferenceInF32) {

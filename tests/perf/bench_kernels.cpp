@@ -16,7 +16,6 @@
 #include "src/tensor/factories.h"
 #include "tests/perf/bench_main.h"
 
-
 namespace {
 
 using lockstep::cpu::Conv2dGeometry;
@@ -164,6 +163,12 @@ void register_all() {
       // DCGAN 32x32 on 1-channel images: the discriminator's first layer.
       {"dcgan32_d1_c1to64_32x32", conv(64, 1, 32, 64, 4, 2, 1)},
   };
+  // Few output channels (the narrow kernels): CycleGAN's last generator layer (32 -> 1 channel, 7x7 on the
+  // reflection-padded 38x38 map, batch 8 as examples/fashion_cyclegan.toml) and a 1-channel critic head.
+  const std::vector<Case> narrow = {
+      {"cyclegan_g_last_c32to1_7x7", conv(8, 32, 38, 1, 7, 1, 0)},
+      {"critic_head_c256to1_4x4", conv(64, 256, 4, 1, 4, 1, 0)},
+  };
   const std::pair<Pass, const char*> passes[] = {{Pass::kForward, "fwd"},
                                                  {Pass::kBackwardInput, "bwd_input"},
                                                  {Pass::kBackwardWeight, "bwd_weight"},
@@ -173,11 +178,11 @@ void register_all() {
   const std::pair<Conv2dPath, const char*> small_paths[] = {
       {Conv2dPath::kAuto, "auto"}, {Conv2dPath::kGemm, "gemm"}, {Conv2dPath::kOneDnn, "onednn"}};
   auto paths_for = [&](const Conv2dGeometry& g) {
-    const bool small = g.C * g.R * g.S <= 48;
+    const bool small = g.C * g.R * g.S <= 48 || g.K <= 4;
     return std::vector<std::pair<Conv2dPath, const char*>>(std::begin(small_paths),
                                                            std::begin(small_paths) + (small ? 3 : 2));
   };
-  for (const auto* cases : {&resnet, &dcgan}) {
+  for (const auto* cases : {&resnet, &dcgan, &narrow}) {
     for (const Case& c : *cases) {
       for (const auto& [path, path_name] : paths_for(c.g)) {
         for (const auto& [pass, pass_name] : passes) {

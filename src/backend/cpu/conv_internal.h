@@ -159,6 +159,17 @@ void backward_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* d
 // AVX-512F.
 void direct_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx);
 
+// Direct f32 convolutions with few output channels (conv_direct_narrow.cpp): where narrow_applies (K <=
+// kNarrowK, stride 1, no dilation, no groups, padding below the kernel size, Q >= 8, C*R*S >= 16), the
+// contracts of conv2d_forward, conv2d_backward_input and conv2d_backward_weight; results independent of the
+// thread count.
+inline constexpr int64_t kNarrowK = 4;
+bool narrow_applies(const Conv2dGeometry& g);
+void narrow_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+void narrow_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx);
+void narrow_backward_weight(const Conv2dGeometry& g, const float* dy, const float* x, float* dw,
+                            float* dbias);
+
 // oneDNN f32 (conv_onednn.cpp). Operands in the caller's plain layouts: forward a=x, b=w, out=y, bias=bias
 // (input, nullable); backward data a=dy, b=w, out=dx, bias=null; backward weights a=x, b=dy, out=dw,
 // bias=dbias (output, nullable). Returns false, having written nothing, when oneDNN has no implementation for

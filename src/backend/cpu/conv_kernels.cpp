@@ -1,6 +1,7 @@
-// CPU 2-D convolution kernels: the geometry, its validation, and the one dispatch between the three
-// mechanisms: oneDNN (conv_onednn.cpp), im2col + OpenBLAS GEMM (conv_im2col_gemm.cpp) and the direct AVX-512
-// input gradient (conv_direct_avx512.cpp). Shared internals are in conv_internal.h.
+// CPU 2-D convolution kernels: the geometry, its validation, and the one dispatch between the four
+// mechanisms: oneDNN (conv_onednn.cpp), im2col + OpenBLAS GEMM (conv_im2col_gemm.cpp), the direct AVX-512
+// input gradient (conv_direct_avx512.cpp) and the direct kernels for few output channels
+// (conv_direct_narrow.cpp). Shared internals are in conv_internal.h.
 #include "src/backend/cpu/conv_kernels.h"
 
 #include <omp.h>
@@ -35,7 +36,7 @@ int64_t out_size(int64_t in, int64_t pad, int64_t dil, int64_t k, int64_t stride
 
 // The f32 mechanisms. kOneDnn falls back to GEMM where oneDNN has no implementation; kOneDnnOnly throws
 // there.
-enum class Mechanism { kGemm, kDirectAvx512, kOneDnn, kOneDnnOnly };
+enum class Mechanism { kGemm, kDirectAvx512, kNarrow, kOneDnn, kOneDnnOnly };
 
 // The direct kernel takes the input gradient of ungrouped convolutions with C*R*S <= 32 and K >= 32 (the
 // transposed convolution down to 1-2 channels, 1x1 shortcuts), over at least one image per thread, on CPUs
@@ -67,6 +68,8 @@ Mechanism f32_mechanism(Pass pass, const Conv2dGeometry& g) {
     case Conv2dPath::kAuto:
       break;
   }
+  // oneDNN pads K to 16 channels (16x the work at K = 1); a kernel covering the whole input is one GEMM.
+  if (conv_internal::narrow_applies(g) && !conv_internal::is_dense(g)) return Mechanism::kNarrow;
   if (prefer_direct(pass, g)) return Mechanism::kDirectAvx512;
   if (prefer_gemm(pass, g)) return Mechanism::kGemm;
   return Mechanism::kOneDnn;
@@ -81,6 +84,11 @@ bool run_f32(Pass pass, const Conv2dGeometry& g, const float* a, const float* b,
       return false;
     case Mechanism::kDirectAvx512:
       conv_internal::direct_backward_input(g, a, b, out);
+      return true;
+    case Mechanism::kNarrow:
+      if (pass == Pass::kForward) conv_internal::narrow_forward(g, a, b, bias, out);
+      if (pass == Pass::kBackwardData) conv_internal::narrow_backward_input(g, a, b, out);
+      if (pass == Pass::kBackwardWeights) conv_internal::narrow_backward_weight(g, b, a, out, bias);
       return true;
     case Mechanism::kOneDnn:
     case Mechanism::kOneDnnOnly:

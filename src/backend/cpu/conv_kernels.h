@@ -1,8 +1,8 @@
 // CPU 2-D convolution kernels on raw contiguous NCHW pointers (f32 and f64): forward, input and weight
 // gradients, on cached oneDNN primitives (f32; conv_onednn.cpp), im2col + OpenBLAS GEMM (f64, some f32;
-// conv_im2col_gemm.cpp) or a direct AVX-512 kernel (some f32 input gradients; conv_direct_avx512.cpp), picked
-// in one place (conv_kernels.cpp). All functions are thread-safe and deterministic for a given thread count;
-// they use the shared OpenMP pool.
+// conv_im2col_gemm.cpp), a direct AVX-512 kernel (some f32 input gradients; conv_direct_avx512.cpp) or direct
+// kernels for few output channels (f32; conv_direct_narrow.cpp), picked in one place (conv_kernels.cpp). All
+// functions are thread-safe and deterministic for a given thread count; they use the shared OpenMP pool.
 
 #pragma once
 
@@ -22,8 +22,10 @@ struct Conv2dGeometry {
 
 // Which implementation the f32 kernels use. kAuto: oneDNN, except where im2col + GEMM is measurably
 // faster (kernel covering the whole input; input gradient with fewer than 16 input channels) or oneDNN has
-// no kernel, and except the input gradient with C*R*S <= 32 and K >= 32 on CPUs with AVX-512F (transposed
-// convolutions down to 1-2 channels, 1x1 shortcuts), which runs a direct kernel. kGemm forces im2col + GEMM;
+// no kernel, except the input gradient with C*R*S <= 32 and K >= 32 on CPUs with AVX-512F (transposed
+// convolutions down to 1-2 channels, 1x1 shortcuts), which runs a direct kernel, and except convolutions
+// with at most 4 output channels at stride 1 (1-channel heads), which run direct kernels vectorised over
+// output columns. kGemm forces im2col + GEMM;
 // kOneDnn forces oneDNN (throws NotImplementedError where it has none). f64 always uses im2col + GEMM.
 // Process-wide setting meant for tests and benchmarks; do not change it while kernels run on other threads.
 enum class Conv2dPath { kAuto, kGemm, kOneDnn };
