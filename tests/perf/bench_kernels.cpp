@@ -168,6 +168,7 @@ void register_all() {
   const std::vector<Case> narrow = {
       {"cyclegan_g_last_c32to1_7x7", conv(8, 32, 38, 1, 7, 1, 0)},
       {"critic_head_c256to1_4x4", conv(64, 256, 4, 1, 4, 1, 0)},
+      {"cyclegan_res_c128_8x8", conv(8, 128, 10, 128, 3, 1, 0)},
   };
   const std::pair<Pass, const char*> passes[] = {{Pass::kForward, "fwd"},
                                                  {Pass::kBackwardInput, "bwd_input"},
