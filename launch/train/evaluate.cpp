@@ -98,7 +98,8 @@ Tensor generate_images(nn::Module& generator, std::int64_t latent, std::int64_t 
   for (std::int64_t start = 0; start < count; start += batch) {
     const std::int64_t n = std::min(batch, count - start);
     const Tensor z = randn({n, latent}, 0.0, 1.0, DType::f32, kCPU, &stream);
-    parts.push_back(models::generate(generator, z, labels.defined() ? labels.slice(0, start, start + n) : labels));
+    parts.push_back(
+        models::generate(generator, z, labels.defined() ? labels.slice(0, start, start + n) : labels));
   }
   generator.train(was_training);
   return cat(parts, 0);
@@ -121,6 +122,15 @@ Tensor to_classifier_input(const Tensor& generated, std::int64_t height, std::in
     shift[i] = static_cast<float>((0.5 - mean[i]) / std[i]);
   }
   return crop * from_vector(scale, {1, c, 1, 1}) + from_vector(shift, {1, c, 1, 1});
+}
+
+models::InputNormalization input_normalization(const io::ImageDataset& dataset,
+                                               const io::LoaderOptions& options) {
+  const auto per_channel = [&](const std::vector<double>& given, const std::vector<double>& fallback) {
+    const std::vector<double>& v = given.empty() ? fallback : given;
+    return v.size() == 1 ? std::vector<double>(static_cast<std::size_t>(dataset.channels()), v[0]) : v;
+  };
+  return {per_channel(options.augment.mean, dataset.mean()), per_channel(options.augment.std, dataset.std())};
 }
 
 nn::StateDict clone_state(const nn::StateDict& state) {

@@ -8,6 +8,7 @@
 #include "distributed/process_group.h"
 #include "io/data/loader.h"
 #include "src/core/rng.h"
+#include "src/models/adversarial.h"
 #include "src/models/classifier.h"
 #include "src/nn/module.h"
 #include "src/nn/state_dict.h"
@@ -32,7 +33,8 @@ Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader, distribu
 // without gradients.
 Tensor classifier_features(models::Classifier& classifier, const Tensor& images, std::int64_t batch = 500);
 
-// The classifier's predicted class (i64 [N]) for each of `images`, in batches, in eval mode without gradients.
+// The classifier's predicted class (i64 [N]) for each of `images`, in batches, in eval mode without
+// gradients.
 Tensor predict_classes(nn::Module& classifier, const Tensor& images, std::int64_t batch = 500);
 
 // `count` images from a generator in eval mode for z ~ N(0, 1) drawn from `stream`: [count, C, H, W] in (-1,
@@ -44,6 +46,11 @@ Tensor generate_images(nn::Module& generator, std::int64_t latent, std::int64_t 
 // (32x32 samples of zero-padded 28x28 data), normalised with the per-channel mean and std.
 Tensor to_classifier_input(const Tensor& generated, std::int64_t height, std::int64_t width,
                            const std::vector<double>& mean, const std::vector<double>& std);
+
+// How `options` normalise the images of `dataset` (its augmentation's mean and std, else the data set's; one
+// value for every channel when one is given).
+models::InputNormalization input_normalization(const io::ImageDataset& dataset,
+                                               const io::LoaderOptions& options);
 
 // A deep copy (values, not shared storage).
 nn::StateDict clone_state(const nn::StateDict& state);
