@@ -121,6 +121,7 @@ class ClassifierTask final : public Task {
       const Accuracy acc = evaluate_classifier(*model_, **loader, *run_.group);
       e.fields.emplace_back(str_cat(name, "_loss"), acc.loss);
       e.fields.emplace_back(str_cat(name, "_accuracy"), acc.accuracy);
+      append_report_fields(name, acc.report, e.fields, e.json);
       e.line += str_cat("  ", name, " loss ", format_fixed(acc.loss, 4), "  ", name, " accuracy ",
                         format_fixed(acc.accuracy, 4));
       if (!e.score) {

@@ -5,7 +5,9 @@
 #include <array>
 #include <functional>
 
+#include "launch/train/run_log.h"
 #include "src/autograd/grad_mode.h"
+#include "src/core/strings.h"
 #include "src/models/conditional.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
@@ -17,51 +19,114 @@ namespace lockstep::launch {
 
 namespace {
 
-// This rank's sums over its loader: [correct, count, loss sum] (f64 holds counts exactly up to 2^53).
-std::array<double, 3> local_sums(nn::Module& model, io::DataLoader& loader) {
+std::int64_t classes_of(const io::ImageDataset& dataset) {
+  std::int64_t classes = std::max<std::int64_t>(static_cast<std::int64_t>(dataset.class_names().size()), 1);
+  for (const std::int64_t label : dataset.labels()) classes = std::max(classes, label + 1);
+  return classes;
+}
+
+// This rank's tally over its loader.
+metrics::ClassificationTally local_tally(nn::Module& model, io::DataLoader& loader) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
   loader.start_epoch(0);
-  double loss_sum = 0;
-  std::int64_t correct = 0, count = 0;
+  metrics::ClassificationTally tally(classes_of(loader.dataset()));
   while (std::optional<io::Batch> batch = loader.next()) {
     const Tensor logits = model(batch->images);
-    loss_sum += cross_entropy(logits, batch->labels, Reduction::kSum).item();
-    const std::vector<std::int64_t> predicted = argmax(logits, 1).to_vector<std::int64_t>();
-    const std::vector<std::int64_t> labels = batch->labels.to_vector<std::int64_t>();
-    for (std::size_t i = 0; i < labels.size(); ++i) correct += predicted[i] == labels[i];
-    count += static_cast<std::int64_t>(labels.size());
+    tally.add(logits, batch->labels, cross_entropy(logits, batch->labels, Reduction::kSum).item());
   }
   model.train(was_training);
-  return {static_cast<double>(correct), static_cast<double>(count), loss_sum};
+  return tally;
 }
 
-Accuracy to_accuracy(const std::array<double, 3>& sums) {
+Accuracy to_accuracy(const metrics::ClassificationTally& tally) {
   Accuracy result;
-  result.count = static_cast<std::int64_t>(sums[1]);
-  if (result.count > 0) {
-    result.loss = sums[2] / sums[1];
-    result.accuracy = sums[0] / sums[1];
-  }
+  result.report = metrics::classification_report(tally);
+  result.count = result.report.count;
+  result.loss = result.report.loss;
+  result.accuracy = result.report.accuracy;
   return result;
 }
 
 }  // namespace
 
 Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader) {
-  return to_accuracy(local_sums(model, loader));
+  return to_accuracy(local_tally(model, loader));
 }
 
 Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader, distributed::ProcessGroup& group) {
-  std::array<double, 3> sums = local_sums(model, loader);
+  metrics::ClassificationTally tally = local_tally(model, loader);
   if (group.size() > 1) {
-    const Tensor reduced = from_vector(std::vector<double>(sums.begin(), sums.end()), {3});
+    std::vector<double>& counts = tally.counts();
+    const Tensor reduced = from_vector(counts, {static_cast<std::int64_t>(counts.size())});
     group.all_reduce(reduced, distributed::ReduceOp::kSum)->wait();
-    const std::vector<double> total = reduced.to_vector<double>();
-    std::copy(total.begin(), total.end(), sums.begin());
+    counts = reduced.to_vector<double>();
   }
-  return to_accuracy(sums);
+  return to_accuracy(tally);
+}
+
+namespace {
+
+std::string json_array(const std::vector<double>& values) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < values.size(); ++i)
+    text += str_cat(i > 0 ? ", " : "", format_number(values[i]));
+  return text + "]";
+}
+
+}  // namespace
+
+void append_report_fields(const std::string& name, const metrics::ClassificationReport& report,
+                          std::vector<std::pair<std::string, double>>& fields,
+                          std::vector<std::pair<std::string, std::string>>& json) {
+  fields.emplace_back(str_cat(name, "_top", report.top_k, "_accuracy"), report.top_k_accuracy);
+  fields.emplace_back(str_cat(name, "_macro_f1"), report.macro_f1);
+  std::string confusion = "[";
+  for (std::size_t t = 0; t < report.confusion.size(); ++t) {
+    confusion += t > 0 ? ", [" : "[";
+    for (std::size_t p = 0; p < report.confusion[t].size(); ++p)
+      confusion += str_cat(p > 0 ? ", " : "", report.confusion[t][p]);
+    confusion += "]";
+  }
+  json.emplace_back(str_cat(name, "_confusion"), confusion + "]");
+  json.emplace_back(str_cat(name, "_precision"), json_array(report.precision));
+  json.emplace_back(str_cat(name, "_recall"), json_array(report.recall));
+  json.emplace_back(str_cat(name, "_f1"), json_array(report.f1));
+}
+
+std::string report_table(const metrics::ClassificationReport& report,
+                         const std::vector<std::string>& class_names) {
+  const std::size_t c = report.confusion.size();
+  std::vector<std::string> names;
+  std::size_t width = 5;
+  for (std::size_t k = 0; k < c; ++k) {
+    names.push_back(k < class_names.size() && !class_names[k].empty() ? class_names[k] : str_cat(k));
+    width = std::max(width, names.back().size());
+  }
+  const auto pad = [](const std::string& text, std::size_t w) {
+    return text.size() >= w ? text : std::string(w - text.size(), ' ') + text;
+  };
+  std::string out = str_cat("  ", pad("class", width), pad("support", 9), pad("precision", 11),
+                            pad("recall", 9), pad("f1", 9), "\n");
+  for (std::size_t k = 0; k < c; ++k) {
+    out += str_cat("  ", pad(names[k], width), pad(str_cat(report.support[k]), 9),
+                   pad(format_fixed(report.precision[k], 4), 11), pad(format_fixed(report.recall[k], 4), 9),
+                   pad(format_fixed(report.f1[k], 4), 9), "\n");
+  }
+  out += str_cat("  ", pad("macro", width), pad(str_cat(report.count), 9), pad("", 11), pad("", 9),
+                 pad(format_fixed(report.macro_f1, 4), 9), "\n");
+  out += str_cat("  confusion matrix (rows: true class, columns: predicted class 0..", c - 1, ")\n");
+  std::int64_t biggest = 1;
+  for (const auto& row : report.confusion)
+    for (const std::int64_t v : row) biggest = std::max(biggest, v);
+  const std::size_t cell = str_cat(biggest).size() + 1;
+  for (std::size_t t = 0; t < c; ++t) {
+    out += str_cat("  ", pad(names[t], width), " ");
+    for (const std::int64_t v : report.confusion[t]) out += pad(str_cat(v), cell);
+    out += "\n";
+  }
+  return out;
 }
 
 namespace {
