@@ -13,6 +13,7 @@
 #include "src/ops/loss.h"
 #include "src/ops/reduce.h"
 #include "src/ops/shape.h"
+#include "src/ops/softmax.h"
 #include "src/tensor/factories.h"
 
 namespace lockstep::launch {
@@ -64,6 +65,85 @@ Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader, distribu
     counts = reduced.to_vector<double>();
   }
   return to_accuracy(tally);
+}
+
+EnsembleAccuracy evaluate_ensemble(const std::vector<nn::Module*>& models,
+                                   const std::vector<io::DataLoader*>& loaders) {
+  LOCKSTEP_CHECK(!models.empty() && models.size() == loaders.size(), ValueError,
+                 "evaluate_ensemble: expected one loader per model and at least one model, but got ",
+                 models.size(), " models and ", loaders.size(), " loaders");
+  NoGradGuard no_grad;
+  std::vector<bool> was_training;
+  for (nn::Module* m : models) {
+    was_training.push_back(m->is_training());
+    m->eval();
+  }
+  const std::int64_t classes = classes_of(loaders[0]->dataset());
+  std::vector<metrics::ClassificationTally> tallies(models.size(), metrics::ClassificationTally(classes));
+  metrics::ClassificationTally ensemble(classes);
+  for (io::DataLoader* loader : loaders) loader->start_epoch(0);
+  for (;;) {
+    std::vector<std::optional<io::Batch>> batches;
+    for (io::DataLoader* loader : loaders) batches.push_back(loader->next());
+    const bool any = std::any_of(batches.begin(), batches.end(), [](const auto& b) { return b.has_value(); });
+    if (!any) break;
+    Tensor mean_probability;
+    for (std::size_t i = 0; i < models.size(); ++i) {
+      LOCKSTEP_CHECK(
+          batches[i] && batches[i]->labels.numel() == batches[0]->labels.numel() &&
+              batches[i]->labels.to_vector<std::int64_t>() == batches[0]->labels.to_vector<std::int64_t>(),
+          ValueError, "evaluate_ensemble: member ", i,
+          "'s test samples differ from member 0's (the members must be evaluated on the same data)");
+      const Tensor logits = (*models[i])(batches[i]->images);
+      tallies[i].add(logits, batches[i]->labels,
+                     cross_entropy(logits, batches[i]->labels, Reduction::kSum).item());
+      const Tensor p = softmax(logits.to(DType::f64), 1);
+      mean_probability = i == 0 ? p : mean_probability + p;
+    }
+    const Tensor log_p = log(mean_probability / static_cast<double>(models.size()));
+    // log p is its own log-softmax (p sums to 1), so the cross-entropy of log p is -log p(label).
+    ensemble.add(log_p, batches[0]->labels, cross_entropy(log_p, batches[0]->labels, Reduction::kSum).item());
+  }
+  for (std::size_t i = 0; i < models.size(); ++i) models[i]->train(was_training[i]);
+  EnsembleAccuracy result;
+  for (const auto& t : tallies) result.members.push_back(metrics::classification_report(t));
+  result.ensemble = metrics::classification_report(ensemble);
+  LOCKSTEP_CHECK(result.ensemble.count > 0, ValueError, "evaluate_ensemble: the loaders hold no samples");
+  return result;
+}
+
+AttackAccuracy evaluate_fgsm(nn::Module& model, io::DataLoader& loader, double epsilon,
+                             const models::InputNormalization& normalization, std::int64_t count,
+                             std::pair<Tensor, Tensor>* examples) {
+  const bool was_training = model.is_training();
+  model.eval();
+  const std::int64_t classes = classes_of(loader.dataset());
+  metrics::ClassificationTally clean(classes), adversarial(classes);
+  std::vector<Tensor> clean_kept, adversarial_kept;
+  std::int64_t kept = 0;
+  const auto as_pixels = [&](const Tensor& x) {
+    const auto c = static_cast<std::int64_t>(normalization.mean.size());
+    return x * from_vector(normalization.std, {1, c, 1, 1}, DType::f64).to(x.dtype()) +
+           from_vector(normalization.mean, {1, c, 1, 1}, DType::f64).to(x.dtype());
+  };
+  loader.start_epoch(0);
+  while (std::optional<io::Batch> batch = loader.next()) {
+    const Tensor x_adv = models::fgsm(model, batch->images, batch->labels, epsilon, normalization);
+    NoGradGuard no_grad;
+    for (auto [images, tally] : {std::pair{batch->images, &clean}, std::pair{x_adv, &adversarial}}) {
+      const Tensor logits = model(images);
+      tally->add(logits, batch->labels, cross_entropy(logits, batch->labels, Reduction::kSum).item());
+    }
+    if (examples != nullptr && kept < count) {
+      const std::int64_t n = std::min(count - kept, batch->images.size(0));
+      clean_kept.push_back(as_pixels(batch->images.slice(0, 0, n)));
+      adversarial_kept.push_back(as_pixels(x_adv.slice(0, 0, n)));
+      kept += n;
+    }
+  }
+  model.train(was_training);
+  if (examples != nullptr && kept > 0) *examples = {cat(clean_kept, 0), cat(adversarial_kept, 0)};
+  return {metrics::classification_report(clean), metrics::classification_report(adversarial)};
 }
 
 namespace {

@@ -51,6 +51,29 @@ Tensor generate_images(nn::Module& generator, std::int64_t latent, std::int64_t 
 Tensor to_classifier_input(const Tensor& generated, std::int64_t height, std::int64_t width,
                            const std::vector<double>& mean, const std::vector<double>& std);
 
+// An ensemble's evaluation: each member's figures and those of the mean of the members' softmax
+// probabilities (its loss: the mean of -log p_ensemble(label)).
+struct EnsembleAccuracy {
+  std::vector<metrics::ClassificationReport> members;
+  metrics::ClassificationReport ensemble;
+};
+
+// Evaluates models[i] on loaders[i] (one loader per member: members may normalise differently; every loader
+// must give the same samples with the same labels in the same order, e.g. a test split without shuffling), in
+// eval mode without gradients. ValueError when the loaders' samples or labels disagree or there are none.
+EnsembleAccuracy evaluate_ensemble(const std::vector<nn::Module*>& models,
+                                   const std::vector<io::DataLoader*>& loaders);
+
+// Clean and FGSM figures of one classifier on a loader (models::fgsm with `epsilon` in pixel units and the
+// loader's `normalization`); `examples` (when not null) receives the first `count` images as pixels in
+// [0, 1] [count, C, H, W]: clean, then adversarial.
+struct AttackAccuracy {
+  metrics::ClassificationReport clean, adversarial;
+};
+AttackAccuracy evaluate_fgsm(nn::Module& model, io::DataLoader& loader, double epsilon,
+                             const models::InputNormalization& normalization, std::int64_t count = 0,
+                             std::pair<Tensor, Tensor>* examples = nullptr);
+
 // The fields of an evaluation of split `name` for metrics.jsonl: scalars <name>_top5_accuracy and
 // <name>_macro_f1 (appended to `fields`), and JSON arrays (appended to `json`) <name>_confusion (rows: true
 // class, columns: predicted class, counts), <name>_precision, <name>_recall, <name>_f1 (per class).
