@@ -12,6 +12,7 @@
 #include "io/model/model_file.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
+#include "launch/cli/eval_classifier.h"
 #include "launch/config/settings.h"
 #include "launch/train/cyclegan.h"
 #include "launch/train/evaluate.h"
@@ -39,9 +40,7 @@ namespace po = boost::program_options;
 
 // A model file's stored settings, with the data path replaced when given.
 launch::Settings stored(const std::string& file, const std::string& data_path) {
-  std::vector<std::string> overrides;
-  if (!data_path.empty()) overrides.push_back(str_cat("data.path=\"", data_path, "\""));
-  return launch::read_settings(launch::Config::parse(io::read_model_file_info(file).config, file, overrides));
+  return stored_settings(file, data_path);
 }
 
 // Every image of a split through `loader` (its batches, in order): images and labels.
@@ -295,7 +294,14 @@ void eval_translator(const std::string& file, const std::string& data_path, nn::
 
 int run_eval(const std::vector<std::string>& args) {
   po::options_description options("Options");
-  options.add_options()("classifier", po::value<std::string>()->default_value(""), "a classifier's model.h5")(
+  options.add_options()("classifier",
+                        po::value<std::vector<std::string>>()->multitoken()->default_value({}, ""),
+                        "a classifier's model.h5; several: an ensemble (their mean probability)")(
+      "attack", po::value<std::string>()->default_value(""),
+      "fgsm: the classifier's accuracy on FGSM examples of the test images, and a PNG of some")(
+      "epsilon", po::value<double>()->default_value(0.1), "the attack's step in pixel units (pixels in [0, 1])")(
+      "attack-png", po::value<std::string>()->default_value("fgsm.png"),
+      "where the attack's examples go (rows of clean | perturbation | adversarial)")(
       "generator", po::value<std::string>()->default_value(""), "a GAN's model.h5: measure its samples")(
       "autoencoder", po::value<std::string>()->default_value(""),
       "an autoencoder's or VAE's model.h5: reconstruction, denoising, Jacobian, linear probe, likelihood")(
@@ -311,7 +317,7 @@ int run_eval(const std::vector<std::string>& args) {
       "a CycleGAN's model.h5: classify its translations of the test images");
   const auto values =
       parse_options(args, options,
-                    "eval --classifier MODEL.h5 [--generator MODEL.h5] [--translator MODEL.h5] | eval --autoencoder "
+                    "eval --classifier MODEL.h5 [MODEL.h5 ...] [--attack fgsm [--epsilon E]] [--generator MODEL.h5] [--translator MODEL.h5] | eval --autoencoder "
                     "MODEL.h5 [--classifier MODEL.h5] [--iwae-k K] | eval --pixelcnn MODEL.h5",
                     "Test accuracy of a classifier; with --generator, the Fréchet distance between "
                     "generated and test images in the classifier's feature space, for the trained "
@@ -319,7 +325,8 @@ int run_eval(const std::vector<std::string>& args) {
                     "images are classified. With --autoencoder: the autoencoder's figures on the test "
                     "split, and with --classifier how it labels the reconstructions (and a VAE's Fréchet distance).");
   if (!values) return 0;
-  const std::string classifier_file = (*values)["classifier"].as<std::string>();
+  const std::vector<std::string> classifier_files = (*values)["classifier"].as<std::vector<std::string>>();
+  const std::string classifier_file = classifier_files.empty() ? "" : classifier_files[0];
   const std::string generator_file = (*values)["generator"].as<std::string>();
   const std::string data_path = (*values)["data"].as<std::string>();
   const auto samples = (*values)["samples"].as<std::int64_t>();
@@ -342,9 +349,11 @@ int run_eval(const std::vector<std::string>& args) {
   std::shared_ptr<nn::Module> model = launch::make_classifier(csettings.model.model, data.geometry);
   io::load_model_group(classifier_file, "model", *model);
   io::DataLoader test_loader(data.test, data.test_options);
-  const launch::Accuracy acc = launch::evaluate_classifier(*model, test_loader);
-  std::cout << "classifier " << classifier_file << ": test accuracy " << format_fixed(acc.accuracy, 4)
-            << ", test loss " << format_fixed(acc.loss, 4) << " on " << acc.count << " images\n";
+  eval_classifiers(classifier_files, {.data_path = data_path,
+                                      .attack = (*values)["attack"].as<std::string>(),
+                                      .epsilon = (*values)["epsilon"].as<double>(),
+                                      .png = (*values)["attack-png"].as<std::string>(),
+                                      .seed = seed});
   if (const std::string translator = (*values)["translator"].as<std::string>(); !translator.empty())
     eval_translator(translator, data_path, *model, data, samples);
   if (generator_file.empty()) return 0;

@@ -331,6 +331,7 @@ Settings read_settings(const Config& cfg) {
     if (s.train.label_smoothing == 1.0)
       cfg.fail("train.label_smoothing", "expected a value below 1, but got 1");
     s.train.early_stopping_patience = r.integer("train.early_stopping_patience", 0, 0);
+    s.train.adversarial_epsilon = r.number("train.adversarial_epsilon", 0.0, 0.0, 1.0);
   } else if (s.task == "pixelcnn") {
     s.pixelcnn.task_key = cfg.locate("task");
     s.pixelcnn.width = r.integer("pixelcnn.width", 64, 2, 4096);

@@ -103,6 +103,7 @@ struct NetworkSection {
 struct TrainSection {
   double label_smoothing = 0.0;
   std::int64_t early_stopping_patience = 0;  // epochs without gain; 0: never stop early
+  double adversarial_epsilon = 0.0;  // FGSM examples of this size (pixel units) join each batch; 0: off
 };
 
 // [checkpoint] every_steps, keep_last, keep_every, dir.

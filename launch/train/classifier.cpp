@@ -9,6 +9,7 @@
 #include "launch/train/task.h"
 #include "src/ops/loss.h"
 #include "src/ops/reduce.h"
+#include "src/ops/shape.h"
 #include "src/optim/clip.h"
 
 namespace lockstep::launch {
@@ -32,24 +33,32 @@ class ClassifierTask final : public Task {
       : settings_(c.settings),
         run_(c.run),
         model_(make_classifier(c.settings.model.model, c.data.geometry)),
-        synced_(c.run.world() > 1 && c.run.sync_batchnorm ? distributed::convert_sync_batchnorm(*model_, c.run.group)
-                                                           : 0),
+        synced_(c.run.world() > 1 && c.run.sync_batchnorm
+                    ? distributed::convert_sync_batchnorm(*model_, c.run.group)
+                    : 0),
         dp_(model_, c.run.group, c.run.reducer),
         optimizer_(make_optimizer(c.settings.model.optimizer, *model_)),
         params_(model_->parameters()),
-        buckets_(dp_.reducer().num_buckets()) {
+        buckets_(dp_.reducer().num_buckets()),
+        normalization_(input_normalization(*c.data.train, c.data.train_options)) {
     if (c.data.validation_options) validation_.emplace(c.data.train, *c.data.validation_options);
     if (c.data.test) test_.emplace(c.data.test, c.data.test_options);
   }
 
   TrainingParts parts() override {
-    return {"classifier", {{"model", model_.get()}}, {{"optimizer", optimizer_.get()}}, {{"schedule", scheduler_.get()}}};
+    return {"classifier",
+            {{"model", model_.get()}},
+            {{"optimizer", optimizer_.get()}},
+            {{"schedule", scheduler_.get()}}};
   }
 
   std::string describe() const override {
     return str_cat("model ", settings_.model.model.name, ": ", model_->num_parameters(), " parameters",
                    run_.world() > 1 ? str_cat(", ", buckets_, " gradient buckets") : "",
-                   synced_ > 0 ? str_cat(", ", synced_, " synchronised batch norms") : "");
+                   synced_ > 0 ? str_cat(", ", synced_, " synchronised batch norms") : "",
+                   settings_.train.adversarial_epsilon > 0 ? str_cat(", FGSM adversarial training (epsilon ",
+                                                                     settings_.train.adversarial_epsilon, ")")
+                                                           : "");
   }
 
   void start(std::int64_t steps_per_epoch) override {
@@ -60,8 +69,17 @@ class ClassifierTask final : public Task {
   std::vector<std::string> sum_names() const override { return {"loss", "steps", "correct", "samples"}; }
 
   std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
-    const Tensor logits = dp_(batch.images);
-    Tensor loss = cross_entropy(logits, batch.labels, Reduction::kMean, settings_.train.label_smoothing);
+    // Adversarial training: this rank's FGSM examples of its own batch join it (the loss is the mean over
+    // clean and adversarial samples). fgsm() takes only the input gradient, so the reducer sees one backward.
+    const double epsilon = settings_.train.adversarial_epsilon;
+    const Tensor images =
+        epsilon > 0
+            ? cat({batch.images, models::fgsm(*model_, batch.images, batch.labels, epsilon, normalization_)},
+                  0)
+            : batch.images;
+    const Tensor labels = epsilon > 0 ? cat({batch.labels, batch.labels}, 0) : batch.labels;
+    const Tensor logits = dp_(images);
+    Tensor loss = cross_entropy(logits, labels, Reduction::kMean, settings_.train.label_smoothing);
     optimizer_->zero_grad();
     loss.backward();  // averages the gradients over the ranks
     if (settings_.model.clip_grad_norm > 0) optim::clip_grad_norm_(params_, settings_.model.clip_grad_norm);
@@ -70,7 +88,7 @@ class ClassifierTask final : public Task {
     const std::int64_t n = batch.labels.numel();
     sums[kLoss] += loss.item() * static_cast<double>(n);
     sums[kSteps] += 1;
-    sums[kCorrect] += static_cast<double>(count_correct(logits, batch.labels));
+    sums[kCorrect] += static_cast<double>(count_correct(logits.slice(0, 0, n), batch.labels));  // clean ones
     sums[kSamples] += static_cast<double>(n);
     // Every rank reaches this step at the same time (equal shards), so the reduction is collective.
     if (step == std::min<std::int64_t>(20, steps_per_epoch_)) {
@@ -103,6 +121,7 @@ class ClassifierTask final : public Task {
       const Accuracy acc = evaluate_classifier(*model_, **loader, *run_.group);
       e.fields.emplace_back(str_cat(name, "_loss"), acc.loss);
       e.fields.emplace_back(str_cat(name, "_accuracy"), acc.accuracy);
+      append_report_fields(name, acc.report, e.fields, e.json);
       e.line += str_cat("  ", name, " loss ", format_fixed(acc.loss, 4), "  ", name, " accuracy ",
                         format_fixed(acc.accuracy, 4));
       if (!e.score) {
@@ -119,9 +138,7 @@ class ClassifierTask final : public Task {
                   " per sample");
   }
 
-  std::string divergence_hint() const override {
-    return "Lower optimizer.lr, or set train.clip_grad_norm";
-  }
+  std::string divergence_hint() const override { return "Lower optimizer.lr, or set train.clip_grad_norm"; }
 
   std::map<std::string, double> values() const override { return {{"first_loss", first_loss_}}; }
   void restore(const io::TrainerState& state) override { first_loss_ = value_of(state, "first_loss"); }
@@ -130,7 +147,8 @@ class ClassifierTask final : public Task {
     std::string text;
     for (const auto& [name, value] : last)
       if (name == "test_accuracy" || name == "validation_accuracy")
-        text += str_cat(name == "test_accuracy" ? "test" : "validation", " accuracy ", format_fixed(value, 4), ", ");
+        text += str_cat(name == "test_accuracy" ? "test" : "validation", " accuracy ", format_fixed(value, 4),
+                        ", ");
     for (const auto& [name, value] : last)
       if (name == "train_loss") text += str_cat("final train loss ", format_fixed(value, 4));
     return text;
@@ -146,6 +164,7 @@ class ClassifierTask final : public Task {
   std::unique_ptr<optim::LRScheduler> scheduler_;
   std::vector<Tensor> params_;
   std::int64_t buckets_;
+  models::InputNormalization normalization_;
   std::optional<io::DataLoader> validation_, test_;
   std::int64_t steps_per_epoch_ = 0;
   double first_loss_ = 0.0;  // the job's mean loss over the first 20 steps

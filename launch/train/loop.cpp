@@ -204,7 +204,7 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     } else if (run.speaks()) {
       io::write_model_file(run.output / "model.h5", parts.kind, settings.config_text, model_list(parts));
     }
-    if (log) log->write(result.steps, fields);
+    if (log) log->write(result.steps, fields, end.json);
     progress.finish(line);
     const bool stop = checkpointer.stop_requested();
     // The state after a complete epoch is the start of the next one. The last epoch always saves.

@@ -21,17 +21,17 @@
 
 namespace lockstep::launch {
 
-namespace {
-
-namespace fs = std::filesystem;
-
-// `value` in the shortest form that std::from_chars reads back to the same double.
 std::string format_number(double value) {
   char buffer[64];
   const auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  LOCKSTEP_INTERNAL_ASSERT(ec == std::errc(), "64 characters hold any double, but to_chars failed for ", value);
+  LOCKSTEP_INTERNAL_ASSERT(ec == std::errc(), "64 characters hold any double, but to_chars failed for ",
+                           value);
   return std::string(buffer, end);
 }
+
+namespace {
+
+namespace fs = std::filesystem;
 
 // The numeric top-level "step" of one JSONL record; nullopt when the line is not a JSON object, has no such
 // key, or its value is not a number.
@@ -144,7 +144,8 @@ std::string tensorboard_tag(const std::string& field) {
 RunLog::RunLog(std::filesystem::path dir, std::int64_t resumed_step)
     : jsonl_path_(prepare_jsonl(dir, resumed_step)), events_(dir / "tensorboard", next_suffix()) {}
 
-void RunLog::write(std::int64_t step, const std::vector<std::pair<std::string, double>>& fields) {
+void RunLog::write(std::int64_t step, const std::vector<std::pair<std::string, double>>& fields,
+                   const std::vector<std::pair<std::string, std::string>>& json) {
   std::string line = str_cat("{\"step\": ", step);
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const auto& [name, value] = fields[i];
@@ -159,6 +160,20 @@ void RunLog::write(std::int64_t step, const std::vector<std::pair<std::string, d
     line += ", ";
     io::append_json_string(line, name);
     line += str_cat(": ", std::isfinite(value) ? format_number(value) : "null");
+  }
+  for (const auto& [name, text] : json) {
+    LOCKSTEP_CHECK(!name.empty() && name != "step", ValueError,
+                   "RunLog::write: expected JSON fields named other than \"\" and \"step\", but got \"", name,
+                   "\"");
+    try {
+      io::parse_json(text, name);
+    } catch (const IoError& e) {
+      throw ValueError(
+          str_cat("RunLog::write: expected a JSON value for the field \"", name, "\": ", e.what()));
+    }
+    line += ", ";
+    io::append_json_string(line, name);
+    line += str_cat(": ", text);
   }
   line += "}\n";
 

@@ -19,6 +19,9 @@ namespace lockstep::launch {
 // "train_" and "test_" themselves).
 std::string tensorboard_tag(const std::string& field);
 
+// `value` in the shortest form that std::from_chars reads back to the same double (a JSON number).
+std::string format_number(double value);
+
 // One training run's metrics, written by rank 0: <dir>/metrics.jsonl (one JSON object per record) and a
 // TensorBoard event file in <dir>/tensorboard/ (scalars and images).
 //
@@ -47,9 +50,12 @@ class RunLog {
   // Appends the record {"step": step, fields...} to metrics.jsonl, and every field except "step" and
   // "epoch" as a TensorBoard scalar tagged tensorboard_tag(name) at `step` (stored as a float; non-finite
   // values stay NaN/inf there). A field named "step" is allowed only with the value `step` and is not
-  // repeated. ValueError for an empty field name or a "step" field with another value; IoError naming the
-  // file when a write fails.
-  void write(std::int64_t step, const std::vector<std::pair<std::string, double>>& fields);
+  // repeated. `json` fields (name, JSON text such as an array or a matrix) follow the numeric ones in
+  // metrics.jsonl as given and do not go to TensorBoard. ValueError for an empty field name, a "step" field
+  // with another value, or a `json` text that is not one JSON value; IoError naming the file when a write
+  // fails.
+  void write(std::int64_t step, const std::vector<std::pair<std::string, double>>& fields,
+             const std::vector<std::pair<std::string, std::string>>& json = {});
 
   // Appends `image` (u8 [C,H,W], C = 1 gray or 3 RGB; e.g. io/image/grid.h image_grid of generator
   // samples) as a PNG image summary under `tag` (used as given) at `step`. ValueError for an empty tag,

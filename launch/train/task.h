@@ -37,6 +37,7 @@ struct TaskContext {
 // What a task reports at the end of an epoch (or of the part of one where training ends or stops).
 struct EpochEnd {
   std::vector<std::pair<std::string, double>> fields;  // the metrics record (metrics.jsonl, TensorBoard)
+  std::vector<std::pair<std::string, std::string>> json;  // JSON-valued fields of the record (metrics.jsonl only)
   std::string line;                                    // the progress line
   // Higher is better; the best model (of complete epochs) and early stopping watch it. None: no score.
   std::optional<double> score;

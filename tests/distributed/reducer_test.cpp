@@ -207,6 +207,40 @@ TEST(DataParallel, MlpOnThreeRanksMatchesOneProcessWithTheUnionBatch) {
   }
 }
 
+TEST(DataParallel, AdversarialTrainingOnThreeRanksMatchesOneProcessAndAddsNoCollective) {
+  const test::ModelFactory make = [] {
+    return std::make_shared<models::MLP>(36, std::vector<std::int64_t>{20}, 5);
+  };
+  test::ClassifierRun run{.sample_shape = {1, 6, 6},
+                          .classes = 5,
+                          .per_rank_batch = 4,
+                          .steps = 3,
+                          .world = 3,
+                          .bucket_bytes = 256,
+                          .dtype = DType::f64,
+                          .adversarial_epsilon = 0.1};
+  std::vector<nn::StateDict> results(3);
+  std::vector<std::vector<std::uint64_t>> adversarial(3), plain(3);
+  run_threaded(3, [&](const std::shared_ptr<ProcessGroup>& group) {
+    test::ClassifierRun mine = run;
+    mine.collectives_per_step = &adversarial[group->rank()];
+    results[group->rank()] = test::train_classifier(make, mine, group);
+    mine.adversarial_epsilon = 0.0;
+    mine.collectives_per_step = &plain[group->rank()];
+    test::train_classifier(make, mine, group);
+  });
+  const nn::StateDict single = test::train_classifier(make, run);
+  run.adversarial_epsilon = 0.0;
+  EXPECT_GT(test::max_relative_difference(test::train_classifier(make, run), single).value, 1e-3);
+  for (int r = 0; r < 3; ++r) {
+    const test::Difference diff = test::max_relative_difference(results[r], single);
+    EXPECT_LT(diff.value, 1e-9) << diff << " on rank " << r;
+    EXPECT_EQ(adversarial[r], plain[r]) << "rank " << r;  // the FGSM pass issues no collective
+    ASSERT_EQ(adversarial[r].size(), 3u);
+    EXPECT_GT(adversarial[r][0], 1u);
+  }
+}
+
 TEST(BackwardCallback, RunsAfterEveryNodeAndOnlyDuringBackward) {
   test::expect_error<AutogradError>([] { queue_backward_callback([] {}); }, {"during a backward pass"});
   const Tensor w = ones({3}).requires_grad_();

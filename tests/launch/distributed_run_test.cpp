@@ -264,17 +264,28 @@ TEST_F(ShardedData, EvaluationOverThreeRanksEqualsTheSingleProcessFigures) {
     loaders.push_back(std::make_unique<io::DataLoader>(d.test, d.test_options));
   }
   std::array<Accuracy, kWorld> got{};
+  std::array<std::uint64_t, kWorld> collectives{};
   distributed::run_threaded(kWorld, [&](const std::shared_ptr<distributed::ProcessGroup>& group) {
     const int rank = group->rank();
+    const std::uint64_t before = group->sequence();
     got[static_cast<std::size_t>(rank)] = evaluate_classifier(*models[rank], *loaders[rank], *group);
+    collectives[static_cast<std::size_t>(rank)] = group->sequence() - before;
   });
+  // Accuracy, loss, top-5 hits and the confusion matrix travel in one all-reduce.
+  for (const std::uint64_t n : collectives) EXPECT_EQ(n, 1u);
   for (const Accuracy& a : got) {  // every rank has the whole split's figures
     EXPECT_EQ(a.count, 10000);
     EXPECT_EQ(std::llround(a.accuracy * 10000), std::llround(expected.accuracy * 10000));  // correct count
     EXPECT_EQ(a.accuracy, expected.accuracy);
     // Each batch's loss sum is an f32 reduction, and the ranks' batches group the samples differently.
     EXPECT_NEAR(a.loss, expected.loss, 1e-6 * expected.loss);
+    EXPECT_EQ(a.report.confusion, expected.report.confusion);
+    EXPECT_EQ(a.report.top_k_accuracy, expected.report.top_k_accuracy);
+    EXPECT_EQ(a.report.precision, expected.report.precision);
+    EXPECT_EQ(a.report.f1, expected.report.f1);
   }
+  EXPECT_EQ(expected.report.confusion.size(), 10u);
+  EXPECT_GT(expected.report.top_k_accuracy, expected.accuracy);
 }
 
 // The command line: a failure reaches the hook with its message before it is printed; usage errors don't.

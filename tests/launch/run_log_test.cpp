@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "io/image/grid.h"
+#include "io/json/json.h"
 #include "io/image/png.h"
 #include "io/metrics/tensorboard.h"
 #include "src/core/error.h"
@@ -209,6 +210,20 @@ TEST_F(RunLogTest, StepFieldMustMatchAndIsNotRepeated) {
   ASSERT_EQ(events.size(), 3U);
   EXPECT_EQ(events[1].values[0].tag, "d_loss");
   EXPECT_EQ(events[2].values[0].tag, "odd \"name\"\\");
+}
+
+TEST_F(RunLogTest, JsonFieldsFollowTheNumbersInJsonlOnlyAndMustBeJson) {
+  RunLog log(dir_.path());
+  log.write(5, {{"test_accuracy", 0.5}}, {{"test_confusion", "[[1, 0], [2, 3]]"}, {"test_f1", "[0.5, 1]"}});
+  test::expect_error<ValueError>([&] { log.write(6, {}, {{"bad", "[1, 2"}}); }, {"\"bad\"", "JSON"});
+  test::expect_error<ValueError>([&] { log.write(6, {}, {{"step", "[1]"}}); }, {"\"step\""});
+  EXPECT_EQ(lines_of(read_text(log.jsonl_path())),
+            (std::vector<std::string>{
+                R"({"step": 5, "test_accuracy": 0.5, "test_confusion": [[1, 0], [2, 3]], "test_f1": [0.5, 1]})"}));
+  const io::JsonValue record = io::parse_json(lines_of(read_text(log.jsonl_path()))[0], "metrics.jsonl");
+  ASSERT_NE(record.member("test_confusion"), nullptr);
+  EXPECT_EQ(record.member("test_confusion")->items.at(1).items.at(0).text, "2");
+  EXPECT_EQ(io::read_events(log.events_path()).size(), 2U);  // the version event and test_accuracy only
 }
 
 TEST(TensorBoardTag, TrainAndTestPrefixesBecomeGroups) {

@@ -58,6 +58,42 @@ TEST(DataParallelMpi, ResNetWithSyncBatchNormMatchesOneProcess) {
   EXPECT_LT(diff.value, 1e-5) << diff;
 }
 
+// Adversarial training (train.adversarial_epsilon): each rank makes FGSM examples of its own rows; N ranks
+// x B equal one process x N B, and the input-gradient pass issues no collective (the reducer all-reduces
+// each bucket once per step, as without the attack).
+TEST(DataParallelMpi, AdversarialTrainingMatchesOneProcessAndAddsNoCollective) {
+  const auto world = mpi_world();
+  const ModelFactory mlp = [] {
+    return std::make_shared<models::MLP>(64, std::vector<std::int64_t>{48, 32}, 10);
+  };
+  const ModelFactory resnet = [] { return std::make_shared<models::CifarResNet>(8, 1, 10); };
+  for (const bool with_resnet : {false, true}) {
+    ClassifierRun run{.sample_shape = with_resnet ? Shape{1, 12, 12} : Shape{1, 8, 8},
+                      .classes = 10,
+                      .per_rank_batch = 3,
+                      .steps = 3,
+                      .world = world->size(),
+                      .sync_batchnorm = with_resnet,
+                      .bucket_bytes = 16 << 10,
+                      .dtype = DType::f64,
+                      .adversarial_epsilon = 0.1};
+    const ModelFactory& make = with_resnet ? resnet : mlp;
+    std::vector<std::uint64_t> adversarial, plain;
+    run.collectives_per_step = &adversarial;
+    const nn::StateDict parallel = train_classifier(make, run, world);
+    const nn::StateDict single = train_classifier(make, run);
+    const Difference diff = max_relative_difference(parallel, single);
+    EXPECT_LT(diff.value, 1e-9) << diff << (with_resnet ? " (ResNet)" : " (MLP)");
+    // The attack changed the training: not the same as without it.
+    run.adversarial_epsilon = 0.0;
+    run.collectives_per_step = &plain;
+    EXPECT_GT(max_relative_difference(train_classifier(make, run, world), parallel).value, 1e-3);
+    EXPECT_EQ(adversarial, plain);
+    ASSERT_EQ(adversarial.size(), 3u);
+    EXPECT_GT(adversarial[0], 1u);  // several buckets
+  }
+}
+
 TEST(DataParallelMpi, DcganStepPairsMatchOneProcess) {
   const auto world = mpi_world();
   for (DType dtype : {DType::f64, DType::f32}) {

@@ -9,14 +9,16 @@
 #include "distributed/sync_batch_norm.h"
 #include "src/autograd/grad_mode.h"
 #include "src/core/rng.h"
+#include "src/models/adversarial.h"
 #include "src/models/autoencoder.h"
 #include "src/models/dcgan.h"
-#include "src/models/pixelcnn.h"
 #include "src/models/gan_loss.h"
+#include "src/models/pixelcnn.h"
 #include "src/models/wgan.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
 #include "src/ops/reduce.h"
+#include "src/ops/shape.h"
 #include "src/optim/adam.h"
 #include "src/optim/sgd.h"
 #include "src/tensor/factories.h"
@@ -71,12 +73,21 @@ nn::StateDict train_classifier(const ModelFactory& make, const ClassifierRun& ru
     const Tensor x = randn(x_shape, 0.0, 1.0, run.dtype, kCPU, &gen);
     const Tensor y =
         rand({global}, 0.0, static_cast<double>(run.classes), DType::f32, kCPU, &gen).to(DType::i64);
-    const Tensor xs = my_rows(x, group, run.per_rank_batch);
-    const Tensor ys = my_rows(y, group, run.per_rank_batch);
+    Tensor xs = my_rows(x, group, run.per_rank_batch);
+    Tensor ys = my_rows(y, group, run.per_rank_batch);
+    const std::uint64_t before = group ? group->sequence() : 0;
+    if (run.adversarial_epsilon > 0) {
+      const std::vector<double> mean(static_cast<std::size_t>(run.sample_shape[0]), 0.5),
+          std(mean.size(), 0.25);
+      xs = cat({xs, models::fgsm(*model, xs, ys, run.adversarial_epsilon, {mean, std})}, 0);
+      ys = cat({ys, ys}, 0);
+    }
     opt.zero_grad();
     const Tensor logits = dp ? dp->forward(xs) : model->forward(xs);
     cross_entropy(logits, ys).backward();
     opt.step();
+    if (group && run.collectives_per_step != nullptr)
+      run.collectives_per_step->push_back(group->sequence() - before);
   }
   return copy_state(*model);
 }
@@ -91,7 +102,8 @@ nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::Pr
         return std::make_shared<models::DCGANDiscriminator>(1, 32, 8);
       },
       run.seed + 1);
-  const models::GanLoss loss = run.gradient_penalty ? models::GanLoss::kWasserstein : models::GanLoss::kNonSaturating;
+  const models::GanLoss loss =
+      run.gradient_penalty ? models::GanLoss::kWasserstein : models::GanLoss::kNonSaturating;
   g->to(run.dtype);
   d->to(run.dtype);
   std::unique_ptr<distributed::DataParallel> dp_g, dp_d;
@@ -119,7 +131,8 @@ nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::Pr
     const Tensor fake = gen_forward(z);
     opt_d.zero_grad();
     Tensor d_loss = models::discriminator_loss(loss, dis_forward(real), dis_forward(fake.detach()));
-    if (run.gradient_penalty) d_loss = d_loss + models::gradient_penalty(dis_forward, real, fake, alpha, 10.0).penalty;
+    if (run.gradient_penalty)
+      d_loss = d_loss + models::gradient_penalty(dis_forward, real, fake, alpha, 10.0).penalty;
     d_loss.backward();
     opt_d.step();
 
@@ -135,7 +148,8 @@ nn::StateDict train_gan(const GanRun& run, const std::shared_ptr<distributed::Pr
   return out;
 }
 
-nn::StateDict train_autoencoder(const AutoencoderRun& run, const std::shared_ptr<distributed::ProcessGroup>& group) {
+nn::StateDict train_autoencoder(const AutoencoderRun& run,
+                                const std::shared_ptr<distributed::ProcessGroup>& group) {
   auto model = std::static_pointer_cast<models::Autoencoder>(make_seeded(
       [&] {
         using enum AutoencoderRun::Penalty;
@@ -156,14 +170,17 @@ nn::StateDict train_autoencoder(const AutoencoderRun& run, const std::shared_ptr
   const std::int64_t global = run.world * run.per_rank_batch;
   for (std::int64_t step = 0; step < run.steps; ++step) {
     Generator gen(run.seed * 1000 + static_cast<std::uint64_t>(step));
-    const Tensor x = my_rows(rand({global, 1, 8, 8}, 0.0, 1.0, run.dtype, kCPU, &gen), group, run.per_rank_batch);
-    const Tensor eps = my_rows(randn({global, 3}, 0.0, 1.0, run.dtype, kCPU, &gen), group, run.per_rank_batch);
+    const Tensor x =
+        my_rows(rand({global, 1, 8, 8}, 0.0, 1.0, run.dtype, kCPU, &gen), group, run.per_rank_batch);
+    const Tensor eps =
+        my_rows(randn({global, 3}, 0.0, 1.0, run.dtype, kCPU, &gen), group, run.per_rank_batch);
     auto& ae = static_cast<models::Autoencoder&>(dp ? dp->prepare_forward() : *model);
     opt.zero_grad();
     Tensor loss;
     if (run.variational) {
       const models::Autoencoder::Posterior q = ae.posterior(x);
-      loss = models::reconstruction_loss(models::ReconstructionLoss::kBce, ae.decode(q.mean + exp(q.logvar * 0.5) * eps), x) +
+      loss = models::reconstruction_loss(models::ReconstructionLoss::kBce,
+                                         ae.decode(q.mean + exp(q.logvar * 0.5) * eps), x) +
              gaussian_kl(q.mean, q.logvar);
     } else {
       const Tensor codes = ae.encode(x);
