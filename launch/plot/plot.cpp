@@ -193,7 +193,7 @@ fs::path draw_curves(const fs::path& path, const std::string& title, const std::
     pls.width(2.5);
     if (xs.size() > 1) pls.line(static_cast<PLINT>(xs.size()), xs.data(), ys.data());
     // Markers for short series (a few epochs), so that single points show.
-    const bool marked = xs.size() <= 60;
+    const bool marked = xs.size() <= 25;
     if (marked && !xs.empty()) {
       pls.ssym(0.0, 0.8);
       pls.string(static_cast<PLINT>(xs.size()), xs.data(), ys.data(), "#(728)");
@@ -209,13 +209,32 @@ fs::path draw_curves(const fs::path& path, const std::string& title, const std::
     labels.push_back(c.label.c_str());
     symbols.push_back("#(728)");
   }
+  // The legend goes into the corner whose area (a third of the width, a quarter of the height per curve,
+  // at most half) holds the fewest points.
+  const double box_h = std::min(0.5, 0.12 + 0.06 * static_cast<double>(curves.size()));
+  int best_corner = 0;
+  std::int64_t best_count = std::numeric_limits<std::int64_t>::max();
+  for (int corner = 0; corner < 4; ++corner) {
+    const bool right = corner % 2 == 0, top = corner < 2;
+    std::int64_t count = 0;
+    for (const Curve& c : curves) {
+      for (std::size_t i = 0; i < c.x.size(); ++i) {
+        if (!std::isfinite(c.y[i]) || (log_y && c.y[i] <= 0.0)) continue;
+        const double fx = (c.x[i] - x_lo) / (x_hi - x_lo), fy = (ty(c.y[i]) - lo) / (hi - lo);
+        count += (right ? fx > 0.62 : fx < 0.38) && (top ? fy > 1.0 - box_h : fy < box_h);
+      }
+    }
+    if (count < best_count) best_count = count, best_corner = corner;
+  }
+  const PLINT position = (best_corner < 2 ? PL_POSITION_TOP : PL_POSITION_BOTTOM) |
+                         (best_corner % 2 == 0 ? PL_POSITION_RIGHT : PL_POSITION_LEFT) | PL_POSITION_INSIDE;
   PLFLT legend_width = 0, legend_height = 0;
   pls.width(1.0);
-  pls.legend(&legend_width, &legend_height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-             PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.03, 0.08, 0, kGrid, 1, 0, 0,
-             static_cast<PLINT>(curves.size()), opts.data(), 1.0, 1.0, 2.0, 0.0, text_colors.data(),
-             labels.data(), nullptr, nullptr, nullptr, nullptr, colors.data(), styles.data(), widths.data(),
-             symbol_colors.data(), symbol_scales.data(), symbol_numbers.data(), symbols.data());
+  pls.legend(&legend_width, &legend_height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, position, 0.02,
+             0.03, 0.08, 0, kGrid, 1, 0, 0, static_cast<PLINT>(curves.size()), opts.data(), 1.0, 1.0, 2.0,
+             0.0, text_colors.data(), labels.data(), nullptr, nullptr, nullptr, nullptr, colors.data(),
+             styles.data(), widths.data(), symbol_colors.data(), symbol_scales.data(), symbol_numbers.data(),
+             symbols.data());
   return figure.finish();
 }
 
@@ -292,7 +311,7 @@ std::string title_of(const std::string& figure) {
   if (figure == "loss") return "Losses";
   if (figure == "accuracy") return "Accuracy";
   if (figure == "lr") return "Learning rate";
-  if (figure == "frechet") return "Fr#(0233)chet distance";  // PLplot's escape for e-acute
+  if (figure == "frechet") return "Fréchet distance";  // the Cairo driver draws UTF-8
   std::string t = figure;
   std::replace(t.begin(), t.end(), '_', ' ');
   if (!t.empty()) t[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(t[0])));
@@ -301,7 +320,7 @@ std::string title_of(const std::string& figure) {
 
 std::string y_label_of(const std::string& figure) {
   if (figure == "lr") return "learning rate";
-  if (figure == "frechet") return "Fr#(0233)chet distance";
+  if (figure == "frechet") return "Fréchet distance";
   std::string t = figure;
   std::replace(t.begin(), t.end(), '_', ' ');
   return t;
