@@ -8,10 +8,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "io/image/png.h"
+#include "launch/cli/commands.h"
+#include "launch/cli/dispatch.h"
 #include "src/core/error.h"
 #include "src/tensor/tensor.h"
 #include "tests/support/expect_error.h"
@@ -103,6 +106,25 @@ TEST(Plot, BadRunFoldersAndLinesNameTheProblem) {
   test::expect_error<ValueError>([&] { plot_metrics(read_metrics(dir.path()), dir / "out"); },
                                  {"no", "figures"});
   EXPECT_FALSE(fs::exists(dir / "out" / "loss.png"));
+}
+
+TEST(Plot, CommandLineWritesIntoOutputAndFailsCleanly) {
+  test::TempDir dir;
+  write_text(dir / "metrics.jsonl", synthetic_log());
+  constexpr Command kCommands[] = {{"plot", "plot", run_plot}};
+  std::ostringstream out, err;
+  EXPECT_EQ(run_cli(kCommands, {"plot", dir.path().string(), "--output", (dir / "png").string()}, out, err),
+            0)
+      << err.str();
+  EXPECT_TRUE(fs::exists(dir / "png" / "confusion.png"));
+  EXPECT_TRUE(fs::exists(dir / "png" / "loss.png"));
+  EXPECT_FALSE(fs::exists(dir / "loss.png"));
+  std::ostringstream out2, err2;
+  EXPECT_EQ(run_cli(kCommands, {"plot", (dir / "nowhere").string()}, out2, err2), 1);
+  EXPECT_NE(err2.str().find("nowhere' does not exist"), std::string::npos) << err2.str();
+  std::ostringstream out3, err3;
+  EXPECT_EQ(run_cli(kCommands, {"plot", dir.path().string(), "--width", "50"}, out3, err3), 2);
+  EXPECT_NE(err3.str().find("--width"), std::string::npos) << err3.str();
 }
 
 }  // namespace
