@@ -48,7 +48,8 @@ VGG::VGG(VggDepth depth, std::int64_t in_channels, std::int64_t image_size, std:
   std::int64_t in = in_channels, stage = 0;
   for (const std::int64_t v : configuration(depth)) {
     if (v == kPool) {
-      // 28x28: the third stage pads 7x7 to 9x9 (with -inf) and pools to 4x4; all others halve exactly.
+      // 28x28: the third stage pools 7x7 with one pixel of padding (never the maximum), windows starting at
+      // -1, 1, 3, 5, so every row and column lands in one of 4; all the other stages halve exactly.
       const std::int64_t padding = image_size == 28 && stage == 2 ? 1 : 0;
       features_->push_back(std::make_shared<nn::MaxPool2d>(2, 2, padding));
       ++stage;

@@ -18,6 +18,9 @@ enum class VggDepth : std::uint8_t { k11, k16 };
 // convolution, MaxPool2d per stage, so that parameter names match torchvision's vgg11_bn / vgg16_bn) and
 // `classifier` (Dropout, Linear 512-512, ReLU, Dropout, Linear 512-512, ReLU, Linear 512-classes).
 //
+// The head (dropout before each hidden linear layer, as the common CIFAR VGGs) is not torchvision's 4096-wide
+// one for 7x7 maps.
+//
 // Pooling: five 2x2 stride-2 stages take 32x32 to 1x1. For 28x28 the third stage pads by one pixel
 // (7x7 -> 4x4 instead of dropping the last row and column), so 28 -> 14 -> 7 -> 4 -> 2 -> 1 and both sizes
 // reach the same head. Initialisation as torchvision's: convolutions Kaiming-normal (fan out, ReLU) with zero
