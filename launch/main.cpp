@@ -27,6 +27,8 @@ constexpr lockstep::launch::Command kCommands[] = {
     {"inspect", "what a data set, model file, checkpoint or directory of checkpoints holds",
      lockstep::launch::run_inspect},
     {"sample", "a PNG grid of images from a GAN generator (model file or checkpoint)", lockstep::launch::run_sample},
+    {"plot", "PNG figures of a run's metrics.jsonl (losses, accuracies, lr, confusion matrix)",
+     lockstep::launch::run_plot},
 };
 
 // Whether this process is one rank of a job of several, from the launcher's environment (MPI may not be

@@ -15,6 +15,7 @@ packages=(
   libboost-program-options-dev    # command-line options of the `lockstep` tool
   libpng-dev zlib1g-dev           # PNG folders in, sample grids out; gzipped IDX
   libxxhash-dev                   # source and checkpoint checksums
+  libplplot-dev plplot-driver-cairo fonts-dejavu-core   # `lockstep plot`: PLplot C++ API, PNG driver, a font
   dataset-fashion-mnist           # the real data of the examples and the slow tests
   clang libclang-rt-14-dev        # libFuzzer + sanitizers of the fuzz harnesses (tests/fuzz, LOCKSTEP_FUZZ)
   libc++-14-dev libc++abi-14-dev  # the io/json fuzz harnesses (clang + libstdc++ reject io/json/json.h)

@@ -3,6 +3,8 @@
 #include "io/data/augment.h"
 
 #include <algorithm>
+#include <cmath>
+#include <numbers>
 
 #include "io/data/sampler.h"
 #include "src/core/error.h"
@@ -19,6 +21,9 @@ std::vector<double> per_channel(const std::vector<double>& values, std::int64_t 
   return values;
 }
 
+// A uniform double in [0, 1) from the top 53 bits of a word.
+double unit(std::uint64_t word) { return static_cast<double>(word >> 11) * 0x1.0p-53; }
+
 }  // namespace
 
 Augmenter::Augmenter(const Augmentation& augmentation, std::int64_t channels, std::int64_t height,
@@ -29,7 +34,16 @@ Augmenter::Augmenter(const Augmentation& augmentation, std::int64_t channels, st
       width_(width),
       crop_padding_(augmentation.crop_padding),
       flip_(augmentation.flip),
+      input_noise_(augmentation.input_noise),
+      label_noise_(augmentation.label_noise),
+      classes_(augmentation.classes),
       seed_(seed) {
+  LOCKSTEP_CHECK(std::isfinite(input_noise_) && input_noise_ >= 0.0, ValueError,
+                 "Augmenter: expected input_noise >= 0 and finite, but got ", input_noise_);
+  LOCKSTEP_CHECK(label_noise_ >= 0.0 && label_noise_ <= 1.0, ValueError,
+                 "Augmenter: expected label_noise in [0, 1], but got ", label_noise_);
+  LOCKSTEP_CHECK(label_noise_ == 0.0 || classes_ >= 1, ValueError,
+                 "Augmenter: expected classes >= 1 for label noise, but got ", classes_);
   LOCKSTEP_CHECK(channels >= 1 && height >= 1 && width >= 1, ValueError,
                  "Augmenter: expected images with at least one channel, row and column, but got [", channels,
                  ", ", height, ", ", width, "]");
@@ -109,6 +123,26 @@ void Augmenter::apply(const std::uint8_t* image, std::int64_t epoch, std::int64_
       std::fill(row + x1, row + out_width_, zero);
     }
   }
+  if (input_noise_ > 0.0) {
+    // Box-Muller: each pair of uniforms gives two independent N(0, 1) values.
+    PhiloxStream stream(seed_, data_stream_counter(DataStream::kInputNoise, epoch),
+                        static_cast<std::uint64_t>(sample) << 32);
+    const std::int64_t n = out_elements();
+    for (std::int64_t i = 0; i < n; i += 2) {
+      const double radius = input_noise_ * std::sqrt(-2.0 * std::log(1.0 - unit(stream.next64())));
+      const double angle = 2.0 * std::numbers::pi * unit(stream.next64());
+      out[i] += static_cast<float>(radius * std::cos(angle));
+      if (i + 1 < n) out[i + 1] += static_cast<float>(radius * std::sin(angle));
+    }
+  }
+}
+
+std::int64_t Augmenter::label(std::int64_t label, std::int64_t sample) const {
+  if (label_noise_ == 0.0) return label;
+  PhiloxStream stream(seed_, data_stream_counter(DataStream::kLabelNoise, 0),
+                      static_cast<std::uint64_t>(sample) << 32);
+  if (unit(stream.next64()) >= label_noise_) return label;
+  return static_cast<std::int64_t>(stream.below(static_cast<std::uint64_t>(classes_)));
 }
 
 }  // namespace lockstep::io

@@ -1,7 +1,8 @@
 // Per-sample image augmentation fused with the u8 -> f32 conversion: centred padding, random crop with
-// zero padding, random horizontal flip and per-channel normalisation in one pass over the output. The
-// random choices of a sample come from Philox at (seed, epoch, sample index) only, so they never depend
-// on threads, batch composition or prefetch timing.
+// zero padding, random horizontal flip and per-channel normalisation in one pass over the output, then
+// optional Gaussian input noise; and optional label noise. The random choices of a sample come from Philox
+// at (seed, epoch, sample index) only (label noise: (seed, sample index), the same every epoch), so they
+// never depend on threads, ranks, batch composition or prefetch timing.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,11 @@ struct Augmentation {
   Flip flip = Flip::kNo;          // random horizontal flip
   std::vector<double> mean = {},
                       std = {};  // normalise (pixel / 255 - mean[c]) / std[c]; empty = the data set's
+  double input_noise = 0.0;      // std of N(0, std^2) noise added to every normalised value; 0 = off
+  // Probability that a sample's label is replaced, once for all epochs, by a class drawn uniformly from
+  // [0, classes) (which may be its own); 0 = off. Needs classes >= 1.
+  double label_noise = 0.0;
+  std::int64_t classes = 0;
 };
 
 // An Augmentation resolved against an image geometry and a seed: output size and per-channel lookup
@@ -39,6 +45,8 @@ class Augmenter {
   // Reads one u8 image [C,H,W] and writes the f32 result [C,out_height,out_width]; `sample` is the
   // sample's index in the data set.
   void apply(const std::uint8_t* image, std::int64_t epoch, std::int64_t sample, float* out) const;
+  // The label the loader reports for `sample` (its index in the data set) whose stored label is `label`.
+  std::int64_t label(std::int64_t label, std::int64_t sample) const;
 
  private:
   std::int64_t channels_, height_, width_;
@@ -46,6 +54,9 @@ class Augmenter {
   std::int64_t top_, left_;  // where the image sits in the centred padding
   std::int64_t crop_padding_;
   Flip flip_;
+  double input_noise_;
+  double label_noise_;
+  std::int64_t classes_;
   std::uint64_t seed_;
   std::vector<float> lut_;  // [C][256]: normalised value of each pixel value
 };

@@ -80,6 +80,9 @@ Batch DataLoader::assemble(std::int64_t batch) const {
     augmenter_.apply(pixels.data() + k * in_size, epoch_, out.indices[static_cast<std::size_t>(k)],
                      images + k * out_size);
   }
+  std::int64_t* labels = out.labels.data<std::int64_t>();
+  for (std::int64_t k = 0; k < count; ++k)
+    labels[k] = augmenter_.label(labels[k], out.indices[static_cast<std::size_t>(k)]);
   return out;
 }
 

@@ -43,7 +43,12 @@ class PhiloxStream {
 
 // Top byte of the Philox counter_hi word separating the random streams of the data pipeline; the low
 // 56 bits hold the epoch.
-enum class DataStream : std::uint8_t { kPermutation = 1, kAugmentation = 2 };
+enum class DataStream : std::uint8_t {
+  kPermutation = 1,
+  kAugmentation = 2,
+  kInputNoise = 3,
+  kLabelNoise = 4
+};
 std::uint64_t data_stream_counter(DataStream stream, std::int64_t epoch);
 
 // One rank's view of the epoch order over [0, size). Immutable after construction; thread-safe.

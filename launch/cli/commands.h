@@ -20,5 +20,7 @@ int run_inspect(const std::vector<std::string>& args);
 // `lockstep sample PATH [--count N] [--seed S] [--output FILE.png] [--columns C]`: a PNG grid of a GAN
 // generator's images, from a model file, a checkpoint or the newest valid checkpoint of a directory.
 int run_sample(const std::vector<std::string>& args);
+// `lockstep plot RUN_DIR [--output DIR]`: PNG figures of a run's metrics.jsonl (curves, confusion matrix).
+int run_plot(const std::vector<std::string>& args);
 
 }  // namespace lockstep::launch

@@ -58,6 +58,17 @@ class Reader {
   const Config& cfg_;
 };
 
+// A ResNet's model.block: "basic" (post-activation) or "preact"; ResNet-50's bottlenecks are basic only.
+std::string read_block(const Config& cfg, const std::string& section, bool bottleneck) {
+  const std::string block = cfg.choice(key(section, "block"), {"basic", "preact"}, "basic");
+  if (bottleneck && block == "preact") {
+    cfg.fail(key(section, "block"),
+             "expected \"basic\" for resnet50 (pre-activation blocks are built for "
+             "resnet20/32/56/110, resnet18 and resnet34), but got \"preact\"");
+  }
+  return block;
+}
+
 ModelSection read_model(const Reader& r, const std::string& section,
                         std::initializer_list<std::string_view> names) {
   const Config& cfg = r.cfg();
@@ -77,8 +88,13 @@ ModelSection read_model(const Reader& r, const std::string& section,
     }
   } else if (m.name == "resnet18" || m.name == "resnet34" || m.name == "resnet50") {
     m.stem = cfg.choice(key(section, "stem"), {"small", "imagenet"}, "small");
+    m.block = read_block(cfg, section, m.name == "resnet50");
   } else if (m.name.rfind("resnet", 0) == 0) {
     m.shortcut = cfg.choice(key(section, "shortcut"), {"identity", "projection"}, "identity");
+    m.block = read_block(cfg, section, false);
+  } else if (m.name == "vgg11" || m.name == "vgg16") {
+    m.dropout = r.number(key(section, "dropout"), 0.5, 0.0, 1.0);
+    if (m.dropout == 1.0) cfg.fail(key(section, "dropout"), "expected a probability below 1, but got 1");
   } else if (m.name == "dcgan" || m.name == "wgan-critic") {
     m.width = r.integer(key(section, "width"), 64, 1, 4096);
     if (m.name == "wgan-critic") m.norm = cfg.choice(key(section, "norm"), {"none", "layer"}, "none");
@@ -116,6 +132,7 @@ OptimizerSection read_optimizer(const Reader& r, const std::string& section, con
   }
   o.weight_decay = r.non_negative(at("weight_decay"), o.name == "adamw" ? 1e-2 : 0.0);
   o.decay_all = cfg.choice(at("weight_decay_on"), {"weights", "all"}, "weights") == "all";
+  o.l1 = r.non_negative(at("l1"), 0.0);
   if (o.name == "sgd") {
     o.momentum = r.number(at("momentum"), 0.0, 0.0, 1.0);
     o.dampening = r.number(at("dampening"), 0.0, 0.0, 1.0);
@@ -322,8 +339,9 @@ Settings read_settings(const Config& cfg) {
   s.checkpoint.dir = cfg.get_string("checkpoint.dir", (s.run.output / "checkpoints").string());
 
   if (s.task == "classifier") {
-    s.model.model = read_model(r, "model", {"mlp", "lenet5", "resnet20", "resnet32", "resnet56", "resnet110",
-                                            "resnet18", "resnet34", "resnet50"});
+    s.model.model = read_model(r, "model",
+                               {"mlp", "lenet5", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18",
+                                "resnet34", "resnet50", "vgg11", "vgg16"});
     s.model.optimizer = read_optimizer(r, "optimizer", "", OptimizerSection{.name = ""});
     s.model.schedule = read_schedule(r, "schedule", "");
     s.model.clip_grad_norm = r.non_negative("train.clip_grad_norm", 0.0);
@@ -332,6 +350,8 @@ Settings read_settings(const Config& cfg) {
       cfg.fail("train.label_smoothing", "expected a value below 1, but got 1");
     s.train.early_stopping_patience = r.integer("train.early_stopping_patience", 0, 0);
     s.train.adversarial_epsilon = r.number("train.adversarial_epsilon", 0.0, 0.0, 1.0);
+    s.train.input_noise = r.non_negative("train.input_noise", 0.0);
+    s.train.label_noise = r.number("train.label_noise", 0.0, 0.0, 1.0);
   } else if (s.task == "pixelcnn") {
     s.pixelcnn.task_key = cfg.locate("task");
     s.pixelcnn.width = r.integer("pixelcnn.width", 64, 2, 4096);

@@ -62,6 +62,7 @@ struct ModelSection {
   double dropout = 0.0;              // mlp classifier
   std::string shortcut = "identity";  // CIFAR ResNets: identity | projection
   std::string stem = "small";         // ResNet-18/34/50: small | imagenet
+  std::string block = "basic";        // ResNets: basic | preact (pre-activation blocks)
   std::int64_t width = 64;            // DCGAN networks, WGAN critic; CycleGAN networks (ngf / ndf)
   std::string norm = "none";          // WGAN critic: none | layer
   std::int64_t residual_blocks = 6;   // cyclegan-resnet
@@ -75,6 +76,7 @@ struct OptimizerSection {
   double momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
   bool nesterov = false;
   bool decay_all = false;  // weight_decay_on = "all" (else weights only)
+  double l1 = 0.0;         // L1 penalty's weight, on the parameters weight decay applies to
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double alpha = 0.99;  // rmsprop
   double rho = 0.9;     // adadelta
@@ -104,6 +106,8 @@ struct TrainSection {
   double label_smoothing = 0.0;
   std::int64_t early_stopping_patience = 0;  // epochs without gain; 0: never stop early
   double adversarial_epsilon = 0.0;  // FGSM examples of this size (pixel units) join each batch; 0: off
+  double input_noise = 0.0;                  // std of Gaussian noise added to the normalised training images
+  double label_noise = 0.0;  // fraction of training labels replaced once by uniformly random classes
 };
 
 // [checkpoint] every_steps, keep_last, keep_every, dir.

@@ -43,6 +43,7 @@ class ClassifierTask final : public Task {
         normalization_(input_normalization(*c.data.train, c.data.train_options)) {
     if (c.data.validation_options) validation_.emplace(c.data.train, *c.data.validation_options);
     if (c.data.test) test_.emplace(c.data.test, c.data.test_options);
+    add_training_noise(c.settings.train, c.data);
   }
 
   TrainingParts parts() override {

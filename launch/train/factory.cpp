@@ -9,6 +9,7 @@
 #include "src/models/mlp.h"
 #include "src/models/mlp_gan.h"
 #include "src/models/resnet.h"
+#include "src/models/vgg.h"
 #include "src/models/wgan.h"
 #include "src/optim/adadelta.h"
 #include "src/optim/adagrad.h"
@@ -29,14 +30,24 @@ std::shared_ptr<nn::Module> make_classifier(const launch::ModelSection& m, const
     }
     return std::make_shared<models::LeNet5>(data.channels, data.height, data.classes);
   }
+  if (m.name == "vgg11" || m.name == "vgg16") {
+    if (data.height != data.width || (data.height != 28 && data.height != 32)) {
+      m.name_key.fail(str_cat(m.name, " expects 28x28 or 32x32 images, but the data are ", data.height, "x",
+                              data.width, " (data.pad_to pads smaller images)"));
+    }
+    return std::make_shared<models::VGG>(m.name == "vgg11" ? models::VggDepth::k11 : models::VggDepth::k16,
+                                         data.channels, data.height, data.classes, m.dropout);
+  }
+  const models::Block block = m.block == "preact" ? models::Block::kPreAct : models::Block::kBasic;
   const std::int64_t depth = std::stoll(m.name.substr(6));
   if (depth == 18 || depth == 34 || depth == 50) {
-    return std::make_shared<models::ResNet>(depth, data.channels, data.classes,
-                                            m.stem == "small" ? models::Stem::kSmall : models::Stem::kImageNet);
+    return std::make_shared<models::ResNet>(
+        depth, data.channels, data.classes,
+        m.stem == "small" ? models::Stem::kSmall : models::Stem::kImageNet, block);
   }
   return std::make_shared<models::CifarResNet>(
       depth, data.channels, data.classes,
-      m.shortcut == "identity" ? nn::Shortcut::kPadIdentity : nn::Shortcut::kProjection);
+      m.shortcut == "identity" ? nn::Shortcut::kPadIdentity : nn::Shortcut::kProjection, block);
 }
 
 namespace {
@@ -125,7 +136,23 @@ std::shared_ptr<models::PixelCNN> make_pixelcnn(const launch::PixelCnnSection& p
   return std::make_shared<models::PixelCNN>(p.width, p.blocks);
 }
 
+namespace {
+
+std::unique_ptr<optim::Optimizer> make_optimizer_of_name(const launch::OptimizerSection& s,
+                                                         const nn::Module& model);
+
+}  // namespace
+
 std::unique_ptr<optim::Optimizer> make_optimizer(const launch::OptimizerSection& s, const nn::Module& model) {
+  std::unique_ptr<optim::Optimizer> optimizer = make_optimizer_of_name(s, model);
+  optimizer->set_l1(s.l1);
+  return optimizer;
+}
+
+namespace {
+
+std::unique_ptr<optim::Optimizer> make_optimizer_of_name(const launch::OptimizerSection& s,
+                                                         const nn::Module& model) {
   const optim::DecayPolicy decay = s.decay_all ? optim::DecayPolicy::kAll : optim::DecayPolicy::kWeightsOnly;
   std::vector<nn::NamedTensor> params = model.named_parameters();
   if (s.name == "sgd") {
@@ -164,6 +191,8 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const launch::OptimizerSection&
   o.decay = decay;
   return std::make_unique<optim::AdaDelta>(std::move(params), o);
 }
+
+}  // namespace
 
 std::unique_ptr<optim::LRScheduler> make_scheduler(const launch::ScheduleSection& s, optim::Optimizer& optimizer,
                                                    std::int64_t steps_per_epoch, std::int64_t epochs) {
@@ -252,6 +281,12 @@ DataSplits make_data(const launch::DataSection& s, std::uint64_t seed, std::int6
   d.geometry.width = eval_aug.pad_to > 0 ? eval_aug.pad_to : d.train->width();
   d.geometry.classes = std::max<std::int64_t>(static_cast<std::int64_t>(d.train->class_names().size()), 1);
   return d;
+}
+
+void add_training_noise(const launch::TrainSection& train, DataSplits& data) {
+  data.train_options.augment.input_noise = train.input_noise;
+  data.train_options.augment.label_noise = train.label_noise;
+  data.train_options.augment.classes = data.geometry.classes;
 }
 
 }  // namespace lockstep::launch

@@ -67,4 +67,8 @@ struct DataSplits {
 DataSplits make_data(const launch::DataSection& data, std::uint64_t seed, std::int64_t rank = 0,
                      std::int64_t world = 1);
 
+// Puts train.input_noise and train.label_noise (over data.geometry.classes) on the training loader's
+// augmentation; evaluation and validation loaders stay clean.
+void add_training_noise(const launch::TrainSection& train, DataSplits& data);
+
 }  // namespace lockstep::launch

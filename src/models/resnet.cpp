@@ -29,8 +29,8 @@ void check_input(const char* where, const Tensor& input, std::int64_t channels) 
 }  // namespace
 
 CifarResNet::CifarResNet(std::int64_t depth, std::int64_t in_channels, std::int64_t classes,
-                         nn::Shortcut shortcut)
-    : Classifier("CifarResNet"), depth_(depth), in_channels_(in_channels) {
+                         nn::Shortcut shortcut, Block block)
+    : Classifier("CifarResNet"), depth_(depth), in_channels_(in_channels), block_(block) {
   LOCKSTEP_CHECK(depth >= 8 && (depth - 2) % 6 == 0, ValueError,
                  "CifarResNet: expected depth = 6n + 2 (20, 32, 56, 110, ...), but got ", depth);
   LOCKSTEP_CHECK(in_channels > 0 && classes > 0, ValueError,
@@ -44,7 +44,7 @@ CifarResNet::CifarResNet(std::int64_t depth, std::int64_t in_channels, std::int6
                                         .padding = 1,
                                         .bias = nn::Bias::kNo,
                                     }));
-  bn1_ = register_module("bn1", std::make_shared<nn::BatchNorm2d>(16));
+  if (block == Block::kBasic) bn1_ = register_module("bn1", std::make_shared<nn::BatchNorm2d>(16));
   const std::array<std::int64_t, 3> widths = {16, 32, 64};
   std::array<std::shared_ptr<nn::Sequential>, 3> stages;
   std::int64_t in = 16;
@@ -52,36 +52,49 @@ CifarResNet::CifarResNet(std::int64_t depth, std::int64_t in_channels, std::int6
     stages[s] = std::make_shared<nn::Sequential>();
     for (std::int64_t b = 0; b < blocks; ++b) {
       const std::int64_t stride = (b == 0 && s > 0) ? 2 : 1;
-      stages[s]->push_back(std::make_shared<nn::BasicBlock>(in, widths[s], stride, shortcut));
+      if (block == Block::kPreAct) {
+        stages[s]->push_back(std::make_shared<nn::PreActBlock>(in, widths[s], stride, shortcut));
+      } else {
+        stages[s]->push_back(std::make_shared<nn::BasicBlock>(in, widths[s], stride, shortcut));
+      }
       in = widths[s];
     }
   }
   layer1_ = register_module("layer1", stages[0]);
   layer2_ = register_module("layer2", stages[1]);
   layer3_ = register_module("layer3", stages[2]);
+  if (block == Block::kPreAct) bn_final_ = register_module("bn_final", std::make_shared<nn::BatchNorm2d>(64));
   fc_ = register_module("fc", std::make_shared<nn::Linear>(64, classes));
   init_convolutions(*this);
 }
 
 Tensor CifarResNet::features(const Tensor& input) {
   check_input("CifarResNet::features", input, in_channels_);
-  Tensor x = relu(bn1_->forward(conv1_->forward(input)));
+  Tensor x = conv1_->forward(input);
+  if (bn1_) x = relu(bn1_->forward(x));
   x = layer3_->forward(layer2_->forward(layer1_->forward(x)));
+  if (bn_final_) x = relu(bn_final_->forward(x));
   return global_avg_pool2d(x).flatten(1);
 }
 
 Tensor CifarResNet::head(const Tensor& features) { return fc_->forward(features); }
 
-std::string CifarResNet::describe() const { return "depth=" + std::to_string(depth_); }
+std::string CifarResNet::describe() const {
+  return "depth=" + std::to_string(depth_) + (block_ == Block::kPreAct ? ", block=preact" : "");
+}
 
-ResNet::ResNet(std::int64_t depth, std::int64_t in_channels, std::int64_t classes, Stem stem)
-    : Classifier("ResNet"), depth_(depth), in_channels_(in_channels), stem_(stem) {
+ResNet::ResNet(std::int64_t depth, std::int64_t in_channels, std::int64_t classes, Stem stem, Block block)
+    : Classifier("ResNet"), depth_(depth), in_channels_(in_channels), stem_(stem), block_(block) {
   LOCKSTEP_CHECK(depth == 18 || depth == 34 || depth == 50, ValueError,
                  "ResNet: expected depth 18, 34 or 50, but got ", depth,
                  ". CifarResNet covers depths 20, 32, 56 and 110.");
   LOCKSTEP_CHECK(in_channels > 0 && classes > 0, ValueError,
                  "ResNet: expected positive in_channels and classes, but got in_channels=", in_channels,
                  ", classes=", classes);
+  LOCKSTEP_CHECK(
+      block == Block::kBasic || depth != 50, ValueError,
+      "ResNet: expected depth 18 or 34 with pre-activation blocks, but got depth 50 (its bottleneck "
+      "blocks have no pre-activation form here)");
   const std::array<std::int64_t, 4> blocks =
       depth == 18 ? std::array<std::int64_t, 4>{2, 2, 2, 2} : std::array<std::int64_t, 4>{3, 4, 6, 3};
   const bool bottleneck = depth == 50;
@@ -95,7 +108,8 @@ ResNet::ResNet(std::int64_t depth, std::int64_t in_channels, std::int64_t classe
                               .bias = nn::Bias::kNo}
           : nn::Conv2dOptions{.in = in_channels, .out = 64, .kernel = 3, .padding = 1, .bias = nn::Bias::kNo};
   conv1_ = register_module("conv1", std::make_shared<nn::Conv2d>(stem_conv));
-  bn1_ = register_module("bn1", std::make_shared<nn::BatchNorm2d>(64));
+  if (block == Block::kBasic || stem == Stem::kImageNet)
+    bn1_ = register_module("bn1", std::make_shared<nn::BatchNorm2d>(64));
   std::int64_t in = 64;
   for (std::size_t s = 0; s < blocks.size(); ++s) {
     const std::int64_t planes = std::int64_t{64} << s;
@@ -105,6 +119,9 @@ ResNet::ResNet(std::int64_t depth, std::int64_t in_channels, std::int64_t classe
       if (bottleneck) {
         stage->push_back(std::make_shared<nn::Bottleneck>(in, planes, stride));
         in = planes * nn::Bottleneck::kExpansion;
+      } else if (block == Block::kPreAct) {
+        stage->push_back(std::make_shared<nn::PreActBlock>(in, planes, stride, nn::Shortcut::kProjection));
+        in = planes;
       } else {
         stage->push_back(std::make_shared<nn::BasicBlock>(in, planes, stride, nn::Shortcut::kProjection));
         in = planes;
@@ -112,22 +129,26 @@ ResNet::ResNet(std::int64_t depth, std::int64_t in_channels, std::int64_t classe
     }
     layers_[s] = register_module("layer" + std::to_string(s + 1), stage);
   }
+  if (block == Block::kPreAct) bn_final_ = register_module("bn_final", std::make_shared<nn::BatchNorm2d>(in));
   fc_ = register_module("fc", std::make_shared<nn::Linear>(in, classes));
   init_convolutions(*this);
 }
 
 Tensor ResNet::features(const Tensor& input) {
   check_input("ResNet::features", input, in_channels_);
-  Tensor x = relu(bn1_->forward(conv1_->forward(input)));
+  Tensor x = conv1_->forward(input);
+  if (bn1_) x = relu(bn1_->forward(x));
   if (stem_ == Stem::kImageNet) x = max_pool2d(x, {3, 3}, {2, 2}, {1, 1}).values;
   for (const auto& stage : layers_) x = stage->forward(x);
+  if (bn_final_) x = relu(bn_final_->forward(x));
   return global_avg_pool2d(x).flatten(1);
 }
 
 Tensor ResNet::head(const Tensor& features) { return fc_->forward(features); }
 
 std::string ResNet::describe() const {
-  return "depth=" + std::to_string(depth_) + (stem_ == Stem::kImageNet ? ", stem=imagenet" : ", stem=small");
+  return "depth=" + std::to_string(depth_) + (stem_ == Stem::kImageNet ? ", stem=imagenet" : ", stem=small") +
+         (block_ == Block::kPreAct ? ", block=preact" : "");
 }
 
 }  // namespace lockstep::models

@@ -77,6 +77,36 @@ std::string BasicBlock::describe() const {
                  ", shortcut=", shortcut_kind_ == Shortcut::kPadIdentity ? "pad_identity" : "projection");
 }
 
+PreActBlock::PreActBlock(std::int64_t in, std::int64_t out, std::int64_t stride, Shortcut shortcut)
+    : Module("PreActBlock"), in_(in), out_(out), stride_(stride), shortcut_kind_(shortcut) {
+  LOCKSTEP_CHECK(in > 0 && out > 0 && stride > 0, ValueError,
+                 "PreActBlock: expected positive in, out and stride, but got in=", in, ", out=", out,
+                 ", stride=", stride);
+  LOCKSTEP_CHECK(shortcut == Shortcut::kProjection || out >= in, ValueError,
+                 "PreActBlock: expected out >= in for Shortcut::kPadIdentity, but got in=", in, ", out=", out,
+                 ". Use Shortcut::kProjection to reduce channels");
+  bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(in));
+  conv1_ = register_module("conv1", conv(in, out, 3, stride));
+  bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out));
+  conv2_ = register_module("conv2", conv(out, out, 3, 1));
+  if (shortcut == Shortcut::kProjection && (stride != 1 || in != out)) {
+    shortcut_ = register_module("shortcut", conv(in, out, 1, stride));
+  }
+}
+
+Tensor PreActBlock::forward(const Tensor& input) {
+  check_block_input("PreActBlock", input, in_);
+  const Tensor pre = relu(bn1_->forward(input));
+  Tensor y = conv1_->forward(pre);
+  y = conv2_->forward(relu(bn2_->forward(y)));
+  return y + (shortcut_ ? shortcut_->forward(pre) : pad_identity(input, out_, stride_));
+}
+
+std::string PreActBlock::describe() const {
+  return str_cat("in=", in_, ", out=", out_, ", stride=", stride_,
+                 ", shortcut=", shortcut_kind_ == Shortcut::kPadIdentity ? "pad_identity" : "projection");
+}
+
 Bottleneck::Bottleneck(std::int64_t in, std::int64_t planes, std::int64_t stride)
     : Module("Bottleneck"), in_(in), planes_(planes), stride_(stride) {
   LOCKSTEP_CHECK(in > 0 && planes > 0 && stride > 0, ValueError,

@@ -1,5 +1,6 @@
-// Residual blocks of the ResNet family: BasicBlock (two 3x3 convolutions; CIFAR ResNets, ResNet-18/34) and
-// Bottleneck (1x1, 3x3, 1x1 with expansion 4; ResNet-50), as in He et al. 2016 and torchvision.
+// Residual blocks of the ResNet family: BasicBlock (two 3x3 convolutions; CIFAR ResNets, ResNet-18/34),
+// its pre-activation form PreActBlock (He et al. 2016, identity mappings) and Bottleneck (1x1, 3x3, 1x1 with
+// expansion 4; ResNet-50), as in He et al. 2016 and torchvision.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,39 @@ class BasicBlock : public Module {
   std::shared_ptr<Conv2d> conv2_;
   std::shared_ptr<BatchNorm2d> bn2_;
   std::shared_ptr<Sequential> shortcut_;  // null unless a projection is needed
+};
+
+// The pre-activation ("identity mapping") block of He et al. 2016b:
+//   y = conv2(relu(bn2(conv1(relu(bn1(x)))))) + shortcut,
+// with nothing after the addition, so the identity path runs unchanged from block to block. Owns children
+// bn1 (over `in` channels), conv1 (3x3, stride), bn2, conv2 (3x3), and `shortcut` (a 1x1 Conv2d with the
+// stride, no batch norm) only for kProjection when the shape changes; the projection reads the pre-activated
+// relu(bn1(x)) as in the paper's code, the parameter-free kPadIdentity shortcut reads x. Not thread-safe.
+class PreActBlock : public Module {
+ public:
+  static constexpr std::int64_t kExpansion = 1;
+
+  PreActBlock(std::int64_t in, std::int64_t out, std::int64_t stride, Shortcut shortcut);
+
+  // x [N, in, H, W] -> [N, out, ceil(H / stride), ceil(W / stride)].
+  Tensor forward(const Tensor& input) override;
+
+  std::int64_t in_channels() const { return in_; }
+  std::int64_t out_channels() const { return out_; }
+
+ protected:
+  std::string describe() const override;
+
+ private:
+  std::int64_t in_;
+  std::int64_t out_;
+  std::int64_t stride_;
+  Shortcut shortcut_kind_;
+  std::shared_ptr<BatchNorm2d> bn1_;
+  std::shared_ptr<Conv2d> conv1_;
+  std::shared_ptr<BatchNorm2d> bn2_;
+  std::shared_ptr<Conv2d> conv2_;
+  std::shared_ptr<Conv2d> shortcut_;  // null unless a projection is needed
 };
 
 // relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x)) with conv1 1x1 in -> planes, conv2

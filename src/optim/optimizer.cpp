@@ -16,6 +16,22 @@ constexpr const char* kStepSlot = "step";
 
 std::string describe(const Tensor& t) { return str_cat(dtype_name(t.dtype()), " ", shape_str(t.shape())); }
 
+// grad + l1 * sign(param) as a fresh contiguous tensor (the parameter's .grad keeps the loss gradient).
+Tensor with_l1(const Tensor& param, const Tensor& grad, double l1) {
+  Tensor out = empty(param.shape(), param.dtype());
+  dispatch_floating("Optimizer::step (l1)", param.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = param.data<T>();
+    const T* g = grad.data<T>();
+    T* o = out.data<T>();
+    const T w = static_cast<T>(l1);
+    detail::for_each_element(param.numel(), [=](std::int64_t i) {
+      o[i] = g[i] + w * static_cast<T>((p[i] > T(0)) - (p[i] < T(0)));
+    });
+  });
+  return out;
+}
+
 }  // namespace
 
 Optimizer::Optimizer(std::string name, std::vector<nn::NamedTensor> params, double lr, DecayPolicy policy,
@@ -43,6 +59,12 @@ void Optimizer::set_lr(double lr) {
   LOCKSTEP_CHECK(lr >= 0.0 && std::isfinite(lr), ValueError, name_,
                  ": expected lr >= 0 and finite, but got lr=", lr);
   lr_ = lr;
+}
+
+void Optimizer::set_l1(double l1) {
+  LOCKSTEP_CHECK(l1 >= 0.0 && std::isfinite(l1), ValueError, name_,
+                 ": expected l1 >= 0 and finite, but got l1=", l1);
+  l1_ = l1;
 }
 
 void Optimizer::check_option(bool ok, const char* option, const char* condition, double value) const {
@@ -91,7 +113,8 @@ void Optimizer::step() {
     }
     ++state.step;
     const Decay decay = policy_ == DecayPolicy::kAll || param.dim() >= 2 ? Decay::kYes : Decay::kNo;
-    update(param, grads[i], state, decay);
+    update(param, l1_ != 0.0 && decay == Decay::kYes ? with_l1(param, grads[i], l1_) : grads[i], state,
+           decay);
     param.bump_version();
   }
 }

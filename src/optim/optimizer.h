@@ -55,6 +55,11 @@ class Optimizer {
   double lr() const { return lr_; }
   // ValueError unless lr >= 0 (and finite).
   void set_lr(double lr);
+  // The L1 penalty l1 * sum |p| over the parameters weight decay applies to (its DecayPolicy): step() adds
+  // its subgradient l1 * sign(p) (0 at p = 0) to their gradients before every optimizer's update, as
+  // coupled L2 weight decay is added. ValueError unless l1 >= 0 and finite. 0 (the default): none.
+  void set_l1(double l1);
+  double l1() const { return l1_; }
   const std::vector<nn::NamedTensor>& params() const { return params_; }
   // "SGD", "Adam", ...: the name used in error messages.
   const std::string& name() const { return name_; }
@@ -85,6 +90,7 @@ class Optimizer {
   std::string name_;
   std::vector<nn::NamedTensor> params_;
   double lr_;
+  double l1_ = 0.0;
   DecayPolicy policy_;
   std::vector<Slot> slots_;
   std::vector<ParamState> states_;  // parallel to params_

@@ -112,5 +112,20 @@ TEST(ModuleGradients, BottleneckWithIdentity) {
   expect_module_gradients(block, {2, 4, 2, 2}, 10);
 }
 
+TEST(ModuleGradients, PreActBlockPadIdentityWithStride) {
+  PreActBlock block(1, 2, 2, Shortcut::kPadIdentity);
+  expect_module_gradients(block, {2, 1, 3, 3}, 11);
+}
+
+TEST(ModuleGradients, PreActBlockProjectionWithStride) {
+  PreActBlock block(2, 3, 2, Shortcut::kProjection);
+  expect_module_gradients(block, {2, 2, 3, 3}, 12);
+}
+
+TEST(ModuleGradients, PreActBlockIdentity) {
+  PreActBlock block(2, 2, 1, Shortcut::kPadIdentity);
+  expect_module_gradients(block, {2, 2, 3, 3}, 13);
+}
+
 }  // namespace
 }  // namespace lockstep::nn
