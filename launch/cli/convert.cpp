@@ -95,14 +95,14 @@ int run_convert(const std::vector<std::string>& args) {
        "fashion-mnist | mnist | idx | cifar10 | npy | image-folder | text")  //
       ("input", po::value<std::string>()->value_name("PATH")->required(),
        "the directory (fashion-mnist, mnist, cifar10, image-folder, text) or the images file (idx, npy)")  //
-      ("labels", po::value<std::string>()->value_name("PATH"), "the labels file (idx and npy only)")       //
+      ("labels", po::value<std::string>()->value_name("PATH"), "the labels file (idx and npy only)")  //
       ("split", po::value<std::string>()->value_name("NAME")->default_value("train"),
        "the split to write (idx, npy, image-folder; the others write train and test)")                   //
       ("output", po::value<std::string>()->value_name("FILE.h5")->required(), "the HDF5 file to write")  //
       ("classes", po::value<std::string>()->value_name("NAMES"),
        "comma-separated class names (idx and npy; default 0, 1, ...)")  //
       ("layout", po::value<std::string>()->value_name("LAYOUT")->default_value("nchw"),
-       "nchw | nhwc: layout of 4-d npy images")                                                             //
+       "nchw | nhwc: layout of 4-d npy images")  //
       ("append", po::bool_switch(), "add the split(s) to an existing data-set file with the same classes")  //
       ("test-every", po::value<std::int64_t>()->value_name("K")->default_value(10),
        "text: files K-1, 2K-1, ... (in name order) form the test split")  //

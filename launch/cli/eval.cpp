@@ -347,15 +347,15 @@ int run_eval(const std::vector<std::string>& args) {
       "seed of the noise and of the untrained generator")(
       "translator", po::value<std::string>()->default_value(""),
       "a CycleGAN's model.h5: classify its translations of the test images");
-  const auto values = parse_options(
-      args, options,
-      "eval --classifier MODEL.h5 [--generator MODEL.h5] [--translator MODEL.h5] | eval --autoencoder "
-      "MODEL.h5 [--classifier MODEL.h5] [--iwae-k K] | eval --pixelcnn MODEL.h5 | eval --charlm MODEL.h5",
-      "Test accuracy of a classifier; with --generator, the Fréchet distance between "
-      "generated and test images in the classifier's feature space, for the trained "
-      "generator and for an untrained one; with --translator, how a CycleGAN's translations of test "
-      "images are classified. With --autoencoder: the autoencoder's figures on the test "
-      "split, and with --classifier how it labels the reconstructions (and a VAE's Fréchet distance).");
+  const auto values =
+      parse_options(args, options,
+                    "eval --classifier MODEL.h5 [--generator MODEL.h5] [--translator MODEL.h5] | eval --autoencoder "
+                    "MODEL.h5 [--classifier MODEL.h5] [--iwae-k K] | eval --pixelcnn MODEL.h5",
+                    "Test accuracy of a classifier; with --generator, the Fréchet distance between "
+                    "generated and test images in the classifier's feature space, for the trained "
+                    "generator and for an untrained one; with --translator, how a CycleGAN's translations of test "
+                    "images are classified. With --autoencoder: the autoencoder's figures on the test "
+                    "split, and with --classifier how it labels the reconstructions (and a VAE's Fréchet distance).");
   if (!values) return 0;
   const std::string classifier_file = (*values)["classifier"].as<std::string>();
   const std::string generator_file = (*values)["generator"].as<std::string>();

@@ -16,9 +16,12 @@ std::unique_ptr<Task> make_charlm_task(const TaskContext& context);
 
 std::unique_ptr<Task> make_task(const TaskContext& context) {
   static const std::map<std::string, std::function<std::unique_ptr<Task>(const TaskContext&)>> kTasks = {
-      {"classifier", make_classifier_task},   {"gan", make_gan_task},
-      {"autoencoder", make_autoencoder_task}, {"pixelcnn", make_pixelcnn_task},
-      {"cyclegan", make_cyclegan_task},       {"charlm", make_charlm_task},
+      {"classifier", make_classifier_task},
+      {"gan", make_gan_task},
+      {"autoencoder", make_autoencoder_task},
+      {"pixelcnn", make_pixelcnn_task},
+      {"cyclegan", make_cyclegan_task},
+      {"charlm", make_charlm_task},  // one per line
   };
   const auto it = kTasks.find(context.settings.task);
   // read_settings accepts only these names.
