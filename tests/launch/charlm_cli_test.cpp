@@ -73,6 +73,9 @@ TEST(CharLmCli, ConvertWritesTheSplitsAndSaysWhichFilesAreTest) {
   EXPECT_NE(out.find("from 2 files (text_01, text_03)"), std::string::npos) << out;
   EXPECT_EQ(io::TextDataset::open(dir / "t.h5", "test")->files(),
             (std::vector<std::string>{"text_01", "text_03"}));
+  const std::string inspected = printed(run_inspect, {(dir / "t.h5").string()});
+  EXPECT_NE(inspected.find("text data set"), std::string::npos) << inspected;
+  EXPECT_NE(inspected.find("characters from 2 files (text_01, text_03)"), std::string::npos) << inspected;
   const auto convert = [&](std::vector<std::string> extra) {
     std::vector<std::string> args = {
         "--format", "text", "--input", (dir / "in").string(), "--output", (dir / "u.h5").string()};
