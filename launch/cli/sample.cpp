@@ -120,8 +120,8 @@ std::string generative_kind(const fs::path& file) {
   const std::string kind = root.attribute_string("kind");
   if (kind != "gan" && kind != "pixelcnn" && kind != "cyclegan" && kind != "charlm") {
     throw ValueError(
-        str_cat("sample: expected a GAN, PixelCNN, CycleGAN or character model file (kind \"gan\", "
-                "\"pixelcnn\", \"cyclegan\" or \"charlm\"), but ",
+        str_cat("sample: expected a GAN, PixelCNN, character or CycleGAN model file (kind \"gan\", "
+                "\"pixelcnn\", \"charlm\" or \"cyclegan\"), but ",
                 in_quotes(file.string()), " holds a model of kind \"", kind, "\""));
   }
   return kind;
