@@ -238,7 +238,8 @@ int eval_charlm(const std::string& file, const std::string& data_path) {
             << "  add-one-smoothed bigram of the " << data.train_text->size()
             << " training characters: " << format_fixed(bigram, 4) << " bits per character\n"
             << "  ratio model / bigram " << format_fixed(model_bits / bigram, 4) << ": the model is "
-            << format_fixed(100.0 * (1.0 - model_bits / bigram), 1) << "% lower\n";
+            << format_fixed(100.0 * std::abs(1.0 - model_bits / bigram), 1)
+            << (model_bits <= bigram ? "% lower\n" : "% higher\n");
   return 0;
 }
 

@@ -298,8 +298,9 @@ class CharLmTask final : public Task {
                       " bits/char");
     }
     if (test_ && test_bits > 0.0) {
+      const double lower = 100.0 * (1.0 - test_bits / bigram_bits_);
       text += str_cat(", add-one bigram ", format_fixed(bigram_bits_, 4), " bits/char (the model ",
-                      format_fixed(100.0 * (1.0 - test_bits / bigram_bits_), 1), "% lower)");
+                      format_fixed(std::abs(lower), 1), lower >= 0 ? "% lower)" : "% higher)");
     }
     return text;
   }
