@@ -423,6 +423,32 @@ TEST(MpiCharLm, TwoRanksOfFourStreamsTrainAsOneProcessOfEight) {
             last_metric(two_out, "bigram_test_bits_per_char"));
 }
 
+TEST(MpiResume, CharLmSavedByOneProcessContinuesOnTwoRanksWithItsStreams) {
+  // The checkpoint holds every stream's state ([G, hidden], gathered): 2 ranks resuming a 1-process run take
+  // their halves of it and of the global batch of 8 streams, and end as the straight 1-process run does.
+  TempDir dir;
+  const fs::path straight_out = dir / "straight", switched_out = dir / "switched";
+  const std::string every = "[checkpoint]\nevery_steps = 4\n";
+  const CommandResult straight =
+      run_job(train(charlm_config(dir / "straight.toml", straight_out, "seed = 4\nmax_steps = 8\n",
+                                  "global_batch_size = 8\n", 32, every)));
+  ASSERT_EQ(straight.status, 0) << straight.output;
+  const fs::path config = charlm_config(dir / "switched.toml", switched_out, "seed = 4\nmax_steps = 8\n",
+                                        "global_batch_size = 8\n", 32, every);
+  const CommandResult first = run_job(train(config, "run.max_steps=4"));
+  ASSERT_EQ(first.status, 0) << first.output;
+  const CommandResult second = run_job(mpirun_train(2, config));
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_NE(second.output.find("global batch 8 kept"), std::string::npos) << second.output;
+  const fs::path a = checkpoint_dir(switched_out, 8), b = checkpoint_dir(straight_out, 8);
+  const double model = overall_relative_difference(a / "model.h5", b / "model.h5", "model");
+  const double state = overall_relative_difference(a / "trainer.h5", b / "trainer.h5", "bptt_state");
+  std::printf("[   INFO   ] 1 process then 2 ranks vs 1 process: weights %.3g, carried state %.3g\n", model,
+              state);
+  EXPECT_LT(model, 1e-5);
+  EXPECT_LT(state, 1e-5);
+}
+
 TEST(MpiResume, CharLmKilledOnEveryRankResumesBitForBitStateIncluded) {
   // Killed in the middle of the streams (checkpoint 4 of 12 steps, 23 chunks per epoch): the resumed run must
   // continue every stream from the LSTM state in trainer.h5, or its weights part from the straight run's.
