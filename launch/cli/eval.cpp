@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <optional>
@@ -211,7 +212,10 @@ int eval_pixelcnn(const std::string& file, const std::string& data_path, std::ui
 
 // `lockstep eval --charlm`: the test split's bits per character next to an add-one-smoothed bigram model of
 // the training split, over the same predictions.
-int eval_charlm(const std::string& file, const std::string& data_path) {
+int eval_charlm(std::string file, const std::string& data_path) {
+  // A checkpoint directory stands for its model file.
+  if (std::filesystem::is_directory(file))
+    file = (std::filesystem::path(file) / io::kCheckpointModelFile).string();
   std::vector<std::string> overrides;
   if (!data_path.empty()) overrides.push_back(str_cat("data.path=\"", data_path, "\""));
   const launch::LoadedCharLm loaded = launch::load_char_lm(file, overrides);
@@ -339,7 +343,8 @@ int run_eval(const std::vector<std::string>& args) {
       "pixelcnn", po::value<std::string>()->default_value(""),
       "a PixelCNN's model.h5: test bits per dimension against an independent-pixels baseline")(
       "charlm", po::value<std::string>()->default_value(""),
-      "a character model's model.h5: test bits per character against an add-one bigram baseline")(
+      "a character model's model.h5 (or checkpoint directory): test bits per character against an add-one "
+      "bigram baseline")(
       "iwae-k", po::value<std::int64_t>()->default_value(0),
       "a VAE's importance-weighted -log p(x) with this many samples per image (0: not computed)")(
       "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)")(

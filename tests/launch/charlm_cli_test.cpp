@@ -134,6 +134,13 @@ TEST(CharLmCli, EvalPrintsTheModelAndTheBigramOverTheSameCharacters) {
       << out;
   EXPECT_NE(out.find(format_fixed(bigram, 4) + " bits per character"), std::string::npos) << out;
   EXPECT_NE(out.find("ratio model / bigram"), std::string::npos) << out;
+  // A checkpoint directory stands for its model file (the last checkpoint holds the same model).
+  const std::string from_checkpoint =
+      printed(run_eval, {"--charlm", (model.parent_path() / "checkpoints" / "step_000000004").string()});
+  EXPECT_NE(
+      from_checkpoint.find(format_fixed(loss.nats / loss.tokens / std::log(2.0), 4) + " bits per character"),
+      std::string::npos)
+      << from_checkpoint;
 }
 
 TEST(CharLmCli, ConfigErrorsNameTheKey) {
