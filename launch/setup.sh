@@ -17,6 +17,7 @@ packages=(
   libxxhash-dev                   # source and checkpoint checksums
   libplplot-dev plplot-driver-cairo fonts-dejavu-core   # `lockstep plot`: PLplot C++ API, PNG driver, a font
   dataset-fashion-mnist           # the real data of the examples and the slow tests
+  fortunes                        # English text of examples/fortunes_char_lstm.toml
   clang libclang-rt-14-dev        # libFuzzer + sanitizers of the fuzz harnesses (tests/fuzz, LOCKSTEP_FUZZ)
   libc++-14-dev libc++abi-14-dev  # the io/json fuzz harnesses (clang + libstdc++ reject io/json/json.h)
   python3-h5py                    # tests only: files read back by h5py

@@ -41,14 +41,27 @@ struct LoaderOptions {
 struct Batch {
   Tensor images;                      // f32 [B,C,H',W'], augmented and normalised
   Tensor labels;                      // i64 [B]
-  std::vector<std::int64_t> indices;  // the samples' indices in the data set
+  std::vector<std::int64_t> indices;  // the samples' indices in the data set (text: each row's first token)
+  Tensor tokens;  // text (io/data/token_streams.h) instead of images: i64 [B, T + 1], inputs and next tokens
+};
+
+// What the training loop draws its batches from: the image loader below, or a task's own source (text
+// streams). Not thread-safe.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  // Begins `epoch` (>= 0) at batch `first_batch` (0 .. batches_per_epoch()).
+  virtual void start_epoch(std::int64_t epoch, std::int64_t first_batch) = 0;
+  // The next batch of the epoch, or nullopt when the epoch is over. ValueError before start_epoch.
+  virtual std::optional<Batch> next() = 0;
+  virtual std::int64_t batches_per_epoch() const = 0;
 };
 
 // Owns the sampler, the augmenter and the prefetch thread, and shares the data set. Not thread-safe: one
 // thread calls start_epoch/next; the prefetch thread is internal. Errors raised while assembling a batch
 // on the thread are rethrown by next() after the batches before it. Destruction stops and joins the
 // thread, also in the middle of an epoch.
-class DataLoader {
+class DataLoader final : public BatchSource {
  public:
   DataLoader(std::shared_ptr<ImageDataset> dataset, LoaderOptions options);
   ~DataLoader();
@@ -57,10 +70,10 @@ class DataLoader {
 
   // Begins `epoch` (>= 0) at batch `first_batch` (0 .. batches_per_epoch(); a run resumed mid-epoch skips
   // the batches it had trained on without assembling them), abandoning whatever remains of the current one.
-  void start_epoch(std::int64_t epoch, std::int64_t first_batch = 0);
+  void start_epoch(std::int64_t epoch, std::int64_t first_batch = 0) override;
   // The next batch of the epoch, or nullopt when the epoch is over. ValueError before start_epoch.
-  std::optional<Batch> next();
-  std::int64_t batches_per_epoch() const { return batches_; }
+  std::optional<Batch> next() override;
+  std::int64_t batches_per_epoch() const override { return batches_; }
   // Samples this rank sees per epoch (after padding, before drop_last).
   std::int64_t samples_per_epoch() const { return sampler_.shard_size(); }
   const ImageDataset& dataset() const { return *dataset_; }

@@ -21,7 +21,8 @@ bool ModelFileInfo::has_group(const std::string& name) const {
 }
 
 bool is_buffer_entry(const std::string& dotted_name) {
-  static constexpr const char* kBufferNames[] = {"running_mean", "running_var", "num_batches_tracked"};
+  static constexpr const char* kBufferNames[] = {"running_mean", "running_var", "num_batches_tracked",
+                                                 "vocabulary"};  // a character model's code points
   const std::string leaf = dotted_name.substr(dotted_name.rfind('.') + 1);
   return std::find(std::begin(kBufferNames), std::end(kBufferNames), leaf) != std::end(kBufferNames);
 }

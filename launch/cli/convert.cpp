@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "io/data/dataset.h"
+#include "io/data/text.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
 #include "src/core/strings.h"
@@ -33,7 +34,7 @@ io::SourceFormat parse_format(const std::string& name) {
     if (text == name) return format;
     listed += str_cat(listed.empty() ? "" : ", ", text);
   }
-  throw UsageError(str_cat("--format: expected one of ", listed, ", but got '", name, "'."));
+  throw UsageError(str_cat("--format: expected one of ", listed, ", text, but got '", name, "'."));
 }
 
 // "a,b,c" -> {"a", "b", "c"}.
@@ -54,15 +55,46 @@ void reject_option(const po::variables_map& values, const std::string& option, c
   }
 }
 
+// `lockstep convert --format text`: a folder of UTF-8 text files to token arrays (io/data/text.h).
+int convert_text_folder(const po::variables_map& values) {
+  for (const char* option : {"labels", "classes", "append"}) {
+    if (values.count(option) != 0 && !values[option].defaulted())
+      throw UsageError(str_cat("--", option, ": expected no --", option, " with --format text."));
+  }
+  reject_option(values, "split", "text", "idx, npy or image-folder");
+  reject_option(values, "layout", "text", "npy");
+  io::TextConvertOptions options;
+  options.input = values["input"].as<std::string>();
+  options.output = values["output"].as<std::string>();
+  options.test_every = values["test-every"].as<std::int64_t>();
+  if (options.test_every < 2) {
+    throw UsageError(
+        str_cat("--test-every: expected at least 2 (every k-th file goes to the test split), but got ",
+                options.test_every, "."));
+  }
+  if (values.count("exclude") != 0) options.exclude = values["exclude"].as<std::vector<std::string>>();
+  const auto start = std::chrono::steady_clock::now();
+  const io::TextConvertResult result = io::convert_text(options);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "train: " << result.train_tokens << " characters from " << result.train_files.size()
+            << " files\n"
+            << "test: " << result.test_tokens << " characters from " << result.test_files.size() << " files ("
+            << join(result.test_files, ", ") << ")\n"
+            << "vocabulary: " << result.vocabulary << " characters\n"
+            << "wrote " << options.output.string() << " in " << std::fixed << std::setprecision(2) << seconds
+            << " s\n";
+  return 0;
+}
+
 }  // namespace
 
 int run_convert(const std::vector<std::string>& args) {
   po::options_description options("Options");
   options.add_options()  //
       ("format", po::value<std::string>()->value_name("FORMAT")->required(),
-       "fashion-mnist | mnist | idx | cifar10 | npy | image-folder")  //
+       "fashion-mnist | mnist | idx | cifar10 | npy | image-folder | text")  //
       ("input", po::value<std::string>()->value_name("PATH")->required(),
-       "the directory (fashion-mnist, mnist, cifar10, image-folder) or the images file (idx, npy)")   //
+       "the directory (fashion-mnist, mnist, cifar10, image-folder, text) or the images file (idx, npy)")  //
       ("labels", po::value<std::string>()->value_name("PATH"), "the labels file (idx and npy only)")  //
       ("split", po::value<std::string>()->value_name("NAME")->default_value("train"),
        "the split to write (idx, npy, image-folder; the others write train and test)")                   //
@@ -71,7 +103,11 @@ int run_convert(const std::vector<std::string>& args) {
        "comma-separated class names (idx and npy; default 0, 1, ...)")  //
       ("layout", po::value<std::string>()->value_name("LAYOUT")->default_value("nchw"),
        "nchw | nhwc: layout of 4-d npy images")  //
-      ("append", po::bool_switch(), "add the split(s) to an existing data-set file with the same classes");
+      ("append", po::bool_switch(), "add the split(s) to an existing data-set file with the same classes")  //
+      ("test-every", po::value<std::int64_t>()->value_name("K")->default_value(10),
+       "text: files K-1, 2K-1, ... (in name order) form the test split")  //
+      ("exclude", po::value<std::vector<std::string>>()->value_name("PATTERN")->composing(),
+       "text: skip the files whose names match PATTERN (fnmatch, e.g. '*.dat'); repeatable");
   const auto values = parse_options(
       args, options, "convert --format FORMAT --input PATH [--labels PATH] [--split NAME] --output FILE.h5",
       "Converts a data set to the HDF5 layout Lockstep trains from: /<split>/images u8 [N,C,H,W],\n"
@@ -79,6 +115,9 @@ int run_convert(const std::vector<std::string>& args) {
   if (!values) return 0;
 
   const std::string format_name = (*values)["format"].as<std::string>();
+  if (format_name == "text") return convert_text_folder(*values);
+  reject_option(*values, "test-every", format_name, "text");
+  reject_option(*values, "exclude", format_name, "text");
   io::ConvertOptions convert_options;
   convert_options.format = parse_format(format_name);
   convert_options.input = (*values)["input"].as<std::string>();

@@ -3,17 +3,21 @@
 // given a CycleGAN (--translator), how its translations of test images are classified; given an
 // autoencoder or a PixelCNN, their figures on the test split.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <optional>
 #include <utility>
 
+#include "io/data/text.h"
 #include "io/model/model_file.h"
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
 #include "launch/cli/eval_classifier.h"
 #include "launch/config/settings.h"
+#include "launch/train/charlm.h"
 #include "launch/train/cyclegan.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
@@ -205,6 +209,43 @@ int eval_pixelcnn(const std::string& file, const std::string& data_path, std::ui
   return 0;
 }
 
+// `lockstep eval --charlm`: the test split's bits per character next to an add-one-smoothed bigram model of
+// the training split, over the same predictions.
+int eval_charlm(std::string file, const std::string& data_path) {
+  // A checkpoint directory stands for its model file.
+  if (std::filesystem::is_directory(file))
+    file = (std::filesystem::path(file) / io::kCheckpointModelFile).string();
+  std::vector<std::string> overrides;
+  if (!data_path.empty()) overrides.push_back(str_cat("data.path=\"", data_path, "\""));
+  const launch::LoadedCharLm loaded = launch::load_char_lm(file, overrides);
+  const launch::Settings& settings = loaded.settings;
+  const launch::DataSplits data = launch::make_data(settings.data, 0, 0, 1, launch::DataKind::kText);
+  if (!data.test_text) throw ValueError("eval: the data set has no test split (data.test_split is empty)");
+  if (data.train_text->vocabulary() != loaded.model->vocabulary()) {
+    throw ValueError(str_cat("eval: expected the data set the model was trained on, but the vocabulary of ",
+                             in_quotes(settings.data.path), " differs from the model's (",
+                             data.train_text->vocabulary().size(), " vs ", loaded.model->vocabulary_size(),
+                             " characters). Pass --data with the model's data set."));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const launch::TextLoss loss = launch::text_loss(*loaded.model, data.test_text->tokens(),
+                                                  settings.data.eval_batch_size, settings.charlm.bptt_steps);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double model_bits = loss.nats / loss.tokens / std::log(2.0);
+  const double bigram = io::bigram_bits_per_char(data.train_text->tokens(), data.test_text->tokens(),
+                                                 loaded.model->vocabulary_size());
+  std::cout << "character LSTM " << file << " (" << loaded.model->num_parameters() << " parameters) on "
+            << static_cast<std::int64_t>(loss.tokens) << " test characters ("
+            << join(data.test_text->files(), ", ") << "): " << format_fixed(model_bits, 4)
+            << " bits per character (" << format_fixed(seconds, 1) << " s)\n"
+            << "  add-one-smoothed bigram of the " << data.train_text->size()
+            << " training characters: " << format_fixed(bigram, 4) << " bits per character\n"
+            << "  ratio model / bigram " << format_fixed(model_bits / bigram, 4) << ": the model is "
+            << format_fixed(100.0 * std::abs(1.0 - model_bits / bigram), 1)
+            << (model_bits <= bigram ? "% lower\n" : "% higher\n");
+  return 0;
+}
+
 // --- CycleGAN: the classifier judges translations ---------------------------------------------------------
 
 // For each direction of the CycleGAN model `file`: up to `limit` test images of the source domain translated;
@@ -307,6 +348,9 @@ int run_eval(const std::vector<std::string>& args) {
       "an autoencoder's or VAE's model.h5: reconstruction, denoising, Jacobian, linear probe, likelihood")(
       "pixelcnn", po::value<std::string>()->default_value(""),
       "a PixelCNN's model.h5: test bits per dimension against an independent-pixels baseline")(
+      "charlm", po::value<std::string>()->default_value(""),
+      "a character model's model.h5 (or checkpoint directory): test bits per character against an add-one "
+      "bigram baseline")(
       "iwae-k", po::value<std::int64_t>()->default_value(0),
       "a VAE's importance-weighted -log p(x) with this many samples per image (0: not computed)")(
       "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)")(
@@ -339,6 +383,8 @@ int run_eval(const std::vector<std::string>& args) {
     return eval_autoencoder(autoencoder_file, classifier_file, data_path, samples, seed, iwae_k);
   const std::string pixelcnn_file = (*values)["pixelcnn"].as<std::string>();
   if (!pixelcnn_file.empty()) return eval_pixelcnn(pixelcnn_file, data_path, seed);
+  const std::string charlm_file = (*values)["charlm"].as<std::string>();
+  if (!charlm_file.empty()) return eval_charlm(charlm_file, data_path);
   if (classifier_file.empty())
     throw UsageError("expected --classifier MODEL.h5 (or --autoencoder MODEL.h5, or --pixelcnn MODEL.h5)");
 

@@ -16,6 +16,7 @@
 #include "io/checkpoint/checkpoint_store.h"
 #include "io/checkpoint/manifest.h"
 #include "io/data/dataset.h"
+#include "io/data/text.h"
 #include "io/h5/h5.h"
 #include "io/model/model_file.h"
 #include "launch/cli/commands.h"
@@ -413,6 +414,17 @@ int inspect_file(std::ostream& out, const fs::path& file, int config_lines, bool
   const io::h5::Group root = h5file->root();
   if (root.has_attribute("format_version") && root.has_attribute("class_names")) {
     return inspect_data_set(out, file, root, verify) ? 0 : 1;
+  }
+  if (root.has_attribute("kind") && root.attribute_string("kind") == io::kTextKind) {  // io/data/text.h
+    const std::vector<std::string> splits = root.children();
+    out << "text data set " << file.string() << " (format_version " << root.attribute_int("format_version") << "): "
+        << root.attribute_ints("vocabulary").size() << " distinct characters\n";
+    for (const std::string& split : splits) {  // each read whole and checked against its checksum
+      const auto set = io::TextDataset::open(file, split);
+      out << "  " << split << ": " << group_thousands(set->size()) << " characters from " << set->files().size()
+          << " files (" << join(set->files(), ", ") << ")\n";
+    }
+    return 0;
   }
   if (root.has_attribute("kind") && root.has_attribute("config")) {
     inspect_model_file(out, file, root, config_lines);

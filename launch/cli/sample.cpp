@@ -18,6 +18,7 @@
 #include "launch/cli/commands.h"
 #include "launch/cli/common.h"
 #include "launch/config/config.h"
+#include "launch/train/charlm.h"
 #include "launch/train/cyclegan.h"
 #include "launch/train/factory.h"
 #include "launch/train/run.h"
@@ -117,12 +118,43 @@ std::string generative_kind(const fs::path& file) {
                 in_quotes(file.string()), " has none"));
   }
   const std::string kind = root.attribute_string("kind");
-  if (kind != "gan" && kind != "pixelcnn" && kind != "cyclegan") {
-    throw ValueError(str_cat("sample: expected a GAN, PixelCNN or CycleGAN model file (kind \"gan\", \"pixelcnn\" or "
-                             "\"cyclegan\"), but ",
-                             in_quotes(file.string()), " holds a model of kind \"", kind, "\""));
+  if (kind != "gan" && kind != "pixelcnn" && kind != "cyclegan" && kind != "charlm") {
+    throw ValueError(
+        str_cat("sample: expected a GAN, PixelCNN, character or CycleGAN model file (kind \"gan\", "
+                "\"pixelcnn\", \"charlm\" or \"cyclegan\"), but ",
+                in_quotes(file.string()), " holds a model of kind \"", kind, "\""));
   }
   return kind;
+}
+
+// --- Character models: text ------------------------------------------------------------------------------
+
+// `lockstep sample CHARLM --prompt P --length N --temperature T --seed S`: prints the prompt and the
+// characters drawn after it.
+int sample_charlm(const Source& source, const po::variables_map& values) {
+  for (const char* option : {"input", "class", "columns"}) {
+    if (values.count(option) != 0)
+      throw UsageError(str_cat("--", option, ": expected an image model, but ", source.description,
+                               " holds a character model"));
+  }
+  const std::string prompt = values["prompt"].as<std::string>();
+  const auto length = values["length"].as<std::int64_t>();
+  const double temperature = values["temperature"].as<double>();
+  const auto seed = values["seed"].as<std::int64_t>();
+  if (length < 0 || length > 1000000)
+    throw UsageError(str_cat("--length: expected 0 to 1000000 characters, but got ", length));
+  if (!(temperature > 0.0) || !std::isfinite(temperature))
+    throw UsageError(str_cat("--temperature: expected a positive number, but got ", temperature));
+  const launch::LoadedCharLm loaded = launch::load_char_lm(source.model);
+  std::string text;
+  try {
+    text = launch::sample_text(*loaded.model, prompt, length, temperature, static_cast<std::uint64_t>(seed),
+                               "--prompt");
+  } catch (const ValueError& e) {
+    throw UsageError(e.what());
+  }
+  std::cout << prompt << text << '\n';
+  return 0;
 }
 
 // --- CycleGAN: translations of given images ---------------------------------------------------------------
@@ -218,10 +250,15 @@ int run_sample(const std::vector<std::string>& args) {
       "data", po::value<std::string>()->default_value(""), "the data set file (default: the one trained on)")(
       "class", po::value<std::int64_t>(),
       "a conditional GAN's class to draw (default: one row of the grid per class)")(
-      "input", po::value<std::string>(), "CycleGAN: the data set file whose images to translate (default: --data)")(
+      "input", po::value<std::string>(),
+      "CycleGAN: the data set file whose images to translate (default: --data)")(
       "split", po::value<std::string>()->default_value("test"), "CycleGAN: the split of --input")(
       "direction", po::value<std::string>()->default_value("a2b"),
-      "CycleGAN: a2b (domain A's images through G: A -> B, then back) or b2a");
+      "CycleGAN: a2b (domain A's images through G: A -> B, then back) or b2a")(
+      "prompt", po::value<std::string>()->default_value("The "), "character model: the text to continue")(
+      "length", po::value<std::int64_t>()->default_value(400), "character model: characters to draw")(
+      "temperature", po::value<double>()->default_value(0.8),
+      "character model: divides the logits (below 1: safer text, above 1: wilder)");
   po::positional_options_description positional;
   positional.add("path", 1);
   const auto values = parse_options(
@@ -250,6 +287,7 @@ int run_sample(const std::vector<std::string>& args) {
   const Source source = resolve((*values)["path"].as<std::string>());
   const std::string kind = generative_kind(source.model);
   if (kind == "cyclegan") return sample_translations(source, *values);
+  if (kind == "charlm") return sample_charlm(source, *values);
   if (values->count("input") != 0)
     throw UsageError("--input: expected a CycleGAN model, whose generators translate images; this model draws "
                      "from noise");

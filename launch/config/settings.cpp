@@ -180,6 +180,7 @@ DataSection read_data(const Reader& r, const char* normalize) {
   const Config& cfg = r.cfg();
   DataSection d;
   d.path = cfg.get_string("data.path");
+  d.path_key = cfg.locate("data.path");
   d.train_split = cfg.get_string("data.train_split", "train");
   d.test_split = cfg.get_string("data.test_split", "test");
   // Exactly one batch key. An override of one replaces the other given in the file (the command line wins).
@@ -304,12 +305,32 @@ void read_cyclegan(const Reader& r, Settings& s) {
   }
 }
 
+// [charlm], train.bptt_steps, and the one network's optimizer (Adam 2e-3 by default), schedule and clipping.
+void read_charlm(const Reader& r, Settings& s) {
+  const Config& cfg = r.cfg();
+  CharLmSection& c = s.charlm;
+  c.embedding = r.integer("charlm.embedding", 64, 1, 1 << 16);
+  c.hidden = r.integer("charlm.hidden", 256, 1, 1 << 16);
+  c.layers = r.integer("charlm.layers", 2, 1, 64);
+  c.bptt_steps = r.integer("train.bptt_steps", 64, 1, 1 << 20);
+  c.samples = r.integer("charlm.samples", 200, 0, 1 << 20);
+  c.temperature = r.number("charlm.temperature", 0.8, 0.0, 100.0, true);
+  c.prompt = cfg.get_string("charlm.prompt", "The ");
+  c.prompt_key = cfg.locate("charlm.prompt");
+  if (c.prompt.empty())
+    cfg.fail("charlm.prompt", "expected at least one character to start from, but got \"\"");
+  s.model.optimizer = read_optimizer(r, "optimizer", "", OptimizerSection{.name = "adam", .lr = 2e-3});
+  s.model.schedule = read_schedule(r, "schedule", "");
+  s.model.clip_grad_norm = r.non_negative("train.clip_grad_norm", 0.0);
+}
+
 }  // namespace
 
 Settings read_settings(const Config& cfg) {
   const Reader r(cfg);
   Settings s;
-  s.task = cfg.choice("task", {"classifier", "gan", "autoencoder", "pixelcnn", "cyclegan"}, "classifier");
+  s.task = cfg.choice("task", {"classifier", "gan", "autoencoder", "pixelcnn", "cyclegan", "charlm"},
+                      "classifier");
 
   s.run.seed = static_cast<std::uint64_t>(r.integer("run.seed", 0, 0));
   s.seed_key = cfg.locate("run.seed");
@@ -368,6 +389,8 @@ Settings read_settings(const Config& cfg) {
     s.model.clip_grad_norm = r.non_negative("train.clip_grad_norm", 0.0);
   } else if (s.task == "cyclegan") {
     read_cyclegan(r, s);
+  } else if (s.task == "charlm") {
+    read_charlm(r, s);
   } else {
     s.gan.latent = r.integer("gan.latent", 100, 1, 1 << 20);
     s.gan.loss = cfg.choice("gan.loss", {"non-saturating", "minimax", "wasserstein", "wasserstein-gp"},

@@ -34,6 +34,7 @@ struct DistributedSection {
 // [data]: the data set file, its splits, batches and augmentation.
 struct DataSection {
   std::filesystem::path path;
+  ConfigKey path_key;  // for a file of the wrong kind of data
   std::string train_split = "train";
   std::string test_split = "test";  // empty: none
   // Exactly one of the two is set; batch_key locates it (or data.batch_size when neither is given).
@@ -176,6 +177,19 @@ struct CycleGanSection {
   std::int64_t eval_images = 256;             // test images per domain for the epoch's cycle error
 };
 
+// [charlm]: the character-level language model (embedding -> LSTM stack -> linear), its truncated BPTT
+// (train.bptt_steps) and the text it samples after each epoch.
+struct CharLmSection {
+  std::int64_t embedding = 64;   // the characters' embedding width
+  std::int64_t hidden = 256;     // the LSTM's state width
+  std::int64_t layers = 2;       // stacked LSTM layers
+  std::int64_t bptt_steps = 64;  // train.bptt_steps: characters per chunk
+  std::int64_t samples = 200;    // characters sampled after each epoch (0: none)
+  double temperature = 0.8;      // of those samples
+  std::string prompt = "The ";   // their start
+  ConfigKey prompt_key;          // for a prompt outside the vocabulary
+};
+
 // The whole job.
 struct Settings {
   std::string task = "classifier";  // a registered task (launch/train/tasks.cpp)
@@ -190,6 +204,7 @@ struct Settings {
   NetworkSection generator, discriminator;  // gan; cyclegan (both generators, both discriminators)
   GanSection gan;
   CycleGanSection cyclegan;
+  CharLmSection charlm;
   ConfigKey seed_key;    // run.seed, for a resume that would change it
   ConfigKey output_key;  // run.output, for a folder that cannot be created
   // The effective configuration (file, overrides and every default used) as TOML: stored in model files

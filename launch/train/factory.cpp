@@ -2,7 +2,9 @@
 #include "launch/train/factory.h"
 
 #include <cmath>
+#include <filesystem>
 
+#include "src/core/strings.h"
 #include "src/models/conditional.h"
 #include "src/models/dcgan.h"
 #include "src/models/lenet.h"
@@ -60,6 +62,28 @@ std::int64_t condition_classes(const launch::GanSection& gan, const DataGeometry
         str_cat("expected a data set with at least 2 classes to condition on, but it has ", data.classes));
   }
   return data.classes;
+}
+
+// make_data for DataKind::kText: the text splits; batch sizes count streams.
+DataSplits make_text_data(const launch::DataSection& s, std::uint64_t seed, std::int64_t rank,
+                          std::int64_t world) {
+  if (s.validation_fraction > 0.0) {
+    s.validation_key.fail(
+        "expected 0 for text (the test split holds whole files apart; a hold-out of a "
+        "stream's characters would leak its neighbours)");
+  }
+  DataSplits d;
+  d.train_text = io::TextDataset::open(s.path, s.train_split);
+  if (!s.test_split.empty()) d.test_text = io::TextDataset::open(s.path, s.test_split);
+  d.train_options.batch_size = per_rank_batch_size(s, world);
+  d.train_options.seed = seed;
+  d.train_options.rank = rank;
+  d.train_options.world = world;
+  d.test_options = d.train_options;
+  d.test_options.batch_size = s.eval_batch_size;
+  d.train_size = d.train_text->size();
+  d.geometry.classes = static_cast<std::int64_t>(d.train_text->vocabulary().size());
+  return d;
 }
 
 }  // namespace
@@ -226,10 +250,21 @@ std::int64_t per_rank_batch_size(const launch::DataSection& data, std::int64_t w
   return batch / world;
 }
 
-DataSplits make_data(const launch::DataSection& s, std::uint64_t seed, std::int64_t rank, std::int64_t world) {
+DataSplits make_data(const launch::DataSection& s, std::uint64_t seed, std::int64_t rank, std::int64_t world,
+                     DataKind kind) {
   LOCKSTEP_CHECK(world >= 1 && rank >= 0 && rank < world, ValueError,
                  "make_data: expected 0 <= rank < world, but got rank ", rank, " and world ", world);
   DataSplits d;
+  if (std::filesystem::is_regular_file(s.path) && io::is_text_dataset(s.path) != (kind == DataKind::kText)) {
+    s.path_key.fail(
+        kind == DataKind::kText
+            ? str_cat("expected a text data set (`lockstep convert --format text`) for task \"charlm\", "
+                      "but ",
+                      in_quotes(s.path), " holds no text")
+            : str_cat("expected an image data set, but ", in_quotes(s.path),
+                      " holds text: train a character model on it (task = \"charlm\")"));
+  }
+  if (kind == DataKind::kText) return make_text_data(s, seed, rank, world);
   const io::Cache cache = s.cache_in_memory ? io::Cache::kMemory : io::Cache::kNone;
   d.train = io::ImageDataset::open(s.path, s.train_split, cache);
   if (!s.test_split.empty()) d.test = io::ImageDataset::open(s.path, s.test_split, cache);

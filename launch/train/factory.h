@@ -6,6 +6,7 @@
 #include <string>
 
 #include "io/data/loader.h"
+#include "io/data/text.h"
 #include "launch/config/settings.h"
 #include "src/models/autoencoder.h"
 #include "src/models/pixelcnn.h"
@@ -63,9 +64,15 @@ struct DataSplits {
   std::int64_t train_size = 0;       // samples trained on
   std::int64_t validation_size = 0;  // samples held out
   DataGeometry geometry;
+  // DataKind::kText: the text splits instead of train and test (null); train_size counts tokens,
+  // geometry.classes is the vocabulary's size, and the options' batch sizes count streams.
+  std::shared_ptr<io::TextDataset> train_text, test_text;
 };
+// What a task trains on: images (/<split>/images) or text (/<split>/tokens, io/data/text.h).
+enum class DataKind { kImages, kText };
+// ConfigError at data.path when the file holds the other kind of data.
 DataSplits make_data(const launch::DataSection& data, std::uint64_t seed, std::int64_t rank = 0,
-                     std::int64_t world = 1);
+                     std::int64_t world = 1, DataKind kind = DataKind::kImages);
 
 // Puts train.input_noise and train.label_noise (over data.geometry.classes) on the training loader's
 // augmentation; evaluation and validation loaders stay clean.

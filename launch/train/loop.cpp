@@ -58,7 +58,7 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
                  "train: expected run settings from setup_run (with a process group), but got none");
   distributed::ProcessGroup& group = *run.group;
   const int world = group.size();
-  DataSplits data = make_data(settings.data, run.seed, group.rank(), world);
+  DataSplits data = make_data(settings.data, run.seed, group.rank(), world, task_data_kind(settings.task));
   const std::unique_ptr<Task> task = make_task({settings, run, data});
   split_random_streams(run);  // every rank draws its own dropout masks and noise from here on
   Checkpointer checkpointer(settings, run);
@@ -67,7 +67,8 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     data.train_options.batch_size =
         resumed_batch_size(*resumed, data.train_options.batch_size, settings.data, world);
   }
-  io::DataLoader loader(data.train, data.train_options);
+  const std::unique_ptr<io::BatchSource> batches = task->training_batches(data);
+  io::BatchSource& loader = *batches;
   const std::int64_t steps_per_epoch = loader.batches_per_epoch();
   const std::int64_t global_batch = data.train_options.batch_size * world;
   if (steps_per_epoch == 0) {
@@ -113,6 +114,7 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
   // Collective: every rank's epoch sums are gathered into the trainer state.
   const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
     check_weights(parts, result.steps, result.checkpoint, task->divergence_hint());
+    task->before_save();
     io::TrainerState state = trainer_state_at(result.steps, epoch, epoch_step, global_batch);
     save_rank_sums(group, &state, "epoch_sum", epoch_step > 0 ? sums : std::vector<double>(sums.size()));
     state.values.merge(task->values());

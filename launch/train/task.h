@@ -79,6 +79,13 @@ class Task {
   // while its loss explodes). Checked after every step, before anything is saved.
   virtual std::string exploded(std::span<const double> /*added*/, std::int64_t /*n*/) const { return ""; }
 
+  // The batches the loop trains on, built after start-up (and any resume) set data.train_options: by default
+  // the image loader over data.train; a task of another kind of data (text) returns its own source.
+  virtual std::unique_ptr<io::BatchSource> training_batches(const DataSplits& data);
+  // Collective: brings the states of parts() up to date just before a checkpoint is written (e.g. gathers
+  // every rank's share of a recurrent state, so that rank 0 writes all of it).
+  virtual void before_save() {}
+
   // The task's own figures kept in checkpoints (e.g. the first window's loss), and their restore on resume.
   virtual std::map<std::string, double> values() const { return {}; }
   virtual void restore(const io::TrainerState& /*state*/) {}
@@ -89,6 +96,8 @@ class Task {
 
 // The task `settings.task` names (launch/train/tasks.cpp). ConfigError for an unknown name.
 std::unique_ptr<Task> make_task(const TaskContext& context);
+// The kind of data `task` trains on (launch/train/tasks.cpp).
+DataKind task_data_kind(const std::string& task);
 
 // For Task::exploded: "" when |value| <= bound, else "<figure> reached <value><unit> (beyond <bound>, which
 // no healthy run comes near)" (also for a NaN value).

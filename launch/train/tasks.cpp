@@ -12,6 +12,7 @@ std::unique_ptr<Task> make_gan_task(const TaskContext& context);
 std::unique_ptr<Task> make_autoencoder_task(const TaskContext& context);
 std::unique_ptr<Task> make_pixelcnn_task(const TaskContext& context);
 std::unique_ptr<Task> make_cyclegan_task(const TaskContext& context);
+std::unique_ptr<Task> make_charlm_task(const TaskContext& context);
 
 std::unique_ptr<Task> make_task(const TaskContext& context) {
   static const std::map<std::string, std::function<std::unique_ptr<Task>(const TaskContext&)>> kTasks = {
@@ -20,11 +21,20 @@ std::unique_ptr<Task> make_task(const TaskContext& context) {
       {"autoencoder", make_autoencoder_task},
       {"pixelcnn", make_pixelcnn_task},
       {"cyclegan", make_cyclegan_task},
+      {"charlm", make_charlm_task},  // one per line
   };
   const auto it = kTasks.find(context.settings.task);
   // read_settings accepts only these names.
   LOCKSTEP_INTERNAL_ASSERT(it != kTasks.end(), "task '", context.settings.task, "' is not registered");
   return it->second(context);
+}
+
+DataKind task_data_kind(const std::string& task) {
+  return task == "charlm" ? DataKind::kText : DataKind::kImages;
+}
+
+std::unique_ptr<io::BatchSource> Task::training_batches(const DataSplits& data) {
+  return std::make_unique<io::DataLoader>(data.train, data.train_options);
 }
 
 std::string beyond(const std::string& figure, double value, double bound, const std::string& unit) {

@@ -19,6 +19,7 @@
 #include "tests/support/fashion_mnist.h"
 #include "tests/support/job.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/text_corpus.h"
 
 namespace lockstep::test {
 namespace {
@@ -84,6 +85,13 @@ const std::vector<Diverging>& cases() {
        {"the generators' adversarial loss", "the discriminators' loss", "the cycle loss",
         "the identity loss"},
        "discriminator.optimizer.lr"},
+      {"character LSTM",  // on the test text corpus (tests/support/text_corpus.h)
+       "charlm",
+       "",
+       "[charlm]\nembedding = 8\nhidden = 16\nlayers = 1\nsamples = 0\n",
+       "optimizer.lr=1e6",
+       {"the cross-entropy"},
+       "optimizer.lr"},
   };
   return kCases;
 }
@@ -103,11 +111,12 @@ TEST(Faults, EveryTaskThatDivergesStopsAtTheStepNamingTheFigureAndCommitsNothing
     SCOPED_TRACE(c.name);
     const fs::path out = dir / str_cat("run", index);
     const fs::path config = dir / str_cat("run", index++, ".toml");
-    std::ofstream(config) << "task = \"" << c.task
-                          << "\"\n[run]\nseed = 1\nmax_steps = 30\nthreads = 1\noutput = \"" << out.string()
-                          << "\"\n[data]\npath = \"" << small_fashion_mnist_h5().string()
-                          << "\"\nbatch_size = 16\ntest_split = \"\"\n"
-                          << c.data_keys << c.sections << "[checkpoint]\nevery_steps = 1\nkeep_last = 100\n";
+    std::ofstream(config)
+        << "task = \"" << c.task << "\"\n[run]\nseed = 1\nmax_steps = 30\nthreads = 1\noutput = \""
+        << out.string() << "\"\n[data]\npath = \""
+        << (std::string(c.task) == "charlm" ? small_text_h5() : small_fashion_mnist_h5()).string()
+        << "\"\nbatch_size = 16\ntest_split = \"\"\n"
+        << c.data_keys << c.sections << "[checkpoint]\nevery_steps = 1\nkeep_last = 100\n";
     const CommandResult job = run_job(train_command(config, c.overrides), kJobLimitS);
     EXPECT_EQ(job.status, 1) << job.output;
     const std::int64_t step = stopped_at(job.output);

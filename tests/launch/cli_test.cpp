@@ -127,9 +127,10 @@ TEST(Cli, ConvertHelpAndUsageErrors) {
 
   r = run({"convert", "--format", "png", "--input", "a", "--output", "b.h5"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_TRUE(contains(r.err,
-                       "--format: expected one of fashion-mnist, mnist, idx, cifar10, npy, image-folder, "
-                       "but got 'png'"))
+  EXPECT_TRUE(
+      contains(r.err,
+               "--format: expected one of fashion-mnist, mnist, idx, cifar10, npy, image-folder, text, "
+               "but got 'png'"))
       << r.err;
 
   r = run({"convert", "--format", "idx", "--input", "a", "--output", "b.h5"});

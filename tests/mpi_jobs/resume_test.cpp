@@ -34,6 +34,7 @@
 #include "tests/support/fashion_mnist.h"
 #include "tests/support/job.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/text_corpus.h"
 
 namespace lockstep::test {
 namespace {
@@ -370,6 +371,93 @@ TEST(MpiResume, PixelCnnKilledOnEveryRankResumesBitForBit) {
                              "[pixelcnn]\nwidth = 16\nblocks = 2\nsamples = 4\n");
       },
       "model");
+}
+
+// --- The character model: truncated BPTT with the LSTM state carried across steps -------------------------
+
+// A character LSTM on the test corpus (tests/support/text_corpus.h): `batch_keys` in [data], chunks of 32
+// characters, `run_keys` in [run], `rest` after [charlm].
+fs::path charlm_config(const fs::path& path, const fs::path& output, const std::string& run_keys,
+                       const std::string& batch_keys, std::int64_t hidden, const std::string& rest = "") {
+  std::ofstream(path) << "task = \"charlm\"\n[run]\nepochs = 1\noutput = \"" << output.string() << "\"\n"
+                      << run_keys << "[data]\npath = \"" << small_text_h5().string() << "\"\n"
+                      << batch_keys << "eval_batch_size = 8\n[charlm]\nembedding = 16\nhidden = " << hidden
+                      << "\nsamples = 20\n[train]\nbptt_steps = 32\nclip_grad_norm = 1.0\n"
+                      << rest;
+  return path;
+}
+
+TEST(MpiCharLm, TwoRanksOfFourStreamsTrainAsOneProcessOfEight) {
+  // The streams of the global batch are the same rows whatever the world size, each rank carrying the state
+  // of its own: 6 steps (chunks 1..6 of every stream) end with the same weights and the same gathered state,
+  // and the test split's cross-entropy, shared out over the ranks, is the same figure.
+  TempDir dir;
+  const fs::path one_out = dir / "one", two_out = dir / "two";
+  const std::string run = "seed = 3\nmax_steps = 6\n";
+  const CommandResult one =
+      run_job(train(charlm_config(dir / "one.toml", one_out, run, "global_batch_size = 8\n", 24)));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const CommandResult two =
+      run_job(mpirun_train(2, charlm_config(dir / "two.toml", two_out, run, "batch_size = 4\n", 24)));
+  ASSERT_EQ(two.status, 0) << two.output;
+  const fs::path a = checkpoint_dir(two_out, 6), b = checkpoint_dir(one_out, 6);
+  const double model = overall_relative_difference(a / "model.h5", b / "model.h5", "model");
+  const double state = overall_relative_difference(a / "trainer.h5", b / "trainer.h5", "bptt_state");
+  std::printf("[   INFO   ] 2 ranks vs 1 process: weights %.3g, carried state %.3g (relative L2)\n", model,
+              state);
+  EXPECT_LT(model, 1e-5);
+  EXPECT_LT(state, 1e-5);
+  // The state compared is the streams' (h and c of every stream), not zeros.
+  const nn::StateDict carried = read_group(b / "trainer.h5", "bptt_state");
+  ASSERT_EQ(carried.size(), 4U);  // h and c of 2 layers
+  for (const auto& [name, t] : carried) {
+    EXPECT_EQ(t.shape(), (Shape{8, 24})) << name;
+    double norm = 0.0;
+    for (const double v : t.to(DType::f64).to_vector<double>()) norm += v * v;
+    EXPECT_GT(norm, 1e-3) << name;
+  }
+  const double test_one = last_metric(one_out, "test_bits_per_char"),
+               test_two = last_metric(two_out, "test_bits_per_char");
+  EXPECT_NEAR(test_two, test_one, 1e-4 * test_one);
+  EXPECT_EQ(last_metric(one_out, "bigram_test_bits_per_char"),
+            last_metric(two_out, "bigram_test_bits_per_char"));
+}
+
+TEST(MpiResume, CharLmSavedByOneProcessContinuesOnTwoRanksWithItsStreams) {
+  // The checkpoint holds every stream's state ([G, hidden], gathered): 2 ranks resuming a 1-process run take
+  // their halves of it and of the global batch of 8 streams, and end as the straight 1-process run does.
+  TempDir dir;
+  const fs::path straight_out = dir / "straight", switched_out = dir / "switched";
+  const std::string every = "[checkpoint]\nevery_steps = 4\n";
+  const CommandResult straight =
+      run_job(train(charlm_config(dir / "straight.toml", straight_out, "seed = 4\nmax_steps = 8\n",
+                                  "global_batch_size = 8\n", 32, every)));
+  ASSERT_EQ(straight.status, 0) << straight.output;
+  const fs::path config = charlm_config(dir / "switched.toml", switched_out, "seed = 4\nmax_steps = 8\n",
+                                        "global_batch_size = 8\n", 32, every);
+  const CommandResult first = run_job(train(config, "run.max_steps=4"));
+  ASSERT_EQ(first.status, 0) << first.output;
+  const CommandResult second = run_job(mpirun_train(2, config));
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_NE(second.output.find("global batch 8 kept"), std::string::npos) << second.output;
+  const fs::path a = checkpoint_dir(switched_out, 8), b = checkpoint_dir(straight_out, 8);
+  const double model = overall_relative_difference(a / "model.h5", b / "model.h5", "model");
+  const double state = overall_relative_difference(a / "trainer.h5", b / "trainer.h5", "bptt_state");
+  std::printf("[   INFO   ] 1 process then 2 ranks vs 1 process: weights %.3g, carried state %.3g\n", model,
+              state);
+  EXPECT_LT(model, 1e-5);
+  EXPECT_LT(state, 1e-5);
+}
+
+TEST(MpiResume, CharLmKilledOnEveryRankResumesBitForBitStateIncluded) {
+  // Killed in the middle of the streams (checkpoint 4 of 12 steps, 23 chunks per epoch): the resumed run must
+  // continue every stream from the LSTM state in trainer.h5, or its weights part from the straight run's.
+  expect_killed_and_resumed_equals_straight(
+      [](const fs::path& path, const fs::path& output) {
+        return charlm_config(path, output, str_cat("seed = 9\nmax_steps = ", 3 * kEvery, "\n"),
+                             "batch_size = 16\n", 256, str_cat("[checkpoint]\nevery_steps = ", kEvery, "\n"));
+      },
+      "model", "bptt_state");
 }
 
 TEST(MpiResume, WganGpKilledOnEveryRankResumesBitForBit) {
