@@ -92,6 +92,11 @@ ModelSection read_model(const Reader& r, const std::string& section,
   } else if (m.name.rfind("resnet", 0) == 0) {
     m.shortcut = cfg.choice(key(section, "shortcut"), {"identity", "projection"}, "identity");
     m.block = read_block(cfg, section, false);
+  } else if (m.name == "rnn" || m.name == "rnn-relu" || m.name == "lstm" || m.name == "gru") {
+    m.hidden = cfg.get_ints(key(section, "hidden"), std::vector<std::int64_t>{128});
+    if (m.hidden.empty()) cfg.fail(key(section, "hidden"), "expected at least one recurrent layer, but got none");
+    for (const std::int64_t h : m.hidden)
+      if (h < 1) cfg.fail(key(section, "hidden"), str_cat("expected layer widths of at least 1, but got ", h));
   } else if (m.name == "vgg11" || m.name == "vgg16") {
     m.dropout = r.number(key(section, "dropout"), 0.5, 0.0, 1.0);
     if (m.dropout == 1.0) cfg.fail(key(section, "dropout"), "expected a probability below 1, but got 1");
@@ -362,7 +367,7 @@ Settings read_settings(const Config& cfg) {
   if (s.task == "classifier") {
     s.model.model = read_model(r, "model",
                                {"mlp", "lenet5", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18",
-                                "resnet34", "resnet50", "vgg11", "vgg16"});
+                                "resnet34", "resnet50", "vgg11", "vgg16", "rnn", "rnn-relu", "lstm", "gru"});
     s.model.optimizer = read_optimizer(r, "optimizer", "", OptimizerSection{.name = ""});
     s.model.schedule = read_schedule(r, "schedule", "");
     s.model.clip_grad_norm = r.non_negative("train.clip_grad_norm", 0.0);

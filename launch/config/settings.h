@@ -59,7 +59,7 @@ struct DataSection {
 struct ModelSection {
   std::string name;
   ConfigKey name_key;  // for checks against the data geometry
-  std::vector<std::int64_t> hidden;  // mlp (classifier, GAN generator and discriminator)
+  std::vector<std::int64_t> hidden;  // mlp (classifier, GAN generator and discriminator); rnn, lstm, gru: layer widths
   double dropout = 0.0;              // mlp classifier
   std::string shortcut = "identity";  // CIFAR ResNets: identity | projection
   std::string stem = "small";         // ResNet-18/34/50: small | imagenet

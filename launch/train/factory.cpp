@@ -10,6 +10,7 @@
 #include "src/models/lenet.h"
 #include "src/models/mlp.h"
 #include "src/models/mlp_gan.h"
+#include "src/models/recurrent.h"
 #include "src/models/resnet.h"
 #include "src/models/vgg.h"
 #include "src/models/wgan.h"
@@ -31,6 +32,14 @@ std::shared_ptr<nn::Module> make_classifier(const launch::ModelSection& m, const
           str_cat("lenet5 expects 28x28 or 32x32 images, but the data are ", data.height, "x", data.width));
     }
     return std::make_shared<models::LeNet5>(data.channels, data.height, data.classes);
+  }
+  if (m.name == "rnn" || m.name == "rnn-relu" || m.name == "lstm" || m.name == "gru") {
+    const nn::RecurrentKind kind = m.name == "lstm"       ? nn::RecurrentKind::kLstm
+                                   : m.name == "gru"      ? nn::RecurrentKind::kGru
+                                   : m.name == "rnn-relu" ? nn::RecurrentKind::kRnnRelu
+                                                          : nn::RecurrentKind::kRnnTanh;
+    return std::make_shared<models::RowSequenceClassifier>(kind, data.channels, data.height, data.width, m.hidden,
+                                                           data.classes);
   }
   if (m.name == "vgg11" || m.name == "vgg16") {
     if (data.height != data.width || (data.height != 28 && data.height != 32)) {

@@ -1,4 +1,4 @@
-// The character-level language model: LSTM layers on the autograd ops, the model, its loss and sampling.
+// The character-level language model: the model (LSTM layers of src/nn/recurrent.h), its loss and sampling.
 #include "src/models/char_lm.h"
 
 #include <cmath>
@@ -15,48 +15,6 @@
 
 namespace lockstep::models {
 
-LstmLayer::LstmLayer(std::int64_t input, std::int64_t hidden)
-    : Module("LSTM"), input_(input), hidden_(hidden) {
-  LOCKSTEP_CHECK(input > 0 && hidden > 0, ValueError, "LstmLayer: expected positive sizes, but got input ",
-                 input, " and hidden ", hidden);
-  const double bound = 1.0 / std::sqrt(static_cast<double>(hidden));
-  weight_ih_ = register_parameter("weight_ih", empty({4 * hidden, input}));
-  weight_hh_ = register_parameter("weight_hh", empty({4 * hidden, hidden}));
-  bias_ = register_parameter("bias", empty({4 * hidden}));
-  NoGradGuard no_grad;
-  for (const Tensor& t : {weight_ih_, weight_hh_, bias_}) nn::uniform_(t, -bound, bound);
-  nn::constant_(bias_.slice(0, hidden, 2 * hidden), 1.0);  // remember by default
-}
-
-Tensor LstmLayer::forward(const Tensor& x, Tensor& h, Tensor& c) {
-  LOCKSTEP_CHECK(x.dim() == 3 && x.size(2) == input_, ValueError, "LstmLayer: expected input [B, T, ", input_,
-                 "], but got ", shape_str(x.shape()));
-  const std::int64_t batch = x.size(0), steps = x.size(1), H = hidden_;
-  if (!h.defined()) h = zeros({batch, H}, x.dtype(), x.device());
-  if (!c.defined()) c = zeros({batch, H}, x.dtype(), x.device());
-  // x [B, T, in] -> [B, T, 4H] in one product; the recurrent part per step.
-  const Tensor projected = linear(x, weight_ih_, bias_);
-  std::vector<Tensor> outputs;
-  outputs.reserve(static_cast<std::size_t>(steps));
-  for (std::int64_t t = 0; t < steps; ++t) {
-    // gates [B, 4H] = x_t W_ih^T + b + h W_hh^T
-    const Tensor gates = projected.select(1, t) + linear(h, weight_hh_);
-    const Tensor i = sigmoid(gates.slice(1, 0, H)), f = sigmoid(gates.slice(1, H, 2 * H));
-    const Tensor g = tanh(gates.slice(1, 2 * H, 3 * H)), o = sigmoid(gates.slice(1, 3 * H, 4 * H));
-    c = f * c + i * g;
-    h = o * tanh(c);
-    outputs.push_back(h);
-  }
-  return stack(outputs, 1);  // [B, T, H]
-}
-
-Tensor LstmLayer::forward(const Tensor& x) {
-  Tensor h, c;
-  return forward(x, h, c);
-}
-
-std::string LstmLayer::describe() const { return str_cat("input=", input_, ", hidden=", hidden_); }
-
 CharLM::CharLM(const std::u32string& vocabulary, CharLmOptions options)
     : Module("CharLM"), vocabulary_size_(static_cast<std::int64_t>(vocabulary.size())), options_(options) {
   LOCKSTEP_CHECK(!vocabulary.empty() && options.embedding > 0 && options.hidden > 0 && options.layers > 0,
@@ -71,7 +29,8 @@ CharLM::CharLM(const std::u32string& vocabulary, CharLmOptions options)
   for (std::int64_t l = 0; l < options.layers; ++l) {
     layers_.push_back(register_module(
         str_cat("lstm", l),
-        std::make_shared<LstmLayer>(l == 0 ? options.embedding : options.hidden, options.hidden)));
+        std::make_shared<nn::RecurrentLayer>(nn::RecurrentKind::kLstm, l == 0 ? options.embedding : options.hidden,
+                                             options.hidden)));
   }
   output_ = register_module("output", std::make_shared<nn::Linear>(options.hidden, vocabulary_size_));
 }
@@ -85,7 +44,12 @@ Tensor CharLM::forward(const Tensor& tokens, LstmState& state) {
                  2 * layers, " tensors (h and c per layer) or none, but got ", state.size());
   if (state.empty()) state.resize(2 * layers);
   Tensor x = embedding_->forward(tokens);  // [B, T, E]
-  for (std::size_t l = 0; l < layers; ++l) x = layers_[l]->forward(x, state[2 * l], state[2 * l + 1]);
+  for (std::size_t l = 0; l < layers; ++l) {
+    nn::RecurrentState layer_state{state[2 * l], state[2 * l + 1]};
+    x = layers_[l]->forward(x, layer_state);
+    state[2 * l] = layer_state.h;
+    state[2 * l + 1] = layer_state.c;
+  }
   return output_->forward(x);  // [B, T, V]
 }
 

@@ -12,6 +12,7 @@
 #include "src/nn/embedding.h"
 #include "src/nn/linear.h"
 #include "src/nn/module.h"
+#include "src/nn/recurrent.h"
 #include "src/ops/loss.h"
 
 namespace lockstep::models {
@@ -24,25 +25,6 @@ struct CharLmOptions {
 
 // The recurrent state of the stack: {h_0, c_0, h_1, c_1, ...}, each [B, hidden]. Empty: zeros.
 using LstmState = std::vector<Tensor>;
-
-// One LSTM layer (Hochreiter & Schmidhuber, with a forget gate): gates [i, f, g, o] =
-// x W_ih^T + h W_hh^T + b; c' = sigmoid(f) c + sigmoid(i) tanh(g); h' = sigmoid(o) tanh(c'). Owns
-// weight_ih [4H, in], weight_hh [4H, H], bias [4H] (uniform +-1/sqrt(H), the forget gate's bias 1).
-// Not thread-safe.
-class LstmLayer : public nn::Module {
- public:
-  LstmLayer(std::int64_t input, std::int64_t hidden);
-  // x [B, T, in], h and c [B, H] (updated to the state after the last step) -> [B, T, H].
-  Tensor forward(const Tensor& x, Tensor& h, Tensor& c);
-  Tensor forward(const Tensor& x) override;
-
- protected:
-  std::string describe() const override;
-
- private:
-  std::int64_t input_, hidden_;
-  Tensor weight_ih_, weight_hh_, bias_;
-};
 
 // Owns the embedding, the LSTM layers, the output layer and the vocabulary buffer (i64 code points,
 // ascending). Not thread-safe.
@@ -68,7 +50,7 @@ class CharLM : public nn::Module {
   CharLmOptions options_;
   Tensor vocabulary_;
   std::shared_ptr<nn::Embedding> embedding_;
-  std::vector<std::shared_ptr<LstmLayer>> layers_;
+  std::vector<std::shared_ptr<nn::RecurrentLayer>> layers_;
   std::shared_ptr<nn::Linear> output_;
 };
 

@@ -2,6 +2,7 @@
 #include "src/nn/init.h"
 
 #include <cmath>
+#include <vector>
 
 #include "src/autograd/grad_mode.h"
 #include "src/core/error.h"
@@ -66,6 +67,32 @@ void xavier_normal_(const Tensor& t, double gain, Generator* gen) {
 void kaiming_uniform_(const Tensor& t, double a, FanMode mode, Generator* gen) {
   const double bound = std::sqrt(3.0) * kaiming_std("nn::kaiming_uniform_", t, a, mode);
   nn::uniform_(t, -bound, bound, gen);
+}
+
+void orthogonal_(const Tensor& t, Generator* gen) {
+  LOCKSTEP_CHECK(t.dim() == 2 && t.numel() > 0, ValueError,
+                 "nn::orthogonal_: expected a non-empty 2-d tensor, but got ", shape_str(t.shape()));
+  // Orthonormalise the shorter dimension's vectors (each of length n), in f64.
+  const bool by_rows = t.size(0) <= t.size(1);
+  const std::int64_t count = by_rows ? t.size(0) : t.size(1), n = by_rows ? t.size(1) : t.size(0);
+  std::vector<double> v = randn({count, n}, 0.0, 1.0, DType::f64, kCPU, gen).to_vector<double>();
+  for (std::int64_t i = 0; i < count; ++i) {
+    double* vi = v.data() + i * n;
+    for (std::int64_t j = 0; j < i; ++j) {
+      const double* vj = v.data() + j * n;
+      double dot = 0.0;
+      for (std::int64_t k = 0; k < n; ++k) dot += vi[k] * vj[k];
+      for (std::int64_t k = 0; k < n; ++k) vi[k] -= dot * vj[k];
+    }
+    double norm = 0.0;
+    for (std::int64_t k = 0; k < n; ++k) norm += vi[k] * vi[k];
+    norm = std::sqrt(norm);
+    for (std::int64_t k = 0; k < n; ++k) vi[k] /= norm;
+  }
+  Tensor q = from_vector(v, {count, n});
+  if (!by_rows) q = q.transpose(0, 1).contiguous();
+  NoGradGuard no_grad;
+  Tensor(t).copy_(q.to(t.dtype()));
 }
 
 void kaiming_normal_(const Tensor& t, double a, FanMode mode, Generator* gen) {

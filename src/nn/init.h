@@ -28,6 +28,10 @@ std::int64_t fan_out(const Tensor& t);
 using lockstep::normal_;
 using lockstep::uniform_;
 
+// Fills a 2-d t [rows, cols] with a random orthogonal matrix (Saxe et al. 2014): orthonormal rows when
+// rows <= cols, else orthonormal columns, by modified Gram-Schmidt in f64 on N(0, 1) draws. ValueError for
+// other ranks.
+void orthogonal_(const Tensor& t, Generator* gen = nullptr);
 void constant_(const Tensor& t, double value);
 void zeros_(const Tensor& t);
 void ones_(const Tensor& t);

@@ -288,6 +288,18 @@ TEST_F(CheckpointingTest, ClassifierResumedMidEpochEndsBitwiseWhereTheStraightRu
   expect_same_checkpoint(checkpoint_dir(a, 8), checkpoint_dir(c, 8));
 }
 
+TEST_F(CheckpointingTest, RecurrentClassifierResumesBitwise) {
+  // An LSTM over the 28 rows (nothing is carried between batches: the state starts at zero per image).
+  const auto text = [](const fs::path& out) {
+    std::string t = classifier_text(out, 4);
+    const std::string mlp = "name = \"mlp\"\nhidden = [32]\ndropout = 0.25\n";
+    t.replace(t.find(mlp), mlp.size(), "name = \"lstm\"\nhidden = [16]\n");
+    return t;
+  };
+  const fs::path a = file("straight"), b = file("resumed");
+  expect_exact_resume(classify, text(a), text(b), a, b, {4, 8});
+}
+
 TEST_F(CheckpointingTest, ClassifierResumedAtAndAcrossEpochEndsEndsBitwiseWhereTheStraightRunEnds) {
   // Epochs of 10 steps: stops inside epoch 1, inside epoch 2 (the resume crosses the end of epoch 1), at
   // the end of epoch 2 exactly, and inside epoch 3.

@@ -1,5 +1,5 @@
-// The character model: reading a sequence in chunks with the state carried equals reading it whole, the LSTM
-// layer's gradients against finite differences, sampling repeats itself for a seed, and the split-wise
+// The character model: reading a sequence in chunks with the state carried equals reading it whole (the LSTM
+// layer's gradients are tested in tests/nn/recurrent_test.cpp), sampling repeats itself for a seed, and the split-wise
 // cross-entropy covers every position once however the streams are shared out over ranks.
 #include "src/models/char_lm.h"
 
@@ -54,24 +54,6 @@ TEST(CharLm, ChunksWithTheStateCarriedEqualTheWholeSequence) {
   // A fresh state for the second chunk gives other logits: the state carries information.
   models::LstmState fresh;
   EXPECT_GT(max_abs_difference(model.forward(tokens.slice(1, 4, 10), fresh), second), 1e-4);
-}
-
-TEST(CharLm, LstmLayerGradientsMatchFiniteDifferences) {
-  // With respect to the input and the initial state (the weights enter through the same tested ops).
-  manual_seed(5);
-  models::LstmLayer layer(3, 4);
-  layer.to(DType::f64);
-  const Tensor x = randn({2, 3, 3}, 0.0, 1.0, DType::f64).requires_grad_();
-  const Tensor h0 = randn({2, 4}, 0.0, 0.5, DType::f64).requires_grad_();
-  const Tensor c0 = randn({2, 4}, 0.0, 0.5, DType::f64).requires_grad_();
-  std::vector<Tensor> inputs = {x, h0, c0};
-  const auto f = [&](const std::vector<Tensor>& in) {
-    Tensor h = in[1], c = in[2];
-    const Tensor y = layer.forward(in[0], h, c);
-    return sum(y * y) + sum(c * c);  // through the outputs and the final cell state
-  };
-  const GradcheckResult result = gradcheck(f, inputs);
-  EXPECT_TRUE(result.ok) << result.message;
 }
 
 TEST(CharLm, SamplingRepeatsItselfForASeed) {

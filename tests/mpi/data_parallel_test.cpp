@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "src/models/mlp.h"
+#include "src/models/recurrent.h"
 #include "src/models/resnet.h"
 #include "src/ops/loss.h"
 #include "src/tensor/factories.h"
@@ -39,6 +40,25 @@ TEST(DataParallelMpi, MlpMatchesOneProcessWithTheUnionBatch) {
   // And the run moved the weights: the comparison is not between two untouched models.
   run.steps = 0;
   EXPECT_GT(max_relative_difference(single, train_classifier(make, run)).value, 1e-3);
+}
+
+TEST(DataParallelMpi, RecurrentClassifiersMatchOneProcessWithTheUnionBatch) {
+  // Backpropagation through 8 rows; f64, so that only the reduction order separates the two.
+  const auto world = mpi_world();
+  for (const nn::RecurrentKind kind : {nn::RecurrentKind::kLstm, nn::RecurrentKind::kGru}) {
+    SCOPED_TRACE(nn::recurrent_kind_name(kind));
+    ClassifierRun run{.sample_shape = {1, 8, 8},
+                      .classes = 10,
+                      .per_rank_batch = 3,
+                      .steps = 3,
+                      .world = world->size(),
+                      .dtype = DType::f64};
+    const ModelFactory make = [kind] {
+      return std::make_shared<models::RowSequenceClassifier>(kind, 1, 8, 8, std::vector<std::int64_t>{12, 10}, 10);
+    };
+    const Difference diff = max_relative_difference(train_classifier(make, run, world), train_classifier(make, run));
+    EXPECT_LT(diff.value, 1e-10) << diff;
+  }
 }
 
 TEST(DataParallelMpi, ResNetWithSyncBatchNormMatchesOneProcess) {
