@@ -31,23 +31,32 @@ LstmLayer::LstmLayer(std::int64_t input, std::int64_t hidden)
 Tensor LstmLayer::forward(const Tensor& x, Tensor& h, Tensor& c) {
   LOCKSTEP_CHECK(x.dim() == 3 && x.size(2) == input_, ValueError, "LstmLayer: expected input [B, T, ", input_,
                  "], but got ", shape_str(x.shape()));
-  const std::int64_t batch = x.size(0), steps = x.size(1), H = hidden_;
-  if (!h.defined()) h = zeros({batch, H}, x.dtype(), x.device());
-  if (!c.defined()) c = zeros({batch, H}, x.dtype(), x.device());
-  // x [B, T, in] -> [B, T, 4H] in one product; the recurrent part per step.
-  const Tensor projected = linear(x, weight_ih_, bias_);
+  std::vector<Tensor> steps;
+  for (std::int64_t t = 0; t < x.size(1); ++t) steps.push_back(x.select(1, t));
+  return stack(forward_steps(steps, h, c), 1);  // [B, T, H]
+}
+
+std::vector<Tensor> LstmLayer::forward_steps(const std::vector<Tensor>& xs, Tensor& h, Tensor& c) {
+  LOCKSTEP_CHECK(!xs.empty() && xs[0].dim() == 2 && xs[0].size(1) == input_, ValueError,
+                 "LstmLayer: expected steps of [B, ", input_, "], but got ",
+                 xs.empty() ? std::string("none") : shape_str(xs[0].shape()));
+  const std::int64_t batch = xs[0].size(0), H = hidden_;
+  if (!h.defined()) h = zeros({batch, H}, xs[0].dtype(), xs[0].device());
+  if (!c.defined()) c = zeros({batch, H}, xs[0].dtype(), xs[0].device());
+  // Step by step, each step's own input: a slice of one [B, T, 4H] projection would cost a gradient of that
+  // whole size per step.
   std::vector<Tensor> outputs;
-  outputs.reserve(static_cast<std::size_t>(steps));
-  for (std::int64_t t = 0; t < steps; ++t) {
+  outputs.reserve(xs.size());
+  for (const Tensor& x : xs) {
     // gates [B, 4H] = x_t W_ih^T + b + h W_hh^T
-    const Tensor gates = projected.select(1, t) + linear(h, weight_hh_);
+    const Tensor gates = linear(x, weight_ih_, bias_) + linear(h, weight_hh_);
     const Tensor i = sigmoid(gates.slice(1, 0, H)), f = sigmoid(gates.slice(1, H, 2 * H));
     const Tensor g = tanh(gates.slice(1, 2 * H, 3 * H)), o = sigmoid(gates.slice(1, 3 * H, 4 * H));
     c = f * c + i * g;
     h = o * tanh(c);
     outputs.push_back(h);
   }
-  return stack(outputs, 1);  // [B, T, H]
+  return outputs;
 }
 
 Tensor LstmLayer::forward(const Tensor& x) {
@@ -84,9 +93,12 @@ Tensor CharLM::forward(const Tensor& tokens, LstmState& state) {
   LOCKSTEP_CHECK(state.empty() || state.size() == 2 * layers, ValueError, "CharLM: expected a state of ",
                  2 * layers, " tensors (h and c per layer) or none, but got ", state.size());
   if (state.empty()) state.resize(2 * layers);
-  Tensor x = embedding_->forward(tokens);  // [B, T, E]
-  for (std::size_t l = 0; l < layers; ++l) x = layers_[l]->forward(x, state[2 * l], state[2 * l + 1]);
-  return output_->forward(x);  // [B, T, V]
+  // Per step [B, E] from the embedding of each step's tokens, through every layer, stacked for the output.
+  std::vector<Tensor> xs;
+  for (std::int64_t t = 0; t < tokens.size(1); ++t) xs.push_back(embedding_->forward(tokens.select(1, t)));
+  for (std::size_t l = 0; l < layers; ++l) xs = layers_[l]->forward_steps(xs, state[2 * l], state[2 * l + 1]);
+  const Tensor x = stack(xs, 1);  // [B, T, H]
+  return output_->forward(x);     // [B, T, V]
 }
 
 Tensor CharLM::forward(const Tensor& tokens) {

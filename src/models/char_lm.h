@@ -34,6 +34,8 @@ class LstmLayer : public nn::Module {
   LstmLayer(std::int64_t input, std::int64_t hidden);
   // x [B, T, in], h and c [B, H] (updated to the state after the last step) -> [B, T, H].
   Tensor forward(const Tensor& x, Tensor& h, Tensor& c);
+  // The same over the steps' inputs xs[t] [B, in]: returns h after each step.
+  std::vector<Tensor> forward_steps(const std::vector<Tensor>& xs, Tensor& h, Tensor& c);
   Tensor forward(const Tensor& x) override;
 
  protected:
