@@ -43,14 +43,16 @@ Tensor CharLM::forward(const Tensor& tokens, LstmState& state) {
   LOCKSTEP_CHECK(state.empty() || state.size() == 2 * layers, ValueError, "CharLM: expected a state of ",
                  2 * layers, " tensors (h and c per layer) or none, but got ", state.size());
   if (state.empty()) state.resize(2 * layers);
-  Tensor x = embedding_->forward(tokens);  // [B, T, E]
+  // Per step [B, E] from the embedding of each step's tokens, through every layer, stacked for the output.
+  std::vector<Tensor> xs;
+  for (std::int64_t t = 0; t < tokens.size(1); ++t) xs.push_back(embedding_->forward(tokens.select(1, t)));
   for (std::size_t l = 0; l < layers; ++l) {
     nn::RecurrentState layer_state{state[2 * l], state[2 * l + 1]};
-    x = layers_[l]->forward(x, layer_state);
+    xs = layers_[l]->forward_steps(xs, layer_state);
     state[2 * l] = layer_state.h;
     state[2 * l + 1] = layer_state.c;
   }
-  return output_->forward(x);  // [B, T, V]
+  return output_->forward(stack(xs, 1));  // [B, T, V]
 }
 
 Tensor CharLM::forward(const Tensor& tokens) {
