@@ -404,19 +404,25 @@ std::string absolute_string(const std::filesystem::path& p) {
   return std::filesystem::absolute(p).lexically_normal().string();
 }
 
-// Flushes the file's data to stable storage before the rename publishes it.
-void sync_file(const std::filesystem::path& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY);
+}  // namespace
+
+void publish_file(const std::filesystem::path& tmp, const std::filesystem::path& out) {
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
   const bool ok = fd >= 0 && ::fsync(fd) == 0;
   if (fd >= 0) ::close(fd);
   if (!ok) {
-    throw IoError(str_cat("convert: expected to flush ", in_quotes(file),
-                          " to disk, but it failed: ", std::strerror(errno)),
-                  file.string());
+    throw IoError(str_cat("convert: expected to flush ", in_quotes(tmp), " to disk, but it failed: ",
+                          std::strerror(errno)),
+                  tmp.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, out, ec);
+  if (ec) {
+    throw IoError(str_cat("convert: expected to rename ", in_quotes(tmp), " to ", in_quotes(out),
+                          ", but it failed: ", ec.message()),
+                  out.string());
   }
 }
-
-}  // namespace
 
 void convert(const ConvertOptions& options) {
   LOCKSTEP_CHECK(!options.output.empty(), ValueError,
@@ -490,13 +496,7 @@ void convert(const ConvertOptions& options) {
               str_cat("PNG image folder ", absolute_string(in)));
         break;
     }
-    sync_file(tmp);
-    std::filesystem::rename(tmp, out, ec);
-    if (ec) {
-      throw IoError(str_cat("convert: expected to rename ", in_quotes(tmp), " to ", in_quotes(out),
-                            ", but it failed: ", ec.message()),
-                    out.string());
-    }
+    publish_file(tmp, out);
   } catch (...) {
     std::filesystem::remove(tmp, ec);
     throw;

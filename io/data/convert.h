@@ -69,6 +69,10 @@ class SourceFile {
   std::int64_t content_bound_ = 0;  // the raw size, or the most the gzip stream can decompress to
 };
 
+// Flushes `tmp` to stable storage and renames it to `out`, publishing a complete file at once. IoError naming
+// the file on failure.
+void publish_file(const std::filesystem::path& tmp, const std::filesystem::path& out);
+
 // XXH64 (seed 0) of the file's bytes as stored on disk, as 16 lowercase hex digits. IoError when unreadable.
 std::string file_xxh64(const std::filesystem::path& file);
 

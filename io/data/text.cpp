@@ -51,17 +51,6 @@ std::vector<fs::path> text_files(const TextConvertOptions& options) {
   return files;
 }
 
-// Flushes `file` to stable storage before the rename publishes it.
-void sync_file(const fs::path& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY);
-  const bool ok = fd >= 0 && ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!ok) {
-    throw IoError(str_cat("convert: expected to flush ", in_quotes(file),
-                          " to disk, but it failed: ", std::strerror(errno)),
-                  file.string());
-  }
-}
 
 struct Split {
   std::vector<std::string> names, hashes;
@@ -202,13 +191,7 @@ TextConvertResult convert_text(const TextConvertOptions& options) {
       }
       file.flush();
     }
-    sync_file(tmp);
-    fs::rename(tmp, out, ec);
-    if (ec) {
-      throw IoError(str_cat("convert: expected to rename ", in_quotes(tmp), " to ", in_quotes(out),
-                            ", but it failed: ", ec.message()),
-                    out.string());
-    }
+    publish_file(tmp, out);
   } catch (...) {
     fs::remove(tmp, ec);
     throw;
