@@ -26,6 +26,7 @@
 #include "src/models/gan_loss.h"
 #include "src/models/mlp.h"
 #include "src/models/pixelcnn.h"
+#include "src/models/recurrent.h"
 #include "src/models/resnet.h"
 #include "src/models/wgan.h"
 #include "src/ops/elementwise.h"
@@ -48,7 +49,7 @@ constexpr std::int64_t kGanBatch = 64;
 constexpr std::int64_t kGenerativeBatch = 64;  // VAE and PixelCNN
 constexpr std::int64_t kClasses = 10;
 constexpr std::int64_t kLatent = 100;
-const std::vector<std::string> kModels = {"mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp", "vae", "pixelcnn", "cyclegan"};
+const std::vector<std::string> kModels = {"mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp", "vae", "pixelcnn", "cyclegan", "lstm"};
 
 struct Options {
   std::string model = "all";
@@ -231,6 +232,11 @@ Workload make_workload(const std::string& model, lockstep::Generator& gen) {
     return classifier_workload(std::make_shared<lockstep::models::CifarResNet>(20, 3, kClasses), {3, 32, 32},
                                resnet_sgd, gen);
   }
+  if (model == "lstm") {  // Fashion-MNIST rows as 28 steps of 28 pixels, one LSTM layer of 128
+    auto lstm = std::make_shared<lockstep::models::RowSequenceClassifier>(
+        lockstep::nn::RecurrentKind::kLstm, 1, 28, 28, std::vector<std::int64_t>{128}, kClasses);
+    return classifier_workload(lstm, {1, 28, 28}, SGDOptions{.lr = 0.01, .momentum = 0.9}, gen);
+  }
   if (model == "resnet20_28") {
     return classifier_workload(std::make_shared<lockstep::models::CifarResNet>(20, 1, kClasses), {1, 28, 28},
                                resnet_sgd, gen);
@@ -302,7 +308,7 @@ Options parse(int argc, char** argv) {
     const std::string flag = argv[i];
     LOCKSTEP_CHECK(i + 1 < argc && (flag == "--model" || flag == "--steps" || flag == "--warmup"),
                    lockstep::ValueError,
-                   "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|cyclegan|all, ",
+                   "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|cyclegan|lstm|all, ",
                    "--steps N or --warmup N, but got '", flag, "'");
     const std::string value = argv[++i];
     if (flag == "--model") {
@@ -316,7 +322,7 @@ Options parse(int argc, char** argv) {
   const bool known =
       options.model == "all" || std::find(kModels.begin(), kModels.end(), options.model) != kModels.end();
   LOCKSTEP_CHECK(known, lockstep::ValueError,
-                 "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|cyclegan|all, but got '",
+                 "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|cyclegan|lstm|all, but got '",
                  options.model, "'");
   LOCKSTEP_CHECK(options.steps > 0 && options.warmup >= 0, lockstep::ValueError,
                  "lockstep_bench_train: expected --steps > 0 and --warmup >= 0, but got steps=",

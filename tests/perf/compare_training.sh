@@ -4,7 +4,7 @@
 # count. Builds nothing.
 # Usage: tests/perf/compare_training.sh [threads...]   (default: 1 2)
 #   LOCKSTEP_BENCH_TRAIN  the Lockstep program (default: build/tests/perf/lockstep_bench_train)
-#   MODELS                models to run (default: "mlp resnet20 resnet20_28 dcgan cgan wgan_gp vae pixelcnn cyclegan")
+#   MODELS                models to run (default: "mlp resnet20 resnet20_28 dcgan cgan wgan_gp vae pixelcnn cyclegan lstm")
 #   STEPS, WARMUP         timed and untimed iterations per run (default: 20 and 3)
 #   REPEATS               runs per model and framework, alternating; the best images/s is kept (default: 1)
 set -euo pipefail
@@ -13,7 +13,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bench="${LOCKSTEP_BENCH_TRAIN:-$root/build/tests/perf/lockstep_bench_train}"
 python=/usr/bin/python3
-models=(${MODELS:-mlp resnet20 resnet20_28 dcgan cgan wgan_gp vae pixelcnn cyclegan})
+models=(${MODELS:-mlp resnet20 resnet20_28 dcgan cgan wgan_gp vae pixelcnn cyclegan lstm})
 steps="${STEPS:-20}"
 warmup="${WARMUP:-3}"
 repeats="${REPEATS:-1}"

@@ -16,7 +16,7 @@ CLASSIFIER_BATCH = 128
 GAN_BATCH = 64
 CLASSES = 10
 LATENT = 100
-MODELS = ["mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp", "vae", "pixelcnn", "cyclegan"]
+MODELS = ["mlp", "resnet20", "resnet20_28", "dcgan", "cgan", "wgan_gp", "vae", "pixelcnn", "cyclegan", "lstm"]
 
 
 class MLP(nn.Module):
@@ -341,7 +341,24 @@ def cyclegan_step():
     return 8, step
 
 
+class RowLSTM(nn.Module):
+    """bench_train.cpp's lstm: images [N, 1, 28, 28] as 28 steps of 28 pixels, torch.nn.LSTM(28, 128), the
+    last step's h through Linear(128, 10)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(28, 128)
+        self.head = nn.Linear(128, CLASSES)
+
+    def forward(self, x):
+        out, _ = self.lstm(x.reshape(x.shape[0], 28, 28).transpose(0, 1))
+        return self.head(out[-1])
+
+
 def make_workload(model):
+    if model == "lstm":
+        net = RowLSTM()
+        return classifier_step(net, (1, 28, 28), torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9))
     if model == "mlp":
         net = MLP()
         return classifier_step(net, (1, 28, 28), torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9))
