@@ -22,7 +22,8 @@ echo "== sanitizer build (build-asan/): AddressSanitizer + UndefinedBehaviorSani
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKSTEP_SANITIZE=ON -DLOCKSTEP_CUDA=OFF \
   -DLOCKSTEP_BENCHMARKS=OFF
 cmake --build build-asan -j "$jobs" --target unit_tests
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$PWD/tests/lsan_suppressions.txt \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs" -L unit
 
 echo "== fuzz build (build-fuzz/): clang libFuzzer harnesses, corpus + crash replay, 30 s of fuzzing each"
