@@ -32,12 +32,14 @@ struct Reducer::State {
     std::int64_t numel = 0;
     std::vector<std::size_t> params;  // indices into parameters, in the order they were packed
     Tensor flat;                      // allocated for groups of more than one rank
+    Tensor gathered;                  // deterministic mode: every rank's flat, in rank order
     std::size_t pending = 0;          // parameters not yet ready in this backward
     WorkPtr work;
   };
 
   std::vector<nn::NamedTensor> parameters;
   std::shared_ptr<ProcessGroup> group;
+  bool deterministic = false;
   std::vector<Slot> slots;
   std::vector<Bucket> buckets;
   std::size_t next_launch = 0;
@@ -109,11 +111,32 @@ struct Reducer::State {
     g.bump_version();
   }
 
+  // Deterministic mode: the ranks' gradients in `gathered` summed in the fixed tree over rank index, in
+  // place (rank r's block += rank r + stride's, stride 1, 2, 4, ...), the result copied into `flat`.
+  void tree_sum_ranks(Bucket& b) const {
+    const int world = group->size();
+    const std::int64_t n = b.numel;
+    for (int stride = 1; stride < world; stride *= 2) {
+      for (int r = 0; r + stride < world; r += 2 * stride) {
+        if (b.dtype == DType::f32) {
+          add_into(b.gathered.data<float>() + r * n, b.gathered.data<float>() + (r + stride) * n, n);
+        } else {
+          add_into(b.gathered.data<double>() + r * n, b.gathered.data<double>() + (r + stride) * n, n);
+        }
+      }
+    }
+    std::memcpy(b.flat.data(), b.gathered.data(), static_cast<std::size_t>(n) * element_size(b.dtype));
+  }
+  template <class T>
+  static void add_into(T* dst, const T* src, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i) dst[i] += src[i];
+  }
+
   // Launches buckets in index order while the next one is complete.
   void launch_ready() {
     while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
       Bucket& b = buckets[next_launch];
-      b.work = group->all_reduce(b.flat, ReduceOp::kSum);
+      b.work = deterministic ? group->all_gather(b.flat, b.gathered) : group->all_reduce(b.flat, ReduceOp::kSum);
       record(ReducerEvent::Kind::kBucketLaunched, static_cast<int>(next_launch), b.work->call().sequence);
       ++next_launch;
     }
@@ -142,6 +165,7 @@ struct Reducer::State {
     for (std::size_t b = 0; b < buckets.size(); ++b) {
       buckets[b].work->wait();
       record(ReducerEvent::Kind::kBucketWaited, static_cast<int>(b), buckets[b].work->call().sequence);
+      if (deterministic) tree_sum_ranks(buckets[b]);
       for (std::size_t k : buckets[b].params) unpack(k, scale);
     }
   }
@@ -156,6 +180,7 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
                  " and first_bucket_bytes ", options.first_bucket_bytes);
   State& st = *state_;
   st.group = std::move(group);
+  st.deterministic = options.deterministic;
   for (auto& [name, p] : parameters) {
     if (!p.requires_grad()) continue;
     LOCKSTEP_CHECK(p.device().is_cpu() && (p.dtype() == DType::f32 || p.dtype() == DType::f64), TypeError,
@@ -189,7 +214,10 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
     b.numel += p.numel();
   }
   if (st.group->size() > 1) {
-    for (auto& b : st.buckets) b.flat = empty({b.numel}, b.dtype);
+    for (auto& b : st.buckets) {
+      b.flat = empty({b.numel}, b.dtype);
+      if (st.deterministic) b.gathered = empty({st.group->size() * b.numel}, b.dtype);
+    }
     for (std::size_t k = 0; k < st.parameters.size(); ++k) {
       State::Slot& slot = st.slots[k];
       const Tensor& p = st.parameters[k].second;

@@ -18,6 +18,11 @@ struct ReducerOptions {
   // The first bucket (the last parameters, whose gradients come first) is kept small so that
   // communication starts early in backward.
   std::int64_t first_bucket_bytes = 1 << 20;
+  // Deterministic mode (src/core/micro_shards.h): each bucket is all-gathered and every rank sums the ranks'
+  // gradients in the fixed binary tree over rank index (((g0 + g1) + (g2 + g3)) ...), continuing the tree
+  // each rank's micro-shards were summed in, instead of an all-reduce whose order MPI chooses. At 2 ranks it
+  // moves the same bytes as a ring all-reduce; at W ranks (W - 1) / 2 times more, for an order that is ours.
+  bool deterministic = false;
 };
 
 // What a reducer does during one synchronised backward, in order, for tests and benchmarks. `order` comes

@@ -9,7 +9,10 @@
 #include <vector>
 
 #include "src/core/error.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/micro_shards.h"
 #include "src/ops/norm.h"
+#include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 
 namespace lockstep::distributed {
@@ -111,11 +114,127 @@ BatchNormGradientSums SyncBatchNorm::gradient_sums(const BatchNormGradientSums& 
           from_vector(std::vector<double>(summed.begin() + channels, summed.end()), {channels}, dtype)};
 }
 
-int convert_sync_batchnorm(nn::Module& module, const std::shared_ptr<ProcessGroup>& group) {
+namespace {
+
+// Per-channel statistics of some micro-shards: count, mean and sum of squared deviations (M2), f64.
+struct Moments {
+  double n = 0.0;
+  std::vector<double> mean, m2;
+};
+
+// Chan et al.'s pairwise combination, in one fixed order of operations.
+Moments combine(const Moments& a, const Moments& b) {
+  Moments r;
+  r.n = a.n + b.n;
+  r.mean.resize(a.mean.size());
+  r.m2.resize(a.mean.size());
+  const double wb = b.n / r.n, wab = a.n * b.n / r.n;
+  for (std::size_t c = 0; c < a.mean.size(); ++c) {
+    const double d = b.mean[c] - a.mean[c];
+    r.mean[c] = a.mean[c] + d * wb;
+    r.m2[c] = a.m2[c] + b.m2[c] + d * d * wab;
+  }
+  return r;
+}
+
+std::int64_t require_shards(const Tensor& x, const std::string& caller) {
+  const std::int64_t shards = micro_shard_count(x);
+  const MicroShards* m = current_micro_shards();
+  LOCKSTEP_CHECK(shards > 0, ValueError, caller, " (deterministic batch norm): expected an input whose batch is ",
+                 m ? str_cat("this rank's ", m->local_rows, " rows of micro-shards") : std::string("cut into micro-shards"),
+                 " (inside a deterministic training step), but got ", shape_str(x.shape()));
+  return shards;
+}
+
+// Gathers every rank's [count] values of `local` and returns them per rank, in rank order.
+std::vector<Tensor> gather_ranks(ProcessGroup& group, const Tensor& local) {
+  const Tensor all = empty({group.size() * local.numel()}, local.dtype());
+  group.all_gather(local.contiguous(), all)->wait();
+  std::vector<Tensor> parts;
+  for (int r = 0; r < group.size(); ++r) parts.push_back(all.slice(0, r * local.numel(), (r + 1) * local.numel()));
+  return parts;
+}
+
+}  // namespace
+
+DeterministicBatchNorm::DeterministicBatchNorm(std::shared_ptr<ProcessGroup> group) : group_(std::move(group)) {
+  LOCKSTEP_CHECK(group_ != nullptr, ValueError, "DeterministicBatchNorm: expected a process group, but got null");
+}
+
+BatchNormBatchStatistics DeterministicBatchNorm::statistics(const Tensor& x, const std::string& caller) {
+  LOCKSTEP_CHECK(x.device().is_cpu(), DeviceError, "DeterministicBatchNorm: expected a CPU input to ", caller,
+                 ", but got one on ", x.device().str());
+  const std::int64_t shards = require_shards(x, caller);
+  const std::int64_t c = x.size(1);
+  std::vector<Moments> parts(static_cast<std::size_t>(shards));
+  for_each_micro_shard(shards, [&](std::int64_t k) {
+    const Tensor xk = micro_shard(x, k, shards);
+    const BatchNormStatistics st = batch_norm_statistics(xk, DType::f64);
+    Moments& m = parts[static_cast<std::size_t>(k)];
+    m.n = static_cast<double>(xk.numel() / c);
+    m.mean = st.mean.to_vector<double>();
+    m.m2 = st.var.to_vector<double>();
+    for (double& v : m.m2) v *= m.n;
+  });
+  const Moments mine = tree_reduce(std::move(parts), combine);
+  // Across ranks: [n, mean(C), m2(C)] gathered, unpacked, combined in rank order.
+  std::vector<double> packed{mine.n};
+  packed.insert(packed.end(), mine.mean.begin(), mine.mean.end());
+  packed.insert(packed.end(), mine.m2.begin(), mine.m2.end());
+  std::vector<Moments> ranks;
+  for (const Tensor& t : gather_ranks(*group_, from_vector(packed, {2 * c + 1}, DType::f64))) {
+    const std::vector<double> v = t.to_vector<double>();
+    ranks.push_back({v[0], std::vector<double>(v.begin() + 1, v.begin() + 1 + c),
+                     std::vector<double>(v.begin() + 1 + c, v.end())});
+  }
+  Moments all = tree_reduce(std::move(ranks), combine);
+  LOCKSTEP_CHECK(all.n > 1.0, ValueError, caller, ": expected more than 1 value per channel over all ranks, but got ",
+                 all.n);
+  for (double& v : all.m2) v /= all.n;
+  return {from_vector(all.mean, {c}, DType::f64), from_vector(all.m2, {c}, DType::f64), all.n};
+}
+
+BatchNormGradientSums DeterministicBatchNorm::gradient_sums(const BatchNormGradientSums& /*local*/) {
+  throw InternalError("DeterministicBatchNorm::gradient_sums: the backward asks backward_sums, which needs dy and x");
+}
+
+BatchNormStatisticsSource::BackwardSums DeterministicBatchNorm::backward_sums(const Tensor& dy, const Tensor& x,
+                                                                            const Tensor& mean, const Tensor& invstd,
+                                                                            bool need_dx, bool need_dw, bool need_db) {
+  const std::int64_t shards = require_shards(x, "batch_norm backward");
+  std::vector<BatchNormGradientSums> parts(static_cast<std::size_t>(shards));
+  for_each_micro_shard(shards, [&](std::int64_t k) {
+    parts[static_cast<std::size_t>(k)] =
+        batch_norm_backward_reduce(micro_shard(dy, k, shards), micro_shard(x, k, shards), mean);
+  });
+  BackwardSums sums;
+  std::vector<Tensor> dws, dbs, dys, xmus;
+  for (const BatchNormGradientSums& p : parts) {
+    if (need_dw) dws.push_back(p.sum_dy_xmu * invstd);  // each micro-shard's own gradient, then the tree
+    dbs.push_back(p.sum_dy);
+    xmus.push_back(p.sum_dy_xmu);
+  }
+  if (need_dw) sums.dweight = tree_sum(dws);
+  const Tensor sum_dy = tree_sum(std::move(dbs));
+  if (need_db) sums.dbias = sum_dy;
+  if (need_dx) {
+    // [sum_dy, sum_dy_xmu] of this rank's subtree, gathered in dy's dtype and summed in rank order.
+    const std::int64_t c = sum_dy.numel();
+    const Tensor local = cat({sum_dy, tree_sum(std::move(xmus))}, 0);
+    const Tensor all = tree_sum(gather_ranks(*group_, local));
+    sums.all = {all.slice(0, 0, c).contiguous(), all.slice(0, c, 2 * c).contiguous()};
+  }
+  return sums;
+}
+
+int convert_sync_batchnorm(nn::Module& module, const std::shared_ptr<ProcessGroup>& group, BatchNormSync mode) {
   LOCKSTEP_CHECK(group != nullptr, ValueError,
                  "convert_sync_batchnorm: expected a process group, but got null");
   // One shared implementation: it holds only the group.
-  const auto sync = std::make_shared<SyncBatchNorm>(group);
+  const std::shared_ptr<BatchNormStatisticsSource> sync =
+      mode == BatchNormSync::kDeterministic
+          ? std::shared_ptr<BatchNormStatisticsSource>(std::make_shared<DeterministicBatchNorm>(group))
+          : std::make_shared<SyncBatchNorm>(group);
   int converted = 0;
   const auto convert = [&](nn::Module& m) {
     if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {

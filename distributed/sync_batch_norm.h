@@ -5,6 +5,7 @@
 // on every rank.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -37,8 +38,33 @@ class SyncBatchNorm final : public BatchNormStatisticsSource {
   std::shared_ptr<ProcessGroup> group_;
 };
 
+// Deterministic mode's batch norm (src/core/micro_shards.h): statistics over the union of every rank's batch,
+// combined from per-micro-shard statistics (Chan's pairwise formula, f64) in the fixed binary tree over the
+// micro-shard index, inside the rank and then across ranks (an all_gather of each rank's subtree, combined in
+// rank order: the same tree on every rank); the backward's gradient sums likewise (in dy's dtype), and the
+// parameter gradients as tree sums of per-micro-shard gradients. So the normalisation, the running statistics
+// and every gradient are bitwise the same on 1, 2 or 4 ranks. Needs a MicroShardScope whose batch is x's
+// leading dimension (ValueError otherwise); one all_gather per forward and per backward, on every rank.
+class DeterministicBatchNorm final : public BatchNormStatisticsSource {
+ public:
+  explicit DeterministicBatchNorm(std::shared_ptr<ProcessGroup> group);
+  BatchNormBatchStatistics statistics(const Tensor& x, const std::string& caller) override;
+  BatchNormGradientSums gradient_sums(const BatchNormGradientSums& local) override;
+  BackwardSums backward_sums(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                             bool need_dx, bool need_dw, bool need_db) override;
+  bool spans_processes() const override { return true; }
+  const char* name() const override { return "deterministic"; }
+
+ private:
+  std::shared_ptr<ProcessGroup> group_;
+};
+
+enum class BatchNormSync : std::uint8_t { kFast, kDeterministic };
+
 // The model switch: every BatchNorm1d/2d below (and including) `module` normalises with statistics over
-// the whole group from now on. Returns the number of layers converted. Idempotent.
-int convert_sync_batchnorm(nn::Module& module, const std::shared_ptr<ProcessGroup>& group);
+// the whole group from now on (SyncBatchNorm, or DeterministicBatchNorm). Returns the number of layers
+// converted. Idempotent.
+int convert_sync_batchnorm(nn::Module& module, const std::shared_ptr<ProcessGroup>& group,
+                           BatchNormSync mode = BatchNormSync::kFast);
 
 }  // namespace lockstep::distributed

@@ -32,6 +32,7 @@ struct LoaderOptions {
   std::int64_t prefetch = 2;  // batches assembled ahead on the background thread; 0 = assemble in next()
   std::int64_t rank = 0, world = 1;
   Pad pad = Pad::kYes;  // see Pad in sampler.h; evaluation uses Shuffle::kNo with Pad::kNo
+  std::int64_t shard_block = 1;  // see Sampler: the batch size in deterministic mode (contiguous rank rows)
   // The data set indices the loader draws from, e.g. one side of a hold-out split (null: all of them).
   // Batches report data set indices.
   std::shared_ptr<const std::vector<std::int64_t>> subset = nullptr;

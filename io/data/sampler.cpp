@@ -38,11 +38,13 @@ std::uint64_t data_stream_counter(DataStream stream, std::int64_t epoch) {
 }
 
 Sampler::Sampler(std::int64_t size, std::uint64_t seed, Shuffle shuffle, std::int64_t rank,
-                 std::int64_t world, Pad pad)
-    : size_(size), seed_(seed), shuffle_(shuffle), rank_(rank), world_(world), pad_(pad) {
+                 std::int64_t world, Pad pad, std::int64_t block)
+    : size_(size), seed_(seed), shuffle_(shuffle), rank_(rank), world_(world), pad_(pad), block_(block) {
   LOCKSTEP_CHECK(size >= 0, ValueError, "Sampler: expected a data set size >= 0, but got ", size);
   LOCKSTEP_CHECK(world >= 1 && rank >= 0 && rank < world, ValueError,
                  "Sampler: expected 0 <= rank < world, but got rank ", rank, " and world ", world);
+  LOCKSTEP_CHECK(block >= 1 && (block == 1 || pad == Pad::kYes), ValueError,
+                 "Sampler: expected a block >= 1 (above 1 only for padded training shards), but got ", block);
 }
 
 std::vector<std::int64_t> Sampler::permutation(std::int64_t epoch) const {
@@ -59,7 +61,7 @@ std::vector<std::int64_t> Sampler::permutation(std::int64_t epoch) const {
 }
 
 std::int64_t Sampler::shard_size() const {
-  if (pad_ == Pad::kYes) return (size_ + world_ - 1) / world_;
+  if (pad_ == Pad::kYes) return (size_ + world_ * block_ - 1) / (world_ * block_) * block_;
   return size_ > rank_ ? (size_ - rank_ + world_ - 1) / world_ : 0;
 }
 
@@ -68,8 +70,9 @@ std::vector<std::int64_t> Sampler::indices(std::int64_t epoch) const {
   const std::int64_t count = shard_size();
   std::vector<std::int64_t> shard(static_cast<std::size_t>(count));
   for (std::int64_t k = 0; k < count; ++k) {
-    // Position rank + k * world of the permutation, wrapped around for the padded tail.
-    shard[static_cast<std::size_t>(k)] = order[static_cast<std::size_t>((rank_ + k * world_) % size_)];
+    // Position rank + k * world of the permutation (in runs of block_), wrapped around for the padded tail.
+    const std::int64_t position = ((k / block_) * world_ + rank_) * block_ + k % block_;
+    shard[static_cast<std::size_t>(k)] = order[static_cast<std::size_t>(position % size_)];
   }
   return shard;
 }

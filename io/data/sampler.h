@@ -17,7 +17,9 @@ enum class Shuffle : std::uint8_t { kNo, kYes };
 //        waits forever in a collective; at most world - 1 samples are seen twice per epoch.
 //   kNo (evaluation): no sample is repeated; rank r gets ceil((size - r) / world) samples, so the shards
 //        differ by at most one and every sample counts exactly once across ranks.
-// In both cases rank r takes positions r, r + world, r + 2 * world, ... of the (padded) permutation.
+// In both cases rank r takes positions r, r + world, r + 2 * world, ... of the (padded) permutation; with a
+// block of b > 1 (training only) it takes whole runs of b positions instead: runs r, r + world, ... (deterministic
+// mode: rank r's batch of b samples is rows [r b, (r + 1) b) of the global batch at every step).
 enum class Pad : std::uint8_t { kNo, kYes };
 
 // Streams of Philox-4x32 words at (key, counter_hi, counter_lo++); the counter-based generator of
@@ -55,7 +57,7 @@ std::uint64_t data_stream_counter(DataStream stream, std::int64_t epoch);
 class Sampler {
  public:
   Sampler(std::int64_t size, std::uint64_t seed, Shuffle shuffle, std::int64_t rank = 0,
-          std::int64_t world = 1, Pad pad = Pad::kYes);
+          std::int64_t world = 1, Pad pad = Pad::kYes, std::int64_t block = 1);
 
   // The permutation of [0, size) for `epoch` (the identity for Shuffle::kNo), the same on every rank.
   std::vector<std::int64_t> permutation(std::int64_t epoch) const;
@@ -72,6 +74,7 @@ class Sampler {
   std::int64_t rank_;
   std::int64_t world_;
   Pad pad_;
+  std::int64_t block_;
 };
 
 // A seeded hold-out of round(fraction x size) samples out of [0, size): {held out, the rest}, each sorted.

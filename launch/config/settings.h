@@ -29,6 +29,11 @@ struct DistributedSection {
   double bucket_mb = 4.0;
   bool sync_batchnorm = true;
   double timeout_s = 300.0;
+  // Deterministic mode (src/core/micro_shards.h): bitwise the same training at any world size and thread
+  // count; the global batch is cut into micro_shards (a power of two that the world size must divide).
+  bool deterministic = false;
+  std::int64_t micro_shards = 0;  // set when deterministic
+  ConfigKey micro_shards_key;     // for a world size that does not divide it
 };
 
 // [data]: the data set file, its splits, batches and augmentation.

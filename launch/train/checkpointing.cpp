@@ -200,14 +200,16 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
     for (const auto& [name, schedule] : parts.schedules)
       in_group(path, name, [&] { schedule->load_state_dict(io::read_state_dict(root.group(name))); });
   }
-  // This rank's random stream: exactly the saved one at the same world size; at another, a fresh one
-  // (the old ranks' streams cannot be shared out over a different number of ranks).
+  // This rank's random stream: exactly the saved one at the same world size; in deterministic mode rank 0's
+  // (every rank holds the same one) at any; otherwise a fresh one at another world size (the old ranks'
+  // streams cannot be shared out over a different number of ranks).
   Generator& g = default_generator();
-  if (state.world_size == run_.world()) {
-    const auto saved = state.rng.find(rng_name(run_.rank()));
+  if (state.world_size == run_.world() || run_.deterministic()) {
+    const int from = state.world_size == run_.world() ? run_.rank() : 0;
+    const auto saved = state.rng.find(rng_name(from));
     if (saved == state.rng.end() || saved->second.size() != 2) {
       throw IoError(
-          str_cat("resume: expected the random stream '", rng_name(run_.rank()), "' ([seed, offset]) in '",
+          str_cat("resume: expected the random stream '", rng_name(from), "' ([seed, offset]) in '",
                   (resumed_from_ / kTrainerFile).string(), "', but it is missing or malformed"),
           (resumed_from_ / kTrainerFile).string());
     }

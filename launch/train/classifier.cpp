@@ -33,9 +33,7 @@ class ClassifierTask final : public Task {
       : settings_(c.settings),
         run_(c.run),
         model_(make_classifier(c.settings.model.model, c.data.geometry)),
-        synced_(c.run.world() > 1 && c.run.sync_batchnorm
-                    ? distributed::convert_sync_batchnorm(*model_, c.run.group)
-                    : 0),
+        synced_(synchronise_batch_norms(*model_, c.run)),
         dp_(model_, c.run.group, c.run.reducer),
         optimizer_(make_optimizer(c.settings.model.optimizer, *model_)),
         params_(model_->parameters()),

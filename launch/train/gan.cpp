@@ -71,10 +71,7 @@ class GanTask final : public Task {
       ema_ = make_generator(c.settings, c.data.geometry);
       ema_->load_state_dict(clone_state(generator_->state_dict()));
     }
-    if (run_.world() > 1 && run_.sync_batchnorm) {
-      synced_ = distributed::convert_sync_batchnorm(*generator_, run_.group) +
-                distributed::convert_sync_batchnorm(*discriminator_, run_.group);
-    }
+    synced_ = synchronise_batch_norms(*generator_, run_) + synchronise_batch_norms(*discriminator_, run_);
     dp_g_.emplace(generator_, run_.group, run_.reducer);
     dp_d_.emplace(discriminator_, run_.group, run_.reducer);
     g_optimizer_ = make_optimizer(c.settings.generator.optimizer, *generator_);
@@ -138,15 +135,20 @@ class GanTask final : public Task {
     const auto critic = [&](const Tensor& images) {
       return models::discriminate(dp_d_->prepare_forward(), images, real_labels);
     };
-    Tensor d_loss = models::discriminator_loss(loss_, critic(batch.images), critic(fake), gan_.real_label);
-    if (penalised_) {
-      const models::GradientPenalty penalty =
-          models::gradient_penalty(critic, batch.images, fake, rand({b}, 0.0, 1.0, DType::f64), gan_.gp_lambda);
-      d_loss = d_loss + penalty.penalty;
-      sums[kPenaltyNorm] += penalty.mean_norm;
+    Tensor d_loss;
+    if (run_.deterministic()) {
+      d_loss = deterministic_backward(batch.images, fake, critic);
+    } else {
+      d_loss = models::discriminator_loss(loss_, critic(batch.images), critic(fake), gan_.real_label);
+      if (penalised_) {
+        const models::GradientPenalty penalty =
+            models::gradient_penalty(critic, batch.images, fake, rand({b}, 0.0, 1.0, DType::f64), gan_.gp_lambda);
+        d_loss = d_loss + penalty.penalty;
+        sums[kPenaltyNorm] += penalty.mean_norm;
+      }
+      d_optimizer_->zero_grad();
+      d_loss.backward();
     }
-    d_optimizer_->zero_grad();
-    d_loss.backward();
     if (settings_.discriminator.clip_grad_norm > 0)
       optim::clip_grad_norm_(d_params_, settings_.discriminator.clip_grad_norm);
     d_optimizer_->step();
@@ -174,6 +176,33 @@ class GanTask final : public Task {
       ++generator_steps_;
     }
     return b;
+  }
+
+  // Deterministic mode's discriminator gradients: one backward per batch (real, then generated), each reduced
+  // on its own, their gradients added in that order; returns the loss (detached). A parameter's gradients
+  // from two batches in one backward would be summed on each rank before the reduction, in an order that
+  // depends on the world size.
+  template <class Critic>
+  Tensor deterministic_backward(const Tensor& real, const Tensor& fake, const Critic& critic) {
+    d_optimizer_->zero_grad();
+    const Tensor real_term = models::discriminator_real_term(loss_, critic(real), gan_.real_label);
+    real_term.backward();
+    std::vector<Tensor> real_grads;
+    for (const Tensor& p : d_params_) real_grads.push_back(p.grad().defined() ? p.grad().clone() : Tensor());
+    d_optimizer_->zero_grad();
+    const Tensor fake_term = models::discriminator_fake_term(loss_, critic(fake));
+    fake_term.backward();
+    NoGradGuard no_grad;
+    for (std::size_t i = 0; i < d_params_.size(); ++i) {
+      if (!real_grads[i].defined()) continue;
+      if (Tensor g = d_params_[i].grad(); g.defined()) {
+        g.add_(real_grads[i]);
+      } else {
+        d_params_[i].set_grad(real_grads[i]);
+      }
+    }
+    return loss_ == models::GanLoss::kWasserstein ? fake_term.detach() + real_term.detach()
+                                                   : real_term.detach() + fake_term.detach();
   }
 
   std::string progress_text(std::span<const double> sums) const override {

@@ -11,6 +11,7 @@
 #include "io/model/model_file.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/task.h"
+#include "src/core/micro_shards.h"
 
 namespace lockstep::launch {
 namespace {
@@ -46,6 +47,24 @@ void check_weights(const TrainingParts& parts, std::int64_t step, const std::fil
   }
 }
 
+// Deterministic mode's layout of each step's global batch, or none in the default mode. ConfigError unless
+// the world size divides the micro-shards and they divide the global batch.
+std::optional<MicroShards> micro_shard_layout(const launch::Settings& settings, const RunSettings& run,
+                                              std::int64_t per_rank_batch) {
+  if (!run.deterministic()) return std::nullopt;
+  const std::int64_t m = run.micro_shards, world = run.world(), global = per_rank_batch * world;
+  if (m % world != 0) {
+    settings.distributed.micro_shards_key.fail(
+        str_cat("expected a number of micro-shards that the world size divides (ranks own whole micro-shards), "
+                "but got ", m, " micro-shards on ", world, " ranks"));
+  }
+  if (global % m != 0) {
+    settings.distributed.micro_shards_key.fail(str_cat("expected a number of micro-shards that divides the global batch ",
+                                                       global, " (", world, " x ", per_rank_batch, "), but got ", m));
+  }
+  return MicroShards{global / m, per_rank_batch, run.rank() * per_rank_batch, global};
+}
+
 }  // namespace
 
 double TrainResult::figure(const std::string& name) const {
@@ -67,6 +86,8 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     data.train_options.batch_size =
         resumed_batch_size(*resumed, data.train_options.batch_size, settings.data, world);
   }
+  const std::optional<MicroShards> shards = micro_shard_layout(settings, run, data.train_options.batch_size);
+  if (shards) data.train_options.shard_block = shards->local_rows;  // rank r's rows of each global batch
   const std::unique_ptr<io::BatchSource> batches = task->training_batches(data);
   io::BatchSource& loader = *batches;
   const std::int64_t steps_per_epoch = loader.batches_per_epoch();
@@ -147,7 +168,10 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     while (std::optional<io::Batch> batch = loader.next()) {
       sample_log.write(result.steps + 1, batch->indices);
       std::copy(sums.begin(), sums.end(), before.begin());
+      std::optional<MicroShardScope> scope;
+      if (shards) scope.emplace(*shards);
       const std::int64_t n = task->step(*batch, result.steps + 1, sums);
+      scope.reset();
       ++result.steps;
       ++epoch_step;
       samples += n;

@@ -13,6 +13,7 @@
 
 #include "distributed/init.h"
 #include "distributed/mpi.h"
+#include "distributed/sync_batch_norm.h"
 #include "src/core/error.h"
 #include "src/core/rng.h"
 #include "src/core/threading.h"
@@ -86,6 +87,8 @@ RunSettings setup_run(const launch::Settings& settings, std::shared_ptr<distribu
       std::max<std::int64_t>(static_cast<std::int64_t>(settings.distributed.bucket_mb * kMiB), 1);
   run.reducer.first_bucket_bytes = std::min(run.reducer.first_bucket_bytes, run.reducer.bucket_bytes);
   run.sync_batchnorm = settings.distributed.sync_batchnorm;
+  run.micro_shards = settings.distributed.micro_shards;
+  run.reducer.deterministic = run.deterministic();
 
   manual_seed(run.seed);
   if (run.threads == 0) run.threads = run.world() > 1 ? default_threads(*run.group) : 0;
@@ -124,8 +127,15 @@ std::string describe_job(const RunSettings& run, std::int64_t per_rank_batch) {
                  run.threads == 1 ? " thread" : " threads", " per rank");
 }
 
+int synchronise_batch_norms(nn::Module& model, const RunSettings& run) {
+  if (run.deterministic())
+    return distributed::convert_sync_batchnorm(model, run.group, distributed::BatchNormSync::kDeterministic);
+  return run.world() > 1 && run.sync_batchnorm ? distributed::convert_sync_batchnorm(model, run.group) : 0;
+}
+
 void split_random_streams(const RunSettings& run) {
-  if (run.rank() == 0) return;
+  // Deterministic mode keeps one stream on every rank: its draws are made over the global batch.
+  if (run.rank() == 0 || run.deterministic()) return;
   Generator& g = default_generator();
   g.set_state(mix64(run.seed ^ mix64(static_cast<std::uint64_t>(run.rank()))), g.offset());
 }

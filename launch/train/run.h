@@ -39,6 +39,9 @@ struct RunSettings {
   std::int64_t max_steps = 0;  // 0: no limit
   distributed::ReducerOptions reducer;
   bool sync_batchnorm = true;
+  // Deterministic mode: the global batch's micro-shards (0: the default, fast mode). Batch norm is then
+  // always synchronised (DeterministicBatchNorm, at one rank too) and the reducer deterministic.
+  std::int64_t micro_shards = 0;
   ResumeRequest resume;  // from the command line (`lockstep train --resume`)
   // The SIGUSR1/SIGTERM handlers, installed first thing by `lockstep train` so that no signal is missed
   // during set-up; null: the trainer installs its own.
@@ -50,6 +53,7 @@ struct RunSettings {
   int world() const { return group ? group->size() : 1; }
   // Whether this rank writes files and prints progress (rank 0).
   bool speaks() const { return rank() == 0; }
+  bool deterministic() const { return micro_shards > 0; }
 };
 
 // The job's process group (init_process_group: the MPI world under mpirun/srun, else a single-process
@@ -72,9 +76,15 @@ void sum_over_ranks(distributed::ProcessGroup& group, std::span<double> values);
 // 1 thread per rank".
 std::string describe_job(const RunSettings& run, std::int64_t per_rank_batch);
 
+// Makes `model`'s batch norms normalise over the job's whole batch: DeterministicBatchNorm in deterministic
+// mode (at any world size), SyncBatchNorm on several ranks when distributed.sync_batchnorm is on, else none.
+// Returns how many layers were converted.
+int synchronise_batch_norms(nn::Module& model, const RunSettings& run);
+
 // From here on, ranks draw different random numbers (dropout masks, GAN noise) from the default generator:
 // rank r > 0 re-keys it with a seed derived from (run.seed, r); rank 0 keeps its stream, so a single-process
-// run draws exactly what it drew before. Called after the models are built (identical on every rank).
+// run draws exactly what it drew before. Called after the models are built (identical on every rank). In
+// deterministic mode every rank keeps the one stream (its batch-shaped draws are made over the global batch).
 void split_random_streams(const RunSettings& run);
 
 // [run] sample_log = true: every rank appends, for each training step, the line "STEP INDEX INDEX ..." (the

@@ -13,11 +13,21 @@
 
 namespace lockstep::models {
 
-Tensor discriminator_loss(GanLoss kind, const Tensor& real_out, const Tensor& fake_out, double real_label) {
-  if (kind == GanLoss::kWasserstein) return mean(fake_out) - mean(real_out);
+Tensor discriminator_real_term(GanLoss kind, const Tensor& real_out, double real_label) {
+  if (kind == GanLoss::kWasserstein) return -mean(real_out);
   const Tensor real_target = real_label == 1.0 ? ones_like(real_out) : full_like(real_out, real_label);
-  return binary_cross_entropy_with_logits(real_out, real_target) +
-         binary_cross_entropy_with_logits(fake_out, zeros_like(fake_out));
+  return binary_cross_entropy_with_logits(real_out, real_target);
+}
+
+Tensor discriminator_fake_term(GanLoss kind, const Tensor& fake_out) {
+  if (kind == GanLoss::kWasserstein) return mean(fake_out);
+  return binary_cross_entropy_with_logits(fake_out, zeros_like(fake_out));
+}
+
+Tensor discriminator_loss(GanLoss kind, const Tensor& real_out, const Tensor& fake_out, double real_label) {
+  // In the order of the formula: mean D(fake) - mean D(real) is fake + (-real), bitwise.
+  if (kind == GanLoss::kWasserstein) return discriminator_fake_term(kind, fake_out) + discriminator_real_term(kind, real_out);
+  return discriminator_real_term(kind, real_out, real_label) + discriminator_fake_term(kind, fake_out);
 }
 
 Tensor generator_loss(GanLoss kind, const Tensor& fake_out) {

@@ -18,6 +18,10 @@ enum class GanLoss : std::uint8_t {
 // The discriminator's loss from its outputs (logits, or critic scores) on real and generated images;
 // `real_label` < 1 is one-sided label smoothing of the real targets (not for kWasserstein).
 Tensor discriminator_loss(GanLoss kind, const Tensor& real_out, const Tensor& fake_out, double real_label = 1.0);
+// Its two terms, each a function of one batch's outputs (their sum is discriminator_loss): for a backward per
+// batch (deterministic mode).
+Tensor discriminator_real_term(GanLoss kind, const Tensor& real_out, double real_label = 1.0);
+Tensor discriminator_fake_term(GanLoss kind, const Tensor& fake_out);
 // The generator's loss from the discriminator's outputs on generated images.
 Tensor generator_loss(GanLoss kind, const Tensor& fake_out);
 

@@ -5,6 +5,7 @@
 
 #include "src/autograd/grad_mode.h"
 #include "src/autograd/node.h"
+#include "src/ops/micro_shards.h"
 #include "src/ops/reduce.h"
 
 namespace lockstep {
@@ -77,8 +78,25 @@ Tensor conv2d_weight_grad(const Tensor& dy, const Tensor& x, const Shape& w_shap
                           Tensor* dbias = nullptr) {
   Tensor dw = empty(w_shape, dy.dtype(), dy.device());
   Tensor db;
-  if (dbias && !GradMode::is_enabled()) db = empty({w_shape[0]}, dy.dtype(), dy.device());
-  kernels::conv2d_backward_weight.get(dy.device())(raw(dy), raw(x), dw, db, p);
+  const bool with_bias = dbias != nullptr && !GradMode::is_enabled();
+  if (with_bias) db = empty({w_shape[0]}, dy.dtype(), dy.device());
+  const std::int64_t shards = GradMode::is_enabled() ? 0 : micro_shard_count(dy);
+  if (shards == 0) {
+    kernels::conv2d_backward_weight.get(dy.device())(raw(dy), raw(x), dw, db, p);
+  } else {
+    // Deterministic mode: each micro-shard's weight gradient on one thread, then the fixed tree.
+    const Tensor dyc = raw(dy), xc = raw(x);
+    std::vector<Tensor> dws(static_cast<std::size_t>(shards)), dbs(static_cast<std::size_t>(shards));
+    for_each_micro_shard(shards, [&](std::int64_t k) {
+      const auto i = static_cast<std::size_t>(k);
+      dws[i] = empty(w_shape, dy.dtype(), dy.device());
+      if (with_bias) dbs[i] = empty({w_shape[0]}, dy.dtype(), dy.device());
+      kernels::conv2d_backward_weight.get(dy.device())(micro_shard(dyc, k, shards), micro_shard(xc, k, shards),
+                                                       dws[i], dbs[i], p);
+    });
+    dw = tree_sum(std::move(dws));
+    if (with_bias) db = tree_sum(std::move(dbs));
+  }
   if (db.defined()) *dbias = db;
   const Size2d in_size{x.size(2), x.size(3)};
   record("conv2d_backward_weight", {dy, x}, {dw}, {dy, x}, [p, in_size](BackwardContext& ctx) {
@@ -98,7 +116,15 @@ Tensor conv2d_core(const Tensor& x, const Tensor& w, const Tensor& bias, const C
     shape[2 + d] = conv_output_size(x.size(2 + i), w.size(2 + i), p.padding[d], p.stride[d], p.dilation[d]);
   }
   Tensor y = empty(shape, x.dtype(), x.device());
-  kernels::conv2d.get(x.device())(raw(x), raw(w), raw(bias), y, p);
+  const std::int64_t shards = micro_shard_count(x);
+  if (shards == 0) {
+    kernels::conv2d.get(x.device())(raw(x), raw(w), raw(bias), y, p);
+  } else {
+    // Deterministic mode: the same kernel shapes at any world size.
+    const Tensor xc = raw(x);
+    for (std::int64_t k = 0; k < shards; ++k)
+      kernels::conv2d.get(x.device())(micro_shard(xc, k, shards), raw(w), raw(bias), micro_shard(y, k, shards), p);
+  }
   const Size2d in_size{x.size(2), x.size(3)};
   record("conv2d", {x, w, bias}, {y}, {x, w}, [p, in_size](BackwardContext& ctx) {
     // dy [N, K, P, Q], x [N, C, H, W], w [K, C / groups, R, S] -> dx [N, C, H, W], dw [K, C / groups, R, S], dbias [K]
@@ -109,7 +135,7 @@ Tensor conv2d_core(const Tensor& x, const Tensor& w, const Tensor& bias, const C
     if (ctx.needs_input_grad(1)) {
       dw = conv2d_weight_grad(g, ctx.saved(0), w.shape(), p, ctx.needs_input_grad(2) ? &db : nullptr);
     }
-    if (ctx.needs_input_grad(2) && !db.defined()) db = sum(g, {0, 2, 3});
+    if (ctx.needs_input_grad(2) && !db.defined()) db = batch_sum(g, {0, 2, 3});
     return std::vector<Tensor>{dx, dw, db};
   });
   return y;
@@ -143,7 +169,13 @@ Tensor conv_transpose2d_core(const Tensor& x, const Tensor& w, const Tensor& bia
     }
     dy = padded;
   }
-  kernels::conv2d_backward_input.get(device)(dy, raw(w), y, p);
+  const std::int64_t shards = micro_shard_count(x);
+  if (shards == 0) {
+    kernels::conv2d_backward_input.get(device)(dy, raw(w), y, p);
+  } else {
+    for (std::int64_t k = 0; k < shards; ++k)
+      kernels::conv2d_backward_input.get(device)(micro_shard(dy, k, shards), raw(w), micro_shard(y, k, shards), p);
+  }
   if (bias.defined() && y.numel() > 0) {
     kernels::binary.get(device)(BinaryOp::kAdd, y, broadcast_view(raw(bias).view({1, channels, 1, 1}), shape), y, 1.0);
   }
@@ -163,7 +195,7 @@ Tensor conv_transpose2d_core(const Tensor& x, const Tensor& w, const Tensor& bia
       const Tensor x_ext = extended ? pad2d(xs, {0, extra[1], 0, extra[0]}) : xs;
       dw = conv2d_weight_grad(x_ext, g, w.shape(), p);
     }
-    if (ctx.needs_input_grad(2)) dbias = sum(g, {0, 2, 3});
+    if (ctx.needs_input_grad(2)) dbias = batch_sum(g, {0, 2, 3});
     return std::vector<Tensor>{dx, dw, dbias};
   });
   return y;

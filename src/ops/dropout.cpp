@@ -6,6 +6,7 @@
 #include "src/autograd/node.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/kernels.h"
+#include "src/tensor/factories.h"
 
 namespace lockstep {
 
@@ -20,9 +21,7 @@ Tensor dropout(const Tensor& x, double p, DropoutMode mode, Generator* gen) {
   if (p == 1.0) {
     kernels::fill.get(device)(mask, 0.0);
   } else {
-    Generator& g = gen != nullptr ? *gen : default_generator();
-    const std::uint64_t offset = g.take((static_cast<std::uint64_t>(x.numel()) + 3) / 4);
-    kernels::random.get(device)(RandomKind::kBernoulliScaled, mask, g.seed(), offset, 1.0 - p, 0.0);
+    random_fill(mask, RandomKind::kBernoulliScaled, 1.0 - p, 0.0, gen);
   }
   Tensor y = empty(x.shape(), x.dtype(), device);
   kernels::binary.get(device)(BinaryOp::kMul, x, mask, y, 1.0);

@@ -8,6 +8,7 @@
 #include "src/autograd/grad_mode.h"
 #include "src/autograd/node.h"
 #include "src/ops/kernels.h"
+#include "src/ops/micro_shards.h"
 #include "src/ops/reduce.h"
 
 namespace lockstep {
@@ -154,30 +155,61 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
   Tensor out = empty(out_shape, x.dtype(), device);
+  // Deterministic mode: a batch's rows are multiplied micro-shard by micro-shard (the same GEMM shapes at any
+  // world size) and the weight gradients summed over micro-shards in the fixed tree.
+  const std::int64_t shards = micro_shard_count(x);
   if (out.numel() > 0) {
     NoGradGuard no_grad;
-    const Tensor y = dense_view(out, {1, rows, out_features});
-    if (bias.defined()) kernels::copy.get(device)(broadcast_view(bias, {1, rows, out_features}), y);
-    if (in == 0) {
-      if (!bias.defined()) kernels::fill.get(device)(y, 0.0);
-    } else {
-      // x [rows, in] @ (weight [out, in])^T, with y already holding the bias when there is one (beta = 1).
-      const Tensor x2 = x.dim() == 2 ? x : dense_view(x.contiguous(), {rows, in});
-      const GemmOperand ox = as_operand(x2, {});
+    const Tensor x2 = x.dim() == 2 ? x : dense_view(x.contiguous(), {rows, in});
+    const Tensor y2 = dense_view(out, {rows, out_features});
+    const auto forward_rows = [&](const Tensor& xr, const Tensor& yr) {
+      const std::int64_t n = xr.size(0);
+      const Tensor y = dense_view(yr, {1, n, out_features});
+      if (bias.defined()) kernels::copy.get(device)(broadcast_view(bias, {1, n, out_features}), y);
+      if (in == 0) {
+        if (!bias.defined()) kernels::fill.get(device)(y, 0.0);
+        return;
+      }
+      // x [n, in] @ (weight [out, in])^T, with y already holding the bias when there is one (beta = 1).
+      const GemmOperand ox = as_operand(xr, {});
       const GemmOperand ow = as_operand(
           make_view(weight, {in, out_features}, {weight.stride(1), weight.stride(0)}, weight.offset()), {});
       kernels::gemm.get(device)(ox.t, ow.t, y, ox.trans, ow.trans, 1.0, bias.defined() ? 1.0 : 0.0);
+    };
+    if (shards == 0) {
+      forward_rows(x2, y2);
+    } else {
+      for (std::int64_t k = 0; k < shards; ++k) forward_rows(micro_shard(x2, k, shards), micro_shard(y2, k, shards));
     }
   }
   const Shape x_shape = x.shape();
   record("linear", {x, weight, bias}, {out}, {x, weight},
-         [x_shape, rows, in, out_features](BackwardContext& ctx) {
+         [x_shape, rows, in, out_features, shards](BackwardContext& ctx) {
            // x [..., in], w [out, in], g [..., out] -> dx [..., in], dw [out, in], db [out]
            const Tensor g = ctx.grad().reshape({rows, out_features});
+           const Tensor x2 = ctx.saved(0).reshape({rows, in});
            Tensor dx, dw, db;
-           if (ctx.needs_input_grad(0)) dx = matmul(g, ctx.saved(1)).reshape(x_shape);
-           if (ctx.needs_input_grad(1)) dw = matmul(g.transpose(0, 1), ctx.saved(0).reshape({rows, in}));
-           if (ctx.needs_input_grad(2)) db = sum(g, {0});
+           if (shards == 0 || GradMode::is_enabled()) {
+             if (ctx.needs_input_grad(0)) dx = matmul(g, ctx.saved(1)).reshape(x_shape);
+             if (ctx.needs_input_grad(1)) dw = matmul(g.transpose(0, 1), x2);
+             if (ctx.needs_input_grad(2)) db = sum(g, {0});
+             return std::vector<Tensor>{dx, dw, db};
+           }
+           if (ctx.needs_input_grad(0)) {
+             dx = empty({rows, in}, g.dtype(), g.device());
+             for (std::int64_t k = 0; k < shards; ++k)
+               micro_shard(dx, k, shards).copy_(matmul(micro_shard(g, k, shards), ctx.saved(1)));
+             dx = dx.reshape(x_shape);
+           }
+           std::vector<Tensor> dws(static_cast<std::size_t>(shards)), dbs(static_cast<std::size_t>(shards));
+           for_each_micro_shard(shards, [&](std::int64_t k) {
+             const Tensor gk = micro_shard(g, k, shards);
+             const auto i = static_cast<std::size_t>(k);
+             if (ctx.needs_input_grad(1)) dws[i] = matmul(gk.transpose(0, 1), micro_shard(x2, k, shards));
+             if (ctx.needs_input_grad(2)) dbs[i] = sum(gk, {0});
+           });
+           if (ctx.needs_input_grad(1)) dw = tree_sum(std::move(dws));
+           if (ctx.needs_input_grad(2)) db = tree_sum(std::move(dbs));
            return std::vector<Tensor>{dx, dw, db};
          });
   return out;

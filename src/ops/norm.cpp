@@ -230,6 +230,18 @@ class LocalBatchNormStatistics final : public BatchNormStatisticsSource {
 
 }  // namespace
 
+BatchNormStatisticsSource::BackwardSums BatchNormStatisticsSource::backward_sums(const Tensor& dy, const Tensor& x,
+                                                                               const Tensor& mean,
+                                                                               const Tensor& invstd, bool need_dx,
+                                                                               bool need_dw, bool need_db) {
+  const BatchNormGradientSums local = batch_norm_backward_reduce(dy, x, mean);
+  BackwardSums sums;
+  if (need_dx) sums.all = gradient_sums(local);
+  if (need_dw) sums.dweight = local.sum_dy_xmu * invstd;
+  if (need_db) sums.dbias = local.sum_dy;
+  return sums;
+}
+
 const std::shared_ptr<BatchNormStatisticsSource>& local_batch_norm_statistics() {
   static const std::shared_ptr<BatchNormStatisticsSource> local =
       std::make_shared<LocalBatchNormStatistics>();
@@ -276,18 +288,14 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bia
       return recorded_batch_norm_backward(dy, ctx.saved(0), ctx.saved(1), eps, need_dx, need_dw, need_db);
     }
     const Tensor xs = ctx.saved(0), w = ctx.saved(1), m = ctx.saved(2), is = ctx.saved(3);
-    const BatchNormGradientSums local = batch_norm_backward_reduce(dy, xs, m);
-    Tensor dx, dw, db;
-    if (need_dx) {
-      // For a source spanning processes this is a collective. It is skipped only when the input needs no
-      // gradient, which is so on every rank alike (their graphs are the same). The parameter gradients
-      // below stay local: the reducer's average over ranks then makes them the union batch's gradients.
-      const BatchNormGradientSums all = from->gradient_sums(local);
-      dx = batch_norm_backward_elemt(dy, xs, m, is, w, all.sum_dy, all.sum_dy_xmu, count);
-    }
-    if (need_dw) dw = local.sum_dy_xmu * is;
-    if (need_db) db = local.sum_dy;
-    return std::vector<Tensor>{dx, dw, db};
+    // For a source spanning processes the sums for dx are a collective. They are skipped only when the input
+    // needs no gradient, which is so on every rank alike (their graphs are the same). The parameter gradients
+    // stay local: the reducer's average over ranks then makes them the union batch's gradients.
+    const BatchNormStatisticsSource::BackwardSums sums =
+        from->backward_sums(dy, xs, m, is, need_dx, need_dw, need_db);
+    Tensor dx;
+    if (need_dx) dx = batch_norm_backward_elemt(dy, xs, m, is, w, sums.all.sum_dy, sums.all.sum_dy_xmu, count);
+    return std::vector<Tensor>{dx, sums.dweight, sums.dbias};
   });
   return y;
 }

@@ -1,6 +1,8 @@
 // Tensor factories.
 #include "src/tensor/factories.h"
 
+#include "src/core/micro_shards.h"
+
 #include "src/ops/kernels.h"
 
 namespace lockstep {
@@ -52,22 +54,24 @@ template Tensor from_vector<int>(const std::vector<int>&, const Shape&, DType, D
 
 Tensor scalar_tensor(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
-namespace {
 void random_fill(const Tensor& t, RandomKind kind, double a, double b, Generator* gen) {
   LOCKSTEP_CHECK(is_floating(t.dtype()), TypeError, "random fill: expected a floating tensor, but got ",
                  dtype_name(t.dtype()), " ", shape_str(t.shape()));
   Generator& g = gen ? *gen : default_generator();
-  const std::uint64_t offset = g.take(static_cast<std::uint64_t>((t.numel() + 3) / 4));
-  if (t.is_contiguous()) {
+  // Element e of the reserved draw comes from counter offset + e / 4, lane e % 4 (the kernels fill blocks of
+  // four): a draw starting inside a block is made from the block's start and its first elements dropped.
+  const RandomSpan span = random_span(t.dim() > 0 ? t.size(0) : 1, t.numel());
+  const std::uint64_t offset = g.take((span.reserve + 3) / 4) + span.first / 4;
+  const auto lead = static_cast<std::int64_t>(span.first % 4);
+  if (t.is_contiguous() && lead == 0) {
     kernels::random.get(t.device())(kind, t, g.seed(), offset, a, b);
   } else {
-    Tensor tmp = empty(t.shape(), t.dtype(), t.device());
+    Tensor tmp = empty({lead + t.numel()}, t.dtype(), t.device());
     kernels::random.get(t.device())(kind, tmp, g.seed(), offset, a, b);
-    kernels::copy.get(t.device())(tmp, t);
+    kernels::copy.get(t.device())(tmp.slice(0, lead, lead + t.numel()).view(t.shape()), t);
   }
   t.bump_version();
 }
-}  // namespace
 
 void uniform_(const Tensor& t, double lo, double hi, Generator* gen) { random_fill(t, RandomKind::kUniform, lo, hi, gen); }
 void normal_(const Tensor& t, double mean, double std, Generator* gen) {

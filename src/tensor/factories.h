@@ -9,6 +9,8 @@
 
 namespace lockstep {
 
+enum class RandomKind : std::uint8_t;  // src/ops/kernels.h
+
 Tensor full(const Shape& shape, double value, DType dtype = DType::f32, Device device = kCPU);
 Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = kCPU);
 Tensor ones(const Shape& shape, DType dtype = DType::f32, Device device = kCPU);
@@ -34,6 +36,10 @@ Tensor randn(const Shape& shape, double mean = 0.0, double std = 1.0, DType dtyp
 // Fills `t` in place (floating dtypes); used by initialisers.
 void uniform_(const Tensor& t, double lo, double hi, Generator* gen = nullptr);
 void normal_(const Tensor& t, double mean, double std, Generator* gen = nullptr);
+// Fills `t` in place from `gen` with the random kernel's `kind` and parameters; what every draw above (and
+// dropout's mask) goes through. Under a MicroShardScope (src/core/micro_shards.h) a batch-shaped `t` gets its
+// rows of one draw over the global batch, so a sample's values do not depend on the world size.
+void random_fill(const Tensor& t, RandomKind kind, double a, double b, Generator* gen = nullptr);
 
 extern template Tensor from_vector<float>(const std::vector<float>&, const Shape&, DType, Device);
 extern template Tensor from_vector<double>(const std::vector<double>&, const Shape&, DType, Device);
