@@ -124,7 +124,10 @@ std::string describe_job(const RunSettings& run, std::int64_t per_rank_batch) {
   return str_cat("job: ", world, world == 1 ? " rank (" : " ranks (",
                  run.group ? run.group->backend() : "single", "), batch ", per_rank_batch,
                  " per rank = ", per_rank_batch * world, " global, ", run.threads,
-                 run.threads == 1 ? " thread" : " threads", " per rank");
+                 run.threads == 1 ? " thread" : " threads", " per rank",
+                 run.deterministic() ? str_cat(", deterministic (", run.micro_shards, " micro-shards of ",
+                                               per_rank_batch * world / run.micro_shards, ")")
+                                     : std::string());
 }
 
 int synchronise_batch_norms(nn::Module& model, const RunSettings& run) {
