@@ -335,7 +335,12 @@ void read_charlm(const Reader& r, Settings& s) {
 void read_deterministic(const Reader& r, Settings& s) {
   const Config& cfg = r.cfg();
   s.distributed.deterministic = cfg.get_bool("distributed.deterministic", false);
-  if (!s.distributed.deterministic) return;
+  if (!s.distributed.deterministic) {
+    if (cfg.has("distributed.micro_shards"))
+      cfg.fail("distributed.micro_shards", "expected it only under distributed.deterministic = true (the default, "
+                                           "fast mode has no micro-shards), but distributed.deterministic is false");
+    return;
+  }
   s.distributed.micro_shards = r.integer("distributed.micro_shards", 8, 1, 1 << 20);
   s.distributed.micro_shards_key = cfg.locate("distributed.micro_shards");
   const std::int64_t m = s.distributed.micro_shards;
