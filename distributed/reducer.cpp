@@ -62,53 +62,39 @@ struct Reducer::State {
     events.clear();
   }
 
-  // Copies the parameter's gradient (or zeros) into its bucket slot and counts it ready. A contiguous
-  // gradient (the usual case) is one memcpy: per-parameter overhead matters for models of many small tensors.
+  // Moves the parameter's gradient (or zeros) into its bucket slot, times 1 / world, and makes the slot the
+  // parameter's .grad; counts it ready. The bucket's all-reduce then leaves the average in .grad itself: one
+  // pass per gradient, none after the collective. A contiguous f32/f64 gradient (the usual case) is one
+  // multiply loop: per-parameter overhead matters for models of many small tensors.
   void fill(std::size_t index) {
     Slot& s = slots[index];
     if (s.ready) return;
-    const Tensor g = parameters[index].second.grad();
-    const auto bytes = static_cast<std::size_t>(s.view.numel()) * element_size(s.view.dtype());
+    const Tensor& p = parameters[index].second;
+    const Tensor g = p.grad();
+    const std::int64_t n = s.view.numel();
+    const double scale = 1.0 / group->size();
     if (!g.defined()) {
-      std::memset(s.view.data(), 0, bytes);
+      std::memset(s.view.data(), 0, static_cast<std::size_t>(n) * element_size(s.view.dtype()));
     } else if (g.is_contiguous() && g.dtype() == s.view.dtype() && g.device().is_cpu()) {
-      std::memcpy(s.view.data(), g.data(), bytes);
+      // In place when .grad already is the slot (a backward accumulated into it without zero_grad).
+      if (s.view.dtype() == DType::f32) {
+        scale_into(g.data<float>(), s.view.data<float>(), n, static_cast<float>(scale));
+      } else {
+        scale_into(g.data<double>(), s.view.data<double>(), n, scale);
+      }
     } else {
       NoGradGuard no_grad;
       s.view.copy_(g);
+      s.view.mul_(scale);
     }
+    if (!g.defined() || !g.same(s.view)) p.set_grad(s.view);
+    s.view.bump_version();
     s.ready = true;
     --buckets[s.bucket].pending;
   }
-
-  // Writes the summed gradient times 1 / world back into the parameter's .grad (made when absent), in one
-  // pass: averaging costs no extra sweep over the buckets.
-  void unpack(std::size_t index, double scale) {
-    const Slot& s = slots[index];
-    const Tensor& p = parameters[index].second;
-    Tensor g = p.grad();
-    if (!g.defined() || !g.is_contiguous() || g.dtype() != s.view.dtype()) {
-      NoGradGuard no_grad;
-      if (g.defined()) {
-        g.copy_(s.view);
-        g.mul_(scale);
-        return;
-      }
-      g = empty(p.shape(), s.view.dtype());
-      p.set_grad(g);
-    }
-    const std::int64_t n = s.view.numel();
-    if (g.dtype() == DType::f32) {
-      const float* src = s.view.data<float>();
-      float* dst = g.data<float>();
-      const auto f = static_cast<float>(scale);
-      for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] * f;
-    } else {
-      const double* src = s.view.data<double>();
-      double* dst = g.data<double>();
-      for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] * scale;
-    }
-    g.bump_version();
+  template <class T>
+  static void scale_into(const T* src, T* dst, std::int64_t n, T scale) {
+    for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] * scale;
   }
 
   // Deterministic mode: the ranks' gradients in `gathered` summed in the fixed tree over rank index, in
@@ -161,12 +147,10 @@ struct Reducer::State {
     launch_ready();
     LOCKSTEP_INTERNAL_ASSERT(next_launch == buckets.size(), "Reducer: every gradient is filled, yet only ",
                              next_launch, " of ", buckets.size(), " buckets were launched");
-    const double scale = 1.0 / group->size();
     for (std::size_t b = 0; b < buckets.size(); ++b) {
       buckets[b].work->wait();
       record(ReducerEvent::Kind::kBucketWaited, static_cast<int>(b), buckets[b].work->call().sequence);
       if (deterministic) tree_sum_ranks(buckets[b]);
-      for (std::size_t k : buckets[b].params) unpack(k, scale);
     }
   }
 };

@@ -1,6 +1,8 @@
 // The gradient reducer of data-parallel training: packs gradients into fixed-size buckets in reverse
 // registration order, all-reduces each bucket as soon as all its gradients are ready during backward
-// (leaf post-accumulate hooks), and at the end of backward waits, averages and writes the results back.
+// (leaf post-accumulate hooks), and at the end of backward waits. Gradients live in their buckets: each
+// parameter's gradient is moved into its bucket slot times 1 / world as it arrives, and the slot becomes the
+// parameter's .grad, so the all-reduce leaves the average in .grad with no copy back.
 #pragma once
 
 #include <cstdint>
@@ -47,7 +49,8 @@ std::uint64_t next_event_order();
 // parameter that got no gradient in a backward contributes its current .grad (from earlier no-sync backwards)
 // or zeros, and the buckets holding it are launched when backward ends: no rank waits for a gradient that
 // never comes; such a parameter ends with the group's average. With a group of size 1 nothing is armed and
-// nothing copied. Not thread-safe; the hooks run on the thread that calls backward. The hooks registered on
+// nothing copied. After a synchronised backward each parameter's .grad is a view of its bucket: the next
+// synchronised backward overwrites it (clone a gradient to keep it). Not thread-safe; the hooks run on the thread that calls backward. The hooks registered on
 // the parameters outlive the reducer harmlessly (they do nothing once it is gone).
 class Reducer {
  public:
