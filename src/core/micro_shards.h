@@ -1,8 +1,8 @@
 // Deterministic mode's batch layout: the global batch is cut into micro-shards of a fixed number of rows,
 // the same at every world size; each rank holds whole, contiguous micro-shards. While a MicroShardScope is
 // alive (the training loop opens one around each deterministic step), the ops that reduce over the batch
-// (parameter gradients, batch-norm statistics) compute each micro-shard on its own, with kernels whose results
-// do not depend on the thread count, and sum them in one fixed binary tree over the micro-shard index
+// (parameter gradients, batch-norm statistics) compute each micro-shard on its own, with kernels whose
+// results do not depend on the thread count, and sum them in one fixed binary tree over the micro-shard index
 // (tree_sum in src/ops/micro_shards.h); random draws of batch-shaped tensors take the rows of one draw over
 // the global batch. Then a step's gradient is bitwise the same on 1, 2 or 4 ranks and at any thread count.
 //

@@ -33,7 +33,8 @@ Tensor batch_sum(const Tensor& t, const std::vector<std::int64_t>& dims) {
   const std::int64_t shards = micro_shard_count(t);
   if (shards == 0 || GradMode::is_enabled()) return sum(t, dims);
   std::vector<Tensor> parts(static_cast<std::size_t>(shards));
-  for (std::int64_t k = 0; k < shards; ++k) parts[static_cast<std::size_t>(k)] = sum(micro_shard(t, k, shards), dims);
+  for (std::int64_t k = 0; k < shards; ++k)
+    parts[static_cast<std::size_t>(k)] = sum(micro_shard(t, k, shards), dims);
   return tree_sum(std::move(parts));
 }
 

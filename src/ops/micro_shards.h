@@ -20,9 +20,10 @@ std::int64_t micro_shard_count(const Tensor& t);
 // Rows [k * n / count, (k + 1) * n / count) of t's leading dimension (a view).
 Tensor micro_shard(const Tensor& t, std::int64_t k, std::int64_t count);
 
-// Sums `parts` (one shape and dtype) in the fixed binary tree over their index: ((p0 + p1) + (p2 + p3)) + ...;
-// at each level an odd last part is carried up unchanged. A rank's micro-shards form a subtree of the global
-// tree (their count is a power of two and they are aligned), so this composes with the tree across ranks.
+// Sums `parts` (one shape and dtype) in the fixed binary tree over their index: ((p0 + p1) + (p2 + p3)) +
+// ...; at each level an odd last part is carried up unchanged. A rank's micro-shards form a subtree of the
+// global tree (their count is a power of two and they are aligned), so this composes with the tree across
+// ranks.
 Tensor tree_sum(std::vector<Tensor> parts);
 // The same tree with any associative-in-spirit `combine(left, right)` (batch-norm statistics use Chan's
 // pairwise formula); parts must not be empty.

@@ -1,7 +1,8 @@
 // Deterministic mode's parts in one process: the fixed tree sum, random draws of batch-shaped tensors under a
-// micro-shard scope, the sampler's contiguous rank rows, and a conv + batch norm + linear model whose gradients
-// on threaded worlds of 2 and 4 ranks (DeterministicBatchNorm, the deterministic reducer) are bitwise those of
-// one rank, at 1 and 2 threads. (Whole jobs under mpirun: tests/mpi_jobs/deterministic_test.cpp.)
+// micro-shard scope, the sampler's contiguous rank rows, and a conv + batch norm + linear model whose
+// gradients on threaded worlds of 2 and 4 ranks (DeterministicBatchNorm, the deterministic reducer) are
+// bitwise those of one rank, at 1 and 2 threads. (Whole jobs under mpirun:
+// tests/mpi_jobs/deterministic_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -36,14 +37,16 @@ std::vector<float> values(const Tensor& t) { return t.contiguous().to_vector<flo
 
 TEST(MicroShards, TreeSumPairsNeighboursLevelByLevel) {
   // f32 sums whose order shows: the tree gives ((1e8 + 1) + (-1e8 + 1)) = 0; left to right would give 1.
-  const std::vector<Tensor> parts{scalar_tensor(1e8), scalar_tensor(1.0), scalar_tensor(-1e8), scalar_tensor(1.0)};
+  const std::vector<Tensor> parts{scalar_tensor(1e8), scalar_tensor(1.0), scalar_tensor(-1e8),
+                                  scalar_tensor(1.0)};
   EXPECT_EQ(tree_sum(parts).item(), 0.0);
   // A rank's subtree (its aligned micro-shards) composes with the tree across ranks, bit for bit.
   manual_seed(3);
   std::vector<Tensor> eight;
   for (int i = 0; i < 8; ++i) eight.push_back(randn({5}) * (i + 1.0) * 1e3);
   const Tensor whole = tree_sum(eight);
-  const Tensor halves = tree_sum({tree_sum({eight.begin(), eight.begin() + 4}), tree_sum({eight.begin() + 4, eight.end()})});
+  const Tensor halves =
+      tree_sum({tree_sum({eight.begin(), eight.begin() + 4}), tree_sum({eight.begin() + 4, eight.end()})});
   EXPECT_EQ(values(whole), values(halves));
 }
 
@@ -90,7 +93,8 @@ TEST(MicroShards, SamplerBlocksGiveEachRankContiguousRowsOfTheGlobalBatch) {
 // Conv (bias) -> batch norm -> ReLU -> conv (no bias) -> flatten -> linear, in f32.
 std::shared_ptr<nn::Module> make_model() {
   auto model = std::make_shared<nn::Sequential>();
-  model->push_back(std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in = 2, .out = 6, .kernel = 3, .padding = 1}));
+  model->push_back(
+      std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in = 2, .out = 6, .kernel = 3, .padding = 1}));
   model->push_back(std::make_shared<nn::BatchNorm2d>(6));
   model->push_back(std::make_shared<nn::ReLU>());
   model->push_back(std::make_shared<nn::Conv2d>(
@@ -103,7 +107,7 @@ std::shared_ptr<nn::Module> make_model() {
 // Gradients and batch-norm running statistics after one deterministic step of the global batch (16 images
 // in 8 micro-shards) on `world` threaded ranks at `threads` threads each; rank 0's.
 std::map<std::string, std::vector<float>> step_on(int world, int threads, const nn::StateDict& state,
-                                                   const Tensor& x, const Tensor& y) {
+                                                  const Tensor& x, const Tensor& y) {
   std::map<std::string, std::vector<float>> out;
   std::mutex mutex;
   run_threaded(world, [&](const std::shared_ptr<ProcessGroup>& group) {
@@ -130,7 +134,8 @@ TEST(DeterministicMode, GradientsOnTwoAndFourRanksAndTwoThreadsAreBitwiseThoseOf
   manual_seed(21);
   const nn::StateDict state = make_model()->state_dict();
   const Tensor x = randn({16, 2, 8, 8}) * 3.0 + 1.0;
-  const Tensor y = from_vector(std::vector<std::int64_t>{0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0}, {16});
+  const Tensor y =
+      from_vector(std::vector<std::int64_t>{0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0}, {16});
   const int before = num_threads();
   const auto reference = step_on(1, 1, state, x, y);
   ASSERT_EQ(reference.size(), 9u);  // 7 parameter gradients and the 2 running statistics

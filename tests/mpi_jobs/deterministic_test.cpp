@@ -37,8 +37,9 @@ fs::path checkpoint_dir(const fs::path& output, std::int64_t step) {
 void write_config(const fs::path& path, const std::string& task, const std::string& data_keys,
                   const std::string& rest, std::int64_t every = 0) {
   std::ofstream(path) << "task = \"" << task << "\"\n[run]\nseed = 11\nepochs = 1\nmax_steps = " << kSteps
-                      << "\noutput = \"" << (path.parent_path() / path.stem()).string() << "\"\n[data]\npath = \""
-                      << fashion_mnist_h5().string() << "\"\ntest_split = \"\"\nglobal_batch_size = 32\n"
+                      << "\noutput = \"" << (path.parent_path() / path.stem()).string()
+                      << "\"\n[data]\npath = \"" << fashion_mnist_h5().string()
+                      << "\"\ntest_split = \"\"\nglobal_batch_size = 32\n"
                       << data_keys << "[distributed]\ndeterministic = true\nmicro_shards = 8\n"
                       << "[checkpoint]\nevery_steps = " << every << "\n"
                       << rest;
@@ -49,18 +50,22 @@ void expect_identical(const fs::path& a, const fs::path& b, const std::string& g
   std::istringstream names(groups);
   for (std::string group; names >> group;) {
     const CommandResult diff = h5diff(a / "model.h5", b / "model.h5", "/" + group + " /" + group);
-    EXPECT_EQ(diff.status, 0) << "/" << group << " of " << a / "model.h5" << " and " << b / "model.h5"
+    EXPECT_EQ(diff.status, 0) << "/" << group << " of " << a / "model.h5"
+                              << " and " << b / "model.h5"
                               << " differ:\n"
                               << tail(diff.output);
   }
   const CommandResult diff = h5diff(a / "optimizer.h5", b / "optimizer.h5");
-  EXPECT_EQ(diff.status, 0) << a / "optimizer.h5" << " and " << b / "optimizer.h5" << " differ:\n" << tail(diff.output);
+  EXPECT_EQ(diff.status, 0) << a / "optimizer.h5"
+                            << " and " << b / "optimizer.h5"
+                            << " differ:\n"
+                            << tail(diff.output);
 }
 
 // Trains the config on 1 rank at 1 and 2 threads and on 2 and 4 ranks (1 thread each), and expects the
 // final checkpoints identical.
-void expect_same_bits_at_any_world_size(const std::string& task, const std::string& data_keys, const std::string& rest,
-                                        const std::string& groups) {
+void expect_same_bits_at_any_world_size(const std::string& task, const std::string& data_keys,
+                                        const std::string& rest, const std::string& groups) {
   TempDir dir;
   struct Run {
     const char* name;
@@ -72,7 +77,8 @@ void expect_same_bits_at_any_world_size(const std::string& task, const std::stri
     const fs::path config = dir / str_cat(r.name, ".toml");
     write_config(config, task, data_keys, rest);
     const std::string command = train(config, str_cat("run.threads=", r.threads));
-    const CommandResult result = run_job(r.ranks == 1 ? command : mpirun(LOCKSTEP_MPIEXEC, r.ranks, command), 300);
+    const CommandResult result =
+        run_job(r.ranks == 1 ? command : mpirun(LOCKSTEP_MPIEXEC, r.ranks, command), 300);
     ASSERT_EQ(result.status, 0) << result.output;
     EXPECT_NE(result.output.find("deterministic"), std::string::npos) << result.output;
   }
@@ -92,10 +98,11 @@ TEST(MpiDeterministic, MlpWithDropoutIsTheSameOnOneTwoAndFourRanksAndTwoThreads)
 }
 
 TEST(MpiDeterministic, ResNet20WithSyncBatchNormIsTheSameOnOneTwoAndFourRanksAndTwoThreads) {
-  expect_same_bits_at_any_world_size("classifier", "crop_padding = 2\nflip = true\n",
-                                     "[model]\nname = \"resnet20\"\n"
-                                     "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\nweight_decay = 5e-4\n",
-                                     "model");
+  expect_same_bits_at_any_world_size(
+      "classifier", "crop_padding = 2\nflip = true\n",
+      "[model]\nname = \"resnet20\"\n"
+      "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\nweight_decay = 5e-4\n",
+      "model");
 }
 
 TEST(MpiDeterministic, DcganIsTheSameOnOneTwoAndFourRanksAndTwoThreads) {
@@ -136,8 +143,10 @@ TEST(MpiDeterministic, KilledOnTwoRanksAndResumedOnFourEndsAsOneProcess) {
 TEST(MpiDeterministic, WorldSizeThatDoesNotDivideTheMicroShardsIsRefused) {
   TempDir dir;
   const fs::path config = dir / "three.toml";
-  write_config(config, "classifier", "", "[model]\nname = \"mlp\"\nhidden = [8]\n[optimizer]\nname = \"sgd\"\nlr = 0.1\n");
-  const CommandResult result = run_job(mpirun(LOCKSTEP_MPIEXEC, 3, train(config, "data.global_batch_size=48")));
+  write_config(config, "classifier", "",
+               "[model]\nname = \"mlp\"\nhidden = [8]\n[optimizer]\nname = \"sgd\"\nlr = 0.1\n");
+  const CommandResult result =
+      run_job(mpirun(LOCKSTEP_MPIEXEC, 3, train(config, "data.global_batch_size=48")));
   EXPECT_NE(result.status, 0) << result.output;
   EXPECT_NE(result.output.find("distributed.micro_shards"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("8 micro-shards on 3 ranks"), std::string::npos) << result.output;
