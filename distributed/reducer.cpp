@@ -122,7 +122,8 @@ struct Reducer::State {
   void launch_ready() {
     while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
       Bucket& b = buckets[next_launch];
-      b.work = deterministic ? group->all_gather(b.flat, b.gathered) : group->all_reduce(b.flat, ReduceOp::kSum);
+      b.work =
+          deterministic ? group->all_gather(b.flat, b.gathered) : group->all_reduce(b.flat, ReduceOp::kSum);
       record(ReducerEvent::Kind::kBucketLaunched, static_cast<int>(next_launch), b.work->call().sequence);
       ++next_launch;
     }

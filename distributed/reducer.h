@@ -50,8 +50,9 @@ std::uint64_t next_event_order();
 // or zeros, and the buckets holding it are launched when backward ends: no rank waits for a gradient that
 // never comes; such a parameter ends with the group's average. With a group of size 1 nothing is armed and
 // nothing copied. After a synchronised backward each parameter's .grad is a view of its bucket: the next
-// synchronised backward overwrites it (clone a gradient to keep it). Not thread-safe; the hooks run on the thread that calls backward. The hooks registered on
-// the parameters outlive the reducer harmlessly (they do nothing once it is gone).
+// synchronised backward overwrites it (clone a gradient to keep it). Not thread-safe; the hooks run on the
+// thread that calls backward. The hooks registered on the parameters outlive the reducer harmlessly (they do
+// nothing once it is gone).
 class Reducer {
  public:
   Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<ProcessGroup> group,

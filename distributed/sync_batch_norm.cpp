@@ -140,8 +140,10 @@ Moments combine(const Moments& a, const Moments& b) {
 std::int64_t require_shards(const Tensor& x, const std::string& caller) {
   const std::int64_t shards = micro_shard_count(x);
   const MicroShards* m = current_micro_shards();
-  LOCKSTEP_CHECK(shards > 0, ValueError, caller, " (deterministic batch norm): expected an input whose batch is ",
-                 m ? str_cat("this rank's ", m->local_rows, " rows of micro-shards") : std::string("cut into micro-shards"),
+  LOCKSTEP_CHECK(shards > 0, ValueError, caller,
+                 " (deterministic batch norm): expected an input whose batch is ",
+                 m ? str_cat("this rank's ", m->local_rows, " rows of micro-shards")
+                   : std::string("cut into micro-shards"),
                  " (inside a deterministic training step), but got ", shape_str(x.shape()));
   return shards;
 }
@@ -151,14 +153,17 @@ std::vector<Tensor> gather_ranks(ProcessGroup& group, const Tensor& local) {
   const Tensor all = empty({group.size() * local.numel()}, local.dtype());
   group.all_gather(local.contiguous(), all)->wait();
   std::vector<Tensor> parts;
-  for (int r = 0; r < group.size(); ++r) parts.push_back(all.slice(0, r * local.numel(), (r + 1) * local.numel()));
+  for (int r = 0; r < group.size(); ++r)
+    parts.push_back(all.slice(0, r * local.numel(), (r + 1) * local.numel()));
   return parts;
 }
 
 }  // namespace
 
-DeterministicBatchNorm::DeterministicBatchNorm(std::shared_ptr<ProcessGroup> group) : group_(std::move(group)) {
-  LOCKSTEP_CHECK(group_ != nullptr, ValueError, "DeterministicBatchNorm: expected a process group, but got null");
+DeterministicBatchNorm::DeterministicBatchNorm(std::shared_ptr<ProcessGroup> group)
+    : group_(std::move(group)) {
+  LOCKSTEP_CHECK(group_ != nullptr, ValueError,
+                 "DeterministicBatchNorm: expected a process group, but got null");
 }
 
 BatchNormBatchStatistics DeterministicBatchNorm::statistics(const Tensor& x, const std::string& caller) {
@@ -188,19 +193,20 @@ BatchNormBatchStatistics DeterministicBatchNorm::statistics(const Tensor& x, con
                      std::vector<double>(v.begin() + 1 + c, v.end())});
   }
   Moments all = tree_reduce(std::move(ranks), combine);
-  LOCKSTEP_CHECK(all.n > 1.0, ValueError, caller, ": expected more than 1 value per channel over all ranks, but got ",
-                 all.n);
+  LOCKSTEP_CHECK(all.n > 1.0, ValueError, caller,
+                 ": expected more than 1 value per channel over all ranks, but got ", all.n);
   for (double& v : all.m2) v /= all.n;
   return {from_vector(all.mean, {c}, DType::f64), from_vector(all.m2, {c}, DType::f64), all.n};
 }
 
 BatchNormGradientSums DeterministicBatchNorm::gradient_sums(const BatchNormGradientSums& /*local*/) {
-  throw InternalError("DeterministicBatchNorm::gradient_sums: the backward asks backward_sums, which needs dy and x");
+  throw InternalError(
+      "DeterministicBatchNorm::gradient_sums: the backward asks backward_sums, which needs dy and x");
 }
 
-BatchNormStatisticsSource::BackwardSums DeterministicBatchNorm::backward_sums(const Tensor& dy, const Tensor& x,
-                                                                            const Tensor& mean, const Tensor& invstd,
-                                                                            bool need_dx, bool need_dw, bool need_db) {
+BatchNormStatisticsSource::BackwardSums DeterministicBatchNorm::backward_sums(
+    const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& invstd, bool need_dx, bool need_dw,
+    bool need_db) {
   const std::int64_t shards = require_shards(x, "batch_norm backward");
   std::vector<BatchNormGradientSums> parts(static_cast<std::size_t>(shards));
   for_each_micro_shard(shards, [&](std::int64_t k) {
@@ -227,7 +233,8 @@ BatchNormStatisticsSource::BackwardSums DeterministicBatchNorm::backward_sums(co
   return sums;
 }
 
-int convert_sync_batchnorm(nn::Module& module, const std::shared_ptr<ProcessGroup>& group, BatchNormSync mode) {
+int convert_sync_batchnorm(nn::Module& module, const std::shared_ptr<ProcessGroup>& group,
+                           BatchNormSync mode) {
   LOCKSTEP_CHECK(group != nullptr, ValueError,
                  "convert_sync_batchnorm: expected a process group, but got null");
   // One shared implementation: it holds only the group.

@@ -21,8 +21,8 @@ DataLoader::DataLoader(std::shared_ptr<ImageDataset> dataset, LoaderOptions opti
     : dataset_(std::move(dataset)),
       options_(std::move(options)),
       sampler_(options_.subset ? static_cast<std::int64_t>(options_.subset->size()) : checked_size(dataset_),
-               options_.seed, options_.shuffle, options_.rank, options_.world,
-               options_.pad, options_.shard_block),
+               options_.seed, options_.shuffle, options_.rank, options_.world, options_.pad,
+               options_.shard_block),
       augmenter_(options_.augment, dataset_->channels(), dataset_->height(), dataset_->width(),
                  dataset_->mean(), dataset_->std(), options_.seed) {
   LOCKSTEP_CHECK(options_.batch_size >= 1, ValueError, "DataLoader: expected batch_size >= 1, but got ",

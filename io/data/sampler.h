@@ -18,8 +18,9 @@ enum class Shuffle : std::uint8_t { kNo, kYes };
 //   kNo (evaluation): no sample is repeated; rank r gets ceil((size - r) / world) samples, so the shards
 //        differ by at most one and every sample counts exactly once across ranks.
 // In both cases rank r takes positions r, r + world, r + 2 * world, ... of the (padded) permutation; with a
-// block of b > 1 (training only) it takes whole runs of b positions instead: runs r, r + world, ... (deterministic
-// mode: rank r's batch of b samples is rows [r b, (r + 1) b) of the global batch at every step).
+// block of b > 1 (training only) it takes whole runs of b positions instead: runs r, r + world, ...
+// (deterministic mode: rank r's batch of b samples is rows [r b, (r + 1) b) of the global batch at every
+// step).
 enum class Pad : std::uint8_t { kNo, kYes };
 
 // Streams of Philox-4x32 words at (key, counter_hi, counter_lo++); the counter-based generator of

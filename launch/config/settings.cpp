@@ -337,30 +337,34 @@ void read_deterministic(const Reader& r, Settings& s) {
   s.distributed.deterministic = cfg.get_bool("distributed.deterministic", false);
   if (!s.distributed.deterministic) {
     if (cfg.has("distributed.micro_shards"))
-      cfg.fail("distributed.micro_shards", "expected it only under distributed.deterministic = true (the default, "
-                                           "fast mode has no micro-shards), but distributed.deterministic is false");
+      cfg.fail("distributed.micro_shards",
+               "expected it only under distributed.deterministic = true (the default, "
+               "fast mode has no micro-shards), but distributed.deterministic is false");
     return;
   }
   s.distributed.micro_shards = r.integer("distributed.micro_shards", 8, 1, 1 << 20);
   s.distributed.micro_shards_key = cfg.locate("distributed.micro_shards");
   const std::int64_t m = s.distributed.micro_shards;
   if ((m & (m - 1)) != 0)
-    cfg.fail("distributed.micro_shards", str_cat("expected a power of two (the micro-shards are summed in a binary tree), but got ", m));
+    cfg.fail("distributed.micro_shards",
+             str_cat("expected a power of two (the micro-shards are summed in a binary tree), but got ", m));
   if (!s.distributed.sync_batchnorm) {
     cfg.fail("distributed.sync_batchnorm",
              "expected true (or absent) under distributed.deterministic = true: per-rank batch statistics "
              "depend on the world size, which deterministic mode must not");
   }
   const auto refuse = [&](std::string_view key, const std::string& what) {
-    cfg.fail(key, str_cat("distributed.deterministic = true does not support ", what,
-                          " yet; it supports classifiers that are not recurrent and unconditional GANs without a "
-                          "gradient penalty"));
+    cfg.fail(key,
+             str_cat("distributed.deterministic = true does not support ", what,
+                     " yet; it supports classifiers that are not recurrent and unconditional GANs without a "
+                     "gradient penalty"));
   };
   if (s.task != "classifier" && s.task != "gan") refuse("task", str_cat("task \"", s.task, "\""));
   if (s.task == "classifier") {
     const std::string& name = s.model.model.name;
     if (name == "rnn" || name == "rnn-relu" || name == "lstm" || name == "gru")
-      refuse("model.name", str_cat("recurrent models (\"", name, "\": a weight gets one gradient per time step)"));
+      refuse("model.name",
+             str_cat("recurrent models (\"", name, "\": a weight gets one gradient per time step)"));
   }
   if (s.task == "gan") {
     if (s.gan.loss == "wasserstein-gp") refuse("gan.loss", "the gradient penalty (a double backward)");

@@ -208,10 +208,9 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
     const int from = state.world_size == run_.world() ? run_.rank() : 0;
     const auto saved = state.rng.find(rng_name(from));
     if (saved == state.rng.end() || saved->second.size() != 2) {
-      throw IoError(
-          str_cat("resume: expected the random stream '", rng_name(from), "' ([seed, offset]) in '",
-                  (resumed_from_ / kTrainerFile).string(), "', but it is missing or malformed"),
-          (resumed_from_ / kTrainerFile).string());
+      throw IoError(str_cat("resume: expected the random stream '", rng_name(from), "' ([seed, offset]) in '",
+                            (resumed_from_ / kTrainerFile).string(), "', but it is missing or malformed"),
+                    (resumed_from_ / kTrainerFile).string());
     }
     g.set_state(saved->second[0], saved->second[1]);
   } else {

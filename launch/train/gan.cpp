@@ -141,8 +141,8 @@ class GanTask final : public Task {
     } else {
       d_loss = models::discriminator_loss(loss_, critic(batch.images), critic(fake), gan_.real_label);
       if (penalised_) {
-        const models::GradientPenalty penalty =
-            models::gradient_penalty(critic, batch.images, fake, rand({b}, 0.0, 1.0, DType::f64), gan_.gp_lambda);
+        const models::GradientPenalty penalty = models::gradient_penalty(
+            critic, batch.images, fake, rand({b}, 0.0, 1.0, DType::f64), gan_.gp_lambda);
         d_loss = d_loss + penalty.penalty;
         sums[kPenaltyNorm] += penalty.mean_norm;
       }
@@ -202,7 +202,7 @@ class GanTask final : public Task {
       }
     }
     return loss_ == models::GanLoss::kWasserstein ? fake_term.detach() + real_term.detach()
-                                                   : real_term.detach() + fake_term.detach();
+                                                  : real_term.detach() + fake_term.detach();
   }
 
   std::string progress_text(std::span<const double> sums) const override {

@@ -54,13 +54,15 @@ std::optional<MicroShards> micro_shard_layout(const launch::Settings& settings, 
   if (!run.deterministic()) return std::nullopt;
   const std::int64_t m = run.micro_shards, world = run.world(), global = per_rank_batch * world;
   if (m % world != 0) {
-    settings.distributed.micro_shards_key.fail(
-        str_cat("expected a number of micro-shards that the world size divides (ranks own whole micro-shards), "
-                "but got ", m, " micro-shards on ", world, " ranks"));
+    settings.distributed.micro_shards_key.fail(str_cat(
+        "expected a number of micro-shards that the world size divides (ranks own whole micro-shards), "
+        "but got ",
+        m, " micro-shards on ", world, " ranks"));
   }
   if (global % m != 0) {
-    settings.distributed.micro_shards_key.fail(str_cat("expected a number of micro-shards that divides the global batch ",
-                                                       global, " (", world, " x ", per_rank_batch, "), but got ", m));
+    settings.distributed.micro_shards_key.fail(
+        str_cat("expected a number of micro-shards that divides the global batch ", global, " (", world,
+                " x ", per_rank_batch, "), but got ", m));
   }
   return MicroShards{global / m, per_rank_batch, run.rank() * per_rank_batch, global};
 }

@@ -26,7 +26,8 @@ Tensor discriminator_fake_term(GanLoss kind, const Tensor& fake_out) {
 
 Tensor discriminator_loss(GanLoss kind, const Tensor& real_out, const Tensor& fake_out, double real_label) {
   // In the order of the formula: mean D(fake) - mean D(real) is fake + (-real), bitwise.
-  if (kind == GanLoss::kWasserstein) return discriminator_fake_term(kind, fake_out) + discriminator_real_term(kind, real_out);
+  if (kind == GanLoss::kWasserstein)
+    return discriminator_fake_term(kind, fake_out) + discriminator_real_term(kind, real_out);
   return discriminator_real_term(kind, real_out, real_label) + discriminator_fake_term(kind, fake_out);
 }
 

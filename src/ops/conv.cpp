@@ -91,8 +91,8 @@ Tensor conv2d_weight_grad(const Tensor& dy, const Tensor& x, const Shape& w_shap
       const auto i = static_cast<std::size_t>(k);
       dws[i] = empty(w_shape, dy.dtype(), dy.device());
       if (with_bias) dbs[i] = empty({w_shape[0]}, dy.dtype(), dy.device());
-      kernels::conv2d_backward_weight.get(dy.device())(micro_shard(dyc, k, shards), micro_shard(xc, k, shards),
-                                                       dws[i], dbs[i], p);
+      kernels::conv2d_backward_weight.get(dy.device())(micro_shard(dyc, k, shards),
+                                                       micro_shard(xc, k, shards), dws[i], dbs[i], p);
     });
     dw = tree_sum(std::move(dws));
     if (with_bias) db = tree_sum(std::move(dbs));
@@ -123,7 +123,8 @@ Tensor conv2d_core(const Tensor& x, const Tensor& w, const Tensor& bias, const C
     // Deterministic mode: the same kernel shapes at any world size.
     const Tensor xc = raw(x);
     for (std::int64_t k = 0; k < shards; ++k)
-      kernels::conv2d.get(x.device())(micro_shard(xc, k, shards), raw(w), raw(bias), micro_shard(y, k, shards), p);
+      kernels::conv2d.get(x.device())(micro_shard(xc, k, shards), raw(w), raw(bias),
+                                      micro_shard(y, k, shards), p);
   }
   const Size2d in_size{x.size(2), x.size(3)};
   record("conv2d", {x, w, bias}, {y}, {x, w}, [p, in_size](BackwardContext& ctx) {
@@ -174,7 +175,8 @@ Tensor conv_transpose2d_core(const Tensor& x, const Tensor& w, const Tensor& bia
     kernels::conv2d_backward_input.get(device)(dy, raw(w), y, p);
   } else {
     for (std::int64_t k = 0; k < shards; ++k)
-      kernels::conv2d_backward_input.get(device)(micro_shard(dy, k, shards), raw(w), micro_shard(y, k, shards), p);
+      kernels::conv2d_backward_input.get(device)(micro_shard(dy, k, shards), raw(w),
+                                                 micro_shard(y, k, shards), p);
   }
   if (bias.defined() && y.numel() > 0) {
     kernels::binary.get(device)(BinaryOp::kAdd, y, broadcast_view(raw(bias).view({1, channels, 1, 1}), shape), y, 1.0);

@@ -179,7 +179,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     if (shards == 0) {
       forward_rows(x2, y2);
     } else {
-      for (std::int64_t k = 0; k < shards; ++k) forward_rows(micro_shard(x2, k, shards), micro_shard(y2, k, shards));
+      for (std::int64_t k = 0; k < shards; ++k)
+        forward_rows(micro_shard(x2, k, shards), micro_shard(y2, k, shards));
     }
   }
   const Shape x_shape = x.shape();

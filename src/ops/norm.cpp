@@ -230,10 +230,9 @@ class LocalBatchNormStatistics final : public BatchNormStatisticsSource {
 
 }  // namespace
 
-BatchNormStatisticsSource::BackwardSums BatchNormStatisticsSource::backward_sums(const Tensor& dy, const Tensor& x,
-                                                                               const Tensor& mean,
-                                                                               const Tensor& invstd, bool need_dx,
-                                                                               bool need_dw, bool need_db) {
+BatchNormStatisticsSource::BackwardSums BatchNormStatisticsSource::backward_sums(
+    const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& invstd, bool need_dx, bool need_dw,
+    bool need_db) {
   const BatchNormGradientSums local = batch_norm_backward_reduce(dy, x, mean);
   BackwardSums sums;
   if (need_dx) sums.all = gradient_sums(local);
@@ -294,7 +293,8 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bia
     const BatchNormStatisticsSource::BackwardSums sums =
         from->backward_sums(dy, xs, m, is, need_dx, need_dw, need_db);
     Tensor dx;
-    if (need_dx) dx = batch_norm_backward_elemt(dy, xs, m, is, w, sums.all.sum_dy, sums.all.sum_dy_xmu, count);
+    if (need_dx)
+      dx = batch_norm_backward_elemt(dy, xs, m, is, w, sums.all.sum_dy, sums.all.sum_dy_xmu, count);
     return std::vector<Tensor>{dx, sums.dweight, sums.dbias};
   });
   return y;

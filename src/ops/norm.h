@@ -64,14 +64,14 @@ class BatchNormStatisticsSource {
   // Called in backward when x needs a gradient.
   virtual BatchNormGradientSums gradient_sums(const BatchNormGradientSums& local) = 0;
   // What the first-order backward needs from dy and the saved x, mean, invstd [C]: the parameter gradients
-  // of this process's batch (when asked for) and, when need_dx, the gradient sums over the batches this source
-  // spans. By default: batch_norm_backward_reduce on the whole batch, gradient_sums of that.
+  // of this process's batch (when asked for) and, when need_dx, the gradient sums over the batches this
+  // source spans. By default: batch_norm_backward_reduce on the whole batch, gradient_sums of that.
   struct BackwardSums {
-    Tensor dweight, dbias;    // [C]
+    Tensor dweight, dbias;      // [C]
     BatchNormGradientSums all;  // defined when need_dx
   };
-  virtual BackwardSums backward_sums(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& invstd,
-                                     bool need_dx, bool need_dw, bool need_db);
+  virtual BackwardSums backward_sums(const Tensor& dy, const Tensor& x, const Tensor& mean,
+                                     const Tensor& invstd, bool need_dx, bool need_dw, bool need_db);
   // True when the statistics cover other processes' batches: then the backward cannot be recorded for a
   // second derivative (create_graph), as that would need collectives inside the recorded graph.
   virtual bool spans_processes() const = 0;

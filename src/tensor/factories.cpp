@@ -2,7 +2,6 @@
 #include "src/tensor/factories.h"
 
 #include "src/core/micro_shards.h"
-
 #include "src/ops/kernels.h"
 
 namespace lockstep {

@@ -172,26 +172,43 @@ TEST(Settings, DeterministicModeReadsPowerOfTwoMicroShardsAndRefusesWhatItCannot
   const Settings s = read(kClassifier, {"distributed.deterministic=true"});
   EXPECT_TRUE(s.distributed.deterministic);
   EXPECT_EQ(s.distributed.micro_shards, 8);
-  EXPECT_EQ(read(kGan, {"distributed.deterministic=true", "distributed.micro_shards=16"}).distributed.micro_shards, 16);
+  EXPECT_EQ(
+      read(kGan, {"distributed.deterministic=true", "distributed.micro_shards=16"}).distributed.micro_shards,
+      16);
   EXPECT_EQ(read(kClassifier).distributed.micro_shards, 0);
-  expect_error<ConfigError>([&] { read(kClassifier, {"distributed.deterministic=true", "distributed.micro_shards=6"}); },
-                            {"distributed.micro_shards", "power of two", "6"});
+  expect_error<ConfigError>(
+      [&] {
+        read(kClassifier, {"distributed.deterministic=true", "distributed.micro_shards=6"});
+      },
+      {"distributed.micro_shards", "power of two", "6"});
   expect_error<ConfigError>([&] { read(kClassifier, {"distributed.micro_shards=8"}); },
                             {"distributed.micro_shards", "only under distributed.deterministic = true"});
   expect_error<ConfigError>(
-      [&] { read(kClassifier, {"distributed.deterministic=true", "distributed.sync_batchnorm=false"}); },
+      [&] {
+        read(kClassifier, {"distributed.deterministic=true", "distributed.sync_batchnorm=false"});
+      },
       {"distributed.sync_batchnorm", "depend on the world size"});
-  expect_error<ConfigError>([&] { read(kClassifier, {"distributed.deterministic=true", "model.name=\"lstm\""}); },
-                            {"model.name", "recurrent models"});
   expect_error<ConfigError>(
       [&] {
-        read(kGan, {"distributed.deterministic=true", "gan.loss=\"wasserstein-gp\"", "discriminator.name=\"mlp\""});
+        read(kClassifier, {"distributed.deterministic=true", "model.name=\"lstm\""});
+      },
+      {"model.name", "recurrent models"});
+  expect_error<ConfigError>(
+      [&] {
+        read(kGan,
+             {"distributed.deterministic=true", "gan.loss=\"wasserstein-gp\"", "discriminator.name=\"mlp\""});
       },
       {"gan.loss", "gradient penalty"});
-  expect_error<ConfigError>([&] { read(kGan, {"distributed.deterministic=true", "gan.conditional=true"}); },
-                            {"gan.conditional", "conditional GANs"});
   expect_error<ConfigError>(
-      [&] { read(std::string("task = \"autoencoder\"\n") + "[data]\npath = \"d.h5\"\nbatch_size = 8\n", {"distributed.deterministic=true"}); },
+      [&] {
+        read(kGan, {"distributed.deterministic=true", "gan.conditional=true"});
+      },
+      {"gan.conditional", "conditional GANs"});
+  expect_error<ConfigError>(
+      [&] {
+        read(std::string("task = \"autoencoder\"\n") + "[data]\npath = \"d.h5\"\nbatch_size = 8\n",
+             {"distributed.deterministic=true"});
+      },
       {"task", "does not support task \"autoencoder\""});
 }
 
