@@ -45,23 +45,6 @@ void write_config(const fs::path& path, const std::string& task, const std::stri
                       << rest;
 }
 
-// `groups` of model.h5 and the whole optimizer.h5 of two final checkpoints, compared by the real h5diff.
-void expect_identical(const fs::path& a, const fs::path& b, const std::string& groups) {
-  std::istringstream names(groups);
-  for (std::string group; names >> group;) {
-    const CommandResult diff = h5diff(a / "model.h5", b / "model.h5", "/" + group + " /" + group);
-    EXPECT_EQ(diff.status, 0) << "/" << group << " of " << a / "model.h5"
-                              << " and " << b / "model.h5"
-                              << " differ:\n"
-                              << tail(diff.output);
-  }
-  const CommandResult diff = h5diff(a / "optimizer.h5", b / "optimizer.h5");
-  EXPECT_EQ(diff.status, 0) << a / "optimizer.h5"
-                            << " and " << b / "optimizer.h5"
-                            << " differ:\n"
-                            << tail(diff.output);
-}
-
 // Trains the config on 1 rank at 1 and 2 threads and on 2 and 4 ranks (1 thread each), and expects the
 // final checkpoints identical.
 void expect_same_bits_at_any_world_size(const std::string& task, const std::string& data_keys,
@@ -86,7 +69,7 @@ void expect_same_bits_at_any_world_size(const std::string& task, const std::stri
   for (const Run& r : runs) {
     if (std::string(r.name) == "w1t1") continue;
     SCOPED_TRACE(str_cat(r.ranks, " ranks x ", r.threads, " threads against 1 x 1"));
-    expect_identical(reference, checkpoint_dir(dir / r.name, kSteps), groups);
+    expect_same_models_and_optimizers(reference, checkpoint_dir(dir / r.name, kSteps), groups);
   }
 }
 
@@ -137,7 +120,7 @@ TEST(MpiDeterministic, KilledOnTwoRanksAndResumedOnFourEndsAsOneProcess) {
   const CommandResult resumed = run_job(mpirun(LOCKSTEP_MPIEXEC, 4, train(chain)), 300);
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("saved by 2 ranks"), std::string::npos) << resumed.output;
-  expect_identical(checkpoint_dir(dir / "straight", kSteps), checkpoint_dir(dir / "chain", kSteps), "model");
+  expect_same_models_and_optimizers(checkpoint_dir(dir / "straight", kSteps), checkpoint_dir(dir / "chain", kSteps), "model");
 }
 
 TEST(MpiDeterministic, WorldSizeThatDoesNotDivideTheMicroShardsIsRefused) {

@@ -89,5 +89,8 @@ CommandResult h5diff(const std::filesystem::path& a, const std::filesystem::path
 // figures, random streams and `trainer_groups`.
 void expect_same_checkpoint_contents(const std::filesystem::path& a, const std::filesystem::path& b,
                                      const std::string& model_groups, const std::string& trainer_groups = "");
+// The part of it that does not depend on the world size: the `model_groups` of model.h5 and optimizer.h5.
+void expect_same_models_and_optimizers(const std::filesystem::path& a, const std::filesystem::path& b,
+                                       const std::string& model_groups);
 
 }  // namespace lockstep::test
