@@ -175,10 +175,20 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
   }
 
   // Buckets in reverse registration order (the order gradients become ready in backward), one open bucket
-  // per dtype; the first bucket made is capped at first_bucket_bytes, later ones at bucket_bytes.
+  // per dtype; the first bucket made is capped at first_bucket_bytes, later ones at bucket_bytes. The first
+  // parameters (of one dtype, up to first_bucket_bytes) get the last bucket of their own: their gradients
+  // come last, and what is launched when backward ends is what backward cannot hide.
   st.slots.resize(st.parameters.size());
+  std::size_t tail = 0;
+  for (std::int64_t bytes = 0; tail < st.parameters.size(); ++tail) {
+    const Tensor& p = st.parameters[tail].second;
+    bytes += p.numel() * static_cast<std::int64_t>(element_size(p.dtype()));
+    if (p.dtype() != st.parameters[0].second.dtype() || (tail > 0 && bytes > options.first_bucket_bytes)) break;
+  }
+  if (tail == st.parameters.size()) tail = 0;  // one small model: the usual packing
   std::map<DType, std::size_t> open;
   for (std::size_t k = st.parameters.size(); k-- > 0;) {
+    if (k + 1 == tail) open.clear();  // the tail's own bucket
     const Tensor& p = st.parameters[k].second;
     const auto bytes = static_cast<std::int64_t>(element_size(p.dtype()));
     auto it = open.find(p.dtype());
