@@ -205,7 +205,7 @@ io::StateGroups Checkpointer::load(const TrainingParts& parts, const io::Trainer
   // streams cannot be shared out over a different number of ranks).
   Generator& g = default_generator();
   if (state.world_size == run_.world() || run_.deterministic()) {
-    const int from = state.world_size == run_.world() ? run_.rank() : 0;
+    const int from = run_.deterministic() ? 0 : run_.rank();
     const auto saved = state.rng.find(rng_name(from));
     if (saved == state.rng.end() || saved->second.size() != 2) {
       throw IoError(str_cat("resume: expected the random stream '", rng_name(from), "' ([seed, offset]) in '",
