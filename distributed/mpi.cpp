@@ -1,5 +1,6 @@
 // The MPI process group and the MPI runtime it shares: initialisation once per process, finalisation with
-// the last group, and the collectives (with the desync fingerprint check) on the group's communicator.
+// the last group, and the collectives on the group's communicator, each starting with a fixed-size header
+// exchange that checks that every rank made the same call and carries small collectives' data.
 #include "distributed/mpi.h"
 
 // The C API only (Open MPI's header would otherwise pull in its deprecated C++ bindings).
@@ -96,16 +97,69 @@ MPI_Op mpi_op(ReduceOp op) {
   return MPI_SUM;
 }
 
-// What the desync check exchanges: one rank's call, as plain bytes.
-struct Fingerprint {
-  std::uint64_t sequence;
-  std::int64_t count;
-  std::int32_t root;
-  std::uint8_t kind;
-  std::uint8_t dtype;
-  std::uint8_t op;
-  std::uint8_t padding;
+// The desync check rides on a fixed-size header that every rank exchanges (one MPI_Allgather of
+// kHeaderBytes per rank) as the first MPI call of every collective, whatever the rank called:
+//  - its call, exactly: kind, dtype, op and root packed in one word, count, sequence (no hash, so no
+//    collisions). Each rank compares every rank's words with its own after the exchange; all ranks see the
+//    same gathered headers, so a mismatch fails on every rank at the same collective, and the message names
+//    each rank's call without a second exchange.
+//  - the collective's data when it fits (kPayloadBytes per rank): then the header exchange *is* the
+//    collective (one MPI call, as many as without the check), and each rank reduces the gathered payloads in
+//    rank order, identically on every rank. Latency-bound collectives (the stop vote, losses, metrics,
+//    barriers) would otherwise pay a second round trip, doubling their cost.
+// Larger collectives move their data only after the header exchange has shown that every rank made the
+// same call: one small-message round trip before the data. Measured (tests/perf/bench_distributed.sh
+// --model desync, 2 ranks on one node): the exchange takes 0.5-1.5 us against 105-600 us for a 1 MiB
+// MPI_Allreduce (0.2-0.5%). The alternatives are both slower and unsafe on a mismatch: MPI_Iallgather of the
+// header next to an MPI_Iallreduce of the data (then MPI_Waitall) cost +120% or +25% (Open MPI's
+// non-blocking all-reduce takes a slower path), and fingerprint elements appended to the data cost +60% to
+// +130% (the copy in and out of a staging buffer). And before anyone knew of a mismatch, ranks whose counts,
+// dtypes, kinds or roots differ would have issued data calls of different shapes, which MPI truncates, mixes
+// up or hangs on.
+constexpr std::size_t kHeaderBytes = 256;
+constexpr std::size_t kFingerprintWords = 4;
+constexpr std::size_t kPayloadBytes = kHeaderBytes - kFingerprintWords * sizeof(std::uint64_t);
+
+struct Header {
+  std::uint64_t words[kFingerprintWords];  // fingerprint(): the call; the last word is zero
+  alignas(std::uint64_t) std::byte payload[kPayloadBytes];
 };
+static_assert(sizeof(Header) == kHeaderBytes);
+
+// The call as header words: kind | dtype << 8 | op << 16 | root << 32, count, sequence, 0.
+void fingerprint(const CollectiveCall& call, std::uint64_t* words) {
+  words[0] = static_cast<std::uint64_t>(call.kind) | static_cast<std::uint64_t>(call.dtype) << 8 |
+             static_cast<std::uint64_t>(call.op) << 16 |
+             static_cast<std::uint64_t>(static_cast<std::uint32_t>(call.root)) << 32;
+  words[1] = static_cast<std::uint64_t>(call.count);
+  words[2] = call.sequence;
+  words[3] = 0;
+}
+
+CollectiveCall call_of(const Header& header) {
+  const std::uint64_t w = header.words[0];
+  return CollectiveCall{static_cast<Collective>(w & 0xff),
+                        static_cast<DType>((w >> 8) & 0xff),
+                        static_cast<std::int64_t>(header.words[1]),
+                        static_cast<ReduceOp>((w >> 16) & 0xff),
+                        static_cast<int>(static_cast<std::uint32_t>(w >> 32)),
+                        header.words[2]};
+}
+
+// The bytes of data each rank contributes to `call` (all_gather: its input; reduce_scatter: its whole input).
+std::int64_t payload_bytes(const CollectiveCall& call, std::int64_t world) {
+  switch (call.kind) {
+    case Collective::kBarrier:
+      return 0;
+    case Collective::kReduceScatter:
+      return world * call.bytes();
+    case Collective::kAllReduce:
+    case Collective::kBroadcast:
+    case Collective::kAllGather:
+      return call.bytes();
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -229,45 +283,67 @@ void MpiProcessGroup::check(int code, const CollectiveCall& call, const char* fu
         size(), collective_name(call.kind));
 }
 
-void MpiProcessGroup::check_calls_match(const CollectiveCall& call) {
-  const Fingerprint mine{call.sequence,
-                         call.count,
-                         call.root,
-                         static_cast<std::uint8_t>(call.kind),
-                         static_cast<std::uint8_t>(call.dtype),
-                         static_cast<std::uint8_t>(call.op),
-                         0};
-  std::vector<Fingerprint> all(static_cast<std::size_t>(size()));
-  check(MPI_Allgather(&mine, sizeof(Fingerprint), MPI_BYTE, all.data(), sizeof(Fingerprint), MPI_BYTE,
-                      comm_->comm),
-        call, "MPI_Allgather (desync check)");
-  std::vector<CollectiveCall> calls;
-  bool same = true;
-  for (const Fingerprint& f : all) {
-    CollectiveCall c{static_cast<Collective>(f.kind),
-                     static_cast<DType>(f.dtype),
-                     f.count,
-                     static_cast<ReduceOp>(f.op),
-                     f.root,
-                     f.sequence};
-    same = same && c.matches(call) && c.sequence == call.sequence;
-    calls.push_back(c);
-  }
+void MpiProcessGroup::exchange_header(const CollectiveCall& call, const void* input, void* output,
+                                      Carried carried) {
+  const auto world = static_cast<std::size_t>(size());
+  const std::int64_t bytes = payload_bytes(call, size());
+  Header mine{};
+  fingerprint(call, mine.words);
+  if (carried == Carried::kData && bytes > 0)
+    std::memcpy(mine.payload, input, static_cast<std::size_t>(bytes));
+  std::vector<Header> all(world);
+  check(MPI_Allgather(&mine, static_cast<int>(kHeaderBytes), MPI_BYTE, all.data(),
+                      static_cast<int>(kHeaderBytes), MPI_BYTE, comm_->comm),
+        call, "MPI_Allgather (collective header)");
+  const bool same = std::all_of(all.begin(), all.end(), [&](const Header& h) {
+    return std::equal(std::begin(h.words), std::end(h.words), std::begin(mine.words));
+  });
   if (!same) {
+    std::vector<CollectiveCall> calls;
+    for (const Header& h : all) calls.push_back(call_of(h));
     calls.front().sequence = call.sequence;
     throw DistributedError(str_cat(prefix(), "collectives out of step at ", describe_desync(calls),
                                    ". Every rank must issue the same collectives in the same order"),
                            rank(), size(), collective_name(call.kind));
   }
+  if (carried == Carried::kFingerprint || bytes == 0) return;
+  // Every rank made this call: combine the gathered payloads in rank order (the same bits on every rank).
+  auto* out = static_cast<std::byte*>(output);
+  const auto n = static_cast<std::size_t>(call.bytes());
+  switch (call.kind) {
+    case Collective::kAllReduce:
+      std::memcpy(out, all[0].payload, n);
+      for (std::size_t r = 1; r < world; ++r)
+        reduce_into(out, all[r].payload, call.count, call.dtype, call.op);
+      return;
+    case Collective::kBroadcast:
+      if (rank() != call.root) std::memcpy(out, all[static_cast<std::size_t>(call.root)].payload, n);
+      return;
+    case Collective::kAllGather:
+      for (std::size_t r = 0; r < world; ++r) std::memcpy(out + r * n, all[r].payload, n);
+      return;
+    case Collective::kReduceScatter: {
+      const std::size_t block = static_cast<std::size_t>(rank()) * n;
+      std::memcpy(out, all[0].payload + block, n);
+      for (std::size_t r = 1; r < world; ++r)
+        reduce_into(out, all[r].payload + block, call.count, call.dtype, call.op);
+      return;
+    }
+    case Collective::kBarrier:
+      return;
+  }
 }
 
 void MpiProcessGroup::run(const CollectiveCall& call, const void* input, void* output) {
-  if (options().check_desync) check_calls_match(call);
-  MPI_Comm comm = comm_->comm;
-  if (call.kind == Collective::kBarrier) {
-    check(MPI_Barrier(comm), call, "MPI_Barrier");
+  // Collectives whose data fits the header are carried by it whether or not check_desync is on, so that
+  // their results are the same bits either way (MPI's own reduction order may differ from rank order); their
+  // calls are then compared at no extra cost. Larger ones exchange the header first only when checking.
+  if (payload_bytes(call, size()) <= static_cast<std::int64_t>(kPayloadBytes)) {
+    exchange_header(call, input, output, Carried::kData);
     return;
   }
+  if (options().check_desync) exchange_header(call, input, output, Carried::kFingerprint);
+  MPI_Comm comm = comm_->comm;
   const MPI_Datatype type = mpi_type(call.dtype);
   const MPI_Op op = mpi_op(call.op);
   const auto element = static_cast<std::int64_t>(element_size(call.dtype));

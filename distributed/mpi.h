@@ -1,5 +1,6 @@
 // The MPI process group: collectives over a duplicate of MPI_COMM_WORLD, run on the group's communication
-// thread, with a desync check (an all-gather of each call's fingerprint) before every collective.
+// thread. The desync check rides on a fixed-size header every rank exchanges first, which also carries the
+// data of small collectives (mpi.cpp).
 #pragma once
 
 #include <cstdint>
@@ -56,7 +57,12 @@ class MpiProcessGroup : public ProcessGroup {
  private:
   struct Comm;  // the MPI_Comm, kept out of this header (mpi.h is a private dependency)
   MpiProcessGroup(std::shared_ptr<MpiRuntime> runtime, ProcessGroupOptions options);
-  void check_calls_match(const CollectiveCall& call);
+  // What a collective's header exchange carries besides the call: its data (the exchange completes the
+  // collective) or nothing (the data follows). See mpi.cpp.
+  enum class Carried : std::uint8_t { kData, kFingerprint };
+  // The first MPI call of a collective, the same fixed-size MPI_Allgather on every rank whatever it called:
+  // throws the desync DistributedError on every rank when ranks' calls differ, before any data call.
+  void exchange_header(const CollectiveCall& call, const void* input, void* output, Carried carried);
   void check(int code, const CollectiveCall& call, const char* function) const;
 
   std::shared_ptr<MpiRuntime> runtime_;

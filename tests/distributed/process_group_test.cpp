@@ -175,6 +175,62 @@ TEST(Threaded, DifferentSizesOrOpsAreADesync) {
       {"rank 0 called all_reduce (max, f32 x 4)", "rank 1 called all_reduce (min, f32 x 4)"});
 }
 
+TEST(Threaded, DifferentRootsKindsOrDtypesAreADesync) {
+  expect_error<DistributedError>(
+      [] {
+        run_threaded(3, [](const GroupPtr& group) {
+          group->broadcast(zeros({5}), group->rank() == 0 ? 0 : 2)->wait();
+        });
+      },
+      {"collectives out of step at collective #1", "rank 0 called broadcast (root 0, f32 x 5)",
+       "ranks 1-2 called broadcast (root 2, f32 x 5)"});
+  expect_error<DistributedError>(
+      [] {
+        run_threaded(2, [](const GroupPtr& group) {
+          if (group->rank() == 0) {
+            group->barrier()->wait();
+          } else {
+            const Tensor whole = zeros({2 * 3});
+            group->all_gather(zeros({3}), whole)->wait();
+          }
+        });
+      },
+      {"rank 0 called barrier", "rank 1 called all_gather (f32 x 3)"});
+  expect_error<DistributedError>(
+      [] {
+        run_threaded(2, [](const GroupPtr& group) {
+          group->all_reduce(zeros({4}, group->rank() == 0 ? DType::f32 : DType::f64))->wait();
+        });
+      },
+      {"rank 0 called all_reduce (sum, f32 x 4)", "rank 1 called all_reduce (sum, f64 x 4)"});
+}
+
+// The threaded backend compares calls whatever check_desync says (moving data between mismatched buffers is
+// unsafe): turning the option off changes neither results nor the error.
+TEST(Threaded, CheckDesyncOffStillComparesAndGivesTheSameResults) {
+  ProcessGroupOptions off;
+  off.check_desync = false;
+  std::vector<std::vector<float>> results(2);
+  for (const bool check : {true, false}) {
+    run_threaded(
+        3,
+        [&](const GroupPtr& group) {
+          const Tensor t = full({7}, 0.1 * (group->rank() + 1));
+          group->all_reduce(t, ReduceOp::kAvg)->wait();
+          if (group->rank() == 0) results[check ? 0 : 1] = t.to_vector<float>();
+        },
+        check ? ProcessGroupOptions{} : off);
+  }
+  EXPECT_EQ(results[0], results[1]);
+  expect_error<DistributedError>(
+      [&] {
+        run_threaded(
+            2, [](const GroupPtr& group) { group->all_reduce(zeros({group->rank() == 0 ? 2 : 3}))->wait(); },
+            off);
+      },
+      {"rank 0 called all_reduce (sum, f32 x 2)", "rank 1 called all_reduce (sum, f32 x 3)"});
+}
+
 TEST(Threaded, ARankThatNeverCallsLeavesTheOtherWithTheTimeoutError) {
   ThreadedWorld world(2, short_timeout(std::chrono::milliseconds(300)));
   const GroupPtr group = world.group(0);

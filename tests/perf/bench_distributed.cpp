@@ -1,6 +1,7 @@
 // Data-parallel benchmark under mpirun (bench_distributed.sh), ResNet-20 and DCGAN: raw MPI_Allreduce bus
-// bandwidth, the Reducer's effective bandwidth for the same bytes, communication hidden behind backward, and
-// weak-scaling efficiency against one rank training alone. Prints figures, asserts nothing.
+// bandwidth, the Reducer's effective bandwidth for the same bytes, communication hidden behind backward,
+// weak-scaling efficiency against one rank training alone, and the desync check's cost (--model desync: a
+// 1 MiB all-reduce with and without it; per model: its share of a step). Prints figures, asserts nothing.
 // The MPI C API only (the C++ bindings would need libmpi_cxx).
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
@@ -15,9 +16,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,6 +68,14 @@ struct Options {
   DesyncCheck desync_check = DesyncCheck::kOn;
 };
 
+// The collectives the group starts while `recording` is set (written by the communication thread's observer,
+// read by the main thread after the recorded work has been waited for).
+struct CallRecorder {
+  std::mutex mutex;
+  std::atomic<bool> recording{false};
+  std::vector<dist::CollectiveCall> calls;
+};
+
 // The process group under test, this benchmark's own communicator (a dup of MPI_COMM_WORLD, used from the
 // main thread only while the group's communication thread is idle: barriers, raw all-reduces, gathering
 // timings) and the time the group's communication thread spends inside collectives (its observer).
@@ -76,6 +87,7 @@ struct Context {
   Options options;
   dist::ReducerOptions reducer;
   std::shared_ptr<std::atomic<std::int64_t>> comm_busy_ns = std::make_shared<std::atomic<std::int64_t>>(0);
+  std::shared_ptr<CallRecorder> recorder;
 };
 
 double seconds_since(Clock::time_point start) {
@@ -218,6 +230,208 @@ Timing time_copy(const Context& ctx, std::int64_t bytes) {
   }
   seconds = max_over_ranks(ctx, seconds);
   return {median(seconds), minimum(seconds)};
+}
+
+// -----------------------------------------------------------------------------------------------------------
+// 1b. The desync check's cost (issue 17): a 1 MiB all-reduce raw, through a group checking and one not, and
+// the raw MPI shapes the check could take (header exchange then data: what the MPI group does; the header
+// overlapped with the data; a fingerprint appended to the data in a staging buffer).
+
+constexpr std::int64_t kHeaderBytes = 256;  // per rank, as in distributed/mpi.cpp
+
+// Times `a` and `b` alternately (the same drift and load for both), each after a barrier.
+struct PairTiming {
+  Timing a;
+  Timing b;
+  double diff = 0.0;  // median over repetitions of a - b (paired: less drift than a difference of medians)
+};
+
+PairTiming time_pair(const Context& ctx, const std::function<void()>& a, const std::function<void()>& b) {
+  const int warmup = std::max(5, ctx.options.reps / 10);
+  std::vector<double> sa;
+  std::vector<double> sb;
+  for (int r = 0; r < warmup + ctx.options.reps; ++r) {
+    barrier(ctx);
+    auto start = Clock::now();
+    a();
+    const double ta = seconds_since(start);
+    barrier(ctx);
+    start = Clock::now();
+    b();
+    const double tb = seconds_since(start);
+    if (r >= warmup) {
+      sa.push_back(ta);
+      sb.push_back(tb);
+    }
+  }
+  sa = max_over_ranks(ctx, sa);
+  sb = max_over_ranks(ctx, sb);
+  std::vector<double> diff;
+  for (std::size_t i = 0; i < sa.size(); ++i) diff.push_back(sa[i] - sb[i]);
+  return {{median(sa), minimum(sa)}, {median(sb), minimum(sb)}, median(diff)};
+}
+
+// The two process groups the check is measured on (fresh ones: the benchmark's own group keeps
+// --desync-check).
+struct CheckGroups {
+  std::shared_ptr<dist::MpiProcessGroup> on;
+  std::shared_ptr<dist::MpiProcessGroup> off;
+};
+
+CheckGroups make_check_groups() {
+  dist::ProcessGroupOptions on;
+  on.check_desync = true;
+  dist::ProcessGroupOptions off;
+  off.check_desync = false;
+  return {dist::MpiProcessGroup::world(on), dist::MpiProcessGroup::world(off)};
+}
+
+void print_line(const Context& ctx, const char* text) {
+  if (ctx.rank == 0) {
+    std::printf("%s\n", text);
+    std::fflush(stdout);
+  }
+}
+
+// The header exchange alone on the benchmark's communicator (what the check adds to a collective whose data
+// does not fit the header).
+Timing time_header_exchange(const Context& ctx) {
+  std::vector<std::byte> header(kHeaderBytes, std::byte{0});
+  std::vector<std::byte> headers(static_cast<std::size_t>(kHeaderBytes * ctx.size));
+  const int warmup = std::max(5, ctx.options.reps / 10);
+  std::vector<double> seconds;
+  for (int r = 0; r < warmup + ctx.options.reps; ++r) {
+    barrier(ctx);
+    const auto start = Clock::now();
+    check_mpi(MPI_Allgather(header.data(), kHeaderBytes, MPI_BYTE, headers.data(), kHeaderBytes, MPI_BYTE,
+                            ctx.comm),
+              "MPI_Allgather");
+    if (r >= warmup) seconds.push_back(seconds_since(start));
+  }
+  seconds = max_over_ranks(ctx, seconds);
+  return {median(seconds), minimum(seconds)};
+}
+
+void run_desync_cost(const Context& ctx, const CheckGroups& groups) {
+  const std::int64_t bytes = 1 << 20;
+  const auto n = static_cast<int>(bytes / 4);
+  std::vector<float> data(static_cast<std::size_t>(n), 1.0f);
+  std::vector<std::byte> header(kHeaderBytes, std::byte{0});
+  std::vector<std::byte> headers(static_cast<std::size_t>(kHeaderBytes * ctx.size));
+  const auto raw = [&] {
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, data.data(), n, MPI_FLOAT, MPI_SUM, ctx.comm), "MPI_Allreduce");
+  };
+  const auto exchange_header = [&] {
+    check_mpi(MPI_Allgather(header.data(), kHeaderBytes, MPI_BYTE, headers.data(), kHeaderBytes, MPI_BYTE,
+                            ctx.comm),
+              "MPI_Allgather");
+  };
+  const auto header_then_data = [&] {
+    exchange_header();
+    raw();
+  };
+  const auto overlapped = [&] {
+    MPI_Request requests[2];
+    check_mpi(MPI_Iallgather(header.data(), kHeaderBytes, MPI_BYTE, headers.data(), kHeaderBytes, MPI_BYTE,
+                             ctx.comm, &requests[0]),
+              "MPI_Iallgather");
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data.data(), n, MPI_FLOAT, MPI_SUM, ctx.comm, &requests[1]),
+              "MPI_Iallreduce");
+    check_mpi(MPI_Waitall(2, requests, MPI_STATUSES_IGNORE), "MPI_Waitall");
+  };
+  // 16 extra f32 (8 fingerprint chunks and their squares) after the data: copy in, all-reduce, copy out.
+  std::vector<float> staging(static_cast<std::size_t>(n + 16), 0.0f);
+  const auto staged = [&] {
+    std::memcpy(staging.data(), data.data(), static_cast<std::size_t>(bytes));
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, staging.data(), n + 16, MPI_FLOAT, MPI_SUM, ctx.comm),
+              "MPI_Allreduce");
+    std::memcpy(data.data(), staging.data(), static_cast<std::size_t>(bytes));
+  };
+  char line[512];
+  const auto report = [&](const char* what, const PairTiming& t) {
+    std::snprintf(line, sizeof(line),
+                  "[desync] raw %-62s median_us=%.1f min_us=%.1f | raw 1 MiB median_us=%.1f | paired extra "
+                  "median_us=%.1f (%.1f%% of raw)",
+                  what, t.a.median * 1e6, t.a.min * 1e6, t.b.median * 1e6, t.diff * 1e6,
+                  100.0 * t.diff / t.b.median);
+    print_line(ctx, line);
+  };
+  const PairTiming alone = time_pair(ctx, exchange_header, raw);
+  std::snprintf(
+      line, sizeof(line),
+      "[desync] raw header exchange alone (MPI_Allgather 256 B per rank) median_us=%.1f min_us=%.1f = "
+      "%.2f%% of raw MPI_Allreduce 1 MiB (median_us=%.1f)",
+      alone.a.median * 1e6, alone.a.min * 1e6, 100.0 * alone.a.median / alone.b.median, alone.b.median * 1e6);
+  print_line(ctx, line);
+  report("header then MPI_Allreduce 1 MiB (the MPI group, check on)", time_pair(ctx, header_then_data, raw));
+  report("MPI_Iallgather header + MPI_Iallreduce 1 MiB (unsafe)", time_pair(ctx, overlapped, raw));
+  report("memcpy in + MPI_Allreduce 1 MiB + 64 B + memcpy out", time_pair(ctx, staged, raw));
+
+  // A small collective (8 bytes): the check before this change (an all-gather of a 24-byte fingerprint, then
+  // the data's own MPI_Allreduce) against the header that carries both.
+  std::vector<double> tiny(1, 1.0);
+  std::vector<std::byte> fingerprints(static_cast<std::size_t>(24 * ctx.size));
+  const auto tiny_raw = [&] {
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, tiny.data(), 1, MPI_DOUBLE, MPI_SUM, ctx.comm), "MPI_Allreduce");
+  };
+  const auto tiny_before = [&] {
+    check_mpi(MPI_Allgather(header.data(), 24, MPI_BYTE, fingerprints.data(), 24, MPI_BYTE, ctx.comm),
+              "MPI_Allgather");
+    tiny_raw();
+  };
+  const PairTiming before = time_pair(ctx, tiny_before, tiny_raw);
+  const PairTiming now = time_pair(ctx, exchange_header, tiny_raw);
+  std::snprintf(
+      line, sizeof(line),
+      "[desync] raw 8 B all-reduce median_us=%.2f | checked before (MPI_Allgather 24 B + MPI_Allreduce "
+      "8 B) median_us=%.2f | checked now (header MPI_Allgather 256 B carrying the data) median_us=%.2f",
+      before.b.median * 1e6, before.a.median * 1e6, now.a.median * 1e6);
+  print_line(ctx, line);
+
+  // Through the groups: the check's whole cost is on minus off.
+  const auto group_pair = [&](std::int64_t count) {
+    const Tensor on = lockstep::zeros({count});
+    const Tensor off = lockstep::zeros({count});
+    return time_pair(
+        ctx, [&] { groups.on->all_reduce(on, dist::ReduceOp::kSum)->wait(); },
+        [&] { groups.off->all_reduce(off, dist::ReduceOp::kSum)->wait(); });
+  };
+  const PairTiming raw_again = time_pair(ctx, raw, raw);
+  const PairTiming big = group_pair(n);
+  std::snprintf(line, sizeof(line),
+                "[desync] group all_reduce 1 MiB check_on_median_us=%.1f (min %.1f) check_off_median_us=%.1f "
+                "(min %.1f) check_cost_us=%.1f (paired median) = %.2f%% of raw MPI_Allreduce 1 MiB "
+                "(median_us=%.1f; target < 5%%)",
+                big.a.median * 1e6, big.a.min * 1e6, big.b.median * 1e6, big.b.min * 1e6, big.diff * 1e6,
+                100.0 * big.diff / raw_again.a.median, raw_again.a.median * 1e6);
+  print_line(ctx, line);
+  const PairTiming small = group_pair(2);
+  std::snprintf(
+      line, sizeof(line),
+      "[desync] group all_reduce 8 B (carried by the header, check on or off) check_on_median_us=%.1f "
+      "check_off_median_us=%.1f check_cost_us=%.1f (paired median)",
+      small.a.median * 1e6, small.b.median * 1e6, small.diff * 1e6);
+  print_line(ctx, line);
+}
+
+// The all-reduces of one synchronised step (recorded from the benchmark's group), replayed back to back
+// through the checking and the unchecking group: the check's cost per step, as if none of it were hidden
+// behind backward.
+PairTiming time_step_replay(const Context& ctx, const CheckGroups& groups,
+                            const std::vector<dist::CollectiveCall>& calls) {
+  std::vector<Tensor> on;
+  std::vector<Tensor> off;
+  for (const auto& call : calls) {
+    on.push_back(lockstep::zeros({call.count}, call.dtype));
+    off.push_back(lockstep::zeros({call.count}, call.dtype));
+  }
+  const auto replay = [&](dist::MpiProcessGroup& group, std::vector<Tensor>& tensors) {
+    std::vector<dist::WorkPtr> works;
+    for (std::size_t i = 0; i < calls.size(); ++i) works.push_back(group.all_reduce(tensors[i], calls[i].op));
+    for (auto& w : works) w->wait();
+  };
+  return time_pair(
+      ctx, [&] { replay(*groups.on, on); }, [&] { replay(*groups.off, off); });
 }
 
 // -----------------------------------------------------------------------------------------------------------
@@ -561,8 +775,9 @@ void run_model(const Context& ctx, const std::string& model) {
   // group (launch/env/signals.h agreed_stop_signal), latency only.
   const Timing stop_vote = time_group_allreduce(ctx, 8);
   if (ctx.rank == 0) {
-    std::printf("[%s] stop_agreement 8-byte group all_reduce (once per training step) median_us=%.1f min_us=%.1f\n",
-                tag, stop_vote.median * 1e6, stop_vote.min * 1e6);
+    std::printf(
+        "[%s] stop_agreement 8-byte group all_reduce (once per training step) median_us=%.1f min_us=%.1f\n",
+        tag, stop_vote.median * 1e6, stop_vote.min * 1e6);
   }
 
   const Timing copy = time_copy(ctx, bytes);
@@ -617,6 +832,46 @@ void run_model(const Context& ctx, const std::string& model) {
     std::fflush(stdout);
   }
 
+  // 3b. The desync check's share of a step: record the step's collectives, replay them checked and not.
+  {
+    {
+      std::lock_guard lock(ctx.recorder->mutex);
+      ctx.recorder->calls.clear();
+    }
+    barrier(ctx);
+    ctx.recorder->recording = true;
+    work.step(Sync::kOn);
+    ctx.recorder->recording = false;
+    std::vector<dist::CollectiveCall> calls;
+    {
+      std::lock_guard lock(ctx.recorder->mutex);
+      for (const auto& c : ctx.recorder->calls)
+        if (c.kind == dist::Collective::kAllReduce) calls.push_back(c);
+    }
+    const CheckGroups groups = make_check_groups();
+    const PairTiming replay = time_step_replay(ctx, groups, calls);
+    std::int64_t step_bytes = 0;
+    std::int64_t past_header =
+        0;  // collectives whose data does not fit the header: the check adds a round trip
+    for (const auto& c : calls) {
+      step_bytes += c.bytes();
+      if (c.bytes() > kHeaderBytes - 32) ++past_header;
+    }
+    const Timing header = time_header_exchange(ctx);
+    const double estimate = static_cast<double>(past_header) * header.median;
+    if (ctx.rank == 0) {
+      std::printf(
+          "[%s] desync_check per step: all_reduces=%zu (%.2f MiB) replayed check_on_median_us=%.1f "
+          "check_off_median_us=%.1f check_cost_us=%.1f (paired median) = %.4f%% of the synchronised step "
+          "(median_ms=%.2f; target < 1%%); past the header=%lld x header exchange median_us=%.1f = %.4f%% "
+          "of the step (the bound without noise)\n",
+          tag, calls.size(), static_cast<double>(step_bytes) / kMiB, replay.a.median * 1e6,
+          replay.b.median * 1e6, replay.diff * 1e6, 100.0 * replay.diff / t_sync, t_sync * 1e3,
+          static_cast<long long>(past_header), header.median * 1e6, 100.0 * estimate / t_sync);
+      std::fflush(stdout);
+    }
+  }
+
   // 4. Weak scaling against rank 0 training alone.
   const std::vector<double> alone = time_alone(ctx, model);
   const double t_alone = median(alone);
@@ -636,7 +891,8 @@ void run_model(const Context& ctx, const std::string& model) {
 Options parse(int argc, char** argv) {
   Options options;
   const char* usage =
-      "--model resnet20|dcgan|all, --steps N, --warmup N, --reps N, --batch N, --gan-batch N, --bucket-mib "
+      "--model resnet20|dcgan|desync|all, --steps N, --warmup N, --reps N, --batch N, --gan-batch N, "
+      "--bucket-mib "
       "X, "
       "--first-bucket-mib X or --desync-check on|off";
   for (int i = 1; i < argc; ++i) {
@@ -667,9 +923,11 @@ Options parse(int argc, char** argv) {
                      ", but got '", flag, " ", value, "'");
     }
   }
-  LOCKSTEP_CHECK(
-      options.model == "all" || options.model == "resnet20" || options.model == "dcgan", lockstep::ValueError,
-      "lockstep_bench_distributed: expected --model resnet20|dcgan|all, but got '", options.model, "'");
+  LOCKSTEP_CHECK(options.model == "all" || options.model == "resnet20" || options.model == "dcgan" ||
+                     options.model == "desync",
+                 lockstep::ValueError,
+                 "lockstep_bench_distributed: expected --model resnet20|dcgan|desync|all, but got '",
+                 options.model, "'");
   LOCKSTEP_CHECK(
       options.steps > 0 && options.warmup >= 0 && options.reps > 0 && options.classifier_batch > 0 &&
           options.gan_batch > 0 && options.bucket_mib > 0.0 && options.first_bucket_mib > 0.0,
@@ -697,9 +955,16 @@ int run(int argc, char** argv) {
   ctx.reducer.first_bucket_bytes = static_cast<std::int64_t>(ctx.options.first_bucket_mib * kMiB);
   auto busy = ctx.comm_busy_ns;
   auto started = std::make_shared<Clock::time_point>();
-  ctx.group->set_observer([busy, started](const dist::CollectiveCall&, dist::CollectiveEvent event) {
+  ctx.recorder = std::make_shared<CallRecorder>();
+  auto recorder = ctx.recorder;
+  ctx.group->set_observer([busy, started, recorder](const dist::CollectiveCall& call,
+                                                    dist::CollectiveEvent event) {
     if (event == dist::CollectiveEvent::kStart) {
       *started = Clock::now();
+      if (recorder->recording) {
+        std::lock_guard lock(recorder->mutex);
+        recorder->calls.push_back(call);
+      }
     } else {
       busy->fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - *started).count());
     }
@@ -730,6 +995,7 @@ int run(int argc, char** argv) {
     std::fflush(stdout);
   }
 
+  if (ctx.options.model == "all" || ctx.options.model == "desync") run_desync_cost(ctx, make_check_groups());
   for (const std::string model : {"resnet20", "dcgan"}) {
     if (ctx.options.model == "all" || ctx.options.model == model) run_model(ctx, model);
   }

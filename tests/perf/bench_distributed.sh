@@ -2,7 +2,9 @@
 # Runs the data-parallel benchmark (lockstep_bench_distributed) under mpirun with one thread per rank and
 # prints its figures. Builds nothing.
 # Usage: tests/perf/bench_distributed.sh [path/to/lockstep_bench_distributed] [benchmark args...]
-#   (default binary: build/tests/perf/lockstep_bench_distributed; args e.g. --model resnet20 --steps 20)
+#   (default binary: build/tests/perf/lockstep_bench_distributed; args e.g. --model resnet20 --steps 20, or
+#   --model desync --reps 300 for the desync check's cost against a raw 1 MiB MPI_Allreduce; each model also
+#   prints the check's share of its step)
 #   NP           ranks (default 2)
 #   BIND         mpirun --bind-to value: core or none (default core: on a 2-core machine throughput was the same
 #                within noise, and core avoided multi-millisecond all-reduce stalls seen with none)
