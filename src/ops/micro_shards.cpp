@@ -15,7 +15,7 @@ namespace lockstep {
 
 std::int64_t micro_shard_count(const Tensor& t) {
   const MicroShards* m = current_micro_shards();
-  return m == nullptr || t.dim() == 0 ? 0 : m->count(t.size(0));
+  return m == nullptr || t.dim() < 2 ? 0 : m->count(t.size(0));
 }
 
 Tensor micro_shard(const Tensor& t, std::int64_t k, std::int64_t count) {

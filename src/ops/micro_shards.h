@@ -14,7 +14,8 @@
 namespace lockstep {
 
 // The number of micro-shards the leading dimension of `t` is cut into under the current scope: 0 outside
-// deterministic steps or when `t` is not batch-shaped.
+// deterministic steps or when `t` is not batch-shaped (batch tensors have a sample dimension and at least one
+// more: [N, features...]).
 std::int64_t micro_shard_count(const Tensor& t);
 
 // Rows [k * n / count, (k + 1) * n / count) of t's leading dimension (a view).
