@@ -1,7 +1,7 @@
 // The recurrent layers (src/nn/recurrent.h): each cell's step against a naive f64 reference of its equations,
 // backpropagation through 6 unrolled steps against central differences (inputs, initial state and every
-// weight; and second order) for one layer and a stack of two, the initialisation (orthogonal recurrent blocks,
-// the LSTM's forget bias), and the row-sequence classifier reading images as rows.
+// weight; and second order) for one layer and a stack of two, the initialisation (orthogonal recurrent
+// blocks, the LSTM's forget bias), and the row-sequence classifier reading images as rows.
 #include "src/nn/recurrent.h"
 
 #include <gtest/gtest.h>
@@ -159,10 +159,11 @@ TEST(Recurrent, StackedLayersBackpropagateThroughSixSteps) {
     first.to(DType::f64);
     second.to(DType::f64);
     const bool lstm = kind == RecurrentKind::kLstm;
-    const std::vector<Tensor> inputs = {
-        randn({6, 2, 3}, 0.0, 1.0, DType::f64).requires_grad_(),  // [T, N, F]
-        randn({2, 4}, 0.0, 0.5, DType::f64).requires_grad_(), randn({2, 4}, 0.0, 0.5, DType::f64).requires_grad_(),
-        randn({2, 5}, 0.0, 0.5, DType::f64).requires_grad_(), randn({2, 5}, 0.0, 0.5, DType::f64).requires_grad_()};
+    const std::vector<Tensor> inputs = {randn({6, 2, 3}, 0.0, 1.0, DType::f64).requires_grad_(),  // [T, N, F]
+                                        randn({2, 4}, 0.0, 0.5, DType::f64).requires_grad_(),
+                                        randn({2, 4}, 0.0, 0.5, DType::f64).requires_grad_(),
+                                        randn({2, 5}, 0.0, 0.5, DType::f64).requires_grad_(),
+                                        randn({2, 5}, 0.0, 0.5, DType::f64).requires_grad_()};
     const auto f = [&](const std::vector<Tensor>& in) {
       std::vector<Tensor> xs;
       for (std::int64_t t = 0; t < 6; ++t) xs.push_back(in[0].select(0, t));
