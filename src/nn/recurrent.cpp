@@ -1,15 +1,16 @@
-// Recurrent layers: the RNN, LSTM and GRU cells unrolled over time on the autograd ops.
+// Recurrent layers: the RNN, LSTM and GRU cells unrolled over time, each step two linear projections and one
+// fused cell op.
 #include "src/nn/recurrent.h"
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "src/autograd/grad_mode.h"
 #include "src/core/error.h"
 #include "src/nn/init.h"
-#include "src/ops/activation.h"
-#include "src/ops/elementwise.h"
 #include "src/ops/linalg.h"
+#include "src/ops/recurrent.h"
 #include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 
@@ -67,8 +68,8 @@ RecurrentLayer::RecurrentLayer(RecurrentKind kind, std::int64_t input, std::int6
 }
 
 Tensor RecurrentLayer::forward(const Tensor& x, RecurrentState& state) {
-  LOCKSTEP_CHECK(x.dim() == 3 && x.size(2) == input_, ValueError, type_name(), ": expected input [B, T, ", input_,
-                 "], but got ", shape_str(x.shape()));
+  LOCKSTEP_CHECK(x.dim() == 3 && x.size(2) == input_, ValueError, type_name(), ": expected input [B, T, ",
+                 input_, "], but got ", shape_str(x.shape()));
   std::vector<Tensor> xs;
   for (std::int64_t t = 0; t < x.size(1); ++t) xs.push_back(x.select(1, t));
   return stack(forward_steps(xs, state), 1);
@@ -88,28 +89,23 @@ std::vector<Tensor> RecurrentLayer::forward_steps(const std::vector<Tensor>& xs,
   for (const Tensor& x : xs) {
     const Tensor in = linear(x, weight_ih_, bias_);  // [B, G H]
     const Tensor recurrent = linear(h, weight_hh_);
+    // One fused op per step on the two projections (src/ops/recurrent.h).
     switch (kind_) {
       case RecurrentKind::kRnnTanh:
-        h = tanh(in + recurrent);
+        h = rnn_cell(in, recurrent, RnnActivation::kTanh);
         break;
       case RecurrentKind::kRnnRelu:
-        h = relu(in + recurrent);
+        h = rnn_cell(in, recurrent, RnnActivation::kRelu);
         break;
       case RecurrentKind::kLstm: {
-        const Tensor gate = in + recurrent;
-        const Tensor i = sigmoid(gate.slice(1, 0, H)), f = sigmoid(gate.slice(1, H, 2 * H));
-        const Tensor g = tanh(gate.slice(1, 2 * H, 3 * H)), o = sigmoid(gate.slice(1, 3 * H, 4 * H));
-        c = f * c + i * g;
-        h = o * tanh(c);
+        LstmCellOutput next = lstm_cell(in, recurrent, c);
+        h = std::move(next.h);
+        c = std::move(next.c);
         break;
       }
-      case RecurrentKind::kGru: {
-        const Tensor r = sigmoid(in.slice(1, 0, H) + recurrent.slice(1, 0, H));
-        const Tensor z = sigmoid(in.slice(1, H, 2 * H) + recurrent.slice(1, H, 2 * H));
-        const Tensor n = tanh(in.slice(1, 2 * H, 3 * H) + r * recurrent.slice(1, 2 * H, 3 * H));
-        h = n + z * (h - n);  // (1 - z) n + z h
+      case RecurrentKind::kGru:
+        h = gru_cell(in, recurrent, h);
         break;
-      }
     }
     outputs.push_back(h);
   }

@@ -1,6 +1,6 @@
 // Recurrent layers over sequences [B, T, features]: the vanilla RNN (tanh or ReLU), LSTM and GRU, unrolled on
-// the autograd ops (backpropagation through time is the ordinary backward of the unrolled graph), and a
-// stack of them.
+// the autograd ops, each step two linear projections and one fused cell op of src/ops/recurrent.h
+// (backpropagation through time is the ordinary backward of the unrolled graph).
 #pragma once
 
 #include <cstdint>

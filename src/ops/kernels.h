@@ -155,7 +155,25 @@ template <class Fn> class KernelSlot {
                      const Tensor& mean, const Tensor& rstd))                                                    \
   /* dweight, dbias [cols] overwritten when defined. */                                                           \
   X(layer_norm_backward, void(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,         \
-                              const Tensor& weight, const Tensor& dx, const Tensor& dweight, const Tensor& dbias))
+                              const Tensor& weight, const Tensor& dx, const Tensor& dweight, const Tensor& dbias)) \
+  /* Recurrent cells (src/ops/recurrent.h) over B rows of H units: gi, gh [B, G H] are the input and recurrent \
+     projections in G gate blocks of H columns; every tensor [B, H] unless said. act: kTanh or kRelu. */          \
+  /* h = act(gi + gh). */                                                                                        \
+  X(rnn_cell, void(UnaryOp act, const Tensor& gi, const Tensor& gh, const Tensor& h))                             \
+  /* dpre = dh * act'(gi + gh), from h = act(gi + gh). */                                                         \
+  X(rnn_cell_backward, void(UnaryOp act, const Tensor& dh, const Tensor& h, const Tensor& dpre))                 \
+  /* Gates [i, f, g, o] (G = 4): c_new = sigmoid(f) c + sigmoid(i) tanh(g), h = sigmoid(o) tanh(c_new). */         \
+  X(lstm_cell, void(const Tensor& gi, const Tensor& gh, const Tensor& c, const Tensor& h, const Tensor& c_new))  \
+  /* From dh, dc (of h and c_new), the gates recomputed from gi + gh: dgates [B, 4H] (of gi, and of gh alike), \
+     dc_prev (of c; undefined: not computed). */                                                                \
+  X(lstm_cell_backward, void(const Tensor& dh, const Tensor& dc, const Tensor& gi, const Tensor& gh,            \
+                             const Tensor& c, const Tensor& c_new, const Tensor& dgates, const Tensor& dc_prev)) \
+  /* Gates [r, z, n] (G = 3): r, z = sigmoid(gi + gh), n = tanh(gi_n + r gh_n), h_new = (1 - z) n + z h. */        \
+  X(gru_cell, void(const Tensor& gi, const Tensor& gh, const Tensor& h, const Tensor& h_new))                    \
+  /* From dh (of h_new), the gates recomputed from gi, gh: dgi, dgh [B, 3H], dh_prev (of h; undefined: not       \
+     computed). */                                                                                              \
+  X(gru_cell_backward, void(const Tensor& dh, const Tensor& gi, const Tensor& gh, const Tensor& h,               \
+                            const Tensor& dgi, const Tensor& dgh, const Tensor& dh_prev))
 
 namespace kernels {
 #define LOCKSTEP_DECLARE_KERNEL(name, signature) extern KernelSlot<signature> name;

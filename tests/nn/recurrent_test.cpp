@@ -1,7 +1,7 @@
 // The recurrent layers (src/nn/recurrent.h): each cell's step against a naive f64 reference of its equations,
 // backpropagation through 6 unrolled steps against central differences (inputs, initial state and every
-// weight; and second order), the initialisation (orthogonal recurrent blocks, the LSTM's forget bias), and
-// the row-sequence classifier reading images as rows.
+// weight; and second order) for one layer and a stack of two, the initialisation (orthogonal recurrent
+// blocks, the LSTM's forget bias), and the row-sequence classifier reading images as rows.
 #include "src/nn/recurrent.h"
 
 #include <gtest/gtest.h>
@@ -143,6 +143,65 @@ TEST(Recurrent, BackpropagationThroughSixStepsMatchesFiniteDifferences) {
         at(original);
         EXPECT_NEAR(analytic[static_cast<std::size_t>(e)], numeric, 1e-6 + 1e-5 * std::abs(numeric))
             << name << " " << e;
+      }
+    }
+  }
+}
+
+TEST(Recurrent, StackedLayersBackpropagateThroughSixSteps) {
+  // Two layers (3 -> 4 -> 5) over 6 steps of [B, F] in f64, the second reading the first's outputs: every
+  // step's fused cell op in the graph twice over. Inputs, both layers' initial states (first and second
+  // order) and every weight of both layers against central differences.
+  for (const RecurrentKind kind : kKinds) {
+    SCOPED_TRACE(nn::recurrent_kind_name(kind));
+    manual_seed(17);
+    nn::RecurrentLayer first(kind, 3, 4), second(kind, 4, 5);
+    first.to(DType::f64);
+    second.to(DType::f64);
+    const bool lstm = kind == RecurrentKind::kLstm;
+    const std::vector<Tensor> inputs = {randn({6, 2, 3}, 0.0, 1.0, DType::f64).requires_grad_(),  // [T, N, F]
+                                        randn({2, 4}, 0.0, 0.5, DType::f64).requires_grad_(),
+                                        randn({2, 4}, 0.0, 0.5, DType::f64).requires_grad_(),
+                                        randn({2, 5}, 0.0, 0.5, DType::f64).requires_grad_(),
+                                        randn({2, 5}, 0.0, 0.5, DType::f64).requires_grad_()};
+    const auto f = [&](const std::vector<Tensor>& in) {
+      std::vector<Tensor> xs;
+      for (std::int64_t t = 0; t < 6; ++t) xs.push_back(in[0].select(0, t));
+      nn::RecurrentState s1{in[1], lstm ? in[2] : Tensor()}, s2{in[3], lstm ? in[4] : Tensor()};
+      const std::vector<Tensor> ys = second.forward_steps(first.forward_steps(xs, s1), s2);
+      Tensor loss = sum(s2.h * s2.h);
+      for (std::size_t t = 0; t < ys.size(); t += 2) loss = loss + sum(ys[t] * ys[t]);  // some steps' outputs
+      return lstm ? loss + sum(s1.c * s2.c.slice(1, 0, 4)) : loss;
+    };
+    const std::vector<Tensor> used = lstm ? inputs : std::vector<Tensor>{inputs[0], inputs[1], inputs[3]};
+    const auto g = [&](const std::vector<Tensor>& in) {
+      return lstm ? f(in) : f({in[0], in[1], Tensor(), in[2], Tensor()});
+    };
+    const GradcheckResult first_order = gradcheck(g, used);
+    EXPECT_TRUE(first_order.ok) << first_order.message;
+    if (kind != RecurrentKind::kRnnRelu) {  // ReLU's second derivative is 0 almost everywhere
+      const GradcheckResult second_order = gradgradcheck(g, used);
+      EXPECT_TRUE(second_order.ok) << second_order.message;
+    }
+    first.zero_grad();
+    second.zero_grad();
+    g(used).backward();
+    for (nn::RecurrentLayer* layer : {&first, &second}) {
+      for (const auto& [name, p] : layer->named_parameters()) {
+        const std::vector<double> analytic = p.grad().to_vector<double>();
+        Tensor flat = p.detach().view({p.numel()});
+        for (std::int64_t e = 0; e < p.numel(); ++e) {
+          const double original = flat.select(0, e).item();
+          const auto at = [&](double v) {
+            NoGradGuard no_grad;
+            flat.select(0, e).fill_(v);
+            return g(used).item();
+          };
+          const double numeric = (at(original + 1e-6) - at(original - 1e-6)) / 2e-6;
+          at(original);
+          EXPECT_NEAR(analytic[static_cast<std::size_t>(e)], numeric, 1e-6 + 1e-5 * std::abs(numeric))
+              << (layer == &first ? "layer 0 " : "layer 1 ") << name << " " << e;
+        }
       }
     }
   }

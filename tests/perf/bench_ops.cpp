@@ -1,5 +1,6 @@
 // Op-level benchmark: milliseconds per iteration of training passes through Lockstep's public ops (conv2d,
-// conv_transpose2d, batch_norm, an MLP step), the same computations tests/perf/peer_torch.py times in PyTorch.
+// conv_transpose2d, batch_norm, an MLP step: the same computations tests/perf/peer_torch.py times in PyTorch),
+// and one LSTM step with the fused cell op against the same step composed of primitive ops.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -8,15 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "src/autograd/engine.h"
 #include "src/autograd/grad_mode.h"
 #include "src/ops/activation.h"
 #include "src/ops/conv.h"
+#include "src/ops/elementwise.h"
 #include "src/ops/linalg.h"
 #include "src/ops/loss.h"
 #include "src/ops/norm.h"
+#include "src/ops/recurrent.h"
 #include "src/tensor/factories.h"
 #include "tests/perf/bench_main.h"
-
 
 namespace {
 
@@ -79,7 +82,8 @@ void bench_batch_norm(benchmark::State& state, const lockstep::Shape& shape) {
   const Tensor dy = lockstep::rand(shape, -1.0, 1.0);
   run(state, [&] {
     clear_grads({x, weight, bias});
-    Tensor y = lockstep::batch_norm(x, weight, bias, running_mean, running_var, lockstep::BatchNormMode::kTrain);
+    Tensor y =
+        lockstep::batch_norm(x, weight, bias, running_mean, running_var, lockstep::BatchNormMode::kTrain);
     y.backward(dy);
     benchmark::DoNotOptimize(x.grad().data());
   });
@@ -112,6 +116,46 @@ void bench_mlp(benchmark::State& state, std::int64_t batch) {
   });
 }
 
+// The LSTM step composed of primitive ops (as RecurrentLayer ran before the fused cell op): the baseline of
+// the fused one.
+lockstep::LstmCellOutput composed_lstm_cell(const Tensor& gi, const Tensor& gh, const Tensor& c) {
+  const std::int64_t H = c.size(1);
+  const Tensor gate = gi + gh;
+  const Tensor i = lockstep::sigmoid(gate.slice(1, 0, H)), f = lockstep::sigmoid(gate.slice(1, H, 2 * H));
+  const Tensor g = lockstep::tanh(gate.slice(1, 2 * H, 3 * H)),
+               o = lockstep::sigmoid(gate.slice(1, 3 * H, 4 * H));
+  const Tensor c_new = f * c + i * g;
+  return {o * lockstep::tanh(c_new), c_new};
+}
+
+enum class Cell : std::uint8_t { kFused, kComposed };
+
+// One LSTM step (batch 128, 28 inputs, hidden 128: the lstm model of bench_train) forward + backward from
+// given gradients of h' and c': with `projections`, the two linear projections too (the whole step), else the
+// cell's pointwise part alone on given gate projections.
+void bench_lstm_step(benchmark::State& state, Cell cell, bool projections) {
+  const std::int64_t B = 128, F = 28, H = 128;
+  const Tensor x = lockstep::rand({B, F}, -1.0, 1.0);
+  const Tensor h = lockstep::rand({B, H}, -1.0, 1.0).requires_grad_();
+  const Tensor c = lockstep::rand({B, H}, -1.0, 1.0).requires_grad_();
+  const Tensor w_ih = lockstep::rand({4 * H, F}, -0.1, 0.1).requires_grad_();
+  const Tensor w_hh = lockstep::rand({4 * H, H}, -0.1, 0.1).requires_grad_();
+  const Tensor bias = lockstep::rand({4 * H}, -0.1, 0.1).requires_grad_();
+  const Tensor gi_leaf = lockstep::rand({B, 4 * H}, -2.0, 2.0).requires_grad_();
+  const Tensor gh_leaf = lockstep::rand({B, 4 * H}, -2.0, 2.0).requires_grad_();
+  const Tensor dh = lockstep::rand({B, H}, -1.0, 1.0), dc = lockstep::rand({B, H}, -1.0, 1.0);
+  const std::vector<Tensor> inputs =
+      projections ? std::vector<Tensor>{h, c, w_ih, w_hh, bias} : std::vector<Tensor>{gi_leaf, gh_leaf, c};
+  run(state, [&] {
+    const Tensor gi = projections ? lockstep::linear(x, w_ih, bias) : gi_leaf;
+    const Tensor gh = projections ? lockstep::linear(h, w_hh) : gh_leaf;
+    const lockstep::LstmCellOutput y =
+        cell == Cell::kFused ? lockstep::lstm_cell(gi, gh, c) : composed_lstm_cell(gi, gh, c);
+    const std::vector<Tensor> grads = lockstep::grad({y.h, y.c}, inputs, {dh, dc});
+    benchmark::DoNotOptimize(grads[0].data());
+  });
+}
+
 void register_all() {
   auto reg = [](const std::string& name, auto fn) {
     benchmark::RegisterBenchmark(name.c_str(), fn)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -133,10 +177,18 @@ void register_all() {
       {"dcgan_c64to1_16to32", 64, 64, 1, 16, 4, 2, 1},
   };
   for (const ConvCase& c : transposed) {
-    reg(std::string("conv_transpose2d/") + c.name, [c](benchmark::State& st) { bench_conv_transpose2d(st, c); });
+    reg(std::string("conv_transpose2d/") + c.name,
+        [c](benchmark::State& st) { bench_conv_transpose2d(st, c); });
   }
   reg("batch_norm/train_128x16x32x32", [](benchmark::State& st) { bench_batch_norm(st, {128, 16, 32, 32}); });
   reg("mlp/784_512_256_10_b128", [](benchmark::State& st) { bench_mlp(st, 128); });
+  reg("lstm_cell/fused_b128_h128", [](benchmark::State& st) { bench_lstm_step(st, Cell::kFused, false); });
+  reg("lstm_cell/composed_b128_h128",
+      [](benchmark::State& st) { bench_lstm_step(st, Cell::kComposed, false); });
+  reg("lstm_step/fused_b128_in28_h128",
+      [](benchmark::State& st) { bench_lstm_step(st, Cell::kFused, true); });
+  reg("lstm_step/composed_b128_in28_h128",
+      [](benchmark::State& st) { bench_lstm_step(st, Cell::kComposed, true); });
 }
 
 }  // namespace

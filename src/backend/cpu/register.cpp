@@ -16,6 +16,7 @@ void register_kernels() {
   register_upsample_kernels();
   register_softmax_kernels();
   register_norm_kernels();
+  register_recurrent_kernels();
 }
 
 }  // namespace lockstep::cpu

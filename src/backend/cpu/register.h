@@ -18,5 +18,6 @@ void register_pad_kernels();
 void register_upsample_kernels();
 void register_softmax_kernels();
 void register_norm_kernels();
+void register_recurrent_kernels();
 
 }  // namespace lockstep::cpu
