@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "src/autograd/grad_mode.h"
@@ -65,6 +67,27 @@ void reference_step(RecurrentKind kind, const std::vector<double>& x, std::vecto
     }
   }
   h = next;
+}
+
+// Central differences of `loss` (f64) against the .grad autograd left on every parameter of `module`.
+void expect_weights_match_central_differences(const nn::Module& module, const std::function<double()>& loss,
+                                              const std::string& label) {
+  for (const auto& [name, p] : module.named_parameters()) {
+    const std::vector<double> analytic = p.grad().to_vector<double>();
+    Tensor flat = p.detach().view({p.numel()});
+    for (std::int64_t e = 0; e < p.numel(); ++e) {
+      const double original = flat.select(0, e).item();
+      const auto at = [&](double v) {
+        NoGradGuard no_grad;
+        flat.select(0, e).fill_(v);
+        return loss();
+      };
+      const double numeric = (at(original + 1e-6) - at(original - 1e-6)) / 2e-6;
+      at(original);
+      EXPECT_NEAR(analytic[static_cast<std::size_t>(e)], numeric, 1e-6 + 1e-5 * std::abs(numeric))
+          << label << name << " " << e;
+    }
+  }
 }
 
 TEST(Recurrent, EveryCellFollowsItsEquationsOverSteps) {
@@ -129,22 +152,7 @@ TEST(Recurrent, BackpropagationThroughSixStepsMatchesFiniteDifferences) {
     // Every weight: central differences of the same loss against autograd.
     layer.zero_grad();
     f(inputs).backward();
-    for (const auto& [name, p] : layer.named_parameters()) {
-      const std::vector<double> analytic = p.grad().to_vector<double>();
-      Tensor flat = p.detach().view({p.numel()});
-      for (std::int64_t e = 0; e < p.numel(); ++e) {
-        const double original = flat.select(0, e).item();
-        const auto at = [&](double v) {
-          NoGradGuard no_grad;
-          flat.select(0, e).fill_(v);
-          return f(inputs).item();
-        };
-        const double numeric = (at(original + 1e-6) - at(original - 1e-6)) / 2e-6;
-        at(original);
-        EXPECT_NEAR(analytic[static_cast<std::size_t>(e)], numeric, 1e-6 + 1e-5 * std::abs(numeric))
-            << name << " " << e;
-      }
-    }
+    expect_weights_match_central_differences(layer, [&] { return f(inputs).item(); }, "");
   }
 }
 
@@ -187,22 +195,8 @@ TEST(Recurrent, StackedLayersBackpropagateThroughSixSteps) {
     second.zero_grad();
     g(used).backward();
     for (nn::RecurrentLayer* layer : {&first, &second}) {
-      for (const auto& [name, p] : layer->named_parameters()) {
-        const std::vector<double> analytic = p.grad().to_vector<double>();
-        Tensor flat = p.detach().view({p.numel()});
-        for (std::int64_t e = 0; e < p.numel(); ++e) {
-          const double original = flat.select(0, e).item();
-          const auto at = [&](double v) {
-            NoGradGuard no_grad;
-            flat.select(0, e).fill_(v);
-            return g(used).item();
-          };
-          const double numeric = (at(original + 1e-6) - at(original - 1e-6)) / 2e-6;
-          at(original);
-          EXPECT_NEAR(analytic[static_cast<std::size_t>(e)], numeric, 1e-6 + 1e-5 * std::abs(numeric))
-              << (layer == &first ? "layer 0 " : "layer 1 ") << name << " " << e;
-        }
-      }
+      expect_weights_match_central_differences(*layer, [&] { return g(used).item(); },
+                                               layer == &first ? "layer 0 " : "layer 1 ");
     }
   }
 }
