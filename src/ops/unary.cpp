@@ -34,6 +34,37 @@ Tensor composed_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Ten
       op, [&](auto tag) { return unary_backward_formula<decltype(tag)::value, TensorMath>(g, x, y, a, b); });
 }
 
+// ReLU, leaky ReLU and hardtanh have a derivative that is piecewise constant in x: dx = f'(x) g is linear in g
+// (the same element-wise map again in its own derivative) and has zero derivative in x almost everywhere. So
+// under create_graph it is one recorded op, the fused backward kernel, differentiable in g to any order by
+// itself and not in x, where the composed formula costs a comparison, a product and a select, and their
+// backwards. The values are the same; x's gradient through the derivative is zero either way.
+bool piecewise_linear(UnaryOp op) {
+  return op == UnaryOp::kRelu || op == UnaryOp::kLeakyRelu || op == UnaryOp::kHardtanh;
+}
+
+const char* piecewise_linear_backward_name(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::kRelu:
+      return "relu_backward";
+    case UnaryOp::kLeakyRelu:
+      return "leaky_relu_backward";
+    default:
+      return "hardtanh_backward";
+  }
+}
+
+// x [*] contiguous, g [*] -> f'(x) g [*]
+Tensor piecewise_linear_backward(UnaryOp op, const Tensor& g, const Tensor& x, double a, double b) {
+  const Tensor gc = g.contiguous();
+  Tensor dx = empty(gc.shape(), gc.dtype(), gc.device());
+  kernels::unary_backward.get(gc.device())(op, gc, x, Tensor(), dx, a, b);
+  record(piecewise_linear_backward_name(op), {g}, {dx}, {x}, [op, a, b](BackwardContext& ctx) {
+    return std::vector<Tensor>{piecewise_linear_backward(op, ctx.grad(), ctx.saved(0), a, b)};
+  });
+  return dx;
+}
+
 }  // namespace
 
 Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, SaveForBackward save, double a, double b) {
@@ -53,6 +84,10 @@ Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, SaveForBackward s
          [op, a, b](BackwardContext& ctx) {
            // x [*], g [*] -> dx [*]
            if (GradMode::is_enabled()) {  // create_graph: a differentiable gradient
+             if (piecewise_linear(op)) {
+               return std::vector<Tensor>{
+                   piecewise_linear_backward(op, ctx.grad(), ctx.saved(0).contiguous(), a, b)};
+             }
              return std::vector<Tensor>{composed_backward(op, ctx.grad(), ctx.saved(0), ctx.saved(1), a, b)};
            }
            const Tensor g = ctx.grad().contiguous();
