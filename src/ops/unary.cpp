@@ -34,9 +34,9 @@ Tensor composed_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Ten
       op, [&](auto tag) { return unary_backward_formula<decltype(tag)::value, TensorMath>(g, x, y, a, b); });
 }
 
-// ReLU, leaky ReLU and hardtanh have a derivative that is piecewise constant in x: dx = f'(x) g is linear in g
-// (the same element-wise map again in its own derivative) and has zero derivative in x almost everywhere. So
-// under create_graph it is one recorded op, the fused backward kernel, differentiable in g to any order by
+// ReLU, leaky ReLU and hardtanh have a derivative that is piecewise constant in x: dx = f'(x) g is linear in
+// g (the same element-wise map again in its own derivative) and has zero derivative in x almost everywhere.
+// So under create_graph it is one recorded op, the fused backward kernel, differentiable in g to any order by
 // itself and not in x, where the composed formula costs a comparison, a product and a select, and their
 // backwards. The values are the same; x's gradient through the derivative is zero either way.
 bool piecewise_linear(UnaryOp op) {
