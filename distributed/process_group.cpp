@@ -188,21 +188,27 @@ void reduce_into(void* dst, const void* src, std::int64_t count, DType dtype, Re
   }
 }
 
+// Floating point: a world size that is a power of two divides by multiplying with its exact reciprocal (the
+// same correctly rounded quotient; a vector multiply is about 10x a vector divide's throughput, which made
+// the division of a 1 MiB average cost half as much as its all-reduce); other divisors divide.
+template <class T>
+void divide_floats(T* p, std::int64_t count, std::int64_t divisor) {
+  const T d = static_cast<T>(divisor);
+  if ((divisor & (divisor - 1)) == 0) {
+    const T reciprocal = T(1) / d;
+    for (std::int64_t i = 0; i < count; ++i) p[i] *= reciprocal;
+  } else {
+    for (std::int64_t i = 0; i < count; ++i) p[i] /= d;
+  }
+}
+
 void divide_by(void* data, std::int64_t count, DType dtype, std::int64_t divisor) {
-  LOCKSTEP_CHECK(divisor != 0, ValueError, "divide_by: expected a non-zero divisor, but got 0");
+  LOCKSTEP_CHECK(divisor > 0, ValueError, "divide_by: expected a positive divisor, but got ", divisor);
   switch (dtype) {
-    case DType::f32: {
-      auto* p = static_cast<float*>(data);
-      const float d = static_cast<float>(divisor);
-      for (std::int64_t i = 0; i < count; ++i) p[i] /= d;
-      return;
-    }
-    case DType::f64: {
-      auto* p = static_cast<double*>(data);
-      const double d = static_cast<double>(divisor);
-      for (std::int64_t i = 0; i < count; ++i) p[i] /= d;
-      return;
-    }
+    case DType::f32:
+      return divide_floats(static_cast<float*>(data), count, divisor);
+    case DType::f64:
+      return divide_floats(static_cast<double*>(data), count, divisor);
     case DType::i64: {
       auto* p = static_cast<std::int64_t*>(data);
       for (std::int64_t i = 0; i < count; ++i) p[i] /= divisor;

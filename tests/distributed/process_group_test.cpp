@@ -7,9 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -112,6 +115,41 @@ TEST(ProcessGroup, ReduceIntoAndDivideByComputeElementwise) {
   EXPECT_EQ(i, (std::vector<std::int64_t>{3, -3, 4}));
   std::vector<std::uint8_t> u = {1};
   expect_error<TypeError>([&] { reduce_into(u.data(), u.data(), 1, DType::u8, ReduceOp::kSum); }, {"u8"});
+}
+
+// Powers of two divide by multiplying with the reciprocal: the quotients must be the very bits of x / d, for
+// normal, subnormal and huge values alike; other divisors divide.
+TEST(ProcessGroup, DivideByGivesTheQuotientsBitsForEveryWorldSize) {
+  std::vector<float> values;
+  std::vector<double> doubles;
+  std::uint32_t state = 12345;
+  for (int k = 0; k < 4000; ++k) {
+    state = state * 1664525u + 1013904223u;
+    float f;
+    std::memcpy(&f, &state, sizeof(f));
+    if (!std::isfinite(f)) continue;
+    values.push_back(f);
+    doubles.push_back(static_cast<double>(f) * 1e-300);
+  }
+  values.push_back(std::numeric_limits<float>::denorm_min());
+  values.push_back(std::numeric_limits<float>::max());
+  for (const std::int64_t world : {1, 2, 3, 4, 6, 8, 64}) {
+    std::vector<float> got = values;
+    divide_by(got.data(), static_cast<std::int64_t>(got.size()), DType::f32, world);
+    std::vector<double> got64 = doubles;
+    divide_by(got64.data(), static_cast<std::int64_t>(got64.size()), DType::f64, world);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const float want = values[i] / static_cast<float>(world);
+      ASSERT_EQ(std::memcmp(&got[i], &want, sizeof(float)), 0)
+          << values[i] << " / " << world << ": got " << got[i] << ", expected " << want;
+    }
+    for (std::size_t i = 0; i < doubles.size(); ++i) {
+      const double want = doubles[i] / static_cast<double>(world);
+      ASSERT_EQ(std::memcmp(&got64[i], &want, sizeof(double)), 0) << doubles[i] << " / " << world;
+    }
+  }
+  std::vector<float> one = {1.0f};
+  expect_error<ValueError>([&] { divide_by(one.data(), 1, DType::f32, 0); }, {"positive divisor"});
 }
 
 TEST(Threaded, BarrierWaitsForEveryRank) {

@@ -196,17 +196,17 @@ Timing time_raw_allreduce(const Context& ctx, std::int64_t bytes) {
   return {median(seconds), minimum(seconds)};
 }
 
-// The same bytes through the process group (one f32 tensor, all_reduce kAvg then wait, as the reducer issues
-// its buckets): adds the hand-off to the communication thread, the desync check and the averaging to the raw
-// call.
-Timing time_group_allreduce(const Context& ctx, std::int64_t bytes) {
+// The same bytes through the process group (one f32 tensor, all_reduce then wait): adds the hand-off to the
+// communication thread, the desync check and, for kAvg, the averaging pass to the raw call. (The reducer
+// issues kSum: its gradients are scaled as they enter their buckets.)
+Timing time_group_allreduce(const Context& ctx, std::int64_t bytes, dist::ReduceOp op = dist::ReduceOp::kAvg) {
   const Tensor buffer = lockstep::zeros({bytes / 4});
   const int warmup = std::max(5, ctx.options.reps / 10);
   std::vector<double> seconds;
   for (int r = 0; r < warmup + ctx.options.reps; ++r) {
     barrier(ctx);
     const auto start = Clock::now();
-    ctx.group->all_reduce(buffer, dist::ReduceOp::kAvg)->wait();
+    ctx.group->all_reduce(buffer, op)->wait();
     if (r >= warmup) seconds.push_back(seconds_since(start));
   }
   seconds = max_over_ranks(ctx, seconds);
@@ -771,6 +771,12 @@ void run_model(const Context& ctx, const std::string& model) {
         bus_gbs(ctx, bytes, through_group.median), raw.median / through_group.median);
   }
 
+  const Timing group_sum = time_group_allreduce(ctx, bytes, dist::ReduceOp::kSum);
+  if (ctx.rank == 0) {
+    std::printf(
+        "[%s] group_allreduce sum (no averaging pass) median_us=%.1f min_us=%.1f ratio_to_raw=%.2f\n", tag,
+        group_sum.median * 1e6, group_sum.min * 1e6, raw.median / group_sum.median);
+  }
   // What a trainer adds per step to agree on stop signals (SIGUSR1/SIGTERM): one tiny all_reduce through the
   // group (launch/env/signals.h agreed_stop_signal), latency only.
   const Timing stop_vote = time_group_allreduce(ctx, 8);
