@@ -199,7 +199,8 @@ Timing time_raw_allreduce(const Context& ctx, std::int64_t bytes) {
 // The same bytes through the process group (one f32 tensor, all_reduce then wait): adds the hand-off to the
 // communication thread, the desync check and, for kAvg, the averaging pass to the raw call. (The reducer
 // issues kSum: its gradients are scaled as they enter their buckets.)
-Timing time_group_allreduce(const Context& ctx, std::int64_t bytes, dist::ReduceOp op = dist::ReduceOp::kAvg) {
+Timing time_group_allreduce(const Context& ctx, std::int64_t bytes,
+                            dist::ReduceOp op = dist::ReduceOp::kAvg) {
   const Tensor buffer = lockstep::zeros({bytes / 4});
   const int warmup = std::max(5, ctx.options.reps / 10);
   std::vector<double> seconds;
@@ -773,9 +774,8 @@ void run_model(const Context& ctx, const std::string& model) {
 
   const Timing group_sum = time_group_allreduce(ctx, bytes, dist::ReduceOp::kSum);
   if (ctx.rank == 0) {
-    std::printf(
-        "[%s] group_allreduce sum (no averaging pass) median_us=%.1f min_us=%.1f ratio_to_raw=%.2f\n", tag,
-        group_sum.median * 1e6, group_sum.min * 1e6, raw.median / group_sum.median);
+    std::printf("[%s] group_allreduce sum (no averaging pass) median_us=%.1f min_us=%.1f ratio_to_raw=%.2f\n",
+                tag, group_sum.median * 1e6, group_sum.min * 1e6, raw.median / group_sum.median);
   }
   // What a trainer adds per step to agree on stop signals (SIGUSR1/SIGTERM): one tiny all_reduce through the
   // group (launch/env/signals.h agreed_stop_signal), latency only.
