@@ -1,7 +1,8 @@
-// The derivative of every unary op, written once: dx = g * f'(x) from x and/or y = f(x), generic over the
-// value type through a small math policy, so that the CPU kernel (and a CUDA kernel: the scalar policy is
-// __host__ __device__) computes it on float/double and the op's differentiable backward (create_graph)
-// composes it from recorded Tensor ops. Plain data and templates, no Tensor include.
+// Every unary op written once: y = f(x) on plain numbers, and the derivative dx = g * f'(x) from x and/or
+// y = f(x), generic over the value type through a small math policy, so that the CPU and CUDA kernels compute
+// both on float/double (the functions are __host__ __device__) and the op's differentiable backward
+// (create_graph) composes the derivative from recorded Tensor ops. Plain data and templates, no Tensor
+// include.
 #pragma once
 
 #include <cmath>
@@ -38,7 +39,7 @@ enum class UnaryOp : std::uint8_t {
 };
 
 // Which of x and y = f(x) each derivative reads (the op layer must save those).
-constexpr bool unary_backward_reads_x(UnaryOp op) {
+LOCKSTEP_HOST_DEVICE constexpr bool unary_backward_reads_x(UnaryOp op) {
   switch (op) {
     case UnaryOp::kLog:
     case UnaryOp::kAbs:
@@ -55,7 +56,7 @@ constexpr bool unary_backward_reads_x(UnaryOp op) {
       return false;
   }
 }
-constexpr bool unary_backward_reads_y(UnaryOp op) {
+LOCKSTEP_HOST_DEVICE constexpr bool unary_backward_reads_y(UnaryOp op) {
   switch (op) {
     case UnaryOp::kExp:
     case UnaryOp::kSqrt:
@@ -88,6 +89,30 @@ struct ScalarMath {
     return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
   }
 };
+
+// y = f(x) for op Op and its parameters a, b on a plain number T (float, double): the one definition that the
+// CPU and CUDA kernels both run. NaN propagates through every op (relu included, as in PyTorch).
+template <UnaryOp Op, class T>
+LOCKSTEP_HOST_DEVICE inline T unary_forward_formula(T x, T a, T b) {
+  if constexpr (Op == UnaryOp::kNeg) return -x;
+  if constexpr (Op == UnaryOp::kExp) return std::exp(x);
+  if constexpr (Op == UnaryOp::kLog) return std::log(x);
+  if constexpr (Op == UnaryOp::kSqrt) return std::sqrt(x);
+  if constexpr (Op == UnaryOp::kAbs) return std::abs(x);
+  if constexpr (Op == UnaryOp::kSigmoid) return ScalarMath<T>::sigmoid(x);
+  if constexpr (Op == UnaryOp::kTanh) return std::tanh(x);
+  if constexpr (Op == UnaryOp::kRelu) return x < T(0) ? T(0) : x;
+  if constexpr (Op == UnaryOp::kLeakyRelu) return x > T(0) ? x : a * x;
+  if constexpr (Op == UnaryOp::kElu) return x > T(0) ? x : a * std::expm1(x);
+  // beta * x > threshold: linear, as in PyTorch.
+  if constexpr (Op == UnaryOp::kSoftplus) return a * x > b ? x : std::log1p(std::exp(a * x)) / a;
+  if constexpr (Op == UnaryOp::kHardtanh) return x < a ? a : (x > b ? b : x);
+  if constexpr (Op == UnaryOp::kPowScalar) return std::pow(x, a);
+  if constexpr (Op == UnaryOp::kLog1p) return std::log1p(x);
+  if constexpr (Op == UnaryOp::kSign) return static_cast<T>((x > T(0)) - (x < T(0)));
+  if constexpr (Op == UnaryOp::kSquare) return x * x;
+  if constexpr (Op == UnaryOp::kReciprocal) return T(1) / x;
+}
 
 // g * f'(x) for op Op, from x and y = f(x) (only those that unary_backward_reads_x/_y name are read; the
 // others may be anything) and the op's parameters a, b. M is ScalarMath<T> or the Tensor policy of

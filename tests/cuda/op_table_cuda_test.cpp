@@ -1,5 +1,6 @@
-// The op table's CUDA-versus-CPU test: every case whose op has CUDA kernels (the families listed below) runs
-// on the GPU from the same inputs and must match the CPU result. Extending CUDA coverage = adding a prefix.
+// The op table's CUDA-versus-CPU tests: every case whose op has CUDA kernels (the families listed below) runs
+// on the GPU from the same inputs and must match the CPU result, and where the backward has CUDA kernels too,
+// so must the input gradients. Extending CUDA coverage = adding a prefix.
 #include <gtest/gtest.h>
 
 #include "src/autograd/grad_mode.h"
@@ -9,9 +10,18 @@
 namespace lockstep::test {
 namespace {
 
+// The unary ops: CUDA kernels for forward and backward, from the formulas the CPU runs (unary_formulas.h).
+#define LOCKSTEP_UNARY_FAMILIES                                                                      \
+  "unary.neg", "unary.exp", "unary.log", "unary.sqrt", "unary.abs", "unary.square", "unary.clamp",   \
+      "unary.pow_scalar", "unary.reciprocal", "unary.sign", "activation.sigmoid", "activation.tanh", \
+      "activation.hardtanh", "activation.relu", "activation.leaky_relu", "activation.elu",           \
+      "activation.softplus"
+
 // Ops with CUDA kernels for their forward pass (src/backend/cuda).
-const char* const kCudaFamilies[] = {"binary.add", "binary.sub", "binary.mul", "binary.div", "linalg.matmul",
-                                     "linalg.linear"};
+const char* const kCudaFamilies[] = {"binary.add",    "binary.sub",    "binary.mul",           "binary.div",
+                                     "linalg.matmul", "linalg.linear", LOCKSTEP_UNARY_FAMILIES};
+// Ops with CUDA kernels for their backward pass too.
+const char* const kCudaBackwardFamilies[] = {LOCKSTEP_UNARY_FAMILIES};
 
 class OpCuda : public ::testing::TestWithParam<const OpCase*> {};
 
@@ -32,10 +42,49 @@ TEST_P(OpCuda, MatchesCpu) {
   }
 }
 
-std::vector<const OpCase*> cuda_cases() {
+// The gradients of the case's differentiable inputs for one random upstream gradient, on the GPU, must match
+// the CPU's.
+class OpCudaGrad : public ::testing::TestWithParam<const OpCase*> {};
+
+TEST_P(OpCudaGrad, MatchesCpu) {
+  LOCKSTEP_REQUIRE_CUDA();
+  const OpCase& c = *GetParam();
+  for (DType dtype : {DType::f64, DType::f32}) {
+    const std::string what = c.name + (dtype == DType::f64 ? " f64" : " f32");
+    std::vector<Tensor> made;
+    std::vector<RefArray> refs;
+    make_inputs(c, dtype, made, refs);
+    std::vector<Tensor> cpu_inputs, gpu_inputs;
+    for (const auto& t : made) {
+      const bool grad = t.requires_grad();
+      cpu_inputs.push_back(t.detach());
+      gpu_inputs.push_back(t.detach().to(kGpu));
+      if (grad) {
+        cpu_inputs.back().requires_grad_();
+        gpu_inputs.back().requires_grad_();
+      }
+    }
+    const Tensor want = c.fn(cpu_inputs);
+    if (!want.requires_grad()) continue;
+    const Tensor upstream = cpu_rand(want.shape(), dtype, 7);
+    want.backward(upstream);
+    c.fn(gpu_inputs).backward(upstream.to(kGpu));
+    for (std::size_t i = 0; i < made.size(); ++i) {
+      if (!cpu_inputs[i].requires_grad()) continue;
+      ASSERT_TRUE(gpu_inputs[i].grad().defined()) << what << " input " << i;
+      EXPECT_EQ(gpu_inputs[i].grad().device(), kGpu) << what;
+      expect_close(gpu_inputs[i].grad(), cpu_inputs[i].grad(), dtype == DType::f64 ? 1e-12 : 1e-5,
+                   what + " gradient of input " + std::to_string(i));
+    }
+  }
+}
+
+template <std::size_t N>
+std::vector<const OpCase*> cases_of(const char* const (&families)[N], bool differentiable) {
   std::vector<const OpCase*> out;
   for (const auto& c : all_op_cases()) {
-    for (const char* family : kCudaFamilies) {
+    if (differentiable && !c.check_grad) continue;
+    for (const char* family : families) {
       if (c.name.rfind(family, 0) == 0) {
         out.push_back(&c);
         break;
@@ -53,7 +102,9 @@ std::string case_name(const ::testing::TestParamInfo<const OpCase*>& info) {
   return s;
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, OpCuda, ::testing::ValuesIn(cuda_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(Ops, OpCuda, ::testing::ValuesIn(cases_of(kCudaFamilies, false)), case_name);
+INSTANTIATE_TEST_SUITE_P(Ops, OpCudaGrad, ::testing::ValuesIn(cases_of(kCudaBackwardFamilies, true)),
+                         case_name);
 
 }  // namespace
 }  // namespace lockstep::test

@@ -1,19 +1,12 @@
-// CPU unary element-wise kernels (math and activations) and their fused backward (the derivative formulas of
-// src/ops/unary_formulas.h), instantiated per op so that every loop is branch-free in the op and the simple
-// ones vectorise.
-#include <cmath>
-
+// CPU unary element-wise kernels (math and activations) and their fused backward (the formulas of
+// src/ops/unary_formulas.h, which the CUDA kernels share), instantiated per op so that every loop is
+// branch-free in the op and the simple ones vectorise.
 #include "src/backend/cpu/loops.h"
 #include "src/backend/cpu/register.h"
 #include "src/ops/kernels.h"
 
 namespace lockstep::cpu {
 namespace {
-
-template <class T>
-T sigmoid_of(T x) {
-  return ScalarMath<T>::sigmoid(x);
-}
 
 template <UnaryOp Op, class T>
 inline T backward_one(T g, T x, T y, T a, T b) {
@@ -23,39 +16,16 @@ inline T backward_one(T g, T x, T y, T a, T b) {
 constexpr bool backward_reads_x(UnaryOp op) { return unary_backward_reads_x(op); }
 constexpr bool backward_reads_y(UnaryOp op) { return unary_backward_reads_y(op); }
 
-// y = f(x) for one element. NaN propagates through every op (relu included, as in PyTorch).
-template <UnaryOp Op, class T>
-inline T forward_one(T x, T a, T b) {
-  if constexpr (Op == UnaryOp::kNeg) return -x;
-  if constexpr (Op == UnaryOp::kExp) return std::exp(x);
-  if constexpr (Op == UnaryOp::kLog) return std::log(x);
-  if constexpr (Op == UnaryOp::kSqrt) return std::sqrt(x);
-  if constexpr (Op == UnaryOp::kAbs) return std::abs(x);
-  if constexpr (Op == UnaryOp::kSigmoid) return sigmoid_of(x);
-  if constexpr (Op == UnaryOp::kTanh) return std::tanh(x);
-  if constexpr (Op == UnaryOp::kRelu) return x < T(0) ? T(0) : x;
-  if constexpr (Op == UnaryOp::kLeakyRelu) return x > T(0) ? x : a * x;
-  if constexpr (Op == UnaryOp::kElu) return x > T(0) ? x : a * std::expm1(x);
-  // beta * x > threshold: linear, as in PyTorch.
-  if constexpr (Op == UnaryOp::kSoftplus) return a * x > b ? x : std::log1p(std::exp(a * x)) / a;
-  if constexpr (Op == UnaryOp::kHardtanh) return x < a ? a : (x > b ? b : x);
-  if constexpr (Op == UnaryOp::kPowScalar) return std::pow(x, a);
-  if constexpr (Op == UnaryOp::kLog1p) return std::log1p(x);
-  if constexpr (Op == UnaryOp::kSign) return static_cast<T>((x > T(0)) - (x < T(0)));
-  if constexpr (Op == UnaryOp::kSquare) return x * x;
-  if constexpr (Op == UnaryOp::kReciprocal) return T(1) / x;
-}
-
 template <UnaryOp Op, class T>
 void unary_typed(const Tensor& x, const Tensor& out, T a, T b) {
   for_each_row<2>({&out, &x}, [a, b](std::array<char*, 2> p, std::int64_t n, std::array<std::int64_t, 2> s) {
     T* __restrict o = reinterpret_cast<T*>(p[0]);
     if (s[1] == sizeof(T)) {
       const T* __restrict in = reinterpret_cast<const T*>(p[1]);
-      for (std::int64_t i = 0; i < n; ++i) o[i] = forward_one<Op>(in[i], a, b);
+      for (std::int64_t i = 0; i < n; ++i) o[i] = unary_forward_formula<Op>(in[i], a, b);
     } else {
       for (std::int64_t i = 0; i < n; ++i)
-        o[i] = forward_one<Op>(*reinterpret_cast<const T*>(p[1] + i * s[1]), a, b);
+        o[i] = unary_forward_formula<Op>(*reinterpret_cast<const T*>(p[1] + i * s[1]), a, b);
     }
   });
 }

@@ -10,6 +10,7 @@ void register_kernels() {
   set_allocator(DeviceType::CUDA, &cuda_allocator());
   register_memory_kernels();
   register_elementwise_kernels();
+  register_unary_kernels();
   register_linalg_kernels();
 }
 

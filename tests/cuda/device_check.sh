@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The GPU check, run on a machine with an NVIDIA GPU from what tests/cuda/device_pack.sh packed here
+# (build/device): every `cuda`-labelled test (the op table CPU versus CUDA, forward and gradients, the
+# allocator, copies, cuBLAS). Writes logs and summary.txt to $OUT (default build/device/out). Without a GPU it
+# says so and exits 0: nothing is reported as passed. Exits non-zero when a test fails, or when a GPU is
+# present but the tests could not use it.
+# Not yet part of it (issue 16): the CPU-versus-GPU training equivalence and the GPU benchmark.
+# Usage: tests/cuda/device_check.sh [packed dir, default build/device]
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+pack="$(cd "${1:-$root/build/device}" 2>/dev/null && pwd)" || {
+  echo "device_check: ${1:-$root/build/device} not found: run tests/cuda/device_pack.sh and carry build/device" >&2
+  exit 1
+}
+out="${OUT:-$pack/out}"
+mkdir -p "$out"
+summary="$out/summary.txt"
+say() { echo "device_check: $*" | tee -a "$summary"; }
+: >"$summary"
+
+if ! nvidia-smi -L >"$out/gpus.txt" 2>&1; then
+  say "no GPU on this machine (nvidia-smi: $(head -1 "$out/gpus.txt")): nothing ran, nothing passed"
+  exit 0
+fi
+say "GPUs: $(tr '\n' ';' <"$out/gpus.txt")"
+
+# The packed libraries, then the machine's CUDA 13 runtime and cuBLAS (toolkit or Python wheels).
+libs="$out/lib"
+rm -rf "$libs"
+tar -C "$out" -xJf "$pack/lib.tar.xz"
+search="$libs"
+for dir in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda-13*/lib64 /usr/local/cuda-13*/targets/*/lib \
+  /usr/lib/x86_64-linux-gnu $(python3 -c 'import site; print("\n".join(site.getsitepackages()))' 2>/dev/null |
+    xargs -I{} sh -c 'ls -d {}/nvidia/*/lib 2>/dev/null'); do
+  [[ -d "$dir" ]] && ls "$dir"/libcublas.so.13* >/dev/null 2>&1 && search="$search:$dir"
+done
+export LD_LIBRARY_PATH="$search${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+say "library path: $LD_LIBRARY_PATH"
+if missing=$(ldd "$pack/test_cuda" | grep "not found"); then
+  say "test_cuda cannot load: $missing"
+  exit 1
+fi
+
+"$pack/test_cuda" --gtest_output="xml:$out/test_cuda.xml" >"$out/test_cuda.log" 2>&1
+status=$?
+passed=$(grep -c '^\[       OK \]' "$out/test_cuda.log")
+failed=$(grep -c '^\[  FAILED  \].*(' "$out/test_cuda.log")
+skipped=$(grep -c '^\[  SKIPPED \].*(' "$out/test_cuda.log")
+say "test_cuda: $passed passed, $failed failed, $skipped skipped (exit $status; log test_cuda.log)"
+grep '^\[  FAILED  \].*(' "$out/test_cuda.log" | head -50 | tee -a "$summary"
+if grep -q "no CUDA device" "$out/test_cuda.log"; then
+  say "a GPU is present but the tests found no usable CUDA device: $(grep -m1 'no CUDA device' "$out/test_cuda.log")"
+  exit 1
+fi
+say "not built yet (issue 16): the CPU-versus-GPU training equivalence and the GPU benchmark"
+exit "$status"

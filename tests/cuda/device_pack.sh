@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Packs what tests/cuda/device_check.sh needs on a GPU machine that has the NVIDIA driver and a CUDA 13
+# runtime but not this machine's other libraries: the `cuda`-labelled test binary built here (sm_90 + PTX)
+# and, compressed, the shared libraries it loads that are neither CUDA's (found on the GPU machine) nor the C
+# runtime's. Writes build/device/ (carry that one path); refuses to exceed the 64 MiB a carry may hold.
+# Usage: tests/cuda/device_pack.sh [build dir, default build]
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="$(cd "${1:-$root/build}" && pwd)"
+binary="$build/tests/test_cuda"
+if [[ ! -x "$binary" ]]; then
+  echo "device_pack: $binary not found: configure with CUDA (nvcc on PATH) and build target test_cuda" >&2
+  exit 1
+fi
+pack="$build/device"
+rm -rf "$pack"
+mkdir -p "$pack/lib"
+cp "$binary" "$pack/"
+# Libraries resolved by the loader here, minus the C runtime and CUDA's own (libcudart, libcublas*: the GPU
+# machine's CUDA 13 provides them, and cuBLAS alone is over 500 MiB).
+ldd "$binary" | awk '$3 ~ /^\// {print $1, $3}' | while read -r name path; do
+  case "$name" in
+    libc.so* | libm.so* | libdl.so* | librt.so* | libpthread.so* | ld-linux* | libgcc_s.so* | libcuda.so* | \
+      libcudart.so* | libcublas*.so*) ;;
+    *) cp -L "$path" "$pack/lib/$name" ;;
+  esac
+done
+tar -C "$pack" -cJf "$pack/lib.tar.xz" lib
+rm -rf "$pack/lib"
+size_kib=$(du -sk "$pack" | cut -f1)
+echo "device_pack: $pack holds $(ls "$pack" | tr '\n' ' ')($((size_kib / 1024)) MiB)"
+if ((size_kib > 64 * 1024)); then
+  echo "device_pack: $pack is over the 64 MiB a carry may hold" >&2
+  exit 1
+fi
