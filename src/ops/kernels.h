@@ -12,17 +12,11 @@
 
 #include "src/core/device.h"
 #include "src/core/error.h"
-#include "src/ops/unary_formulas.h"  // UnaryOp and the derivative formulas
+#include "src/ops/binary_formulas.h"  // BinaryOp and its formulas
+#include "src/ops/unary_formulas.h"   // UnaryOp and its formulas
 #include "src/tensor/tensor.h"
 
 namespace lockstep {
-
-enum class BinaryOp : std::uint8_t {
-  kAdd,  // a + alpha * b
-  kSub,  // a - alpha * b
-  kMul, kDiv, kPow, kMaximum, kMinimum,
-  kEq, kNe, kLt, kLe, kGt, kGe,  // comparisons: output u8 (0 or 1)
-};
 
 enum class ReduceOp : std::uint8_t { kSum, kMean, kMax, kMin, kArgmax, kArgmin };
 enum class SoftmaxKind : std::uint8_t { kSoftmax, kLogSoftmax };

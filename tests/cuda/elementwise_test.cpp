@@ -1,9 +1,12 @@
 // CUDA element-wise kernels against the CPU: add/sub/mul/div with broadcasting and strides, fill, copies
 // and transfers (round trips must be bit-identical), and the errors of mixed devices and missing ops.
+#include "src/ops/elementwise.h"
+
 #include <gtest/gtest.h>
 
 #include "src/autograd/grad_mode.h"
-#include "src/ops/elementwise.h"
+#include "src/ops/reduce.h"
+#include "src/ops/unary.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace lockstep::test {
@@ -82,15 +85,32 @@ TEST(CudaBinary, TooManyStridedDimensionsRaiseNotImplemented) {
   EXPECT_THROW((void)(x + x), NotImplementedError);
 }
 
-TEST(CudaBinary, UnsupportedOpRaisesNotImplemented) {
+// An op whose kernel has no CUDA version yet (the reductions) names the kernel and the device.
+TEST(CudaKernels, KernelWithoutCudaVersionRaisesNotImplementedNamingIt) {
   LOCKSTEP_REQUIRE_CUDA();
   const Tensor x = ones({3}, DType::f32, kGpu);
   try {
-    (void)pow(x, x);
+    (void)sum(x);
     FAIL() << "expected NotImplementedError";
   } catch (const NotImplementedError& e) {
-    EXPECT_NE(std::string(e.what()).find("pow"), std::string::npos) << e.what();
+    const std::string what = e.what();
+    EXPECT_NE(what.find("kernel reduce"), std::string::npos) << what;
+    EXPECT_NE(what.find("CUDA"), std::string::npos) << what;
   }
+}
+
+// Comparisons give u8 on the GPU as on the CPU, and where selects with them.
+TEST(CudaBinary, ComparisonsAndWhereMatchCpu) {
+  LOCKSTEP_REQUIRE_CUDA();
+  NoGradGuard no_grad;
+  const Tensor a = cpu_rand({4, 5}, DType::f32, 21), b = cpu_rand({5}, DType::f32, 22);
+  const Tensor ga = a.to(kGpu), gb = b.to(kGpu);
+  const Tensor gt_cpu = gt(a, b), gt_gpu = gt(ga, gb);
+  EXPECT_EQ(gt_gpu.dtype(), DType::u8);
+  EXPECT_EQ(gt_gpu.to_vector<double>(), gt_cpu.to_vector<double>());
+  expect_identical(where(gt_gpu, ga, gb.unsqueeze(0).expand({4, 5})),
+                   where(gt_cpu, a, b.unsqueeze(0).expand({4, 5})), "where");
+  expect_close(pow(abs(ga), gb), pow(abs(a), b), 1e-6, "pow");
 }
 
 TEST(CudaBinary, MixedDevicesRaiseDeviceErrorNamingBoth) {

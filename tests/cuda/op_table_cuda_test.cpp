@@ -18,8 +18,8 @@ namespace {
       "activation.softplus"
 
 // Ops with CUDA kernels for their forward pass (src/backend/cuda).
-const char* const kCudaFamilies[] = {"binary.add",    "binary.sub",    "binary.mul",           "binary.div",
-                                     "linalg.matmul", "linalg.linear", LOCKSTEP_UNARY_FAMILIES};
+const char* const kCudaFamilies[] = {"binary.", "unary.pow_tensor", "linalg.matmul", "linalg.linear",
+                                     LOCKSTEP_UNARY_FAMILIES};
 // Ops with CUDA kernels for their backward pass too.
 const char* const kCudaBackwardFamilies[] = {LOCKSTEP_UNARY_FAMILIES};
 

@@ -1,4 +1,5 @@
-// CPU element-wise kernels: copy with dtype conversion, fill, broadcast binary ops and comparisons, where.
+// CPU element-wise kernels: copy with dtype conversion, fill, broadcast binary ops and comparisons (the
+// formulas of src/ops/binary_formulas.h, which the CUDA kernels share), where.
 #include <cmath>
 #include <cstring>
 
@@ -70,33 +71,16 @@ template <class Out, class T, class F> void binary_loop(const Tensor& a, const T
   });
 }
 
-template <class T> void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double alpha) {
-  using U = std::uint8_t;
-  const T al = static_cast<T>(alpha);
-  switch (op) {
-    case BinaryOp::kAdd:
-      if (alpha == 1.0) return binary_loop<T, T>(a, b, out, [](T x, T y) { return static_cast<T>(x + y); });
-      return binary_loop<T, T>(a, b, out, [al](T x, T y) { return static_cast<T>(x + al * y); });
-    case BinaryOp::kSub:
-      if (alpha == 1.0) return binary_loop<T, T>(a, b, out, [](T x, T y) { return static_cast<T>(x - y); });
-      return binary_loop<T, T>(a, b, out, [al](T x, T y) { return static_cast<T>(x - al * y); });
-    case BinaryOp::kMul: return binary_loop<T, T>(a, b, out, [](T x, T y) { return static_cast<T>(x * y); });
-    case BinaryOp::kDiv: return binary_loop<T, T>(a, b, out, [](T x, T y) { return static_cast<T>(x / y); });
-    case BinaryOp::kPow:
-      return binary_loop<T, T>(a, b, out, [](T x, T y) { return static_cast<T>(std::pow(x, y)); });
-    case BinaryOp::kMaximum: return binary_loop<T, T>(a, b, out, [](T x, T y) { return x > y ? x : y; });
-    case BinaryOp::kMinimum: return binary_loop<T, T>(a, b, out, [](T x, T y) { return x < y ? x : y; });
-    case BinaryOp::kEq: return binary_loop<U, T>(a, b, out, [](T x, T y) { return static_cast<U>(x == y); });
-    case BinaryOp::kNe: return binary_loop<U, T>(a, b, out, [](T x, T y) { return static_cast<U>(x != y); });
-    case BinaryOp::kLt: return binary_loop<U, T>(a, b, out, [](T x, T y) { return static_cast<U>(x < y); });
-    case BinaryOp::kLe: return binary_loop<U, T>(a, b, out, [](T x, T y) { return static_cast<U>(x <= y); });
-    case BinaryOp::kGt: return binary_loop<U, T>(a, b, out, [](T x, T y) { return static_cast<U>(x > y); });
-    case BinaryOp::kGe: return binary_loop<U, T>(a, b, out, [](T x, T y) { return static_cast<U>(x >= y); });
-  }
-}
-
 void binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double alpha) {
-  dispatch_all("binary", a.dtype(), [&](auto tag) { binary_typed<decltype(tag)>(op, a, b, out, alpha); });
+  dispatch_all("binary", a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T al = static_cast<T>(alpha);
+    dispatch_binary(op, [&](auto op_tag) {
+      constexpr BinaryOp kOp = decltype(op_tag)::value;
+      binary_loop<BinaryResult<kOp, T>, T>(a, b, out,
+                                           [al](T x, T y) { return binary_formula<kOp>(x, y, al); });
+    });
+  });
 }
 
 void where_kernel(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {

@@ -1,4 +1,4 @@
-// CUDA copy, fill and arithmetic binary kernels: validation, merging of dimensions into a Layout and the
+// CUDA copy, fill, binary and where kernels: validation, merging of dimensions into a Layout and the
 // calls to the launchers of elementwise_kernels.cu. All run on the tensors' device and the default stream.
 #include <cuda_runtime_api.h>
 
@@ -36,47 +36,30 @@ void fill_kernel(const Tensor& dst, double value) {
   launch_fill(dst.dtype(), dst.data(), make_layout<1>("fill (CUDA)", {&dst}), dst.numel(), value);
 }
 
-const char* binary_op_name(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::kAdd: return "add";
-    case BinaryOp::kSub: return "sub";
-    case BinaryOp::kMul: return "mul";
-    case BinaryOp::kDiv: return "div";
-    case BinaryOp::kPow: return "pow";
-    case BinaryOp::kMaximum: return "maximum";
-    case BinaryOp::kMinimum: return "minimum";
-    case BinaryOp::kEq: return "eq";
-    case BinaryOp::kNe: return "ne";
-    case BinaryOp::kLt: return "lt";
-    case BinaryOp::kLe: return "le";
-    case BinaryOp::kGt: return "gt";
-    case BinaryOp::kGe: return "ge";
-  }
-  return "?";
-}
-
-ArithOp arith_op(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::kAdd: return ArithOp::kAdd;
-    case BinaryOp::kSub: return ArithOp::kSub;
-    case BinaryOp::kMul: return ArithOp::kMul;
-    case BinaryOp::kDiv: return ArithOp::kDiv;
-    default:
-      throw NotImplementedError(str_cat("kernel binary: op ", binary_op_name(op),
-                                    " is not implemented for CUDA tensors yet (add, sub, mul and div are)"));
-  }
-}
-
 void binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double alpha) {
-  const ArithOp arith = arith_op(op);
   check_same_device("binary (CUDA)", a, out);
   check_same_device("binary (CUDA)", b, out);
-  LOCKSTEP_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype(), TypeError,
-                 "binary (CUDA): expected operands of one dtype, but got ", dtype_name(a.dtype()), ", ",
-                 dtype_name(b.dtype()), " -> ", dtype_name(out.dtype()));
+  const DType want = binary_is_comparison(op) ? DType::u8 : a.dtype();
+  LOCKSTEP_CHECK(a.dtype() == b.dtype() && out.dtype() == want, TypeError,
+                 "binary (CUDA): expected operands of one dtype and a ", dtype_name(want),
+                 " output, but got ", dtype_name(a.dtype()), ", ", dtype_name(b.dtype()), " -> ",
+                 dtype_name(out.dtype()));
   DeviceGuard guard(out.device());
-  launch_binary(arith, out.dtype(), out.data(), a.data(), b.data(), make_layout<3>("binary (CUDA)", {&out, &a, &b}),
-                out.numel(), alpha);
+  launch_binary(op, a.dtype(), out.data(), a.data(), b.data(),
+                make_layout<3>("binary (CUDA)", {&out, &a, &b}), out.numel(), alpha);
+}
+
+void where_kernel(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  check_same_device("where (CUDA)", cond, out);
+  check_same_device("where (CUDA)", a, out);
+  check_same_device("where (CUDA)", b, out);
+  LOCKSTEP_CHECK(cond.dtype() == DType::u8 && a.dtype() == out.dtype() && b.dtype() == out.dtype(), TypeError,
+                 "where (CUDA): expected a u8 condition and branches of the output's dtype, but got ",
+                 dtype_name(cond.dtype()), ", ", dtype_name(a.dtype()), ", ", dtype_name(b.dtype()), " -> ",
+                 dtype_name(out.dtype()));
+  DeviceGuard guard(out.device());
+  launch_where(out.dtype(), out.data(), cond.data(), a.data(), b.data(),
+               make_layout<4>("where (CUDA)", {&out, &cond, &a, &b}), out.numel());
 }
 
 }  // namespace
@@ -85,6 +68,7 @@ void register_elementwise_kernels() {
   kernels::copy.set(DeviceType::CUDA, copy_kernel);
   kernels::fill.set(DeviceType::CUDA, fill_kernel);
   kernels::binary.set(DeviceType::CUDA, binary_kernel);
+  kernels::where.set(DeviceType::CUDA, where_kernel);
 }
 
 }  // namespace lockstep::cuda

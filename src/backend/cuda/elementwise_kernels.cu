@@ -1,5 +1,6 @@
-// CUDA element-wise kernels: fill, converting copy and the arithmetic binary ops, over strided layouts of up
-// to kMaxDims dimensions, with a linear fast path when every operand is contiguous. Grid-stride loops.
+// CUDA element-wise kernels: fill, converting copy and the binary ops (the formulas of
+// src/ops/binary_formulas.h, which the CPU kernels share), over strided layouts of up to kMaxDims dimensions,
+// with a linear fast path when every operand is contiguous. Grid-stride loops.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -48,35 +49,31 @@ __global__ void copy_kernel(Dst* dst, const Src* src, Layout<2> layout, std::int
   }
 }
 
-// Products rounded on their own (never contracted into an FMA), so a + alpha * b matches the CPU bit for bit.
-__device__ inline float mul_rn(float x, float y) { return __fmul_rn(x, y); }
-__device__ inline double mul_rn(double x, double y) { return __dmul_rn(x, y); }
-
-template <class T> struct AddFn {
-  T alpha;
-  __device__ T operator()(T x, T y) const { return x + mul_rn(alpha, y); }
-};
-template <class T> struct SubFn {
-  T alpha;
-  __device__ T operator()(T x, T y) const { return x - mul_rn(alpha, y); }
-};
-template <class T> struct MulFn {
-  __device__ T operator()(T x, T y) const { return x * y; }
-};
-template <class T> struct DivFn {
-  __device__ T operator()(T x, T y) const { return x / y; }
-};
-
 // out may alias a: each thread reads its own element before writing it.
-template <class T, class F, bool kContiguous>
-__global__ void binary_kernel(T* out, const T* a, const T* b, Layout<3> layout, std::int64_t n, F f) {
+template <BinaryOp Op, class T, bool kContiguous>
+__global__ void binary_kernel(BinaryResult<Op, T>* out, const T* a, const T* b, Layout<3> layout,
+                              std::int64_t n, T alpha) {
   for (std::int64_t i = first_index(); i < n; i += grid_stride()) {
     if constexpr (kContiguous) {
-      out[i] = f(a[i], b[i]);
+      out[i] = binary_formula<Op>(a[i], b[i], alpha);
     } else {
       std::int64_t off[3];
       element_offsets(layout, i, off);
-      out[off[0]] = f(a[off[1]], b[off[2]]);
+      out[off[0]] = binary_formula<Op>(a[off[1]], b[off[2]], alpha);
+    }
+  }
+}
+
+template <class T, bool kContiguous>
+__global__ void where_kernel(T* out, const std::uint8_t* cond, const T* a, const T* b, Layout<4> layout,
+                             std::int64_t n) {
+  for (std::int64_t i = first_index(); i < n; i += grid_stride()) {
+    if constexpr (kContiguous) {
+      out[i] = cond[i] ? a[i] : b[i];
+    } else {
+      std::int64_t off[4];
+      element_offsets(layout, i, off);
+      out[off[0]] = cond[off[1]] ? a[off[2]] : b[off[3]];
     }
   }
 }
@@ -103,31 +100,6 @@ template <class Dst, class Src> void copy_typed(void* dst, const void* src, cons
   check_cuda(cudaGetLastError(), "copy_kernel<<<...>>>");
 }
 
-template <class T, class F>
-void binary_typed(void* out, const void* a, const void* b, const Layout<3>& layout, std::int64_t n, F f) {
-  T* o = static_cast<T*>(out);
-  const T* x = static_cast<const T*>(a);
-  const T* y = static_cast<const T*>(b);
-  if (layout.contiguous()) {
-    binary_kernel<T, F, true><<<blocks_for(n), kThreads>>>(o, x, y, layout, n, f);
-  } else {
-    binary_kernel<T, F, false><<<blocks_for(n), kThreads>>>(o, x, y, layout, n, f);
-  }
-  check_cuda(cudaGetLastError(), "binary_kernel<<<...>>>");
-}
-
-template <class T>
-void binary_dispatch(ArithOp op, void* out, const void* a, const void* b, const Layout<3>& layout, std::int64_t n,
-                     double alpha) {
-  const T al = static_cast<T>(alpha);
-  switch (op) {
-    case ArithOp::kAdd: return binary_typed<T>(out, a, b, layout, n, AddFn<T>{al});
-    case ArithOp::kSub: return binary_typed<T>(out, a, b, layout, n, SubFn<T>{al});
-    case ArithOp::kMul: return binary_typed<T>(out, a, b, layout, n, MulFn<T>{});
-    case ArithOp::kDiv: return binary_typed<T>(out, a, b, layout, n, DivFn<T>{});
-  }
-}
-
 }  // namespace
 
 void launch_fill(DType dtype, void* dst, const Layout<1>& layout, std::int64_t n, double value) {
@@ -143,11 +115,43 @@ void launch_copy(DType dst_dtype, void* dst, DType src_dtype, const void* src, c
   });
 }
 
-void launch_binary(ArithOp op, DType dtype, void* out, const void* a, const void* b, const Layout<3>& layout,
+void launch_binary(BinaryOp op, DType dtype, void* out, const void* a, const void* b, const Layout<3>& layout,
                    std::int64_t n, double alpha) {
   if (n == 0) return;
-  dispatch_floating("binary (CUDA)", dtype,
-                    [&](auto tag) { binary_dispatch<decltype(tag)>(op, out, a, b, layout, n, alpha); });
+  dispatch_all("binary (CUDA)", dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = static_cast<const T*>(a);
+    const T* y = static_cast<const T*>(b);
+    const T al = static_cast<T>(alpha);
+    dispatch_binary(op, [&](auto op_tag) {
+      constexpr BinaryOp kOp = decltype(op_tag)::value;
+      auto* o = static_cast<BinaryResult<kOp, T>*>(out);
+      if (layout.contiguous()) {
+        binary_kernel<kOp, T, true><<<blocks_for(n), kThreads>>>(o, x, y, layout, n, al);
+      } else {
+        binary_kernel<kOp, T, false><<<blocks_for(n), kThreads>>>(o, x, y, layout, n, al);
+      }
+    });
+  });
+  check_cuda(cudaGetLastError(), "binary_kernel<<<...>>>");
+}
+
+void launch_where(DType dtype, void* out, const void* cond, const void* a, const void* b,
+                  const Layout<4>& layout, std::int64_t n) {
+  if (n == 0) return;
+  dispatch_all("where (CUDA)", dtype, [&](auto tag) {
+    using T = decltype(tag);
+    auto* o = static_cast<T*>(out);
+    const auto* c = static_cast<const std::uint8_t*>(cond);
+    const T* x = static_cast<const T*>(a);
+    const T* y = static_cast<const T*>(b);
+    if (layout.contiguous()) {
+      where_kernel<T, true><<<blocks_for(n), kThreads>>>(o, c, x, y, layout, n);
+    } else {
+      where_kernel<T, false><<<blocks_for(n), kThreads>>>(o, c, x, y, layout, n);
+    }
+  });
+  check_cuda(cudaGetLastError(), "where_kernel<<<...>>>");
 }
 
 }  // namespace lockstep::cuda
