@@ -13,12 +13,12 @@
 #include "src/core/device.h"
 #include "src/core/error.h"
 #include "src/ops/binary_formulas.h"  // BinaryOp and its formulas
+#include "src/ops/reduce_op.h"
 #include "src/ops/unary_formulas.h"   // UnaryOp and its formulas
 #include "src/tensor/tensor.h"
 
 namespace lockstep {
 
-enum class ReduceOp : std::uint8_t { kSum, kMean, kMax, kMin, kArgmax, kArgmin };
 enum class SoftmaxKind : std::uint8_t { kSoftmax, kLogSoftmax };
 enum class Transpose : std::uint8_t { kNo, kYes };
 enum class RandomKind : std::uint8_t {
