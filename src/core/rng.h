@@ -5,11 +5,14 @@
 #include <array>
 #include <cstdint>
 
+#include "src/core/host_device.h"
+
 namespace lockstep {
 
-// Philox-4x32 with 10 rounds (Salmon et al., SC'11). Thread-safe: no state.
-inline std::array<std::uint32_t, 4> philox4x32(std::uint64_t seed, std::uint64_t counter_hi,
-                                               std::uint64_t counter_lo) {
+// Philox-4x32 with 10 rounds (Salmon et al., SC'11) into words[0..3]. Thread-safe: no state. Compiled for
+// the CPU and CUDA alike (the random kernels of both draw from it).
+LOCKSTEP_HOST_DEVICE inline void philox4x32(std::uint64_t seed, std::uint64_t counter_hi,
+                                            std::uint64_t counter_lo, std::uint32_t (&words)[4]) {
   std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
   std::uint32_t c0 = static_cast<std::uint32_t>(counter_lo),
                 c1 = static_cast<std::uint32_t>(counter_lo >> 32);
@@ -26,7 +29,18 @@ inline std::array<std::uint32_t, 4> philox4x32(std::uint64_t seed, std::uint64_t
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  return {c0, c1, c2, c3};
+  words[0] = c0;
+  words[1] = c1;
+  words[2] = c2;
+  words[3] = c3;
+}
+
+// The same, as an array (host code).
+inline std::array<std::uint32_t, 4> philox4x32(std::uint64_t seed, std::uint64_t counter_hi,
+                                               std::uint64_t counter_lo) {
+  std::uint32_t words[4];
+  philox4x32(seed, counter_hi, counter_lo, words);
+  return {words[0], words[1], words[2], words[3]};
 }
 
 // A random stream: a seed and the next unused counter. Each fill of n elements takes a block of counters,

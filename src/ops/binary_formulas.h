@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "src/ops/unary_formulas.h"  // LOCKSTEP_HOST_DEVICE
+#include "src/core/host_device.h"
 
 namespace lockstep {
 
@@ -27,17 +27,6 @@ enum class BinaryOp : std::uint8_t {
 };
 
 LOCKSTEP_HOST_DEVICE constexpr bool binary_is_comparison(BinaryOp op) { return op >= BinaryOp::kEq; }
-
-// x * y rounded on its own, never contracted with a following addition into an FMA (nvcc contracts by
-// default; the host compiler does not in ISO C++ mode), so that a + alpha * b has the same bits on both.
-template <class T>
-LOCKSTEP_HOST_DEVICE inline T mul_rounded(T x, T y) {
-#ifdef __CUDA_ARCH__
-  if constexpr (std::is_same_v<T, float>) return __fmul_rn(x, y);
-  if constexpr (std::is_same_v<T, double>) return __dmul_rn(x, y);
-#endif
-  return static_cast<T>(x * y);
-}
 
 // The output type of op Op on operands of type T: u8 for comparisons, else T.
 template <BinaryOp Op, class T>

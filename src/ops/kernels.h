@@ -13,6 +13,7 @@
 #include "src/core/device.h"
 #include "src/core/error.h"
 #include "src/ops/binary_formulas.h"  // BinaryOp and its formulas
+#include "src/ops/random_formulas.h"  // RandomKind and its formulas
 #include "src/ops/reduce_op.h"
 #include "src/ops/unary_formulas.h"   // UnaryOp and its formulas
 #include "src/tensor/tensor.h"
@@ -21,11 +22,6 @@ namespace lockstep {
 
 enum class SoftmaxKind : std::uint8_t { kSoftmax, kLogSoftmax };
 enum class Transpose : std::uint8_t { kNo, kYes };
-enum class RandomKind : std::uint8_t {
-  kUniform,          // in [a, b)
-  kNormal,           // mean a, std b
-  kBernoulliScaled,  // 1/a with probability a (keep probability), else 0: the inverted-dropout mask
-};
 enum class PadMode : std::uint8_t { kConstant, kReflect };
 enum class AlignCorners : std::uint8_t { kNo, kYes };
 enum class CountIncludePad : std::uint8_t { kNo, kYes };

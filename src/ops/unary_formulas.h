@@ -8,13 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
-#ifndef LOCKSTEP_HOST_DEVICE
-#ifdef __CUDACC__
-#define LOCKSTEP_HOST_DEVICE __host__ __device__
-#else
-#define LOCKSTEP_HOST_DEVICE
-#endif
-#endif
+#include "src/core/host_device.h"
 
 namespace lockstep {
 

@@ -1,31 +1,24 @@
-// CPU random fills from the counter-based Philox generator: element i depends only on (seed, offset, i),
-// so results do not depend on the thread count.
-#include <algorithm>
-#include <array>
+// CPU random fills from the counter-based Philox generator (the formulas of src/ops/random_formulas.h, which
+// the CUDA kernel shares): element i depends only on (seed, offset, i), so results do not depend on the
+// thread count.
 #include <cmath>
-#include <numbers>
 
 #include "src/backend/cpu/register.h"
-#include "src/core/rng.h"
 #include "src/core/threading.h"
 #include "src/ops/kernels.h"
 
 namespace lockstep::cpu {
 namespace {
 
-// Uniform in (0, 1] from 32 random bits.
-inline double open01(std::uint32_t bits) { return (static_cast<double>(bits) + 1.0) * (1.0 / 4294967296.0); }
-
-// Fills out[blk*4 .. blk*4+3] from one Philox block with `draw(bits, v)`; the switch on the kind stays outside
-// the loop so each kind's loop is compiled on its own (branch-free for the dropout mask).
-template <class T, class Draw>
-void fill_blocks(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, Draw draw) {
+// Fills out[blk*4 .. blk*4+3] from Philox block offset + blk; the kind is a template argument so each kind's
+// loop is compiled on its own (branch-free for the dropout mask).
+template <RandomKind Kind, class T>
+void fill_blocks(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, const RandomDraw& d) {
   const std::int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for if (n >= kParallelGrain)
   for (std::int64_t blk = 0; blk < blocks; ++blk) {
-    const auto r = philox4x32(seed, 0, offset + static_cast<std::uint64_t>(blk));
     double v[4];
-    draw(r, v);
+    random_block<Kind>(seed, offset + static_cast<std::uint64_t>(blk), d, v);
     if (blk * 4 + 4 <= n) {
       for (int l = 0; l < 4; ++l) out[blk * 4 + l] = static_cast<T>(v[l]);
     } else {
@@ -34,44 +27,21 @@ void fill_blocks(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offse
   }
 }
 
-template <class T>
-void random_typed(RandomKind kind, T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double a, double b) {
-  using Bits = std::array<std::uint32_t, 4>;
-  switch (kind) {
-    case RandomKind::kUniform: {
-      // The largest T below b: rounding to T must never reach the open upper bound.
-      const double below_b = static_cast<double>(std::nextafter(static_cast<T>(b), static_cast<T>(a)));
-      fill_blocks(out, n, seed, offset, [a, b, below_b](const Bits& r, double* v) {
-        for (int l = 0; l < 4; ++l) {
-          v[l] = std::min(a + (b - a) * (open01(r[static_cast<std::size_t>(l)]) - 0x1p-32), below_b);
-        }
-      });
-      return;
-    }
-    case RandomKind::kNormal:
-      fill_blocks(out, n, seed, offset, [a, b](const Bits& r, double* v) {
-        for (int l = 0; l < 4; l += 2) {
-          const double radius = std::sqrt(-2.0 * std::log(open01(r[static_cast<std::size_t>(l)])));
-          const double angle = 2.0 * std::numbers::pi * open01(r[static_cast<std::size_t>(l + 1)]);
-          v[l] = a + b * radius * std::cos(angle);
-          v[l + 1] = a + b * radius * std::sin(angle);
-        }
-      });
-      return;
-    case RandomKind::kBernoulliScaled: {
-      const double scale = 1.0 / a;
-      fill_blocks(out, n, seed, offset, [a, scale](const Bits& r, double* v) {
-        for (int l = 0; l < 4; ++l) v[l] = static_cast<double>(open01(r[static_cast<std::size_t>(l)]) <= a) * scale;
-      });
-      return;
-    }
-  }
-}
-
 void random_kernel(RandomKind kind, const Tensor& out, std::uint64_t seed, std::uint64_t offset, double a, double b) {
   dispatch_floating("random", out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    random_typed<T>(kind, out.data<T>(), out.numel(), seed, offset, a, b);
+    const RandomDraw d{kind, a, b, static_cast<double>(std::nextafter(static_cast<T>(b), static_cast<T>(a))),
+                       1.0 / a};
+    T* o = out.data<T>();
+    const std::int64_t n = out.numel();
+    switch (kind) {
+      case RandomKind::kUniform:
+        return fill_blocks<RandomKind::kUniform>(o, n, seed, offset, d);
+      case RandomKind::kNormal:
+        return fill_blocks<RandomKind::kNormal>(o, n, seed, offset, d);
+      case RandomKind::kBernoulliScaled:
+        return fill_blocks<RandomKind::kBernoulliScaled>(o, n, seed, offset, d);
+    }
   });
 }
 

@@ -11,6 +11,7 @@ void register_memory_kernels();
 void register_elementwise_kernels();
 void register_unary_kernels();
 void register_reduce_kernels();
+void register_random_kernels();
 void register_linalg_kernels();
 
 }  // namespace lockstep::cuda
