@@ -13,14 +13,13 @@
 #include "src/core/device.h"
 #include "src/core/error.h"
 #include "src/ops/binary_formulas.h"  // BinaryOp and its formulas
+#include "src/ops/kernel_kinds.h"
 #include "src/ops/random_formulas.h"  // RandomKind and its formulas
-#include "src/ops/reduce_op.h"
 #include "src/ops/unary_formulas.h"   // UnaryOp and its formulas
 #include "src/tensor/tensor.h"
 
 namespace lockstep {
 
-enum class SoftmaxKind : std::uint8_t { kSoftmax, kLogSoftmax };
 enum class Transpose : std::uint8_t { kNo, kYes };
 enum class PadMode : std::uint8_t { kConstant, kReflect };
 enum class AlignCorners : std::uint8_t { kNo, kYes };

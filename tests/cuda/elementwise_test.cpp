@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "src/autograd/grad_mode.h"
-#include "src/ops/softmax.h"
+#include "src/ops/pool.h"
 #include "src/ops/unary.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -85,16 +85,16 @@ TEST(CudaBinary, TooManyStridedDimensionsRaiseNotImplemented) {
   EXPECT_THROW((void)(x + x), NotImplementedError);
 }
 
-// An op whose kernel has no CUDA version yet (softmax) names the kernel and the device.
+// An op whose kernel has no CUDA version yet (pooling) names the kernel and the device.
 TEST(CudaKernels, KernelWithoutCudaVersionRaisesNotImplementedNamingIt) {
   LOCKSTEP_REQUIRE_CUDA();
-  const Tensor x = ones({3}, DType::f32, kGpu);
+  const Tensor x = ones({1, 1, 4, 4}, DType::f32, kGpu);
   try {
-    (void)softmax(x, 0);
+    (void)avg_pool2d(x, {2, 2}, {2, 2});
     FAIL() << "expected NotImplementedError";
   } catch (const NotImplementedError& e) {
     const std::string what = e.what();
-    EXPECT_NE(what.find("kernel softmax"), std::string::npos) << what;
+    EXPECT_NE(what.find("kernel avg_pool2d"), std::string::npos) << what;
     EXPECT_NE(what.find("CUDA"), std::string::npos) << what;
   }
 }

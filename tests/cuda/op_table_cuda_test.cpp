@@ -18,11 +18,12 @@ namespace {
       "activation.softplus"
 
 // Ops with CUDA kernels for their forward pass (src/backend/cuda).
-const char* const kCudaFamilies[] = {"binary.",       "unary.pow_tensor", "reduce.",
-                                     "linalg.matmul", "linalg.linear",    LOCKSTEP_UNARY_FAMILIES};
+const char* const kCudaFamilies[] = {
+    "binary.",       "unary.pow_tensor",     "reduce.", "softmax.", "linalg.matmul",
+    "linalg.linear", LOCKSTEP_UNARY_FAMILIES};
 // Ops with CUDA kernels for their backward pass too.
-const char* const kCudaBackwardFamilies[] = {"binary.", "reduce.sum", "reduce.mean", "reduce.var",
-                                             LOCKSTEP_UNARY_FAMILIES};
+const char* const kCudaBackwardFamilies[] = {"binary.",    "reduce.sum", "reduce.mean",
+                                             "reduce.var", "softmax.",   LOCKSTEP_UNARY_FAMILIES};
 
 class OpCuda : public ::testing::TestWithParam<const OpCase*> {};
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "src/core/dtype.h"
-#include "src/ops/reduce_op.h"
+#include "src/ops/kernel_kinds.h"
 
 namespace lockstep::cuda {
 

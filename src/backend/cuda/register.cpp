@@ -13,6 +13,7 @@ void register_kernels() {
   register_unary_kernels();
   register_reduce_kernels();
   register_random_kernels();
+  register_softmax_kernels();
   register_linalg_kernels();
 }
 

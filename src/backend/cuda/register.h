@@ -12,6 +12,7 @@ void register_elementwise_kernels();
 void register_unary_kernels();
 void register_reduce_kernels();
 void register_random_kernels();
+void register_softmax_kernels();
 void register_linalg_kernels();
 
 }  // namespace lockstep::cuda
