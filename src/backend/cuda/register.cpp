@@ -14,6 +14,7 @@ void register_kernels() {
   register_reduce_kernels();
   register_random_kernels();
   register_softmax_kernels();
+  register_norm_kernels();
   register_linalg_kernels();
 }
 

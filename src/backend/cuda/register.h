@@ -13,6 +13,7 @@ void register_unary_kernels();
 void register_reduce_kernels();
 void register_random_kernels();
 void register_softmax_kernels();
+void register_norm_kernels();
 void register_linalg_kernels();
 
 }  // namespace lockstep::cuda
