@@ -25,7 +25,7 @@ if ! nvidia-smi -L >"$out/gpus.txt" 2>&1; then
 fi
 say "GPUs: $(tr '\n' ';' <"$out/gpus.txt")"
 
-# The packed libraries, then the machine's CUDA 13 runtime and cuBLAS (toolkit or Python wheels).
+# The packed libraries, then the machine's CUDA 13 runtime, cuBLAS and cuDNN 9 (toolkit or Python wheels).
 libs="$out/lib"
 rm -rf "$libs"
 tar -C "$out" -xJf "$pack/lib.tar.xz"
@@ -33,7 +33,8 @@ search="$libs"
 for dir in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda-13*/lib64 /usr/local/cuda-13*/targets/*/lib \
   /usr/lib/x86_64-linux-gnu $(python3 -c 'import site; print("\n".join(site.getsitepackages()))' 2>/dev/null |
     xargs -I{} sh -c 'ls -d {}/nvidia/*/lib 2>/dev/null'); do
-  [[ -d "$dir" ]] && ls "$dir"/libcublas.so.13* >/dev/null 2>&1 && search="$search:$dir"
+  [[ -d "$dir" ]] && ls "$dir"/libcublas.so.13* "$dir"/libcudnn.so.9* 2>/dev/null | grep -q . &&
+    search="$search:$dir"
 done
 export LD_LIBRARY_PATH="$search${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 say "library path: $LD_LIBRARY_PATH"

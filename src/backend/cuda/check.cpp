@@ -1,4 +1,4 @@
-// Error translation for the CUDA runtime and cuBLAS.
+// Error translation for the CUDA runtime, cuBLAS and cuDNN.
 #include "src/backend/cuda/check.h"
 
 #include "src/core/error.h"
@@ -15,6 +15,11 @@ void check_cuda(cudaError_t status, const char* call) {
 void check_cublas(cublasStatus_t status, const char* call) {
   if (status == CUBLAS_STATUS_SUCCESS) return;
   throw DeviceError(str_cat(call, " failed: ", cublasGetStatusName(status), ": ", cublasGetStatusString(status)));
+}
+
+void check_cudnn(cudnnStatus_t status, const char* call) {
+  if (status == CUDNN_STATUS_SUCCESS) return;
+  throw DeviceError(str_cat(call, " failed: ", cudnnGetErrorString(status)));
 }
 
 }  // namespace lockstep::cuda
