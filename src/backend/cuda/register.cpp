@@ -16,6 +16,7 @@ void register_kernels() {
   register_softmax_kernels();
   register_norm_kernels();
   register_conv_kernels();
+  register_pool_kernels();
   register_linalg_kernels();
 }
 

@@ -15,6 +15,7 @@ void register_random_kernels();
 void register_softmax_kernels();
 void register_norm_kernels();
 void register_conv_kernels();
+void register_pool_kernels();
 void register_linalg_kernels();
 
 }  // namespace lockstep::cuda
