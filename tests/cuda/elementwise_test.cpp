@@ -85,16 +85,16 @@ TEST(CudaBinary, TooManyStridedDimensionsRaiseNotImplemented) {
   EXPECT_THROW((void)(x + x), NotImplementedError);
 }
 
-// An op whose kernel has no CUDA version yet (upsampling) names the kernel and the device.
+// An op whose kernel has no CUDA version yet (bilinear upsampling) names the kernel and the device.
 TEST(CudaKernels, KernelWithoutCudaVersionRaisesNotImplementedNamingIt) {
   LOCKSTEP_REQUIRE_CUDA();
   const Tensor x = ones({1, 1, 4, 4}, DType::f32, kGpu);
   try {
-    (void)upsample_nearest2d(x, {8, 8});
+    (void)upsample_bilinear2d(x, {8, 8});
     FAIL() << "expected NotImplementedError";
   } catch (const NotImplementedError& e) {
     const std::string what = e.what();
-    EXPECT_NE(what.find("kernel upsample_nearest2d"), std::string::npos) << what;
+    EXPECT_NE(what.find("kernel upsample_bilinear2d"), std::string::npos) << what;
     EXPECT_NE(what.find("CUDA"), std::string::npos) << what;
   }
 }

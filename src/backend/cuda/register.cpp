@@ -17,6 +17,7 @@ void register_kernels() {
   register_norm_kernels();
   register_conv_kernels();
   register_pool_kernels();
+  register_resample_kernels();
   register_linalg_kernels();
 }
 

@@ -16,6 +16,7 @@ void register_softmax_kernels();
 void register_norm_kernels();
 void register_conv_kernels();
 void register_pool_kernels();
+void register_resample_kernels();
 void register_linalg_kernels();
 
 }  // namespace lockstep::cuda
