@@ -7,21 +7,10 @@
 
 #include "src/backend/cuda/check.h"
 #include "src/backend/cuda/elementwise_launch.h"
+#include "src/backend/cuda/grid.cuh"
 
 namespace lockstep::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr std::int64_t kMaxBlocks = 65536;
-
-unsigned blocks_for(std::int64_t n) {
-  return static_cast<unsigned>(std::min<std::int64_t>((n + kThreads - 1) / kThreads, kMaxBlocks));
-}
-
-__device__ inline std::int64_t first_index() {
-  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline std::int64_t grid_stride() { return static_cast<std::int64_t>(blockDim.x) * gridDim.x; }
 
 template <class T, bool kContiguous>
 __global__ void fill_kernel(T* dst, Layout<1> layout, std::int64_t n, T value) {

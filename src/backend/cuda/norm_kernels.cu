@@ -6,14 +6,12 @@
 #include <algorithm>
 
 #include "src/backend/cuda/check.h"
+#include "src/backend/cuda/grid.cuh"
 #include "src/backend/cuda/norm_launch.h"
 #include "src/core/host_device.h"
 
 namespace lockstep::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr std::int64_t kMaxBlocks = 65536;
 
 // Sums a and b over the block into a[0] and b[0] (every thread must call it).
 __device__ void block_sums(double* a, double* b) {
@@ -64,8 +62,7 @@ __global__ void stats_kernel(const T* x, S* mean, S* var, std::int64_t n, std::i
 template <class T>
 __global__ void apply_kernel(const T* x, const T* mean, const T* invstd, const T* weight, const T* bias, T* y,
                              std::int64_t total, std::int64_t c, std::int64_t l) {
-  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < total;
-       k += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
+  for (std::int64_t k = first_index(); k < total; k += grid_stride()) {
     const std::int64_t ch = (k / l) % c;
     const T scale = (weight != nullptr ? weight[ch] : T(1)) * invstd[ch];
     y[k] = mul_rounded(x[k] - mean[ch], scale) + (bias != nullptr ? bias[ch] : T(0));
@@ -104,8 +101,7 @@ template <class T>
 __global__ void backward_apply_kernel(const T* dy, const T* x, const T* mean, const T* invstd,
                                       const T* weight, const T* sum_dy, const T* sum_dy_xmu, double count,
                                       T* dx, std::int64_t total, std::int64_t c, std::int64_t l) {
-  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < total;
-       k += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
+  for (std::int64_t k = first_index(); k < total; k += grid_stride()) {
     const std::int64_t ch = (k / l) % c;
     const double is = static_cast<double>(invstd[ch]);
     const T kc = static_cast<T>(static_cast<double>(weight != nullptr ? weight[ch] : T(1)) * is);
@@ -113,13 +109,6 @@ __global__ void backward_apply_kernel(const T* dy, const T* x, const T* mean, co
     const T bc = static_cast<T>(is * is * static_cast<double>(sum_dy_xmu[ch]) / count);
     dx[k] = mul_rounded(kc, static_cast<T>(dy[k] - ac - mul_rounded(x[k] - mean[ch], bc)));
   }
-}
-
-unsigned element_blocks(std::int64_t n) {
-  return static_cast<unsigned>(std::clamp<std::int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
-}
-unsigned channel_blocks(std::int64_t c) {
-  return static_cast<unsigned>(std::clamp<std::int64_t>(c, 1, kMaxBlocks));
 }
 
 }  // namespace
@@ -131,7 +120,7 @@ void launch_batch_norm_stats(DType dtype, DType stats_dtype, const void* x, void
     using T = decltype(tag);
     dispatch_floating("batch_norm_stats (CUDA)", stats_dtype, [&](auto stats_tag) {
       using S = decltype(stats_tag);
-      stats_kernel<T, S><<<channel_blocks(c), kThreads>>>(static_cast<const T*>(x), static_cast<S*>(mean),
+      stats_kernel<T, S><<<blocks_per_row(c), kThreads>>>(static_cast<const T*>(x), static_cast<S*>(mean),
                                                           static_cast<S*>(var), n, c, l);
     });
   });
@@ -145,7 +134,7 @@ void launch_batch_norm_apply(DType dtype, const void* x, const void* mean, const
   if (total == 0) return;
   dispatch_floating("batch_norm_apply (CUDA)", dtype, [&](auto tag) {
     using T = decltype(tag);
-    apply_kernel<T><<<element_blocks(total), kThreads>>>(
+    apply_kernel<T><<<blocks_for(total), kThreads>>>(
         static_cast<const T*>(x), static_cast<const T*>(mean), static_cast<const T*>(invstd),
         static_cast<const T*>(weight), static_cast<const T*>(bias), static_cast<T*>(y), total, c, l);
   });
@@ -158,7 +147,7 @@ void launch_batch_norm_backward_reduce(DType dtype, const void* dy, const void* 
   if (c == 0) return;
   dispatch_floating("batch_norm_backward_reduce (CUDA)", dtype, [&](auto tag) {
     using T = decltype(tag);
-    backward_reduce_kernel<T><<<channel_blocks(c), kThreads>>>(
+    backward_reduce_kernel<T><<<blocks_per_row(c), kThreads>>>(
         static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<const T*>(mean),
         static_cast<T*>(sum_dy), static_cast<T*>(sum_dy_xmu), n, c, l);
   });
@@ -173,7 +162,7 @@ void launch_batch_norm_backward_apply(DType dtype, const void* dy, const void* x
   if (total == 0) return;
   dispatch_floating("batch_norm_backward_apply (CUDA)", dtype, [&](auto tag) {
     using T = decltype(tag);
-    backward_apply_kernel<T><<<element_blocks(total), kThreads>>>(
+    backward_apply_kernel<T><<<blocks_for(total), kThreads>>>(
         static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<const T*>(mean),
         static_cast<const T*>(invstd), static_cast<const T*>(weight), static_cast<const T*>(sum_dy),
         static_cast<const T*>(sum_dy_xmu), count, static_cast<T*>(dx), total, c, l);

@@ -10,22 +10,11 @@
 #include <cstdint>
 
 #include "src/backend/cuda/check.h"
+#include "src/backend/cuda/grid.cuh"
 #include "src/backend/cuda/pool_launch.h"
 
 namespace lockstep::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr std::int64_t kMaxBlocks = 65536;
-
-unsigned blocks_for(std::int64_t n) {
-  return static_cast<unsigned>(std::clamp<std::int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
-}
-
-__device__ inline std::int64_t first_index() {
-  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline std::int64_t grid_stride() { return static_cast<std::int64_t>(blockDim.x) * gridDim.x; }
 
 // One pooling window along one axis: [start, end) clipped to the input, and the divisor's extent.
 struct Window {

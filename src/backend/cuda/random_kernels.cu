@@ -6,20 +6,17 @@
 #include <algorithm>
 
 #include "src/backend/cuda/check.h"
+#include "src/backend/cuda/grid.cuh"
 #include "src/backend/cuda/random_launch.h"
 
 namespace lockstep::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr std::int64_t kMaxBlocks = 65536;
-
 template <RandomKind Kind, class T>
 __global__ void random_kernel(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset,
                               RandomDraw d) {
   const std::int64_t blocks = (n + 3) / 4;
-  for (std::int64_t blk = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; blk < blocks;
-       blk += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
+  for (std::int64_t blk = first_index(); blk < blocks; blk += grid_stride()) {
     double v[4];
     random_block<Kind>(seed, offset + static_cast<std::uint64_t>(blk), d, v);
     for (int l = 0; l < 4 && blk * 4 + l < n; ++l) out[blk * 4 + l] = static_cast<T>(v[l]);
@@ -28,10 +25,7 @@ __global__ void random_kernel(T* out, std::int64_t n, std::uint64_t seed, std::u
 
 template <RandomKind Kind, class T>
 void launch(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, const RandomDraw& d) {
-  const std::int64_t blocks = (n + 3) / 4;
-  const auto grid =
-      static_cast<unsigned>(std::clamp<std::int64_t>((blocks + kThreads - 1) / kThreads, 1, kMaxBlocks));
-  random_kernel<Kind, T><<<grid, kThreads>>>(out, n, seed, offset, d);
+  random_kernel<Kind, T><<<blocks_for((n + 3) / 4), kThreads>>>(out, n, seed, offset, d);
 }
 
 }  // namespace

@@ -11,13 +11,11 @@
 #include <type_traits>
 
 #include "src/backend/cuda/check.h"
+#include "src/backend/cuda/grid.cuh"
 #include "src/backend/cuda/reduce_launch.h"
 
 namespace lockstep::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr std::int64_t kMaxBlocks = 65536;
 
 template <class T>
 using Acc = std::conditional_t<std::is_floating_point_v<T>, double, std::int64_t>;
@@ -98,8 +96,7 @@ template <class T>
 __global__ void sum_columns_kernel(const T* in, T* out, std::int64_t outer, std::int64_t size,
                                    std::int64_t inner, double scale) {
   const std::int64_t n = outer * inner;
-  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
-       k += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
+  for (std::int64_t k = first_index(); k < n; k += grid_stride()) {
     const std::int64_t a = k / inner, c = k % inner;
     const T* q = in + a * size * inner + c;
     Acc<T> s = 0;
@@ -112,8 +109,7 @@ template <class T, bool kMax, bool kArg, class Out>
 __global__ void extreme_columns_kernel(const T* in, Out* out, std::int64_t outer, std::int64_t size,
                                        std::int64_t inner) {
   const std::int64_t n = outer * inner;
-  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
-       k += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
+  for (std::int64_t k = first_index(); k < n; k += grid_stride()) {
     const std::int64_t a = k / inner, c = k % inner;
     const T* q = in + a * size * inner + c;
     Best<T> best{q[0], 0};
@@ -126,17 +122,12 @@ __global__ void extreme_columns_kernel(const T* in, Out* out, std::int64_t outer
   }
 }
 
-unsigned blocks_for(std::int64_t n) {
-  return static_cast<unsigned>(std::clamp<std::int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
-}
-unsigned row_blocks(std::int64_t outer) { return static_cast<unsigned>(std::min(outer, kMaxBlocks)); }
-
 template <class T, bool kMax, bool kArg>
 void launch_extreme(const T* in, void* out, std::int64_t outer, std::int64_t size, std::int64_t inner) {
   using Out = std::conditional_t<kArg, std::int64_t, T>;
   auto* o = static_cast<Out*>(out);
   if (inner == 1) {
-    extreme_rows_kernel<T, kMax, kArg><<<row_blocks(outer), kThreads>>>(in, o, outer, size);
+    extreme_rows_kernel<T, kMax, kArg><<<blocks_per_row(outer), kThreads>>>(in, o, outer, size);
   } else {
     extreme_columns_kernel<T, kMax, kArg><<<blocks_for(outer * inner), kThreads>>>(in, o, outer, size, inner);
   }
@@ -156,7 +147,7 @@ void launch_reduce(ReduceOp op, DType dtype, const void* x, void* out, std::int6
         const double scale = op == ReduceOp::kMean ? 1.0 / static_cast<double>(size) : 1.0;
         T* o = static_cast<T*>(out);
         if (inner == 1) {
-          sum_rows_kernel<T><<<row_blocks(outer), kThreads>>>(in, o, outer, size, scale);
+          sum_rows_kernel<T><<<blocks_per_row(outer), kThreads>>>(in, o, outer, size, scale);
         } else {
           sum_columns_kernel<T><<<blocks_for(outer * inner), kThreads>>>(in, o, outer, size, inner, scale);
         }

@@ -9,13 +9,11 @@
 #include <cmath>
 
 #include "src/backend/cuda/check.h"
+#include "src/backend/cuda/grid.cuh"
 #include "src/backend/cuda/softmax_launch.h"
 
 namespace lockstep::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr std::int64_t kMaxBlocks = 65536;
 
 // The block-wide max (NaN ignored, as the CPU's x > m scan does) and sum of the calling block's values.
 template <class T>
@@ -73,8 +71,7 @@ template <SoftmaxKind K, class T>
 __global__ void softmax_columns_kernel(const T* x, T* y, std::int64_t outer, std::int64_t size,
                                        std::int64_t inner) {
   const std::int64_t n = outer * inner;
-  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
-       k += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
+  for (std::int64_t k = first_index(); k < n; k += grid_stride()) {
     const std::int64_t base = (k / inner) * size * inner + k % inner;
     T m = -INFINITY;
     for (std::int64_t i = 0; i < size; ++i) m = x[base + i * inner] > m ? x[base + i * inner] : m;
@@ -122,8 +119,7 @@ template <SoftmaxKind K, class T>
 __global__ void softmax_backward_columns_kernel(const T* dy, const T* y, T* dx, std::int64_t outer,
                                                 std::int64_t size, std::int64_t inner) {
   const std::int64_t n = outer * inner;
-  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
-       k += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
+  for (std::int64_t k = first_index(); k < n; k += grid_stride()) {
     const std::int64_t base = (k / inner) * size * inner + k % inner;
     double s = 0.0;
     for (std::int64_t i = 0; i < size; ++i) s += backward_term<K>(dy[base + i * inner], y[base + i * inner]);
@@ -134,11 +130,6 @@ __global__ void softmax_backward_columns_kernel(const T* dy, const T* y, T* dx, 
     }
   }
 }
-
-unsigned column_blocks(std::int64_t n) {
-  return static_cast<unsigned>(std::clamp<std::int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
-}
-unsigned row_blocks(std::int64_t outer) { return static_cast<unsigned>(std::min(outer, kMaxBlocks)); }
 
 }  // namespace
 
@@ -152,9 +143,9 @@ void launch_softmax(SoftmaxKind kind, DType dtype, const void* x, void* y, std::
     const auto run = [&](auto kind_tag) {
       constexpr SoftmaxKind K = decltype(kind_tag)::value;
       if (inner == 1) {
-        softmax_rows_kernel<K, T><<<row_blocks(outer), kThreads>>>(in, out, outer, size);
+        softmax_rows_kernel<K, T><<<blocks_per_row(outer), kThreads>>>(in, out, outer, size);
       } else {
-        softmax_columns_kernel<K, T><<<column_blocks(outer * inner), kThreads>>>(in, out, outer, size, inner);
+        softmax_columns_kernel<K, T><<<blocks_for(outer * inner), kThreads>>>(in, out, outer, size, inner);
       }
     };
     if (kind == SoftmaxKind::kSoftmax) {
@@ -177,10 +168,10 @@ void launch_softmax_backward(SoftmaxKind kind, DType dtype, const void* dy, cons
     const auto run = [&](auto kind_tag) {
       constexpr SoftmaxKind K = decltype(kind_tag)::value;
       if (inner == 1) {
-        softmax_backward_rows_kernel<K, T><<<row_blocks(outer), kThreads>>>(g, yp, d, outer, size);
+        softmax_backward_rows_kernel<K, T><<<blocks_per_row(outer), kThreads>>>(g, yp, d, outer, size);
       } else {
         softmax_backward_columns_kernel<K, T>
-            <<<column_blocks(outer * inner), kThreads>>>(g, yp, d, outer, size, inner);
+            <<<blocks_for(outer * inner), kThreads>>>(g, yp, d, outer, size, inner);
       }
     };
     if (kind == SoftmaxKind::kSoftmax) {

@@ -6,21 +6,11 @@
 #include <algorithm>
 
 #include "src/backend/cuda/check.h"
+#include "src/backend/cuda/grid.cuh"
 #include "src/backend/cuda/resample_launch.h"
 
 namespace lockstep::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr std::int64_t kMaxBlocks = 65536;
-
-unsigned blocks_for(std::int64_t n) {
-  return static_cast<unsigned>(std::clamp<std::int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
-}
-__device__ inline std::int64_t first_index() {
-  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline std::int64_t grid_stride() { return static_cast<std::int64_t>(blockDim.x) * gridDim.x; }
 
 __device__ inline std::int64_t nearest_source(std::int64_t i, std::int64_t in, std::int64_t out) {
   return min(i * in / out, in - 1);
