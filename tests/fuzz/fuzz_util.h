@@ -2,8 +2,10 @@
 // file there (the parsers read paths), and splitting one input into the two files of a pair.
 #pragma once
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -16,12 +18,30 @@
 
 namespace lockstep::fuzz {
 
-// $TMPDIR/lockstep_fuzz_<harness>_<pid>, created on first use and removed at exit.
+// Removes the scratch directories lockstep_fuzz_<harness>_<pid> under `root` whose process is gone: a
+// harness stopped by a signal or a timeout never runs its atexit clean-up.
+inline void remove_stale_scratch(const std::filesystem::path& root, const std::string& prefix) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(root, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours)
+    std::error_code ignored;
+    std::filesystem::remove_all(entry.path(), ignored);
+  }
+}
+
+// $TMPDIR/lockstep_fuzz_<harness>_<pid>, created on first use and removed at exit (and by a later run of the
+// harness when this process is killed instead).
 inline const std::filesystem::path& scratch_dir(const char* harness) {
   static const std::filesystem::path dir = [harness] {
     const char* tmp = std::getenv("TMPDIR");
-    std::filesystem::path d = std::filesystem::path(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") /
-                              (std::string("lockstep_fuzz_") + harness + "_" + std::to_string(::getpid()));
+    const std::filesystem::path root(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp");
+    const std::string prefix = std::string("lockstep_fuzz_") + harness + "_";
+    remove_stale_scratch(root, prefix);
+    std::filesystem::path d = root / (prefix + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     return d;
   }();
