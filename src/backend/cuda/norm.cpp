@@ -8,10 +8,11 @@
 namespace lockstep::cuda {
 namespace {
 
-// x as [N, C, L]: checks that it is a contiguous 3-d tensor on a CUDA device and that every other defined
-// tensor is on its device and contiguous, with `per_channel` ones of C elements.
+// x as [N, C, L]: checks that it is a contiguous 3-d tensor and that every other defined tensor is on its
+// device, contiguous and of its dtype (statistics may also be f64, for SyncBatchNorm), `per_channel` ones of
+// C elements.
 void check_operands(const char* where, const Tensor& x, std::initializer_list<const Tensor*> same_shape,
-                    std::initializer_list<const Tensor*> per_channel) {
+                    std::initializer_list<const Tensor*> per_channel, bool stats_may_be_f64 = false) {
   LOCKSTEP_CHECK(x.dim() == 3 && x.is_contiguous(), ValueError, where,
                  ": expected a contiguous [N, C, L] input, but got shape ", shape_str(x.shape()));
   for (const Tensor* t : same_shape) {
@@ -23,16 +24,18 @@ void check_operands(const char* where, const Tensor& x, std::initializer_list<co
   }
   for (const Tensor* t : per_channel) {
     if (!t->defined()) continue;
-    LOCKSTEP_CHECK(t->device() == x.device() && t->numel() == x.size(1) && t->is_contiguous(), ValueError,
-                   where, ": expected per-channel tensors of ", x.size(1), " elements on ", x.device().str(),
-                   ", but got ", shape_str(t->shape()), " on ", t->device().str());
+    LOCKSTEP_CHECK(t->device() == x.device() && t->numel() == x.size(1) && t->is_contiguous() &&
+                       (t->dtype() == x.dtype() || (stats_may_be_f64 && t->dtype() == DType::f64)),
+                   ValueError, where, ": expected contiguous per-channel ", dtype_name(x.dtype()),
+                   " tensors of ", x.size(1), " elements on ", x.device().str(), ", but got ",
+                   dtype_name(t->dtype()), " ", shape_str(t->shape()), " on ", t->device().str());
   }
 }
 
 const void* data_or_null(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
 
 void batch_norm_stats_kernel(const Tensor& x, const Tensor& mean, const Tensor& var) {
-  check_operands("batch_norm_stats (CUDA)", x, {}, {&mean, &var});
+  check_operands("batch_norm_stats (CUDA)", x, {}, {&mean, &var}, true);
   LOCKSTEP_CHECK(mean.dtype() == var.dtype() && (mean.dtype() == x.dtype() || mean.dtype() == DType::f64),
                  TypeError,
                  "batch_norm_stats (CUDA): expected statistics of the input's dtype or f64, but got ",

@@ -15,12 +15,14 @@ PoolGeometry geometry(const Pool2dParams& p) {
           p.count_include_pad == CountIncludePad::kYes};
 }
 
-// Every tensor contiguous, on one device, of `dims` dimensions; floating ones of one dtype.
-void check_operands(const char* where, std::initializer_list<const Tensor*> tensors, std::int64_t dims) {
+// Every tensor contiguous, on one device, of `dims` dimensions and of the first one's dtype, except `indices`
+// (i64).
+void check_operands(const char* where, std::initializer_list<const Tensor*> tensors, std::int64_t dims,
+                    const Tensor* indices = nullptr) {
   const Tensor& first = **tensors.begin();
   for (const Tensor* t : tensors) {
     LOCKSTEP_CHECK(t->device() == first.device() && t->is_contiguous() && t->dim() == dims &&
-                       (t->dtype() == first.dtype() || t->dtype() == DType::i64),
+                       t->dtype() == (t == indices ? DType::i64 : first.dtype()),
                    ValueError, where, ": expected contiguous ", dims, "-d tensors on ", first.device().str(),
                    ", but got ", dtype_name(t->dtype()), " ", shape_str(t->shape()), " on ",
                    t->device().str());
@@ -28,7 +30,7 @@ void check_operands(const char* where, std::initializer_list<const Tensor*> tens
 }
 
 void max_pool2d_kernel(const Tensor& x, const Tensor& y, const Tensor& indices, const Pool2dParams& p) {
-  check_operands("max_pool2d (CUDA)", {&x, &y, &indices}, 4);
+  check_operands("max_pool2d (CUDA)", {&x, &y, &indices}, 4, &indices);
   DeviceGuard guard(x.device());
   launch_max_pool2d(x.dtype(), x.data(), y.data(), indices.data<std::int64_t>(), x.size(0) * x.size(1),
                     x.size(2), x.size(3), y.size(2), y.size(3), geometry(p));
@@ -49,14 +51,14 @@ void avg_pool2d_backward_kernel(const Tensor& dy, const Tensor& dx, const Pool2d
 }
 
 void plane_scatter_add_kernel(const Tensor& src, const Tensor& indices, const Tensor& out) {
-  check_operands("plane_scatter_add (CUDA)", {&src, &indices, &out}, 2);
+  check_operands("plane_scatter_add (CUDA)", {&src, &indices, &out}, 2, &indices);
   DeviceGuard guard(out.device());
   launch_plane_scatter_add(out.dtype(), src.data(), indices.data<std::int64_t>(), out.data(), src.size(0),
                            src.size(1), out.size(1));
 }
 
 void plane_gather_kernel(const Tensor& src, const Tensor& indices, const Tensor& out) {
-  check_operands("plane_gather (CUDA)", {&src, &indices, &out}, 2);
+  check_operands("plane_gather (CUDA)", {&src, &indices, &out}, 2, &indices);
   DeviceGuard guard(out.device());
   launch_plane_gather(out.dtype(), src.data(), indices.data<std::int64_t>(), out.data(), out.size(0),
                       out.size(1), src.size(1));

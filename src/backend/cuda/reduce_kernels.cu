@@ -85,6 +85,10 @@ __global__ void extreme_rows_kernel(const T* in, Out* out, std::int64_t outer, s
         out[row] = part[0].index;
       } else {
         out[row] = part[0].value;
+        // NaN as the CPU's vectorised row scan gives it: the canonical quiet NaN.
+        if constexpr (std::is_floating_point_v<T>) {
+          if (is_nan(part[0].value)) out[row] = static_cast<T>(NAN);
+        }
       }
     }
     __syncthreads();
