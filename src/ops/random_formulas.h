@@ -27,6 +27,12 @@ struct RandomDraw {
   double a, b, below_b, scale;
 };
 
+// The draw of one fill whose output dtype is T (host code; both devices' kernels take it from here).
+template <class T>
+RandomDraw random_draw(RandomKind kind, double a, double b) {
+  return {kind, a, b, static_cast<double>(std::nextafter(static_cast<T>(b), static_cast<T>(a))), 1.0 / a};
+}
+
 // Uniform in (0, 1] from 32 random bits (exact in double).
 LOCKSTEP_HOST_DEVICE inline double open01(std::uint32_t bits) {
   return (static_cast<double>(bits) + 1.0) * (1.0 / 4294967296.0);

@@ -1,8 +1,6 @@
 // CPU random fills from the counter-based Philox generator (the formulas of src/ops/random_formulas.h, which
 // the CUDA kernel shares): element i depends only on (seed, offset, i), so results do not depend on the
 // thread count.
-#include <cmath>
-
 #include "src/backend/cpu/register.h"
 #include "src/core/threading.h"
 #include "src/ops/kernels.h"
@@ -30,8 +28,7 @@ void fill_blocks(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offse
 void random_kernel(RandomKind kind, const Tensor& out, std::uint64_t seed, std::uint64_t offset, double a, double b) {
   dispatch_floating("random", out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const RandomDraw d{kind, a, b, static_cast<double>(std::nextafter(static_cast<T>(b), static_cast<T>(a))),
-                       1.0 / a};
+    const RandomDraw d = random_draw<T>(kind, a, b);
     T* o = out.data<T>();
     const std::int64_t n = out.numel();
     switch (kind) {

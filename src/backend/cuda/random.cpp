@@ -1,6 +1,4 @@
 // CUDA random fills: validation, the per-fill constants and the call to the launcher of random_kernels.cu.
-#include <cmath>
-
 #include "src/backend/cuda/device.h"
 #include "src/backend/cuda/random_launch.h"
 #include "src/backend/cuda/register.h"
@@ -15,8 +13,7 @@ void random_kernel(RandomKind kind, const Tensor& out, std::uint64_t seed, std::
                  "random (CUDA): expected a contiguous output, but got strides ", shape_str(out.strides()));
   dispatch_floating("random (CUDA)", out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const RandomDraw d{kind, a, b, static_cast<double>(std::nextafter(static_cast<T>(b), static_cast<T>(a))),
-                       1.0 / a};
+    const RandomDraw d = random_draw<T>(kind, a, b);
     DeviceGuard guard(out.device());
     launch_random(out.dtype(), out.data(), out.numel(), seed, offset, d);
   });
