@@ -1,5 +1,5 @@
-// CUDA batch-norm kernels: validation and the calls to the launchers of norm_kernels.cu, on the tensors'
-// device and the default stream.
+// CUDA batch-norm and layer-norm kernels: validation and the calls to the launchers of norm_kernels.cu, on
+// the tensors' device and the default stream.
 #include "src/backend/cuda/device.h"
 #include "src/backend/cuda/norm_launch.h"
 #include "src/backend/cuda/register.h"
@@ -72,6 +72,48 @@ void batch_norm_backward_apply_kernel(const Tensor& dy, const Tensor& x, const T
                                    x.size(0), x.size(1), x.size(2));
 }
 
+// x, y, dy, dx [rows, cols], mean and rstd [rows], weight, bias and their gradients [cols]: contiguous, on
+// x's device, of its dtype; the optional ones may be undefined.
+void check_layer_norm_operands(const char* where, const Tensor& x,
+                               std::initializer_list<const Tensor*> same_shape,
+                               std::initializer_list<const Tensor*> per_row,
+                               std::initializer_list<const Tensor*> per_column) {
+  LOCKSTEP_CHECK(x.dim() == 2 && x.is_contiguous(), ValueError, where,
+                 ": expected a contiguous [rows, cols] input, but got shape ", shape_str(x.shape()));
+  const auto check = [&](std::initializer_list<const Tensor*> tensors, const Shape& shape) {
+    for (const Tensor* t : tensors) {
+      if (!t->defined()) continue;
+      LOCKSTEP_CHECK(
+          t->device() == x.device() && t->dtype() == x.dtype() && t->shape() == shape && t->is_contiguous(),
+          ValueError, where, ": expected contiguous ", dtype_name(x.dtype()), " tensors of shape ",
+          shape_str(shape), " on ", x.device().str(), ", but got ", dtype_name(t->dtype()), " ",
+          shape_str(t->shape()), " on ", t->device().str());
+    }
+  };
+  check(same_shape, x.shape());
+  check(per_row, Shape{x.size(0)});
+  check(per_column, Shape{x.size(1)});
+}
+
+void layer_norm_kernel(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
+                       const Tensor& mean, const Tensor& rstd) {
+  check_layer_norm_operands("layer_norm (CUDA)", x, {&y}, {&mean, &rstd}, {&weight, &bias});
+  DeviceGuard guard(x.device());
+  launch_layer_norm(x.dtype(), x.data(), data_or_null(weight), data_or_null(bias), eps, y.data(), mean.data(),
+                    rstd.data(), x.size(0), x.size(1));
+}
+
+void layer_norm_backward_kernel(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                                const Tensor& weight, const Tensor& dx, const Tensor& dweight,
+                                const Tensor& dbias) {
+  check_layer_norm_operands("layer_norm_backward (CUDA)", x, {&dy, &dx}, {&mean, &rstd},
+                            {&weight, &dweight, &dbias});
+  DeviceGuard guard(x.device());
+  launch_layer_norm_backward(x.dtype(), dy.data(), x.data(), mean.data(), rstd.data(), data_or_null(weight),
+                             dx.defined() ? dx.data() : nullptr, dweight.defined() ? dweight.data() : nullptr,
+                             dbias.defined() ? dbias.data() : nullptr, x.size(0), x.size(1));
+}
+
 }  // namespace
 
 void register_norm_kernels() {
@@ -79,6 +121,8 @@ void register_norm_kernels() {
   kernels::batch_norm_apply.set(DeviceType::CUDA, batch_norm_apply_kernel);
   kernels::batch_norm_backward_reduce.set(DeviceType::CUDA, batch_norm_backward_reduce_kernel);
   kernels::batch_norm_backward_apply.set(DeviceType::CUDA, batch_norm_backward_apply_kernel);
+  kernels::layer_norm.set(DeviceType::CUDA, layer_norm_kernel);
+  kernels::layer_norm_backward.set(DeviceType::CUDA, layer_norm_backward_kernel);
 }
 
 }  // namespace lockstep::cuda

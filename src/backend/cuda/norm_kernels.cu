@@ -1,6 +1,8 @@
-// CUDA batch-norm kernels over x [N, C, L] with the CPU kernels' arithmetic: per-channel sums in f64 (the
-// statistics shifted by the channel's first sample), one block per channel combined in a shared-memory tree;
-// the element-wise passes round each product on its own, as the CPU does, so only the sums' order differs.
+// CUDA batch-norm kernels over x [N, C, L] and layer-norm kernels over x [rows, cols], with the CPU kernels'
+// arithmetic: sums in f64 (batch norm's statistics shifted by the channel's first sample), one block per
+// channel or row combined in a shared-memory tree; the element-wise passes round each product on its own, as
+// the CPU does, so only the sums' order differs. Layer norm's weight and bias gradients are column sums over
+// rows, one thread per column in row order (no atomics: the same bits every run).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -111,6 +113,93 @@ __global__ void backward_apply_kernel(const T* dy, const T* x, const T* mean, co
   }
 }
 
+// Layer norm of each row: mean and rstd = 1 / sqrt(var + eps) (biased variance, f64 sums), y = (x - mean) *
+// rstd * weight + bias.
+template <class T>
+__global__ void layer_norm_kernel(const T* x, const T* weight, const T* bias, double eps, T* y, T* mean,
+                                  T* rstd, std::int64_t rows, std::int64_t cols) {
+  __shared__ double s1[kThreads], s2[kThreads];
+  const double inv_cols = 1.0 / static_cast<double>(cols);
+  for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* xr = x + r * cols;
+    double a = 0.0;
+    for (std::int64_t j = threadIdx.x; j < cols; j += blockDim.x) a += static_cast<double>(xr[j]);
+    s1[threadIdx.x] = a;
+    s2[threadIdx.x] = 0.0;
+    block_sums(s1, s2);
+    const double m = mul_rounded(s1[0], inv_cols);
+    __syncthreads();  // every thread has read s1[0] before it is overwritten
+    double q = 0.0;
+    for (std::int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const double d = static_cast<double>(xr[j]) - m;
+      q += mul_rounded(d, d);
+    }
+    s1[threadIdx.x] = q;
+    s2[threadIdx.x] = 0.0;
+    block_sums(s1, s2);
+    const double rs = 1.0 / sqrt(mul_rounded(s1[0], inv_cols) + eps);
+    const T mt = static_cast<T>(m), rt = static_cast<T>(rs);
+    T* yr = y + r * cols;
+    for (std::int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const T w = weight != nullptr ? weight[j] : T(1), b = bias != nullptr ? bias[j] : T(0);
+      yr[j] = mul_rounded(mul_rounded(xr[j] - mt, rt), w) + b;
+    }
+    if (threadIdx.x == 0) {
+      mean[r] = mt;
+      rstd[r] = rt;
+    }
+    __syncthreads();
+  }
+}
+
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) of each row, g = dy * weight, xhat = (x - mean) * rstd.
+template <class T>
+__global__ void layer_norm_backward_input_kernel(const T* dy, const T* x, const T* mean, const T* rstd,
+                                                 const T* weight, T* dx, std::int64_t rows,
+                                                 std::int64_t cols) {
+  __shared__ double s1[kThreads], s2[kThreads];
+  const double inv_cols = 1.0 / static_cast<double>(cols);
+  for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* xr = x + r * cols;
+    const T* gr = dy + r * cols;
+    const T m = mean[r], rs = rstd[r];
+    double a = 0.0, b = 0.0;
+    for (std::int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const double g = static_cast<double>(mul_rounded(gr[j], weight != nullptr ? weight[j] : T(1)));
+      a += g;
+      b += mul_rounded(g, static_cast<double>(mul_rounded(xr[j] - m, rs)));
+    }
+    s1[threadIdx.x] = a;
+    s2[threadIdx.x] = b;
+    block_sums(s1, s2);
+    const T ac = static_cast<T>(mul_rounded(s1[0], inv_cols)),
+            cc = static_cast<T>(mul_rounded(s2[0], inv_cols));
+    T* dr = dx + r * cols;
+    for (std::int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const T g = mul_rounded(gr[j], weight != nullptr ? weight[j] : T(1));
+      dr[j] = mul_rounded(rs, static_cast<T>(g - ac - mul_rounded(mul_rounded(xr[j] - m, rs), cc)));
+    }
+    __syncthreads();
+  }
+}
+
+// dweight = sum over rows of dy * xhat, dbias = sum of dy: one thread per column, rows in order.
+template <class T>
+__global__ void layer_norm_backward_params_kernel(const T* dy, const T* x, const T* mean, const T* rstd,
+                                                  T* dweight, T* dbias, std::int64_t rows,
+                                                  std::int64_t cols) {
+  for (std::int64_t j = first_index(); j < cols; j += grid_stride()) {
+    double a = 0.0, b = 0.0;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const double g = static_cast<double>(dy[r * cols + j]);
+      a += mul_rounded(g, static_cast<double>(mul_rounded(x[r * cols + j] - mean[r], rstd[r])));
+      b += g;
+    }
+    if (dweight != nullptr) dweight[j] = static_cast<T>(a);
+    if (dbias != nullptr) dbias[j] = static_cast<T>(b);
+  }
+}
+
 }  // namespace
 
 void launch_batch_norm_stats(DType dtype, DType stats_dtype, const void* x, void* mean, void* var,
@@ -168,6 +257,41 @@ void launch_batch_norm_backward_apply(DType dtype, const void* dy, const void* x
         static_cast<const T*>(sum_dy_xmu), count, static_cast<T*>(dx), total, c, l);
   });
   check_cuda(cudaGetLastError(), "batch_norm backward_apply_kernel<<<...>>>");
+}
+
+void launch_layer_norm(DType dtype, const void* x, const void* weight, const void* bias, double eps, void* y,
+                       void* mean, void* rstd, std::int64_t rows, std::int64_t cols) {
+  if (rows == 0 || cols == 0) return;
+  dispatch_floating("layer_norm (CUDA)", dtype, [&](auto tag) {
+    using T = decltype(tag);
+    layer_norm_kernel<T><<<blocks_per_row(rows), kThreads>>>(
+        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias), eps,
+        static_cast<T*>(y), static_cast<T*>(mean), static_cast<T*>(rstd), rows, cols);
+  });
+  check_cuda(cudaGetLastError(), "layer_norm_kernel<<<...>>>");
+}
+
+void launch_layer_norm_backward(DType dtype, const void* dy, const void* x, const void* mean,
+                                const void* rstd, const void* weight, void* dx, void* dweight, void* dbias,
+                                std::int64_t rows, std::int64_t cols) {
+  if (rows == 0 || cols == 0) return;
+  dispatch_floating("layer_norm_backward (CUDA)", dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const auto* pdy = static_cast<const T*>(dy);
+    const auto* px = static_cast<const T*>(x);
+    const auto* pm = static_cast<const T*>(mean);
+    const auto* pr = static_cast<const T*>(rstd);
+    if (dx != nullptr) {
+      layer_norm_backward_input_kernel<T><<<blocks_per_row(rows), kThreads>>>(
+          pdy, px, pm, pr, static_cast<const T*>(weight), static_cast<T*>(dx), rows, cols);
+      check_cuda(cudaGetLastError(), "layer_norm_backward_input_kernel<<<...>>>");
+    }
+    if (dweight != nullptr || dbias != nullptr) {
+      layer_norm_backward_params_kernel<T><<<blocks_for(cols), kThreads>>>(
+          pdy, px, pm, pr, static_cast<T*>(dweight), static_cast<T*>(dbias), rows, cols);
+      check_cuda(cudaGetLastError(), "layer_norm_backward_params_kernel<<<...>>>");
+    }
+  });
 }
 
 }  // namespace lockstep::cuda

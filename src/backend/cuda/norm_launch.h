@@ -1,7 +1,8 @@
-// Launchers of the CUDA batch-norm kernels (defined in norm_kernels.cu): they run on the current device and
-// the default stream, return without waiting, and raise DeviceError when a launch fails. x, dy, y, dx are
-// contiguous [n, c, l] of `dtype` (f32, f64); per-channel tensors have c elements; weight and bias may be
-// null (1 and 0).
+// Launchers of the CUDA batch-norm and layer-norm kernels (defined in norm_kernels.cu): they run on the
+// current device and the default stream, return without waiting, and raise DeviceError when a launch fails.
+// Batch norm: x, dy, y, dx are contiguous [n, c, l] of `dtype` (f32, f64); per-channel tensors have c
+// elements. Layer norm: x, dy, y, dx are contiguous [rows, cols]; mean, rstd have rows elements, weight,
+// bias, dweight, dbias cols. Weight and bias may be null (1 and 0).
 #pragma once
 
 #include <cstdint>
@@ -23,5 +24,12 @@ void launch_batch_norm_backward_apply(DType dtype, const void* dy, const void* x
                                       const void* invstd, const void* weight, const void* sum_dy,
                                       const void* sum_dy_xmu, double count, void* dx, std::int64_t n,
                                       std::int64_t c, std::int64_t l);
+
+void launch_layer_norm(DType dtype, const void* x, const void* weight, const void* bias, double eps, void* y,
+                       void* mean, void* rstd, std::int64_t rows, std::int64_t cols);
+// dx, dweight, dbias: each written when not null.
+void launch_layer_norm_backward(DType dtype, const void* dy, const void* x, const void* mean,
+                                const void* rstd, const void* weight, void* dx, void* dweight, void* dbias,
+                                std::int64_t rows, std::int64_t cols);
 
 }  // namespace lockstep::cuda
