@@ -12,9 +12,9 @@ void adadelta_kernel(T* p, const T* g, T* sq, T* acc, std::int64_t n, const AdaD
                      bool decay) {
   const T wd = static_cast<T>(o.weight_decay), rho = static_cast<T>(o.rho);
   const T one_rho = static_cast<T>(1.0 - o.rho), eps = static_cast<T>(o.eps), neg_lr = static_cast<T>(-lr);
-  detail::dispatch_flag(decay && o.weight_decay != 0.0, [&](auto decay_flag) {
+  dispatch_flag(decay && o.weight_decay != 0.0, [&](auto decay_flag) {
     constexpr bool kDecay = decltype(decay_flag)::value;
-    detail::for_each_element(n, [=](std::int64_t i) {
+    for_each_element(n, [=](std::int64_t i) {
       T gi = g[i];
       if constexpr (kDecay) gi += wd * p[i];
       const T si = rho * sq[i] + one_rho * gi * gi;

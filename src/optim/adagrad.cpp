@@ -12,9 +12,9 @@ void adagrad_kernel(T* p, const T* g, T* sum, std::int64_t n, const AdaGradOptio
                     std::int64_t step, bool decay) {
   const T wd = static_cast<T>(o.weight_decay), eps = static_cast<T>(o.eps);
   const T neg_clr = static_cast<T>(-lr / (1.0 + static_cast<double>(step - 1) * o.lr_decay));
-  detail::dispatch_flag(decay && o.weight_decay != 0.0, [&](auto decay_flag) {
+  dispatch_flag(decay && o.weight_decay != 0.0, [&](auto decay_flag) {
     constexpr bool kDecay = decltype(decay_flag)::value;
-    detail::for_each_element(n, [=](std::int64_t i) {
+    for_each_element(n, [=](std::int64_t i) {
       T gi = g[i];
       if constexpr (kDecay) gi += wd * p[i];
       const T si = sum[i] + gi * gi;

@@ -42,7 +42,8 @@ class Adam final : public Optimizer {
   const AdamOptions& options() const { return options_; }
 
  protected:
-  void update(const Tensor& param, const Tensor& grad, ParamState& state, Decay decay) override;
+  void update_all(const std::vector<Pending>& pending) override;
+  bool has_cuda_kernels() const override { return true; }
 
  private:
   AdamOptions options_;
@@ -57,7 +58,8 @@ class AdamW final : public Optimizer {
   const AdamWOptions& options() const { return options_; }
 
  protected:
-  void update(const Tensor& param, const Tensor& grad, ParamState& state, Decay decay) override;
+  void update_all(const std::vector<Pending>& pending) override;
+  bool has_cuda_kernels() const override { return true; }
 
  private:
   AdamWOptions options_;

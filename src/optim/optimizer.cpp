@@ -1,11 +1,14 @@
 // optim::Optimizer: parameter checks, the step loop shared by all optimizers, and the state dict.
 #include "src/optim/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_set>
 #include <utility>
 
 #include "src/autograd/grad_mode.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/unary.h"
 #include "src/tensor/factories.h"
 
 namespace lockstep::optim {
@@ -18,6 +21,8 @@ std::string describe(const Tensor& t) { return str_cat(dtype_name(t.dtype()), " 
 
 // grad + l1 * sign(param) as a fresh contiguous tensor (the parameter's .grad keeps the loss gradient).
 Tensor with_l1(const Tensor& param, const Tensor& grad, double l1) {
+  if (!param.device().is_cpu())
+    return grad + unary_op("sign", UnaryOp::kSign, param, SaveForBackward::kNone) * l1;
   Tensor out = empty(param.shape(), param.dtype());
   dispatch_floating("Optimizer::step (l1)", param.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -25,7 +30,7 @@ Tensor with_l1(const Tensor& param, const Tensor& grad, double l1) {
     const T* g = grad.data<T>();
     T* o = out.data<T>();
     const T w = static_cast<T>(l1);
-    detail::for_each_element(param.numel(), [=](std::int64_t i) {
+    for_each_element(param.numel(), [=](std::int64_t i) {
       o[i] = g[i] + w * static_cast<T>((p[i] > T(0)) - (p[i] < T(0)));
     });
   });
@@ -88,9 +93,9 @@ void Optimizer::step() {
     const auto& [pname, param] = params_[i];
     Tensor grad = param.grad();
     if (!grad.defined()) continue;
-    LOCKSTEP_CHECK(param.device().is_cpu(), NotImplementedError, name_,
+    LOCKSTEP_CHECK(param.device().is_cpu() || has_cuda_kernels(), NotImplementedError, name_,
                    "::step: expected CPU parameters, but '", pname, "' is on ", param.device().str(), ". ",
-                   name_, " has no CUDA implementation yet");
+                   name_, " has no CUDA implementation yet (SGD, Adam and AdamW have)");
     LOCKSTEP_CHECK(param.dtype() == DType::f32 || param.dtype() == DType::f64, TypeError, name_,
                    "::step: expected f32 or f64 parameters, but '", pname, "' is ", describe(param));
     LOCKSTEP_CHECK(param.is_contiguous(), ValueError, name_, "::step: expected contiguous parameters, but '",
@@ -103,6 +108,7 @@ void Optimizer::step() {
         grad.device().str());
     grads[i] = grad.is_contiguous() ? grad : grad.contiguous();
   }
+  std::vector<Pending> pending;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     if (!grads[i].defined()) continue;
     const Tensor& param = params_[i].second;
@@ -113,10 +119,38 @@ void Optimizer::step() {
     }
     ++state.step;
     const Decay decay = policy_ == DecayPolicy::kAll || param.dim() >= 2 ? Decay::kYes : Decay::kNo;
-    update(param, l1_ != 0.0 && decay == Decay::kYes ? with_l1(param, grads[i], l1_) : grads[i], state,
-           decay);
-    param.bump_version();
+    pending.push_back({param, l1_ != 0.0 && decay == Decay::kYes ? with_l1(param, grads[i], l1_) : grads[i],
+                       &state, decay});
   }
+  update_all(pending);
+  for (const Pending& p : pending) p.param.bump_version();
+}
+
+void Optimizer::update_all(const std::vector<Pending>& pending) {
+  for (const Pending& p : pending) update(p.param, p.grad, *p.state, p.decay);
+}
+
+void Optimizer::update(const Tensor& /*param*/, const Tensor& /*grad*/, ParamState& /*state*/,
+                       Decay /*decay*/) {
+  LOCKSTEP_INTERNAL_ASSERT(false, name_, ": has neither update() nor update_all()");
+}
+
+std::vector<std::pair<Device, std::vector<ParamUpdate>>> Optimizer::updates_by_device(
+    const std::vector<Pending>& pending) {
+  std::vector<std::pair<Device, std::vector<ParamUpdate>>> out;
+  for (const Pending& p : pending) {
+    auto group =
+        std::find_if(out.begin(), out.end(), [&](const auto& g) { return g.first == p.param.device(); });
+    if (group == out.end()) group = out.insert(out.end(), {p.param.device(), {}});
+    ParamUpdate& u = group->second.emplace_back();
+    u.param = p.param;
+    u.grad = p.grad;
+    for (std::size_t k = 0; k < p.state->slots.size() && k < u.slots.size(); ++k)
+      u.slots[k] = p.state->slots[k];
+    u.decay = p.decay == Decay::kYes;
+    u.step = p.state->step;
+  }
+  return out;
 }
 
 void Optimizer::zero_grad() {
@@ -206,7 +240,7 @@ void Optimizer::load_state_dict(const nn::StateDict& state) {
     own.step = static_cast<std::int64_t>(steps[i]->item());
     if (own.slots.empty()) {
       for (std::size_t k = 0; k < slots_.size(); ++k)
-        own.slots.push_back(empty(param.shape(), param.dtype()));
+        own.slots.push_back(empty(param.shape(), param.dtype(), param.device()));
     }
     for (std::size_t k = 0; k < slots_.size(); ++k) {
       own.slots[k].copy_(state.at(str_cat(pname, ".", slots_[k].name)));

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "src/core/threading.h"
 #include "src/nn/module.h"
 #include "src/nn/state_dict.h"
+#include "src/ops/kernels.h"
 #include "src/tensor/tensor.h"
 
 namespace lockstep::optim {
@@ -46,8 +48,9 @@ class Optimizer {
   Optimizer& operator=(const Optimizer&) = delete;
 
   // Updates every parameter that has a gradient (parameters whose grad is undefined are skipped and keep
-  // their state). Runs without recording autograd history. Parameters must be contiguous f32 or f64 CPU
-  // tensors; a CUDA parameter raises NotImplementedError naming the optimizer.
+  // their state). Runs without recording autograd history. Parameters must be contiguous f32 or f64 tensors,
+  // on the CPU, or on a CUDA device for the optimizers with CUDA kernels (SGD, Adam, AdamW: one fused kernel
+  // over all parameters); the others raise NotImplementedError naming the optimizer.
   virtual void step();
   // Drops every parameter's gradient (the next backward writes a fresh one).
   void zero_grad();
@@ -79,9 +82,23 @@ class Optimizer {
   Optimizer(std::string name, std::vector<nn::NamedTensor> params, double lr, DecayPolicy policy,
             std::vector<Slot> slots);
 
-  // Applies one update to a contiguous CPU parameter with a gradient of the same shape and dtype (checked by
-  // step()); `state.step` has already been incremented and `state.slots` allocated.
-  virtual void update(const Tensor& param, const Tensor& grad, ParamState& state, Decay decay) = 0;
+  // One parameter's update in this step: checked by step(), `state->step` already incremented and
+  // `state->slots` allocated; `grad` is contiguous (and includes the L1 subgradient).
+  struct Pending {
+    Tensor param, grad;
+    ParamState* state;
+    Decay decay;
+  };
+  // Applies this step's updates. The default calls update() for each; SGD, Adam and AdamW override it with
+  // their fused kernels (src/optim/update_formulas.h), on any device, and say so with has_cuda_kernels().
+  virtual void update_all(const std::vector<Pending>& pending);
+  // Applies one update to a CPU parameter (optimizers without fused kernels).
+  virtual void update(const Tensor& param, const Tensor& grad, ParamState& state, Decay decay);
+  virtual bool has_cuda_kernels() const { return false; }
+  // The fused kernels' view of `pending` (the state's slots in order, the decay flag and the step), grouped
+  // by device in order of first appearance: one kernel call per device.
+  static std::vector<std::pair<Device, std::vector<ParamUpdate>>> updates_by_device(
+      const std::vector<Pending>& pending);
 
   // Throws ValueError "<optimizer>: expected <option> <condition>, but got <option>=<value>" unless `ok`.
   void check_option(bool ok, const char* option, const char* condition, double value) const;
@@ -96,36 +113,4 @@ class Optimizer {
   std::vector<ParamState> states_;  // parallel to params_
 };
 
-// Helpers for the optimizers' fused kernels.
-namespace detail {
-
-// Elements per task of for_each_element.
-inline constexpr std::int64_t kElementBlock = 8192;
-
-// Runs f(i) for i in [0, n), in blocks split over the OpenMP threads when n is large. Each i must be
-// independent (the result then does not depend on the thread count). Each block works on its own copy of f,
-// so that the compiler keeps the captured pointers in registers and vectorises the loop.
-template <class F>
-void for_each_element(std::int64_t n, const F& f) {
-  const std::int64_t blocks = (n + kElementBlock - 1) / kElementBlock;
-#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    const F body = f;
-    const std::int64_t end = std::min(n, (b + 1) * kElementBlock);
-#pragma omp simd
-    for (std::int64_t i = b * kElementBlock; i < end; ++i) body(i);
-  }
-}
-
-// Calls fn(std::true_type{}) or fn(std::false_type{}), so that a kernel branches on a flag at compile time.
-template <class Fn>
-void dispatch_flag(bool flag, Fn&& fn) {
-  if (flag) {
-    fn(std::true_type{});
-  } else {
-    fn(std::false_type{});
-  }
-}
-
-}  // namespace detail
 }  // namespace lockstep::optim

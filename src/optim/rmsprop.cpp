@@ -20,13 +20,13 @@ void rmsprop_kernel(T* p, const T* g, T* sq, T* buf, T* avg_g, std::int64_t n, c
   const T wd = static_cast<T>(o.weight_decay), alpha = static_cast<T>(o.alpha);
   const T one_alpha = static_cast<T>(1.0 - o.alpha), eps = static_cast<T>(o.eps);
   const T mom = static_cast<T>(o.momentum), neg_lr = static_cast<T>(-lr);
-  detail::dispatch_flag(decay && o.weight_decay != 0.0, [&](auto decay_flag) {
+  dispatch_flag(decay && o.weight_decay != 0.0, [&](auto decay_flag) {
     constexpr bool kDecay = decltype(decay_flag)::value;
-    detail::dispatch_flag(buf != nullptr, [&](auto momentum_flag) {
+    dispatch_flag(buf != nullptr, [&](auto momentum_flag) {
       constexpr bool kMomentum = decltype(momentum_flag)::value;
-      detail::dispatch_flag(avg_g != nullptr, [&](auto centered_flag) {
+      dispatch_flag(avg_g != nullptr, [&](auto centered_flag) {
         constexpr bool kCentered = decltype(centered_flag)::value;
-        detail::for_each_element(n, [=](std::int64_t i) {
+        for_each_element(n, [=](std::int64_t i) {
           T gi = g[i];
           if constexpr (kDecay) gi += wd * p[i];
           const T si = alpha * sq[i] + one_alpha * gi * gi;

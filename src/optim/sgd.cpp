@@ -1,4 +1,4 @@
-// SGD's fused update: one pass over parameter, gradient and momentum buffer.
+// SGD: its options and slots; the update is the fused sgd_update kernel (src/optim/update_formulas.h).
 #include "src/optim/sgd.h"
 
 #include <utility>
@@ -9,38 +9,6 @@ namespace {
 std::vector<Optimizer::Slot> sgd_slots(const SGDOptions& o) {
   if (o.momentum == 0.0) return {};
   return {{"momentum_buffer", 0.0}};
-}
-
-template <class T>
-void sgd_kernel(T* p, const T* g, T* buf, std::int64_t n, const SGDOptions& o, double lr, bool decay,
-                bool first) {
-  const T wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum);
-  const T keep = static_cast<T>(1.0 - o.dampening), neg_lr = static_cast<T>(-lr);
-  detail::dispatch_flag(decay && o.weight_decay != 0.0, [&](auto decay_flag) {
-    constexpr bool kDecay = decltype(decay_flag)::value;
-    if (buf == nullptr) {
-      detail::for_each_element(n, [=](std::int64_t i) {
-        T d = g[i];
-        if constexpr (kDecay) d += wd * p[i];
-        p[i] += neg_lr * d;
-      });
-      return;
-    }
-    detail::dispatch_flag(o.nesterov == Nesterov::kYes, [&](auto nesterov_flag) {
-      constexpr bool kNesterov = decltype(nesterov_flag)::value;
-      detail::for_each_element(n, [=](std::int64_t i) {
-        T d = g[i];
-        if constexpr (kDecay) d += wd * p[i];
-        const T b = first ? d : mom * buf[i] + keep * d;
-        buf[i] = b;
-        if constexpr (kNesterov) {
-          p[i] += neg_lr * (d + mom * b);
-        } else {
-          p[i] += neg_lr * b;
-        }
-      });
-    });
-  });
 }
 
 }  // namespace
@@ -57,13 +25,11 @@ SGD::SGD(std::vector<nn::NamedTensor> params, SGDOptions options)
   }
 }
 
-void SGD::update(const Tensor& param, const Tensor& grad, ParamState& state, Decay decay) {
-  dispatch_floating("SGD::step", param.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    T* buf = state.slots.empty() ? nullptr : state.slots[0].data<T>();
-    sgd_kernel<T>(param.data<T>(), grad.data<T>(), buf, param.numel(), options_, lr(), decay == Decay::kYes,
-                  state.step == 1);
-  });
+void SGD::update_all(const std::vector<Pending>& pending) {
+  const SgdHyper hyper{lr(), options_.momentum, options_.dampening, options_.weight_decay,
+                       options_.nesterov == Nesterov::kYes};
+  for (const auto& [device, updates] : updates_by_device(pending))
+    kernels::sgd_update.get(device)(updates, hyper);
 }
 
 }  // namespace lockstep::optim

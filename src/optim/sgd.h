@@ -32,7 +32,8 @@ class SGD final : public Optimizer {
   const SGDOptions& options() const { return options_; }
 
  protected:
-  void update(const Tensor& param, const Tensor& grad, ParamState& state, Decay decay) override;
+  void update_all(const std::vector<Pending>& pending) override;
+  bool has_cuda_kernels() const override { return true; }
 
  private:
   SGDOptions options_;

@@ -17,6 +17,7 @@ void register_kernels() {
   register_softmax_kernels();
   register_norm_kernels();
   register_recurrent_kernels();
+  register_optimizer_kernels();
 }
 
 }  // namespace lockstep::cpu

@@ -19,5 +19,6 @@ void register_upsample_kernels();
 void register_softmax_kernels();
 void register_norm_kernels();
 void register_recurrent_kernels();
+void register_optimizer_kernels();
 
 }  // namespace lockstep::cpu

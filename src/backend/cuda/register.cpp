@@ -19,6 +19,7 @@ void register_kernels() {
   register_pool_kernels();
   register_resample_kernels();
   register_linalg_kernels();
+  register_optimizer_kernels();
 }
 
 }  // namespace lockstep::cuda

@@ -18,5 +18,6 @@ void register_conv_kernels();
 void register_pool_kernels();
 void register_resample_kernels();
 void register_linalg_kernels();
+void register_optimizer_kernels();
 
 }  // namespace lockstep::cuda
