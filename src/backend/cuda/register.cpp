@@ -20,6 +20,7 @@ void register_kernels() {
   register_resample_kernels();
   register_linalg_kernels();
   register_optimizer_kernels();
+  register_index_kernels();
 }
 
 }  // namespace lockstep::cuda

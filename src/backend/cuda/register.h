@@ -19,5 +19,6 @@ void register_pool_kernels();
 void register_resample_kernels();
 void register_linalg_kernels();
 void register_optimizer_kernels();
+void register_index_kernels();
 
 }  // namespace lockstep::cuda
