@@ -168,9 +168,11 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
   st.deterministic = options.deterministic;
   for (auto& [name, p] : parameters) {
     if (!p.requires_grad()) continue;
-    LOCKSTEP_CHECK(p.device().is_cpu() && (p.dtype() == DType::f32 || p.dtype() == DType::f64), TypeError,
-                   "Reducer: expected CPU parameters of dtype f32 or f64, but ", name, " is ",
-                   dtype_name(p.dtype()), " on ", p.device().str());
+    // A group of one only hands the gradients back: any device will do.
+    LOCKSTEP_CHECK(
+        (p.device().is_cpu() || group->size() == 1) && (p.dtype() == DType::f32 || p.dtype() == DType::f64),
+        TypeError, "Reducer: expected CPU parameters of dtype f32 or f64, but ", name, " is ",
+        dtype_name(p.dtype()), " on ", p.device().str());
     st.parameters.emplace_back(name, p);
   }
 

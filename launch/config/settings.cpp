@@ -389,6 +389,8 @@ Settings read_settings(const Config& cfg) {
   s.run.epochs = r.integer("run.epochs", 1, 1);
   s.run.max_steps = r.integer("run.max_steps", 0, 0);
   s.run.sample_log = cfg.get_bool("run.sample_log", false);
+  s.run.device = cfg.choice("run.device", {"cpu", "cuda", "auto"}, "cpu");
+  s.run.device_key = cfg.locate("run.device");
 
   s.distributed.bucket_mb = r.number("distributed.bucket_mb", 4.0, 0.0, 1024.0, true);
   s.distributed.sync_batchnorm = cfg.get_bool("distributed.sync_batchnorm", true);

@@ -14,7 +14,7 @@
 
 namespace lockstep::launch {
 
-// [run] seed, threads, output, epochs, max_steps, sample_log.
+// [run] seed, threads, output, epochs, max_steps, sample_log, device.
 struct RunSection {
   std::uint64_t seed = 0;
   int threads = 0;  // 0: automatic
@@ -22,6 +22,9 @@ struct RunSection {
   std::int64_t epochs = 1;
   std::int64_t max_steps = 0;  // 0: no limit
   bool sample_log = false;
+  // "cpu", "cuda" (local rank r trains on GPU r mod the node's GPUs) or "auto" (cuda where a GPU is usable).
+  std::string device = "cpu";
+  ConfigKey device_key;  // for a device that is not there, or a run that cannot use it
 };
 
 // [distributed] bucket_mb, sync_batchnorm, timeout_s.

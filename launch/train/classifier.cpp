@@ -23,6 +23,12 @@ std::int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   return correct;
 }
 
+// `model` moved to `device` (run.device).
+std::shared_ptr<nn::Module> on_device(std::shared_ptr<nn::Module> model, Device device) {
+  model->to(device);
+  return model;
+}
+
 // Sums over an epoch's steps: [loss sum (per-batch mean loss x samples), steps, correct, samples]. The sums
 // over ranks give the job's means per sample, the same at any world size.
 enum Sum : std::size_t { kLoss, kSteps, kCorrect, kSamples };
@@ -32,7 +38,7 @@ class ClassifierTask final : public Task {
   explicit ClassifierTask(const TaskContext& c)
       : settings_(c.settings),
         run_(c.run),
-        model_(make_classifier(c.settings.model.model, c.data.geometry)),
+        model_(on_device(make_classifier(c.settings.model.model, c.data.geometry), c.run.device)),
         synced_(synchronise_batch_norms(*model_, c.run)),
         dp_(model_, c.run.group, c.run.reducer),
         optimizer_(make_optimizer(c.settings.model.optimizer, *model_)),
@@ -70,13 +76,13 @@ class ClassifierTask final : public Task {
   std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
     // Adversarial training: this rank's FGSM examples of its own batch join it (the loss is the mean over
     // clean and adversarial samples). fgsm() takes only the input gradient, so the reducer sees one backward.
+    // (On CUDA the batch moves to the GPU here: run.device allows no adversarial training there.)
     const double epsilon = settings_.train.adversarial_epsilon;
+    const Tensor clean = batch.images.to(run_.device), clean_labels = batch.labels.to(run_.device);
     const Tensor images =
-        epsilon > 0
-            ? cat({batch.images, models::fgsm(*model_, batch.images, batch.labels, epsilon, normalization_)},
-                  0)
-            : batch.images;
-    const Tensor labels = epsilon > 0 ? cat({batch.labels, batch.labels}, 0) : batch.labels;
+        epsilon > 0 ? cat({clean, models::fgsm(*model_, clean, clean_labels, epsilon, normalization_)}, 0)
+                    : clean;
+    const Tensor labels = epsilon > 0 ? cat({clean_labels, clean_labels}, 0) : clean_labels;
     const Tensor logits = dp_(images);
     Tensor loss = cross_entropy(logits, labels, Reduction::kMean, settings_.train.label_smoothing);
     optimizer_->zero_grad();
@@ -87,7 +93,7 @@ class ClassifierTask final : public Task {
     const std::int64_t n = batch.labels.numel();
     sums[kLoss] += loss.item() * static_cast<double>(n);
     sums[kSteps] += 1;
-    sums[kCorrect] += static_cast<double>(count_correct(logits.slice(0, 0, n), batch.labels));  // clean ones
+    sums[kCorrect] += static_cast<double>(count_correct(logits.slice(0, 0, n), clean_labels));  // clean ones
     sums[kSamples] += static_cast<double>(n);
     // Every rank reaches this step at the same time (equal shards), so the reduction is collective.
     if (step == std::min<std::int64_t>(20, steps_per_epoch_)) {

@@ -26,16 +26,24 @@ std::int64_t classes_of(const io::ImageDataset& dataset) {
   return classes;
 }
 
-// This rank's tally over its loader.
+// Where `model`'s parameters live (the CPU for a model without any).
+Device device_of(const nn::Module& model) {
+  const auto params = model.named_parameters();
+  return params.empty() ? kCPU : params.front().second.device();
+}
+
+// This rank's tally over its loader, evaluated on the model's device.
 metrics::ClassificationTally local_tally(nn::Module& model, io::DataLoader& loader) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
   loader.start_epoch(0);
   metrics::ClassificationTally tally(classes_of(loader.dataset()));
+  const Device device = device_of(model);
   while (std::optional<io::Batch> batch = loader.next()) {
-    const Tensor logits = model(batch->images);
-    tally.add(logits, batch->labels, cross_entropy(logits, batch->labels, Reduction::kSum).item());
+    const Tensor labels = batch->labels.to(device);
+    const Tensor logits = model(batch->images.to(device));
+    tally.add(logits, labels, cross_entropy(logits, labels, Reduction::kSum).item());
   }
   model.train(was_training);
   return tally;

@@ -14,6 +14,7 @@
 #include "distributed/init.h"
 #include "distributed/mpi.h"
 #include "distributed/sync_batch_norm.h"
+#include "src/core/cuda_available.h"
 #include "src/core/error.h"
 #include "src/core/rng.h"
 #include "src/core/threading.h"
@@ -44,6 +45,42 @@ int default_threads(const distributed::ProcessGroup& group) {
   if (const auto* mpi = dynamic_cast<const distributed::MpiProcessGroup*>(&group))
     local_ranks = mpi->local_size();
   return std::max(1, num_threads() / std::max(1, local_ranks));
+}
+
+// What keeps this run from training on CUDA ("" when nothing does): so far the classifier task trains there,
+// one rank per job (data-parallel CUDA needs the NCCL process group), without adversarial training or
+// gradient clipping.
+std::string cuda_obstacle(const launch::Settings& settings, const RunSettings& run) {
+  if (!cuda_available()) return cuda_unavailable_why();
+  if (settings.task != "classifier")
+    return str_cat("the ", settings.task,
+                   " task trains on the CPU only so far (CUDA covers the classifier task)");
+  if (run.world() > 1)
+    return str_cat("this job has ", run.world(),
+                   " ranks, and data-parallel training on CUDA needs the NCCL process ",
+                   "group, not built yet (one rank trains on CUDA)");
+  if (settings.train.adversarial_epsilon > 0)
+    return "adversarial training (train.adversarial_epsilon) runs on the CPU only so far";
+  if (settings.model.clip_grad_norm > 0)
+    return "gradient clipping (train.clip_grad_norm) runs on the CPU only so far";
+  return "";
+}
+
+// run.device resolved: "cuda" is this rank's GPU (local rank mod the node's GPUs) or a ConfigError saying
+// why it cannot be; "auto" is that GPU when nothing stands in the way, else the CPU.
+Device resolve_device(const launch::Settings& settings, const RunSettings& run) {
+  const std::string& wanted = settings.run.device;
+  if (wanted == "cpu") return kCPU;
+  const std::string obstacle = cuda_obstacle(settings, run);
+  if (!obstacle.empty()) {
+    if (wanted == "auto") return kCPU;
+    settings.run.device_key.fail(
+        str_cat("cannot train on CUDA: ", obstacle, ". Set run.device = \"cpu\" or \"auto\""));
+  }
+  int local_rank = 0;
+  if (const auto* mpi = dynamic_cast<const distributed::MpiProcessGroup*>(run.group.get()))
+    local_rank = mpi->local_rank();
+  return Device{DeviceType::CUDA, local_rank % cuda_devices()};
 }
 
 }  // namespace
@@ -94,6 +131,7 @@ RunSettings setup_run(const launch::Settings& settings, std::shared_ptr<distribu
   if (run.threads == 0) run.threads = run.world() > 1 ? default_threads(*run.group) : 0;
   if (run.threads > 0) set_num_threads(run.threads);
   run.threads = num_threads();
+  run.device = resolve_device(settings, run);
   if (run.speaks()) {
     std::error_code error;
     std::filesystem::create_directories(run.output, error);
@@ -125,6 +163,7 @@ std::string describe_job(const RunSettings& run, std::int64_t per_rank_batch) {
                  run.group ? run.group->backend() : "single", "), batch ", per_rank_batch,
                  " per rank = ", per_rank_batch * world, " global, ", run.threads,
                  run.threads == 1 ? " thread" : " threads", " per rank",
+                 run.device.is_cpu() ? std::string() : str_cat(", on ", run.device.str()),
                  run.deterministic() ? str_cat(", deterministic (", run.micro_shards, " micro-shards of ",
                                                per_rank_batch * world / run.micro_shards, ")")
                                      : std::string());

@@ -34,6 +34,7 @@ struct ResumeRequest {
 struct RunSettings {
   std::uint64_t seed = 0;
   int threads = 0;  // per rank, after the default was resolved
+  Device device = kCPU;  // where this rank's networks, optimizers and batches live (run.device, resolved)
   std::filesystem::path output;
   std::int64_t epochs = 1;
   std::int64_t max_steps = 0;  // 0: no limit

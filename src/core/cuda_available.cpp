@@ -1,4 +1,4 @@
-// cuda_available(): forwards to the CUDA backend's device query when it is compiled in.
+// cuda_available() and friends: forward to the CUDA backend's device queries when it is compiled in.
 #include "src/core/cuda_available.h"
 
 #ifdef LOCKSTEP_WITH_CUDA
@@ -7,11 +7,21 @@
 
 namespace lockstep {
 
-bool cuda_available() {
+bool cuda_available() { return cuda_devices() > 0; }
+
+int cuda_devices() {
 #ifdef LOCKSTEP_WITH_CUDA
-  return cuda::cuda_is_available();
+  return cuda::cuda_device_count();
 #else
-  return false;
+  return 0;
+#endif
+}
+
+std::string cuda_unavailable_why() {
+#ifdef LOCKSTEP_WITH_CUDA
+  return cuda::cuda_unavailable_reason();
+#else
+  return "this binary was built without CUDA (configure with nvcc and cuDNN present)";
 #endif
 }
 

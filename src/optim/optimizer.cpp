@@ -243,7 +243,8 @@ void Optimizer::load_state_dict(const nn::StateDict& state) {
         own.slots.push_back(empty(param.shape(), param.dtype(), param.device()));
     }
     for (std::size_t k = 0; k < slots_.size(); ++k) {
-      own.slots[k].copy_(state.at(str_cat(pname, ".", slots_[k].name)));
+      const Tensor& saved = state.at(str_cat(pname, ".", slots_[k].name));
+      own.slots[k].copy_(saved.device() == param.device() ? saved : saved.to(param.device()));
     }
   }
 }

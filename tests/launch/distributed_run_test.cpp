@@ -20,6 +20,7 @@
 #include "launch/train/evaluate.h"
 #include "launch/train/factory.h"
 #include "launch/train/run.h"
+#include "src/core/cuda_available.h"
 #include "src/models/mlp.h"
 #include "src/tensor/factories.h"
 #include "tests/support/expect_error.h"
@@ -135,6 +136,28 @@ TEST_F(SetupRun, JobLineNamesWorldBatchesThreadsAndBackend) {
             "job: 4 ranks (threaded), batch 32 per rank = 128 global, 3 threads per rank");
   EXPECT_FALSE(run.speaks());  // rank 2 writes nothing
   run.group.reset();
+}
+
+// run.device: "cpu" (the default) and "auto" without a usable GPU train on the CPU; "cuda" without one, or
+// for what CUDA does not train yet, is a ConfigError naming the key and the reason. Where a GPU is present,
+// "auto" picks it for a one-rank classifier and the job line says so.
+TEST_F(SetupRun, RunDeviceIsTheCpuUnlessCudaIsThereAndUsable) {
+  EXPECT_EQ(setup_run(config("")).device, kCPU);
+  EXPECT_EQ(setup_run(config("", {"train.adversarial_epsilon=0.1", "run.device=\"auto\""})).device, kCPU);
+  const RunSettings automatic = setup_run(config("", {"run.device=\"auto\""}));
+  if (!cuda_available()) {
+    EXPECT_EQ(automatic.device, kCPU);
+    expect_error<ConfigError>([&] { setup_run(config("", {"run.device=\"cuda\""})); },
+                              {"run.device", "cannot train on CUDA", cuda_unavailable_why()});
+    return;
+  }
+  EXPECT_EQ(automatic.device, (Device{DeviceType::CUDA, 0}));
+  EXPECT_NE(describe_job(automatic, 8).find(", on cuda:0"), std::string::npos);
+  expect_error<ConfigError>(
+      [&] {
+        setup_run(config("", {"train.adversarial_epsilon=0.1", "run.device=\"cuda\""}));
+      },
+      {"run.device", "adversarial training", "CPU only so far"});
 }
 
 TEST(SplitRandomStreams, RankZeroKeepsItsStreamOtherRanksGetTheirOwnDeterministicOnes) {
