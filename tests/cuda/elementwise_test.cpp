@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include "src/autograd/grad_mode.h"
-#include "src/ops/pool.h"
 #include "src/ops/unary.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -17,13 +16,13 @@ struct BroadcastCase {
 };
 
 const std::vector<BroadcastCase> kBroadcastCases = {
-    {{7}, {7}},                      // contiguous fast path
-    {{2, 3, 4}, {3, 1}},             // b broadcast over the first and last dimensions
-    {{4, 1, 5}, {1, 3, 5}},          // both broadcast
-    {{1}, {2, 3}},                   // a broadcast
-    {{}, {3, 2}},                    // 0-dim a
-    {{1000, 33}, {33}},              // enough elements for many blocks
-    {{2, 1, 3, 1, 2, 1, 2}, {2, 2}}, // more than 6 dimensions, merged before launch
+    {{7}, {7}},                       // contiguous fast path
+    {{2, 3, 4}, {3, 1}},              // b broadcast over the first and last dimensions
+    {{4, 1, 5}, {1, 3, 5}},           // both broadcast
+    {{1}, {2, 3}},                    // a broadcast
+    {{}, {3, 2}},                     // 0-dim a
+    {{1000, 33}, {33}},               // enough elements for many blocks
+    {{2, 1, 3, 1, 2, 1, 2}, {2, 2}},  // more than 6 dimensions, merged before launch
 };
 
 TEST(CudaBinary, MatchesCpuWithBroadcasting) {
@@ -35,7 +34,8 @@ TEST(CudaBinary, MatchesCpuWithBroadcasting) {
       const Tensor a = cpu_rand(c.a, dtype, seed++);
       const Tensor b = cpu_rand(c.b, dtype, seed++, 0.5, 2.0);  // away from zero for div
       const Tensor ga = a.to(kGpu), gb = b.to(kGpu);
-      const std::string what = std::string(dtype_name(dtype)) + " " + shape_str(c.a) + " op " + shape_str(c.b);
+      const std::string what =
+          std::string(dtype_name(dtype)) + " " + shape_str(c.a) + " op " + shape_str(c.b);
       expect_identical(add(ga, gb), add(a, b), "add " + what);
       expect_identical(sub(ga, gb), sub(a, b), "sub " + what);
       // a + alpha * b: identical unless the CPU build contracts it into an FMA; allow one rounding.
@@ -85,16 +85,20 @@ TEST(CudaBinary, TooManyStridedDimensionsRaiseNotImplemented) {
   EXPECT_THROW((void)(x + x), NotImplementedError);
 }
 
-// An op whose kernel has no CUDA version yet (bilinear upsampling) names the kernel and the device.
+// A kernel slot without a CUDA function raises NotImplementedError naming the kernel and the device (a slot
+// made here, with only a CPU function: no GPU needed).
+void cpu_only_kernel(const Tensor&) {}
+
 TEST(CudaKernels, KernelWithoutCudaVersionRaisesNotImplementedNamingIt) {
-  LOCKSTEP_REQUIRE_CUDA();
-  const Tensor x = ones({1, 1, 4, 4}, DType::f32, kGpu);
+  KernelSlot<void(const Tensor&)> slot("test_cpu_only");
+  slot.set(DeviceType::CPU, cpu_only_kernel);
+  EXPECT_EQ(slot.get(kCPU), &cpu_only_kernel);
   try {
-    (void)upsample_bilinear2d(x, {8, 8});
+    (void)slot.get(Device{DeviceType::CUDA, 0});
     FAIL() << "expected NotImplementedError";
   } catch (const NotImplementedError& e) {
     const std::string what = e.what();
-    EXPECT_NE(what.find("kernel upsample_bilinear2d"), std::string::npos) << what;
+    EXPECT_NE(what.find("kernel test_cpu_only"), std::string::npos) << what;
     EXPECT_NE(what.find("CUDA"), std::string::npos) << what;
   }
 }
@@ -168,14 +172,15 @@ TEST(CudaCopy, StridedAndConvertingCopiesOnDevice) {
   const Tensor g = x.to(kGpu);
   expect_identical(g.clone(), x.clone(), "contiguous clone");
   expect_identical(g.permute({2, 0, 1}).contiguous(), x.permute({2, 0, 1}).contiguous(), "permuted");
-  expect_identical(g.slice(0, 1, 6, 2).select(2, 3).contiguous(), x.slice(0, 1, 6, 2).select(2, 3).contiguous(),
-                   "sliced");
+  expect_identical(g.slice(0, 1, 6, 2).select(2, 3).contiguous(),
+                   x.slice(0, 1, 6, 2).select(2, 3).contiguous(), "sliced");
   for (DType to : {DType::f64, DType::i64, DType::u8}) {
     // Negative values have no u8 conversion (undefined behaviour in C++): shift them first.
     const Tensor hs = to == DType::u8 ? x + 60.0 : x;
     const Tensor gs = hs.to(kGpu);
     expect_identical(gs.to(to), hs.to(to), std::string("f32 -> ") + dtype_name(to));
-    expect_identical(gs.to(to).to(DType::f32), hs.to(to).to(DType::f32), std::string(dtype_name(to)) + " -> f32");
+    expect_identical(gs.to(to).to(DType::f32), hs.to(to).to(DType::f32),
+                     std::string(dtype_name(to)) + " -> f32");
   }
   expect_identical(g.transpose(0, 2).to(DType::f64), x.transpose(0, 2).to(DType::f64), "strided converting");
   // copy_ with a broadcast source into a strided destination.

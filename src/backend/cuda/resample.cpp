@@ -1,5 +1,5 @@
-// CUDA padding and nearest upsampling: validation and the calls to the launchers of pad_kernels.cu and
-// upsample_kernels.cu, on the tensors' device and the default stream.
+// CUDA padding and nearest and bilinear upsampling: validation and the calls to the launchers of
+// pad_kernels.cu and upsample_kernels.cu, on the tensors' device and the default stream.
 #include "src/backend/cuda/device.h"
 #include "src/backend/cuda/register.h"
 #include "src/backend/cuda/resample_launch.h"
@@ -45,6 +45,21 @@ void upsample_nearest2d_backward_kernel(const Tensor& dy, const Tensor& dx) {
                                      dx.size(3), dy.size(2), dy.size(3));
 }
 
+void upsample_bilinear2d_kernel(const Tensor& x, const Tensor& y, AlignCorners align) {
+  check_operands("upsample_bilinear2d (CUDA)", x, y, 4);
+  DeviceGuard guard(y.device());
+  launch_upsample_bilinear2d(align == AlignCorners::kYes, x.dtype(), x.data(), y.data(),
+                             x.size(0) * x.size(1), x.size(2), x.size(3), y.size(2), y.size(3));
+}
+
+void upsample_bilinear2d_backward_kernel(const Tensor& dy, const Tensor& dx, AlignCorners align) {
+  check_operands("upsample_bilinear2d_backward (CUDA)", dy, dx, 4);
+  DeviceGuard guard(dx.device());
+  launch_upsample_bilinear2d_backward(align == AlignCorners::kYes, dx.dtype(), dy.data(), dx.data(),
+                                      dx.size(0) * dx.size(1), dx.size(2), dx.size(3), dy.size(2),
+                                      dy.size(3));
+}
+
 }  // namespace
 
 void register_resample_kernels() {
@@ -52,6 +67,8 @@ void register_resample_kernels() {
   kernels::pad2d_backward.set(DeviceType::CUDA, pad2d_backward_kernel);
   kernels::upsample_nearest2d.set(DeviceType::CUDA, upsample_nearest2d_kernel);
   kernels::upsample_nearest2d_backward.set(DeviceType::CUDA, upsample_nearest2d_backward_kernel);
+  kernels::upsample_bilinear2d.set(DeviceType::CUDA, upsample_bilinear2d_kernel);
+  kernels::upsample_bilinear2d_backward.set(DeviceType::CUDA, upsample_bilinear2d_backward_kernel);
 }
 
 }  // namespace lockstep::cuda

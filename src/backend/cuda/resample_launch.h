@@ -1,6 +1,6 @@
-// Launchers of the CUDA padding (pad_kernels.cu) and nearest upsampling (upsample_kernels.cu) kernels: they
-// run on the current device and the default stream, return without waiting, and raise DeviceError when a
-// launch fails. f32 and f64, contiguous planes.
+// Launchers of the CUDA padding (pad_kernels.cu) and nearest and bilinear upsampling (upsample_kernels.cu)
+// kernels: they run on the current device and the default stream, return without waiting, and raise
+// DeviceError when a launch fails. f32 and f64, contiguous planes.
 #pragma once
 
 #include <cstdint>
@@ -23,5 +23,12 @@ void launch_upsample_nearest2d(DType dtype, const void* x, void* y, std::int64_t
 // dx [planes, h, w] overwritten from dy [planes, ph, pw].
 void launch_upsample_nearest2d_backward(DType dtype, const void* dy, void* dx, std::int64_t planes,
                                         std::int64_t h, std::int64_t w, std::int64_t ph, std::int64_t pw);
+// x [planes, h, w] -> y [planes, ph, pw], bilinear (resample_formulas.h).
+void launch_upsample_bilinear2d(bool align_corners, DType dtype, const void* x, void* y, std::int64_t planes,
+                                std::int64_t h, std::int64_t w, std::int64_t ph, std::int64_t pw);
+// dx [planes, h, w] overwritten from dy [planes, ph, pw].
+void launch_upsample_bilinear2d_backward(bool align_corners, DType dtype, const void* dy, void* dx,
+                                         std::int64_t planes, std::int64_t h, std::int64_t w, std::int64_t ph,
+                                         std::int64_t pw);
 
 }  // namespace lockstep::cuda
