@@ -11,12 +11,13 @@ namespace lockstep::test {
 namespace {
 
 // Ops with CUDA kernels for forward and backward (the unary ones from the formulas the CPU runs).
-#define LOCKSTEP_CUDA_BACKWARD_FAMILIES                                                             \
-  "activation.", "binary.", "conv.", "index.", "linalg.", "loss.", "pad.", "shape.", "softmax.",    \
-      "pool.avg_pool2d", "pool.global_avg_pool2d", "pool.max_pool2d", "pool.max_unpool2d",          \
-      "pool.upsample_nearest2d", "reduce.sum", "reduce.mean", "reduce.var", "norm.batch_norm",      \
-      "norm.layer_norm", "norm.instance_norm", "unary.neg", "unary.exp", "unary.log", "unary.sqrt", \
-      "unary.abs", "unary.square", "unary.clamp", "unary.pow_scalar", "unary.reciprocal", "unary.sign"
+#define LOCKSTEP_CUDA_BACKWARD_FAMILIES                                                                  \
+  "activation.", "binary.", "conv.", "index.", "linalg.", "loss.", "pad.", "recurrent.", "shape.",       \
+      "softmax.", "pool.avg_pool2d", "pool.global_avg_pool2d", "pool.max_pool2d", "pool.max_unpool2d",   \
+      "pool.upsample_nearest2d", "pool.upsample_bilinear2d", "reduce.sum", "reduce.mean", "reduce.var",  \
+      "norm.batch_norm", "norm.layer_norm", "norm.instance_norm", "unary.neg", "unary.exp", "unary.log", \
+      "unary.sqrt", "unary.abs", "unary.square", "unary.clamp", "unary.pow_scalar", "unary.reciprocal",  \
+      "unary.sign"
 
 // Ops with CUDA kernels for their forward pass (src/backend/cuda).
 const char* const kCudaFamilies[] = {"reduce.", "unary.pow_tensor", LOCKSTEP_CUDA_BACKWARD_FAMILIES};
@@ -38,7 +39,8 @@ TEST_P(OpCuda, MatchesCpu) {
     const Tensor want = c.fn(cpu_inputs);
     const Tensor got = c.fn(gpu_inputs);
     EXPECT_EQ(got.device(), kGpu) << c.name;
-    expect_close(got, want, dtype == DType::f64 ? 1e-12 : 1e-5, c.name + (dtype == DType::f64 ? " f64" : " f32"));
+    expect_close(got, want, dtype == DType::f64 ? 1e-12 : 1e-5,
+                 c.name + (dtype == DType::f64 ? " f64" : " f32"));
   }
 }
 

@@ -1,24 +1,24 @@
 // CPU kernels of the fused recurrent cells (RNN, LSTM, GRU): the pointwise part of one step, forward and
-// backward, in one pass over the gate pre-activations. f32 runs 8 lanes of AVX2 with polynomial exp and tanh
-// (a few ulp; libm's scalar calls would dominate the step otherwise); f64, the gradient-check dtype, calls
-// libm. Rows are independent and split over threads by the shapes alone, so results never depend on the
-// thread count.
+// backward, in one pass over the gate pre-activations, by the formulas of src/ops/recurrent_formulas.h (the
+// CUDA kernels run the same). f32 runs 8 lanes of AVX2 with polynomial exp and tanh (a few ulp; libm's scalar
+// calls would dominate the step otherwise), the row tails the same arithmetic on one lane; f64, the
+// gradient-check dtype, calls libm. Rows are independent and split over threads by the shapes alone, so
+// results never depend on the thread count.
 #include <immintrin.h>
 
-#include <algorithm>
-#include <bit>
-#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
 #include "src/backend/cpu/register.h"
 #include "src/core/threading.h"
 #include "src/ops/kernels.h"
+#include "src/ops/recurrent_formulas.h"
 
 namespace lockstep::cpu {
 namespace {
 
-// Eight f32 lanes. Implicit from a scalar (broadcast), so the formulas below read the same for both.
+// Eight f32 lanes. Implicit from a scalar (broadcast), so the formulas read the same for both; the lane
+// operations of recurrent_formulas.h for them follow (found there by argument-dependent lookup).
 struct F8 {
   __m256 v;
   F8(__m256 x) : v(x) {}                 // NOLINT(google-explicit-constructor)
@@ -51,71 +51,9 @@ inline F8 relu_grad(F8 g, F8 y) {
   return _mm256_and_ps(g.v, _mm256_cmp_ps(y.v, _mm256_setzero_ps(), _CMP_GT_OQ));
 }
 
-// The scalar f32 twins, lane for lane the same arithmetic (the row tails).
-inline float fma(float a, float b, float c) { return std::fma(a, b, c); }
-inline float clamp(float x, float lo, float hi) { return std::min(std::max(x, lo), hi); }
-inline float round_even(float x) { return std::nearbyint(x); }
-inline float exp2_int(float n) {
-  return std::isnan(n) ? n : std::bit_cast<float>((static_cast<std::int32_t>(n) + 127) << 23);
-}
-inline float small_select(float x, float t, float y) { return std::abs(x) < t ? x : y; }
-template <class T>
-inline T relu_of(T x) {
-  return x < T(0) ? T(0) : x;
-}
-template <class T>
-inline T relu_grad(T g, T y) {
-  return y > T(0) ? g : T(0);
-}
-
-// e^x in f32 (Cephes' expf: x = n ln2 + r with ln2 in two parts, a degree-6 polynomial in r; about 1 ulp).
-// The clamp keeps 2^n normal; e^x beyond it is 0 or huge to the cells' sigmoid and tanh alike.
-template <class V>
-V exp_f32(V x) {
-  x = clamp(x, -87.0f, 88.0f);
-  const V n = round_even(x * 1.44269504088896341f);
-  V r = fma(n, -0.693359375f, x);
-  r = fma(n, 2.12194440e-4f, r);
-  V p = 1.9875691500e-4f;
-  p = fma(p, r, 1.3981999507e-3f);
-  p = fma(p, r, 8.3334519073e-3f);
-  p = fma(p, r, 4.1665795894e-2f);
-  p = fma(p, r, 1.6666665459e-1f);
-  p = fma(p, r, 5.0000001201e-1f);
-  p = fma(p, r * r, r) + 1.0f;
-  return p * exp2_int(n);
-}
-
-// tanh in f32: an odd 13/6 rational approximation on [-7.999, 7.999] (Eigen's generic_fast_tanh_float; about
-// 4 ulp), x itself below 4e-4 where tanh(x) rounds to x.
-template <class V>
-V tanh_f32(V a) {
-  const V x = clamp(a, -7.99881172180175781f, 7.99881172180175781f);
-  const V x2 = x * x;
-  V p = -2.76076847742355e-16f;
-  p = fma(p, x2, 2.00018790482477e-13f);
-  p = fma(p, x2, -8.60467152213735e-11f);
-  p = fma(p, x2, 5.12229709037114e-08f);
-  p = fma(p, x2, 1.48572235717979e-05f);
-  p = fma(p, x2, 6.37261928875436e-04f);
-  p = fma(p, x2, 4.89352455891786e-03f);
-  V q = 1.19825839466702e-06f;
-  q = fma(q, x2, 1.18534705686654e-04f);
-  q = fma(q, x2, 2.26843463243900e-03f);
-  q = fma(q, x2, 4.89352518554385e-03f);
-  return small_select(a, 4e-4f, (p * x) / q);
-}
-
-// The activations per lane type: f32 (one or eight lanes) by the approximations, f64 by libm.
-inline F8 sigmoid_v(F8 x) { return F8(1.0f) / (F8(1.0f) + exp_f32(-x)); }
-inline F8 tanh_v(F8 x) { return tanh_f32(x); }
-inline float sigmoid_v(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
-inline float tanh_v(float x) { return tanh_f32(x); }
-// As the sigmoid op (ScalarMath::sigmoid): no overflow of exp on either side.
-inline double sigmoid_v(double x) {
-  return x >= 0.0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
-}
-inline double tanh_v(double x) { return std::tanh(x); }
+// The activations of eight f32 lanes, by the approximations of recurrent_formulas.h.
+inline F8 sigmoid_v(F8 x) { return F8(1.0f) / (F8(1.0f) + recurrent::exp_f32(-x)); }
+inline F8 tanh_v(F8 x) { return recurrent::tanh_f32(x); }
 
 // Loads and stores of one lane group.
 inline F8 load(const float* p, F8) { return _mm256_loadu_ps(p); }
@@ -127,6 +65,22 @@ inline T load(const T* p, T) {
 template <class T>
 inline void store(T* p, T v) {
   *p = v;
+}
+
+// The gates of the unit at gi, gh (its column of gate block 0 in a [B, G H] row; the blocks H apart), as
+// lanes of tag's type.
+template <class T, class V>
+recurrent::LstmGates<V> lstm_gates_at(const T* gi, const T* gh, std::int64_t H, V tag) {
+  const V gi_i = load(gi, tag), gh_i = load(gh, tag), gi_f = load(gi + H, tag), gh_f = load(gh + H, tag);
+  const V gi_g = load(gi + 2 * H, tag), gh_g = load(gh + 2 * H, tag);
+  const V gi_o = load(gi + 3 * H, tag), gh_o = load(gh + 3 * H, tag);
+  return recurrent::lstm_gates(gi_i, gh_i, gi_f, gh_f, gi_g, gh_g, gi_o, gh_o);
+}
+template <class T, class V>
+recurrent::GruGates<V> gru_gates_at(const T* gi, const T* gh, std::int64_t H, V tag) {
+  const V gi_r = load(gi, tag), gh_r = load(gh, tag), gi_z = load(gi + H, tag), gh_z = load(gh + H, tag);
+  const V gi_n = load(gi + 2 * H, tag), gh_n = load(gh + 2 * H, tag);
+  return recurrent::gru_gates(gi_r, gh_r, gi_z, gh_z, gi_n, gh_n);
 }
 
 // Calls unit.template operator()<V>(row, j) over the B x H units: eight f32 lanes at a time, then the row's
@@ -155,10 +109,8 @@ void rnn_cell_typed(UnaryOp act, const Tensor& gi_t, const Tensor& gh_t, const T
   T* h = h_t.data<T>();
   const bool relu = act == UnaryOp::kRelu;
   for_units<T>(B, H, 1, [&](auto tag, std::int64_t b, std::int64_t j) {
-    using V = decltype(tag);
     const std::int64_t k = b * H + j;
-    const V pre = load(gi + k, tag) + load(gh + k, tag);
-    store(h + k, relu ? relu_of(pre) : tanh_v(pre));
+    store(h + k, recurrent::rnn_cell_formula(relu, load(gi + k, tag), load(gh + k, tag)));
   });
 }
 
@@ -170,10 +122,8 @@ void rnn_cell_backward_typed(UnaryOp act, const Tensor& dh_t, const Tensor& h_t,
   T* dpre = dpre_t.data<T>();
   const bool relu = act == UnaryOp::kRelu;
   for_units<T>(B, H, 1, [&](auto tag, std::int64_t b, std::int64_t j) {
-    using V = decltype(tag);
     const std::int64_t k = b * H + j;
-    const V g = load(dh + k, tag), y = load(h + k, tag);
-    store(dpre + k, relu ? relu_grad(g, y) : g * (V(T(1)) - y * y));
+    store(dpre + k, recurrent::rnn_cell_backward_formula(relu, load(dh + k, tag), load(h + k, tag)));
   });
 }
 
@@ -198,15 +148,11 @@ void lstm_cell_typed(const Tensor& gi_t, const Tensor& gh_t, const Tensor& c_t, 
   T* h = h_t.data<T>();
   T* cn = cn_t.data<T>();
   for_units<T>(B, H, 4, [&](auto tag, std::int64_t b, std::int64_t j) {
-    using V = decltype(tag);
     const std::int64_t k = b * H + j, q = b * G + j;
-    const V i = sigmoid_v(load(gi + q, tag) + load(gh + q, tag));
-    const V f = sigmoid_v(load(gi + q + H, tag) + load(gh + q + H, tag));
-    const V g = tanh_v(load(gi + q + 2 * H, tag) + load(gh + q + 2 * H, tag));
-    const V o = sigmoid_v(load(gi + q + 3 * H, tag) + load(gh + q + 3 * H, tag));
-    const V c_new = f * load(c + k, tag) + i * g;
-    store(cn + k, c_new);
-    store(h + k, o * tanh_v(c_new));
+    const auto gates = lstm_gates_at(gi + q, gh + q, H, tag);
+    const auto step = recurrent::lstm_cell_formula(gates, load(c + k, tag));
+    store(cn + k, step.c_new);
+    store(h + k, step.h);
   });
 }
 
@@ -224,22 +170,17 @@ void lstm_cell_backward_typed(const Tensor& dh_t, const Tensor& dc_t, const Tens
   T* dgates = dgates_t.data<T>();
   T* dcp = dcp_t.defined() ? dcp_t.data<T>() : nullptr;
   for_units<T>(B, H, 4, [&](auto tag, std::int64_t b, std::int64_t j) {
-    using V = decltype(tag);
-    const V one = V(T(1));
     const std::int64_t k = b * H + j, q = b * G + j;
-    const V i = sigmoid_v(load(gi + q, tag) + load(gh + q, tag));
-    const V f = sigmoid_v(load(gi + q + H, tag) + load(gh + q + H, tag));
-    const V g = tanh_v(load(gi + q + 2 * H, tag) + load(gh + q + 2 * H, tag));
-    const V o = sigmoid_v(load(gi + q + 3 * H, tag) + load(gh + q + 3 * H, tag));
-    const V tc = tanh_v(load(cn + k, tag));
-    const V gh_out = load(dh + k, tag);
-    // The gradient reaching c_new: directly, and through h = o tanh(c_new).
-    const V dcn = load(dc + k, tag) + gh_out * o * (one - tc * tc);
-    store(dgates + q, dcn * g * i * (one - i));
-    store(dgates + q + H, dcn * load(c + k, tag) * f * (one - f));
-    store(dgates + q + 2 * H, dcn * i * (one - g * g));
-    store(dgates + q + 3 * H, gh_out * tc * o * (one - o));
-    if (dcp != nullptr) store(dcp + k, dcn * f);
+    using V = decltype(tag);
+    const auto gates = lstm_gates_at(gi + q, gh + q, H, tag);
+    const V c_new = load(cn + k, tag), g = load(dh + k, tag), gc = load(dc + k, tag),
+            c_old = load(c + k, tag);
+    const auto d = recurrent::lstm_cell_backward_formula(gates, g, gc, c_old, c_new);
+    store(dgates + q, d.di);
+    store(dgates + q + H, d.df);
+    store(dgates + q + 2 * H, d.dg);
+    store(dgates + q + 3 * H, d.d_o);
+    if (dcp != nullptr) store(dcp + k, d.dc_prev);
   });
 }
 
@@ -267,12 +208,9 @@ void gru_cell_typed(const Tensor& gi_t, const Tensor& gh_t, const Tensor& h_t, c
   const T* h = h_t.data<T>();
   T* hn = hn_t.data<T>();
   for_units<T>(B, H, 3, [&](auto tag, std::int64_t b, std::int64_t j) {
-    using V = decltype(tag);
     const std::int64_t k = b * H + j, q = b * G + j;
-    const V r = sigmoid_v(load(gi + q, tag) + load(gh + q, tag));
-    const V z = sigmoid_v(load(gi + q + H, tag) + load(gh + q + H, tag));
-    const V n = tanh_v(load(gi + q + 2 * H, tag) + r * load(gh + q + 2 * H, tag));
-    store(hn + k, n + z * (load(h + k, tag) - n));  // (1 - z) n + z h
+    const auto gates = gru_gates_at(gi + q, gh + q, H, tag);
+    store(hn + k, recurrent::gru_cell_formula(gates, load(h + k, tag)));
   });
 }
 
@@ -288,25 +226,18 @@ void gru_cell_backward_typed(const Tensor& dh_t, const Tensor& gi_t, const Tenso
   T* dgh = dgh_t.data<T>();
   T* dhp = dhp_t.defined() ? dhp_t.data<T>() : nullptr;
   for_units<T>(B, H, 3, [&](auto tag, std::int64_t b, std::int64_t j) {
-    using V = decltype(tag);
-    const V one = V(T(1));
     const std::int64_t k = b * H + j, q = b * G + j;
-    const V r = sigmoid_v(load(gi + q, tag) + load(gh + q, tag));
-    const V z = sigmoid_v(load(gi + q + H, tag) + load(gh + q + H, tag));
-    const V hh_n = load(gh + q + 2 * H, tag);
-    const V n = tanh_v(load(gi + q + 2 * H, tag) + r * hh_n);
-    const V g = load(dh + k, tag);
-    // Through n's pre-activation gi_n + r gh_n, then r's and z's.
-    const V dn = g * (one - z) * (one - n * n);
-    const V dr = dn * hh_n * r * (one - r);
-    const V dz = g * (load(h + k, tag) - n) * z * (one - z);
-    store(dgi + q, dr);
-    store(dgh + q, dr);
-    store(dgi + q + H, dz);
-    store(dgh + q + H, dz);
-    store(dgi + q + 2 * H, dn);
-    store(dgh + q + 2 * H, dn * r);
-    if (dhp != nullptr) store(dhp + k, g * z);
+    using V = decltype(tag);
+    const auto gates = gru_gates_at(gi + q, gh + q, H, tag);
+    const V hh_n = load(gh + q + 2 * H, tag), g = load(dh + k, tag), h_old = load(h + k, tag);
+    const auto d = recurrent::gru_cell_backward_formula(gates, hh_n, g, h_old);
+    store(dgi + q, d.dr);
+    store(dgh + q, d.dr);
+    store(dgi + q + H, d.dz);
+    store(dgh + q + H, d.dz);
+    store(dgi + q + 2 * H, d.dn);
+    store(dgh + q + 2 * H, d.dn_r);
+    if (dhp != nullptr) store(dhp + k, d.dh_prev);
   });
 }
 

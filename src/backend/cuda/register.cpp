@@ -21,6 +21,7 @@ void register_kernels() {
   register_linalg_kernels();
   register_optimizer_kernels();
   register_index_kernels();
+  register_recurrent_kernels();
 }
 
 }  // namespace lockstep::cuda

@@ -20,5 +20,6 @@ void register_resample_kernels();
 void register_linalg_kernels();
 void register_optimizer_kernels();
 void register_index_kernels();
+void register_recurrent_kernels();
 
 }  // namespace lockstep::cuda
