@@ -26,12 +26,13 @@ std::string describe_tensor(const Tensor& t) {
   return str_cat(dtype_name(t.dtype()), " tensor of shape ", shape_str(t.shape()));
 }
 
-// Checks that `t` can be handed to a backend: defined, CPU, contiguous, f32/f64/i64.
-void check_tensor(const char* where, const char* role, const Tensor& t) {
+// Checks that `t` can be handed to a backend: defined, on the group's device, contiguous, f32/f64/i64.
+void check_tensor(const char* where, const char* role, const Tensor& t, Device device) {
   LOCKSTEP_CHECK(t.defined(), ValueError, where, ": expected a defined ", role,
                  " tensor, but got an undefined one");
-  LOCKSTEP_CHECK(t.device().is_cpu(), DeviceError, where, ": expected a CPU ", role, " tensor, but got a ",
-                 describe_tensor(t), " on cuda:", t.device().index, ". Copy it to the CPU first");
+  LOCKSTEP_CHECK(t.device() == device, DeviceError, where, ": expected a ", role, role[0] ? " " : "",
+                 "tensor on ", device.str(), " (this group's device), but got a ", describe_tensor(t), " on ",
+                 t.device().str(), ". Copy it there first");
   LOCKSTEP_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::f64 || t.dtype() == DType::i64, TypeError,
                  where, ": expected a ", role, " tensor of dtype f32, f64 or i64, but got a ",
                  describe_tensor(t));
@@ -273,13 +274,13 @@ ProcessGroup::~ProcessGroup() { stop(); }
 std::string ProcessGroup::prefix() const { return str_cat("[rank ", rank_, "/", size_, "] "); }
 
 WorkPtr ProcessGroup::all_reduce(const Tensor& tensor, ReduceOp op) {
-  check_tensor("all_reduce", "", tensor);
+  check_tensor("all_reduce", "", tensor, tensor_device());
   CollectiveCall call{Collective::kAllReduce, tensor.dtype(), tensor.numel(), op, 0, 0};
   return submit(call, tensor.data(), tensor.data());
 }
 
 WorkPtr ProcessGroup::broadcast(const Tensor& tensor, int root) {
-  check_tensor("broadcast", "", tensor);
+  check_tensor("broadcast", "", tensor, tensor_device());
   LOCKSTEP_CHECK(root >= 0 && root < size_, ValueError, "broadcast: expected a root rank in [0, ", size_,
                  "), but got ", root);
   CollectiveCall call{Collective::kBroadcast, tensor.dtype(), tensor.numel(), ReduceOp::kSum, root, 0};
@@ -287,8 +288,8 @@ WorkPtr ProcessGroup::broadcast(const Tensor& tensor, int root) {
 }
 
 WorkPtr ProcessGroup::all_gather(const Tensor& input, const Tensor& output) {
-  check_tensor("all_gather", "input", input);
-  check_tensor("all_gather", "output", output);
+  check_tensor("all_gather", "input", input, tensor_device());
+  check_tensor("all_gather", "output", output, tensor_device());
   check_same_dtype("all_gather", input, output);
   LOCKSTEP_CHECK(output.numel() == size_ * input.numel(), ValueError, "all_gather: expected an output of ",
                  size_, " x ", input.numel(), " = ", size_ * input.numel(),
@@ -307,8 +308,8 @@ WorkPtr ProcessGroup::all_gather(const Tensor& input, const Tensor& output) {
 }
 
 WorkPtr ProcessGroup::reduce_scatter(const Tensor& input, const Tensor& output, ReduceOp op) {
-  check_tensor("reduce_scatter", "input", input);
-  check_tensor("reduce_scatter", "output", output);
+  check_tensor("reduce_scatter", "input", input, tensor_device());
+  check_tensor("reduce_scatter", "output", output, tensor_device());
   check_same_dtype("reduce_scatter", input, output);
   LOCKSTEP_CHECK(input.numel() == size_ * output.numel(), ValueError, "reduce_scatter: expected an input of ",
                  size_, " x ", output.numel(), " = ", size_ * output.numel(),
@@ -365,7 +366,7 @@ void ProcessGroup::execute(Pending& pending, Queue* queue) {
     queue->finishing = true;
   }
   try {
-    const bool averages = call.op == ReduceOp::kAvg &&
+    const bool averages = call.op == ReduceOp::kAvg && !averages_in_backend() &&
                           (call.kind == Collective::kAllReduce || call.kind == Collective::kReduceScatter);
     if (!error && averages) divide_by(pending.output, call.count, call.dtype, size_);
     if (observer_) observer_(call, CollectiveEvent::kFinish);

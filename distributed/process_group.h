@@ -83,7 +83,8 @@ struct ProcessGroupOptions {
 enum class CollectiveEvent : std::uint8_t { kStart, kFinish };
 using CollectiveObserver = std::function<void(const CollectiveCall&, CollectiveEvent)>;
 
-// A group of `size` ranks, this process being `rank`. Tensors are CPU, contiguous, of dtype f32, f64 or i64;
+// A group of `size` ranks, this process being `rank`. Tensors are on the group's device (the CPU, or one GPU
+// for NCCL), contiguous, of dtype f32, f64 or i64;
 // all_reduce and broadcast work in place; the caller keeps every tensor alive and untouched until its Work
 // has completed. Collectives run in call order, one at a time, on a communication thread (the single-process
 // backend runs them inline), so they overlap with the caller's computation. Every rank must issue the same
@@ -97,6 +98,8 @@ class ProcessGroup {
   int rank() const { return rank_; }
   int size() const { return size_; }
   virtual const char* backend() const = 0;
+  // Where the collectives' tensors live: the CPU, or this rank's GPU for NCCL.
+  virtual Device tensor_device() const { return kCPU; }
   const ProcessGroupOptions& options() const { return options_; }
 
   WorkPtr all_reduce(const Tensor& tensor, ReduceOp op = ReduceOp::kSum);
@@ -120,6 +123,8 @@ class ProcessGroup {
   // for in-place collectives; barrier passes null. Throws DistributedError on failure or timeout. Called on
   // the communication thread, in order.
   virtual void run(const CollectiveCall& call, const void* input, void* output) = 0;
+  // Whether run() averages kAvg itself (NCCL's ncclAvg, on the device) instead of the base dividing.
+  virtual bool averages_in_backend() const { return false; }
   // Stops the communication thread: collectives still queued fail; the one running is given the group's
   // timeout to finish, after which the thread is left behind (abandoned() turns true: a backend then skips
   // its own clean-up, the job being about to abort). Backends call it first in their destructor.
