@@ -19,7 +19,7 @@ void broadcast_module(nn::Module& module, ProcessGroup& group, int root) {
   for (auto& [dtype, tensors] : by_dtype) {
     std::int64_t total = 0;
     for (const auto& t : tensors) total += t.numel();
-    Tensor flat = empty({total}, dtype);
+    Tensor flat = empty({total}, dtype, group.tensor_device());
     std::int64_t offset = 0;
     if (group.rank() == root) {
       for (const auto& t : tensors) {

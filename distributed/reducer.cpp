@@ -73,8 +73,11 @@ struct Reducer::State {
     const Tensor g = p.grad();
     const std::int64_t n = s.view.numel();
     const double scale = 1.0 / group->size();
-    if (!g.defined()) {
+    if (!g.defined() && s.view.device().is_cpu()) {
       std::memset(s.view.data(), 0, static_cast<std::size_t>(n) * element_size(s.view.dtype()));
+    } else if (!g.defined()) {
+      NoGradGuard no_grad;
+      s.view.fill_(0.0);
     } else if (g.is_contiguous() && g.dtype() == s.view.dtype() && g.device().is_cpu()) {
       // In place when .grad already is the slot (a backward accumulated into it without zero_grad).
       if (s.view.dtype() == DType::f32) {
@@ -166,13 +169,19 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
   State& st = *state_;
   st.group = std::move(group);
   st.deterministic = options.deterministic;
+  LOCKSTEP_CHECK(
+      !st.deterministic || st.group->tensor_device().is_cpu(), NotImplementedError,
+      "Reducer: the deterministic mode sums the ranks' gradients on the CPU, but the group's tensors are on ",
+      st.group->tensor_device().str());
   for (auto& [name, p] : parameters) {
     if (!p.requires_grad()) continue;
     // A group of one only hands the gradients back: any device will do.
-    LOCKSTEP_CHECK(
-        (p.device().is_cpu() || group->size() == 1) && (p.dtype() == DType::f32 || p.dtype() == DType::f64),
-        TypeError, "Reducer: expected CPU parameters of dtype f32 or f64, but ", name, " is ",
-        dtype_name(p.dtype()), " on ", p.device().str());
+    const Device device = st.group->tensor_device();
+    LOCKSTEP_CHECK((p.device() == device || st.group->size() == 1) &&
+                       (p.dtype() == DType::f32 || p.dtype() == DType::f64),
+                   TypeError, "Reducer: expected parameters of dtype f32 or f64 on ", device.str(),
+                   " (the process group's device), but ", name, " is ", dtype_name(p.dtype()), " on ",
+                   p.device().str());
     st.parameters.emplace_back(name, p);
   }
 
@@ -212,7 +221,7 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
   }
   if (st.group->size() > 1) {
     for (auto& b : st.buckets) {
-      b.flat = empty({b.numel}, b.dtype);
+      b.flat = empty({b.numel}, b.dtype, st.group->tensor_device());
       if (st.deterministic) b.gathered = empty({st.group->size() * b.numel}, b.dtype);
     }
     for (std::size_t k = 0; k < st.parameters.size(); ++k) {

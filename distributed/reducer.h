@@ -45,7 +45,8 @@ struct ReducerEvent {
 std::uint64_t next_event_order();
 
 // Owns the buckets (one flat tensor each) for the parameters it was given (those requiring grad). Parameters
-// are CPU tensors of f32 or f64; a bucket holds one dtype. Bucket b is launched only after buckets 0..b-1, so
+// are f32 or f64 tensors on the group's device (the CPU, or the GPU of an NCCL group), as are the buckets; a
+// bucket holds one dtype. Bucket b is launched only after buckets 0..b-1, so
 // every rank issues the same all-reduces in the same order whatever order its gradients arrive in. A
 // parameter that got no gradient in a backward contributes its current .grad (from earlier no-sync backwards)
 // or zeros, and the buckets holding it are launched when backward ends: no rank waits for a gradient that

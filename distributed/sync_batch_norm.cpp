@@ -91,9 +91,12 @@ SyncBatchNorm::SyncBatchNorm(std::shared_ptr<ProcessGroup> group) : group_(std::
 BatchNormBatchStatistics SyncBatchNorm::statistics(const Tensor& x, const std::string& caller) {
   // Checked before the collective, so that a bad input fails on its own rank with a clear message rather
   // than after the other ranks have joined (batch_norm_train has checked shapes and dtypes already).
-  LOCKSTEP_CHECK(x.device().is_cpu(), DeviceError, "SyncBatchNorm: expected a CPU input to ", caller,
-                 " (process groups move CPU tensors), but got one on ", x.device().str());
-  return gather_statistics(*group_, x, caller);
+  // The statistics travel through the host: on a GPU they are copied out, gathered over the (CPU) group
+  // and copied back, a few hundred bytes per layer.
+  BatchNormBatchStatistics s = gather_statistics(*group_, x, caller);
+  s.mean = s.mean.to(x.device());
+  s.var = s.var.to(x.device());
+  return s;
 }
 
 BatchNormGradientSums SyncBatchNorm::gradient_sums(const BatchNormGradientSums& local) {
@@ -110,8 +113,10 @@ BatchNormGradientSums SyncBatchNorm::gradient_sums(const BatchNormGradientSums& 
   group_->all_reduce(both, ReduceOp::kSum)->wait();
   const std::vector<double> summed = both.to_vector<double>();
   const DType dtype = local.sum_dy.dtype();
-  return {from_vector(std::vector<double>(summed.begin(), summed.begin() + channels), {channels}, dtype),
-          from_vector(std::vector<double>(summed.begin() + channels, summed.end()), {channels}, dtype)};
+  const Device device = local.sum_dy.device();
+  return {
+      from_vector(std::vector<double>(summed.begin(), summed.begin() + channels), {channels}, dtype, device),
+      from_vector(std::vector<double>(summed.begin() + channels, summed.end()), {channels}, dtype, device)};
 }
 
 namespace {

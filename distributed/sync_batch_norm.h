@@ -26,8 +26,8 @@ namespace lockstep::distributed {
 class SyncBatchNorm final : public BatchNormStatisticsSource {
  public:
   explicit SyncBatchNorm(std::shared_ptr<ProcessGroup> group);
-  // Gathers every rank's [mean, var, count] (an empty batch joins with count 0) and combines them; checks,
-  // before the collective, that x is a floating CPU tensor.
+  // Gathers every rank's [mean, var, count] (an empty batch joins with count 0) and combines them, on the
+  // host over the (CPU) group; the result lives on x's device.
   BatchNormBatchStatistics statistics(const Tensor& x, const std::string& caller) override;
   // All-reduces [sum_dy, sum_dy_xmu] in f64.
   BatchNormGradientSums gradient_sums(const BatchNormGradientSums& local) override;

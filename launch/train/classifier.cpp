@@ -40,7 +40,7 @@ class ClassifierTask final : public Task {
         run_(c.run),
         model_(on_device(make_classifier(c.settings.model.model, c.data.geometry), c.run.device)),
         synced_(synchronise_batch_norms(*model_, c.run)),
-        dp_(model_, c.run.group, c.run.reducer),
+        dp_(model_, c.run.gradient_group(), c.run.reducer),
         optimizer_(make_optimizer(c.settings.model.optimizer, *model_)),
         params_(model_->parameters()),
         buckets_(dp_.reducer().num_buckets()),

@@ -13,6 +13,9 @@
 
 #include "distributed/init.h"
 #include "distributed/mpi.h"
+#ifdef LOCKSTEP_WITH_NCCL
+#include "distributed/nccl.h"
+#endif
 #include "distributed/sync_batch_norm.h"
 #include "src/core/cuda_available.h"
 #include "src/core/error.h"
@@ -47,18 +50,22 @@ int default_threads(const distributed::ProcessGroup& group) {
   return std::max(1, num_threads() / std::max(1, local_ranks));
 }
 
-// What keeps this run from training on CUDA ("" when nothing does): so far the classifier task trains there,
-// one rank per job (data-parallel CUDA needs the NCCL process group), without adversarial training or
-// gradient clipping.
+// What keeps this run from training on CUDA ("" when nothing does): so far the classifier task trains there
+// (several ranks over NCCL, not in deterministic mode), without adversarial training or gradient clipping.
 std::string cuda_obstacle(const launch::Settings& settings, const RunSettings& run) {
   if (!cuda_available()) return cuda_unavailable_why();
   if (settings.task != "classifier")
     return str_cat("the ", settings.task,
                    " task trains on the CPU only so far (CUDA covers the classifier task)");
-  if (run.world() > 1)
-    return str_cat("this job has ", run.world(),
-                   " ranks, and data-parallel training on CUDA needs the NCCL process ",
-                   "group, not built yet (one rank trains on CUDA)");
+  if (run.world() > 1) {
+#ifdef LOCKSTEP_WITH_NCCL
+    if (!distributed::nccl_available())
+      return str_cat("this job has ", run.world(), " ranks, and ", distributed::nccl_unavailable_reason());
+#else
+    return str_cat("this job has ", run.world(), " ranks, and this binary was built without NCCL");
+#endif
+    if (run.deterministic()) return "the deterministic mode runs on the CPU only so far";
+  }
   if (settings.train.adversarial_epsilon > 0)
     return "adversarial training (train.adversarial_epsilon) runs on the CPU only so far";
   if (settings.model.clip_grad_norm > 0)
@@ -132,6 +139,10 @@ RunSettings setup_run(const launch::Settings& settings, std::shared_ptr<distribu
   if (run.threads > 0) set_num_threads(run.threads);
   run.threads = num_threads();
   run.device = resolve_device(settings, run);
+#ifdef LOCKSTEP_WITH_NCCL
+  if (run.device.is_cuda() && run.world() > 1)
+    run.device_group = distributed::make_nccl_group(*run.group, run.device, run.group->options());
+#endif
   if (run.speaks()) {
     std::error_code error;
     std::filesystem::create_directories(run.output, error);

@@ -49,8 +49,15 @@ struct RunSettings {
   std::shared_ptr<launch::StopSignals> signals;
   // The job: an MPI world under mpirun/srun, else a single-process group.
   std::shared_ptr<distributed::ProcessGroup> group;
+  // On CUDA with several ranks, the NCCL group of the same ranks on this rank's GPU: the gradients are
+  // averaged over it (batch-norm statistics and the loop's figures stay on `group`). Null: `group`.
+  std::shared_ptr<distributed::ProcessGroup> device_group;
 
   int rank() const { return group ? group->rank() : 0; }
+  // The group the reducer averages gradients over.
+  std::shared_ptr<distributed::ProcessGroup> gradient_group() const {
+    return device_group ? device_group : group;
+  }
   int world() const { return group ? group->size() : 1; }
   // Whether this rank writes files and prints progress (rank 0).
   bool speaks() const { return rank() == 0; }
