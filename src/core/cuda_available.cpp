@@ -25,4 +25,10 @@ std::string cuda_unavailable_why() {
 #endif
 }
 
+void cuda_synchronize() {
+#ifdef LOCKSTEP_WITH_CUDA
+  if (cuda_available()) cuda::synchronize();
+#endif
+}
+
 }  // namespace lockstep

@@ -12,5 +12,7 @@ bool cuda_available();
 int cuda_devices();
 // Why cuda_available() is false, for error messages ("" when it is true).
 std::string cuda_unavailable_why();
+// Waits for the current CUDA device's queued work (nothing to wait for without CUDA).
+void cuda_synchronize();
 
 }  // namespace lockstep

@@ -4,8 +4,7 @@
 # allocator, copies, cuBLAS, the fused optimizers, 10 training steps of ResNet-8 and DCGAN against the CPU,
 # the NCCL group at world size 1). Writes logs and summary.txt to $OUT (default build/device/out). Without a
 # GPU it says so and exits 0: nothing is reported as passed. Exits non-zero when a test fails, or when a GPU
-# is present but the tests could not use it.
-# Not yet part of it (issue 16): the GPU benchmark.
+# is present but the tests could not use it. Then the GPU benchmark (tests/perf/bench_gpu.sh) when packed.
 # Usage: tests/cuda/device_check.sh [packed dir, default build/device]
 set -uo pipefail
 
@@ -56,5 +55,13 @@ if grep -q "no CUDA device" "$out/test_cuda.log"; then
   say "a GPU is present but the tests found no usable CUDA device: $(grep -m1 'no CUDA device' "$out/test_cuda.log")"
   exit 1
 fi
-say "not built yet (issue 16): the GPU benchmark"
+# The GPU benchmark against the machine's PyTorch, within a bound so that the whole check stays under 8 minutes.
+if [[ -x "$pack/lockstep_bench_gpu" ]]; then
+  STEPS="${BENCH_STEPS:-10}" timeout "${BENCH_TIMEOUT_S:-240}" "$root/tests/perf/bench_gpu.sh" "$pack/lockstep_bench_gpu" \
+    >"$out/bench_gpu.txt" 2>&1
+  say "bench_gpu (exit $?; log bench_gpu.txt):"
+  grep -E "^(resnet50|resnet20|dcgan64):" "$out/bench_gpu.txt" | tee -a "$summary"
+else
+  say "lockstep_bench_gpu was not packed (configure with -DLOCKSTEP_BENCHMARKS=ON): no GPU benchmark"
+fi
 exit "$status"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what tests/cuda/device_check.sh needs on a GPU machine that has the NVIDIA driver and a CUDA 13
 # runtime, cuBLAS and cuDNN but not this machine's other libraries: the `cuda`-labelled test binary built here (sm_90 + PTX)
-# and, compressed, the shared libraries it loads that are neither CUDA's (found on the GPU machine) nor the C
+# (and lockstep_bench_gpu when built) and, compressed, the shared libraries they load that are neither CUDA's (found on the GPU machine) nor the C
 # runtime's. Writes build/device/ (carry that one path); refuses to exceed the 64 MiB a carry may hold.
 # Usage: tests/cuda/device_pack.sh [build dir, default build]
 set -euo pipefail
@@ -17,9 +17,16 @@ pack="$build/device"
 rm -rf "$pack"
 mkdir -p "$pack/lib"
 cp "$binary" "$pack/"
+# The GPU benchmark (tests/perf/bench_gpu.sh), when the benchmarks were built.
+binaries=("$binary")
+bench="$build/tests/perf/lockstep_bench_gpu"
+if [[ -x "$bench" ]]; then
+  cp "$bench" "$pack/"
+  binaries+=("$bench")
+fi
 # Libraries resolved by the loader here, minus the C runtime and CUDA's own (libcudart, libcublas*, libcudnn*:
 # the GPU machine's CUDA 13 provides them, and cuBLAS alone is over 500 MiB).
-ldd "$binary" | awk '$3 ~ /^\// {print $1, $3}' | while read -r name path; do
+ldd "${binaries[@]}" | awk '$3 ~ /^\// {print $1, $3}' | while read -r name path; do
   case "$name" in
     libc.so* | libm.so* | libdl.so* | librt.so* | libpthread.so* | ld-linux* | libgcc_s.so* | libcuda.so* | \
       libcudart.so* | libcublas*.so* | libcudnn*.so*) ;;

@@ -36,6 +36,8 @@ int cuda_device_count() { return probe().count; }
 bool cuda_is_available() { return probe().count > 0; }
 std::string cuda_unavailable_reason() { return probe().reason; }
 
+void synchronize() { LOCKSTEP_CUDA_CHECK(cudaDeviceSynchronize()); }
+
 void require_device(const char* where, Device device) {
   const Probe& p = probe();
   LOCKSTEP_CHECK(p.count > 0, DeviceError, where, ": expected a CUDA device for a ", device.str(),

@@ -14,6 +14,10 @@ bool cuda_is_available();
 // Why no device is usable (the runtime's error string), or "" when one is.
 std::string cuda_unavailable_reason();
 
+// Waits until every kernel and copy queued on the current device has finished (benchmarks time the GPU with
+// it). DeviceError when one of them failed.
+void synchronize();
+
 // Throws DeviceError "<where>: ... no CUDA device is available: <reason>" when there is no device, or
 // naming the device when its index is out of range. The first call initialises CUDA.
 void require_device(const char* where, Device device);
