@@ -26,12 +26,6 @@ std::int64_t classes_of(const io::ImageDataset& dataset) {
   return classes;
 }
 
-// Where `model`'s parameters live (the CPU for a model without any).
-Device device_of(const nn::Module& model) {
-  const auto params = model.named_parameters();
-  return params.empty() ? kCPU : params.front().second.device();
-}
-
 // This rank's tally over its loader, evaluated on the model's device.
 metrics::ClassificationTally local_tally(nn::Module& model, io::DataLoader& loader) {
   NoGradGuard no_grad;
@@ -59,6 +53,11 @@ Accuracy to_accuracy(const metrics::ClassificationTally& tally) {
 }
 
 }  // namespace
+
+Device device_of(const nn::Module& model) {
+  const auto params = model.named_parameters();
+  return params.empty() ? kCPU : params.front().second.device();
+}
 
 Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader) {
   return to_accuracy(local_tally(model, loader));

@@ -24,12 +24,12 @@
 namespace lockstep::launch {
 namespace {
 
-// Uniform class labels i64 [n] in [0, classes) from the default generator (this rank's stream).
-Tensor random_labels(std::int64_t n, std::int64_t classes) {
+// Uniform class labels i64 [n] in [0, classes) from the default generator (this rank's stream), on `device`.
+Tensor random_labels(std::int64_t n, std::int64_t classes, Device device) {
   std::vector<std::int64_t> labels;
   for (const double u : rand({n}, 0.0, static_cast<double>(classes), DType::f64).to_vector<double>())
     labels.push_back(std::min(static_cast<std::int64_t>(u), classes - 1));
-  return from_vector(labels, {n});
+  return from_vector(labels, {n}).to(device);
 }
 
 // ema <- decay * ema + (1 - decay) * current for parameters; buffers (batch-norm statistics) copied.
@@ -70,10 +70,13 @@ class GanTask final : public Task {
       // Built before the ranks' random streams split, so identical everywhere; starts as the generator.
       ema_ = make_generator(c.settings, c.data.geometry);
       ema_->load_state_dict(clone_state(generator_->state_dict()));
+      ema_->to(run_.device);
     }
+    generator_->to(run_.device);
+    discriminator_->to(run_.device);
     synced_ = synchronise_batch_norms(*generator_, run_) + synchronise_batch_norms(*discriminator_, run_);
-    dp_g_.emplace(generator_, run_.group, run_.reducer);
-    dp_d_.emplace(discriminator_, run_.group, run_.reducer);
+    dp_g_.emplace(generator_, run_.gradient_group(), run_.reducer);
+    dp_d_.emplace(discriminator_, run_.gradient_group(), run_.reducer);
     g_optimizer_ = make_optimizer(c.settings.generator.optimizer, *generator_);
     d_optimizer_ = make_optimizer(c.settings.discriminator.optimizer, *discriminator_);
     g_params_ = generator_->parameters();
@@ -121,15 +124,18 @@ class GanTask final : public Task {
 
   std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
     const std::int64_t b = batch.images.size(0);
+    const Device device = run_.device;
+    const Tensor real = batch.images.to(device);
     // A conditional discriminator sees the real images with their labels and the generated ones with the
     // labels they were drawn for: in the discriminator step the real batch's, so that interpolates pair
     // images of one class.
-    const Tensor real_labels = classes_ > 0 ? batch.labels : Tensor();
+    const Tensor real_labels = classes_ > 0 ? batch.labels.to(device) : Tensor();
     // Discriminator step on a real batch and a generated one (the generator gets no gradient here).
     Tensor fake;
     {
       NoGradGuard no_grad;
-      fake = models::generate(dp_g_->module(), randn({b, gan_.latent}), real_labels);
+      fake = models::generate(dp_g_->module(), randn({b, gan_.latent}, 0.0, 1.0, DType::f32, device),
+                              real_labels);
     }
     // Every forward goes through the wrapper: the one backward averages D's gradients over the ranks.
     const auto critic = [&](const Tensor& images) {
@@ -137,12 +143,12 @@ class GanTask final : public Task {
     };
     Tensor d_loss;
     if (run_.deterministic()) {
-      d_loss = deterministic_backward(batch.images, fake, critic);
+      d_loss = deterministic_backward(real, fake, critic);
     } else {
-      d_loss = models::discriminator_loss(loss_, critic(batch.images), critic(fake), gan_.real_label);
+      d_loss = models::discriminator_loss(loss_, critic(real), critic(fake), gan_.real_label);
       if (penalised_) {
         const models::GradientPenalty penalty = models::gradient_penalty(
-            critic, batch.images, fake, rand({b}, 0.0, 1.0, DType::f64), gan_.gp_lambda);
+            critic, real, fake, rand({b}, 0.0, 1.0, DType::f64, device), gan_.gp_lambda);
         d_loss = d_loss + penalty.penalty;
         sums[kPenaltyNorm] += penalty.mean_norm;
       }
@@ -160,8 +166,9 @@ class GanTask final : public Task {
     // wrapper: only G's gradients are reduced and applied.
     if (step % gan_.d_steps == 0) {
       discriminator_->requires_grad_(false);
-      const Tensor labels = classes_ > 0 ? random_labels(b, classes_) : Tensor();
-      const Tensor images = models::generate(dp_g_->prepare_forward(), randn({b, gan_.latent}), labels);
+      const Tensor labels = classes_ > 0 ? random_labels(b, classes_, device) : Tensor();
+      const Tensor images = models::generate(dp_g_->prepare_forward(),
+                                             randn({b, gan_.latent}, 0.0, 1.0, DType::f32, device), labels);
       Tensor g_loss = models::generator_loss(loss_, models::discriminate(dp_d_->module(), images, labels));
       g_optimizer_->zero_grad();
       g_loss.backward();
@@ -272,7 +279,10 @@ class GanTask final : public Task {
 Tensor write_samples(nn::Module& generator, const SampleInputs& inputs, const std::filesystem::path& path) {
   NoGradGuard no_grad;
   generator.eval();
-  const Tensor images = models::generate(generator, inputs.z, inputs.labels);
+  const Device device = device_of(generator);
+  const Tensor images = models::generate(generator, inputs.z.to(device),
+                                         inputs.labels.defined() ? inputs.labels.to(device) : Tensor())
+                            .to(kCPU);
   generator.train();
   Tensor grid = io::image_grid(images, inputs.columns);
   io::write_png(path, grid);

@@ -50,13 +50,14 @@ int default_threads(const distributed::ProcessGroup& group) {
   return std::max(1, num_threads() / std::max(1, local_ranks));
 }
 
-// What keeps this run from training on CUDA ("" when nothing does): so far the classifier task trains there
-// (several ranks over NCCL, not in deterministic mode), without adversarial training or gradient clipping.
+// What keeps this run from training on CUDA ("" when nothing does): so far the classifier and GAN tasks train
+// there (several ranks over NCCL, not in deterministic mode), without adversarial training or gradient
+// clipping.
 std::string cuda_obstacle(const launch::Settings& settings, const RunSettings& run) {
   if (!cuda_available()) return cuda_unavailable_why();
-  if (settings.task != "classifier")
+  if (settings.task != "classifier" && settings.task != "gan")
     return str_cat("the ", settings.task,
-                   " task trains on the CPU only so far (CUDA covers the classifier task)");
+                   " task trains on the CPU only so far (CUDA covers the classifier and GAN tasks)");
   if (run.world() > 1) {
 #ifdef LOCKSTEP_WITH_NCCL
     if (!distributed::nccl_available())
@@ -68,8 +69,9 @@ std::string cuda_obstacle(const launch::Settings& settings, const RunSettings& r
   }
   if (settings.train.adversarial_epsilon > 0)
     return "adversarial training (train.adversarial_epsilon) runs on the CPU only so far";
-  if (settings.model.clip_grad_norm > 0)
-    return "gradient clipping (train.clip_grad_norm) runs on the CPU only so far";
+  if (settings.model.clip_grad_norm > 0 || settings.generator.clip_grad_norm > 0 ||
+      settings.discriminator.clip_grad_norm > 0)
+    return "gradient clipping (clip_grad_norm) runs on the CPU only so far";
   return "";
 }
 
