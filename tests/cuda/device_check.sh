@@ -44,6 +44,7 @@ if missing=$(ldd "$pack/test_cuda" | grep "not found"); then
   exit 1
 fi
 
+[[ -f "$pack/fashion-mnist-small.h5" ]] && export LOCKSTEP_SMALL_FASHION_MNIST="$pack/fashion-mnist-small.h5"
 "$pack/test_cuda" --gtest_output="xml:$out/test_cuda.xml" >"$out/test_cuda.log" 2>&1
 status=$?
 passed=$(grep -c '^\[       OK \]' "$out/test_cuda.log")

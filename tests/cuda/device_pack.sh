@@ -24,6 +24,24 @@ if [[ -x "$bench" ]]; then
   cp "$bench" "$pack/"
   binaries+=("$bench")
 fi
+# The first 320 training and 200 test images of Fashion-MNIST (tests/support/fashion_mnist.h's small file, for
+# the `lockstep train` runs of tests/cuda/train_device_test.cpp), from the converted data set when it is here.
+data="$root/data/fashion-mnist.h5"
+if [[ -f "$data" ]] && /usr/bin/python3 -c "import h5py" 2>/dev/null; then
+  /usr/bin/python3 - "$data" "$pack/fashion-mnist-small.h5" <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r") as src, h5py.File(sys.argv[2], "w") as dst:
+    for key, value in src.attrs.items():
+        dst.attrs[key] = value
+    for split, count in (("train", 320), ("test", 200)):
+        group = dst.create_group(split)
+        for name in ("images", "labels"):
+            group.create_dataset(name, data=src[split][name][:count])
+        for key, value in src[split].attrs.items():
+            group.attrs[key] = value
+PY
+fi
 # Libraries resolved by the loader here, minus the C runtime and CUDA's own (libcudart, libcublas*, libcudnn*:
 # the GPU machine's CUDA 13 provides them, and cuBLAS alone is over 500 MiB).
 ldd "${binaries[@]}" | awk '$3 ~ /^\// {print $1, $3}' | while read -r name path; do

@@ -1,0 +1,90 @@
+// `lockstep train` with run.device = "cuda" against the same run on the CPU: a small MLP classifier (SGD with
+// momentum, 2 epochs of 10 steps with evaluation) and a tiny DCGAN (Adam, 10 steps, a sample grid) on the
+// first images of Fashion-MNIST (tests/support/fashion_mnist.h; on a machine without the Debian package, the
+// small file made elsewhere, named by $LOCKSTEP_SMALL_FASHION_MNIST). The saved models must agree: the
+// classifier within 1e-4 of the weights' scale, the GAN within 1e-3 (its noise is drawn on the device, whose
+// normal values are within 1-2 ulp of the CPU's). Covers the loop on the device: batches moved there,
+// evaluation, checkpoints and model files written from device tensors, sample grids copied back.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "io/model/model_file.h"
+#include "launch/config/settings.h"
+#include "launch/train/loop.h"
+#include "launch/train/progress.h"
+#include "launch/train/run.h"
+#include "src/core/strings.h"
+#include "src/models/dcgan.h"
+#include "src/models/mlp.h"
+#include "tests/cuda/cuda_test_util.h"
+#include "tests/support/fashion_mnist.h"
+#include "tests/support/temp_dir.h"
+
+namespace lockstep::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path small_data() {
+  if (const char* path = std::getenv("LOCKSTEP_SMALL_FASHION_MNIST")) return path;
+  return small_fashion_mnist_h5();
+}
+
+// Trains `text` with run.device = `device` into `output`.
+void train_on(const std::string& text, const fs::path& output, const std::string& device) {
+  const launch::Settings settings = launch::read_settings(launch::Config::parse(
+      text, "run.toml",
+      {str_cat("run.output=\"", output.string(), "\""), str_cat("run.device=\"", device, "\"")}));
+  launch::RunSettings run = launch::setup_run(settings);
+  launch::Progress progress(stderr, launch::Style::kLines);
+  launch::train(settings, run, progress);
+}
+
+std::string gpu_device() { return kGpu.is_cpu() ? "cpu" : "cuda"; }
+
+void expect_same_group(nn::Module& cpu, nn::Module& gpu, const fs::path& dir, const std::string& group,
+                       double tolerance) {
+  io::load_model_group(dir / "cpu" / "model.h5", group, cpu);
+  io::load_model_group(dir / "gpu" / "model.h5", group, gpu);
+  const auto want = cpu.named_parameters(), got = gpu.named_parameters();
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t k = 0; k < want.size(); ++k)
+    expect_close(got[k].second, want[k].second, tolerance, str_cat(group, ".", want[k].first));
+}
+
+class CudaTrain : public TempDirTest {};
+
+TEST_F(CudaTrain, AClassifierRunOnTheGpuMatchesTheCpu) {
+  LOCKSTEP_REQUIRE_CUDA();
+  const std::string text =
+      str_cat("[run]\nseed = 3\nepochs = 2\nthreads = 1\n[data]\npath = \"", small_data().string(),
+              "\"\nbatch_size = 32\nvalidation_fraction = 0.0\n[model]\nname = \"mlp\"\nhidden = [32]\n"
+              "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\n");
+  train_on(text, dir_ / "cpu", "cpu");
+  train_on(text, dir_ / "gpu", gpu_device());
+  models::MLP cpu(784, {32}, 10), gpu(784, {32}, 10);
+  expect_same_group(cpu, gpu, dir_.path(), "model", 1e-4);
+}
+
+TEST_F(CudaTrain, ADcganRunOnTheGpuMatchesTheCpu) {
+  LOCKSTEP_REQUIRE_CUDA();
+  const std::string text = str_cat(
+      "task = \"gan\"\n[run]\nseed = 5\nepochs = 1\nmax_steps = 10\nthreads = 1\n[data]\npath = \"",
+      small_data().string(),
+      "\"\nbatch_size = 32\npad_to = 32\nnormalize = \"tanh\"\n[gan]\nlatent = 16\nsamples = 4\n[generator]\n"
+      "name = \"dcgan\"\nwidth = 8\n[discriminator]\nname = \"dcgan\"\nwidth = 8\n[optimizer]\nname = "
+      "\"adam\"\n"
+      "lr = 2e-4\nbeta1 = 0.5\n");
+  train_on(text, dir_ / "cpu", "cpu");
+  train_on(text, dir_ / "gpu", gpu_device());
+  EXPECT_TRUE(fs::exists(dir_ / "gpu" / "samples_epoch_1.png"));
+  models::DCGANGenerator cpu_g(16, 1, 32, 8), gpu_g(16, 1, 32, 8);
+  expect_same_group(cpu_g, gpu_g, dir_.path(), "generator", 1e-3);
+  models::DCGANDiscriminator cpu_d(1, 32, 8), gpu_d(1, 32, 8);
+  expect_same_group(cpu_d, gpu_d, dir_.path(), "discriminator", 1e-3);
+}
+
+}  // namespace
+}  // namespace lockstep::test
