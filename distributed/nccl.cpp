@@ -8,6 +8,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <exception>
+#include <functional>
+#include <memory>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -115,32 +118,47 @@ NcclUniqueId nccl_unique_id() {
   return id;
 }
 
+// The group's CUDA resources, freed by its destructor (also when the group's constructor throws half way).
 struct NcclProcessGroup::State {
+  explicit State(Device d) : device(d) {}
+  ~State() {
+    try {
+      cuda::DeviceGuard guard(device);
+      if (scratch != nullptr) cudaFree(scratch);
+      if (ready != nullptr) cudaEventDestroy(ready);
+      if (stream != nullptr) cudaStreamDestroy(stream);
+    } catch (...) {  // a destructor must not throw; the driver's state is the process's to clean up
+    }
+  }
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+
+  Device device;
   const NcclApi* api = nullptr;
   ncclComm_t comm = nullptr;
   cudaStream_t stream = nullptr;  // non-blocking: it runs beside the default stream
   cudaEvent_t ready = nullptr;    // the default stream's work before a collective
-  cudaEvent_t done = nullptr;     // the collective's end, for the default stream to wait on
   float* scratch = nullptr;       // the barrier's one element
+  bool failed = false;            // a collective raised: the communicator may be stuck, abort it at the end
 };
 
 NcclProcessGroup::NcclProcessGroup(int rank, int size, Device device, const NcclUniqueId& id,
                                    ProcessGroupOptions options)
     : ProcessGroup(rank, size, options, Execution::kInline),
       device_(device),
-      state_(std::make_unique<State>()) {
+      state_(std::make_unique<State>(device)) {
   State& s = *state_;
   s.api = &require_nccl("NcclProcessGroup");
   cuda::require_device("NcclProcessGroup", device);
   cuda::DeviceGuard guard(device);
   LOCKSTEP_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
   LOCKSTEP_CUDA_CHECK(cudaEventCreateWithFlags(&s.ready, cudaEventDisableTiming));
-  LOCKSTEP_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
   LOCKSTEP_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&s.scratch), sizeof(float)));
   ncclUniqueId raw;
   std::memcpy(&raw, id.bytes, sizeof raw);
   const ncclResult_t r = s.api->comm_init_rank(&s.comm, size, raw, rank);
   if (r != ncclSuccess) {
+    s.comm = nullptr;
     throw DistributedError(
         str_cat(prefix(), "ncclCommInitRank on ", device.str(), ": ", s.api->error_string(r)), rank, size,
         "init");
@@ -150,22 +168,20 @@ NcclProcessGroup::NcclProcessGroup(int rank, int size, Device device, const Nccl
 NcclProcessGroup::~NcclProcessGroup() {
   stop();
   State& s = *state_;
+  if (s.comm == nullptr) return;
   try {
     cuda::DeviceGuard guard(device_);
-    if (s.comm != nullptr) {
-      // A group given up on (a peer gone) must not wait for it.
-      if (abandoned()) {
-        s.api->comm_abort(s.comm);
-      } else {
-        cudaStreamSynchronize(s.stream);
-        s.api->comm_destroy(s.comm);
-      }
+    ncclResult_t async = ncclSuccess;
+    s.api->comm_get_async_error(s.comm, &async);
+    // After a failure (ours, a peer's, or an exception on its way to abort the job) the communicator may
+    // wait forever for a peer: abort it rather than wait for its stream.
+    if (s.failed || async != ncclSuccess || std::uncaught_exceptions() > 0) {
+      s.api->comm_abort(s.comm);
+    } else {
+      cudaStreamSynchronize(s.stream);
+      s.api->comm_destroy(s.comm);
     }
-    cudaFree(s.scratch);
-    cudaEventDestroy(s.ready);
-    cudaEventDestroy(s.done);
-    cudaStreamDestroy(s.stream);
-  } catch (...) {  // a destructor must not throw; the driver's state is the process's to clean up
+  } catch (...) {  // a destructor must not throw
   }
 }
 
@@ -173,10 +189,16 @@ void NcclProcessGroup::run(const CollectiveCall& call, const void* input, void* 
   State& s = *state_;
   const NcclApi& api = *s.api;
   const auto fail = [&](const std::string& why) {
+    s.failed = true;
     throw DistributedError(str_cat(prefix(), call.describe(), " over NCCL: ", why), rank(), size(),
                            collective_name(call.kind));
   };
   if (call.op == ReduceOp::kAvg && call.dtype == DType::i64) fail("i64 averages are not supported by NCCL");
+  // An earlier collective's asynchronous failure (a peer gone) ends the job here rather than in a hang.
+  ncclResult_t async = ncclSuccess;
+  api.comm_get_async_error(s.comm, &async);
+  if (async != ncclSuccess && async != ncclInProgress)
+    fail(str_cat("an earlier collective failed: ", api.error_string(async)));
   cuda::DeviceGuard guard(device_);
   LOCKSTEP_CUDA_CHECK(cudaEventRecord(s.ready, nullptr));
   LOCKSTEP_CUDA_CHECK(cudaStreamWaitEvent(s.stream, s.ready, 0));
@@ -201,8 +223,6 @@ void NcclProcessGroup::run(const CollectiveCall& call, const void* input, void* 
       break;
   }
   if (r != ncclSuccess) fail(api.error_string(r));
-  LOCKSTEP_CUDA_CHECK(cudaEventRecord(s.done, s.stream));
-  LOCKSTEP_CUDA_CHECK(cudaStreamWaitEvent(nullptr, s.done, 0));
   if (call.kind != Collective::kBarrier) return;
   // A barrier holds the host until every rank's GPU got there, within the group's timeout, watching for
   // NCCL's asynchronous errors (a peer gone) meanwhile.
@@ -210,8 +230,10 @@ void NcclProcessGroup::run(const CollectiveCall& call, const void* input, void* 
   for (;;) {
     const cudaError_t q = cudaStreamQuery(s.stream);
     if (q == cudaSuccess) return;
-    if (q != cudaErrorNotReady) cuda::check_cuda(q, "cudaStreamQuery (NCCL barrier)");
-    ncclResult_t async = ncclSuccess;
+    if (q != cudaErrorNotReady) {
+      s.failed = true;
+      cuda::check_cuda(q, "cudaStreamQuery (NCCL barrier)");
+    }
     api.comm_get_async_error(s.comm, &async);
     if (async != ncclSuccess && async != ncclInProgress) fail(api.error_string(async));
     if (std::chrono::steady_clock::now() > deadline) {
@@ -219,6 +241,23 @@ void NcclProcessGroup::run(const CollectiveCall& call, const void* input, void* 
     }
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
+}
+
+// The collective just issued ends with an event on the group's stream; waiting for its Work makes the default
+// stream wait for that event. Until then the default stream runs on (a bucket's all-reduce overlaps the rest
+// of backward); whoever uses a collective's result waits for its Work first, as on every backend.
+std::function<void()> NcclProcessGroup::on_wait() {
+  State& s = *state_;
+  cuda::DeviceGuard guard(device_);
+  cudaEvent_t raw = nullptr;
+  LOCKSTEP_CUDA_CHECK(cudaEventCreateWithFlags(&raw, cudaEventDisableTiming));
+  std::shared_ptr<std::remove_pointer_t<cudaEvent_t>> done(raw, [](cudaEvent_t e) { cudaEventDestroy(e); });
+  LOCKSTEP_CUDA_CHECK(cudaEventRecord(done.get(), s.stream));
+  const Device device = device_;
+  return [done, device] {
+    cuda::DeviceGuard guard(device);
+    LOCKSTEP_CUDA_CHECK(cudaStreamWaitEvent(nullptr, done.get(), 0));
+  };
 }
 
 std::shared_ptr<NcclProcessGroup> make_nccl_group(ProcessGroup& bootstrap, Device device,

@@ -3,12 +3,15 @@
 // itself (libnccl.so.2) is loaded when the first group is made, so the binary runs where NCCL is absent.
 //
 // Ordering is the stream's, as in llm.c and PyTorch: each collective waits on its own stream for the work
-// queued so far on the default stream (a CUDA event), runs there, and the default stream waits for it in
-// turn (another event), so kernels after it read its result and the host is never blocked (Work completes at
-// once; a barrier alone waits for the device). Reading a result on the host goes through a copy on the
-// default stream, which waits too.
+// queued so far on the default stream (a CUDA event) and runs there; Work::wait() makes the default stream
+// wait for it in turn (another event), so kernels queued after the wait read its result, kernels queued
+// before it overlap with it, and the host is never blocked (a barrier alone waits for the device). Reading a
+// result on the host goes through a copy on the default stream, which waits too. After a failure the
+// communicator is aborted, not waited for. No watchdog yet: a peer lost outside a barrier shows at the next
+// collective (NCCL's asynchronous error) or hangs a host read.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "distributed/process_group.h"
@@ -42,6 +45,7 @@ class NcclProcessGroup : public ProcessGroup {
  protected:
   void run(const CollectiveCall& call, const void* input, void* output) override;
   bool averages_in_backend() const override { return true; }
+  std::function<void()> on_wait() override;
 
  private:
   struct State;

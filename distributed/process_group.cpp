@@ -240,6 +240,7 @@ void Work::wait() {
         rank_, world_, collective_name(call_.kind));
   }
   if (error_) std::rethrow_exception(error_);
+  if (on_wait_) on_wait_();
 }
 
 bool Work::completed() const {
@@ -354,6 +355,7 @@ void ProcessGroup::execute(Pending& pending, Queue* queue) {
   try {
     if (observer_) observer_(call, CollectiveEvent::kStart);
     run(call, pending.input, pending.output);
+    pending.work->set_on_wait(on_wait());
   } catch (...) {
     error = std::current_exception();
   }

@@ -55,6 +55,9 @@ class Work {
 
   // For backends: mark the end of the collective, with the error it raised if any.
   void finish(std::exception_ptr error = nullptr);
+  // For backends whose collectives end on a device stream (NCCL): what wait() does once the collective has
+  // been issued, e.g. make the caller's stream wait for it. Set before finish().
+  void set_on_wait(std::function<void()> on_wait) { on_wait_ = std::move(on_wait); }
 
  private:
   CollectiveCall call_;
@@ -66,6 +69,7 @@ class Work {
   bool done_ = false;
   std::atomic<bool> done_flag_{false};  // done_, readable without the mutex (wait's short spin)
   std::exception_ptr error_;
+  std::function<void()> on_wait_;
 };
 using WorkPtr = std::shared_ptr<Work>;
 
@@ -125,6 +129,8 @@ class ProcessGroup {
   virtual void run(const CollectiveCall& call, const void* input, void* output) = 0;
   // Whether run() averages kAvg itself (NCCL's ncclAvg, on the device) instead of the base dividing.
   virtual bool averages_in_backend() const { return false; }
+  // What Work::wait() must do for the collective run() has just issued (none by default: it is complete).
+  virtual std::function<void()> on_wait() { return {}; }
   // Stops the communication thread: collectives still queued fail; the one running is given the group's
   // timeout to finish, after which the thread is left behind (abandoned() turns true: a backend then skips
   // its own clean-up, the job being about to abort). Backends call it first in their destructor.

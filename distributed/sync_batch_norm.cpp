@@ -86,6 +86,11 @@ BatchNormBatchStatistics gather_statistics(ProcessGroup& group, const Tensor& x,
 
 SyncBatchNorm::SyncBatchNorm(std::shared_ptr<ProcessGroup> group) : group_(std::move(group)) {
   LOCKSTEP_CHECK(group_ != nullptr, ValueError, "SyncBatchNorm: expected a process group, but got null");
+  LOCKSTEP_CHECK(
+      group_->tensor_device().is_cpu(), ValueError,
+      "SyncBatchNorm: expected a process group of CPU tensors (the statistics travel through the host), "
+      "but got a ",
+      group_->backend(), " group on ", group_->tensor_device().str());
 }
 
 BatchNormBatchStatistics SyncBatchNorm::statistics(const Tensor& x, const std::string& caller) {

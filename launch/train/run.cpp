@@ -50,41 +50,53 @@ int default_threads(const distributed::ProcessGroup& group) {
   return std::max(1, num_threads() / std::max(1, local_ranks));
 }
 
-// What keeps this run from training on CUDA ("" when nothing does): so far the classifier and GAN tasks train
-// there (several ranks over NCCL, not in deterministic mode), without adversarial training or gradient
-// clipping.
+// What keeps this rank from training on CUDA ("" when nothing does): so far the classifier and GAN tasks
+// train there (several ranks over NCCL, one GPU each), not in deterministic mode, without adversarial
+// training or gradient clipping.
 std::string cuda_obstacle(const launch::Settings& settings, const RunSettings& run) {
   if (!cuda_available()) return cuda_unavailable_why();
   if (settings.task != "classifier" && settings.task != "gan")
     return str_cat("the ", settings.task,
                    " task trains on the CPU only so far (CUDA covers the classifier and GAN tasks)");
-  if (run.world() > 1) {
-#ifdef LOCKSTEP_WITH_NCCL
-    if (!distributed::nccl_available())
-      return str_cat("this job has ", run.world(), " ranks, and ", distributed::nccl_unavailable_reason());
-#else
-    return str_cat("this job has ", run.world(), " ranks, and this binary was built without NCCL");
-#endif
-    if (run.deterministic()) return "the deterministic mode runs on the CPU only so far";
-  }
+  if (run.deterministic()) return "the deterministic mode runs on the CPU only so far";
   if (settings.train.adversarial_epsilon > 0)
     return "adversarial training (train.adversarial_epsilon) runs on the CPU only so far";
   if (settings.model.clip_grad_norm > 0 || settings.generator.clip_grad_norm > 0 ||
       settings.discriminator.clip_grad_norm > 0)
     return "gradient clipping (clip_grad_norm) runs on the CPU only so far";
+  if (run.world() == 1) return "";
+#ifdef LOCKSTEP_WITH_NCCL
+  if (!distributed::nccl_available())
+    return str_cat("this job has ", run.world(), " ranks, and ", distributed::nccl_unavailable_reason());
+#else
+  return str_cat("this job has ", run.world(), " ranks, and this binary was built without NCCL");
+#endif
+  const auto* mpi = dynamic_cast<const distributed::MpiProcessGroup*>(run.group.get());
+  if (mpi != nullptr && mpi->local_size() > cuda_devices())
+    return str_cat(mpi->local_size(), " ranks share this node's ", cuda_devices(),
+                   " GPU(s): NCCL needs one GPU per rank");
   return "";
 }
 
 // run.device resolved: "cuda" is this rank's GPU (local rank mod the node's GPUs) or a ConfigError saying
-// why it cannot be; "auto" is that GPU when nothing stands in the way, else the CPU.
+// why it cannot be; "auto" is that GPU when nothing stands in the way, else the CPU. The ranks decide
+// together (one all-reduce over the job's group): one rank that cannot use CUDA keeps every rank on the
+// CPU ("auto") or fails the job ("cuda"), rather than some ranks joining an NCCL group the others never make.
 Device resolve_device(const launch::Settings& settings, const RunSettings& run) {
   const std::string& wanted = settings.run.device;
   if (wanted == "cpu") return kCPU;
   const std::string obstacle = cuda_obstacle(settings, run);
-  if (!obstacle.empty()) {
+  bool anyone = !obstacle.empty();
+  if (run.world() > 1) {
+    const Tensor flag = scalar_tensor(anyone ? 1.0 : 0.0, DType::f64);
+    run.group->all_reduce(flag, distributed::ReduceOp::kMax)->wait();
+    anyone = flag.item() > 0.0;
+  }
+  if (anyone) {
     if (wanted == "auto") return kCPU;
-    settings.run.device_key.fail(
-        str_cat("cannot train on CUDA: ", obstacle, ". Set run.device = \"cpu\" or \"auto\""));
+    settings.run.device_key.fail(str_cat(
+        "cannot train on CUDA: ", obstacle.empty() ? "another rank cannot (its error says why)" : obstacle,
+        ". Set run.device = \"cpu\" or \"auto\""));
   }
   int local_rank = 0;
   if (const auto* mpi = dynamic_cast<const distributed::MpiProcessGroup*>(run.group.get()))

@@ -65,12 +65,16 @@ TEST(NcclGroup, CollectivesAtWorldSizeOneKeepTheirValuesInStreamOrder) {
     const Tensor b = x.to(kGpu);
     group->broadcast(b, 0)->wait();
     expect_identical(b, x, "broadcast");
-    const Tensor gathered = zeros({1000}, dtype, kGpu);
-    group->all_gather(x.to(kGpu), gathered)->wait();
-    expect_identical(gathered, x, "all_gather");
-    const Tensor scattered = zeros({1000}, dtype, kGpu);
-    group->reduce_scatter(x.to(kGpu), scattered, ReduceOp::kSum)->wait();
-    expect_identical(scattered, x, "reduce_scatter");
+    // Out of place, 8M elements written by kernels just before and read back at once: without the events
+    // ordering the group's stream against the default stream, NCCL would copy stale input or the copy back
+    // would read the output before NCCL wrote it.
+    const Tensor big = cpu_rand({8 << 20}, dtype, 2);
+    const Tensor gathered = zeros({8 << 20}, dtype, kGpu);
+    group->all_gather(big.to(kGpu) * 2.0 + 1.0, gathered)->wait();
+    expect_identical(gathered, big * 2.0 + 1.0, "all_gather");
+    const Tensor scattered = zeros({8 << 20}, dtype, kGpu);
+    group->reduce_scatter(big.to(kGpu) * 3.0 - 1.0, scattered, ReduceOp::kAvg)->wait();
+    expect_identical(scattered, big * 3.0 - 1.0, "reduce_scatter");
   }
   group->barrier()->wait();
   EXPECT_EQ(group->sequence(), 2u * (4 + 3) + 1);

@@ -18,10 +18,11 @@ namespace {
 
 using MakeOptimizer = std::function<std::unique_ptr<optim::Optimizer>(std::vector<nn::NamedTensor>)>;
 
-// 30 parameters: weights (decayed by default) and biases, f32 and f64, from empty to several blocks long.
+// 60 parameters (40 f32: two launches of at most 24 for that dtype): weights (decayed by default) and biases,
+// f32 and f64, from empty to several blocks long.
 std::vector<nn::NamedTensor> make_params(Device device) {
   std::vector<nn::NamedTensor> out;
-  for (int k = 0; k < 30; ++k) {
+  for (int k = 0; k < 60; ++k) {
     const DType dtype = k % 3 == 2 ? DType::f64 : DType::f32;
     const Shape shape = k == 7 ? Shape{0} : k % 2 == 0 ? Shape{k + 1, 97} : Shape{37 * k + 1};
     out.emplace_back(str_cat("p", k), cpu_rand(shape, dtype, 100 + k).to(device));

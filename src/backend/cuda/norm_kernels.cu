@@ -119,7 +119,7 @@ template <class T>
 __global__ void layer_norm_kernel(const T* x, const T* weight, const T* bias, double eps, T* y, T* mean,
                                   T* rstd, std::int64_t rows, std::int64_t cols) {
   __shared__ double s1[kThreads], s2[kThreads];
-  const double inv_cols = 1.0 / static_cast<double>(cols);
+  const double inv_cols = cols > 0 ? 1.0 / static_cast<double>(cols) : 0.0;  // the CPU's, for empty rows
   for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * cols;
     double a = 0.0;
@@ -261,7 +261,7 @@ void launch_batch_norm_backward_apply(DType dtype, const void* dy, const void* x
 
 void launch_layer_norm(DType dtype, const void* x, const void* weight, const void* bias, double eps, void* y,
                        void* mean, void* rstd, std::int64_t rows, std::int64_t cols) {
-  if (rows == 0 || cols == 0) return;
+  if (rows == 0) return;  // empty rows (cols == 0) still get their mean 0 and rstd 1 / sqrt(eps)
   dispatch_floating("layer_norm (CUDA)", dtype, [&](auto tag) {
     using T = decltype(tag);
     layer_norm_kernel<T><<<blocks_per_row(rows), kThreads>>>(
@@ -274,14 +274,14 @@ void launch_layer_norm(DType dtype, const void* x, const void* weight, const voi
 void launch_layer_norm_backward(DType dtype, const void* dy, const void* x, const void* mean,
                                 const void* rstd, const void* weight, void* dx, void* dweight, void* dbias,
                                 std::int64_t rows, std::int64_t cols) {
-  if (rows == 0 || cols == 0) return;
+  if (cols == 0) return;  // no rows (rows == 0) still zero dweight and dbias
   dispatch_floating("layer_norm_backward (CUDA)", dtype, [&](auto tag) {
     using T = decltype(tag);
     const auto* pdy = static_cast<const T*>(dy);
     const auto* px = static_cast<const T*>(x);
     const auto* pm = static_cast<const T*>(mean);
     const auto* pr = static_cast<const T*>(rstd);
-    if (dx != nullptr) {
+    if (dx != nullptr && rows > 0) {
       layer_norm_backward_input_kernel<T><<<blocks_per_row(rows), kThreads>>>(
           pdy, px, pm, pr, static_cast<const T*>(weight), static_cast<T*>(dx), rows, cols);
       check_cuda(cudaGetLastError(), "layer_norm_backward_input_kernel<<<...>>>");
