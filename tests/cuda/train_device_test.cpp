@@ -32,40 +32,63 @@ fs::path small_data() {
   return small_fashion_mnist_h5();
 }
 
-// Trains `text` with run.device = `device` into `output`.
-void train_on(const std::string& text, const fs::path& output, const std::string& device) {
+// Trains `text` with run.device = `device` into `output`, for at most `max_steps` (0: the config's), resuming
+// from the last checkpoint there when `resume`.
+void train_on(const std::string& text, const fs::path& output, const std::string& device,
+              std::int64_t max_steps = 0, bool resume = false) {
   const launch::Settings settings = launch::read_settings(launch::Config::parse(
       text, "run.toml",
       {str_cat("run.output=\"", output.string(), "\""), str_cat("run.device=\"", device, "\"")}));
   launch::RunSettings run = launch::setup_run(settings);
+  if (max_steps > 0) run.max_steps = max_steps;
+  run.resume = launch::ResumeRequest::parse(resume ? "auto" : "none");
   launch::Progress progress(stderr, launch::Style::kLines);
   launch::train(settings, run, progress);
 }
 
 std::string gpu_device() { return kGpu.is_cpu() ? "cpu" : "cuda"; }
 
-void expect_same_group(nn::Module& cpu, nn::Module& gpu, const fs::path& dir, const std::string& group,
-                       double tolerance) {
+// Group `group` of <dir>/<other>/model.h5 against <dir>/cpu/model.h5.
+void expect_same_group(nn::Module& cpu, nn::Module& other_model, const fs::path& dir,
+                       const std::string& group, double tolerance, const std::string& other = "gpu") {
   io::load_model_group(dir / "cpu" / "model.h5", group, cpu);
-  io::load_model_group(dir / "gpu" / "model.h5", group, gpu);
-  const auto want = cpu.named_parameters(), got = gpu.named_parameters();
+  io::load_model_group(dir / other / "model.h5", group, other_model);
+  const auto want = cpu.named_parameters(), got = other_model.named_parameters();
   ASSERT_EQ(got.size(), want.size());
   for (std::size_t k = 0; k < want.size(); ++k)
-    expect_close(got[k].second, want[k].second, tolerance, str_cat(group, ".", want[k].first));
+    expect_close(got[k].second, want[k].second, tolerance, str_cat(other, " ", group, ".", want[k].first));
+}
+
+// A small MLP classifier, 2 epochs of 10 steps, SGD with momentum, a checkpoint every 10 steps.
+std::string classifier_text() {
+  return str_cat("[run]\nseed = 3\nepochs = 2\nthreads = 1\n[data]\npath = \"", small_data().string(),
+                 "\"\nbatch_size = 32\n[model]\nname = \"mlp\"\nhidden = [32]\n[optimizer]\nname = \"sgd\"\n"
+                 "lr = 0.05\nmomentum = 0.9\n[checkpoint]\nevery_steps = 10\n");
 }
 
 class CudaTrain : public TempDirTest {};
 
 TEST_F(CudaTrain, AClassifierRunOnTheGpuMatchesTheCpu) {
   LOCKSTEP_REQUIRE_CUDA();
-  const std::string text =
-      str_cat("[run]\nseed = 3\nepochs = 2\nthreads = 1\n[data]\npath = \"", small_data().string(),
-              "\"\nbatch_size = 32\nvalidation_fraction = 0.0\n[model]\nname = \"mlp\"\nhidden = [32]\n"
-              "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\n");
-  train_on(text, dir_ / "cpu", "cpu");
-  train_on(text, dir_ / "gpu", gpu_device());
+  train_on(classifier_text(), dir_ / "cpu", "cpu");
+  train_on(classifier_text(), dir_ / "gpu", gpu_device());
   models::MLP cpu(784, {32}, 10), gpu(784, {32}, 10);
   expect_same_group(cpu, gpu, dir_.path(), "model", 1e-4);
+}
+
+// Checkpoints are device-neutral: 10 steps on one device, resumed for 10 more on the other, end where 20
+// steps on the CPU do (within the devices' rounding).
+TEST_F(CudaTrain, CheckpointsResumeOnTheOtherDevice) {
+  LOCKSTEP_REQUIRE_CUDA();
+  train_on(classifier_text(), dir_ / "cpu", "cpu");
+  train_on(classifier_text(), dir_ / "gpu_then_cpu", gpu_device(), 10);
+  train_on(classifier_text(), dir_ / "gpu_then_cpu", "cpu", 0, true);
+  train_on(classifier_text(), dir_ / "cpu_then_gpu", "cpu", 10);
+  train_on(classifier_text(), dir_ / "cpu_then_gpu", gpu_device(), 0, true);
+  for (const std::string other : {"gpu_then_cpu", "cpu_then_gpu"}) {
+    models::MLP cpu(784, {32}, 10), mixed(784, {32}, 10);
+    expect_same_group(cpu, mixed, dir_.path(), "model", 1e-4, other);
+  }
 }
 
 TEST_F(CudaTrain, ADcganRunOnTheGpuMatchesTheCpu) {
