@@ -23,10 +23,12 @@ struct Accuracy {
   metrics::ClassificationReport report;  // top-5 accuracy, confusion matrix, per-class precision/recall/F1
 };
 
-// Runs the whole loader once in eval mode without gradients; restores the module's mode afterwards. The
-// classes are those of the loader's data set (its class names, or its largest label + 1 if more).
 // Where `model`'s parameters live (the CPU for a model without any): evaluation moves its inputs there.
 Device device_of(const nn::Module& model);
+
+// Runs the whole loader once in eval mode without gradients, on the model's device; restores the module's
+// mode afterwards. The classes are those of the loader's data set (its class names, or its largest label + 1
+// if more).
 Accuracy evaluate_classifier(nn::Module& model, io::DataLoader& loader);
 // The distributed version: each rank evaluates its loader's shard (Shuffle::kNo, Pad::kNo, DropLast::kNo
 // count every sample once over the ranks), then one all_reduce of the packed counts (samples, loss sum,

@@ -1,14 +1,12 @@
-// GPU training-speed benchmark (issue 16): on one device, synthetic data (fixed seed), one training step per
-// iteration of
-//   resnet50: torchvision's ResNet-50 at 224x224x3, batch 128, cross-entropy over 1000 classes, SGD(0.1,
-//   0.9); resnet20: CIFAR ResNet-20 at 32x32x3, batch 128, SGD(0.1, 0.9, weight decay 5e-4 on weights);
-//   dcgan64:  DCGAN at 64x64x3 (width 64), batch 64, one discriminator and one generator step, Adam(2e-4,
-//   0.5);
-// each step ends with the device synchronised, so the median step time is the GPU's. Prints
-// "model=<m> device=<d> batch=<b> images_per_s=<x>" per model, the line format of tests/perf/gpu_peer.py;
-// tests/perf/bench_gpu.sh runs both on the same GPU and prints the ratios and ResNet-50's FLOP utilisation.
-// Usage: lockstep_bench_gpu [--model resnet50|resnet20|dcgan64|all] [--steps N] [--warmup N] [--device
-// cpu|cuda]
+// GPU training-speed benchmark (issue 16): one training step per iteration on one device, synthetic data
+// (fixed seed), each step ending with the device synchronised, so the median step time is the GPU's:
+// - resnet50: torchvision's ResNet-50 at 224x224x3, batch 128, 1000 classes, SGD(0.1, momentum 0.9);
+// - resnet20: CIFAR ResNet-20 at 32x32x3, batch 128, SGD(0.1, 0.9, weight decay 5e-4 on weights);
+// - dcgan64: DCGAN at 64x64x3 (width 64), batch 64, a discriminator and a generator step, Adam(2e-4, 0.5).
+// Prints "model=<m> device=<d> batch=<b> images_per_s=<x>" per model, the line format of
+// tests/perf/gpu_peer.py; tests/perf/bench_gpu.sh runs both on one GPU and prints ratios and ResNet-50's
+// FLOP utilisation. Usage: lockstep_bench_gpu [--model resnet50|resnet20|dcgan64|all] [--steps N]
+// [--warmup N] [--device cpu|cuda]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
