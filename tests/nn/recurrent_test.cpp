@@ -69,27 +69,6 @@ void reference_step(RecurrentKind kind, const std::vector<double>& x, std::vecto
   h = next;
 }
 
-// Central differences of `loss` (f64) against the .grad autograd left on every parameter of `module`.
-void expect_weights_match_central_differences(const nn::Module& module, const std::function<double()>& loss,
-                                              const std::string& label) {
-  for (const auto& [name, p] : module.named_parameters()) {
-    const std::vector<double> analytic = p.grad().to_vector<double>();
-    Tensor flat = p.detach().view({p.numel()});
-    for (std::int64_t e = 0; e < p.numel(); ++e) {
-      const double original = flat.select(0, e).item();
-      const auto at = [&](double v) {
-        NoGradGuard no_grad;
-        flat.select(0, e).fill_(v);
-        return loss();
-      };
-      const double numeric = (at(original + 1e-6) - at(original - 1e-6)) / 2e-6;
-      at(original);
-      EXPECT_NEAR(analytic[static_cast<std::size_t>(e)], numeric, 1e-6 + 1e-5 * std::abs(numeric))
-          << label << name << " " << e;
-    }
-  }
-}
-
 TEST(Recurrent, EveryCellFollowsItsEquationsOverSteps) {
   for (const RecurrentKind kind : kKinds) {
     SCOPED_TRACE(nn::recurrent_kind_name(kind));

@@ -1,6 +1,8 @@
 // Central-difference gradient checking.
 #include "tests/support/gradcheck.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <sstream>
 
@@ -158,6 +160,34 @@ GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tenso
   if (failures > 8) log << "... " << failures << " mismatches in all\n";
   result.message = log.str();
   return result;
+}
+
+std::int64_t expect_weights_match_central_differences(const nn::Module& module,
+                                                      const std::function<double()>& loss,
+                                                      const std::string& label, double atol,
+                                                      const std::string& prefix) {
+  std::int64_t checked = 0;
+  for (const auto& [name, p] : module.named_parameters()) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::vector<double> analytic = p.grad().to_vector<double>();
+    Tensor flat = p.detach().reshape({p.numel()});
+    for (std::int64_t e = 0; e < p.numel(); ++e) {
+      const double original = flat.select(0, e).item();
+      const auto at = [&](double v) {
+        {
+          NoGradGuard no_grad;
+          flat.select(0, e).fill_(v);
+        }
+        return loss();
+      };
+      const double numeric = (at(original + 1e-6) - at(original - 1e-6)) / 2e-6;
+      at(original);
+      EXPECT_NEAR(analytic[static_cast<std::size_t>(e)], numeric, atol + 1e-5 * std::abs(numeric))
+          << label << name << " " << e;
+      ++checked;
+    }
+  }
+  return checked;
 }
 
 }  // namespace lockstep::test

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "src/nn/module.h"
 #include "src/tensor/tensor.h"
 
 namespace lockstep::test {
@@ -28,5 +29,14 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
 GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
                               const std::vector<Tensor>& inputs, double rtol = 1e-5, double atol = 1e-6,
                               double eps = 1e-6);
+
+// Central differences of `loss` (f64, step 1e-6) against the .grad autograd left on every element of every
+// parameter of `module` whose name starts with `prefix`: a gtest failure, labelled `label` + name + index,
+// where |analytic - numeric| > atol + 1e-5 |numeric|. `loss` runs with grad mode on (a loss may take
+// gradients itself, as a Jacobian penalty does). Returns the number of elements checked.
+std::int64_t expect_weights_match_central_differences(const nn::Module& module,
+                                                      const std::function<double()>& loss,
+                                                      const std::string& label, double atol = 1e-6,
+                                                      const std::string& prefix = "");
 
 }  // namespace lockstep::test
