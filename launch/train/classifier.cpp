@@ -23,12 +23,6 @@ std::int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   return correct;
 }
 
-// `model` moved to `device` (run.device).
-std::shared_ptr<nn::Module> on_device(std::shared_ptr<nn::Module> model, Device device) {
-  model->to(device);
-  return model;
-}
-
 // Sums over an epoch's steps: [loss sum (per-batch mean loss x samples), steps, correct, samples]. The sums
 // over ranks give the job's means per sample, the same at any world size.
 enum Sum : std::size_t { kLoss, kSteps, kCorrect, kSamples };

@@ -40,6 +40,13 @@ std::shared_ptr<models::Autoencoder> make_autoencoder(const launch::AutoencoderS
 // The PixelCNN task's network; ValueError unless the data have one channel.
 std::shared_ptr<models::PixelCNN> make_pixelcnn(const launch::PixelCnnSection& p, const DataGeometry& data);
 
+// `model` moved to `device` (run.device), for a task's member initialisers.
+template <class M>
+std::shared_ptr<M> on_device(std::shared_ptr<M> model, Device device) {
+  model->to(device);
+  return model;
+}
+
 // sgd | adam | adamw | rmsprop | adagrad | adadelta over the model's parameters.
 std::unique_ptr<optim::Optimizer> make_optimizer(const launch::OptimizerSection& o, const nn::Module& model);
 // constant | step | exponential | linear | cosine, with a warm-up; epochs become optimizer steps with

@@ -30,8 +30,8 @@ class PixelCnnTask final : public Task {
       : settings_(c.settings),
         run_(c.run),
         geometry_(c.data.geometry),
-        model_(make_pixelcnn(c.settings.pixelcnn, c.data.geometry)),
-        dp_(model_, c.run.group, c.run.reducer),
+        model_(on_device(make_pixelcnn(c.settings.pixelcnn, c.data.geometry), c.run.device)),
+        dp_(model_, c.run.gradient_group(), c.run.reducer),
         optimizer_(make_optimizer(c.settings.model.optimizer, *model_)),
         params_(model_->parameters()) {
     if (c.data.validation_options) validation_.emplace(c.data.train, *c.data.validation_options);
@@ -59,7 +59,8 @@ class PixelCnnTask final : public Task {
   }
 
   std::int64_t step(const io::Batch& batch, std::int64_t /*step*/, std::span<double> sums) override {
-    const Tensor nll = models::pixel_nll(dp_(batch.images), batch.images);
+    const Tensor x = batch.images.to(run_.device);
+    const Tensor nll = models::pixel_nll(dp_(x), x);
     optimizer_->zero_grad();
     nll.backward();  // averages the gradients over the ranks
     if (settings_.model.clip_grad_norm > 0) optim::clip_grad_norm_(params_, settings_.model.clip_grad_norm);
@@ -103,7 +104,7 @@ class PixelCnnTask final : public Task {
       const std::filesystem::path path = run_.output / str_cat("samples_epoch_", epoch + 1, ".png");
       const auto columns =
           static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(images.size(0)))));
-      const Tensor grid = io::image_grid(images, columns, 0.0, 1.0);
+      const Tensor grid = io::image_grid(images.to(kCPU), columns, 0.0, 1.0);
       io::write_png(path, grid);
       log->image("samples", grid, step);
       e.line += str_cat("  samples ", path.string(), " (", format_fixed(seconds, 1), " s)");
@@ -137,7 +138,8 @@ class PixelCnnTask final : public Task {
     loader.start_epoch(0);
     while (std::optional<io::Batch> batch = loader.next()) {
       const auto n = static_cast<double>(batch->images.size(0));
-      sums[0] += models::pixel_nll(model_->forward(batch->images), batch->images).item() * n;
+      const Tensor x = batch->images.to(run_.device);
+      sums[0] += models::pixel_nll(model_->forward(x), x).item() * n;
       sums[1] += n;
     }
     model_->train();

@@ -50,14 +50,15 @@ int default_threads(const distributed::ProcessGroup& group) {
   return std::max(1, num_threads() / std::max(1, local_ranks));
 }
 
-// What keeps this rank from training on CUDA ("" when nothing does): so far the classifier and GAN tasks
-// train there (several ranks over NCCL, one GPU each), not in deterministic mode, without adversarial
+// What keeps this rank from training on CUDA ("" when nothing does): so far the classifier, GAN and PixelCNN
+// tasks train there (several ranks over NCCL, one GPU each), not in deterministic mode, without adversarial
 // training or gradient clipping.
 std::string cuda_obstacle(const launch::Settings& settings, const RunSettings& run) {
   if (!cuda_available()) return cuda_unavailable_why();
-  if (settings.task != "classifier" && settings.task != "gan")
-    return str_cat("the ", settings.task,
-                   " task trains on the CPU only so far (CUDA covers the classifier and GAN tasks)");
+  if (settings.task != "classifier" && settings.task != "gan" && settings.task != "pixelcnn")
+    return str_cat(
+        "the ", settings.task,
+        " task trains on the CPU only so far (CUDA covers the classifier, GAN and PixelCNN tasks)");
   if (run.deterministic()) return "the deterministic mode runs on the CPU only so far";
   if (settings.train.adversarial_epsilon > 0)
     return "adversarial training (train.adversarial_epsilon) runs on the CPU only so far";

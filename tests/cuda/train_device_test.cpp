@@ -18,6 +18,7 @@
 #include "src/core/strings.h"
 #include "src/models/dcgan.h"
 #include "src/models/mlp.h"
+#include "src/models/pixelcnn.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/support/fashion_mnist.h"
 #include "tests/support/temp_dir.h"
@@ -107,6 +108,20 @@ TEST_F(CudaTrain, ADcganRunOnTheGpuMatchesTheCpu) {
   expect_same_group(cpu_g, gpu_g, dir_.path(), "generator", 1e-3);
   models::DCGANDiscriminator cpu_d(1, 32, 8), gpu_d(1, 32, 8);
   expect_same_group(cpu_d, gpu_d, dir_.path(), "discriminator", 1e-3);
+}
+
+TEST_F(CudaTrain, APixelCnnRunOnTheGpuMatchesTheCpu) {
+  LOCKSTEP_REQUIRE_CUDA();
+  const std::string text = str_cat(
+      "task = \"pixelcnn\"\n[run]\nseed = 7\nepochs = 1\nmax_steps = 10\nthreads = 1\n[data]\npath = \"",
+      small_data().string(),
+      "\"\nbatch_size = 32\nnormalize = \"none\"\n[pixelcnn]\nwidth = 8\nblocks = 1\nsamples = 4\n"
+      "[optimizer]\nname = \"adam\"\nlr = 1e-3\n");
+  train_on(text, dir_ / "cpu", "cpu");
+  train_on(text, dir_ / "gpu", gpu_device());
+  EXPECT_TRUE(fs::exists(dir_ / "gpu" / "samples_epoch_1.png"));
+  models::PixelCNN cpu(8, 1), gpu(8, 1);
+  expect_same_group(cpu, gpu, dir_.path(), "model", 1e-4);
 }
 
 }  // namespace
