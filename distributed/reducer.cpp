@@ -73,9 +73,7 @@ struct Reducer::State {
     const Tensor g = p.grad();
     const std::int64_t n = s.view.numel();
     const double scale = 1.0 / group->size();
-    if (!g.defined() && s.view.device().is_cpu()) {
-      std::memset(s.view.data(), 0, static_cast<std::size_t>(n) * element_size(s.view.dtype()));
-    } else if (!g.defined()) {
+    if (!g.defined()) {
       NoGradGuard no_grad;
       s.view.fill_(0.0);
     } else if (g.is_contiguous() && g.dtype() == s.view.dtype() && g.device().is_cpu()) {

@@ -221,8 +221,7 @@ void conv2d_kernel(const Tensor& x, const Tensor& w, const Tensor& bias, const T
   const Scaling s(y.dtype());
   LOCKSTEP_CUDNN_CHECK(cudnnConvolutionForward(handle, s.one(), d.x_, x.data(), d.w_, w.data(), d.conv_,
                                                static_cast<cudnnConvolutionFwdAlgo_t>(choice.algo),
-                                               ws.defined() ? ws.data() : nullptr, choice.workspace, s.zero(),
-                                               d.y_, y.data()));
+                                               data_or_null(ws), choice.workspace, s.zero(), d.y_, y.data()));
   if (bias.defined()) {
     const BiasDescriptor b(bias);
     LOCKSTEP_CUDNN_CHECK(cudnnAddTensor(handle, s.one(), b.desc, bias.data(), s.one(), d.y_, y.data()));
@@ -241,8 +240,8 @@ void conv2d_backward_input_kernel(const Tensor& dy, const Tensor& w, const Tenso
   const Scaling s(dx.dtype());
   LOCKSTEP_CUDNN_CHECK(cudnnConvolutionBackwardData(handle, s.one(), d.w_, w.data(), d.y_, dy.data(), d.conv_,
                                                     static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algo),
-                                                    ws.defined() ? ws.data() : nullptr, choice.workspace,
-                                                    s.zero(), d.x_, dx.data()));
+                                                    data_or_null(ws), choice.workspace, s.zero(), d.x_,
+                                                    dx.data()));
 }
 
 void conv2d_backward_weight_kernel(const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& dbias,
@@ -263,10 +262,10 @@ void conv2d_backward_weight_kernel(const Tensor& dy, const Tensor& x, const Tens
   const Descriptors d(x, dw, dy, p);
   const Choice choice = choose(Pass::kBackwardFilter, handle, d, key_of(Pass::kBackwardFilter, x, dw, p));
   const Tensor ws = workspace(choice.workspace, dw.device());
-  LOCKSTEP_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-      handle, s.one(), d.x_, x.data(), d.y_, dy.data(), d.conv_,
-      static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algo), ws.defined() ? ws.data() : nullptr,
-      choice.workspace, s.zero(), d.w_, dw.data()));
+  LOCKSTEP_CUDNN_CHECK(
+      cudnnConvolutionBackwardFilter(handle, s.one(), d.x_, x.data(), d.y_, dy.data(), d.conv_,
+                                     static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algo),
+                                     data_or_null(ws), choice.workspace, s.zero(), d.w_, dw.data()));
   if (dbias.defined()) {
     const BiasDescriptor b(dbias);
     LOCKSTEP_CUDNN_CHECK(

@@ -1,9 +1,11 @@
-// CUDA device queries (safe on machines without a GPU) and the scoped current-device guard used by kernels.
+// CUDA device queries (safe on machines without a GPU), the scoped current-device guard used by kernels and
+// the wrappers' optional-tensor argument.
 #pragma once
 
 #include <string>
 
 #include "src/core/device.h"
+#include "src/tensor/tensor.h"
 
 namespace lockstep::cuda {
 
@@ -21,6 +23,9 @@ void synchronize();
 // Throws DeviceError "<where>: ... no CUDA device is available: <reason>" when there is no device, or
 // naming the device when its index is out of range. The first call initialises CUDA.
 void require_device(const char* where, Device device);
+
+// An optional tensor as a kernel argument: its data, or null when it is undefined.
+inline void* data_or_null(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
 
 // Makes `device` current on this thread for the guard's scope and restores the previous one after.
 // Owns nothing; one guard belongs to one thread.

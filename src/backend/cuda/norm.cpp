@@ -32,8 +32,6 @@ void check_operands(const char* where, const Tensor& x, std::initializer_list<co
   }
 }
 
-const void* data_or_null(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
-
 void batch_norm_stats_kernel(const Tensor& x, const Tensor& mean, const Tensor& var) {
   check_operands("batch_norm_stats (CUDA)", x, {}, {&mean, &var}, true);
   LOCKSTEP_CHECK(mean.dtype() == var.dtype() && (mean.dtype() == x.dtype() || mean.dtype() == DType::f64),
@@ -110,8 +108,8 @@ void layer_norm_backward_kernel(const Tensor& dy, const Tensor& x, const Tensor&
                             {&weight, &dweight, &dbias});
   DeviceGuard guard(x.device());
   launch_layer_norm_backward(x.dtype(), dy.data(), x.data(), mean.data(), rstd.data(), data_or_null(weight),
-                             dx.defined() ? dx.data() : nullptr, dweight.defined() ? dweight.data() : nullptr,
-                             dbias.defined() ? dbias.data() : nullptr, x.size(0), x.size(1));
+                             data_or_null(dx), data_or_null(dweight), data_or_null(dbias), x.size(0),
+                             x.size(1));
 }
 
 }  // namespace

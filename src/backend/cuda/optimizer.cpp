@@ -34,8 +34,6 @@ void check_update(const char* where, const ParamUpdate& u, std::size_t slots, st
   }
 }
 
-void* data_or_null(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
-
 void sgd_update_kernel(const std::vector<ParamUpdate>& params, const optim::SgdHyper& h) {
   if (params.empty()) return;
   const Device device = params.front().param.device();

@@ -40,8 +40,6 @@ bool is_relu(const char* where, UnaryOp act) {
   return act == UnaryOp::kRelu;
 }
 
-void* data_or_null(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
-
 void rnn_cell_kernel(UnaryOp act, const Tensor& gi, const Tensor& gh, const Tensor& h) {
   const char* where = "rnn_cell (CUDA)";
   const bool relu = is_relu(where, act);

@@ -43,8 +43,8 @@ void unary_backward_kernel(UnaryOp op, const Tensor& grad, const Tensor& x, cons
   LOCKSTEP_CHECK(dx.is_contiguous(), ValueError,
                  "unary_backward (CUDA): expected a contiguous result tensor");
   DeviceGuard guard(dx.device());
-  launch_unary_backward(op, dx.dtype(), grad.data(), x.defined() ? x.data() : nullptr,
-                        y.defined() ? y.data() : nullptr, dx.data(), dx.numel(), a, b);
+  launch_unary_backward(op, dx.dtype(), grad.data(), data_or_null(x), data_or_null(y), dx.data(), dx.numel(),
+                        a, b);
 }
 
 }  // namespace
