@@ -19,22 +19,10 @@ constexpr const char* kStepSlot = "step";
 
 std::string describe(const Tensor& t) { return str_cat(dtype_name(t.dtype()), " ", shape_str(t.shape())); }
 
-// grad + l1 * sign(param) as a fresh contiguous tensor (the parameter's .grad keeps the loss gradient).
+// grad + l1 * sign(param) as a fresh contiguous tensor (the parameter's .grad keeps the loss gradient), on
+// the parameter's device.
 Tensor with_l1(const Tensor& param, const Tensor& grad, double l1) {
-  if (!param.device().is_cpu())
-    return grad + unary_op("sign", UnaryOp::kSign, param, SaveForBackward::kNone) * l1;
-  Tensor out = empty(param.shape(), param.dtype());
-  dispatch_floating("Optimizer::step (l1)", param.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* p = param.data<T>();
-    const T* g = grad.data<T>();
-    T* o = out.data<T>();
-    const T w = static_cast<T>(l1);
-    for_each_element(param.numel(), [=](std::int64_t i) {
-      o[i] = g[i] + w * static_cast<T>((p[i] > T(0)) - (p[i] < T(0)));
-    });
-  });
-  return out;
+  return grad + unary_op("sign", UnaryOp::kSign, param, SaveForBackward::kNone) * l1;
 }
 
 }  // namespace
@@ -244,7 +232,7 @@ void Optimizer::load_state_dict(const nn::StateDict& state) {
     }
     for (std::size_t k = 0; k < slots_.size(); ++k) {
       const Tensor& saved = state.at(str_cat(pname, ".", slots_[k].name));
-      own.slots[k].copy_(saved.device() == param.device() ? saved : saved.to(param.device()));
+      own.slots[k].copy_(saved.to(param.device()));
     }
   }
 }
