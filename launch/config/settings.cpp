@@ -342,6 +342,13 @@ void read_deterministic(const Reader& r, Settings& s) {
                "fast mode has no micro-shards), but distributed.deterministic is false");
     return;
   }
+  if (s.run.precision != "f32") {
+    cfg.fail(
+        "run.precision",
+        str_cat("expected \"f32\" (or absent) under distributed.deterministic = true: its bitwise equality "
+                "at any world size and thread count is established for f32 kernels only, but got \"",
+                s.run.precision, "\""));
+  }
   s.distributed.micro_shards = r.integer("distributed.micro_shards", 8, 1, 1 << 20);
   s.distributed.micro_shards_key = cfg.locate("distributed.micro_shards");
   const std::int64_t m = s.distributed.micro_shards;
@@ -391,6 +398,7 @@ Settings read_settings(const Config& cfg) {
   s.run.sample_log = cfg.get_bool("run.sample_log", false);
   s.run.device = cfg.choice("run.device", {"cpu", "cuda", "auto"}, "cpu");
   s.run.device_key = cfg.locate("run.device");
+  s.run.precision = cfg.choice("run.precision", {"f32", "bf16"}, "f32");
 
   s.distributed.bucket_mb = r.number("distributed.bucket_mb", 4.0, 0.0, 1024.0, true);
   s.distributed.sync_batchnorm = cfg.get_bool("distributed.sync_batchnorm", true);

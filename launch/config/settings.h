@@ -14,7 +14,7 @@
 
 namespace lockstep::launch {
 
-// [run] seed, threads, output, epochs, max_steps, sample_log, device.
+// [run] seed, threads, output, epochs, max_steps, sample_log, device, precision.
 struct RunSection {
   std::uint64_t seed = 0;
   int threads = 0;  // 0: automatic
@@ -25,6 +25,9 @@ struct RunSection {
   // "cpu", "cuda" (local rank r trains on GPU r mod the node's GPUs) or "auto" (cuda where a GPU is usable).
   std::string device = "cpu";
   ConfigKey device_key;  // for a device that is not there, or a run that cannot use it
+  // "f32", or "bf16": convolutions and matrix products on bf16 operands with f32 accumulation, everything
+  // else f32 (src/core/precision.h).
+  std::string precision = "f32";
 };
 
 // [distributed] bucket_mb, sync_batchnorm, timeout_s.

@@ -79,6 +79,7 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
                  "train: expected run settings from setup_run (with a process group), but got none");
   distributed::ProcessGroup& group = *run.group;
   const int world = group.size();
+  const MatmulPrecisionScope precision(run.precision);  // training, evaluation and samples alike
   DataSplits data = make_data(settings.data, run.seed, group.rank(), world, task_data_kind(settings.task));
   const std::unique_ptr<Task> task = make_task({settings, run, data});
   split_random_streams(run);  // every rank draws its own dropout masks and noise from here on

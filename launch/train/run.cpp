@@ -60,6 +60,8 @@ std::string cuda_obstacle(const launch::Settings& settings, const RunSettings& r
         "the ", settings.task,
         " task trains on the CPU only so far (CUDA covers the classifier, GAN and PixelCNN tasks)");
   if (run.deterministic()) return "the deterministic mode runs on the CPU only so far";
+  if (run.precision != MatmulPrecision::kF32)
+    return "bf16 precision (run.precision) runs on the CPU only so far";
   if (settings.train.adversarial_epsilon > 0)
     return "adversarial training (train.adversarial_epsilon) runs on the CPU only so far";
   if (settings.model.clip_grad_norm > 0 || settings.generator.clip_grad_norm > 0 ||
@@ -153,6 +155,7 @@ RunSettings setup_run(const launch::Settings& settings, std::shared_ptr<distribu
   if (run.threads == 0) run.threads = run.world() > 1 ? default_threads(*run.group) : 0;
   if (run.threads > 0) set_num_threads(run.threads);
   run.threads = num_threads();
+  run.precision = settings.run.precision == "bf16" ? MatmulPrecision::kBf16 : MatmulPrecision::kF32;
   run.device = resolve_device(settings, run);
 #ifdef LOCKSTEP_WITH_NCCL
   if (run.device.is_cuda() && run.world() > 1)
@@ -190,6 +193,9 @@ std::string describe_job(const RunSettings& run, std::int64_t per_rank_batch) {
                  " per rank = ", per_rank_batch * world, " global, ", run.threads,
                  run.threads == 1 ? " thread" : " threads", " per rank",
                  run.device.is_cpu() ? std::string() : str_cat(", on ", run.device.str()),
+                 run.precision == MatmulPrecision::kF32
+                     ? std::string()
+                     : str_cat(", ", precision_name(run.precision), " convolutions and matrix products"),
                  run.deterministic() ? str_cat(", deterministic (", run.micro_shards, " micro-shards of ",
                                                per_rank_batch * world / run.micro_shards, ")")
                                      : std::string());

@@ -14,6 +14,7 @@
 #include "distributed/reducer.h"
 #include "launch/config/settings.h"
 #include "launch/env/signals.h"
+#include "src/core/precision.h"
 #include "src/nn/module.h"
 
 namespace lockstep::launch {
@@ -35,6 +36,7 @@ struct RunSettings {
   std::uint64_t seed = 0;
   int threads = 0;  // per rank, after the default was resolved
   Device device = kCPU;  // where this rank's networks, optimizers and batches live (run.device, resolved)
+  MatmulPrecision precision = MatmulPrecision::kF32;  // run.precision, in force process-wide during the run
   std::filesystem::path output;
   std::int64_t epochs = 1;
   std::int64_t max_steps = 0;  // 0: no limit

@@ -1,7 +1,8 @@
 // The CPU convolution kernels (src/backend/cpu/conv_kernels.h) on every mechanism the dispatch can pick:
 // automatic choice, im2col + GEMM forced and oneDNN forced, against a direct f64 loop reference for the
 // forward pass and both gradients, on shapes that reach the direct AVX-512, narrow (few output channels),
-// dense-GEMM, grouped, dilated and odd-batch code paths. Also the geometry validation.
+// dense-GEMM, grouped, dilated and odd-batch code paths; the same at bf16 precision against the reference on
+// operands rounded to bf16. Also the geometry validation.
 #include "src/backend/cpu/conv_kernels.h"
 
 #include <gtest/gtest.h>
@@ -10,11 +11,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "src/backend/cpu/conv_internal.h"
 #include "src/core/error.h"
+#include "src/core/precision.h"
 #include "tests/support/expect_error.h"
 
 namespace lockstep::cpu {
@@ -193,6 +197,79 @@ TEST(ConvKernels, EveryPathMatchesTheReferenceInF32) {
       if (path == Conv2dPath::kOneDnn && !c.onednn) continue;
       check_kernels<float>(c.g, std::string(c.name) + " path " + std::to_string(static_cast<int>(path)),
                            1e-4);
+    }
+  }
+}
+
+// bf16 precision: each pass multiplies its two operands rounded to bf16 and sums in f32, on every path
+// (oneDNN's bf16 primitives, or the f32 mechanisms on rounded copies). So the results match the reference on
+// rounded operands to f32 rounding, and differ from the f32 reference by far more.
+TEST(ConvKernels, Bf16MatchesTheReferenceOnRoundedOperands) {
+  const MatmulPrecisionScope bf16(MatmulPrecision::kBf16);
+  for (const Conv2dPath path : {Conv2dPath::kAuto, Conv2dPath::kGemm, Conv2dPath::kOneDnn}) {
+    const PathGuard guard(path);
+    for (const Case& c : cases()) {
+      if (path == Conv2dPath::kOneDnn && !c.onednn) continue;
+      const Conv2dGeometry& g = c.g;
+      const std::string name = std::string(c.name) + " path " + std::to_string(static_cast<int>(path));
+      const int64_t ys = g.N * g.K * g.P() * g.Q();
+      auto x = random_values(g.N * g.C * g.H * g.W, 1),
+           w = random_values(g.K * (g.C / g.groups) * g.R * g.S, 2), dy = random_values(ys, 4);
+      const auto b = random_values(g.K, 3);
+      const Reference exact = reference(g, x, w, b, dy);
+      for (auto* v : {&x, &w, &dy})
+        for (double& e : *v) e = round_to_bf16(static_cast<float>(e));
+      const Reference ref = reference(g, x, w, b, dy);
+      // The kernels get the unrounded f32 values and must round them themselves.
+      const auto unrounded = [](const std::vector<double>& r) {
+        return std::vector<float>(r.begin(), r.end());
+      };
+      const std::vector<float> xt = unrounded(random_values(g.N * g.C * g.H * g.W, 1)),
+                               wt = unrounded(random_values(g.K * (g.C / g.groups) * g.R * g.S, 2)),
+                               dyt = unrounded(random_values(ys, 4)), bt = unrounded(b);
+      std::vector<float> y(static_cast<size_t>(ys)), dx(xt.size()), dw(wt.size()), db(bt.size());
+      conv2d_forward<float>(g, xt.data(), wt.data(), bt.data(), y.data());
+      expect_close(y, ref.y, ref.y_abs, 1e-4, name + " bf16 forward");
+      conv2d_backward_input<float>(g, dyt.data(), wt.data(), dx.data());
+      expect_close(dx, ref.dx, ref.dx_abs, 1e-4, name + " bf16 input gradient");
+      conv2d_backward_weight<float>(g, dyt.data(), xt.data(), dw.data(), db.data());
+      expect_close(dw, ref.dw, ref.dw_abs, 1e-4, name + " bf16 weight gradient");
+      expect_close(db, ref.db, ref.db_abs, 1e-4, name + " bf16 bias gradient (the sum of rounded dy)");
+      // Far from f32: bf16 keeps 8 significant bits.
+      double worst = 0.0;
+      for (size_t i = 0; i < y.size(); ++i)
+        worst = std::max(worst, std::abs(y[i] - exact.y[i]) / (exact.y_abs[i] + 1e-30));
+      EXPECT_GT(worst, 1e-4) << name << ": bf16 results as close to f32 as f32 itself";
+    }
+  }
+}
+
+TEST(ConvKernels, LayoutTransposesMatchTheirDefinition) {
+  // The NCHW <-> NHWC transposes around oneDNN's bf16 convolutions, vector bodies and scalar remainders.
+  for (const int64_t C : {3, 16, 24, 40}) {
+    for (const int64_t HW : {1, 15, 16, 37}) {
+      const int64_t N = 2, total = N * C * HW;
+      std::vector<float> src(static_cast<size_t>(total));
+      const auto values = random_values(total, static_cast<unsigned>(C * 100 + HW));
+      for (int64_t i = 0; i < total; ++i)
+        src[static_cast<size_t>(i)] = static_cast<float>(values[static_cast<size_t>(i)]);
+      src[1] = std::numeric_limits<float>::quiet_NaN();
+      std::vector<std::uint16_t> nhwc(src.size());
+      std::vector<float> back(src.size());
+      conv_internal::nchw_to_nhwc_bf16(src.data(), nhwc.data(), N, C, HW);
+      conv_internal::nhwc_to_nchw(src.data(), back.data(), N, C, HW);  // src read as [N, HW, C]
+      for (int64_t n = 0; n < N; ++n) {
+        for (int64_t c = 0; c < C; ++c) {
+          for (int64_t p = 0; p < HW; ++p) {
+            const size_t nchw = static_cast<size_t>((n * C + c) * HW + p),
+                         nhwc_i = static_cast<size_t>((n * HW + p) * C + c);
+            ASSERT_EQ(nhwc[nhwc_i], bf16_bits(src[nchw]))
+                << "C=" << C << " HW=" << HW << " n,c,p=" << n << "," << c << "," << p;
+            ASSERT_TRUE(back[nchw] == src[nhwc_i] || (std::isnan(back[nchw]) && std::isnan(src[nhwc_i])))
+                << "C=" << C << " HW=" << HW;
+          }
+        }
+      }
     }
   }
 }

@@ -168,6 +168,18 @@ TEST(Settings, TheValidationHoldOutIsSeededDisjointAndCoversTheSplit) {
 namespace lockstep::launch {
 namespace {
 
+TEST(Settings, PrecisionIsF32OrBf16AndDeterministicModeKeepsF32) {
+  EXPECT_EQ(read(kClassifier).run.precision, "f32");
+  EXPECT_EQ(read(kClassifier, {"run.precision=\"bf16\""}).run.precision, "bf16");
+  expect_error<ConfigError>([&] { read(kClassifier, {"run.precision=\"fp16\""}); },
+                            {"run.precision", "f32", "bf16", "fp16"});
+  expect_error<ConfigError>(
+      [&] {
+        read(kClassifier, {"distributed.deterministic=true", "run.precision=\"bf16\""});
+      },
+      {"run.precision", "deterministic", "f32 kernels only"});
+}
+
 TEST(Settings, DeterministicModeReadsPowerOfTwoMicroShardsAndRefusesWhatItCannotKeep) {
   const Settings s = read(kClassifier, {"distributed.deterministic=true"});
   EXPECT_TRUE(s.distributed.deterministic);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "src/core/error.h"
+#include "src/core/precision.h"
 #include "src/core/rng.h"
 #include "src/models/autoencoder.h"
 #include "src/models/conditional.h"
@@ -55,6 +56,7 @@ struct Options {
   std::string model = "all";
   int steps = 20;
   int warmup = 3;
+  lockstep::MatmulPrecision precision = lockstep::MatmulPrecision::kF32;  // --precision f32|bf16
 };
 
 // One training iteration over the model's fixed synthetic batch, and the images it consumes.
@@ -259,6 +261,7 @@ double peak_rss_mb() {
 // Runs `warmup` untimed and `steps` timed iterations; images per second come from the median step time, which
 // load from other processes on a shared machine disturbs less than the mean.
 void run_model(const std::string& model, const Options& options) {
+  const lockstep::MatmulPrecisionScope precision(options.precision);
   lockstep::Generator gen(kSeed);
   Workload work = make_workload(model, gen);
   for (int i = 0; i < options.warmup; ++i) work.step();
@@ -271,9 +274,10 @@ void run_model(const std::string& model, const Options& options) {
   std::nth_element(seconds.begin(), seconds.begin() + static_cast<std::ptrdiff_t>(seconds.size() / 2),
                    seconds.end());
   const double median = seconds[seconds.size() / 2];
-  std::printf("model=%s threads=%d batch=%lld images_per_s=%.1f peak_rss_mb=%.1f\n", model.c_str(),
-              omp_get_max_threads(), static_cast<long long>(work.batch),
-              static_cast<double>(work.batch) / median, peak_rss_mb());
+  std::printf("model=%s threads=%d batch=%lld images_per_s=%.1f peak_rss_mb=%.1f precision=%s\n",
+              model.c_str(), omp_get_max_threads(), static_cast<long long>(work.batch),
+              static_cast<double>(work.batch) / median, peak_rss_mb(),
+              lockstep::precision_name(options.precision));
   std::fflush(stdout);
 }
 
@@ -287,7 +291,9 @@ int run_all(const Options& options) {
                                      "--steps",
                                      std::to_string(options.steps),
                                      "--warmup",
-                                     std::to_string(options.warmup)};
+                                     std::to_string(options.warmup),
+                                     "--precision",
+                                     lockstep::precision_name(options.precision)};
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -306,13 +312,20 @@ Options parse(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    LOCKSTEP_CHECK(i + 1 < argc && (flag == "--model" || flag == "--steps" || flag == "--warmup"),
+    LOCKSTEP_CHECK(i + 1 < argc && (flag == "--model" || flag == "--steps" || flag == "--warmup" ||
+                                    flag == "--precision"),
                    lockstep::ValueError,
-                   "lockstep_bench_train: expected --model mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|cyclegan|lstm|all, ",
-                   "--steps N or --warmup N, but got '", flag, "'");
+                   "lockstep_bench_train: expected --model "
+                   "mlp|resnet20|resnet20_28|dcgan|cgan|wgan_gp|vae|pixelcnn|cyclegan|lstm|all, ",
+                   "--steps N, --warmup N or --precision f32|bf16, but got '", flag, "'");
     const std::string value = argv[++i];
     if (flag == "--model") {
       options.model = value;
+    } else if (flag == "--precision") {
+      LOCKSTEP_CHECK(value == "f32" || value == "bf16", lockstep::ValueError,
+                     "lockstep_bench_train: expected --precision f32 or bf16, but got '", value, "'");
+      options.precision =
+          value == "bf16" ? lockstep::MatmulPrecision::kBf16 : lockstep::MatmulPrecision::kF32;
     } else if (flag == "--steps") {
       options.steps = std::stoi(value);
     } else {

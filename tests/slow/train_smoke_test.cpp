@@ -17,6 +17,7 @@
 #include "launch/train/gan.h"
 #include "launch/train/loop.h"
 #include "launch/train/run.h"
+#include "src/core/precision.h"
 #include "tests/support/fashion_mnist.h"
 
 namespace lockstep {
@@ -90,6 +91,34 @@ lr = 2e-3
   const launch::TrainResult r = classify(cfg);
   EXPECT_LT(r.figure("train_loss"), 0.7 * r.figure("first_loss")) << "first " << r.figure("first_loss") << ", last " << r.figure("train_loss");
   EXPECT_GT(r.figure("test_accuracy"), 0.65);
+}
+
+TEST_F(TrainSmoke, Bf16LossFallsLikeF32) {
+  // The same LeNet-5 run from the same seed in f32 and with bf16 convolutions and matrix products
+  // (run.precision): the bf16 run's loss falls as the f32 one does, and it is not the f32 run.
+  std::map<std::string, launch::TrainResult> results;
+  for (const std::string precision : {"f32", "bf16"}) {
+    results[precision] = classify(config(str_cat(R"(
+[run]
+seed = 4
+max_steps = 200
+precision = ")",
+                                                 precision, R"("
+output = ")",
+                                                 (dir_ / str_cat("lenet_", precision)).string(), R"("
+[model]
+name = "lenet5"
+[optimizer]
+name = "adam"
+lr = 2e-3
+)")));
+  }
+  const launch::TrainResult &f32 = results["f32"], &bf16 = results["bf16"];
+  EXPECT_LT(bf16.figure("train_loss"), 0.7 * bf16.figure("first_loss"));
+  EXPECT_NEAR(bf16.figure("train_loss"), f32.figure("train_loss"), 0.15 * f32.figure("train_loss"));
+  EXPECT_NEAR(bf16.figure("test_accuracy"), f32.figure("test_accuracy"), 0.05);
+  EXPECT_NE(bf16.figure("train_loss"), f32.figure("train_loss")) << "the bf16 run computed in f32";
+  EXPECT_EQ(matmul_precision(), MatmulPrecision::kF32) << "the run left bf16 in force";
 }
 
 TEST_F(TrainSmoke, EarlyStoppingEndsAfterPatienceEpochsWithoutGain) {

@@ -170,11 +170,18 @@ void narrow_backward_input(const Conv2dGeometry& g, const float* dy, const float
 void narrow_backward_weight(const Conv2dGeometry& g, const float* dy, const float* x, float* dw,
                             float* dbias);
 
-// oneDNN f32 (conv_onednn.cpp). Operands in the caller's plain layouts: forward a=x, b=w, out=y, bias=bias
+// NCHW <-> NHWC activation transposes for oneDNN's bf16 convolutions (conv_layout.cpp): src [N, C, HW] f32
+// -> dst [N, HW, C] as bf16 bits (bf16_bits' rounding), and src [N, HW, C] -> dst [N, C, HW] f32.
+void nchw_to_nhwc_bf16(const float* src, std::uint16_t* dst, int64_t N, int64_t C, int64_t HW);
+void nhwc_to_nchw(const float* src, float* dst, int64_t N, int64_t C, int64_t HW);
+
+// oneDNN (conv_onednn.cpp), f32 operands in the caller's plain layouts: forward a=x, b=w, out=y, bias=bias
 // (input, nullable); backward data a=dy, b=w, out=dx, bias=null; backward weights a=x, b=dy, out=dw,
-// bias=dbias (output, nullable). Returns false, having written nothing, when oneDNN has no implementation for
-// the geometry, unless `required`: then throws NotImplementedError.
+// bias=dbias (output, nullable). With `bf16`, a and b are converted to bfloat16 on their way into the
+// primitive (the reorders to its layouts round them) and out and bias stay f32. Returns false, having written
+// nothing, when oneDNN has no implementation for the geometry, unless `required`: then throws
+// NotImplementedError.
 bool onednn_conv2d(Pass pass, const Conv2dGeometry& g, const float* a, const float* b, float* out,
-                   float* bias, bool required);
+                   float* bias, bool required, bool bf16);
 
 }  // namespace lockstep::cpu::conv_internal

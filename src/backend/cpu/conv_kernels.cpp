@@ -6,11 +6,14 @@
 
 #include <omp.h>
 
+#include <array>
 #include <atomic>
 #include <type_traits>
+#include <vector>
 
 #include "src/backend/cpu/conv_internal.h"
 #include "src/core/error.h"
+#include "src/core/precision.h"
 
 namespace lockstep::cpu {
 
@@ -75,26 +78,62 @@ Mechanism f32_mechanism(Pass pass, const Conv2dGeometry& g) {
   return Mechanism::kOneDnn;
 }
 
-// Runs an f32 pass on oneDNN or the direct kernel when the dispatch picks one of them; false when the GEMM
-// path must take it. Operands as conv_internal::onednn_conv2d takes them.
-bool run_f32(Pass pass, const Conv2dGeometry& g, const float* a, const float* b, float* out, float* bias) {
+// Runs an f32 pass on the mechanism the dispatch picks. Operands as conv_internal::onednn_conv2d takes them.
+void run_f32(Pass pass, const Conv2dGeometry& g, const float* a, const float* b, float* out, float* bias) {
   const Mechanism m = f32_mechanism(pass, g);
   switch (m) {
-    case Mechanism::kGemm:
-      return false;
     case Mechanism::kDirectAvx512:
       conv_internal::direct_backward_input(g, a, b, out);
-      return true;
+      return;
     case Mechanism::kNarrow:
       if (pass == Pass::kForward) conv_internal::narrow_forward(g, a, b, bias, out);
       if (pass == Pass::kBackwardData) conv_internal::narrow_backward_input(g, a, b, out);
       if (pass == Pass::kBackwardWeights) conv_internal::narrow_backward_weight(g, b, a, out, bias);
-      return true;
+      return;
     case Mechanism::kOneDnn:
     case Mechanism::kOneDnnOnly:
-      return conv_internal::onednn_conv2d(pass, g, a, b, out, bias, m == Mechanism::kOneDnnOnly);
+      if (conv_internal::onednn_conv2d(pass, g, a, b, out, bias, m == Mechanism::kOneDnnOnly, false)) return;
+      break;
+    case Mechanism::kGemm:
+      break;
   }
-  return false;
+  if (pass == Pass::kForward) conv_internal::forward_gemm(g, a, b, bias, out);
+  if (pass == Pass::kBackwardData) conv_internal::backward_input_gemm(g, a, b, out);
+  if (pass == Pass::kBackwardWeights) conv_internal::backward_weight_gemm(g, b, a, out, bias);
+}
+
+// Elements of a pass's two multiplied operands (a, b as run_f32 takes them).
+std::array<int64_t, 2> operand_sizes(Pass pass, const Conv2dGeometry& g) {
+  const int64_t x = g.N * g.C * g.H * g.W, y = g.N * g.K * g.P() * g.Q(),
+                w = g.K * (g.C / g.groups) * g.R * g.S;
+  if (pass == Pass::kForward) return {x, w};
+  if (pass == Pass::kBackwardData) return {y, w};
+  return {x, y};
+}
+
+std::vector<float> rounded_to_bf16(const float* p, int64_t n) {
+  std::vector<float> r(static_cast<size_t>(n));
+#pragma omp parallel for schedule(static) if (n > (int64_t{1} << 16))
+  for (int64_t i = 0; i < n; ++i) r[static_cast<size_t>(i)] = round_to_bf16(p[i]);
+  return r;
+}
+
+// A pass at matmul_precision(): f32, or bf16 on oneDNN's bf16 primitives where it has them (unless the GEMM
+// path is forced) and otherwise on the f32 mechanisms given copies of a and b rounded to bf16 (products of
+// bf16 numbers are exact in f32, so both compute the same sums, up to order).
+void run_float(Pass pass, const Conv2dGeometry& g, const float* a, const float* b, float* out, float* bias) {
+  if (matmul_precision() != MatmulPrecision::kBf16) {
+    run_f32(pass, g, a, b, out, bias);
+    return;
+  }
+  const Conv2dPath path = g_path.load(std::memory_order_relaxed);
+  if (path != Conv2dPath::kGemm &&
+      conv_internal::onednn_conv2d(pass, g, a, b, out, bias, path == Conv2dPath::kOneDnn, true)) {
+    return;
+  }
+  const auto [na, nb] = operand_sizes(pass, g);
+  const std::vector<float> ra = rounded_to_bf16(a, na), rb = rounded_to_bf16(b, nb);
+  run_f32(pass, g, ra.data(), rb.data(), out, bias);
 }
 
 }  // namespace
@@ -121,27 +160,30 @@ template <class T>
 void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   validate_conv2d_geometry(g);
   if constexpr (std::is_same_v<T, float>) {
-    if (run_f32(Pass::kForward, g, x, w, y, const_cast<float*>(bias))) return;
+    run_float(Pass::kForward, g, x, w, y, const_cast<float*>(bias));
+  } else {
+    conv_internal::forward_gemm(g, x, w, bias, y);
   }
-  conv_internal::forward_gemm(g, x, w, bias, y);
 }
 
 template <class T>
 void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
   validate_conv2d_geometry(g);
   if constexpr (std::is_same_v<T, float>) {
-    if (run_f32(Pass::kBackwardData, g, dy, w, dx, nullptr)) return;
+    run_float(Pass::kBackwardData, g, dy, w, dx, nullptr);
+  } else {
+    conv_internal::backward_input_gemm(g, dy, w, dx);
   }
-  conv_internal::backward_input_gemm(g, dy, w, dx);
 }
 
 template <class T>
 void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* dbias) {
   validate_conv2d_geometry(g);
   if constexpr (std::is_same_v<T, float>) {
-    if (run_f32(Pass::kBackwardWeights, g, x, dy, dw, dbias)) return;
+    run_float(Pass::kBackwardWeights, g, x, dy, dw, dbias);
+  } else {
+    conv_internal::backward_weight_gemm(g, dy, x, dw, dbias);
   }
-  conv_internal::backward_weight_gemm(g, dy, x, dw, dbias);
 }
 
 template void conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*);

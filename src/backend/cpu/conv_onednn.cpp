@@ -26,13 +26,14 @@ namespace {
 // chunk is reordered in, convolved and reordered out while it is still in cache. A Plan holds the primitive
 // for one chunk size (blocked "any" layouts) and the reorders between the caller's plain layouts and the
 // primitive's. Plans are cached by pass, geometry, chunk size, bias and thread count behind a mutex;
-// executing one is thread-safe (user-mode scratchpad, buffers from thread scratch).
+// executing one is thread-safe (user-mode scratchpad, buffers from thread scratch). A bf16 plan takes its two
+// multiplied operands in bf16 (the reorders in convert them) and writes f32.
 
 // Activation bytes (input + output) per chunk and thread: the L2 of one Zen 5 core.
 constexpr int64_t kChunkBytes = int64_t{1} << 20;
 
 struct PlanKey {
-  std::array<int64_t, 17> v;
+  std::array<int64_t, 18> v;
   bool operator==(const PlanKey& o) const { return v == o.v; }
 };
 
@@ -46,11 +47,15 @@ struct PlanKeyHash {
 
 // One primitive operand that the caller holds in a plain layout: its plain and its primitive descriptors and
 // the reorder between them (plain -> primitive for inputs, primitive -> plain for outputs; empty when equal).
+// NCHW activations going to bf16 NHWC, or coming back from f32 NHWC (the AMX convolutions' layout), take
+// the transposes of conv_layout.cpp instead of the reorder.
 struct Operand {
+  enum class Transpose : std::uint8_t { kNone, kToNhwcBf16, kFromNhwc };
   int arg = 0;
   dnnl::memory::desc user_md, prim_md;
   dnnl::reorder reorder;
   bool needs_reorder = false;
+  Transpose transpose = Transpose::kNone;
 };
 
 struct Plan {
@@ -92,7 +97,16 @@ Operand make_operand(int arg, const dnnl::memory::desc& user_md, const dnnl::mem
   op.user_md = user_md;
   op.prim_md = prim_md;
   op.needs_reorder = user_md != prim_md;
-  if (op.needs_reorder) {
+  using dnnl::memory;
+  const memory::dims dims = user_md.dims();
+  if (op.needs_reorder && dims.size() == 4 &&
+      user_md == memory::desc(dims, memory::data_type::f32, memory::format_tag::nchw)) {
+    if (input && prim_md == memory::desc(dims, memory::data_type::bf16, memory::format_tag::nhwc))
+      op.transpose = Operand::Transpose::kToNhwcBf16;
+    if (!input && prim_md == memory::desc(dims, memory::data_type::f32, memory::format_tag::nhwc))
+      op.transpose = Operand::Transpose::kFromNhwc;
+  }
+  if (op.needs_reorder && op.transpose == Operand::Transpose::kNone) {
     auto& eng = dnnl_engine();
     op.reorder = input ? dnnl::reorder(dnnl::reorder::primitive_desc(eng, user_md, eng, prim_md))
                        : dnnl::reorder(dnnl::reorder::primitive_desc(eng, prim_md, eng, user_md));
@@ -102,10 +116,16 @@ Operand make_operand(int arg, const dnnl::memory::desc& user_md, const dnnl::mem
 
 // Builds the plan for g (g.N is the chunk size) with `algo`. Throws dnnl::error when oneDNN has no
 // implementation.
-std::shared_ptr<Plan> build_plan(Pass pass, const Conv2dGeometry& g, bool with_bias, dnnl::algorithm algo) {
+std::shared_ptr<Plan> build_plan(Pass pass, const Conv2dGeometry& g, bool with_bias, dnnl::algorithm algo,
+                                 bool bf16) {
   using dnnl::memory;
   using tag = memory::format_tag;
   const auto f32 = memory::data_type::f32;
+  // The primitive's operand types: in bf16 the pass's two inputs are bf16, its output f32.
+  const auto in = bf16 ? memory::data_type::bf16 : f32;
+  const auto x_type = pass == Pass::kBackwardData ? f32 : in;
+  const auto y_type = pass == Pass::kForward ? f32 : in;
+  const auto w_type = pass == Pass::kBackwardWeights ? f32 : in;
   auto& eng = dnnl_engine();
   const memory::dims x_dims{g.N, g.C, g.H, g.W}, y_dims{g.N, g.K, g.P(), g.Q()};
   const memory::dims w_dims = g.groups == 1
@@ -116,16 +136,19 @@ std::shared_ptr<Plan> build_plan(Pass pass, const Conv2dGeometry& g, bool with_b
   const memory::dims pad_l{g.pad_h, g.pad_w}, pad_r{g.pad_h, g.pad_w};
   const memory::desc x_user(x_dims, f32, tag::nchw), y_user(y_dims, f32, tag::nchw),
       w_user(w_dims, f32, w_tag);
-  const memory::desc x_any(x_dims, f32, tag::any), y_any(y_dims, f32, tag::any), w_any(w_dims, f32, tag::any);
+  const memory::desc x_any(x_dims, x_type, tag::any), y_any(y_dims, y_type, tag::any),
+      w_any(w_dims, w_type, tag::any);
   const memory::desc b_md({g.K}, f32, tag::x);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const auto training = dnnl::prop_kind::forward_training;
 
+  // The forward pass, also the hint of the backward passes (forward types: inputs `in`, output f32).
+  const memory::desc x_fwd(x_dims, in, tag::any), w_fwd(w_dims, in, tag::any), y_fwd(y_dims, f32, tag::any);
   auto fwd_desc = with_bias && pass == Pass::kForward
-                      ? dnnl::convolution_forward::desc(training, algo, x_any, w_any, b_md, y_any, strides,
+                      ? dnnl::convolution_forward::desc(training, algo, x_fwd, w_fwd, b_md, y_fwd, strides,
                                                         dilates, pad_l, pad_r)
-                      : dnnl::convolution_forward::desc(training, algo, x_any, w_any, y_any, strides, dilates,
+                      : dnnl::convolution_forward::desc(training, algo, x_fwd, w_fwd, y_fwd, strides, dilates,
                                                         pad_l, pad_r);
   auto plan = std::make_shared<Plan>();
   if (pass == Pass::kForward) {
@@ -206,9 +229,10 @@ class PlanCache {
  public:
   // The plan for g (g.N is the chunk size) run by `threads` threads, built on first use; null when oneDNN has
   // no implementation for it.
-  std::shared_ptr<Plan> get(Pass pass, const Conv2dGeometry& g, bool with_bias, int threads) {
-    const PlanKey key{{static_cast<int64_t>(pass), with_bias ? 1 : 0, threads, g.N, g.C, g.H, g.W, g.K, g.R,
-                       g.S, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.groups}};
+  std::shared_ptr<Plan> get(Pass pass, const Conv2dGeometry& g, bool with_bias, int threads, bool bf16) {
+    const PlanKey key{{static_cast<int64_t>(pass), with_bias ? 1 : 0, threads, bf16 ? 1 : 0, g.N, g.C, g.H,
+                       g.W, g.K, g.R, g.S, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w,
+                       g.groups}};
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = plans_.find(key);
@@ -216,16 +240,16 @@ class PlanCache {
     }
     std::shared_ptr<Plan> plan;
     ThreadCountGuard guard(threads);
-    if (prefer_winograd(pass, g)) {
+    if (!bf16 && prefer_winograd(pass, g)) {
       try {
-        plan = build_plan(pass, g, with_bias, dnnl::algorithm::convolution_winograd);
+        plan = build_plan(pass, g, with_bias, dnnl::algorithm::convolution_winograd, bf16);
       } catch (const dnnl::error& e) {
         check_onednn_failure("primitive creation", e, true);
       }
     }
     if (!plan) {
       try {
-        plan = build_plan(pass, g, with_bias, dnnl::algorithm::convolution_direct);
+        plan = build_plan(pass, g, with_bias, dnnl::algorithm::convolution_direct, bf16);
       } catch (const dnnl::error& e) {
         check_onednn_failure("primitive creation", e, true);
       }
@@ -323,7 +347,13 @@ void run_chunk_range(const PassData& d, int64_t c0, int64_t c1) {
       return;
     }
     dnnl::memory prim(op.prim_md, eng, ts.get(slot, op.prim_md.get_size()));
-    op.reorder.execute(strm, user, prim);
+    if (op.transpose == Operand::Transpose::kToNhwcBf16) {
+      const dnnl::memory::dims dims = op.user_md.dims();
+      nchw_to_nhwc_bf16(ptr, static_cast<std::uint16_t*>(prim.get_data_handle()), dims[0], dims[1],
+                        dims[2] * dims[3]);
+    } else {
+      op.reorder.execute(strm, user, prim);
+    }
     args.emplace(op.arg, prim);
   };
   float* bias_chunk = weights_out && d.bias != nullptr && c1 - c0 > 1
@@ -362,7 +392,14 @@ void run_chunk_range(const PassData& d, int64_t c0, int64_t c1) {
     }
     plan.prim.execute(strm, args);
     if (!weights_out) {
-      if (plan.act_out.needs_reorder) plan.act_out.reorder.execute(strm, out_prim, out_user);
+      if (plan.act_out.transpose == Operand::Transpose::kFromNhwc) {
+        strm.wait();
+        const dnnl::memory::dims dims = plan.act_out.user_md.dims();
+        nhwc_to_nchw(static_cast<const float*>(out_prim.get_data_handle()), d.out + n0 * out_img, dims[0],
+                     dims[1], dims[2] * dims[3]);
+      } else if (plan.act_out.needs_reorder) {
+        plan.act_out.reorder.execute(strm, out_prim, out_user);
+      }
     } else if (!first) {
       plan.wei_accumulate.execute(strm, out_prim, out_user);
     } else if (plan.wei.needs_reorder) {
@@ -428,21 +465,22 @@ void run_chunks_parallel(const PassData& d, int64_t nchunks) {
 }  // namespace
 
 bool onednn_conv2d(Pass pass, const Conv2dGeometry& g, const float* a, const float* b, float* out,
-                   float* bias, bool required) {
+                   float* bias, bool required, bool bf16) {
   const ChunkLayout layout = chunk_layout(g);
   Conv2dGeometry chunk = g;
   chunk.N = layout.nb;
-  std::shared_ptr<Plan> main = plan_cache().get(pass, chunk, bias != nullptr, layout.plan_threads);
+  std::shared_ptr<Plan> main = plan_cache().get(pass, chunk, bias != nullptr, layout.plan_threads, bf16);
   std::shared_ptr<Plan> tail;
   const int64_t rest = g.N % layout.nb;
   if (main && rest != 0) {
     chunk.N = rest;
-    tail = plan_cache().get(pass, chunk, bias != nullptr, layout.plan_threads);
+    tail = plan_cache().get(pass, chunk, bias != nullptr, layout.plan_threads, bf16);
   }
   if (!main || (rest != 0 && !tail)) {
-    LOCKSTEP_CHECK(!required, NotImplementedError, "conv2d: expected a geometry oneDNN implements (the path ",
-                   "is forced to oneDNN), but got N=", g.N, " C=", g.C, " H=", g.H, " W=", g.W, " K=", g.K,
-                   " R=", g.R, " S=", g.S, " groups=", g.groups, ". Use Conv2dPath::kAuto.");
+    LOCKSTEP_CHECK(!required, NotImplementedError, "conv2d: expected a geometry oneDNN implements in ",
+                   bf16 ? "bf16" : "f32", " (the path is forced to oneDNN), but got N=", g.N, " C=", g.C,
+                   " H=", g.H, " W=", g.W, " K=", g.K, " R=", g.R, " S=", g.S, " groups=", g.groups,
+                   ". Use Conv2dPath::kAuto.");
     return false;
   }
   try {

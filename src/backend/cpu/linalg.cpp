@@ -1,11 +1,23 @@
-// CPU GEMM through OpenBLAS (cblas), batched over the leading dimension.
+// CPU GEMM through OpenBLAS (cblas), batched over the leading dimension. f32 at bf16 precision
+// (src/core/precision.h) runs sgemm on copies of the operands rounded to bf16: the products of bf16 numbers
+// are exact in f32, so these are bf16 GEMM's numbers, at f32 speed (Debian's OpenBLAS has no sbgemm).
 #include <cblas.h>
 
+#include <vector>
+
 #include "src/backend/cpu/register.h"
+#include "src/core/precision.h"
 #include "src/ops/kernels.h"
 
 namespace lockstep::cpu {
 namespace {
+
+std::vector<float> rounded_to_bf16(const float* p, std::int64_t n) {
+  std::vector<float> r(static_cast<std::size_t>(n));
+#pragma omp parallel for schedule(static) if (n > (std::int64_t{1} << 16))
+  for (std::int64_t i = 0; i < n; ++i) r[static_cast<std::size_t>(i)] = round_to_bf16(p[i]);
+  return r;
+}
 
 void gemm_kernel(const Tensor& a, const Tensor& b, const Tensor& c, Transpose ta, Transpose tb, double alpha,
                  double beta) {
@@ -20,6 +32,15 @@ void gemm_kernel(const Tensor& a, const Tensor& b, const Tensor& c, Transpose ta
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     T* pc = c.data<T>();
+    std::vector<float> rounded_a, rounded_b;
+    if constexpr (std::is_same_v<T, float>) {
+      if (matmul_precision() == MatmulPrecision::kBf16) {
+        rounded_a = rounded_to_bf16(pa, a.numel());
+        rounded_b = rounded_to_bf16(pb, b.numel());
+        pa = rounded_a.data();
+        pb = rounded_b.data();
+      }
+    }
     for (std::int64_t i = 0; i < batch; ++i) {
       // A batch dimension of 1 in a or b is broadcast (stride 0).
       const T* ai = pa + (a.size(0) == 1 ? 0 : i * sa);
