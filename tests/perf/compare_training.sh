@@ -7,6 +7,8 @@
 #   MODELS                models to run (default: "mlp resnet20 resnet20_28 dcgan cgan wgan_gp vae pixelcnn cyclegan lstm")
 #   STEPS, WARMUP         timed and untimed iterations per run (default: 20 and 3)
 #   REPEATS               runs per model and framework, alternating; the best images/s is kept (default: 1)
+#   PRECISION             f32 (default) or bf16: Lockstep's --precision bf16 against PyTorch under CPU autocast
+#                         to bfloat16
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,6 +19,9 @@ models=(${MODELS:-mlp resnet20 resnet20_28 dcgan cgan wgan_gp vae pixelcnn cycle
 steps="${STEPS:-20}"
 warmup="${WARMUP:-3}"
 repeats="${REPEATS:-1}"
+precision="${PRECISION:-f32}"
+peer_precision=()
+[[ "$precision" == bf16 ]] && peer_precision=(--bf16)
 threads=("$@")
 [[ ${#threads[@]} -gt 0 ]] || threads=(1 2)
 
@@ -45,7 +50,7 @@ best() {
 baseline=$("$python" -c 'import torch
 for line in open("/proc/self/status"):
     if line.startswith("VmHWM:"): print(round(int(line.split()[1]) / 1024))')
-echo "steps=$steps warmup=$warmup repeats=$repeats; images/s from the median step (best run);" \
+echo "precision=$precision steps=$steps warmup=$warmup repeats=$repeats; images/s from the median step (best run);" \
   "PyTorch's peak RSS includes ${baseline} MB for the interpreter and libtorch after 'import torch'"
 printf "%-12s %7s %6s %13s %13s %8s %13s %13s\n" model threads load lockstep_img/s torch_img/s ratio \
   lockstep_rss_mb torch_rss_mb
@@ -56,9 +61,9 @@ for n in "${threads[@]}"; do
     load=$(cut -d' ' -f1 /proc/loadavg)
     ours="" theirs=""
     for ((r = 0; r < repeats; ++r)); do
-      ours=$(best "$("$bench" --model "$model" --steps "$steps" --warmup "$warmup")" "$ours")
+      ours=$(best "$("$bench" --model "$model" --steps "$steps" --warmup "$warmup" --precision "$precision")" "$ours")
       theirs=$(best "$("$python" "$here/train_peer.py" --model "$model" --threads "$n" --steps "$steps" \
-        --warmup "$warmup")" "$theirs")
+        --warmup "$warmup" "${peer_precision[@]}")" "$theirs")
     done
     ls_ips=$(field images_per_s "$ours")
     pt_ips=$(field images_per_s "$theirs")

@@ -388,6 +388,9 @@ def main():
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--bf16", action="store_true",
+                        help="each step under torch.autocast('cpu', bfloat16), the peer of Lockstep's "
+                             "--precision bf16")
     args = parser.parse_args()
     if args.steps <= 0 or args.warmup < 0:
         sys.exit(f"train_peer.py: expected --steps > 0 and --warmup >= 0, "
@@ -395,6 +398,12 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     batch, step = make_workload(args.model)
+    if args.bf16:
+        fp32_step = step
+
+        def step():
+            with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+                fp32_step()
     for _ in range(args.warmup):
         step()
     seconds = []
@@ -404,7 +413,8 @@ def main():
         seconds.append(time.perf_counter() - start)
     median = sorted(seconds)[len(seconds) // 2]  # the element bench_train.cpp takes as its median
     print(f"model={args.model} threads={torch.get_num_threads()} batch={batch} "
-          f"images_per_s={batch / median:.1f} peak_rss_mb={peak_rss_mb():.1f}", flush=True)
+          f"images_per_s={batch / median:.1f} peak_rss_mb={peak_rss_mb():.1f} "
+          f"precision={'bf16' if args.bf16 else 'f32'}", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,16 @@ bool has_avx512() {
   return yes;
 }
 
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-// GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_*, which -Wmaybe-uninitialized flags.
+// Per-function targets (GCC and clang alike); GCC 12's AVX-512 intrinsics start some results from
+// _mm512_undefined_*, which its -Wmaybe-uninitialized flags.
+#define LOCKSTEP_AVX512 __attribute__((target("avx512f")))
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 // bf16_bits of 16 floats (round to nearest even; NaN kept quiet).
-__m256i to_bf16x16(__m512 v) {
+LOCKSTEP_AVX512 __m256i to_bf16x16(__m512 v) {
   const __m512i u = _mm512_castps_si512(v);
   const __m512i high = _mm512_srli_epi32(u, 16);
   const __m512i bias =
@@ -38,7 +40,7 @@ __m256i to_bf16x16(__m512 v) {
 }
 
 // One image: src [C, HW] f32 -> dst [HW, C] bf16, 16 channels at a time.
-void to_nhwc_bf16_avx512(const float* src, std::uint16_t* dst, int64_t C, int64_t HW) {
+LOCKSTEP_AVX512 void to_nhwc_bf16_avx512(const float* src, std::uint16_t* dst, int64_t C, int64_t HW) {
   const int64_t c16 = C / 16 * 16;
   const __m512i rows =
       _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -55,7 +57,7 @@ void to_nhwc_bf16_avx512(const float* src, std::uint16_t* dst, int64_t C, int64_
 }
 
 // One image: src [HW, C] -> dst [C, HW], 16 pixels at a time.
-void to_nchw_avx512(const float* src, float* dst, int64_t C, int64_t HW) {
+LOCKSTEP_AVX512 void to_nchw_avx512(const float* src, float* dst, int64_t C, int64_t HW) {
   const int64_t p16 = HW / 16 * 16;
   const __m512i pixels =
       _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -69,8 +71,10 @@ void to_nchw_avx512(const float* src, float* dst, int64_t C, int64_t HW) {
     for (int64_t c = 0; c < C; ++c) dst[c * HW + p] = src[p * C + c];
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
-#pragma GCC pop_options
+#endif
+#undef LOCKSTEP_AVX512
 
 }  // namespace
 
