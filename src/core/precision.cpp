@@ -18,4 +18,11 @@ const char* precision_name(MatmulPrecision precision) {
   return precision == MatmulPrecision::kBf16 ? "bf16" : "f32";
 }
 
+std::vector<float> rounded_to_bf16(const float* values, std::int64_t n) {
+  std::vector<float> r(static_cast<std::size_t>(n));
+#pragma omp parallel for schedule(static) if (n > (std::int64_t{1} << 16))
+  for (std::int64_t i = 0; i < n; ++i) r[static_cast<std::size_t>(i)] = round_to_bf16(values[i]);
+  return r;
+}
+
 }  // namespace lockstep

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "src/core/host_device.h"
 
@@ -35,8 +36,9 @@ class MatmulPrecisionScope {
   MatmulPrecision previous_;
 };
 
-// bfloat16 conversions, shared by the CPU and CUDA kernels: the upper 16 bits of an f32, rounded to nearest
-// even (as oneDNN, cuDNN and PyTorch round); a NaN stays a (quiet) NaN, overflow rounds to infinity.
+// bfloat16 conversions (host and device code; the CPU kernels use them so far): the upper 16 bits of an f32,
+// rounded to nearest even (as oneDNN, cuDNN and PyTorch round); a NaN stays a (quiet) NaN, overflow rounds to
+// infinity.
 LOCKSTEP_HOST_DEVICE inline std::uint16_t bf16_bits(float x) {
   std::uint32_t u = 0;
   std::memcpy(&u, &x, sizeof(u));
@@ -53,5 +55,8 @@ LOCKSTEP_HOST_DEVICE inline float bf16_to_float(std::uint16_t bits) {
 }
 
 LOCKSTEP_HOST_DEVICE inline float round_to_bf16(float x) { return bf16_to_float(bf16_bits(x)); }
+
+// A copy of n floats, each rounded to bf16 (for the CPU kernels that run bf16 on f32 code; OpenMP-parallel).
+std::vector<float> rounded_to_bf16(const float* values, std::int64_t n);
 
 }  // namespace lockstep

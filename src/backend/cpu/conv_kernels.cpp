@@ -111,13 +111,6 @@ std::array<int64_t, 2> operand_sizes(Pass pass, const Conv2dGeometry& g) {
   return {x, y};
 }
 
-std::vector<float> rounded_to_bf16(const float* p, int64_t n) {
-  std::vector<float> r(static_cast<size_t>(n));
-#pragma omp parallel for schedule(static) if (n > (int64_t{1} << 16))
-  for (int64_t i = 0; i < n; ++i) r[static_cast<size_t>(i)] = round_to_bf16(p[i]);
-  return r;
-}
-
 // A pass at matmul_precision(): f32, or bf16 on oneDNN's bf16 primitives where it has them (unless the GEMM
 // path is forced) and otherwise on the f32 mechanisms given copies of a and b rounded to bf16 (products of
 // bf16 numbers are exact in f32, so both compute the same sums, up to order).

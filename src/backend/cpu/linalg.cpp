@@ -12,13 +12,6 @@
 namespace lockstep::cpu {
 namespace {
 
-std::vector<float> rounded_to_bf16(const float* p, std::int64_t n) {
-  std::vector<float> r(static_cast<std::size_t>(n));
-#pragma omp parallel for schedule(static) if (n > (std::int64_t{1} << 16))
-  for (std::int64_t i = 0; i < n; ++i) r[static_cast<std::size_t>(i)] = round_to_bf16(p[i]);
-  return r;
-}
-
 void gemm_kernel(const Tensor& a, const Tensor& b, const Tensor& c, Transpose ta, Transpose tb, double alpha,
                  double beta) {
   const std::int64_t batch = c.size(0), m = c.size(1), n = c.size(2);
