@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "src/backend/cpu/conv_internal.h"
+#include "src/backend/cpu/onednn.h"
 
 namespace lockstep::cpu::conv_internal {
 
@@ -80,16 +81,6 @@ void check_onednn_failure(const char* stage, const dnnl::error& e, bool may_be_u
                            " failed with status ", static_cast<int>(e.status), ": ", e.what());
 }
 
-dnnl::engine& dnnl_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-dnnl::stream& dnnl_stream() {
-  thread_local dnnl::stream stream(dnnl_engine());
-  return stream;
-}
-
 Operand make_operand(int arg, const dnnl::memory::desc& user_md, const dnnl::memory::desc& prim_md,
                      bool input) {
   Operand op;
@@ -107,7 +98,7 @@ Operand make_operand(int arg, const dnnl::memory::desc& user_md, const dnnl::mem
       op.transpose = Operand::Transpose::kFromNhwc;
   }
   if (op.needs_reorder && op.transpose == Operand::Transpose::kNone) {
-    auto& eng = dnnl_engine();
+    auto& eng = onednn_engine();
     op.reorder = input ? dnnl::reorder(dnnl::reorder::primitive_desc(eng, user_md, eng, prim_md))
                        : dnnl::reorder(dnnl::reorder::primitive_desc(eng, prim_md, eng, user_md));
   }
@@ -126,7 +117,7 @@ std::shared_ptr<Plan> build_plan(Pass pass, const Conv2dGeometry& g, bool with_b
   const auto x_type = pass == Pass::kBackwardData ? f32 : in;
   const auto y_type = pass == Pass::kForward ? f32 : in;
   const auto w_type = pass == Pass::kBackwardWeights ? f32 : in;
-  auto& eng = dnnl_engine();
+  auto& eng = onednn_engine();
   const memory::dims x_dims{g.N, g.C, g.H, g.W}, y_dims{g.N, g.K, g.P(), g.Q()};
   const memory::dims w_dims = g.groups == 1
                                   ? memory::dims{g.K, g.C, g.R, g.S}
@@ -304,12 +295,12 @@ ChunkLayout chunk_layout(const Conv2dGeometry& g) {
 // Reorders the caller's plain weights b into the plan's layout on the calling thread (or wraps b when the
 // layouts agree). The result is read-only and may be shared by threads running the same plan.
 dnnl::memory prepare_weights(const Plan& plan, const float* b, Slot slot) {
-  auto& eng = dnnl_engine();
+  auto& eng = onednn_engine();
   dnnl::memory user(plan.wei.user_md, eng, const_cast<float*>(b));
   if (!plan.wei.needs_reorder) return user;
   dnnl::memory blocked(plan.wei.prim_md, eng, thread_scratch().get(slot, plan.wei.prim_md.get_size()));
-  plan.wei.reorder.execute(dnnl_stream(), user, blocked);
-  dnnl_stream().wait();
+  plan.wei.reorder.execute(onednn_stream(), user, blocked);
+  onednn_stream().wait();
   return blocked;
 }
 
@@ -332,8 +323,8 @@ struct PassData {
 // to out and bias, overwritten by the first chunk and accumulated over the rest.
 void run_chunk_range(const PassData& d, int64_t c0, int64_t c1) {
   const Conv2dGeometry& g = d.g;
-  auto& eng = dnnl_engine();
-  auto& strm = dnnl_stream();
+  auto& eng = onednn_engine();
+  auto& strm = onednn_stream();
   ThreadScratch& ts = thread_scratch();
   const int64_t x_img = g.C * g.H * g.W, y_img = g.K * g.P() * g.Q();
   const int64_t a_img = d.pass == Pass::kBackwardData ? y_img : x_img;
