@@ -244,8 +244,8 @@ TEST(ConvKernels, Bf16MatchesTheReferenceOnRoundedOperands) {
   }
 }
 
-TEST(ConvKernels, LayoutTransposesMatchTheirDefinition) {
-  // The NCHW <-> NHWC transposes around oneDNN's bf16 convolutions, vector bodies and scalar remainders.
+TEST(ConvKernels, NhwcBf16TransposeMatchesItsDefinition) {
+  // The NCHW -> NHWC bf16 transpose into oneDNN's bf16 convolutions, vector bodies and scalar remainders.
   for (const int64_t C : {3, 16, 24, 40}) {
     for (const int64_t HW : {1, 15, 16, 37}) {
       const int64_t N = 2, total = N * C * HW;
@@ -255,9 +255,7 @@ TEST(ConvKernels, LayoutTransposesMatchTheirDefinition) {
         src[static_cast<size_t>(i)] = static_cast<float>(values[static_cast<size_t>(i)]);
       src[1] = std::numeric_limits<float>::quiet_NaN();
       std::vector<std::uint16_t> nhwc(src.size());
-      std::vector<float> back(src.size());
       conv_internal::nchw_to_nhwc_bf16(src.data(), nhwc.data(), N, C, HW);
-      conv_internal::nhwc_to_nchw(src.data(), back.data(), N, C, HW);  // src read as [N, HW, C]
       for (int64_t n = 0; n < N; ++n) {
         for (int64_t c = 0; c < C; ++c) {
           for (int64_t p = 0; p < HW; ++p) {
@@ -265,8 +263,6 @@ TEST(ConvKernels, LayoutTransposesMatchTheirDefinition) {
                          nhwc_i = static_cast<size_t>((n * HW + p) * C + c);
             ASSERT_EQ(nhwc[nhwc_i], bf16_bits(src[nchw]))
                 << "C=" << C << " HW=" << HW << " n,c,p=" << n << "," << c << "," << p;
-            ASSERT_TRUE(back[nchw] == src[nhwc_i] || (std::isnan(back[nchw]) && std::isnan(src[nhwc_i])))
-                << "C=" << C << " HW=" << HW;
           }
         }
       }

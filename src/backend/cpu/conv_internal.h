@@ -170,10 +170,9 @@ void narrow_backward_input(const Conv2dGeometry& g, const float* dy, const float
 void narrow_backward_weight(const Conv2dGeometry& g, const float* dy, const float* x, float* dw,
                             float* dbias);
 
-// NCHW <-> NHWC activation transposes for oneDNN's bf16 convolutions (conv_layout.cpp): src [N, C, HW] f32
-// -> dst [N, HW, C] as bf16 bits (bf16_bits' rounding), and src [N, HW, C] -> dst [N, C, HW] f32.
+// The NCHW -> NHWC transpose into oneDNN's bf16 convolutions (conv_layout.cpp): src [N, C, HW] f32 -> dst
+// [N, HW, C] as bf16 bits (bf16_bits' rounding).
 void nchw_to_nhwc_bf16(const float* src, std::uint16_t* dst, int64_t N, int64_t C, int64_t HW);
-void nhwc_to_nchw(const float* src, float* dst, int64_t N, int64_t C, int64_t HW);
 
 // oneDNN (conv_onednn.cpp), f32 operands in the caller's plain layouts: forward a=x, b=w, out=y, bias=bias
 // (input, nullable); backward data a=dy, b=w, out=dx, bias=null; backward weights a=x, b=dy, out=dw,

@@ -48,10 +48,10 @@ struct PlanKeyHash {
 
 // One primitive operand that the caller holds in a plain layout: its plain and its primitive descriptors and
 // the reorder between them (plain -> primitive for inputs, primitive -> plain for outputs; empty when equal).
-// NCHW activations going to bf16 NHWC, or coming back from f32 NHWC (the AMX convolutions' layout), take
-// the transposes of conv_layout.cpp instead of the reorder.
+// NCHW activations going to bf16 NHWC (the AMX convolutions' layout) take conv_layout.cpp's transpose
+// instead of the reorder.
 struct Operand {
-  enum class Transpose : std::uint8_t { kNone, kToNhwcBf16, kFromNhwc };
+  enum class Transpose : std::uint8_t { kNone, kToNhwcBf16 };
   int arg = 0;
   dnnl::memory::desc user_md, prim_md;
   dnnl::reorder reorder;
@@ -94,8 +94,6 @@ Operand make_operand(int arg, const dnnl::memory::desc& user_md, const dnnl::mem
       user_md == memory::desc(dims, memory::data_type::f32, memory::format_tag::nchw)) {
     if (input && prim_md == memory::desc(dims, memory::data_type::bf16, memory::format_tag::nhwc))
       op.transpose = Operand::Transpose::kToNhwcBf16;
-    if (!input && prim_md == memory::desc(dims, memory::data_type::f32, memory::format_tag::nhwc))
-      op.transpose = Operand::Transpose::kFromNhwc;
   }
   if (op.needs_reorder && op.transpose == Operand::Transpose::kNone) {
     auto& eng = onednn_engine();
@@ -383,14 +381,7 @@ void run_chunk_range(const PassData& d, int64_t c0, int64_t c1) {
     }
     plan.prim.execute(strm, args);
     if (!weights_out) {
-      if (plan.act_out.transpose == Operand::Transpose::kFromNhwc) {
-        strm.wait();
-        const dnnl::memory::dims dims = plan.act_out.user_md.dims();
-        nhwc_to_nchw(static_cast<const float*>(out_prim.get_data_handle()), d.out + n0 * out_img, dims[0],
-                     dims[1], dims[2] * dims[3]);
-      } else if (plan.act_out.needs_reorder) {
-        plan.act_out.reorder.execute(strm, out_prim, out_user);
-      }
+      if (plan.act_out.needs_reorder) plan.act_out.reorder.execute(strm, out_prim, out_user);
     } else if (!first) {
       plan.wei_accumulate.execute(strm, out_prim, out_user);
     } else if (plan.wei.needs_reorder) {
