@@ -1,10 +1,8 @@
 // The NCHW f32 -> NHWC bf16 transpose into oneDNN's bf16 convolutions, which take NHWC on AMX: oneDNN's
 // generic reorder kernel (jit:uni) ran it at ~1.5 G elements/s, more time than the AMX convolutions
-// themselves. Here one AVX-512 gather collects 16 channels of a pixel from rows that stay in cache, rounded
-// to bf16 (bf16_bits in vector form) on the way; the same results as the scalar loop, which takes the
-// remainders and CPUs without AVX-512F. Measured with whole training steps (ResNet-20, 1 thread, paired
-// runs): this transpose made bf16 steps 9% faster, while the same gathers for the way back (f32 NHWC ->
-// NCHW) and for f32's nChw16c made steps 3% and 2.5% slower than oneDNN's reorders, so those stay oneDNN's.
+// themselves. Here 16x16 blocks are transposed in AVX-512 registers and rounded to bf16 (bf16_bits in vector
+// form) on the way; the same results as the scalar loop, which takes the
+// remainders and CPUs without AVX-512F.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -42,16 +40,45 @@ LOCKSTEP_AVX512 __m256i to_bf16x16(__m512 v) {
 }
 
 // One image: src [C, HW] f32 -> dst [HW, C] bf16, 16 channels at a time.
+// r[i] (row i of a 16x16 block) becomes column i: three rounds of unpacks and lane shuffles.
+LOCKSTEP_AVX512 void transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int h = 0; h < 16; h += 8) {
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+// One image: src [C, HW] f32 -> dst [HW, C] bf16 in 16x16 blocks (16 channels by 16 pixels): contiguous
+// loads, a transpose in registers, one 32-byte store per pixel. (Gathering 16 channels per instruction was
+// 15% of a bf16 ResNet-20 step.)
 LOCKSTEP_AVX512 void to_nhwc_bf16_avx512(const float* src, std::uint16_t* dst, int64_t C, int64_t HW) {
   const int64_t c16 = C / 16 * 16;
-  const __m512i rows =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(static_cast<int>(HW)));
+  __m512 r[16];
   for (int64_t c0 = 0; c0 < c16; c0 += 16) {
-    const float* base = src + c0 * HW;
-    for (int64_t p = 0; p < HW; ++p) {
-      const __m512 v = _mm512_i32gather_ps(rows, base + p, 4);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + p * C + c0), to_bf16x16(v));
+    for (int64_t p0 = 0; p0 < HW; p0 += 16) {
+      const int64_t width = p0 + 16 <= HW ? 16 : HW - p0;
+      const __mmask16 m = static_cast<__mmask16>((1u << width) - 1u);
+      for (int c = 0; c < 16; ++c) r[c] = _mm512_maskz_loadu_ps(m, src + (c0 + c) * HW + p0);
+      transpose16x16(r);
+      for (int64_t j = 0; j < width; ++j)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (p0 + j) * C + c0), to_bf16x16(r[j]));
     }
   }
   for (int64_t c = c16; c < C; ++c)
