@@ -396,6 +396,31 @@ TEST_F(CheckpointingTest, GanResumedMidEpochAndAcrossAnEpochEndEndsBitwiseWhereT
   EXPECT_EQ(states[1].values.at("epoch_sum3.rank0"), 3.0);  // generator steps
 }
 
+TEST_F(CheckpointingTest, GanInBf16ResumesBitwise) {
+  // run.precision = "bf16": the convolutions (oneDNN's bf16 kernels where the CPU has them) and GEMMs give
+  // the same bits in the resumed run, and the checkpoints hold f32 as in f32 runs.
+  const auto text = [](const fs::path& out) {
+    std::string t = gan_text(out, 4);
+    t.replace(t.find("[run]\n"), 6, "[run]\nprecision = \"bf16\"\n");
+    return t;
+  };
+  const fs::path a = file("straight"), b = file("resumed"), c = file("f32");
+  expect_exact_resume(gan, text(a), text(b), a, b, {4, 8});
+  gan(parse(gan_text(c, 4)), 8, "auto", nullptr);
+  const io::StateGroups bf16 = io::read_state_groups(checkpoint_dir(a, 8) / "model.h5"),
+                        f32 = io::read_state_groups(checkpoint_dir(c, 8) / "model.h5");
+  int differing = 0;
+  for (const auto& [group, dict] : bf16) {
+    for (const auto& [name, tensor] : dict) {
+      EXPECT_TRUE(tensor.dtype() == DType::f32 || tensor.dtype() == DType::i64) << group << "/" << name;
+      const Tensor* other = f32.at(group).find(name);
+      ASSERT_NE(other, nullptr) << group << "/" << name;
+      if (!(raw(*other) == raw(tensor))) ++differing;
+    }
+  }
+  EXPECT_GT(differing, 0) << "the bf16 run trained as the f32 one";
+}
+
 // The GAN vocabulary: two time-scale updates (per-network optimizers), a cosine schedule for the generator,
 // gradient clipping for the discriminator, one-sided label smoothing and a moving average of the generator.
 std::string gan_vocabulary_text(const fs::path& output, std::int64_t every) {
