@@ -33,23 +33,12 @@ namespace {
 // Activation bytes (input + output) per chunk and thread: the L2 of one Zen 5 core.
 constexpr int64_t kChunkBytes = int64_t{1} << 20;
 
-struct PlanKey {
-  std::array<int64_t, 18> v;
-  bool operator==(const PlanKey& o) const { return v == o.v; }
-};
-
-struct PlanKeyHash {
-  size_t operator()(const PlanKey& k) const {
-    size_t h = 1469598103934665603ull;
-    for (int64_t e : k.v) h = (h ^ static_cast<size_t>(e)) * 1099511628211ull;
-    return h;
-  }
-};
+using PlanKey = std::array<int64_t, 18>;
 
 // One primitive operand that the caller holds in a plain layout: its plain and its primitive descriptors and
 // the reorder between them (plain -> primitive for inputs, primitive -> plain for outputs; empty when equal).
 // NCHW activations going to bf16 NHWC (the AMX convolutions' layout) take conv_layout.cpp's transpose
-// instead of the reorder.
+// instead of the reorder (bind_input; weights, whose plain layout looks the same, keep the reorder).
 struct Operand {
   enum class Transpose : std::uint8_t { kNone, kToNhwcBf16 };
   int arg = 0;
@@ -95,7 +84,7 @@ Operand make_operand(int arg, const dnnl::memory::desc& user_md, const dnnl::mem
     if (input && prim_md == memory::desc(dims, memory::data_type::bf16, memory::format_tag::nhwc))
       op.transpose = Operand::Transpose::kToNhwcBf16;
   }
-  if (op.needs_reorder && op.transpose == Operand::Transpose::kNone) {
+  if (op.needs_reorder) {  // also where the transpose applies: the weights of a plan always reorder
     auto& eng = onednn_engine();
     op.reorder = input ? dnnl::reorder(dnnl::reorder::primitive_desc(eng, user_md, eng, prim_md))
                        : dnnl::reorder(dnnl::reorder::primitive_desc(eng, prim_md, eng, user_md));
@@ -219,9 +208,24 @@ class PlanCache {
   // The plan for g (g.N is the chunk size) run by `threads` threads, built on first use; null when oneDNN has
   // no implementation for it.
   std::shared_ptr<Plan> get(Pass pass, const Conv2dGeometry& g, bool with_bias, int threads, bool bf16) {
-    const PlanKey key{{static_cast<int64_t>(pass), with_bias ? 1 : 0, threads, bf16 ? 1 : 0, g.N, g.C, g.H,
-                       g.W, g.K, g.R, g.S, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w,
-                       g.groups}};
+    const PlanKey key{static_cast<int64_t>(pass),
+                      with_bias ? 1 : 0,
+                      threads,
+                      bf16 ? 1 : 0,
+                      g.N,
+                      g.C,
+                      g.H,
+                      g.W,
+                      g.K,
+                      g.R,
+                      g.S,
+                      g.stride_h,
+                      g.stride_w,
+                      g.pad_h,
+                      g.pad_w,
+                      g.dil_h,
+                      g.dil_w,
+                      g.groups};
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = plans_.find(key);
@@ -251,7 +255,7 @@ class PlanCache {
  private:
   static constexpr size_t kMaxPlans = 1024;
   std::mutex mutex_;
-  std::unordered_map<PlanKey, std::shared_ptr<Plan>, PlanKeyHash> plans_;
+  std::unordered_map<PlanKey, std::shared_ptr<Plan>, PrimitiveKeyHash> plans_;
 };
 
 PlanCache& plan_cache() {

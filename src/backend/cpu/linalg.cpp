@@ -25,17 +25,7 @@ namespace lockstep::cpu {
 namespace {
 
 // bf16 GEMM primitives by shape: batch of a, b and c, m, n, k, transposes, alpha and beta (as bits), threads.
-struct MatmulKey {
-  std::array<std::int64_t, 11> v;
-  bool operator==(const MatmulKey& o) const { return v == o.v; }
-};
-struct MatmulKeyHash {
-  std::size_t operator()(const MatmulKey& k) const {
-    std::size_t h = 1469598103934665603ull;
-    for (std::int64_t e : k.v) h = (h ^ static_cast<std::size_t>(e)) * 1099511628211ull;
-    return h;
-  }
-};
+using MatmulKey = std::array<std::int64_t, 11>;
 struct MatmulPlan {
   dnnl::matmul prim;
   dnnl::memory::desc a_md, b_md, c_md, scratchpad_md;
@@ -54,9 +44,18 @@ std::shared_ptr<MatmulPlan> matmul_plan(std::int64_t ba, std::int64_t bb, std::i
                                         std::int64_t n, std::int64_t k, Transpose ta, Transpose tb,
                                         double alpha, double beta) {
   static std::mutex mutex;
-  static std::unordered_map<MatmulKey, std::shared_ptr<MatmulPlan>, MatmulKeyHash> plans;
-  const MatmulKey key{{ba, bb, batch, m, n, k, static_cast<std::int64_t>(ta), static_cast<std::int64_t>(tb),
-                       bits_of(alpha), bits_of(beta), omp_get_max_threads()}};
+  static std::unordered_map<MatmulKey, std::shared_ptr<MatmulPlan>, PrimitiveKeyHash> plans;
+  const MatmulKey key{ba,
+                      bb,
+                      batch,
+                      m,
+                      n,
+                      k,
+                      static_cast<std::int64_t>(ta),
+                      static_cast<std::int64_t>(tb),
+                      bits_of(alpha),
+                      bits_of(beta),
+                      omp_get_max_threads()};
   {
     std::lock_guard<std::mutex> lock(mutex);
     const auto it = plans.find(key);
