@@ -25,4 +25,11 @@ std::vector<float> rounded_to_bf16(const float* values, std::int64_t n) {
   return r;
 }
 
+std::vector<std::uint16_t> bf16_bits_copy(const float* values, std::int64_t n) {
+  std::vector<std::uint16_t> r(static_cast<std::size_t>(n));
+#pragma omp parallel for schedule(static) if (n > (std::int64_t{1} << 16))
+  for (std::int64_t i = 0; i < n; ++i) r[static_cast<std::size_t>(i)] = bf16_bits(values[i]);
+  return r;
+}
+
 }  // namespace lockstep

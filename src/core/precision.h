@@ -56,7 +56,9 @@ LOCKSTEP_HOST_DEVICE inline float bf16_to_float(std::uint16_t bits) {
 
 LOCKSTEP_HOST_DEVICE inline float round_to_bf16(float x) { return bf16_to_float(bf16_bits(x)); }
 
-// A copy of n floats, each rounded to bf16 (for the CPU kernels that run bf16 on f32 code; OpenMP-parallel).
+// Copies of n floats rounded to bf16, for the CPU kernels (OpenMP-parallel): as the f32 values they stand
+// for (f32 code computing bf16's numbers), and as bf16 bits (operands of bf16 kernels).
 std::vector<float> rounded_to_bf16(const float* values, std::int64_t n);
+std::vector<std::uint16_t> bf16_bits_copy(const float* values, std::int64_t n);
 
 }  // namespace lockstep

@@ -40,12 +40,11 @@ using PlanKey = std::array<int64_t, 18>;
 // NCHW activations going to bf16 NHWC (the AMX convolutions' layout) take conv_layout.cpp's transpose
 // instead of the reorder (bind_input; weights, whose plain layout looks the same, keep the reorder).
 struct Operand {
-  enum class Transpose : std::uint8_t { kNone, kToNhwcBf16 };
   int arg = 0;
   dnnl::memory::desc user_md, prim_md;
   dnnl::reorder reorder;
   bool needs_reorder = false;
-  Transpose transpose = Transpose::kNone;
+  bool to_nhwc_bf16 = false;
 };
 
 struct Plan {
@@ -82,7 +81,7 @@ Operand make_operand(int arg, const dnnl::memory::desc& user_md, const dnnl::mem
   if (op.needs_reorder && dims.size() == 4 &&
       user_md == memory::desc(dims, memory::data_type::f32, memory::format_tag::nchw)) {
     if (input && prim_md == memory::desc(dims, memory::data_type::bf16, memory::format_tag::nhwc))
-      op.transpose = Operand::Transpose::kToNhwcBf16;
+      op.to_nhwc_bf16 = true;
   }
   if (op.needs_reorder) {  // also where the transpose applies: the weights of a plan always reorder
     auto& eng = onednn_engine();
@@ -340,7 +339,7 @@ void run_chunk_range(const PassData& d, int64_t c0, int64_t c1) {
       return;
     }
     dnnl::memory prim(op.prim_md, eng, ts.get(slot, op.prim_md.get_size()));
-    if (op.transpose == Operand::Transpose::kToNhwcBf16) {
+    if (op.to_nhwc_bf16) {
       const dnnl::memory::dims dims = op.user_md.dims();
       nchw_to_nhwc_bf16(ptr, static_cast<std::uint16_t*>(prim.get_data_handle()), dims[0], dims[1],
                         dims[2] * dims[3]);

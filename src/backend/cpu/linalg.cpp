@@ -92,13 +92,6 @@ std::shared_ptr<MatmulPlan> matmul_plan(std::int64_t ba, std::int64_t bb, std::i
   return plans.emplace(key, plan).first->second;
 }
 
-std::vector<std::uint16_t> bf16_copy(const float* p, std::int64_t n) {
-  std::vector<std::uint16_t> r(static_cast<std::size_t>(n));
-#pragma omp parallel for schedule(static) if (n > (std::int64_t{1} << 16))
-  for (std::int64_t i = 0; i < n; ++i) r[static_cast<std::size_t>(i)] = bf16_bits(p[i]);
-  return r;
-}
-
 // The bf16 GEMM on oneDNN; false (nothing written) where it has no implementation.
 bool onednn_gemm_bf16(const Tensor& a, const Tensor& b, const Tensor& c, Transpose ta, Transpose tb,
                       double alpha, double beta) {
@@ -107,8 +100,8 @@ bool onednn_gemm_bf16(const Tensor& a, const Tensor& b, const Tensor& c, Transpo
   const std::shared_ptr<MatmulPlan> plan =
       matmul_plan(a.size(0), b.size(0), c.size(0), m, n, k, ta, tb, alpha, beta);
   if (!plan) return false;
-  std::vector<std::uint16_t> ha = bf16_copy(a.data<float>(), a.numel()),
-                             hb = bf16_copy(b.data<float>(), b.numel());
+  std::vector<std::uint16_t> ha = bf16_bits_copy(a.data<float>(), a.numel()),
+                             hb = bf16_bits_copy(b.data<float>(), b.numel());
   thread_local std::vector<std::uint8_t> scratchpad;
   scratchpad.resize(plan->scratchpad_md.get_size() + 64);
   void* aligned = scratchpad.data() + (64 - reinterpret_cast<std::uintptr_t>(scratchpad.data()) % 64) % 64;
