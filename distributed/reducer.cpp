@@ -8,6 +8,7 @@
 
 #include "src/autograd/engine.h"
 #include "src/autograd/grad_mode.h"
+#include "src/autograd/node.h"
 #include "src/core/error.h"
 #include "src/tensor/factories.h"
 
@@ -26,6 +27,8 @@ struct Reducer::State {
     std::int64_t offset = 0;
     bool ready = false;
     Tensor view;
+    // The slot offered to the kernel that computes the gradient (src/autograd/node.h), open while armed.
+    std::shared_ptr<GradientHome> home;
   };
   struct Bucket {
     DType dtype = DType::f32;
@@ -52,7 +55,10 @@ struct Reducer::State {
   }
 
   void reset() {
-    for (auto& s : slots) s.ready = false;
+    for (auto& s : slots) {
+      s.ready = false;
+      if (s.home) s.home->filled = false;
+    }
     for (auto& b : buckets) {
       b.pending = b.params.size();
       b.work.reset();
@@ -62,10 +68,16 @@ struct Reducer::State {
     events.clear();
   }
 
-  // Moves the parameter's gradient (or zeros) into its bucket slot, times 1 / world, and makes the slot the
-  // parameter's .grad; counts it ready. The bucket's all-reduce then leaves the average in .grad itself: one
-  // pass per gradient, none after the collective. A contiguous f32/f64 gradient (the usual case) is one
-  // multiply loop: per-parameter overhead matters for models of many small tensors.
+  void set_homes_open(bool open) {
+    for (auto& s : slots)
+      if (s.home) s.home->open = open;
+  }
+
+  // Counts the parameter's gradient ready, in its bucket slot times 1 / world, the slot being the parameter's
+  // .grad. The bucket's all-reduce then leaves the average in .grad itself. The kernel that computed the
+  // gradient has usually written it there already (its home); otherwise it (or zeros) is moved there in one
+  // multiply pass. A contiguous f32/f64 gradient is one loop: per-parameter overhead matters for models of
+  // many small tensors.
   void fill(std::size_t index) {
     Slot& s = slots[index];
     if (s.ready) return;
@@ -73,7 +85,9 @@ struct Reducer::State {
     const Tensor g = p.grad();
     const std::int64_t n = s.view.numel();
     const double scale = 1.0 / group->size();
-    if (!g.defined()) {
+    if (s.home && s.home->filled) {
+      // Written in place by its kernel, scaled.
+    } else if (!g.defined()) {
       NoGradGuard no_grad;
       s.view.fill_(0.0);
     } else if (g.is_contiguous() && g.dtype() == s.view.dtype() && g.device().is_cpu()) {
@@ -144,6 +158,7 @@ struct Reducer::State {
 
   void finalize() {
     armed = false;
+    set_homes_open(false);
     record(ReducerEvent::Kind::kBackwardEnded, -1);
     for (std::size_t i = 0; i < parameters.size(); ++i) fill(i);
     launch_ready();
@@ -213,7 +228,7 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
       it = open.emplace(p.dtype(), st.buckets.size() - 1).first;
     }
     State::Bucket& b = st.buckets[it->second];
-    st.slots[k] = {it->second, b.numel, false, Tensor()};
+    st.slots[k] = {it->second, b.numel, false, Tensor(), nullptr};
     b.params.push_back(k);
     b.numel += p.numel();
   }
@@ -226,6 +241,8 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
       State::Slot& slot = st.slots[k];
       const Tensor& p = st.parameters[k].second;
       slot.view = st.buckets[slot.bucket].flat.slice(0, slot.offset, slot.offset + p.numel()).view(p.shape());
+      slot.home = std::make_shared<GradientHome>(GradientHome{slot.view, 1.0 / st.group->size()});
+      set_gradient_home(p, slot.home);
     }
   }
   st.reset();
@@ -238,7 +255,10 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
   }
 }
 
-Reducer::~Reducer() = default;
+Reducer::~Reducer() {
+  for (std::size_t k = 0; k < state_->slots.size(); ++k)
+    if (state_->slots[k].home) set_gradient_home(state_->parameters[k].second, nullptr);
+}
 
 void Reducer::prepare_for_backward() {
   State& st = *state_;
@@ -246,6 +266,7 @@ void Reducer::prepare_for_backward() {
   if (st.armed && st.finalize_queued) return;  // a forward inside a backward hook: keep this step's buckets
   st.reset();
   st.armed = true;
+  st.set_homes_open(true);
 }
 
 bool Reducer::armed() const { return state_->armed; }

@@ -1,8 +1,10 @@
 // The gradient reducer of data-parallel training: packs gradients into fixed-size buckets in reverse
 // registration order, all-reduces each bucket as soon as all its gradients are ready during backward
 // (leaf post-accumulate hooks), and at the end of backward waits. Gradients live in their buckets: each
-// parameter's gradient is moved into its bucket slot times 1 / world as it arrives, and the slot becomes the
-// parameter's .grad, so the all-reduce leaves the average in .grad with no copy back.
+// parameter's bucket slot is offered to the kernel that computes its gradient (a gradient home,
+// src/autograd/node.h: linear and convolution weights are written there with the factor 1 / world folded in);
+// any other gradient is moved there times 1 / world as it arrives. The slot becomes the parameter's .grad, so
+// the all-reduce leaves the average in .grad with no copy back.
 #pragma once
 
 #include <cstdint>

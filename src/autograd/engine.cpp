@@ -95,6 +95,38 @@ std::unordered_set<const Node*> nodes_leading_to(const std::vector<Edge>& roots,
   return needed;
 }
 
+// The gradient homes offered to the backward function running on this thread, by input
+// (BackwardContext::home).
+thread_local const std::vector<GradientHome*>* t_homes = nullptr;
+
+class HomesScope {
+ public:
+  explicit HomesScope(const std::vector<GradientHome*>* homes) : previous_(t_homes) { t_homes = homes; }
+  ~HomesScope() { t_homes = previous_; }
+  HomesScope(const HomesScope&) = delete;
+  HomesScope& operator=(const HomesScope&) = delete;
+
+ private:
+  const std::vector<GradientHome*>* previous_;
+};
+
+// The homes `node`'s inputs may be written into: a leaf's open home when this node's edge is the only one
+// still to reach the leaf's accumulator and nothing has reached it before (its gradient is this one alone).
+std::vector<GradientHome*> offered_homes(Node& node, const std::unordered_map<Node*, NodeState>& state) {
+  std::vector<GradientHome*> homes;
+  const std::vector<Edge>& edges = node.next_edges();
+  for (std::size_t i = 0; i < edges.size(); ++i) {
+    if (!edges[i].valid()) continue;
+    GradientHome* home = edges[i].fn->offered_home();
+    if (home == nullptr) continue;
+    const NodeState& st = state.at(edges[i].fn.get());
+    if (st.dependencies != 1 || (!st.buffer.empty() && st.buffer[0].defined())) continue;
+    homes.resize(edges.size());
+    homes[i] = home;
+  }
+  return homes;
+}
+
 // Pushes a callback list for one backward and pops it however the backward ends.
 class CallbackScope {
  public:
@@ -195,8 +227,20 @@ void execute(const Task& task) {
           if (c.fn.get() == node) (*task.captured)[k] = inputs[c.input_nr];
         }
       }
-      // grad() never touches .grad.
-      if (!task.capture || !dynamic_cast<AccumulateGrad*>(node)) outputs = node->apply(std::move(inputs));
+      // grad() never touches .grad. Gradient homes are for plain backwards (no capture, no recorded graph).
+      if (!task.capture && task.create == CreateGraph::kNo) {
+        const std::vector<GradientHome*> homes = offered_homes(*node, state);
+        {
+          HomesScope scope(homes.empty() ? nullptr : &homes);
+          outputs = node->apply(std::move(inputs));
+        }
+        for (std::size_t i = 0; i < homes.size() && i < outputs.size(); ++i) {
+          if (homes[i] != nullptr && outputs[i].defined() && outputs[i].same(homes[i]->view))
+            homes[i]->filled = true;
+        }
+      } else if (!task.capture || !dynamic_cast<AccumulateGrad*>(node)) {
+        outputs = node->apply(std::move(inputs));
+      }
     }
     if (release) node->release_saved();
 
@@ -217,6 +261,10 @@ void execute(const Task& task) {
 }
 
 }  // namespace
+
+const GradientHome* BackwardContext::home(std::size_t i) const {
+  return t_homes != nullptr && i < t_homes->size() ? (*t_homes)[i] : nullptr;
+}
 
 bool edge_needed(const Edge& edge) { return edge.valid() && (t_needed == nullptr || t_needed->contains(edge.fn.get())); }
 

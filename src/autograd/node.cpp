@@ -140,15 +140,45 @@ AccumulateGrad::AccumulateGrad(const Tensor& leaf)
   sequence_nr_ = std::numeric_limits<std::uint64_t>::max();
 }
 
+GradientHome* AccumulateGrad::offered_home() {
+  Tensor leaf(leaf_.lock());
+  if (!leaf.defined()) return nullptr;
+  GradientHome* home = leaf.impl()->autograd->gradient_home.get();
+  return home != nullptr && home->open && !home->filled && !leaf.grad().defined() ? home : nullptr;
+}
+
+void set_gradient_home(const Tensor& leaf, std::shared_ptr<GradientHome> home) {
+  if (!home) {
+    if (leaf.defined() && leaf.impl()->autograd) leaf.impl()->autograd->gradient_home.reset();
+    return;
+  }
+  LOCKSTEP_CHECK(leaf.requires_grad() && !leaf.grad_fn(), AutogradError,
+                 "set_gradient_home: expected a leaf tensor that requires grad, but got one of shape ",
+                 shape_str(leaf.shape()), leaf.grad_fn() ? " made by an op" : " that does not require grad");
+  LOCKSTEP_CHECK(home->view.shape() == leaf.shape() && home->view.dtype() == leaf.dtype() &&
+                     home->view.device() == leaf.device() && home->view.is_contiguous(),
+                 AutogradError, "set_gradient_home: expected a contiguous home of the leaf's shape ",
+                 shape_str(leaf.shape()), ", dtype and device, but got ", dtype_name(home->view.dtype()), " ",
+                 shape_str(home->view.shape()), " on ", home->view.device().str());
+  leaf.impl()->autograd->gradient_home = std::move(home);
+}
+
+std::shared_ptr<GradientHome> gradient_home(const Tensor& leaf) {
+  return leaf.defined() && leaf.impl()->autograd ? leaf.impl()->autograd->gradient_home : nullptr;
+}
+
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grad_outputs) {
   Tensor leaf(leaf_.lock());
   if (!leaf.defined()) return {};
   Tensor& incoming = grad_outputs.at(0);
   Tensor current = leaf.grad();
   if (!current.defined()) {
-    // Take the incoming gradient when nobody else holds it; otherwise copy, so .grad never aliases.
-    const bool exclusive = incoming.impl_ptr().use_count() == 1 && incoming.is_contiguous() &&
-                           incoming.storage().use_count() == 1 && !incoming.requires_grad();
+    // Take the incoming gradient when nobody else holds it, or when it was written into the leaf's home;
+    // otherwise copy, so .grad never aliases.
+    const GradientHome* home = leaf.impl()->autograd->gradient_home.get();
+    const bool in_home = home != nullptr && home->filled && incoming.same(home->view);
+    const bool exclusive = in_home || (incoming.impl_ptr().use_count() == 1 && incoming.is_contiguous() &&
+                                       incoming.storage().use_count() == 1 && !incoming.requires_grad());
     // With create_graph the copy is recorded, so the leaf's .grad can be differentiated.
     leaf.set_grad(exclusive ? incoming : incoming.clone());
   } else if (GradMode::is_enabled()) {

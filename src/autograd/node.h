@@ -65,6 +65,8 @@ class Node {
   Node& operator=(const Node&) = delete;
 
   virtual const char* name() const = 0;
+  // The gradient home this node offers its producer now (AccumulateGrad; see GradientHome), or null.
+  virtual GradientHome* offered_home() { return nullptr; }
   // Takes one gradient per output (never undefined: the engine fills zeros) and returns one per input
   // edge (undefined where the input needs none).
   virtual std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) = 0;
@@ -86,6 +88,23 @@ class Node {
   std::vector<TensorMeta> outputs_;
 };
 
+// Where a leaf's gradient may be written by the kernel that computes it, multiplied by `scale`: the
+// data-parallel reducer's bucket slot (view: the leaf's shape and dtype, contiguous), so that the gradient
+// needs no copy into the bucket and the average no separate pass. The engine offers it to a backward function
+// (BackwardContext:: home) only while `open`, when the leaf's .grad is undefined and the function's gradient
+// is the only one the leaf receives in this backward, and never while recording a graph (create_graph) or in
+// grad(). A function that takes the offer returns `view` itself as that input's gradient, holding scale x the
+// gradient; the engine then sets `filled` and the leaf's .grad becomes `view`.
+struct GradientHome {
+  Tensor view;
+  double scale = 1.0;
+  bool open = false;
+  bool filled = false;
+};
+// Attaches `home` to the leaf `leaf` (null detaches); the leaf's home, or null.
+void set_gradient_home(const Tensor& leaf, std::shared_ptr<GradientHome> home);
+std::shared_ptr<GradientHome> gradient_home(const Tensor& leaf);
+
 // Whether the backward running on this thread wants a gradient along `edge`: every valid edge, except in
 // grad(), which wants only the edges towards the requested inputs (src/autograd/engine.cpp).
 bool edge_needed(const Edge& edge);
@@ -99,6 +118,8 @@ class BackwardContext {
   const Tensor& grad(std::size_t i = 0) const { return grads_.at(i); }
   Tensor saved(std::size_t i) const { return saved_.at(i).unpack(op_); }
   bool needs_input_grad(std::size_t i) const { return i < edges_.size() && edge_needed(edges_[i]); }
+  // The home offered for input i's gradient in this backward (see GradientHome), or null.
+  const GradientHome* home(std::size_t i) const;
 
  private:
   const char* op_;
@@ -136,6 +157,7 @@ class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(const Tensor& leaf);
   const char* name() const override { return "AccumulateGrad"; }
+  GradientHome* offered_home() override;
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
   Tensor leaf() const { return Tensor(leaf_.lock()); }
 

@@ -73,16 +73,19 @@ Tensor conv2d_input_grad(const Tensor& dy, const Tensor& w, const Conv2dParams& 
 
 // The weight gradient of conv2d as a recorded op: dy [N, K, P, Q], x [N, C, H, W] -> dw of w_shape
 // [K, C / groups, R, S]. It is bilinear in dy and x, so its own gradients are a conv and a transposed conv.
-// With `dbias` and no graph being recorded, the bias gradient [K] comes out of the same kernel pass.
+// With `dbias` and no graph being recorded, the bias gradient [K] comes out of the same kernel pass. With a
+// gradient `home` (offered only when no graph is recorded) dw is written there, times its scale.
 Tensor conv2d_weight_grad(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dParams& p,
-                          Tensor* dbias = nullptr) {
-  Tensor dw = empty(w_shape, dy.dtype(), dy.device());
+                          Tensor* dbias = nullptr, const GradientHome* home = nullptr) {
+  const std::int64_t shards = GradMode::is_enabled() ? 0 : micro_shard_count(dy);
+  if (shards != 0) home = nullptr;  // deterministic mode sums micro-shards' gradients in its tree
+  Tensor dw = home != nullptr ? home->view : empty(w_shape, dy.dtype(), dy.device());
   Tensor db;
   const bool with_bias = dbias != nullptr && !GradMode::is_enabled();
   if (with_bias) db = empty({w_shape[0]}, dy.dtype(), dy.device());
-  const std::int64_t shards = GradMode::is_enabled() ? 0 : micro_shard_count(dy);
   if (shards == 0) {
     kernels::conv2d_backward_weight.get(dy.device())(raw(dy), raw(x), dw, db, p);
+    if (home != nullptr && home->scale != 1.0) dw.mul_(home->scale);  // while the fresh gradient is in cache
   } else {
     // Deterministic mode: each micro-shard's weight gradient on one thread, then the fixed tree.
     const Tensor dyc = raw(dy), xc = raw(x);
@@ -134,7 +137,8 @@ Tensor conv2d_core(const Tensor& x, const Tensor& w, const Tensor& bias, const C
     Tensor dx, dw, db;
     if (ctx.needs_input_grad(0)) dx = conv2d_input_grad(g, w, p, in_size);
     if (ctx.needs_input_grad(1)) {
-      dw = conv2d_weight_grad(g, ctx.saved(0), w.shape(), p, ctx.needs_input_grad(2) ? &db : nullptr);
+      dw = conv2d_weight_grad(g, ctx.saved(0), w.shape(), p, ctx.needs_input_grad(2) ? &db : nullptr,
+                              ctx.home(1));
     }
     if (ctx.needs_input_grad(2) && !db.defined()) db = batch_sum(g, {0, 2, 3});
     return std::vector<Tensor>{dx, dw, db};
@@ -195,7 +199,7 @@ Tensor conv_transpose2d_core(const Tensor& x, const Tensor& w, const Tensor& bia
     if (ctx.needs_input_grad(1)) {
       const Tensor xs = ctx.saved(0);
       const Tensor x_ext = extended ? pad2d(xs, {0, extra[1], 0, extra[0]}) : xs;
-      dw = conv2d_weight_grad(x_ext, g, w.shape(), p);
+      dw = conv2d_weight_grad(x_ext, g, w.shape(), p, nullptr, ctx.home(1));
     }
     if (ctx.needs_input_grad(2)) dbias = batch_sum(g, {0, 2, 3});
     return std::vector<Tensor>{dx, dw, dbias};

@@ -64,8 +64,8 @@ void check_operands(const char* op, const Tensor& a, const Tensor& b) {
                  ". Convert one with .to(dtype)");
 }
 
-// out [batch..., M, N] = a [..., M, K] @ b [..., K, N]; no autograd.
-void gemm_into(const Tensor& a, const Tensor& b, const Shape& batch, const Tensor& out) {
+// out [batch..., M, N] = alpha * a [..., M, K] @ b [..., K, N]; no autograd.
+void gemm_into(const Tensor& a, const Tensor& b, const Shape& batch, const Tensor& out, double alpha = 1.0) {
   if (out.numel() == 0) return;
   const Device device = out.device();
   const std::int64_t count = numel_of(batch), m = a.size(-2), k = a.size(-1), n = b.size(-1);
@@ -78,11 +78,11 @@ void gemm_into(const Tensor& a, const Tensor& b, const Shape& batch, const Tenso
     // One right-hand matrix and a dense left-hand batch: fold the batch into the rows, one large GEMM.
     const GemmOperand ob = as_operand(b, {});
     kernels::gemm.get(device)(dense_view(a, {1, count * m, k}), ob.t, dense_view(out, {1, count * m, n}),
-                              Transpose::kNo, ob.trans, 1.0, 0.0);
+                              Transpose::kNo, ob.trans, alpha, 0.0);
     return;
   }
   const GemmOperand oa = as_operand(a, batch), ob = as_operand(b, batch);
-  kernels::gemm.get(device)(oa.t, ob.t, dense_view(out, {count, m, n}), oa.trans, ob.trans, 1.0, 0.0);
+  kernels::gemm.get(device)(oa.t, ob.t, dense_view(out, {count, m, n}), oa.trans, ob.trans, alpha, 0.0);
 }
 
 // a [..., M, K] @ b [..., K, N] for operands of at least two dimensions, already validated.
@@ -192,7 +192,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
            Tensor dx, dw, db;
            if (shards == 0 || GradMode::is_enabled()) {
              if (ctx.needs_input_grad(0)) dx = matmul(g, ctx.saved(1)).reshape(x_shape);
-             if (ctx.needs_input_grad(1)) dw = matmul(g.transpose(0, 1), x2);
+             if (const GradientHome* home = ctx.home(1)) {
+               // Straight into the reducer's bucket slot, the average's factor as the GEMM's alpha.
+               gemm_into(g.transpose(0, 1), x2, {}, home->view, home->scale);
+               dw = home->view;
+             } else if (ctx.needs_input_grad(1)) {
+               dw = matmul(g.transpose(0, 1), x2);
+             }
              if (ctx.needs_input_grad(2)) db = sum(g, {0});
              return std::vector<Tensor>{dx, dw, db};
            }

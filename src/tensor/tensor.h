@@ -19,6 +19,7 @@ namespace lockstep {
 
 class Node;
 class Tensor;
+struct GradientHome;
 
 enum class RetainGraph : bool { kNo = false, kYes = true };
 enum class CreateGraph : bool { kNo = false, kYes = true };
@@ -34,6 +35,7 @@ struct AutogradMeta {
   std::uint32_t output_nr = 0;
   std::shared_ptr<Node> grad_accumulator;
   std::vector<PostAccumulateHook> post_accumulate_hooks;
+  std::shared_ptr<GradientHome> gradient_home;  // src/autograd/node.h
 };
 
 // The shared state behind Tensor handles. Not thread-safe for concurrent mutation.

@@ -8,6 +8,7 @@
 #include "distributed/single.h"
 #include "distributed/threaded.h"
 #include "src/autograd/engine.h"
+#include "src/autograd/node.h"
 #include "src/models/mlp.h"
 #include "src/nn/linear.h"
 #include "src/ops/elementwise.h"
@@ -108,6 +109,52 @@ TEST(Reducer, AveragesGradientsAndLaunchesBucketsInOrderOnEveryRank) {
     }
     // sum(logits) w.r.t. the last bias is the batch size on every rank: the average is 3 too.
     for (float g : grads[0]) EXPECT_FLOAT_EQ(g, 3.0f);
+  }
+}
+
+TEST(Reducer, WeightGradientsAreComputedInTheirBucketSlotsAndOthersMovedThere) {
+  for (int world : {2, 3}) {
+    run_threaded(world, [&](const std::shared_ptr<ProcessGroup>& group) {
+      auto model =
+          make_seeded([] { return std::make_shared<models::MLP>(16, std::vector<std::int64_t>{12}, 4); }, 3);
+      auto reference =
+          make_seeded([] { return std::make_shared<models::MLP>(16, std::vector<std::int64_t>{12}, 4); }, 3);
+      DataParallel dp(model, group, {.bucket_bytes = 4 * 100, .first_bucket_bytes = 4 * 40});
+      Generator gen(7 + static_cast<std::uint64_t>(group->rank()));
+      const Tensor x = randn({3, 16}, 0.0, 1.0, DType::f32, kCPU, &gen);
+      // Every rank's own gradient, all-gathered: the average is what each slot must end with.
+      sum(reference->forward(x)).backward();
+      for (const auto& [name, p] : model->named_parameters()) {
+        SCOPED_TRACE(name + " at world " + std::to_string(world));
+        const auto home = gradient_home(p);
+        ASSERT_NE(home, nullptr);
+        EXPECT_FALSE(home->open);  // opened only by a synchronised forward, until its backward ends
+      }
+      {
+        DataParallel::NoSync no_sync(dp);
+        sum(dp(x)).backward();
+        for (const auto& [name, p] : model->named_parameters())
+          EXPECT_FALSE(gradient_home(p)->filled) << name;
+      }
+      model->zero_grad();
+      sum(dp(x)).backward();
+      for (const auto& [name, p] : model->named_parameters()) {
+        SCOPED_TRACE(name + " at world " + std::to_string(world));
+        const auto home = gradient_home(p);
+        EXPECT_FALSE(home->open);
+        EXPECT_EQ(home->filled, name.ends_with(".weight"));  // the linear layers' GEMMs wrote them there
+        EXPECT_TRUE(p.grad().same(home->view));
+        Tensor own;
+        for (const auto& [ref_name, ref] : reference->named_parameters())
+          if (ref_name == name) own = ref.grad();
+        const Tensor all = empty({world * own.numel()});
+        group->all_gather(own.contiguous().view({own.numel()}), all)->wait();
+        const std::vector<float> got = p.grad().contiguous().to_vector<float>();
+        const std::vector<float> expected =
+            (sum(all.view({world, own.numel()}), {0}) / world).to_vector<float>();
+        for (std::size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected[i], 1e-5) << i;
+      }
+    });
   }
 }
 

@@ -35,6 +35,7 @@
 #include "src/models/dcgan.h"
 #include "src/models/resnet.h"
 #include "src/ops/elementwise.h"
+#include "src/ops/linalg.h"
 #include "src/ops/loss.h"
 #include "src/ops/reduce.h"
 #include "src/optim/adam.h"
@@ -438,22 +439,27 @@ PairTiming time_step_replay(const Context& ctx, const CheckGroups& groups,
 // -----------------------------------------------------------------------------------------------------------
 // 2. The reducer over parameters shaped like a network's, with gradients that cost ~nothing to produce.
 
-// Owns one parameter per parameter of `like` (same shapes and order, named p0, p1, ...) and a constant of the
-// same shape for each; forward ignores its input and returns sum_k sum(p_k * c_k), whose gradients are the
-// constants. Not thread-safe.
+// Owns one parameter per parameter of `like` (the same number of elements, in the same order, named p0, p1,
+// ...), each a matrix [rows, cols] used as a linear layer's weight on a constant one-row input; forward
+// ignores its input and returns sum_k sum(linear(x_k, p_k) * c_k). Each gradient is then an outer product
+// c_k^T x_k written by one GEMM, as a network's linear and convolution weight gradients are (into their
+// bucket slots when synchronised), at the cost of writing it. Not thread-safe.
 class GradientSource : public lockstep::nn::Module {
  public:
   explicit GradientSource(const lockstep::nn::Module& like) : Module("GradientSource") {
     int k = 0;
     for (const auto& [name, p] : like.named_parameters()) {
-      params_.push_back(register_parameter(lockstep::str_cat("p", k++), lockstep::zeros(p.shape())));
-      constants_.push_back(lockstep::full(p.shape(), 1e-3));
+      const std::int64_t rows = p.dim() > 1 ? p.size(0) : 1;
+      const std::int64_t cols = p.numel() / rows;
+      params_.push_back(register_parameter(lockstep::str_cat("p", k++), lockstep::zeros({rows, cols})));
+      inputs_.push_back(lockstep::full({1, cols}, 1e-3));
+      constants_.push_back(lockstep::full({1, rows}, 1.0));
     }
   }
   Tensor forward(const Tensor& /*input*/) override {
     Tensor total;
     for (std::size_t k = 0; k < params_.size(); ++k) {
-      const Tensor term = lockstep::sum(params_[k] * constants_[k]);
+      const Tensor term = lockstep::sum(lockstep::linear(inputs_[k], params_[k], Tensor()) * constants_[k]);
       total = total.defined() ? total + term : term;
     }
     return total;
@@ -461,6 +467,7 @@ class GradientSource : public lockstep::nn::Module {
 
  private:
   std::vector<Tensor> params_;
+  std::vector<Tensor> inputs_;
   std::vector<Tensor> constants_;
 };
 
