@@ -8,6 +8,7 @@
 
 #include "src/autograd/engine.h"
 #include "src/autograd/node.h"
+#include "src/core/precision.h"
 #include "src/core/rng.h"
 #include "src/ops/conv.h"
 #include "src/ops/elementwise.h"
@@ -45,17 +46,22 @@ Tensor reference_gradient(const Tensor& weight, const Loss& loss) {
 }
 
 TEST(GradientHome, LinearWeightGradientIsWrittenThereTimesTheScale) {
-  const Tensor x = random({5, 4}, 1), c = random({5, 3}, 2);
-  Tensor w = random({3, 4}, 3).requires_grad_(), b = random({3}, 4).requires_grad_();
-  const auto loss = [&](const Tensor& weight) { return sum(linear(x, weight, b) * c); };
-  const Tensor expected = reference_gradient(w, loss);
-  b.set_grad(Tensor());
-  auto home = attach_home(w, 0.5);
-  loss(w).backward();
-  EXPECT_TRUE(home->filled);
-  EXPECT_TRUE(w.grad().same(home->view));
-  EXPECT_EQ(values(w.grad()), scaled(expected, 0.5));  // a power of two: the same bits
-  EXPECT_EQ(values(b.grad()), values(sum(c, {0})));    // the bias has no home: unscaled, as usual
+  // bf16: the GEMM's alpha is oneDNN's output scale (or sgemm's alpha on rounded copies).
+  for (const MatmulPrecision precision : {MatmulPrecision::kF32, MatmulPrecision::kBf16}) {
+    SCOPED_TRACE(precision_name(precision));
+    MatmulPrecisionScope scope(precision);
+    const Tensor x = random({5, 40}, 1), c = random({5, 30}, 2);
+    Tensor w = random({30, 40}, 3).requires_grad_(), b = random({30}, 4).requires_grad_();
+    const auto loss = [&](const Tensor& weight) { return sum(linear(x, weight, b) * c); };
+    const Tensor expected = reference_gradient(w, loss);
+    b.set_grad(Tensor());
+    auto home = attach_home(w, 0.5);
+    loss(w).backward();
+    EXPECT_TRUE(home->filled);
+    EXPECT_TRUE(w.grad().same(home->view));
+    EXPECT_EQ(values(w.grad()), scaled(expected, 0.5));  // a power of two: the same bits
+    EXPECT_EQ(values(b.grad()), values(sum(c, {0})));    // the bias has no home: unscaled, as usual
+  }
 }
 
 TEST(GradientHome, ConvolutionWeightGradientsAreWrittenThereTimesTheScale) {
