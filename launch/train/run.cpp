@@ -60,8 +60,6 @@ std::string cuda_obstacle(const launch::Settings& settings, const RunSettings& r
         "the ", settings.task,
         " task trains on the CPU only so far (CUDA covers the classifier, GAN and PixelCNN tasks)");
   if (run.deterministic()) return "the deterministic mode runs on the CPU only so far";
-  if (run.precision != MatmulPrecision::kF32)
-    return "bf16 precision (run.precision) runs on the CPU only so far";
   if (settings.train.adversarial_epsilon > 0)
     return "adversarial training (train.adversarial_epsilon) runs on the CPU only so far";
   if (settings.model.clip_grad_norm > 0 || settings.generator.clip_grad_norm > 0 ||

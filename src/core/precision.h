@@ -3,9 +3,11 @@
 // accumulated in f32, the result f32. Tensors, master weights, batch norm, softmax, losses, optimizer state
 // and checkpoints stay f32; only the multiplications of conv2d, conv_transpose2d and every GEMM (linear,
 // matmul, recurrent cells) see bf16 inputs. The kernels reach it through bf16 hardware where there is one
-// (oneDNN's bf16 convolutions, OpenBLAS's sbgemm) and otherwise by rounding copies of the operands and
-// running the f32 kernels, so the numbers are those of bf16 on any CPU, up to summation order. f64 tensors
-// are unaffected. Process-wide (the training loop sets it once per run).
+// (oneDNN's bf16 convolutions and matmul) and otherwise by rounding copies of the operands and running the
+// f32 kernels, so the numbers are those of bf16 on any CPU, up to summation order. On CUDA: cuBLAS's bf16
+// compute type, and cuDNN's bf16 convolutions, whose results are rounded to bf16 too
+// (src/backend/cuda/conv.cpp). f64 tensors are unaffected. Process-wide (the training loop sets it once per
+// run).
 #pragma once
 
 #include <cstdint>
@@ -36,12 +38,21 @@ class MatmulPrecisionScope {
   MatmulPrecision previous_;
 };
 
-// bfloat16 conversions (host and device code; the CPU kernels use them so far): the upper 16 bits of an f32,
-// rounded to nearest even (as oneDNN, cuDNN and PyTorch round); a NaN stays a (quiet) NaN, overflow rounds to
-// infinity.
-LOCKSTEP_HOST_DEVICE inline std::uint16_t bf16_bits(float x) {
+// bfloat16 conversions (host and device code: the CPU kernels and the CUDA conversions feeding cuDNN): the
+// upper 16 bits of an f32, rounded to nearest even (as oneDNN, cuDNN and PyTorch round); a NaN stays a
+// (quiet) NaN, overflow rounds to infinity.
+LOCKSTEP_HOST_DEVICE inline std::uint32_t float_bits(float x) {
+#ifdef __CUDA_ARCH__
+  return __float_as_uint(x);
+#else
   std::uint32_t u = 0;
   std::memcpy(&u, &x, sizeof(u));
+  return u;
+#endif
+}
+
+LOCKSTEP_HOST_DEVICE inline std::uint16_t bf16_bits(float x) {
+  std::uint32_t u = float_bits(x);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
   u += 0x7fffu + ((u >> 16) & 1u);
   return static_cast<std::uint16_t>(u >> 16);
@@ -49,9 +60,13 @@ LOCKSTEP_HOST_DEVICE inline std::uint16_t bf16_bits(float x) {
 
 LOCKSTEP_HOST_DEVICE inline float bf16_to_float(std::uint16_t bits) {
   const std::uint32_t u = static_cast<std::uint32_t>(bits) << 16;
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(u);
+#else
   float x = 0.0f;
   std::memcpy(&x, &u, sizeof(x));
   return x;
+#endif
 }
 
 LOCKSTEP_HOST_DEVICE inline float round_to_bf16(float x) { return bf16_to_float(bf16_bits(x)); }

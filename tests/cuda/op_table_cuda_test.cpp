@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "src/autograd/grad_mode.h"
+#include "src/core/precision.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/support/op_case.h"
 
@@ -24,61 +25,81 @@ const char* const kCudaFamilies[] = {"reduce.", "unary.pow_tensor", LOCKSTEP_CUD
 // Ops whose input gradients are compared too.
 const char* const kCudaBackwardFamilies[] = {LOCKSTEP_CUDA_BACKWARD_FAMILIES};
 
+// The case's result on the GPU against the CPU's, in `dtype`, within rtol.
+void expect_forward_matches(const OpCase& c, DType dtype, double rtol, const std::string& what) {
+  std::vector<Tensor> cpu_inputs;
+  std::vector<RefArray> refs;
+  make_inputs(c, dtype, cpu_inputs, refs);
+  std::vector<Tensor> gpu_inputs;
+  for (const auto& t : cpu_inputs) gpu_inputs.push_back(t.to(kGpu));
+  NoGradGuard no_grad;
+  const Tensor want = c.fn(cpu_inputs);
+  const Tensor got = c.fn(gpu_inputs);
+  EXPECT_EQ(got.device(), kGpu) << what;
+  expect_close(got, want, rtol, what);
+}
+
+// The gradients of the case's differentiable inputs for one random upstream gradient, on the GPU against the
+// CPU's, in `dtype`, within rtol.
+void expect_gradients_match(const OpCase& c, DType dtype, double rtol, const std::string& what) {
+  std::vector<Tensor> made;
+  std::vector<RefArray> refs;
+  make_inputs(c, dtype, made, refs);
+  std::vector<Tensor> cpu_inputs, gpu_inputs;
+  for (const auto& t : made) {
+    const bool grad = t.requires_grad();
+    cpu_inputs.push_back(t.detach());
+    gpu_inputs.push_back(t.detach().to(kGpu));
+    if (grad) {
+      cpu_inputs.back().requires_grad_();
+      gpu_inputs.back().requires_grad_();
+    }
+  }
+  const Tensor want = c.fn(cpu_inputs);
+  if (!want.requires_grad()) return;
+  const Tensor upstream = cpu_rand(want.shape(), dtype, 7);
+  want.backward(upstream);
+  c.fn(gpu_inputs).backward(upstream.to(kGpu));
+  for (std::size_t i = 0; i < made.size(); ++i) {
+    if (!cpu_inputs[i].requires_grad()) continue;
+    ASSERT_TRUE(gpu_inputs[i].grad().defined()) << what << " input " << i;
+    EXPECT_EQ(gpu_inputs[i].grad().device(), kGpu) << what;
+    expect_close(gpu_inputs[i].grad(), cpu_inputs[i].grad(), rtol,
+                 what + " gradient of input " + std::to_string(i));
+  }
+}
+
 class OpCuda : public ::testing::TestWithParam<const OpCase*> {};
 
 TEST_P(OpCuda, MatchesCpu) {
   LOCKSTEP_REQUIRE_CUDA();
   const OpCase& c = *GetParam();
-  for (DType dtype : {DType::f64, DType::f32}) {
-    std::vector<Tensor> cpu_inputs;
-    std::vector<RefArray> refs;
-    make_inputs(c, dtype, cpu_inputs, refs);
-    std::vector<Tensor> gpu_inputs;
-    for (const auto& t : cpu_inputs) gpu_inputs.push_back(t.to(kGpu));
-    NoGradGuard no_grad;
-    const Tensor want = c.fn(cpu_inputs);
-    const Tensor got = c.fn(gpu_inputs);
-    EXPECT_EQ(got.device(), kGpu) << c.name;
-    expect_close(got, want, dtype == DType::f64 ? 1e-12 : 1e-5,
-                 c.name + (dtype == DType::f64 ? " f64" : " f32"));
-  }
+  expect_forward_matches(c, DType::f64, 1e-12, c.name + " f64");
+  expect_forward_matches(c, DType::f32, 1e-5, c.name + " f32");
 }
 
-// The gradients of the case's differentiable inputs for one random upstream gradient, on the GPU, must match
-// the CPU's.
 class OpCudaGrad : public ::testing::TestWithParam<const OpCase*> {};
 
 TEST_P(OpCudaGrad, MatchesCpu) {
   LOCKSTEP_REQUIRE_CUDA();
   const OpCase& c = *GetParam();
-  for (DType dtype : {DType::f64, DType::f32}) {
-    const std::string what = c.name + (dtype == DType::f64 ? " f64" : " f32");
-    std::vector<Tensor> made;
-    std::vector<RefArray> refs;
-    make_inputs(c, dtype, made, refs);
-    std::vector<Tensor> cpu_inputs, gpu_inputs;
-    for (const auto& t : made) {
-      const bool grad = t.requires_grad();
-      cpu_inputs.push_back(t.detach());
-      gpu_inputs.push_back(t.detach().to(kGpu));
-      if (grad) {
-        cpu_inputs.back().requires_grad_();
-        gpu_inputs.back().requires_grad_();
-      }
-    }
-    const Tensor want = c.fn(cpu_inputs);
-    if (!want.requires_grad()) continue;
-    const Tensor upstream = cpu_rand(want.shape(), dtype, 7);
-    want.backward(upstream);
-    c.fn(gpu_inputs).backward(upstream.to(kGpu));
-    for (std::size_t i = 0; i < made.size(); ++i) {
-      if (!cpu_inputs[i].requires_grad()) continue;
-      ASSERT_TRUE(gpu_inputs[i].grad().defined()) << what << " input " << i;
-      EXPECT_EQ(gpu_inputs[i].grad().device(), kGpu) << what;
-      expect_close(gpu_inputs[i].grad(), cpu_inputs[i].grad(), dtype == DType::f64 ? 1e-12 : 1e-5,
-                   what + " gradient of input " + std::to_string(i));
-    }
-  }
+  expect_gradients_match(c, DType::f64, 1e-12, c.name + " f64");
+  expect_gradients_match(c, DType::f32, 1e-5, c.name + " f32");
+}
+
+// run.precision = "bf16": the ops on convolutions and GEMMs, f32 tensors, both devices in bf16. cuBLAS
+// multiplies the same rounded operands as the CPU; cuDNN's bf16 configuration also rounds each convolution's
+// result to bf16 (2^-9 relative), hence the looser tolerance.
+const char* const kBf16Families[] = {"conv.", "linalg.", "recurrent."};
+
+class OpCudaBf16 : public ::testing::TestWithParam<const OpCase*> {};
+
+TEST_P(OpCudaBf16, MatchesCpuInBf16) {
+  LOCKSTEP_REQUIRE_CUDA();
+  const OpCase& c = *GetParam();
+  MatmulPrecisionScope bf16(MatmulPrecision::kBf16);
+  expect_forward_matches(c, DType::f32, 2e-2, c.name + " bf16");
+  if (c.check_grad) expect_gradients_match(c, DType::f32, 2e-2, c.name + " bf16");
 }
 
 template <std::size_t N>
@@ -107,6 +128,7 @@ std::string case_name(const ::testing::TestParamInfo<const OpCase*>& info) {
 INSTANTIATE_TEST_SUITE_P(Ops, OpCuda, ::testing::ValuesIn(cases_of(kCudaFamilies, false)), case_name);
 INSTANTIATE_TEST_SUITE_P(Ops, OpCudaGrad, ::testing::ValuesIn(cases_of(kCudaBackwardFamilies, true)),
                          case_name);
+INSTANTIATE_TEST_SUITE_P(Ops, OpCudaBf16, ::testing::ValuesIn(cases_of(kBf16Families, false)), case_name);
 
 }  // namespace
 }  // namespace lockstep::test

@@ -3,10 +3,10 @@
 // - resnet50: torchvision's ResNet-50 at 224x224x3, batch 128, 1000 classes, SGD(0.1, momentum 0.9);
 // - resnet20: CIFAR ResNet-20 at 32x32x3, batch 128, SGD(0.1, 0.9, weight decay 5e-4 on weights);
 // - dcgan64: DCGAN at 64x64x3 (width 64), batch 64, a discriminator and a generator step, Adam(2e-4, 0.5).
-// Prints "model=<m> device=<d> batch=<b> images_per_s=<x>" per model, the line format of
+// Prints "model=<m> device=<d> precision=<p> batch=<b> images_per_s=<x>" per model, the line format of
 // tests/perf/gpu_peer.py; tests/perf/bench_gpu.sh runs both on one GPU and prints ratios and ResNet-50's
 // FLOP utilisation. Usage: lockstep_bench_gpu [--model resnet50|resnet20|dcgan64|all] [--steps N]
-// [--warmup N] [--device cpu|cuda]
+// [--warmup N] [--device cpu|cuda] [--precision f32|bf16 (run.precision)]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +17,7 @@
 
 #include "src/core/cuda_available.h"
 #include "src/core/error.h"
+#include "src/core/precision.h"
 #include "src/core/strings.h"
 #include "src/models/conditional.h"
 #include "src/models/dcgan.h"
@@ -39,6 +40,7 @@ struct Options {
   int steps = 20;
   int warmup = 5;
   Device device{lockstep::DeviceType::CUDA, 0};
+  lockstep::MatmulPrecision precision = lockstep::MatmulPrecision::kF32;
 };
 
 struct Workload {
@@ -125,8 +127,9 @@ void run_model(const std::string& model, const Options& options) {
   }
   std::nth_element(seconds.begin(), seconds.begin() + static_cast<std::ptrdiff_t>(seconds.size() / 2),
                    seconds.end());
-  std::printf("model=%s device=%s batch=%lld images_per_s=%.1f\n", model.c_str(),
-              options.device.str().c_str(), static_cast<long long>(work.batch),
+  std::printf("model=%s device=%s precision=%s batch=%lld images_per_s=%.1f\n", model.c_str(),
+              options.device.str().c_str(), lockstep::precision_name(options.precision),
+              static_cast<long long>(work.batch),
               static_cast<double>(work.batch) / seconds[seconds.size() / 2]);
   std::fflush(stdout);
 }
@@ -134,8 +137,8 @@ void run_model(const std::string& model, const Options& options) {
 Options parse(int argc, char** argv) {
   Options o;
   const char* usage =
-      "lockstep_bench_gpu: expected --model resnet50|resnet20|dcgan64|all, --steps N, --warmup N or --device "
-      "cpu|cuda";
+      "lockstep_bench_gpu: expected --model resnet50|resnet20|dcgan64|all, --steps N, --warmup N, --device "
+      "cpu|cuda or --precision f32|bf16";
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     LOCKSTEP_CHECK(i + 1 < argc, lockstep::ValueError, usage, ", but got '", flag, "' without a value");
@@ -152,6 +155,10 @@ Options parse(int argc, char** argv) {
       LOCKSTEP_CHECK(value == "cpu" || value == "cuda", lockstep::ValueError, usage, ", but got --device ",
                      value);
       o.device = value == "cpu" ? lockstep::kCPU : Device{lockstep::DeviceType::CUDA, 0};
+    } else if (flag == "--precision") {
+      LOCKSTEP_CHECK(value == "f32" || value == "bf16", lockstep::ValueError, usage, ", but got --precision ",
+                     value);
+      o.precision = value == "bf16" ? lockstep::MatmulPrecision::kBf16 : lockstep::MatmulPrecision::kF32;
     } else {
       throw lockstep::ValueError(lockstep::str_cat(usage, ", but got '", flag, "'"));
     }
@@ -170,6 +177,7 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     const Options options = parse(argc, argv);
+    const lockstep::MatmulPrecisionScope precision(options.precision);
     for (const std::string model : {"resnet50", "resnet20", "dcgan64"}) {
       if (options.model == "all" || options.model == model) run_model(model, options);
     }

@@ -3,6 +3,10 @@
 // math only (no TF32 tensor cores), so f32 results match the CPU to rounding. Algorithms are chosen once per
 // shape from cuDNN's heuristics and cached; the gradients take deterministic algorithms only, so a run gives
 // the same bits every time. Workspaces come from the caching allocator.
+// bf16 (run.precision, src/core/precision.h): cuDNN's pseudo-bf16 configuration (bf16 operands and result,
+// f32 accumulation, tensor cores) on bf16 copies of the f32 operands, the result widened back to f32. Unlike
+// the CPU's (f32), the GPU's convolution results are thus rounded to bf16 once more, as under PyTorch's
+// autocast; biases are added in f32.
 #include <cudnn.h>
 
 #include <array>
@@ -10,9 +14,11 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "src/backend/cuda/bf16_launch.h"
 #include "src/backend/cuda/check.h"
 #include "src/backend/cuda/device.h"
 #include "src/backend/cuda/register.h"
+#include "src/core/precision.h"
 #include "src/ops/kernels.h"
 
 namespace lockstep::cuda {
@@ -46,12 +52,30 @@ cudnnDataType_t data_type(DType dtype) {
   return dtype == DType::f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
 }
 
-// The descriptors of one convolution: x [N, C, H, W], w [K, C / groups, R, S], y [N, K, P, Q]; destroyed with
-// it.
+// Whether a convolution on f32 `t` runs in bf16 (the process-wide precision).
+bool in_bf16(const Tensor& t) {
+  return t.dtype() == DType::f32 && matmul_precision() == MatmulPrecision::kBf16;
+}
+
+// A bf16 copy of the f32 tensor `t`, or (convert false) an uninitialised bf16 tensor of its shape.
+Tensor bf16_copy(const Tensor& t, bool convert = true) {
+  Tensor out = empty(t.shape(), DType::bf16, t.device());
+  if (convert) launch_to_bf16(t.data<float>(), static_cast<std::uint16_t*>(out.data()), t.numel());
+  return out;
+}
+
+// dst (f32) = src (bf16), element by element.
+void widen(const Tensor& src, const Tensor& dst) {
+  launch_from_bf16(static_cast<const std::uint16_t*>(src.data()), dst.data<float>(), dst.numel());
+}
+
+// The descriptors of one convolution: x [N, C, H, W], w [K, C / groups, R, S], y [N, K, P, Q], in the
+// tensors' dtype or (bf16) in the pseudo-bf16 configuration; destroyed with it.
 class Descriptors {
  public:
-  Descriptors(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dParams& p) {
-    const cudnnDataType_t type = data_type(x.dtype());
+  Descriptors(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dParams& p, bool bf16) {
+    const cudnnDataType_t type = bf16 ? CUDNN_DATA_BFLOAT16 : data_type(x.dtype());
+    const cudnnDataType_t compute = bf16 ? CUDNN_DATA_FLOAT : type;
     LOCKSTEP_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x_));
     LOCKSTEP_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y_));
     LOCKSTEP_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w_));
@@ -64,9 +88,9 @@ class Descriptors {
                                                     as_int(w.size(1)), as_int(w.size(2)), as_int(w.size(3))));
     LOCKSTEP_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
         conv_, as_int(p.padding[0]), as_int(p.padding[1]), as_int(p.stride[0]), as_int(p.stride[1]),
-        as_int(p.dilation[0]), as_int(p.dilation[1]), CUDNN_CROSS_CORRELATION, type));
+        as_int(p.dilation[0]), as_int(p.dilation[1]), CUDNN_CROSS_CORRELATION, compute));
     LOCKSTEP_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv_, as_int(p.groups)));
-    LOCKSTEP_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_, CUDNN_FMA_MATH));
+    LOCKSTEP_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_, bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
   }
   ~Descriptors() {
     cudnnDestroyConvolutionDescriptor(conv_);
@@ -99,7 +123,7 @@ struct ShapeKeyHash {
   }
 };
 
-ShapeKey key_of(Pass pass, const Tensor& x, const Tensor& w, const Conv2dParams& p) {
+ShapeKey key_of(Pass pass, const Tensor& x, const Tensor& w, const Conv2dParams& p, bool bf16) {
   return {static_cast<std::int64_t>(pass),
           static_cast<std::int64_t>(x.dtype()),
           x.device().index,
@@ -118,7 +142,7 @@ ShapeKey key_of(Pass pass, const Tensor& x, const Tensor& w, const Conv2dParams&
           p.dilation[0],
           p.dilation[1],
           p.groups,
-          0,
+          bf16 ? 1 : 0,
           0};
 }
 
@@ -196,16 +220,23 @@ struct Scaling {
   double one_d = 1.0, zero_d = 0.0;
 };
 
-// A [1, K, 1, 1] descriptor of the bias.
-struct BiasDescriptor {
-  explicit BiasDescriptor(const Tensor& bias) {
+// A 4-d NCHW descriptor in the tensor's dtype: of the tensor's own shape, or (bias) [1, K, 1, 1] for a bias
+// [K].
+struct TensorDescriptor {
+  explicit TensorDescriptor(const Tensor& t, bool bias = false) {
     LOCKSTEP_CUDNN_CHECK(cudnnCreateTensorDescriptor(&desc));
-    LOCKSTEP_CUDNN_CHECK(cudnnSetTensor4dDescriptor(desc, CUDNN_TENSOR_NCHW, data_type(bias.dtype()), 1,
-                                                    as_int(bias.numel()), 1, 1));
+    if (bias) {
+      LOCKSTEP_CUDNN_CHECK(cudnnSetTensor4dDescriptor(desc, CUDNN_TENSOR_NCHW, data_type(t.dtype()), 1,
+                                                      as_int(t.numel()), 1, 1));
+    } else {
+      LOCKSTEP_CUDNN_CHECK(cudnnSetTensor4dDescriptor(desc, CUDNN_TENSOR_NCHW, data_type(t.dtype()),
+                                                      as_int(t.size(0)), as_int(t.size(1)), as_int(t.size(2)),
+                                                      as_int(t.size(3))));
+    }
   }
-  ~BiasDescriptor() { cudnnDestroyTensorDescriptor(desc); }
-  BiasDescriptor(const BiasDescriptor&) = delete;
-  BiasDescriptor& operator=(const BiasDescriptor&) = delete;
+  ~TensorDescriptor() { cudnnDestroyTensorDescriptor(desc); }
+  TensorDescriptor(const TensorDescriptor&) = delete;
+  TensorDescriptor& operator=(const TensorDescriptor&) = delete;
   cudnnTensorDescriptor_t desc = nullptr;
 };
 
@@ -215,16 +246,21 @@ void conv2d_kernel(const Tensor& x, const Tensor& w, const Tensor& bias, const T
   if (y.numel() == 0) return;
   DeviceGuard guard(y.device());
   const cudnnHandle_t handle = handle_for(y.device());
-  const Descriptors d(x, w, y, p);
-  const Choice choice = choose(Pass::kForward, handle, d, key_of(Pass::kForward, x, w, p));
+  const bool bf16 = in_bf16(y);
+  const Descriptors d(x, w, y, p, bf16);
+  const Choice choice = choose(Pass::kForward, handle, d, key_of(Pass::kForward, x, w, p, bf16));
   const Tensor ws = workspace(choice.workspace, y.device());
   const Scaling s(y.dtype());
-  LOCKSTEP_CUDNN_CHECK(cudnnConvolutionForward(handle, s.one(), d.x_, x.data(), d.w_, w.data(), d.conv_,
+  const Tensor xc = bf16 ? bf16_copy(x) : x, wc = bf16 ? bf16_copy(w) : w,
+               yc = bf16 ? bf16_copy(y, false) : y;
+  LOCKSTEP_CUDNN_CHECK(cudnnConvolutionForward(handle, s.one(), d.x_, xc.data(), d.w_, wc.data(), d.conv_,
                                                static_cast<cudnnConvolutionFwdAlgo_t>(choice.algo),
-                                               data_or_null(ws), choice.workspace, s.zero(), d.y_, y.data()));
+                                               data_or_null(ws), choice.workspace, s.zero(), d.y_,
+                                               yc.data()));
+  if (bf16) widen(yc, y);
   if (bias.defined()) {
-    const BiasDescriptor b(bias);
-    LOCKSTEP_CUDNN_CHECK(cudnnAddTensor(handle, s.one(), b.desc, bias.data(), s.one(), d.y_, y.data()));
+    const TensorDescriptor b(bias, true), out(y);
+    LOCKSTEP_CUDNN_CHECK(cudnnAddTensor(handle, s.one(), b.desc, bias.data(), s.one(), out.desc, y.data()));
   }
 }
 
@@ -234,14 +270,18 @@ void conv2d_backward_input_kernel(const Tensor& dy, const Tensor& w, const Tenso
   if (dx.numel() == 0) return;
   DeviceGuard guard(dx.device());
   const cudnnHandle_t handle = handle_for(dx.device());
-  const Descriptors d(dx, w, dy, p);
-  const Choice choice = choose(Pass::kBackwardData, handle, d, key_of(Pass::kBackwardData, dx, w, p));
+  const bool bf16 = in_bf16(dx);
+  const Descriptors d(dx, w, dy, p, bf16);
+  const Choice choice = choose(Pass::kBackwardData, handle, d, key_of(Pass::kBackwardData, dx, w, p, bf16));
   const Tensor ws = workspace(choice.workspace, dx.device());
   const Scaling s(dx.dtype());
-  LOCKSTEP_CUDNN_CHECK(cudnnConvolutionBackwardData(handle, s.one(), d.w_, w.data(), d.y_, dy.data(), d.conv_,
-                                                    static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algo),
-                                                    data_or_null(ws), choice.workspace, s.zero(), d.x_,
-                                                    dx.data()));
+  const Tensor wc = bf16 ? bf16_copy(w) : w, dyc = bf16 ? bf16_copy(dy) : dy,
+               dxc = bf16 ? bf16_copy(dx, false) : dx;
+  LOCKSTEP_CUDNN_CHECK(
+      cudnnConvolutionBackwardData(handle, s.one(), d.w_, wc.data(), d.y_, dyc.data(), d.conv_,
+                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algo), data_or_null(ws),
+                                   choice.workspace, s.zero(), d.x_, dxc.data()));
+  if (bf16) widen(dxc, dx);
 }
 
 void conv2d_backward_weight_kernel(const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& dbias,
@@ -259,17 +299,22 @@ void conv2d_backward_weight_kernel(const Tensor& dy, const Tensor& x, const Tens
     }
     return;
   }
-  const Descriptors d(x, dw, dy, p);
-  const Choice choice = choose(Pass::kBackwardFilter, handle, d, key_of(Pass::kBackwardFilter, x, dw, p));
+  const bool bf16 = in_bf16(dw);
+  const Descriptors d(x, dw, dy, p, bf16);
+  const Choice choice =
+      choose(Pass::kBackwardFilter, handle, d, key_of(Pass::kBackwardFilter, x, dw, p, bf16));
   const Tensor ws = workspace(choice.workspace, dw.device());
+  const Tensor xc = bf16 ? bf16_copy(x) : x, dyc = bf16 ? bf16_copy(dy) : dy,
+               dwc = bf16 ? bf16_copy(dw, false) : dw;
   LOCKSTEP_CUDNN_CHECK(
-      cudnnConvolutionBackwardFilter(handle, s.one(), d.x_, x.data(), d.y_, dy.data(), d.conv_,
+      cudnnConvolutionBackwardFilter(handle, s.one(), d.x_, xc.data(), d.y_, dyc.data(), d.conv_,
                                      static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algo),
-                                     data_or_null(ws), choice.workspace, s.zero(), d.w_, dw.data()));
+                                     data_or_null(ws), choice.workspace, s.zero(), d.w_, dwc.data()));
+  if (bf16) widen(dwc, dw);
   if (dbias.defined()) {
-    const BiasDescriptor b(dbias);
+    const TensorDescriptor b(dbias, true), g(dy);
     LOCKSTEP_CUDNN_CHECK(
-        cudnnConvolutionBackwardBias(handle, s.one(), d.y_, dy.data(), s.zero(), b.desc, dbias.data()));
+        cudnnConvolutionBackwardBias(handle, s.one(), g.desc, dy.data(), s.zero(), b.desc, dbias.data()));
   }
 }
 

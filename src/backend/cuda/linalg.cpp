@@ -11,6 +11,7 @@
 #include "src/backend/cuda/check.h"
 #include "src/backend/cuda/device.h"
 #include "src/backend/cuda/register.h"
+#include "src/core/precision.h"
 #include "src/ops/kernels.h"
 
 namespace lockstep::cuda {
@@ -27,7 +28,8 @@ cublasHandle_t handle_for(Device device) {
   cublasHandle_t handle = nullptr;
   LOCKSTEP_CUBLAS_CHECK(cublasCreate(&handle));
   LOCKSTEP_CUBLAS_CHECK(cublasSetStream(handle, nullptr));
-  // Full-precision FP32 (no TF32 tensor cores), so results match the CPU within rounding.
+  // Full-precision FP32 (no TF32 tensor cores), so results match the CPU within rounding; bf16 asks for its
+  // compute type per call.
   LOCKSTEP_CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
   handles.emplace(device.index, handle);
   return handle;
@@ -105,8 +107,17 @@ void gemm_kernel(const Tensor& a, const Tensor& b, const Tensor& c, Transpose ta
     T* pc = c.data<T>();
     if constexpr (std::is_same_v<T, float>) {
       const float al = static_cast<float>(alpha), be = static_cast<float>(beta);
-      LOCKSTEP_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, op_b, op_a, cm, cn, ck, &al, pb, ldb, stride_b, pa, lda,
-                                                      stride_a, &be, pc, ldc, stride_c, count));
+      if (matmul_precision() == MatmulPrecision::kBf16) {
+        // bf16 (run.precision): the operands rounded to bf16 on the way into the tensor cores, the products
+        // accumulated in f32, the result f32, as on the CPU.
+        LOCKSTEP_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+            handle, op_b, op_a, cm, cn, ck, &al, pb, CUDA_R_32F, ldb, stride_b, pa, CUDA_R_32F, lda, stride_a,
+            &be, pc, CUDA_R_32F, ldc, stride_c, count, CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
+      } else {
+        LOCKSTEP_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, op_b, op_a, cm, cn, ck, &al, pb, ldb,
+                                                        stride_b, pa, lda, stride_a, &be, pc, ldc, stride_c,
+                                                        count));
+      }
     } else {
       LOCKSTEP_CUBLAS_CHECK(cublasDgemmStridedBatched(handle, op_b, op_a, cm, cn, ck, &alpha, pb, ldb, stride_b, pa,
                                                       lda, stride_a, &beta, pc, ldc, stride_c, count));
