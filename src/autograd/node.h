@@ -91,9 +91,9 @@ class Node {
 // Where a leaf's gradient may be written by the kernel that computes it, multiplied by `scale`: the
 // data-parallel reducer's bucket slot (view: the leaf's shape and dtype, contiguous), so that the gradient
 // needs no copy into the bucket and the average no separate pass. The engine offers it to a backward function
-// (BackwardContext:: home) only while `open`, when the leaf's .grad is undefined and the function's gradient
-// is the only one the leaf receives in this backward, and never while recording a graph (create_graph) or in
-// grad(). A function that takes the offer returns `view` itself as that input's gradient, holding scale x the
+// (through BackwardContext::home) only while `open`, when the leaf's .grad is undefined and the function's
+// gradient is the only one the leaf receives in this backward, and never while recording a graph
+// (create_graph) or in grad(). A function that takes the offer returns `view` itself as that input's gradient, holding scale x the
 // gradient; the engine then sets `filled` and the leaf's .grad becomes `view`.
 struct GradientHome {
   Tensor view;
