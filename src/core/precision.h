@@ -4,8 +4,8 @@
 // and checkpoints stay f32; only the multiplications of conv2d, conv_transpose2d and every GEMM (linear,
 // matmul, recurrent cells) see bf16 inputs. The kernels reach it through bf16 hardware where there is one
 // (oneDNN's bf16 convolutions and matmul) and otherwise by rounding copies of the operands and running the
-// f32 kernels, so the numbers are those of bf16 on any CPU, up to summation order. On CUDA: cuBLAS's bf16
-// compute type, and cuDNN's bf16 convolutions, whose results are rounded to bf16 too
+// f32 kernels, so the numbers are those of bf16 on any CPU, up to summation order. On CUDA: cuBLAS on bf16
+// copies of the operands, and cuDNN's bf16 convolutions, whose results are rounded to bf16 too
 // (src/backend/cuda/conv.cpp). f64 tensors are unaffected. Process-wide (the training loop sets it once per
 // run).
 #pragma once

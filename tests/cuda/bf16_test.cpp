@@ -1,7 +1,7 @@
-// bf16 (run.precision) on the GPU against the CPU's bf16: cuBLAS's bf16 compute type multiplies the operands
-// rounded as the CPU rounds them and sums in f32 (so the two agree to f32 summation differences), and cuDNN's
-// bf16 convolutions agree within the rounding of their bf16 results. Both must be far from the f32 results
-// (the precision took effect).
+// bf16 (run.precision) on the GPU against the CPU's bf16: cuBLAS multiplies bf16 copies rounded as the CPU
+// rounds them and sums in f32 (so the two agree to f32 summation differences), and cuDNN's bf16 convolutions
+// agree within the rounding of their bf16 results. Both must be far from the f32 results (the precision took
+// effect).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -35,7 +35,7 @@ TEST(CudaBf16, GemmMultipliesTheCpusRoundedOperands) {
   MatmulPrecisionScope bf16(MatmulPrecision::kBf16);
   const Tensor want = product(kCPU), got = product(kGpu);
   expect_close(got, want, 1e-4, "bf16 GEMM");
-  EXPECT_GT(relative_difference(got, f32), 1e-3) << "the GPU's bf16 GEMM computed in f32";
+  EXPECT_GT(relative_difference(got, f32), 5e-4) << "the GPU's bf16 GEMM computed in f32";
 }
 
 TEST(CudaBf16, ConvolutionPassesAgreeWithTheCpusWithinBf16Rounding) {

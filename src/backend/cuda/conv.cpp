@@ -4,17 +4,19 @@
 // shape from cuDNN's heuristics and cached; the gradients take deterministic algorithms only, so a run gives
 // the same bits every time. Workspaces come from the caching allocator.
 // bf16 (run.precision, src/core/precision.h): cuDNN's pseudo-bf16 configuration (bf16 operands and result,
-// f32 accumulation, tensor cores) on bf16 copies of the f32 operands, the result widened back to f32. Unlike
-// the CPU's (f32), the GPU's convolution results are thus rounded to bf16 once more, as under PyTorch's
-// autocast; biases are added in f32.
+// f32 accumulation, tensor cores, each algorithm run with the math type cuDNN reports for it) on bf16 copies
+// of the f32 operands, the result widened back to f32. Unlike the CPU's (f32), the GPU's convolution results
+// are thus rounded to bf16 once more, as under PyTorch's autocast; biases are added in f32. Where cuDNN has
+// no (deterministic) bf16 algorithm, the f32 algorithms run on operands rounded to bf16: the CPU's numbers.
 #include <cudnn.h>
 
 #include <array>
 #include <climits>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
-#include "src/backend/cuda/bf16_launch.h"
+#include "src/backend/cuda/bf16.h"
 #include "src/backend/cuda/check.h"
 #include "src/backend/cuda/device.h"
 #include "src/backend/cuda/register.h"
@@ -57,18 +59,6 @@ bool in_bf16(const Tensor& t) {
   return t.dtype() == DType::f32 && matmul_precision() == MatmulPrecision::kBf16;
 }
 
-// A bf16 copy of the f32 tensor `t`, or (convert false) an uninitialised bf16 tensor of its shape.
-Tensor bf16_copy(const Tensor& t, bool convert = true) {
-  Tensor out = empty(t.shape(), DType::bf16, t.device());
-  if (convert) launch_to_bf16(t.data<float>(), static_cast<std::uint16_t*>(out.data()), t.numel());
-  return out;
-}
-
-// dst (f32) = src (bf16), element by element.
-void widen(const Tensor& src, const Tensor& dst) {
-  launch_from_bf16(static_cast<const std::uint16_t*>(src.data()), dst.data<float>(), dst.numel());
-}
-
 // The descriptors of one convolution: x [N, C, H, W], w [K, C / groups, R, S], y [N, K, P, Q], in the
 // tensors' dtype or (bf16) in the pseudo-bf16 configuration; destroyed with it.
 class Descriptors {
@@ -108,9 +98,11 @@ class Descriptors {
 
 enum class Pass : int { kForward, kBackwardData, kBackwardFilter };
 
-// The cached choice for one pass and shape: the algorithm (as int) and its workspace size.
+// The cached choice for one pass and shape: the algorithm and the math type to run it with (as ints) and its
+// workspace size.
 struct Choice {
   int algo = 0;
+  int math = 0;
   std::size_t workspace = 0;
 };
 
@@ -147,47 +139,68 @@ ShapeKey key_of(Pass pass, const Tensor& x, const Tensor& w, const Conv2dParams&
 }
 
 // The first of cuDNN's ranked candidates that succeeded, fits the workspace cap and (for the gradients) is
-// deterministic. `perf` is filled by one of cudnnGet*Algorithm_v7.
+// deterministic, or none. `perf` is filled by one of cudnnGet*Algorithm_v7.
 template <class Perf>
-Choice pick(const Perf* perf, int count, bool deterministic, const char* pass) {
+std::optional<Choice> pick(const Perf* perf, int count, bool deterministic) {
   for (int i = 0; i < count; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kMaxWorkspaceBytes) continue;
     if (deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
-    return {static_cast<int>(perf[i].algo), perf[i].memory};
+    return Choice{static_cast<int>(perf[i].algo), static_cast<int>(perf[i].mathType), perf[i].memory};
   }
-  throw NotImplementedError(str_cat("conv2d (CUDA): cuDNN offers no ", deterministic ? "deterministic " : "",
-                                    "algorithm for the ", pass, " of this convolution within ",
-                                    kMaxWorkspaceBytes >> 20, " MiB of workspace"));
+  return std::nullopt;
 }
 
-Choice choose(Pass pass, cudnnHandle_t handle, const Descriptors& d, const ShapeKey& key) {
+const char* pass_name(Pass pass) {
+  return pass == Pass::kForward        ? "forward pass"
+         : pass == Pass::kBackwardData ? "input gradient"
+                                       : "weight gradient";
+}
+
+// The choice for `pass` on the shape `key`, or none (cached either way).
+std::optional<Choice> choose(Pass pass, cudnnHandle_t handle, const Descriptors& d, const ShapeKey& key) {
   static std::mutex mutex;
-  static std::unordered_map<ShapeKey, Choice, ShapeKeyHash> cache;
+  static std::unordered_map<ShapeKey, std::optional<Choice>, ShapeKeyHash> cache;
   {
     std::lock_guard<std::mutex> lock(mutex);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
   }
-  Choice choice;
+  std::optional<Choice> choice;
   int found = 0;
   if (pass == Pass::kForward) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     LOCKSTEP_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
         handle, d.x_, d.w_, d.conv_, d.y_, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf));
-    choice = pick(perf, found, false, "forward pass");
+    choice = pick(perf, found, false);
   } else if (pass == Pass::kBackwardData) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     LOCKSTEP_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
         handle, d.w_, d.y_, d.conv_, d.x_, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &found, perf));
-    choice = pick(perf, found, true, "input gradient");
+    choice = pick(perf, found, true);
   } else {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     LOCKSTEP_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
         handle, d.x_, d.y_, d.conv_, d.w_, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &found, perf));
-    choice = pick(perf, found, true, "weight gradient");
+    choice = pick(perf, found, true);
   }
   std::lock_guard<std::mutex> lock(mutex);
   return cache.emplace(key, choice).first->second;
+}
+
+// The choice for an f32/f64 pass (NotImplementedError when cuDNN has none), or for a bf16 pass (none: the
+// caller falls back to f32 on rounded operands). A bf16 choice's math type is set on the descriptor.
+std::optional<Choice> choose_for(Pass pass, cudnnHandle_t handle, const Descriptors& d, const ShapeKey& key,
+                                 bool bf16) {
+  const std::optional<Choice> choice = choose(pass, handle, d, key);
+  if (!choice && !bf16) {
+    throw NotImplementedError(str_cat("conv2d (CUDA): cuDNN offers no ",
+                                      pass == Pass::kForward ? "" : "deterministic ", "algorithm for the ",
+                                      pass_name(pass), " of this convolution within ",
+                                      kMaxWorkspaceBytes >> 20, " MiB of workspace"));
+  }
+  if (choice && bf16)
+    LOCKSTEP_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv_, static_cast<cudnnMathType_t>(choice->math)));
+  return choice;
 }
 
 // A workspace of `bytes` on `device` from the caching allocator (empty when none is needed).
@@ -240,22 +253,21 @@ struct TensorDescriptor {
   cudnnTensorDescriptor_t desc = nullptr;
 };
 
-void conv2d_kernel(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                   const Conv2dParams& p) {
-  check_operands("conv2d (CUDA)", {&x, &w, &bias, &y});
-  if (y.numel() == 0) return;
+// The passes on checked, non-empty operands; bf16: see the top of this file.
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                    const Conv2dParams& p, bool bf16) {
   DeviceGuard guard(y.device());
   const cudnnHandle_t handle = handle_for(y.device());
-  const bool bf16 = in_bf16(y);
   const Descriptors d(x, w, y, p, bf16);
-  const Choice choice = choose(Pass::kForward, handle, d, key_of(Pass::kForward, x, w, p, bf16));
-  const Tensor ws = workspace(choice.workspace, y.device());
+  const std::optional<Choice> choice =
+      choose_for(Pass::kForward, handle, d, key_of(Pass::kForward, x, w, p, bf16), bf16);
+  if (!choice) return conv2d_forward(rounded_to_bf16(x), rounded_to_bf16(w), bias, y, p, false);
+  const Tensor ws = workspace(choice->workspace, y.device());
   const Scaling s(y.dtype());
-  const Tensor xc = bf16 ? bf16_copy(x) : x, wc = bf16 ? bf16_copy(w) : w,
-               yc = bf16 ? bf16_copy(y, false) : y;
+  const Tensor xc = bf16 ? to_bf16(x) : x, wc = bf16 ? to_bf16(w) : w, yc = bf16 ? bf16_like(y) : y;
   LOCKSTEP_CUDNN_CHECK(cudnnConvolutionForward(handle, s.one(), d.x_, xc.data(), d.w_, wc.data(), d.conv_,
-                                               static_cast<cudnnConvolutionFwdAlgo_t>(choice.algo),
-                                               data_or_null(ws), choice.workspace, s.zero(), d.y_,
+                                               static_cast<cudnnConvolutionFwdAlgo_t>(choice->algo),
+                                               data_or_null(ws), choice->workspace, s.zero(), d.y_,
                                                yc.data()));
   if (bf16) widen(yc, y);
   if (bias.defined()) {
@@ -264,32 +276,60 @@ void conv2d_kernel(const Tensor& x, const Tensor& w, const Tensor& bias, const T
   }
 }
 
+void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx, const Conv2dParams& p,
+                          bool bf16) {
+  DeviceGuard guard(dx.device());
+  const cudnnHandle_t handle = handle_for(dx.device());
+  const Descriptors d(dx, w, dy, p, bf16);
+  const std::optional<Choice> choice =
+      choose_for(Pass::kBackwardData, handle, d, key_of(Pass::kBackwardData, dx, w, p, bf16), bf16);
+  if (!choice) return conv2d_backward_data(rounded_to_bf16(dy), rounded_to_bf16(w), dx, p, false);
+  const Tensor ws = workspace(choice->workspace, dx.device());
+  const Scaling s(dx.dtype());
+  const Tensor wc = bf16 ? to_bf16(w) : w, dyc = bf16 ? to_bf16(dy) : dy, dxc = bf16 ? bf16_like(dx) : dx;
+  LOCKSTEP_CUDNN_CHECK(
+      cudnnConvolutionBackwardData(handle, s.one(), d.w_, wc.data(), d.y_, dyc.data(), d.conv_,
+                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(choice->algo), data_or_null(ws),
+                                   choice->workspace, s.zero(), d.x_, dxc.data()));
+  if (bf16) widen(dxc, dx);
+}
+
+void conv2d_backward_filter(const Tensor& dy, const Tensor& x, const Tensor& dw, const Conv2dParams& p,
+                            bool bf16) {
+  DeviceGuard guard(dw.device());
+  const cudnnHandle_t handle = handle_for(dw.device());
+  const Descriptors d(x, dw, dy, p, bf16);
+  const std::optional<Choice> choice =
+      choose_for(Pass::kBackwardFilter, handle, d, key_of(Pass::kBackwardFilter, x, dw, p, bf16), bf16);
+  if (!choice) return conv2d_backward_filter(rounded_to_bf16(dy), rounded_to_bf16(x), dw, p, false);
+  const Tensor ws = workspace(choice->workspace, dw.device());
+  const Scaling s(dw.dtype());
+  const Tensor xc = bf16 ? to_bf16(x) : x, dyc = bf16 ? to_bf16(dy) : dy, dwc = bf16 ? bf16_like(dw) : dw;
+  LOCKSTEP_CUDNN_CHECK(
+      cudnnConvolutionBackwardFilter(handle, s.one(), d.x_, xc.data(), d.y_, dyc.data(), d.conv_,
+                                     static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice->algo),
+                                     data_or_null(ws), choice->workspace, s.zero(), d.w_, dwc.data()));
+  if (bf16) widen(dwc, dw);
+}
+
+void conv2d_kernel(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                   const Conv2dParams& p) {
+  check_operands("conv2d (CUDA)", {&x, &w, &bias, &y});
+  if (y.numel() == 0) return;
+  conv2d_forward(x, w, bias, y, p, in_bf16(y));
+}
+
 void conv2d_backward_input_kernel(const Tensor& dy, const Tensor& w, const Tensor& dx,
                                   const Conv2dParams& p) {
   check_operands("conv2d_backward_input (CUDA)", {&dy, &w, &dx});
   if (dx.numel() == 0) return;
-  DeviceGuard guard(dx.device());
-  const cudnnHandle_t handle = handle_for(dx.device());
-  const bool bf16 = in_bf16(dx);
-  const Descriptors d(dx, w, dy, p, bf16);
-  const Choice choice = choose(Pass::kBackwardData, handle, d, key_of(Pass::kBackwardData, dx, w, p, bf16));
-  const Tensor ws = workspace(choice.workspace, dx.device());
-  const Scaling s(dx.dtype());
-  const Tensor wc = bf16 ? bf16_copy(w) : w, dyc = bf16 ? bf16_copy(dy) : dy,
-               dxc = bf16 ? bf16_copy(dx, false) : dx;
-  LOCKSTEP_CUDNN_CHECK(
-      cudnnConvolutionBackwardData(handle, s.one(), d.w_, wc.data(), d.y_, dyc.data(), d.conv_,
-                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algo), data_or_null(ws),
-                                   choice.workspace, s.zero(), d.x_, dxc.data()));
-  if (bf16) widen(dxc, dx);
+  conv2d_backward_data(dy, w, dx, p, in_bf16(dx));
 }
 
 void conv2d_backward_weight_kernel(const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& dbias,
                                    const Conv2dParams& p) {
   check_operands("conv2d_backward_weight (CUDA)", {&dy, &x, &dw, &dbias});
   DeviceGuard guard(dw.device());
-  const cudnnHandle_t handle = handle_for(dw.device());
-  const Scaling s(dw.dtype());
   if (x.numel() == 0 || dy.numel() == 0) {  // an empty batch: zero gradients
     LOCKSTEP_CUDA_CHECK(cudaMemsetAsync(
         dw.data(), 0, static_cast<std::size_t>(dw.numel()) * element_size(dw.dtype()), nullptr));
@@ -299,22 +339,12 @@ void conv2d_backward_weight_kernel(const Tensor& dy, const Tensor& x, const Tens
     }
     return;
   }
-  const bool bf16 = in_bf16(dw);
-  const Descriptors d(x, dw, dy, p, bf16);
-  const Choice choice =
-      choose(Pass::kBackwardFilter, handle, d, key_of(Pass::kBackwardFilter, x, dw, p, bf16));
-  const Tensor ws = workspace(choice.workspace, dw.device());
-  const Tensor xc = bf16 ? bf16_copy(x) : x, dyc = bf16 ? bf16_copy(dy) : dy,
-               dwc = bf16 ? bf16_copy(dw, false) : dw;
-  LOCKSTEP_CUDNN_CHECK(
-      cudnnConvolutionBackwardFilter(handle, s.one(), d.x_, xc.data(), d.y_, dyc.data(), d.conv_,
-                                     static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algo),
-                                     data_or_null(ws), choice.workspace, s.zero(), d.w_, dwc.data()));
-  if (bf16) widen(dwc, dw);
+  conv2d_backward_filter(dy, x, dw, p, in_bf16(dw));
   if (dbias.defined()) {
+    const Scaling s(dbias.dtype());
     const TensorDescriptor b(dbias, true), g(dy);
-    LOCKSTEP_CUDNN_CHECK(
-        cudnnConvolutionBackwardBias(handle, s.one(), g.desc, dy.data(), s.zero(), b.desc, dbias.data()));
+    LOCKSTEP_CUDNN_CHECK(cudnnConvolutionBackwardBias(handle_for(dw.device()), s.one(), g.desc, dy.data(),
+                                                      s.zero(), b.desc, dbias.data()));
   }
 }
 

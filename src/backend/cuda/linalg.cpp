@@ -8,6 +8,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "src/backend/cuda/bf16.h"
 #include "src/backend/cuda/check.h"
 #include "src/backend/cuda/device.h"
 #include "src/backend/cuda/register.h"
@@ -108,11 +109,14 @@ void gemm_kernel(const Tensor& a, const Tensor& b, const Tensor& c, Transpose ta
     if constexpr (std::is_same_v<T, float>) {
       const float al = static_cast<float>(alpha), be = static_cast<float>(beta);
       if (matmul_precision() == MatmulPrecision::kBf16) {
-        // bf16 (run.precision): the operands rounded to bf16 on the way into the tensor cores, the products
-        // accumulated in f32, the result f32, as on the CPU.
-        LOCKSTEP_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-            handle, op_b, op_a, cm, cn, ck, &al, pb, CUDA_R_32F, ldb, stride_b, pa, CUDA_R_32F, lda, stride_a,
-            &be, pc, CUDA_R_32F, ldc, stride_c, count, CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
+        // bf16 (run.precision): bf16 copies of the operands, rounded as on the CPU (cuBLAS's FAST_16BF
+        // compute type may round to TF32 instead, and in no stated way), products accumulated in f32, the
+        // result f32.
+        const Tensor ab = to_bf16(a), bb = to_bf16(b);
+        LOCKSTEP_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, op_b, op_a, cm, cn, ck, &al, bb.data(),
+                                                         CUDA_R_16BF, ldb, stride_b, ab.data(), CUDA_R_16BF,
+                                                         lda, stride_a, &be, pc, CUDA_R_32F, ldc, stride_c,
+                                                         count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
       } else {
         LOCKSTEP_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, op_b, op_a, cm, cn, ck, &al, pb, ldb,
                                                         stride_b, pa, lda, stride_a, &be, pc, ldc, stride_c,
