@@ -72,7 +72,7 @@ class AutoencoderTask final : public Task {
             "steps"};
   }
 
-  std::int64_t step(const io::Batch& batch, std::int64_t /*step*/, std::span<double> sums) override {
+  std::int64_t step(const io::Batch& batch, std::int64_t /*step*/, StepSums& sums) override {
     const Tensor& clean = batch.images;
     Tensor input = clean;
     if (ae_.noise == "gaussian") input = models::gaussian_noise(clean, ae_.noise_level);
@@ -106,11 +106,11 @@ class AutoencoderTask final : public Task {
     optimizer_->step();
     scheduler_->step();
     const auto n = static_cast<double>(clean.size(0));
-    sums[kObjective] += objective.item() * n;
-    sums[kReconstruction] += reconstruction.item() * n;
-    sums[kExtra] += extra.item() * n;
-    sums[kImages] += n;
-    sums[kSteps] += 1;
+    sums.add(kObjective, objective, n);
+    sums.add(kReconstruction, reconstruction, n);
+    sums.add(kExtra, extra, n);
+    sums.add(kImages, n);
+    sums.add(kSteps, 1);
     return clean.size(0);
   }
 

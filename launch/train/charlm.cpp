@@ -206,7 +206,7 @@ class CharLmTask final : public Task {
 
   std::vector<std::string> sum_names() const override { return {"the cross-entropy", "characters", "steps"}; }
 
-  std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
+  std::int64_t step(const io::Batch& batch, std::int64_t step, StepSums& sums) override {
     if ((step - 1) % steps_per_epoch_ == 0) state_.clear();  // every epoch starts its streams afresh
     const std::int64_t width = batch.tokens.size(1) - 1;
     const Tensor inputs = batch.tokens.slice(1, 0, width), targets = batch.tokens.slice(1, 1, width + 1);
@@ -219,9 +219,9 @@ class CharLmTask final : public Task {
     optimizer_->step();
     scheduler_->step();
     const auto n = static_cast<double>(inputs.numel());
-    sums[kNats] += loss.item() * n;
-    sums[kTokens] += n;
-    sums[kSteps] += 1;
+    sums.add(kNats, loss, n);
+    sums.add(kTokens, n);
+    sums.add(kSteps, 1);
     return inputs.numel();
   }
 

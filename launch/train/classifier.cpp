@@ -7,6 +7,7 @@
 #include "distributed/sync_batch_norm.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/task.h"
+#include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
 #include "src/ops/reduce.h"
 #include "src/ops/shape.h"
@@ -15,12 +16,9 @@
 namespace lockstep::launch {
 namespace {
 
-std::int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const std::vector<std::int64_t> predicted = argmax(logits.detach(), 1).to_vector<std::int64_t>();
-  const std::vector<std::int64_t> truth = labels.to_vector<std::int64_t>();
-  std::int64_t correct = 0;
-  for (std::size_t i = 0; i < truth.size(); ++i) correct += predicted[i] == truth[i];
-  return correct;
+// How many rows of `logits` pick their label, on their device (the step need not wait for it).
+Tensor count_correct(const Tensor& logits, const Tensor& labels) {
+  return sum(eq(argmax(logits.detach(), 1), labels).to(DType::f32));
 }
 
 // Sums over an epoch's steps: [loss sum (per-batch mean loss x samples), steps, correct, samples]. The sums
@@ -67,7 +65,7 @@ class ClassifierTask final : public Task {
 
   std::vector<std::string> sum_names() const override { return {"loss", "steps", "correct", "samples"}; }
 
-  std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
+  std::int64_t step(const io::Batch& batch, std::int64_t step, StepSums& sums) override {
     // Adversarial training: this rank's FGSM examples of its own batch join it (the loss is the mean over
     // clean and adversarial samples). fgsm() takes only the input gradient, so the reducer sees one backward.
     // (On CUDA the batch moves to the GPU here: run.device allows no adversarial training there.)
@@ -85,13 +83,14 @@ class ClassifierTask final : public Task {
     optimizer_->step();
     scheduler_->step();
     const std::int64_t n = batch.labels.numel();
-    sums[kLoss] += loss.item() * static_cast<double>(n);
-    sums[kSteps] += 1;
-    sums[kCorrect] += static_cast<double>(count_correct(logits.slice(0, 0, n), clean_labels));  // clean ones
-    sums[kSamples] += static_cast<double>(n);
+    sums.add(kLoss, loss, static_cast<double>(n));
+    sums.add(kSteps, 1);
+    sums.add(kCorrect, count_correct(logits.slice(0, 0, n), clean_labels));  // clean ones
+    sums.add(kSamples, static_cast<double>(n));
     // Every rank reaches this step at the same time (equal shards), so the reduction is collective.
     if (step == std::min<std::int64_t>(20, steps_per_epoch_)) {
-      std::vector<double> job(sums.begin(), sums.end());
+      const std::span<const double> mine = sums.values();
+      std::vector<double> job(mine.begin(), mine.end());
       sum_over_ranks(*run_.group, job);
       first_loss_ = job[kLoss] / std::max(job[kSamples], 1.0);
     }

@@ -301,7 +301,7 @@ class CycleGanTask final : public Task {
             "the discriminators' loss", "steps"};
   }
 
-  std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
+  std::int64_t step(const io::Batch& batch, std::int64_t step, StepSums& sums) override {
     const Tensor real_a = batch.images;
     const Tensor real_b = next_b(step).images;
     // The generators' step through frozen discriminators called outside their wrappers.
@@ -342,11 +342,11 @@ class CycleGanTask final : public Task {
     d_b_optimizer_->step();
     d_a_scheduler_->step();
     d_b_scheduler_->step();
-    sums[kAdversarial] += l.adversarial.item();
-    sums[kCycle] += l.cycle.item();
-    sums[kIdentity] += l.identity.defined() ? l.identity.item() : 0.0;
-    sums[kDiscriminator] += d_loss.item();
-    sums[kSteps] += 1;
+    sums.add(kAdversarial, l.adversarial);
+    sums.add(kCycle, l.cycle);
+    if (l.identity.defined()) sums.add(kIdentity, l.identity);
+    sums.add(kDiscriminator, d_loss);
+    sums.add(kSteps, 1);
     return real_a.size(0);
   }
 

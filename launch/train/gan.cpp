@@ -122,7 +122,7 @@ class GanTask final : public Task {
     return d.empty() ? beyond("the generator's loss", added[kGLoss], 1e6) : d;
   }
 
-  std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) override {
+  std::int64_t step(const io::Batch& batch, std::int64_t step, StepSums& sums) override {
     const std::int64_t b = batch.images.size(0);
     const Device device = run_.device;
     const Tensor real = batch.images.to(device);
@@ -150,7 +150,7 @@ class GanTask final : public Task {
         const models::GradientPenalty penalty = models::gradient_penalty(
             critic, real, fake, rand({b}, 0.0, 1.0, DType::f64, device), gan_.gp_lambda);
         d_loss = d_loss + penalty.penalty;
-        sums[kPenaltyNorm] += penalty.mean_norm;
+        sums.add(kPenaltyNorm, penalty.mean_norm);
       }
       d_optimizer_->zero_grad();
       d_loss.backward();
@@ -160,8 +160,8 @@ class GanTask final : public Task {
     d_optimizer_->step();
     d_scheduler_->step();
     if (gan_.loss == "wasserstein") optim::clip_parameters_(d_params_, gan_.weight_clip);
-    sums[kDLoss] += d_loss.item();
-    sums[kDSteps] += 1;
+    sums.add(kDLoss, d_loss);
+    sums.add(kDSteps, 1);
     // Generator step every d_steps discriminator steps, through a frozen discriminator called outside its
     // wrapper: only G's gradients are reduced and applied.
     if (step % gan_.d_steps == 0) {
@@ -178,8 +178,8 @@ class GanTask final : public Task {
       g_scheduler_->step();
       discriminator_->requires_grad_(true);
       if (ema_) update_average(*ema_, *generator_, gan_.ema_decay);
-      sums[kGLoss] += g_loss.item();
-      sums[kGSteps] += 1;
+      sums.add(kGLoss, g_loss);
+      sums.add(kGSteps, 1);
       ++generator_steps_;
     }
     return b;

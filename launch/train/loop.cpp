@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "io/data/device_batches.h"
 #include "io/model/model_file.h"
 #include "launch/train/evaluate.h"
 #include "launch/train/task.h"
@@ -91,7 +92,8 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
   }
   const std::optional<MicroShards> shards = micro_shard_layout(settings, run, data.train_options.batch_size);
   if (shards) data.train_options.shard_block = shards->local_rows;  // rank r's rows of each global batch
-  const std::unique_ptr<io::BatchSource> batches = task->training_batches(data);
+  // On a GPU each batch is copied there while the step before it computes.
+  const std::unique_ptr<io::BatchSource> batches = io::on_device(task->training_batches(data), run.device);
   io::BatchSource& loader = *batches;
   const std::int64_t steps_per_epoch = loader.batches_per_epoch();
   const std::int64_t global_batch = data.train_options.batch_size * world;
@@ -111,8 +113,15 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
 
   TrainResult result;
   const std::vector<std::string> names = task->sum_names();
-  std::vector<double> sums(names.size(), 0.0);  // this rank's, this epoch
-  std::vector<double> before(names.size()), added(names.size());  // the sums before a step; what it added
+  StepSums sums(names.size());                                     // this rank's, this epoch
+  std::vector<double> checked(names.size()), added(names.size());  // the sums at the last check; since then
+  std::int64_t checked_step = 0, unchecked_samples = 0;
+  const auto set_sums = [&](std::span<const double> values, std::int64_t step) {
+    sums.assign(values);
+    std::copy(values.begin(), values.end(), checked.begin());
+    checked_step = step;
+    unchecked_samples = 0;
+  };
   io::StateGroups best;                         // best_<model> of the best complete epoch
   double best_score = 0.0;
   std::int64_t epochs_without_gain = 0;
@@ -124,7 +133,9 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     best_score = value_of(*resumed, "best_score");
     result.best_epoch = static_cast<std::int64_t>(value_of(*resumed, "best_epoch"));
     epochs_without_gain = static_cast<std::int64_t>(value_of(*resumed, "epochs_without_gain"));
-    load_rank_sums(*resumed, "epoch_sum", run.rank(), world, sums);
+    std::vector<double> loaded(names.size());
+    load_rank_sums(*resumed, "epoch_sum", run.rank(), world, loaded);
+    set_sums(loaded, resumed->step);
     task->restore(*resumed);
     result.steps = resumed->step;
     first_epoch = resumed->epoch;
@@ -135,12 +146,42 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
   }
   std::optional<RunLog> log;
   if (run.speaks()) log.emplace(run.output, resumed ? resumed->step : -1);
+  // Stops the run when a sum is not finite or the task sees it diverge in what the steps since the last check
+  // added. Before anything is saved: a diverged run must never commit a checkpoint.
+  const auto check_sums = [&](std::int64_t epoch) {
+    if (result.steps == checked_step) return;
+    const std::span<const double> now = sums.values();
+    std::string why;
+    for (std::size_t i = 0; i < now.size() && why.empty(); ++i) {
+      if (!std::isfinite(now[i])) why = str_cat(names[i], " became ", now[i]);
+      added[i] = now[i] - checked[i];
+    }
+    if (why.empty()) why = task->exploded(added, unchecked_samples);
+    if (!why.empty()) {
+      const std::string last = result.checkpoint.empty()
+                                   ? ""
+                                   : str_cat(" (the last checkpoint is '", result.checkpoint.string(), "')");
+      const std::string when = result.steps == checked_step + 1
+                                   ? str_cat("at step ", result.steps)
+                                   : str_cat("in steps ", checked_step + 1, "-", result.steps);
+      throw ValueError(str_cat("train: ", when, " (epoch ", epoch + 1, ") on rank ", run.rank(), ", ", why,
+                               ": the run diverged; nothing of it was saved", last, ". ",
+                               task->divergence_hint()));
+    }
+    std::copy(now.begin(), now.end(), checked.begin());
+    checked_step = result.steps;
+    unchecked_samples = 0;
+  };
   // Collective: every rank's epoch sums are gathered into the trainer state.
   const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
+    check_sums(epoch);
     check_weights(parts, result.steps, result.checkpoint, task->divergence_hint());
     task->before_save();
     io::TrainerState state = trainer_state_at(result.steps, epoch, epoch_step, global_batch);
-    save_rank_sums(group, &state, "epoch_sum", epoch_step > 0 ? sums : std::vector<double>(sums.size()));
+    const std::span<const double> mine = sums.values();
+    save_rank_sums(
+        group, &state, "epoch_sum",
+        epoch_step > 0 ? std::vector<double>(mine.begin(), mine.end()) : std::vector<double>(mine.size()));
     state.values.merge(task->values());
     state.values["best_score"] = best_score;
     state.values["best_epoch"] = static_cast<double>(result.best_epoch);
@@ -164,13 +205,12 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     progress.print(nothing_left_to_train(run, result.steps, stopped_early));
   for (std::int64_t epoch = first_epoch; epoch < run.epochs && !done; ++epoch) {
     const std::int64_t start = epoch == first_epoch ? first_step : 0;
-    if (epoch != first_epoch) std::fill(sums.begin(), sums.end(), 0.0);
+    if (epoch != first_epoch) set_sums(std::vector<double>(names.size(), 0.0), result.steps);
     loader.start_epoch(epoch, start);
     progress.start(str_cat("epoch ", epoch + 1, "/", run.epochs), steps_per_epoch, start);
     std::int64_t epoch_step = start;
     while (std::optional<io::Batch> batch = loader.next()) {
       sample_log.write(result.steps + 1, batch->indices);
-      std::copy(sums.begin(), sums.end(), before.begin());
       std::optional<MicroShardScope> scope;
       if (shards) scope.emplace(*shards);
       const std::int64_t n = task->step(*batch, result.steps + 1, sums);
@@ -178,23 +218,16 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
       ++result.steps;
       ++epoch_step;
       samples += n;
-      // Before anything is saved: a diverged run must never commit a checkpoint.
-      std::string why;
-      for (std::size_t i = 0; i < sums.size() && why.empty(); ++i) {
-        if (!std::isfinite(sums[i])) why = str_cat(names[i], " became ", sums[i]);
-        added[i] = sums[i] - before[i];
-      }
-      if (why.empty()) why = task->exploded(added, n);
-      if (!why.empty()) {
-        const std::string last =
-            result.checkpoint.empty() ? ""
-                                      : str_cat(" (the last checkpoint is '", result.checkpoint.string(), "')");
-        throw ValueError(str_cat("train: at step ", result.steps, " (epoch ", epoch + 1, ") on rank ",
-                                 run.rank(), ", ", why, ": the run diverged; nothing of it was saved", last,
-                                 ". ", task->divergence_hint()));
-      }
+      unchecked_samples += n;
+      // The sums are checked whenever they are read: after every step where none waits on a device (the
+      // CPU), else when the bar is drawn (a GPU step is not made to wait for its figures), before a save and
+      // at the epoch's end.
+      if (!sums.pending()) check_sums(epoch);
       // The bar shows rank 0's running figures (no communication per step); the logged ones are the job's.
-      progress.update(epoch_step, n * world, task->progress_text(sums));
+      progress.update(epoch_step, n * world, [&] {
+        check_sums(epoch);
+        return task->progress_text(sums.values());
+      });
       if (run.max_steps > 0 && result.steps >= run.max_steps) done = true;
       const bool stop = checkpointer.stop_requested();
       if (done || epoch_step == steps_per_epoch) break;  // the epoch's end evaluates and saves
@@ -204,7 +237,9 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
         return stopped();
       }
     }
-    std::vector<double> job = sums;
+    check_sums(epoch);
+    const std::span<const double> mine = sums.values();
+    std::vector<double> job(mine.begin(), mine.end());
     sum_over_ranks(group, job);
     const EpochEnd end = task->end_epoch(epoch, result.steps, job, log ? &*log : nullptr);
     last_fields = end.fields;

@@ -58,7 +58,7 @@ class PixelCnnTask final : public Task {
     return {"the negative log-likelihood", "images", "steps"};
   }
 
-  std::int64_t step(const io::Batch& batch, std::int64_t /*step*/, std::span<double> sums) override {
+  std::int64_t step(const io::Batch& batch, std::int64_t /*step*/, StepSums& sums) override {
     const Tensor x = batch.images.to(run_.device);
     const Tensor nll = models::pixel_nll(dp_(x), x);
     optimizer_->zero_grad();
@@ -67,9 +67,9 @@ class PixelCnnTask final : public Task {
     optimizer_->step();
     scheduler_->step();
     const auto n = static_cast<double>(batch.images.size(0));
-    sums[kNats] += nll.item() * n;
-    sums[kImages] += n;
-    sums[kSteps] += 1;
+    sums.add(kNats, nll, n);
+    sums.add(kImages, n);
+    sums.add(kSteps, 1);
     return batch.images.size(0);
   }
 

@@ -42,13 +42,14 @@ void Progress::start(std::string label, std::int64_t total, std::int64_t done) {
   last_draw_s_ = 0.0;
 }
 
-void Progress::update(std::int64_t done, std::int64_t images, const std::string& metrics) {
+void Progress::update(std::int64_t done, std::int64_t images, const std::function<std::string()>& metrics) {
   images_ += images;
   if (out_ == nullptr) return;
   const double t = elapsed_s();
   const bool last = done == total_;
   if (!last && t - last_draw_s_ < (bar_ ? 0.25 : line_every_s_)) return;
   last_draw_s_ = t;
+  const std::string text = metrics();
   const double rate = t > 0 ? static_cast<double>(images_) / t : 0.0;
   // Time left from this phase's own pace (a resumed epoch starts at `first_`).
   const std::int64_t here = done - first_;
@@ -59,12 +60,12 @@ void Progress::update(std::int64_t done, std::int64_t images, const std::string&
     std::string bar(static_cast<std::size_t>(filled), '#');
     bar.resize(kWidth, '.');
     std::fprintf(out_, "\r\033[2K%s [%s] %lld/%lld  %s  %.0f img/s  %s left", label_.c_str(), bar.c_str(),
-                 static_cast<long long>(done), static_cast<long long>(total_), metrics.c_str(), rate,
+                 static_cast<long long>(done), static_cast<long long>(total_), text.c_str(), rate,
                  format_duration(left).c_str());
     bar_visible_ = true;
   } else if (!last) {
     std::fprintf(out_, "%s step %lld/%lld  %s  %.0f img/s  %s left\n", label_.c_str(),
-                 static_cast<long long>(done), static_cast<long long>(total_), metrics.c_str(), rate,
+                 static_cast<long long>(done), static_cast<long long>(total_), text.c_str(), rate,
                  format_duration(left).c_str());
   }
   std::fflush(out_);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "src/core/strings.h"  // format_fixed
@@ -23,8 +24,9 @@ class Progress {
 
   // Starts a phase of `total` steps, e.g. "epoch 3/15", of which `done` are behind (a resumed epoch).
   void start(std::string label, std::int64_t total, std::int64_t done = 0);
-  // Reports that step `done` (1-based) finished; `metrics` is a short text such as "loss 0.4123".
-  void update(std::int64_t done, std::int64_t images, const std::string& metrics);
+  // Reports that step `done` (1-based) finished; `metrics` makes a short text such as "loss 0.4123", called
+  // only when the bar or a line is drawn (a silent Progress never calls it).
+  void update(std::int64_t done, std::int64_t images, const std::function<std::string()>& metrics);
   // Ends the phase with one summary line.
   void finish(const std::string& summary);
   // A line of its own (clears the bar first).

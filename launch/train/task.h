@@ -22,6 +22,7 @@
 #include "launch/train/factory.h"
 #include "launch/train/run.h"
 #include "launch/train/run_log.h"
+#include "launch/train/step_sums.h"
 
 namespace lockstep::launch {
 
@@ -62,9 +63,10 @@ class Task {
   // keeps the sums, checkpoints them, resets them each epoch, and stops the run when one is not finite.
   virtual std::vector<std::string> sum_names() const = 0;
   // One training step on this rank's batch, the job's step number `step` (1-based): forward, backward,
-  // update; adds the step's figures to `sums`. Returns the number of samples consumed. Collective (the
-  // gradients are all-reduced).
-  virtual std::int64_t step(const io::Batch& batch, std::int64_t step, std::span<double> sums) = 0;
+  // update; adds the step's figures to `sums` (as tensors where they are tensors: on a GPU, reading one
+  // back would make every step wait for the device). Returns the number of samples consumed. Collective
+  // (the gradients are all-reduced).
+  virtual std::int64_t step(const io::Batch& batch, std::int64_t step, StepSums& sums) = 0;
   // The bar's running text from this rank's sums: "loss 0.4123".
   virtual std::string progress_text(std::span<const double> sums) const = 0;
   // Collective: evaluates after the steps of `epoch` (0-based); `job_sums` are the epoch's sums over every
@@ -73,10 +75,11 @@ class Task {
                              RunLog* log) = 0;
   // What to say when a figure stops being finite: which setting to change.
   virtual std::string divergence_hint() const = 0;
-  // Empty, or what shows that the run diverged although every figure is still finite, from what the step
-  // just taken added to each sum (`added`, as sum_names) over its `n` samples: a loss that no healthy run
-  // comes near (Adam moves each weight by at most lr per step, so a diverged run's weights can stay finite
-  // while its loss explodes). Checked after every step, before anything is saved.
+  // Empty, or what shows that the run diverged although every figure is still finite, from what the steps
+  // since the last check added to each sum (`added`, as sum_names) over their `n` samples: a loss that no
+  // healthy run comes near (Adam moves each weight by at most lr per step, so a diverged run's weights can
+  // stay finite while its loss explodes). Checked whenever the loop reads the sums (after every step on the
+  // CPU; on a GPU when the bar is drawn), and always before anything is saved.
   virtual std::string exploded(std::span<const double> /*added*/, std::int64_t /*n*/) const { return ""; }
 
   // The batches the loop trains on, built after start-up (and any resume) set data.train_options: by default

@@ -61,7 +61,7 @@ GradientPenalty gradient_penalty(const std::function<Tensor(const Tensor&)>& cri
   const Tensor norms = sqrt(sum(square(g), dims) + 1e-12);
   GradientPenalty out;
   out.penalty = mean(square(norms - 1.0)) * lambda;
-  out.mean_norm = mean(norms.detach()).item();
+  out.mean_norm = mean(norms.detach());
   return out;
 }
 

@@ -27,7 +27,7 @@ Tensor generator_loss(GanLoss kind, const Tensor& fake_out);
 
 struct GradientPenalty {
   Tensor penalty;        // lambda * mean_i (||g_i||_2 - 1)^2, differentiable in the critic's parameters
-  double mean_norm = 0;  // mean_i ||g_i||_2, for the log
+  Tensor mean_norm;      // mean_i ||g_i||_2 (0-d, detached), for the log
 };
 // WGAN-GP's penalty: x_i = alpha_i * real_i + (1 - alpha_i) * fake_i for each image i (alpha [N] in [0, 1]),
 // g_i = d critic(x)_i / d x_i taken with create_graph, so that the penalty's backward reaches the critic's

@@ -35,7 +35,7 @@ TEST(GradientPenalty, LinearCriticHasTheClosedFormLambdaTimesNormMinusOneSquared
   const models::GradientPenalty gp = models::gradient_penalty(
       [&](const Tensor& x) { return critic(x); }, real, fake, rand({5}, 0.0, 1.0, DType::f64), 7.0);
   EXPECT_NEAR(gp.penalty.item(), 7.0 * (norm - 1.0) * (norm - 1.0), 1e-9);
-  EXPECT_NEAR(gp.mean_norm, norm, 1e-9);
+  EXPECT_NEAR(gp.mean_norm.item(), norm, 1e-9);
 }
 
 // Checks d penalty / d parameter from backward (a double backward) against central differences, for up to
