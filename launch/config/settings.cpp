@@ -342,13 +342,6 @@ void read_deterministic(const Reader& r, Settings& s) {
                "fast mode has no micro-shards), but distributed.deterministic is false");
     return;
   }
-  if (s.run.precision != "f32") {
-    cfg.fail(
-        "run.precision",
-        str_cat("expected \"f32\" (or absent) under distributed.deterministic = true: its bitwise equality "
-                "at any world size and thread count is established for f32 kernels only, but got \"",
-                s.run.precision, "\""));
-  }
   s.distributed.micro_shards = r.integer("distributed.micro_shards", 8, 1, 1 << 20);
   s.distributed.micro_shards_key = cfg.locate("distributed.micro_shards");
   const std::int64_t m = s.distributed.micro_shards;

@@ -168,16 +168,13 @@ TEST(Settings, TheValidationHoldOutIsSeededDisjointAndCoversTheSplit) {
 namespace lockstep::launch {
 namespace {
 
-TEST(Settings, PrecisionIsF32OrBf16AndDeterministicModeKeepsF32) {
+TEST(Settings, PrecisionIsF32OrBf16InEitherMode) {
   EXPECT_EQ(read(kClassifier).run.precision, "f32");
   EXPECT_EQ(read(kClassifier, {"run.precision=\"bf16\""}).run.precision, "bf16");
   expect_error<ConfigError>([&] { read(kClassifier, {"run.precision=\"fp16\""}); },
                             {"run.precision", "f32", "bf16", "fp16"});
-  expect_error<ConfigError>(
-      [&] {
-        read(kClassifier, {"distributed.deterministic=true", "run.precision=\"bf16\""});
-      },
-      {"run.precision", "deterministic", "f32 kernels only"});
+  EXPECT_EQ(read(kClassifier, {"distributed.deterministic=true", "run.precision=\"bf16\""}).run.precision,
+            "bf16");
 }
 
 TEST(Settings, DeterministicModeReadsPowerOfTwoMicroShardsAndRefusesWhatItCannotKeep) {

@@ -45,10 +45,11 @@ void write_config(const fs::path& path, const std::string& task, const std::stri
                       << rest;
 }
 
-// Trains the config on 1 rank at 1 and 2 threads and on 2 and 4 ranks (1 thread each), and expects the
-// final checkpoints identical.
+// Trains the config on 1 rank at 1 and 2 threads and on 2 and 4 ranks (1 thread each), with `args` on the
+// command line, and expects the final checkpoints identical.
 void expect_same_bits_at_any_world_size(const std::string& task, const std::string& data_keys,
-                                        const std::string& rest, const std::string& groups) {
+                                        const std::string& rest, const std::string& groups,
+                                        const std::string& args = "") {
   TempDir dir;
   struct Run {
     const char* name;
@@ -59,11 +60,16 @@ void expect_same_bits_at_any_world_size(const std::string& task, const std::stri
   for (const Run& r : runs) {
     const fs::path config = dir / str_cat(r.name, ".toml");
     write_config(config, task, data_keys, rest);
-    const std::string command = train(config, str_cat("run.threads=", r.threads));
+    const std::string command =
+        train(config, str_cat("run.threads=", r.threads, args.empty() ? "" : " ", args));
     const CommandResult result =
         run_job(r.ranks == 1 ? command : mpirun(LOCKSTEP_MPIEXEC, r.ranks, command), 300);
     ASSERT_EQ(result.status, 0) << result.output;
     EXPECT_NE(result.output.find("deterministic"), std::string::npos) << result.output;
+    if (!args.empty()) {
+      EXPECT_NE(result.output.find("bf16 convolutions and matrix products"), std::string::npos)
+          << result.output;
+    }
   }
   const fs::path reference = checkpoint_dir(dir / "w1t1", kSteps);
   for (const Run& r : runs) {
@@ -94,6 +100,21 @@ TEST(MpiDeterministic, DcganIsTheSameOnOneTwoAndFourRanksAndTwoThreads) {
                                      "[generator]\nname = \"dcgan\"\nwidth = 16\n"
                                      "[discriminator]\nname = \"dcgan\"\nwidth = 16\n",
                                      "generator discriminator");
+}
+
+// bf16 mixed precision keeps the promise: its kernels (oneDNN's bf16 convolutions and matmuls where the CPU
+// has them, else the f32 ones on rounded operands) give the same bits at any world size and thread count.
+TEST(MpiDeterministic, ResNet20AndDcganInBf16AreTheSameOnOneTwoAndFourRanksAndTwoThreads) {
+  expect_same_bits_at_any_world_size(
+      "classifier", "crop_padding = 2\nflip = true\n",
+      "[model]\nname = \"resnet20\"\n"
+      "[optimizer]\nname = \"sgd\"\nlr = 0.05\nmomentum = 0.9\nweight_decay = 5e-4\n",
+      "model", "run.precision=bf16");
+  expect_same_bits_at_any_world_size("gan", "pad_to = 32\nnormalize = \"tanh\"\n",
+                                     "[gan]\nlatent = 16\nsamples = 16\n"
+                                     "[generator]\nname = \"dcgan\"\nwidth = 16\n"
+                                     "[discriminator]\nname = \"dcgan\"\nwidth = 16\n",
+                                     "generator discriminator", "run.precision=bf16");
 }
 
 // ResNet-20 killed with SIGKILL on 2 ranks after its step-5 checkpoint, resumed on 4, against one process
