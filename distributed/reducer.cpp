@@ -14,6 +14,9 @@
 
 namespace lockstep::distributed {
 
+// No bucket cap below this: smaller all-reduces cost more in per-call overhead than they hide.
+constexpr std::int64_t kSmallestBucketCap = 64 << 10;
+
 std::uint64_t next_event_order() {
   static std::atomic<std::uint64_t> counter{0};
   return counter.fetch_add(1, std::memory_order_relaxed);
@@ -199,15 +202,23 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
   }
 
   // Buckets in reverse registration order (the order gradients become ready in backward), one open bucket
-  // per dtype; the first bucket made is capped at first_bucket_bytes, later ones at bucket_bytes. The first
-  // parameters (of one dtype, up to first_bucket_bytes) get the last bucket of their own: their gradients
-  // come last, and what is launched when backward ends is what backward cannot hide.
+  // per dtype; the first bucket made is capped at first_bucket_bytes, later ones at bucket_bytes, and none
+  // holds more than a quarter of the model (a 1 MiB model in one 1 MiB bucket would all be sent when
+  // backward ends). The first parameters (of one dtype, up to the first bucket's cap) get the last bucket of
+  // their own: their gradients come last, and what is launched when backward ends is what backward cannot
+  // hide.
+  std::int64_t total = 0;
+  for (const auto& [name, p] : st.parameters)
+    total += p.numel() * static_cast<std::int64_t>(element_size(p.dtype()));
+  const std::int64_t quarter = std::max<std::int64_t>(kSmallestBucketCap, (total + 3) / 4);
+  const std::int64_t first_cap = std::min(options.first_bucket_bytes, quarter);
+  const std::int64_t later_cap = std::min(options.bucket_bytes, quarter);
   st.slots.resize(st.parameters.size());
   std::size_t tail = 0;
   for (std::int64_t bytes = 0; tail < st.parameters.size(); ++tail) {
     const Tensor& p = st.parameters[tail].second;
     bytes += p.numel() * static_cast<std::int64_t>(element_size(p.dtype()));
-    if (p.dtype() != st.parameters[0].second.dtype() || (tail > 0 && bytes > options.first_bucket_bytes)) break;
+    if (p.dtype() != st.parameters[0].second.dtype() || (tail > 0 && bytes > first_cap)) break;
   }
   if (tail == st.parameters.size()) tail = 0;  // one small model: the usual packing
   std::map<DType, std::size_t> open;
@@ -218,7 +229,7 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
     auto it = open.find(p.dtype());
     if (it != open.end()) {
       const State::Bucket& b = st.buckets[it->second];
-      const std::int64_t cap = it->second == 0 ? options.first_bucket_bytes : options.bucket_bytes;
+      const std::int64_t cap = it->second == 0 ? first_cap : later_cap;
       if (!b.params.empty() && (b.numel + p.numel()) * bytes > cap) open.erase(it);
     }
     it = open.find(p.dtype());
