@@ -68,7 +68,6 @@ class ClassifierTask final : public Task {
   std::int64_t step(const io::Batch& batch, std::int64_t step, StepSums& sums) override {
     // Adversarial training: this rank's FGSM examples of its own batch join it (the loss is the mean over
     // clean and adversarial samples). fgsm() takes only the input gradient, so the reducer sees one backward.
-    // (On CUDA the batch moves to the GPU here: run.device allows no adversarial training there.)
     const double epsilon = settings_.train.adversarial_epsilon;
     const Tensor clean = batch.images.to(run_.device), clean_labels = batch.labels.to(run_.device);
     const Tensor images =

@@ -51,8 +51,7 @@ int default_threads(const distributed::ProcessGroup& group) {
 }
 
 // What keeps this rank from training on CUDA ("" when nothing does): so far the classifier, GAN and PixelCNN
-// tasks train there (several ranks over NCCL, one GPU each), not in deterministic mode, without adversarial
-// training or gradient clipping.
+// tasks train there (several ranks over NCCL, one GPU each), not in deterministic mode.
 std::string cuda_obstacle(const launch::Settings& settings, const RunSettings& run) {
   if (!cuda_available()) return cuda_unavailable_why();
   if (settings.task != "classifier" && settings.task != "gan" && settings.task != "pixelcnn")
@@ -60,11 +59,6 @@ std::string cuda_obstacle(const launch::Settings& settings, const RunSettings& r
         "the ", settings.task,
         " task trains on the CPU only so far (CUDA covers the classifier, GAN and PixelCNN tasks)");
   if (run.deterministic()) return "the deterministic mode runs on the CPU only so far";
-  if (settings.train.adversarial_epsilon > 0)
-    return "adversarial training (train.adversarial_epsilon) runs on the CPU only so far";
-  if (settings.model.clip_grad_norm > 0 || settings.generator.clip_grad_norm > 0 ||
-      settings.discriminator.clip_grad_norm > 0)
-    return "gradient clipping (clip_grad_norm) runs on the CPU only so far";
   if (run.world() == 1) return "";
 #ifdef LOCKSTEP_WITH_NCCL
   if (!distributed::nccl_available())

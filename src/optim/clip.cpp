@@ -4,10 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "src/autograd/grad_mode.h"
 #include "src/core/threading.h"
+#include "src/ops/elementwise.h"
+#include "src/ops/reduce.h"
+#include "src/tensor/factories.h"
 
 namespace lockstep::optim {
 namespace {
@@ -60,16 +64,36 @@ std::vector<Tensor> gradients(const char* where, const std::vector<Tensor>& para
   return grads;
 }
 
+// clip_grad_norm_ on a GPU: the same formula in tensor ops, nothing read back (a step must not wait for its
+// device). The f64 sum of squares is the reduction kernel's, in its order.
+Tensor clip_on_device(std::vector<Tensor>& grads, double max_norm) {
+  const Device device = grads.front().device();
+  NoGradGuard no_grad;
+  Tensor squares = zeros({}, DType::f64, device);
+  for (const Tensor& g : grads) {
+    LOCKSTEP_CHECK(g.device() == device, ValueError, "clip_grad_norm_: expected every gradient on ",
+                   device.str(), ", but got one on ", g.device().str());
+    squares = squares + sum(square(g.to(DType::f64)));
+  }
+  const Tensor norm = sqrt(squares);
+  const Tensor one = full_like(norm, 1.0);
+  // Below 1 it scales; a norm that is not finite (not below infinity: inf or NaN) leaves the gradients.
+  const Tensor coef = where(lt(norm, full_like(norm, std::numeric_limits<double>::infinity())),
+                            minimum(max_norm / (norm + 1e-6), one), one);
+  for (Tensor& g : grads) g.mul_(coef.to(g.dtype()));
+  return norm;
+}
+
 }  // namespace
 
-double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
+Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   check_bound("clip_grad_norm_", "max_norm", max_norm);
   std::vector<Tensor> grads = gradients("clip_grad_norm_", params);
+  if (!grads.empty() && !grads.front().device().is_cpu()) return clip_on_device(grads, max_norm);
   for (const Tensor& g : grads) {
-    LOCKSTEP_CHECK(g.device().is_cpu(), NotImplementedError,
-                   "clip_grad_norm_: expected CPU gradients, but got ", dtype_name(g.dtype()), " ",
-                   shape_str(g.shape()), " on ", g.device().str(),
-                   ". clip_grad_norm_ has no CUDA implementation yet");
+    LOCKSTEP_CHECK(g.device().is_cpu(), ValueError,
+                   "clip_grad_norm_: expected every gradient on the cpu, but got ", dtype_name(g.dtype()),
+                   " ", shape_str(g.shape()), " on ", g.device().str());
   }
   double squares = 0.0;
   for (const Tensor& g : grads) {
@@ -85,7 +109,7 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
     NoGradGuard no_grad;
     for (Tensor& g : grads) g.mul_(coef);
   }
-  return norm;
+  return scalar_tensor(norm, DType::f64);
 }
 
 void clip_grad_value_(const std::vector<Tensor>& params, double value) {

@@ -143,7 +143,7 @@ TEST_F(SetupRun, JobLineNamesWorldBatchesThreadsAndBackend) {
 // "auto" picks it for a one-rank classifier and the job line says so.
 TEST_F(SetupRun, RunDeviceIsTheCpuUnlessCudaIsThereAndUsable) {
   EXPECT_EQ(setup_run(config("")).device, kCPU);
-  EXPECT_EQ(setup_run(config("", {"train.adversarial_epsilon=0.1", "run.device=\"auto\""})).device, kCPU);
+  EXPECT_EQ(setup_run(config("", {"distributed.deterministic=true", "run.device=\"auto\""})).device, kCPU);
   const RunSettings automatic = setup_run(config("", {"run.device=\"auto\""}));
   if (!cuda_available()) {
     EXPECT_EQ(automatic.device, kCPU);
@@ -155,9 +155,9 @@ TEST_F(SetupRun, RunDeviceIsTheCpuUnlessCudaIsThereAndUsable) {
   EXPECT_NE(describe_job(automatic, 8).find(", on cuda:0"), std::string::npos);
   expect_error<ConfigError>(
       [&] {
-        setup_run(config("", {"train.adversarial_epsilon=0.1", "run.device=\"cuda\""}));
+        setup_run(config("", {"distributed.deterministic=true", "run.device=\"cuda\""}));
       },
-      {"run.device", "adversarial training", "CPU only so far"});
+      {"run.device", "deterministic mode", "CPU only so far"});
 }
 
 TEST(SplitRandomStreams, RankZeroKeepsItsStreamOtherRanksGetTheirOwnDeterministicOnes) {

@@ -33,19 +33,19 @@ TEST(Clip, GradNormScalesAllGradientsTogether) {
   Tensor b = param_with_grad({12.0f}, {1, 1});
   Tensor no_grad = zeros({5}).requires_grad_();
   // Total norm sqrt(9 + 16 + 144) = 13; scale 6.5 / (13 + 1e-6).
-  const double norm = clip_grad_norm_({a, b, no_grad}, 6.5);
+  const double norm = clip_grad_norm_({a, b, no_grad}, 6.5).item();
   EXPECT_DOUBLE_EQ(norm, 13.0);
   const float scale = static_cast<float>(6.5 / (13.0 + 1e-6));
   EXPECT_EQ(a.grad().to_vector<float>(), (std::vector<float>{3.0f * scale, 4.0f * scale}));
   EXPECT_EQ(b.grad().to_vector<float>(), (std::vector<float>{12.0f * scale}));
   EXPECT_FALSE(no_grad.grad().defined());
   // The clipped norm is just under max_norm.
-  EXPECT_NEAR(clip_grad_norm_({a, b}, 100.0), 6.5, 1e-5);
+  EXPECT_NEAR(clip_grad_norm_({a, b}, 100.0).item(), 6.5, 1e-5);
 }
 
 TEST(Clip, GradNormBelowTheLimitLeavesGradientsExactly) {
   Tensor a = param_with_grad({0.3f, -0.4f}, {2});
-  EXPECT_NEAR(clip_grad_norm_({a}, 1.0), 0.5, 1e-7);
+  EXPECT_NEAR(clip_grad_norm_({a}, 1.0).item(), 0.5, 1e-7);
   EXPECT_EQ(a.grad().to_vector<float>(), (std::vector<float>{0.3f, -0.4f}));
 }
 
@@ -57,9 +57,9 @@ TEST(Clip, GradNormOfLargeTensorsIsExactAndIgnoresThreadCount) {
   const double want = std::sqrt(static_cast<double>(n) * 0.3125);
   const int threads = num_threads();
   set_num_threads(1);
-  const double one = clip_grad_norm_({a, b}, 1e9);
+  const double one = clip_grad_norm_({a, b}, 1e9).item();
   set_num_threads(std::max(2, threads));
-  const double many = clip_grad_norm_({a, b}, 1e9);
+  const double many = clip_grad_norm_({a, b}, 1e9).item();
   set_num_threads(threads);
   EXPECT_EQ(one, many);
   EXPECT_DOUBLE_EQ(one, want);
@@ -67,7 +67,7 @@ TEST(Clip, GradNormOfLargeTensorsIsExactAndIgnoresThreadCount) {
 
 TEST(Clip, NonFiniteNormLeavesGradientsAlone) {
   Tensor a = param_with_grad({std::numeric_limits<float>::infinity(), 1.0f}, {2});
-  EXPECT_TRUE(std::isinf(clip_grad_norm_({a}, 1.0)));
+  EXPECT_TRUE(std::isinf(clip_grad_norm_({a}, 1.0).item()));
   EXPECT_EQ(a.grad().to_vector<float>()[1], 1.0f);
 }
 
