@@ -37,8 +37,8 @@ class GpuBatches final : public BatchSource {
     std::optional<Pending> current = std::move(ahead_);
     ahead_.reset();
     if (!current) return std::nullopt;
+    uploader_.ready(current->set);     // first: if what follows throws, its memory is safe to reuse
     ahead_ = upload(source_->next());  // copied while this batch's step computes
-    uploader_.ready(current->set);
     return std::move(current->batch);
   }
 

@@ -388,8 +388,10 @@ class CycleGanTask final : public Task {
 
   // Mean least-squares losses of 1e6 per step: the networks have left any useful regime.
   std::string exploded(std::span<const double> added, std::int64_t /*n*/) const override {
-    const std::string g = beyond("the generators' adversarial loss", added[kAdversarial], 1e6);
-    return g.empty() ? beyond("the discriminators' loss", added[kDiscriminator], 1e6) : g;
+    // Per step: the sums since the last check may span many steps (on a GPU).
+    const double steps = std::max(added[kSteps], 1.0);
+    const std::string g = beyond("the generators' adversarial loss", added[kAdversarial] / steps, 1e6);
+    return g.empty() ? beyond("the discriminators' loss", added[kDiscriminator] / steps, 1e6) : g;
   }
 
   std::string divergence_hint() const override {

@@ -118,8 +118,10 @@ class GanTask final : public Task {
 
   // A step's mean loss beyond 1e6 means logits of that size: the networks have left any useful regime.
   std::string exploded(std::span<const double> added, std::int64_t /*n*/) const override {
-    const std::string d = beyond("the discriminator's loss", added[kDLoss], 1e6);
-    return d.empty() ? beyond("the generator's loss", added[kGLoss], 1e6) : d;
+    // Per step: the sums since the last check may span many steps (on a GPU).
+    const std::string d =
+        beyond("the discriminator's loss", added[kDLoss] / std::max(added[kDSteps], 1.0), 1e6);
+    return d.empty() ? beyond("the generator's loss", added[kGLoss] / std::max(added[kGSteps], 1.0), 1e6) : d;
   }
 
   std::int64_t step(const io::Batch& batch, std::int64_t step, StepSums& sums) override {

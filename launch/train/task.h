@@ -76,10 +76,11 @@ class Task {
   // What to say when a figure stops being finite: which setting to change.
   virtual std::string divergence_hint() const = 0;
   // Empty, or what shows that the run diverged although every figure is still finite, from what the steps
-  // since the last check added to each sum (`added`, as sum_names) over their `n` samples: a loss that no
-  // healthy run comes near (Adam moves each weight by at most lr per step, so a diverged run's weights can
-  // stay finite while its loss explodes). Checked whenever the loop reads the sums (after every step on the
-  // CPU; on a GPU when the bar is drawn), and always before anything is saved.
+  // since the last check added to each sum (`added`, as sum_names) over their `n` samples, as means per
+  // sample or per step (one step on the CPU, many on a GPU): a loss that no healthy run comes near (Adam
+  // moves each weight by at most lr per step, so a diverged run's weights can stay finite while its loss
+  // explodes). Checked whenever the loop reads the sums (after every step on the CPU; on a GPU when the bar
+  // is drawn), and always before anything is saved.
   virtual std::string exploded(std::span<const double> /*added*/, std::int64_t /*n*/) const { return ""; }
 
   // The batches the loop trains on, built after start-up (and any resume) set data.train_options: by default

@@ -20,7 +20,7 @@ std::vector<Tensor> leaves_with_grads(const std::vector<Tensor>& grads, Device d
   for (const Tensor& g : grads) {
     Tensor p = zeros(g.shape(), g.dtype(), device);
     p.requires_grad_(true);
-    p.set_grad(g.to(device));
+    p.set_grad(g.clone().to(device));  // its own copy: clipping scales it in place
     params.push_back(p);
   }
   return params;

@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "src/ops/elementwise.h"
+#include "src/ops/linalg.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace lockstep::test {
@@ -64,10 +66,39 @@ TEST(CudaDeviceBatches, EveryBatchArrivesOnTheGpuWholeAndInOrder) {
   EXPECT_FALSE(batches->next().has_value());
 }
 
-TEST(CudaDeviceBatches, CpuBatchesAreTheSourcesOwn) {
-  auto source = std::make_unique<CountingSource>();
-  const io::BatchSource* raw = source.get();
-  EXPECT_EQ(io::on_device(std::move(source), kCPU).get(), raw);
+// Batches of 16 MiB of images while the default stream computes results of that size and drops them before
+// their kernels have run: the caching allocator hands their blocks to the next batch, whose copy must wait
+// for those kernels, or they would overwrite it.
+TEST(CudaDeviceBatches, LargeBatchesSurviveTheComputeTheyFollow) {
+  LOCKSTEP_REQUIRE_CUDA();
+  class Large final : public io::BatchSource {
+   public:
+    void start_epoch(std::int64_t, std::int64_t first) override { next_ = first; }
+    std::optional<io::Batch> next() override {
+      if (next_ == 6) return std::nullopt;
+      io::Batch batch;
+      batch.images = full({1024, 4096}, static_cast<double>(next_++));
+      batch.labels = zeros({1024}, DType::i64);
+      return batch;
+    }
+    std::int64_t batches_per_epoch() const override { return 6; }
+
+   private:
+    std::int64_t next_ = 0;
+  };
+  auto batches = io::on_device(std::make_unique<Large>(), kGpu);
+  const Tensor weights = cpu_rand({4096, 4096}, DType::f32, 5).to(kGpu);
+  const Tensor rows = cpu_rand({1024, 4096}, DType::f32, 6).to(kGpu);
+  batches->start_epoch(0, 0);
+  for (std::int64_t b = 0;; ++b) {
+    for (int k = 0; k < 4; ++k) (void)matmul(rows, weights);  // 16 MiB results, dropped while queued
+    const std::optional<io::Batch> batch = batches->next();
+    if (!batch) break;
+    const std::vector<float> images = batch->images.to_vector<float>();
+    const auto wrong =
+        std::count_if(images.begin(), images.end(), [&](float v) { return v != static_cast<float>(b); });
+    EXPECT_EQ(wrong, 0) << "batch " << b;
+  }
 }
 
 }  // namespace

@@ -16,7 +16,7 @@ TEST(CudaStepSums, FiguresWaitOnTheDeviceAndEndWithTheHostsBits) {
   double want = 0.25;
   for (int k = 1; k <= 40; ++k) {
     const float value = 1.0f / static_cast<float>(3 * k);
-    sums.add(0, scalar_tensor(value, DType::f32, kGpu), 64.0);
+    sums.add(0, scalar_tensor(value, DType::f32, kGpu), 64.0);  // a power of two: only the order counts
     want += static_cast<double>(value) * 64.0;
     sums.add(0, 1.0);  // a host number added to a sum that waits on the device stays in order
     want += 1.0;

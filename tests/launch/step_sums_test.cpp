@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "io/data/device_batches.h"
 #include "src/core/error.h"
 #include "src/tensor/factories.h"
 
@@ -16,7 +17,7 @@ TEST(StepSums, AddsNumbersAndTensorsAtOnceAsTheHostWould) {
   double loss = 0.0, steps = 0.0;
   for (int k = 1; k <= 50; ++k) {
     const float value = 1.0f / static_cast<float>(k);  // an f32 loss, as a step's mean loss is
-    sums.add(0, scalar_tensor(value), 32.0);
+    sums.add(0, scalar_tensor(value), 32.0);  // a power of two: exact products, so only the order counts
     loss += static_cast<double>(value) * 32.0;
     sums.add(1, 1);
     steps += 1;
@@ -38,6 +39,21 @@ TEST(StepSums, AssignReplacesEverySumAndBadInputIsRefused) {
   EXPECT_THROW(sums.add(2, 1.0), ValueError);
   EXPECT_THROW(sums.add(0, zeros({2})), ValueError);
   EXPECT_THROW(sums.assign(std::vector<double>{1.0}), ValueError);
+}
+
+// On the CPU the loop's batches are the source's own (io/data/device_batches.h; the GPU's are tested in
+// tests/cuda/device_batches_test.cpp).
+TEST(DeviceBatches, CpuBatchesAreTheSourcesOwn) {
+  class Empty final : public io::BatchSource {
+   public:
+    void start_epoch(std::int64_t, std::int64_t) override {}
+    std::optional<io::Batch> next() override { return std::nullopt; }
+    std::int64_t batches_per_epoch() const override { return 0; }
+  };
+  auto source = std::make_unique<Empty>();
+  const io::BatchSource* raw = source.get();
+  EXPECT_EQ(io::on_device(std::move(source), kCPU).get(), raw);
+  EXPECT_THROW(io::on_device(nullptr, kCPU), ValueError);
 }
 
 }  // namespace

@@ -38,6 +38,8 @@ class Uploader {
   void ready(const Set& set);
 
  private:
+  void release() noexcept;  // waits for the copies, frees everything; also after a failed construction
+
   struct Slot {
     void* pinned = nullptr;
     std::size_t bytes = 0;
