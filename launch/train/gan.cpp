@@ -24,12 +24,11 @@
 namespace lockstep::launch {
 namespace {
 
-// Uniform class labels i64 [n] in [0, classes) from the default generator (this rank's stream), on `device`.
+// Uniform class labels i64 [n] in [0, classes) from the default generator (this rank's stream), drawn on
+// `device` (the same numbers on every device; no copy from the host, which a GPU would wait for).
 Tensor random_labels(std::int64_t n, std::int64_t classes, Device device) {
-  std::vector<std::int64_t> labels;
-  for (const double u : rand({n}, 0.0, static_cast<double>(classes), DType::f64).to_vector<double>())
-    labels.push_back(std::min(static_cast<std::int64_t>(u), classes - 1));
-  return from_vector(labels, {n}).to(device);
+  const auto top = static_cast<double>(classes);
+  return clamp(rand({n}, 0.0, top, DType::f64, device), 0.0, top - 1.0).to(DType::i64);  // truncated: floor
 }
 
 // ema <- decay * ema + (1 - decay) * current for parameters; buffers (batch-norm statistics) copied.

@@ -6,6 +6,7 @@
 #include "src/core/error.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/loss.h"
+#include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 
 namespace lockstep::models {
@@ -28,8 +29,11 @@ Tensor fgsm(nn::Module& model, const Tensor& input, const Tensor& labels, double
     lo[i] = -normalization.mean[i] / s;
     hi[i] = (1.0 - normalization.mean[i]) / s;
   }
+  // Filled on the input's device, channel by channel: no copy from the host, which a GPU would wait for.
   const auto per_channel = [&](const std::vector<double>& v) {
-    return from_vector(v, {1, c, 1, 1}, DType::f64).to(input.dtype()).to(input.device());
+    std::vector<Tensor> channels;
+    for (const double x : v) channels.push_back(full({1, 1, 1, 1}, x, input.dtype(), input.device()));
+    return cat(channels, 1);
   };
 
   Tensor gradient;
