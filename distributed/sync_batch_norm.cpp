@@ -12,6 +12,7 @@
 #include "src/ops/elementwise.h"
 #include "src/ops/micro_shards.h"
 #include "src/ops/norm.h"
+#include "src/ops/reduce.h"
 #include "src/ops/shape.h"
 #include "src/tensor/factories.h"
 
@@ -19,109 +20,90 @@ namespace lockstep::distributed {
 namespace {
 
 // Per-rank counts "[1, 0, 3]" for messages.
-std::string counts_str(const double* gathered, std::int64_t stride, int ranks) {
+std::string counts_str(const std::vector<double>& counts) {
   std::string text = "[";
-  for (int r = 0; r < ranks; ++r) {
-    if (r > 0) text += ", ";
-    text += str_cat(static_cast<std::int64_t>(gathered[(r + 1) * stride - 1]));
-  }
+  for (std::size_t r = 0; r < counts.size(); ++r)
+    text += str_cat(r > 0 ? ", " : "", static_cast<std::int64_t>(counts[r]));
   return text + "]";
 }
 
-// Gathers every rank's [mean(C), var(C), count] in f64 and combines them with the parallel formula (Chan et
-// al.): n = sum n_r, mean = sum n_r mean_r / n, var = sum n_r (var_r + (mean_r - mean)^2) / n. Variance is
-// gathered rather than the inverse standard deviation (as some implementations do) so that no rank has to
-// undo 1 / sqrt(var + eps) to combine, which would lose precision when var << eps. Every rank joins, even
-// with an empty batch (count 0, zero statistics).
-BatchNormBatchStatistics gather_statistics(ProcessGroup& group, const Tensor& x,
-                                           const std::string& layer_type) {
+}  // namespace
+
+SyncBatchNorm::SyncBatchNorm(std::shared_ptr<ProcessGroup> group, std::shared_ptr<ProcessGroup> host_group)
+    : group_(std::move(group)), host_group_(std::move(host_group)) {
+  LOCKSTEP_CHECK(group_ != nullptr, ValueError, "SyncBatchNorm: expected a process group, but got null");
+  if (host_group_ == nullptr && group_->tensor_device().is_cpu()) host_group_ = group_;
+  LOCKSTEP_CHECK(
+      host_group_ != nullptr && host_group_->tensor_device().is_cpu() &&
+          host_group_->size() == group_->size() && host_group_->rank() == group_->rank(),
+      ValueError,
+      "SyncBatchNorm: expected a group of CPU tensors with the same ranks for the batch counts beside the ",
+      group_->backend(), " group on ", group_->tensor_device().str(), ", but got ",
+      host_group_ == nullptr ? std::string("none") : str_cat("a ", host_group_->backend(), " group"));
+}
+
+// Gathers every rank's [mean(C), var(C), count] in f64 on the group's device and combines them with the
+// parallel formula (Chan et al.): n = sum n_r, mean = sum n_r mean_r / n, var = sum n_r (var_r + (mean_r -
+// mean)^2) / n. Variance is gathered rather than the inverse standard deviation (as some implementations do)
+// so that no rank has to undo 1 / sqrt(var + eps) to combine, which would lose precision when var << eps.
+// Every rank joins, even with an empty batch (count 0, zero statistics). Checked before anything is
+// normalised: more than one value per channel over all ranks (the counts read from the gathered values on
+// the CPU; on a GPU gathered over the host group, since reading the device's would make the step wait).
+BatchNormBatchStatistics SyncBatchNorm::statistics(const Tensor& x, const std::string& caller) {
   const std::int64_t c = x.size(1);
   const std::int64_t local_count = x.numel() / c;  // N * L, and 0 for an empty batch
   const std::int64_t stride = 2 * c + 1;
-  const Tensor local = zeros({stride}, DType::f64);
+  const Device device = group_->tensor_device();
+  Tensor local;
   if (local_count > 0) {
     // In f64 whatever the input's dtype: rounding each rank's mean to f32 before combining would put an
     // error of about 1e-7 * |mean| / std into the combined variance (large for channels whose mean dwarfs
     // their spread), where one process on the union batch keeps it near 1e-7.
     const BatchNormStatistics stats = batch_norm_statistics(x, DType::f64);
-    const std::vector<double> mean = stats.mean.to_vector<double>(), var = stats.var.to_vector<double>();
-    double* p = local.data<double>();
-    for (std::int64_t ch = 0; ch < c; ++ch) {
-      p[ch] = mean[static_cast<std::size_t>(ch)];
-      p[c + ch] = var[static_cast<std::size_t>(ch)];
-    }
+    local = cat({stats.mean.to(device), stats.var.to(device),
+                 full({1}, static_cast<double>(local_count), DType::f64, device)},
+                0);
+  } else {
+    local = zeros({stride}, DType::f64, device);
   }
-  local.data<double>()[2 * c] = static_cast<double>(local_count);
-  const int ranks = group.size();
-  const Tensor all = empty({ranks * stride}, DType::f64);
-  group.all_gather(local, all)->wait();
-
-  const double* g = all.data<double>();
+  const int ranks = group_->size();
+  const Tensor all = empty({ranks * stride}, DType::f64, device);
+  group_->all_gather(local, all)->wait();
+  const Tensor table = all.view({ranks, stride});
+  std::vector<double> counts;
+  if (device.is_cpu()) {
+    counts = table.slice(1, 2 * c, stride).contiguous().to_vector<double>();
+  } else {
+    const Tensor gathered = empty({ranks}, DType::f64);
+    host_group_->all_gather(full({1}, static_cast<double>(local_count), DType::f64), gathered)->wait();
+    counts = gathered.to_vector<double>();
+  }
   double count = 0.0;
-  for (int r = 0; r < ranks; ++r) count += g[(r + 1) * stride - 1];
-  LOCKSTEP_CHECK(count > 1.0, ValueError,
-                 "SyncBatchNorm: expected more than 1 value per channel "
-                 "over all ranks when training, but got ",
-                 layer_type, " input counts ", counts_str(g, stride, ranks), " per rank (",
-                 static_cast<std::int64_t>(count), " in all). Use larger batches or eval mode");
-  BatchNormBatchStatistics s{empty({c}, DType::f64), empty({c}, DType::f64), count};
-  double* means = s.mean.data<double>();
-  double* vars = s.var.data<double>();
-  for (std::int64_t ch = 0; ch < c; ++ch) {
-    double mean = 0.0;
-    for (int r = 0; r < ranks; ++r) mean += g[r * stride + 2 * c] * g[r * stride + ch];
-    mean /= count;
-    double var = 0.0;
-    for (int r = 0; r < ranks; ++r) {
-      const double d = g[r * stride + ch] - mean;
-      var += g[r * stride + 2 * c] * (g[r * stride + c + ch] + d * d);
-    }
-    means[ch] = mean;
-    vars[ch] = var / count;
-  }
-  return s;
-}
-
-}  // namespace
-
-SyncBatchNorm::SyncBatchNorm(std::shared_ptr<ProcessGroup> group) : group_(std::move(group)) {
-  LOCKSTEP_CHECK(group_ != nullptr, ValueError, "SyncBatchNorm: expected a process group, but got null");
+  for (const double n : counts) count += n;
   LOCKSTEP_CHECK(
-      group_->tensor_device().is_cpu(), ValueError,
-      "SyncBatchNorm: expected a process group of CPU tensors (the statistics travel through the host), "
-      "but got a ",
-      group_->backend(), " group on ", group_->tensor_device().str());
-}
-
-BatchNormBatchStatistics SyncBatchNorm::statistics(const Tensor& x, const std::string& caller) {
-  // Checked before the collective, so that a bad input fails on its own rank with a clear message rather
-  // than after the other ranks have joined (batch_norm_train has checked shapes and dtypes already).
-  // The statistics travel through the host: on a GPU they are copied out, gathered over the (CPU) group
-  // and copied back, a few hundred bytes per layer.
-  BatchNormBatchStatistics s = gather_statistics(*group_, x, caller);
-  s.mean = s.mean.to(x.device());
-  s.var = s.var.to(x.device());
-  return s;
+      count > 1.0, ValueError,
+      "SyncBatchNorm: expected more than 1 value per channel over all ranks when training, but got ", caller,
+      " input counts ", counts_str(counts), " per rank (", static_cast<std::int64_t>(count),
+      " in all). Use larger batches or eval mode");
+  const Tensor n = table.slice(1, 2 * c, stride);  // [ranks, 1]
+  const Tensor means = table.slice(1, 0, c), vars = table.slice(1, c, 2 * c);
+  const Tensor mean = sum(n * means, {0}) / count;
+  const Tensor d = means - mean;
+  const Tensor var = sum(n * (vars + d * d), {0}) / count;
+  return {mean.to(x.device()), var.to(x.device()), count};
 }
 
 BatchNormGradientSums SyncBatchNorm::gradient_sums(const BatchNormGradientSums& local) {
-  // One all_reduce of [sum_dy, sum_dy_xmu] in f64, on every rank, empty ones too.
+  // One all_reduce of [sum_dy, sum_dy_xmu] in f64 on the group's device, on every rank, empty ones too.
   const std::int64_t channels = local.sum_dy.numel();
-  const Tensor both = empty({2 * channels}, DType::f64);
-  const std::vector<double> s1 = local.sum_dy.to_vector<double>();
-  const std::vector<double> s2 = local.sum_dy_xmu.to_vector<double>();
-  double* p = both.data<double>();
-  for (std::int64_t ch = 0; ch < channels; ++ch) {
-    p[ch] = s1[static_cast<std::size_t>(ch)];
-    p[channels + ch] = s2[static_cast<std::size_t>(ch)];
-  }
+  const Tensor both = cat({local.sum_dy.to(DType::f64), local.sum_dy_xmu.to(DType::f64)}, 0)
+                          .to(group_->tensor_device())
+                          .contiguous();
   group_->all_reduce(both, ReduceOp::kSum)->wait();
-  const std::vector<double> summed = both.to_vector<double>();
   const DType dtype = local.sum_dy.dtype();
   const Device device = local.sum_dy.device();
-  return {
-      from_vector(std::vector<double>(summed.begin(), summed.begin() + channels), {channels}, dtype, device),
-      from_vector(std::vector<double>(summed.begin() + channels, summed.end()), {channels}, dtype, device)};
+  return {both.slice(0, 0, channels).to(dtype).to(device).contiguous(),
+          both.slice(0, channels, 2 * channels).to(dtype).to(device).contiguous()};
 }
 
 namespace {
@@ -243,15 +225,15 @@ BatchNormStatisticsSource::BackwardSums DeterministicBatchNorm::backward_sums(
   return sums;
 }
 
-int convert_sync_batchnorm(nn::Module& module, const std::shared_ptr<ProcessGroup>& group,
-                           BatchNormSync mode) {
+int convert_sync_batchnorm(nn::Module& module, const std::shared_ptr<ProcessGroup>& group, BatchNormSync mode,
+                           const std::shared_ptr<ProcessGroup>& host_group) {
   LOCKSTEP_CHECK(group != nullptr, ValueError,
                  "convert_sync_batchnorm: expected a process group, but got null");
   // One shared implementation: it holds only the group.
   const std::shared_ptr<BatchNormStatisticsSource> sync =
       mode == BatchNormSync::kDeterministic
           ? std::shared_ptr<BatchNormStatisticsSource>(std::make_shared<DeterministicBatchNorm>(group))
-          : std::make_shared<SyncBatchNorm>(group);
+          : std::make_shared<SyncBatchNorm>(group, host_group);
   int converted = 0;
   const auto convert = [&](nn::Module& m) {
     if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {

@@ -25,17 +25,22 @@ namespace lockstep::distributed {
 // union batch to rounding. The backward cannot be recorded for second derivatives (create_graph).
 class SyncBatchNorm final : public BatchNormStatisticsSource {
  public:
-  explicit SyncBatchNorm(std::shared_ptr<ProcessGroup> group);
-  // Gathers every rank's [mean, var, count] (an empty batch joins with count 0) and combines them, on the
-  // host over the (CPU) group; the result lives on x's device.
+  // `group` carries the statistics on its tensors' device (NCCL: the GPU, nothing read back); `host_group`, a
+  // CPU group of the same ranks, carries the batch counts for the check when `group`'s tensors are not on the
+  // CPU (with a CPU group it may be null).
+  explicit SyncBatchNorm(std::shared_ptr<ProcessGroup> group,
+                         std::shared_ptr<ProcessGroup> host_group = nullptr);
+  // Gathers every rank's [mean, var, count] (an empty batch joins with count 0) and combines them on the
+  // group's device; the result lives on x's device.
   BatchNormBatchStatistics statistics(const Tensor& x, const std::string& caller) override;
-  // All-reduces [sum_dy, sum_dy_xmu] in f64.
+  // All-reduces [sum_dy, sum_dy_xmu] in f64 on the group's device.
   BatchNormGradientSums gradient_sums(const BatchNormGradientSums& local) override;
   bool spans_processes() const override { return true; }
   const char* name() const override { return "sync"; }
 
  private:
   std::shared_ptr<ProcessGroup> group_;
+  std::shared_ptr<ProcessGroup> host_group_;
 };
 
 // Deterministic mode's batch norm (src/core/micro_shards.h): statistics over the union of every rank's batch,
@@ -62,9 +67,10 @@ class DeterministicBatchNorm final : public BatchNormStatisticsSource {
 enum class BatchNormSync : std::uint8_t { kFast, kDeterministic };
 
 // The model switch: every BatchNorm1d/2d below (and including) `module` normalises with statistics over
-// the whole group from now on (SyncBatchNorm, or DeterministicBatchNorm). Returns the number of layers
-// converted. Idempotent.
+// the whole group from now on (SyncBatchNorm, with `host_group` as its, or DeterministicBatchNorm). Returns
+// the number of layers converted. Idempotent.
 int convert_sync_batchnorm(nn::Module& module, const std::shared_ptr<ProcessGroup>& group,
-                           BatchNormSync mode = BatchNormSync::kFast);
+                           BatchNormSync mode = BatchNormSync::kFast,
+                           const std::shared_ptr<ProcessGroup>& host_group = nullptr);
 
 }  // namespace lockstep::distributed

@@ -196,7 +196,11 @@ std::string describe_job(const RunSettings& run, std::int64_t per_rank_batch) {
 int synchronise_batch_norms(nn::Module& model, const RunSettings& run) {
   if (run.deterministic())
     return distributed::convert_sync_batchnorm(model, run.group, distributed::BatchNormSync::kDeterministic);
-  return run.world() > 1 && run.sync_batchnorm ? distributed::convert_sync_batchnorm(model, run.group) : 0;
+  // On GPUs the statistics travel over NCCL (the batch counts over MPI, for the check).
+  return run.world() > 1 && run.sync_batchnorm
+             ? distributed::convert_sync_batchnorm(model, run.gradient_group(),
+                                                   distributed::BatchNormSync::kFast, run.group)
+             : 0;
 }
 
 void split_random_streams(const RunSettings& run) {

@@ -10,8 +10,11 @@
 
 #include "distributed/nccl.h"
 #include "distributed/single.h"
+#include "distributed/sync_batch_norm.h"
 #include "src/autograd/grad_mode.h"
+#include "src/nn/norm.h"
 #include "src/ops/elementwise.h"
+#include "src/ops/reduce.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/support/expect_error.h"
 
@@ -78,6 +81,32 @@ TEST(NcclGroup, CollectivesAtWorldSizeOneKeepTheirValuesInStreamOrder) {
   }
   group->barrier()->wait();
   EXPECT_EQ(group->sequence(), 2u * (4 + 3) + 1);
+}
+
+// Synchronised batch norm over NCCL (its statistics and gradient sums on the GPU, the batch counts over the
+// host group): at world size 1 the same numbers as plain batch norm on the CPU, forward and backward, running
+// statistics included. Without a host group it is refused.
+TEST(NcclGroup, SyncBatchNormOverNcclMatchesPlainBatchNorm) {
+  LOCKSTEP_REQUIRE_NCCL();
+  auto bootstrap = std::make_shared<SingleProcessGroup>();
+  const std::shared_ptr<NcclProcessGroup> group = make_nccl_group(*bootstrap, kGpu);
+  test::expect_error<ValueError>([&] { SyncBatchNorm refused(group); },
+                                 {"SyncBatchNorm", "batch counts", "nccl"});
+  nn::BatchNorm2d cpu(6), gpu(6);
+  gpu.to(kGpu);
+  EXPECT_EQ(convert_sync_batchnorm(gpu, group, BatchNormSync::kFast, bootstrap), 1);
+  const Tensor x = cpu_rand({4, 6, 5, 5}, DType::f32, 3, -2.0, 3.0),
+               w = cpu_rand({4, 6, 5, 5}, DType::f32, 4);
+  Tensor xc = x.clone(), xg = x.to(kGpu).detach();
+  xc.requires_grad_(true);
+  xg.requires_grad_(true);
+  const Tensor yc = cpu(xc), yg = gpu(xg);
+  sum(yc * w).backward();
+  sum(yg * w.to(kGpu)).backward();
+  test::expect_close(yg, yc, 1e-5, "output");
+  test::expect_close(xg.grad(), xc.grad(), 1e-5, "input gradient");
+  test::expect_close(gpu.weight().grad(), cpu.weight().grad(), 1e-5, "weight gradient");
+  test::expect_close(gpu.running_var(), cpu.running_var(), 1e-6, "running variance");
 }
 
 TEST(NcclGroup, RefusesTensorsOffItsGpuAndIntegerAverages) {
