@@ -7,17 +7,21 @@
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <vector>
 
+#include "distributed/shared_memory.h"
 #include "src/core/error.h"
+#include "src/tensor/factories.h"
 
 namespace lockstep::distributed {
 
@@ -121,19 +125,20 @@ constexpr std::size_t kFingerprintWords = 4;
 constexpr std::size_t kPayloadBytes = kHeaderBytes - kFingerprintWords * sizeof(std::uint64_t);
 
 struct Header {
-  std::uint64_t words[kFingerprintWords];  // fingerprint(): the call; the last word is zero
+  std::uint64_t words[kFingerprintWords];  // fingerprint(): the call and its route
   alignas(std::uint64_t) std::byte payload[kPayloadBytes];
 };
 static_assert(sizeof(Header) == kHeaderBytes);
 
-// The call as header words: kind | dtype << 8 | op << 16 | root << 32, count, sequence, 0.
-void fingerprint(const CollectiveCall& call, std::uint64_t* words) {
+// The call as header words: kind | dtype << 8 | op << 16 | root << 32, count, sequence, route (0: MPI moves
+// the data; else the serial number of the shared buffers that do).
+void fingerprint(const CollectiveCall& call, std::uint64_t route, std::uint64_t* words) {
   words[0] = static_cast<std::uint64_t>(call.kind) | static_cast<std::uint64_t>(call.dtype) << 8 |
              static_cast<std::uint64_t>(call.op) << 16 |
              static_cast<std::uint64_t>(static_cast<std::uint32_t>(call.root)) << 32;
   words[1] = static_cast<std::uint64_t>(call.count);
   words[2] = call.sequence;
-  words[3] = 0;
+  words[3] = route;
 }
 
 CollectiveCall call_of(const Header& header) {
@@ -290,11 +295,11 @@ void MpiProcessGroup::check(int code, const CollectiveCall& call, const char* fu
 }
 
 void MpiProcessGroup::exchange_header(const CollectiveCall& call, const void* input, void* output,
-                                      Carried carried) {
+                                      Carried carried, std::uint64_t route) {
   const auto world = static_cast<std::size_t>(size());
   const std::int64_t bytes = payload_bytes(call, size());
   Header mine{};
-  fingerprint(call, mine.words);
+  fingerprint(call, route, mine.words);
   if (carried == Carried::kData && bytes > 0)
     std::memcpy(mine.payload, input, static_cast<std::size_t>(bytes));
   std::vector<Header> all(world);
@@ -308,7 +313,12 @@ void MpiProcessGroup::exchange_header(const CollectiveCall& call, const void* in
     std::vector<CollectiveCall> calls;
     for (const Header& h : all) calls.push_back(call_of(h));
     calls.front().sequence = call.sequence;
+    const bool routes_differ =
+        std::any_of(all.begin(), all.end(), [&](const Header& h) { return h.words[3] != mine.words[3]; });
     throw DistributedError(str_cat(prefix(), "collectives out of step at ", describe_desync(calls),
+                                   routes_differ ? " (on some ranks through shared memory, on others not: "
+                                                   "buffers of empty_for_collectives on some ranks only)"
+                                                 : "",
                                    ". Every rank must issue the same collectives in the same order"),
                            rank(), size(), collective_name(call.kind));
   }
@@ -347,6 +357,16 @@ void MpiProcessGroup::run(const CollectiveCall& call, const void* input, void* o
   if (payload_bytes(call, size()) <= static_cast<std::int64_t>(kPayloadBytes)) {
     exchange_header(call, input, output, Carried::kData);
     return;
+  }
+  if (call.kind == Collective::kAllReduce) {
+    if (auto shared = shared_holding(output, call.bytes())) {
+      auto& [buffers, serial] = *shared;
+      if (options().check_desync) exchange_header(call, input, output, Carried::kFingerprint, serial);
+      buffers->all_reduce(static_cast<std::size_t>(static_cast<std::byte*>(output) - buffers->data()),
+                          call.count, call.dtype, call.op, options().timeout,
+                          [&] { return prefix() + call.describe(); });
+      return;
+    }
   }
   if (options().check_desync) exchange_header(call, input, output, Carried::kFingerprint);
   MPI_Comm comm = comm_->comm;
@@ -402,6 +422,55 @@ void MpiProcessGroup::run(const CollectiveCall& call, const void* input, void* o
         break;
     }
   }
+}
+
+bool MpiProcessGroup::all_agree(bool ok) {
+  Tensor flag = full({1}, ok ? 1.0 : 0.0, DType::i64);
+  all_reduce(flag, ReduceOp::kMin)->wait();
+  return *flag.data<std::int64_t>() == 1;
+}
+
+// Three agreements, each a small all-reduce: every rank created its object, every rank mapped every object
+// (then each unlinks its own name); a rank that fails says why, and every rank falls back to ordinary memory.
+Tensor MpiProcessGroup::empty_for_collectives(std::int64_t numel, DType dtype) {
+  const auto bytes = static_cast<std::size_t>(numel) * element_size(dtype);
+  if (size() == 1 || local_size_ != size() || !options().shared_memory || shared_refused_ || bytes == 0)
+    return ProcessGroup::empty_for_collectives(numel, dtype);
+  if (local_pids_.empty()) {
+    Tensor all = empty({size()}, DType::i64);
+    all_gather(full({1}, static_cast<double>(getpid()), DType::i64), all)->wait();
+    local_pids_.assign(all.data<std::int64_t>(), all.data<std::int64_t>() + size());
+  }
+  const std::uint64_t serial = ++shared_made_;
+  std::vector<std::string> names;
+  for (const std::int64_t pid : local_pids_) names.push_back(str_cat("/lockstep-", pid, "-", serial));
+  std::string error;
+  auto buffers = SharedBuffers::create(names[static_cast<std::size_t>(rank())], bytes, rank(), size(), error);
+  bool ok = all_agree(buffers != nullptr);
+  ok = ok && all_agree(buffers->map_peers(names, error));
+  if (buffers) buffers->unlink();
+  if (!ok) {
+    shared_refused_ = true;
+    if (!error.empty())
+      std::fprintf(stderr, "%sshared memory refused (%s): all-reduces of gradients go through MPI\n",
+                   prefix().c_str(), error.c_str());
+    return ProcessGroup::empty_for_collectives(numel, dtype);
+  }
+  {
+    std::lock_guard lock(shared_mutex_);
+    std::erase_if(shared_, [](const Shared& s) { return s.buffers.expired(); });
+    shared_.push_back({buffers, serial});
+  }
+  return borrow_memory(buffers->data(), {numel}, dtype, kCPU, buffers);
+}
+
+std::optional<std::pair<std::shared_ptr<SharedBuffers>, std::uint64_t>> MpiProcessGroup::shared_holding(
+    const void* p, std::int64_t bytes) {
+  std::lock_guard lock(shared_mutex_);
+  for (const Shared& s : shared_)
+    if (auto buffers = s.buffers.lock(); buffers && buffers->contains(p, static_cast<std::size_t>(bytes)))
+      return std::pair{buffers, s.serial};
+  return std::nullopt;
 }
 
 }  // namespace lockstep::distributed

@@ -5,8 +5,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "distributed/process_group.h"
 
@@ -24,6 +27,7 @@ struct RankInWorld {
 std::optional<RankInWorld> mpi_world_rank();
 
 class MpiRuntime;
+class SharedBuffers;
 
 // A group over every rank of the job. Owns its communicator (a dup of MPI_COMM_WORLD) and a reference to the
 // MPI runtime: MPI is initialised by the first world() (MPI_THREAD_MULTIPLE requested, SERIALIZED accepted)
@@ -51,6 +55,11 @@ class MpiProcessGroup : public ProcessGroup {
   // pieces. Tests lower it to exercise the splitting. Set before issuing collectives.
   void set_max_chunk(std::int64_t elements);
 
+  // With every rank on this node (and options().shared_memory), buffers every rank maps: all-reduces of
+  // them move through shared memory (distributed/shared_memory.h) instead of MPI's transports. Otherwise,
+  // or when the system refuses shared memory (said once on stderr), ordinary memory.
+  Tensor empty_for_collectives(std::int64_t numel, DType dtype) override;
+
  protected:
   void run(const CollectiveCall& call, const void* input, void* output) override;
 
@@ -62,7 +71,19 @@ class MpiProcessGroup : public ProcessGroup {
   enum class Carried : std::uint8_t { kData, kFingerprint };
   // The first MPI call of a collective, the same fixed-size MPI_Allgather on every rank whatever it called:
   // throws the desync DistributedError on every rank when ranks' calls differ, before any data call.
-  void exchange_header(const CollectiveCall& call, const void* input, void* output, Carried carried);
+  // `route` is 0 for data moved by MPI, else the serial number of the shared buffers that move it (ranks
+  // whose routes differ fail the check too).
+  void exchange_header(const CollectiveCall& call, const void* input, void* output, Carried carried,
+                       std::uint64_t route = 0);
+  // Whether every local rank agrees (each passing its own `ok`): a small all-reduce on this group.
+  bool all_agree(bool ok);
+  struct Shared {
+    std::weak_ptr<SharedBuffers> buffers;
+    std::uint64_t serial = 0;
+  };
+  // The live shared buffers holding [p, p + bytes), if any (called on the communication thread).
+  std::optional<std::pair<std::shared_ptr<SharedBuffers>, std::uint64_t>> shared_holding(const void* p,
+                                                                                         std::int64_t bytes);
   void check(int code, const CollectiveCall& call, const char* function) const;
 
   std::shared_ptr<MpiRuntime> runtime_;
@@ -71,6 +92,11 @@ class MpiProcessGroup : public ProcessGroup {
   int local_size_ = 1;
   std::string host_;
   std::int64_t max_chunk_;
+  std::vector<std::int64_t> local_pids_;  // each rank's process id, gathered with the first shared buffers
+  std::uint64_t shared_made_ = 0;
+  bool shared_refused_ = false;
+  std::mutex shared_mutex_;  // guards shared_
+  std::vector<Shared> shared_;
 };
 
 }  // namespace lockstep::distributed

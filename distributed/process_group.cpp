@@ -13,15 +13,6 @@
 namespace lockstep::distributed {
 namespace {
 
-std::string format_duration(std::chrono::milliseconds duration) {
-  const auto ms = duration.count();
-  if (ms < 1000) return str_cat(ms, " ms");
-  if (ms % 1000 == 0) return str_cat(ms / 1000, " s");
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.1f s", static_cast<double>(ms) / 1000.0);
-  return text;
-}
-
 std::string describe_tensor(const Tensor& t) {
   return str_cat(dtype_name(t.dtype()), " tensor of shape ", shape_str(t.shape()));
 }
@@ -85,6 +76,15 @@ std::string format_ranks(const std::vector<int>& ranks) {
 }
 
 }  // namespace
+
+std::string format_duration(std::chrono::milliseconds duration) {
+  const auto ms = duration.count();
+  if (ms < 1000) return str_cat(ms, " ms");
+  if (ms % 1000 == 0) return str_cat(ms / 1000, " s");
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f s", static_cast<double>(ms) / 1000.0);
+  return text;
+}
 
 const char* collective_name(Collective kind) {
   switch (kind) {
@@ -273,6 +273,10 @@ ProcessGroup::ProcessGroup(int rank, int size, ProcessGroupOptions options, Exec
 ProcessGroup::~ProcessGroup() { stop(); }
 
 std::string ProcessGroup::prefix() const { return str_cat("[rank ", rank_, "/", size_, "] "); }
+
+Tensor ProcessGroup::empty_for_collectives(std::int64_t numel, DType dtype) {
+  return empty({numel}, dtype, tensor_device());
+}
 
 WorkPtr ProcessGroup::all_reduce(const Tensor& tensor, ReduceOp op) {
   check_tensor("all_reduce", "", tensor, tensor_device());

@@ -81,6 +81,9 @@ struct ProcessGroupOptions {
   // backend carries the check on a header it exchanges anyway for small collectives (mpi.cpp): it costs one
   // small-message round trip only on collectives larger than the header. The threaded backend always checks.
   bool check_desync = true;
+  // Let the MPI group all-reduce the reducer's buckets through memory every rank maps when all ranks share a
+  // node (MpiProcessGroup::empty_for_collectives).
+  bool shared_memory = true;
 };
 
 // What an observer sees: a collective leaving the queue to run, and finishing.
@@ -113,6 +116,12 @@ class ProcessGroup {
   // input holds size() * output.numel() elements; rank r gets the reduction of every rank's block r.
   WorkPtr reduce_scatter(const Tensor& input, const Tensor& output, ReduceOp op = ReduceOp::kSum);
   WorkPtr barrier();
+
+  // A flat, uninitialised tensor for a buffer this group will reduce many times (the reducer's buckets), in
+  // the memory its collectives move fastest: by default ordinary memory on the group's device; the MPI group
+  // with every rank on one node gives memory the ranks map from each other (distributed/shared_memory.h).
+  // Collective: every rank calls it in the same order, with the same sizes.
+  virtual Tensor empty_for_collectives(std::int64_t numel, DType dtype);
 
   // Collectives issued so far.
   std::uint64_t sequence() const { return sequence_; }
@@ -171,6 +180,8 @@ class ProcessGroup {
 
 // Element-wise dst[i] = op(dst[i], src[i]) for `count` elements of `dtype` (kAvg sums; the caller divides).
 void reduce_into(void* dst, const void* src, std::int64_t count, DType dtype, ReduceOp op);
+// A timeout for messages: "800 ms", "1.5 s", "300 s".
+std::string format_duration(std::chrono::milliseconds duration);
 // dst[i] /= divisor for floating dtypes (kAvg); integer dtypes are divided with truncation.
 void divide_by(void* data, std::int64_t count, DType dtype, std::int64_t divisor);
 // What each rank called when ranks' calls differ, for desync errors: "collective #5: rank 0 called

@@ -245,7 +245,7 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
   }
   if (st.group->size() > 1) {
     for (auto& b : st.buckets) {
-      b.flat = empty({b.numel}, b.dtype, st.group->tensor_device());
+      b.flat = st.group->empty_for_collectives(b.numel, b.dtype);
       if (st.deterministic) b.gathered = empty({st.group->size() * b.numel}, b.dtype);
     }
     for (std::size_t k = 0; k < st.parameters.size(); ++k) {

@@ -4,15 +4,18 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "src/core/device.h"
 
 namespace lockstep {
 
-// Owns `nbytes` of device memory from the device's allocator. Not thread-safe for concurrent mutation.
+// Owns `nbytes` of device memory from the device's allocator, or borrows memory that `owner` keeps alive (a
+// shared-memory segment, distributed/shared_memory.h). Not thread-safe for concurrent mutation.
 class Storage {
  public:
   Storage(std::size_t nbytes, Device device);
+  Storage(void* data, std::size_t nbytes, Device device, std::shared_ptr<const void> owner);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -29,6 +32,7 @@ class Storage {
   std::size_t nbytes_;
   Device device_;
   std::uint64_t version_ = 0;
+  std::shared_ptr<const void> owner_;  // set when borrowed
 };
 
 }  // namespace lockstep

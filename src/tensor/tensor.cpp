@@ -32,6 +32,17 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(impl));
 }
 
+Tensor borrow_memory(void* data, const Shape& shape, DType dtype, Device device,
+                     std::shared_ptr<const void> owner) {
+  auto impl = std::make_shared<TensorImpl>();
+  const std::size_t bytes = static_cast<std::size_t>(numel_of(shape)) * element_size(dtype);
+  impl->storage = std::make_shared<Storage>(data, bytes, device, std::move(owner));
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, std::int64_t offset) {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = base.storage();

@@ -152,6 +152,9 @@ std::ostream& operator<<(std::ostream& out, const Tensor& t);
 
 // Creates a tensor with fresh contiguous storage; contents uninitialised.
 Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = kCPU);
+// A contiguous tensor over memory that `owner` keeps alive (as long as the tensor and its views live).
+Tensor borrow_memory(void* data, const Shape& shape, DType dtype, Device device,
+                     std::shared_ptr<const void> owner);
 // A view of `base`'s storage with the given geometry (no checks beyond bounds); used by view ops.
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, std::int64_t offset);
 // A view of `t` broadcast to `target` (stride 0 on expanded dimensions), outside autograd: for kernels.

@@ -1,0 +1,194 @@
+// All-reduces through shared memory (distributed/shared_memory.h) at the real world size: the buffers the
+// MPI group hands out for repeated collectives are mappings of POSIX shared-memory objects (read from
+// /proc/self/maps, not from the group), their all-reduces give the rank-order reduction of every rank's
+// values bit for bit, no object name outlives its creation, a rank that never arrives is named, and ranks
+// that route one collective differently get the desync error.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "distributed/mpi.h"
+#include "distributed/reducer.h"
+#include "src/core/strings.h"
+#include "src/nn/linear.h"
+#include "src/ops/reduce.h"
+#include "src/tensor/factories.h"
+#include "tests/support/expect_error.h"
+
+namespace lockstep::distributed {
+namespace {
+
+ProcessGroupOptions options() {
+  ProcessGroupOptions o;
+  o.timeout = std::chrono::minutes(2);
+  return o;
+}
+
+// The file mapped at `p` in this process ("" when `p` is in no file mapping), from /proc/self/maps.
+std::string mapped_file(const void* p) {
+  std::ifstream maps("/proc/self/maps");
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  for (std::string line; std::getline(maps, line);) {
+    std::istringstream fields(line);
+    std::string range, perms, offset, dev, inode, path;
+    fields >> range >> perms >> offset >> dev >> inode;
+    std::getline(fields >> std::ws, path);
+    const auto dash = range.find('-');
+    const auto begin = std::stoull(range.substr(0, dash), nullptr, 16);
+    const auto end = std::stoull(range.substr(dash + 1), nullptr, 16);
+    if (address >= begin && address < end) return path;
+  }
+  return "";
+}
+
+bool in_shared_object(const Tensor& t) { return mapped_file(t.data()).starts_with("/dev/shm/lockstep-"); }
+
+// Values of very different magnitudes and signs per rank and element: their f32 sum depends on the order.
+Tensor values(std::int64_t n, DType dtype, int rank, int salt) {
+  std::vector<double> v(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double k = static_cast<double>((i * 7919 + rank * 104729 + salt * 13) % 1000);
+    v[static_cast<std::size_t>(i)] = (k - 500.0) * (i % 3 == 0 ? 1e6 : 1.0) / 7.0;
+  }
+  return from_vector(v, {n}).to(dtype);
+}
+
+// Every rank on one node, or the test says why it cannot run.
+std::shared_ptr<MpiProcessGroup> node_group(ProcessGroupOptions o = options()) {
+  auto group = MpiProcessGroup::world(o);
+  if (group->local_size() != group->size()) return nullptr;
+  return group;
+}
+
+TEST(SharedMemoryMpi, AllReducesGiveTheRankOrderReductionBitForBit) {
+  const auto group = node_group();
+  if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
+  const int world = group->size();
+  const int rank = group->rank();
+  for (const std::int64_t n :
+       {std::int64_t{1}, std::int64_t{3}, std::int64_t{63}, std::int64_t{4099}, std::int64_t{300007}}) {
+    for (const DType dtype : {DType::f32, DType::f64, DType::i64}) {
+      Tensor buffer = group->empty_for_collectives(n, dtype);
+      ASSERT_TRUE(in_shared_object(buffer)) << "mapped from '" << mapped_file(buffer.data()) << "'";
+      for (const ReduceOp op : {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin}) {
+        const std::string what = str_cat(dtype_name(dtype), " x ", n, " ", reduce_op_name(op));
+        const Tensor mine = values(n, dtype, rank, static_cast<int>(op));
+        // The expected result from every rank's values, reduced here in rank order.
+        const Tensor all = zeros({world * n}, dtype);
+        group->all_gather(mine, all)->wait();
+        const Tensor expected = all.slice(0, 0, n).clone();
+        for (int r = 1; r < world; ++r)
+          reduce_into(expected.data(), all.slice(0, r * n, (r + 1) * n).data(), n, dtype, op);
+        if (op == ReduceOp::kAvg) divide_by(expected.data(), n, dtype, world);
+        buffer.copy_(mine);
+        group->all_reduce(buffer, op)->wait();
+        const auto bytes = static_cast<std::size_t>(n) * element_size(dtype);
+        EXPECT_EQ(std::memcmp(buffer.data(), expected.data(), bytes), 0) << what;
+      }
+    }
+  }
+  // A part of a buffer (the reducer's views are whole buckets; any slice works).
+  Tensor buffer = group->empty_for_collectives(1000, DType::f32);
+  buffer.fill_(1.0);
+  const Tensor part = buffer.slice(0, 100, 700);
+  group->all_reduce(part)->wait();
+  const std::vector<float> got = buffer.to_vector<float>();
+  for (std::size_t i = 0; i < got.size(); ++i)
+    ASSERT_EQ(got[i], i >= 100 && i < 700 ? static_cast<float>(world) : 1.0f) << "element " << i;
+}
+
+TEST(SharedMemoryMpi, NoObjectNameOutlivesTheAllocation) {
+  const auto group = node_group();
+  if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
+  const Tensor buffer = group->empty_for_collectives(4096, DType::f32);
+  const std::string file = mapped_file(buffer.data());
+  ASSERT_TRUE(file.starts_with("/dev/shm/lockstep-")) << file;
+  EXPECT_TRUE(file.ends_with(" (deleted)")) << file << ": the name should be gone once every rank mapped it";
+  // No rank's object of this job is left under /dev/shm.
+  Tensor pids = zeros({group->size()}, DType::i64);
+  group->all_gather(full({1}, static_cast<double>(getpid()), DType::i64), pids)->wait();
+  for (const std::int64_t pid : pids.to_vector<std::int64_t>()) {
+    for (int serial = 1; serial < 64; ++serial) {
+      const std::string name = str_cat("/dev/shm/lockstep-", pid, "-", serial);
+      EXPECT_NE(access(name.c_str(), F_OK), 0) << name << " still exists";
+    }
+  }
+}
+
+TEST(SharedMemoryMpi, SwitchedOffTheBuffersAreOrdinaryMemory) {
+  ProcessGroupOptions off = options();
+  off.shared_memory = false;
+  const auto group = MpiProcessGroup::world(off);
+  Tensor buffer = group->empty_for_collectives(5000, DType::f32);
+  EXPECT_FALSE(in_shared_object(buffer));
+  buffer.fill_(static_cast<double>(group->rank() + 1));
+  group->all_reduce(buffer)->wait();
+  const int w = group->size();
+  EXPECT_EQ(buffer.to_vector<float>(), std::vector<float>(5000, static_cast<float>(w * (w + 1) / 2)));
+}
+
+// The reducer's buckets are shared: after a synchronised backward each weight's .grad lies in a shared object
+// and holds the ranks' average.
+TEST(SharedMemoryMpi, ReducerBucketsAreSharedAndAverage) {
+  const auto group = node_group();
+  if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
+  nn::Linear layer(300, 200);
+  Reducer reducer(layer.named_parameters(), group);
+  reducer.prepare_for_backward();
+  const Tensor x = full({4, 300}, static_cast<double>(group->rank() + 1));
+  sum(layer.forward(x)).backward();
+  const Tensor weight = layer.named_parameters().front().second;
+  ASSERT_TRUE(in_shared_object(weight.grad())) << mapped_file(weight.grad().data());
+  // d sum(x W^T + b) / dW = 4 * (rank + 1) everywhere; the average over ranks is 4 * (W + 1) / 2.
+  const float expected = 4.0f * static_cast<float>(group->size() + 1) / 2.0f;
+  for (const float g : weight.grad().to_vector<float>()) ASSERT_FLOAT_EQ(g, expected);
+}
+
+// A rank that never arrives: the others' all-reduce fails after the timeout (the desync check, which would
+// catch it first in MPI, is off here). Work::wait's watchdog and the communication thread's barrier have the
+// same timeout; whichever fires first (the barrier names the missing rank), the other rank's wait ends.
+TEST(SharedMemoryMpi, ARankThatNeverArrivesIsNamedAfterTheTimeout) {
+  ProcessGroupOptions o = options();
+  o.check_desync = false;
+  o.timeout = std::chrono::milliseconds(1500);
+  auto group = node_group(o);
+  if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
+  const int last = group->size() - 1;
+  {
+    const Tensor buffer = group->empty_for_collectives(100000, DType::f32);
+    if (group->rank() != last) {
+      test::expect_error<DistributedError>(
+          [&] { group->all_reduce(buffer)->wait(); },
+          {str_cat("[rank ", group->rank(), "/", group->size(), "] all_reduce #"),
+           "has not finished after 1.5 s"});
+    }
+  }
+  group.reset();
+  MpiProcessGroup::world(options())->barrier()->wait();
+}
+
+// One rank all-reduces a shared buffer, the others an ordinary tensor of the same shape: every rank gets the
+// desync error (the header carries the route), and no data moves.
+TEST(SharedMemoryMpi, RanksRoutingOneCollectiveDifferentlyGetTheDesyncError) {
+  const auto group = node_group();
+  if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
+  const Tensor shared = group->empty_for_collectives(1000, DType::f32);
+  const Tensor ordinary = zeros({1000});
+  test::expect_error<DistributedError>(
+      [&] { group->all_reduce(group->rank() == 0 ? shared : ordinary)->wait(); },
+      {"collectives out of step", "through shared memory, on others not"});
+  const Tensor after = ones({1000});
+  group->all_reduce(after)->wait();
+  EXPECT_EQ(after.to_vector<float>(), std::vector<float>(1000, static_cast<float>(group->size())));
+}
+
+}  // namespace
+}  // namespace lockstep::distributed
