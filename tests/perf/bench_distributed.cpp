@@ -67,6 +67,7 @@ struct Options {
   double bucket_mib = 4.0;
   double first_bucket_mib = 1.0;
   DesyncCheck desync_check = DesyncCheck::kOn;
+  bool shared_memory = true;  // the group's shared buffers for the reducer's buckets (ranks of one node)
 };
 
 // The collectives the group starts while `recording` is set (written by the communication thread's observer,
@@ -199,10 +200,16 @@ Timing time_raw_allreduce(const Context& ctx, std::int64_t bytes) {
 
 // The same bytes through the process group (one f32 tensor, all_reduce then wait): adds the hand-off to the
 // communication thread, the desync check and, for kAvg, the averaging pass to the raw call. (The reducer
-// issues kSum: its gradients are scaled as they enter their buckets.)
-Timing time_group_allreduce(const Context& ctx, std::int64_t bytes,
-                            dist::ReduceOp op = dist::ReduceOp::kAvg) {
-  const Tensor buffer = lockstep::zeros({bytes / 4});
+// issues kSum: its gradients are scaled as they enter their buckets.) `buffer_kind` kShared: a buffer of
+// the group's empty_for_collectives, as the reducer's buckets are (shared memory when the ranks share a
+// node).
+enum class Buffer : std::uint8_t { kOrdinary, kShared };
+Timing time_group_allreduce(const Context& ctx, std::int64_t bytes, dist::ReduceOp op = dist::ReduceOp::kAvg,
+                            Buffer buffer_kind = Buffer::kOrdinary) {
+  Tensor buffer = buffer_kind == Buffer::kShared
+                      ? ctx.group->empty_for_collectives(bytes / 4, lockstep::DType::f32)
+                      : lockstep::zeros({bytes / 4});
+  buffer.fill_(0.0);
   const int warmup = std::max(5, ctx.options.reps / 10);
   std::vector<double> seconds;
   for (int r = 0; r < warmup + ctx.options.reps; ++r) {
@@ -784,6 +791,14 @@ void run_model(const Context& ctx, const std::string& model) {
     std::printf("[%s] group_allreduce sum (no averaging pass) median_us=%.1f min_us=%.1f ratio_to_raw=%.2f\n",
                 tag, group_sum.median * 1e6, group_sum.min * 1e6, raw.median / group_sum.median);
   }
+  const Timing group_shared = time_group_allreduce(ctx, bytes, dist::ReduceOp::kSum, Buffer::kShared);
+  if (ctx.rank == 0) {
+    std::printf(
+        "[%s] group_allreduce sum, a buffer of empty_for_collectives (the reducer's buckets' memory%s) "
+        "median_us=%.1f min_us=%.1f ratio_to_raw=%.2f\n",
+        tag, ctx.group->local_size() == ctx.size && ctx.options.shared_memory ? ": shared" : ": ordinary",
+        group_shared.median * 1e6, group_shared.min * 1e6, raw.median / group_shared.median);
+  }
   // What a trainer adds per step to agree on stop signals (SIGUSR1/SIGTERM): one tiny all_reduce through the
   // group (launch/env/signals.h agreed_stop_signal), latency only.
   const Timing stop_vote = time_group_allreduce(ctx, 8);
@@ -907,7 +922,7 @@ Options parse(int argc, char** argv) {
       "--model resnet20|dcgan|desync|all, --steps N, --warmup N, --reps N, --batch N, --gan-batch N, "
       "--bucket-mib "
       "X, "
-      "--first-bucket-mib X or --desync-check on|off";
+      "--first-bucket-mib X, --desync-check on|off or --shared-memory on|off";
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     LOCKSTEP_CHECK(i + 1 < argc, lockstep::ValueError, "lockstep_bench_distributed: expected ", usage,
@@ -931,6 +946,8 @@ Options parse(int argc, char** argv) {
       options.first_bucket_mib = std::stod(value);
     } else if (flag == "--desync-check" && (value == "on" || value == "off")) {
       options.desync_check = value == "on" ? DesyncCheck::kOn : DesyncCheck::kOff;
+    } else if (flag == "--shared-memory" && (value == "on" || value == "off")) {
+      options.shared_memory = value == "on";
     } else {
       LOCKSTEP_CHECK(false, lockstep::ValueError, "lockstep_bench_distributed: expected ", usage,
                      ", but got '", flag, " ", value, "'");
@@ -959,6 +976,7 @@ int run(int argc, char** argv) {
                  "tests/perf/bench_distributed.sh");
   dist::ProcessGroupOptions group_options;
   group_options.check_desync = ctx.options.desync_check == DesyncCheck::kOn;
+  group_options.shared_memory = ctx.options.shared_memory;
   ctx.group = dist::MpiProcessGroup::world(group_options);
   ctx.rank = ctx.group->rank();
   ctx.size = ctx.group->size();
@@ -993,13 +1011,13 @@ int run(int argc, char** argv) {
     const char* yield = std::getenv("OMPI_MCA_mpi_yield_when_idle");
     std::printf(
         "lockstep_bench_distributed: world=%d backend=%s mpi_thread_level=%s omp_threads=%d "
-        "bucket_bytes=%lld first_bucket_bytes=%lld desync_check=%s host=%s "
+        "bucket_bytes=%lld first_bucket_bytes=%lld desync_check=%s shared_memory=%s local_size=%d host=%s "
         "OMPI_MCA_mpi_yield_when_idle=%s\n",
         ctx.size, ctx.group->backend(), dist::MpiProcessGroup::thread_level_name(ctx.group->thread_level()),
         omp_get_max_threads(), static_cast<long long>(ctx.reducer.bucket_bytes),
         static_cast<long long>(ctx.reducer.first_bucket_bytes),
-        ctx.options.desync_check == DesyncCheck::kOn ? "on" : "off", ctx.group->host().c_str(),
-        yield != nullptr ? yield : "(unset)");
+        ctx.options.desync_check == DesyncCheck::kOn ? "on" : "off", ctx.options.shared_memory ? "on" : "off",
+        ctx.group->local_size(), ctx.group->host().c_str(), yield != nullptr ? yield : "(unset)");
     std::printf("load_average_at_start=%s\n", load_average().c_str());
     std::printf("cpu_affinity:");
     for (int r = 0; r < ctx.size; ++r)
