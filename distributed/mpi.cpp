@@ -17,6 +17,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <random>
 #include <vector>
 
 #include "distributed/shared_memory.h"
@@ -121,6 +122,7 @@ MPI_Op mpi_op(ReduceOp op) {
 // dtypes, kinds or roots differ would have issued data calls of different shapes, which MPI truncates, mixes
 // up or hangs on.
 constexpr std::size_t kHeaderBytes = 256;
+constexpr int kRouteOffsetBits = 44;
 constexpr std::size_t kFingerprintWords = 4;
 constexpr std::size_t kPayloadBytes = kHeaderBytes - kFingerprintWords * sizeof(std::uint64_t);
 
@@ -131,7 +133,7 @@ struct Header {
 static_assert(sizeof(Header) == kHeaderBytes);
 
 // The call as header words: kind | dtype << 8 | op << 16 | root << 32, count, sequence, route (0: MPI moves
-// the data; else the serial number of the shared buffers that do).
+// the data; else serial << kRouteOffsetBits | byte offset: the shared buffers that move it, and where).
 void fingerprint(const CollectiveCall& call, std::uint64_t route, std::uint64_t* words) {
   words[0] = static_cast<std::uint64_t>(call.kind) | static_cast<std::uint64_t>(call.dtype) << 8 |
              static_cast<std::uint64_t>(call.op) << 16 |
@@ -313,12 +315,20 @@ void MpiProcessGroup::exchange_header(const CollectiveCall& call, const void* in
     std::vector<CollectiveCall> calls;
     for (const Header& h : all) calls.push_back(call_of(h));
     calls.front().sequence = call.sequence;
+    // Calls alike but routes not: list each rank's route.
+    std::string routes;
+    for (std::size_t r = 0; r < world; ++r) {
+      const std::uint64_t route = all[r].words[3];
+      routes +=
+          str_cat(r == 0 ? "" : ", ", "rank ", r, " ",
+                  route == 0 ? std::string("through MPI")
+                             : str_cat("through shared buffers #", route >> kRouteOffsetBits, " at byte ",
+                                       route & ((std::uint64_t{1} << kRouteOffsetBits) - 1)));
+    }
     const bool routes_differ =
         std::any_of(all.begin(), all.end(), [&](const Header& h) { return h.words[3] != mine.words[3]; });
     throw DistributedError(str_cat(prefix(), "collectives out of step at ", describe_desync(calls),
-                                   routes_differ ? " (on some ranks through shared memory, on others not: "
-                                                   "buffers of empty_for_collectives on some ranks only)"
-                                                 : "",
+                                   routes_differ ? str_cat(" on different buffers (", routes, ")") : "",
                                    ". Every rank must issue the same collectives in the same order"),
                            rank(), size(), collective_name(call.kind));
   }
@@ -361,10 +371,14 @@ void MpiProcessGroup::run(const CollectiveCall& call, const void* input, void* o
   if (call.kind == Collective::kAllReduce) {
     if (auto shared = shared_holding(output, call.bytes())) {
       auto& [buffers, serial] = *shared;
-      if (options().check_desync) exchange_header(call, input, output, Carried::kFingerprint, serial);
-      buffers->all_reduce(static_cast<std::size_t>(static_cast<std::byte*>(output) - buffers->data()),
-                          call.count, call.dtype, call.op, options().timeout,
-                          [&] { return prefix() + call.describe(); });
+      const auto offset = static_cast<std::size_t>(static_cast<std::byte*>(output) - buffers->data());
+      if (options().check_desync)
+        exchange_header(call, input, output, Carried::kFingerprint, serial << kRouteOffsetBits | offset);
+      // By value: an abandoned communication thread may reach the message after the group is gone.
+      buffers->all_reduce(offset, call.count, call.dtype, call.op, options().timeout,
+                          [rank = rank(), world = size(), call] {
+                            return str_cat("[rank ", rank, "/", world, "] ", call.describe());
+                          });
       return;
     }
   }
@@ -431,29 +445,50 @@ bool MpiProcessGroup::all_agree(bool ok) {
 }
 
 // Three agreements, each a small all-reduce: every rank created its object, every rank mapped every object
-// (then each unlinks its own name); a rank that fails says why, and every rank falls back to ordinary memory.
+// (then each unlinks its own name); a rank that fails says why, and every rank falls back to ordinary memory
+// for this and later buffers. Names carry a nonce rank 0 draws for the group, so no other job's or group's
+// objects are ever opened.
 Tensor MpiProcessGroup::empty_for_collectives(std::int64_t numel, DType dtype) {
+  LOCKSTEP_CHECK(numel >= 0, ValueError, "empty_for_collectives: expected a non-negative size, but got ",
+                 numel);
   const auto bytes = static_cast<std::size_t>(numel) * element_size(dtype);
   if (size() == 1 || local_size_ != size() || !options().shared_memory || shared_refused_ || bytes == 0)
     return ProcessGroup::empty_for_collectives(numel, dtype);
-  if (local_pids_.empty()) {
-    Tensor all = empty({size()}, DType::i64);
-    all_gather(full({1}, static_cast<double>(getpid()), DType::i64), all)->wait();
-    local_pids_.assign(all.data<std::int64_t>(), all.data<std::int64_t>() + size());
+  if (shared_nonce_ == 0) {
+    Tensor nonce = full({1}, 0.0, DType::i64);
+    std::random_device entropy;
+    *nonce.data<std::int64_t>() =
+        static_cast<std::int64_t>((static_cast<std::uint64_t>(entropy()) << 32 | entropy()) &
+                                  0x7fffffffffffffffULL) |
+        1;
+    broadcast(nonce, 0)->wait();
+    shared_nonce_ = static_cast<std::uint64_t>(*nonce.data<std::int64_t>());
   }
   const std::uint64_t serial = ++shared_made_;
+  LOCKSTEP_CHECK(serial < (std::uint64_t{1} << (64 - kRouteOffsetBits)) &&
+                     bytes < (std::uint64_t{1} << kRouteOffsetBits),
+                 ValueError, "empty_for_collectives: at most ",
+                 (std::uint64_t{1} << (64 - kRouteOffsetBits)) - 1,
+                 " buffers of less than 16 TiB each, but this is buffer ", serial, " of ", bytes, " bytes");
   std::vector<std::string> names;
-  for (const std::int64_t pid : local_pids_) names.push_back(str_cat("/lockstep-", pid, "-", serial));
+  char nonce_hex[17];
+  std::snprintf(nonce_hex, sizeof(nonce_hex), "%016llx", static_cast<unsigned long long>(shared_nonce_));
+  for (int r = 0; r < size(); ++r) names.push_back(str_cat("/lockstep-", nonce_hex, "-r", r, "-", serial));
   std::string error;
-  auto buffers = SharedBuffers::create(names[static_cast<std::size_t>(rank())], bytes, rank(), size(), error);
+  auto buffers = SharedBuffers::create(names[static_cast<std::size_t>(rank())], bytes, rank(), size(),
+                                       shared_nonce_, error);
   bool ok = all_agree(buffers != nullptr);
   ok = ok && all_agree(buffers->map_peers(names, error));
   if (buffers) buffers->unlink();
   if (!ok) {
     shared_refused_ = true;
     if (!error.empty())
-      std::fprintf(stderr, "%sshared memory refused (%s): all-reduces of gradients go through MPI\n",
-                   prefix().c_str(), error.c_str());
+      std::fprintf(
+          stderr,
+          "%sshared memory refused (%s): this and later all-reduce buffers of the group go through MPI "
+          "(%llu made before stay shared); a container may need a larger /dev/shm (docker run "
+          "--shm-size)\n",
+          prefix().c_str(), error.c_str(), static_cast<unsigned long long>(serial - 1));
     return ProcessGroup::empty_for_collectives(numel, dtype);
   }
   {

@@ -55,9 +55,10 @@ class MpiProcessGroup : public ProcessGroup {
   // pieces. Tests lower it to exercise the splitting. Set before issuing collectives.
   void set_max_chunk(std::int64_t elements);
 
-  // With every rank on this node (and options().shared_memory), buffers every rank maps: all-reduces of
-  // them move through shared memory (distributed/shared_memory.h) instead of MPI's transports. Otherwise,
-  // or when the system refuses shared memory (said once on stderr), ordinary memory.
+  // With every rank on this node (and options().shared_memory, which must then be the same on every rank),
+  // buffers every rank maps: all-reduces of them (or of the same part of them on every rank) move through
+  // shared memory (distributed/shared_memory.h) instead of MPI's transports. Otherwise, or once the system
+  // refuses shared memory (said once on stderr), ordinary memory.
   Tensor empty_for_collectives(std::int64_t numel, DType dtype) override;
 
  protected:
@@ -71,8 +72,8 @@ class MpiProcessGroup : public ProcessGroup {
   enum class Carried : std::uint8_t { kData, kFingerprint };
   // The first MPI call of a collective, the same fixed-size MPI_Allgather on every rank whatever it called:
   // throws the desync DistributedError on every rank when ranks' calls differ, before any data call.
-  // `route` is 0 for data moved by MPI, else the serial number of the shared buffers that move it (ranks
-  // whose routes differ fail the check too).
+  // `route` is 0 for data moved by MPI, else the shared buffers that move it and the byte offset there
+  // (ranks whose routes differ fail the check too).
   void exchange_header(const CollectiveCall& call, const void* input, void* output, Carried carried,
                        std::uint64_t route = 0);
   // Whether every local rank agrees (each passing its own `ok`): a small all-reduce on this group.
@@ -92,7 +93,7 @@ class MpiProcessGroup : public ProcessGroup {
   int local_size_ = 1;
   std::string host_;
   std::int64_t max_chunk_;
-  std::vector<std::int64_t> local_pids_;  // each rank's process id, gathered with the first shared buffers
+  std::uint64_t shared_nonce_ = 0;  // rank 0's, in every name of this group's shared buffers (0: none yet)
   std::uint64_t shared_made_ = 0;
   bool shared_refused_ = false;
   std::mutex shared_mutex_;  // guards shared_

@@ -82,7 +82,7 @@ struct ProcessGroupOptions {
   // small-message round trip only on collectives larger than the header. The threaded backend always checks.
   bool check_desync = true;
   // Let the MPI group all-reduce the reducer's buckets through memory every rank maps when all ranks share a
-  // node (MpiProcessGroup::empty_for_collectives).
+  // node (MpiProcessGroup::empty_for_collectives). The same on every rank.
   bool shared_memory = true;
 };
 

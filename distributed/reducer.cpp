@@ -245,7 +245,9 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
   }
   if (st.group->size() > 1) {
     for (auto& b : st.buckets) {
-      b.flat = st.group->empty_for_collectives(b.numel, b.dtype);
+      // Deterministic mode all-gathers its buckets: only all-reduces take the group's faster memory.
+      b.flat = st.deterministic ? empty({b.numel}, b.dtype, st.group->tensor_device())
+                                : st.group->empty_for_collectives(b.numel, b.dtype);
       if (st.deterministic) b.gathered = empty({st.group->size() * b.numel}, b.dtype);
     }
     for (std::size_t k = 0; k < st.parameters.size(); ++k) {

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +35,17 @@ std::string errno_text(const char* what, const std::string& name) {
 
 }  // namespace
 
+// The control page's head. Written by its rank; `call` before the all-reduce's first barrier (whose release
+// and acquire order it for the readers).
+struct SharedBuffers::Control {
+  std::atomic<std::uint64_t> barriers;
+  std::atomic<std::uint64_t> failed;
+  std::uint64_t nonce;
+  std::uint64_t rank;
+  std::uint64_t call[3];  // offset in bytes, count, dtype | op << 8
+};
+static_assert(sizeof(std::atomic<std::uint64_t>) == sizeof(std::uint64_t));
+
 SharedBuffers::SharedBuffers(int rank, int world, std::size_t bytes)
     : rank_(rank),
       world_(world),
@@ -42,8 +55,9 @@ SharedBuffers::SharedBuffers(int rank, int world, std::size_t bytes)
       data_(static_cast<std::size_t>(world), nullptr) {}
 
 std::shared_ptr<SharedBuffers> SharedBuffers::create(const std::string& name, std::size_t bytes, int rank,
-                                                     int world, std::string& error) {
+                                                     int world, std::uint64_t nonce, std::string& error) {
   std::shared_ptr<SharedBuffers> buffers(new SharedBuffers(rank, world, bytes));
+  buffers->nonce_ = nonce;
   const int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
   if (fd < 0) {
     error = errno_text("shm_open", name);
@@ -66,7 +80,9 @@ std::shared_ptr<SharedBuffers> SharedBuffers::create(const std::string& name, st
   const auto r = static_cast<std::size_t>(rank);
   buffers->pages_[r] = static_cast<std::byte*>(p);
   buffers->data_[r] = buffers->pages_[r] + kControlBytes;
-  new (buffers->pages_[r]) std::atomic<std::uint64_t>(0);
+  Control* control = new (buffers->pages_[r]) Control{};
+  control->nonce = nonce;
+  control->rank = static_cast<std::uint64_t>(rank);
   return buffers;
 }
 
@@ -79,6 +95,13 @@ bool SharedBuffers::map_peers(const std::vector<std::string>& names, std::string
       error = errno_text("shm_open", names[k]);
       return false;
     }
+    struct stat status {};
+    if (fstat(fd, &status) != 0 || static_cast<std::size_t>(status.st_size) != mapped_bytes_) {
+      close(fd);
+      error = str_cat(names[k], " holds ", status.st_size, " bytes, but ", mapped_bytes_,
+                      " were expected: the ranks asked for buffers of different sizes");
+      return false;
+    }
     void* p = mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     const int saved = errno;
     close(fd);
@@ -89,6 +112,10 @@ bool SharedBuffers::map_peers(const std::vector<std::string>& names, std::string
     }
     pages_[k] = static_cast<std::byte*>(p);
     data_[k] = pages_[k] + kControlBytes;
+    if (control(r).nonce != nonce_ || control(r).rank != k) {
+      error = str_cat(names[k], " was not made by rank ", r, " of this job");
+      return false;
+    }
   }
   return true;
 }
@@ -109,44 +136,67 @@ bool SharedBuffers::contains(const void* p, std::size_t n) const {
   return b >= data() && b + n <= data() + bytes_;
 }
 
-std::atomic<std::uint64_t>& SharedBuffers::counter(int r) const {
-  return *reinterpret_cast<std::atomic<std::uint64_t>*>(pages_[static_cast<std::size_t>(r)]);
+SharedBuffers::Control& SharedBuffers::control(int r) const {
+  return *reinterpret_cast<Control*>(pages_[static_cast<std::size_t>(r)]);
 }
 
 // Each rank counts the barriers it has entered on its own control page and waits until every rank's count
-// has reached its own: spinning briefly (peers usually arrive within microseconds), then yielding the core
-// (the rank's compute threads may need it), with the group's timeout as the watchdog.
-void SharedBuffers::barrier(std::chrono::milliseconds timeout, const std::function<std::string()>& what) {
+// has reached its own: spinning briefly (peers usually arrive within microseconds), then yielding the core,
+// then sleeping in short naps (a peer still computing may take milliseconds, and this rank's compute
+// threads need the core), until the collective's deadline.
+// The ranks' barrier counts are out of step from here on: no later all-reduce on these buffers can be
+// trusted, on this rank or (told through the control page) on its peers.
+void SharedBuffers::give_up(const std::string& message) {
+  broken_ = str_cat("an earlier all-reduce on these shared buffers failed: ", message);
+  control(rank_).failed.store(1, std::memory_order_release);
+  throw DistributedError(message, rank_, world_, collective_name(Collective::kAllReduce));
+}
+
+void SharedBuffers::barrier(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout,
+                            const std::function<std::string()>& what) {
   const std::uint64_t target = ++barriers_;
-  counter(rank_).store(target, std::memory_order_release);
+  control(rank_).barriers.store(target, std::memory_order_release);
   const auto start = std::chrono::steady_clock::now();
   for (int r = 0; r < world_; ++r) {
-    for (std::uint64_t spins = 0; counter(r).load(std::memory_order_acquire) < target; ++spins) {
+    for (std::uint64_t spins = 0; control(r).barriers.load(std::memory_order_acquire) < target; ++spins) {
       if (spins < 2000) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
         continue;
       }
-      sched_yield();
-      if (spins % 256 == 0 && std::chrono::steady_clock::now() - start > timeout) {
-        std::vector<int> missing;
-        for (int q = 0; q < world_; ++q)
-          if (counter(q).load(std::memory_order_acquire) < target) missing.push_back(q);
-        std::string ranks;
-        for (int q : missing) ranks += str_cat(ranks.empty() ? "" : ", ", q);
-        throw DistributedError(
-            str_cat(what(), " has not finished after ", format_duration(timeout),
-                    ": waiting in shared memory for rank", missing.size() > 1 ? "s " : " ", ranks,
-                    ", which may have failed, stopped, or called a different collective"),
-            rank_, world_, collective_name(Collective::kAllReduce));
+      const auto now = std::chrono::steady_clock::now();
+      if (now - start < std::chrono::microseconds(200)) {
+        sched_yield();
+      } else {
+        const timespec nap{0, 20000};
+        nanosleep(&nap, nullptr);
       }
+      for (int q = 0; q < world_; ++q) {
+        if (control(q).failed.load(std::memory_order_acquire) != 0)
+          give_up(str_cat(what(), " cannot finish: rank ", q,
+                          " gave up on these shared buffers (an all-reduce on them timed out)"));
+      }
+      if (now < deadline) continue;
+      std::string missing;
+      for (int q = 0; q < world_; ++q)
+        if (control(q).barriers.load(std::memory_order_acquire) < target)
+          missing += str_cat(missing.empty() ? "" : ", ", q);
+      if (missing.empty()) continue;  // arrived since the loop's check
+      give_up(str_cat(what(), " has not finished after ", format_duration(timeout),
+                      ": waiting in shared memory for rank",
+                      missing.find(',') != std::string::npos ? "s " : " ", missing,
+                      ", which may have failed, stopped, or called a different collective"));
     }
   }
 }
 
 void SharedBuffers::all_reduce(std::size_t offset, std::int64_t count, DType dtype, ReduceOp op,
                                std::chrono::milliseconds timeout, const std::function<std::string()>& what) {
+  if (!broken_.empty())
+    throw DistributedError(str_cat(what(), " cannot run: ", broken_), rank_, world_,
+                           collective_name(Collective::kAllReduce));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   const auto element = static_cast<std::int64_t>(element_size(dtype));
   // Slices of whole cache lines, one per rank.
   const std::int64_t line = 64 / element;
@@ -158,7 +208,25 @@ void SharedBuffers::all_reduce(std::size_t offset, std::int64_t count, DType dty
   const auto at = [&](int r, std::int64_t index) {
     return data_[static_cast<std::size_t>(r)] + offset + static_cast<std::size_t>(index * element);
   };
-  barrier(timeout, what);  // every rank's data is in its buffer
+  Control& mine = control(rank_);
+  mine.call[0] = offset;
+  mine.call[1] = static_cast<std::uint64_t>(count);
+  mine.call[2] = static_cast<std::uint64_t>(dtype) | static_cast<std::uint64_t>(op) << 8;
+  barrier(deadline, timeout, what);  // every rank's data is in its buffer, and its call on its page
+  for (int r = 0; r < world_; ++r) {
+    const Control& theirs = control(r);
+    if (std::equal(std::begin(mine.call), std::end(mine.call), std::begin(theirs.call))) continue;
+    // Every rank sees the same pages: all throw here, in step (the buffers stay usable).
+    std::string calls;
+    for (int q = 0; q < world_; ++q) {
+      const Control& c = control(q);
+      calls += str_cat(q == 0 ? "" : ", ", "rank ", q, " ", dtype_name(static_cast<DType>(c.call[2] & 0xff)),
+                       " x ", c.call[1], " at byte ", c.call[0]);
+    }
+    throw DistributedError(str_cat(what(), ": the ranks all-reduce different parts of their shared buffers (",
+                                   calls, "); every rank must pass the same part"),
+                           rank_, world_, collective_name(Collective::kAllReduce));
+  }
   alignas(64) std::byte block[kBlockBytes];
   const std::int64_t block_elements = kBlockBytes / element;
   const auto [begin, end] = slice(rank_);
@@ -169,12 +237,13 @@ void SharedBuffers::all_reduce(std::size_t offset, std::int64_t count, DType dty
     for (int r = 1; r < world_; ++r) reduce_into(block, at(r, i), n, dtype, op);
     std::memcpy(at(rank_, i), block, bytes);
   }
-  barrier(timeout, what);  // every slice is reduced
+  barrier(deadline, timeout, what);  // every slice is reduced
   for (int r = 0; r < world_; ++r) {
     const auto [b, e] = slice(r);
     if (r != rank_ && e > b) std::memcpy(at(rank_, b), at(r, b), static_cast<std::size_t>((e - b) * element));
   }
-  barrier(timeout, what);  // no rank reads this rank's slice any more: the caller may write its buffer
+  barrier(deadline, timeout,
+          what);  // no rank reads this rank's slice any more: the caller may write its buffer
 }
 
 }  // namespace lockstep::distributed

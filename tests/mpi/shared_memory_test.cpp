@@ -3,12 +3,14 @@
 // /proc/self/maps, not from the group), their all-reduces give the rank-order reduction of every rank's
 // values bit for bit, no object name outlives its creation, a rank that never arrives is named, and ranks
 // that route one collective differently get the desync error.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -95,7 +97,7 @@ TEST(SharedMemoryMpi, AllReducesGiveTheRankOrderReductionBitForBit) {
       }
     }
   }
-  // A part of a buffer (the reducer's views are whole buckets; any slice works).
+  // The same part of the buffer on every rank (the reducer's views are whole buckets; any slice works).
   Tensor buffer = group->empty_for_collectives(1000, DType::f32);
   buffer.fill_(1.0);
   const Tensor part = buffer.slice(0, 100, 700);
@@ -105,6 +107,14 @@ TEST(SharedMemoryMpi, AllReducesGiveTheRankOrderReductionBitForBit) {
     ASSERT_EQ(got[i], i >= 100 && i < 700 ? static_cast<float>(world) : 1.0f) << "element " << i;
 }
 
+// "/dev/shm/lockstep-<nonce>-r<rank>-<serial> (deleted)" -> "lockstep-<nonce>-", and the serial.
+std::pair<std::string, int> group_prefix_and_serial(const std::string& file) {
+  const std::string name = file.substr(std::string("/dev/shm/").size());
+  const auto rank_at = name.find("-r");
+  const auto serial_at = name.find('-', rank_at + 2);
+  return {name.substr(0, rank_at + 1), std::stoi(name.substr(serial_at + 1))};
+}
+
 TEST(SharedMemoryMpi, NoObjectNameOutlivesTheAllocation) {
   const auto group = node_group();
   if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
@@ -112,15 +122,37 @@ TEST(SharedMemoryMpi, NoObjectNameOutlivesTheAllocation) {
   const std::string file = mapped_file(buffer.data());
   ASSERT_TRUE(file.starts_with("/dev/shm/lockstep-")) << file;
   EXPECT_TRUE(file.ends_with(" (deleted)")) << file << ": the name should be gone once every rank mapped it";
-  // No rank's object of this job is left under /dev/shm.
-  Tensor pids = zeros({group->size()}, DType::i64);
-  group->all_gather(full({1}, static_cast<double>(getpid()), DType::i64), pids)->wait();
-  for (const std::int64_t pid : pids.to_vector<std::int64_t>()) {
-    for (int serial = 1; serial < 64; ++serial) {
-      const std::string name = str_cat("/dev/shm/lockstep-", pid, "-", serial);
-      EXPECT_NE(access(name.c_str(), F_OK), 0) << name << " still exists";
-    }
+  group->barrier()->wait();
+  const std::string prefix = group_prefix_and_serial(file).first;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm"))
+    EXPECT_FALSE(entry.path().filename().string().starts_with(prefix)) << entry.path() << " still exists";
+}
+
+// A rank whose object cannot be made (its name taken): every rank falls back to ordinary memory for this and
+// later buffers, and the all-reduce still adds up.
+TEST(SharedMemoryMpi, WhenOneRankCannotMakeItsObjectEveryRankFallsBack) {
+  const auto group = node_group();
+  if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
+  const Tensor first = group->empty_for_collectives(1000, DType::f32);
+  ASSERT_TRUE(in_shared_object(first));
+  const auto [prefix, serial] = group_prefix_and_serial(mapped_file(first.data()));
+  const std::string taken = str_cat("/dev/shm/", prefix, "r0-", serial + 1);
+  if (group->rank() == 0) {
+    const int fd = open(taken.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    ASSERT_GE(fd, 0) << taken;
+    close(fd);
   }
+  group->barrier()->wait();
+  Tensor second = group->empty_for_collectives(100000, DType::f32);
+  Tensor third = group->empty_for_collectives(100000, DType::f32);
+  if (group->rank() == 0) unlink(taken.c_str());
+  EXPECT_FALSE(in_shared_object(second));
+  EXPECT_FALSE(in_shared_object(third));
+  EXPECT_TRUE(in_shared_object(first));
+  second.fill_(static_cast<double>(group->rank() + 1));
+  group->all_reduce(second)->wait();
+  const int w = group->size();
+  EXPECT_EQ(second.to_vector<float>(), std::vector<float>(100000, static_cast<float>(w * (w + 1) / 2)));
 }
 
 TEST(SharedMemoryMpi, SwitchedOffTheBuffersAreOrdinaryMemory) {
@@ -154,25 +186,62 @@ TEST(SharedMemoryMpi, ReducerBucketsAreSharedAndAverage) {
 
 // A rank that never arrives: the others' all-reduce fails after the timeout (the desync check, which would
 // catch it first in MPI, is off here). Work::wait's watchdog and the communication thread's barrier have the
-// same timeout; whichever fires first (the barrier names the missing rank), the other rank's wait ends.
-TEST(SharedMemoryMpi, ARankThatNeverArrivesIsNamedAfterTheTimeout) {
+// same timeout; whichever fires first (the barrier names the missing rank), the other rank's wait ends. The
+// buffers are then broken everywhere: the next all-reduce on them fails at once on every rank, the late one
+// included, instead of running with the ranks' barriers out of step.
+TEST(SharedMemoryMpi, ARankThatNeverArrivesIsNamedAfterTheTimeoutAndTheBuffersAreBrokenEverywhere) {
   ProcessGroupOptions o = options();
   o.check_desync = false;
   o.timeout = std::chrono::milliseconds(1500);
   auto group = node_group(o);
   if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
   const int last = group->size() - 1;
+  const std::string me = str_cat("[rank ", group->rank(), "/", group->size(), "] all_reduce #");
+  const auto sync = [] { MpiProcessGroup::world(options())->barrier()->wait(); };
   {
     const Tensor buffer = group->empty_for_collectives(100000, DType::f32);
     if (group->rank() != last) {
-      test::expect_error<DistributedError>(
-          [&] { group->all_reduce(buffer)->wait(); },
-          {str_cat("[rank ", group->rank(), "/", group->size(), "] all_reduce #"),
-           "has not finished after 1.5 s"});
+      // Timed out here, or told by a rank that timed out first.
+      const auto error =
+          test::expect_thrown<DistributedError>([&] { group->all_reduce(buffer)->wait(); }, {me});
+      if (error) {
+        const std::string what = error->what();
+        EXPECT_TRUE(what.find("has not finished after 1.5 s") != std::string::npos ||
+                    what.find("gave up on these shared buffers") != std::string::npos)
+            << what;
+      }
     }
+    sync();
+    test::expect_error<DistributedError>(
+        [&] { group->all_reduce(buffer)->wait(); },
+        {me, group->rank() == last ? "gave up on these shared buffers"
+                                   : "an earlier all-reduce on these shared buffers failed"});
   }
   group.reset();
-  MpiProcessGroup::world(options())->barrier()->wait();
+  sync();
+}
+
+// Ranks all-reducing different parts of their shared buffers: with the desync check the header's route
+// differs; without it the control pages do. Every rank fails at the same point either way, and the buffers
+// go on working.
+TEST(SharedMemoryMpi, RanksReducingDifferentPartsFailTogether) {
+  for (const bool check : {true, false}) {
+    ProcessGroupOptions o = options();
+    o.check_desync = check;
+    const auto group = node_group(o);
+    if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
+    Tensor buffer = group->empty_for_collectives(10000, DType::f32);
+    const std::int64_t start = 100 * group->rank();
+    test::expect_error<DistributedError>(
+        [&] { group->all_reduce(buffer.slice(0, start, start + 6000))->wait(); },
+        {check ? "on different buffers (rank 0 through shared buffers #1 at byte 0, rank 1 through shared "
+                 "buffers #1 at byte 400"
+               : "the ranks all-reduce different parts of their shared buffers (rank 0 f32 x 6000 at byte 0, "
+                 "rank 1 f32 x 6000 at byte 400"});
+    buffer.fill_(1.0);
+    group->all_reduce(buffer)->wait();
+    EXPECT_EQ(buffer.to_vector<float>(), std::vector<float>(10000, static_cast<float>(group->size())));
+  }
 }
 
 // One rank all-reduces a shared buffer, the others an ordinary tensor of the same shape: every rank gets the
@@ -184,7 +253,8 @@ TEST(SharedMemoryMpi, RanksRoutingOneCollectiveDifferentlyGetTheDesyncError) {
   const Tensor ordinary = zeros({1000});
   test::expect_error<DistributedError>(
       [&] { group->all_reduce(group->rank() == 0 ? shared : ordinary)->wait(); },
-      {"collectives out of step", "through shared memory, on others not"});
+      {"collectives out of step",
+       "on different buffers (rank 0 through shared buffers #1 at byte 0, rank 1 through MPI"});
   const Tensor after = ones({1000});
   group->all_reduce(after)->wait();
   EXPECT_EQ(after.to_vector<float>(), std::vector<float>(1000, static_cast<float>(group->size())));
