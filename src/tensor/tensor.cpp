@@ -34,6 +34,12 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor borrow_memory(void* data, const Shape& shape, DType dtype, Device device,
                      std::shared_ptr<const void> owner) {
+  for (auto d : shape) {
+    LOCKSTEP_CHECK(d >= 0, ValueError, "borrow_memory: expected non-negative sizes, but got shape ",
+                   shape_str(shape));
+  }
+  LOCKSTEP_CHECK(owner != nullptr, ValueError,
+                 "borrow_memory: expected the owner of the memory, but got null");
   auto impl = std::make_shared<TensorImpl>();
   const std::size_t bytes = static_cast<std::size_t>(numel_of(shape)) * element_size(dtype);
   impl->storage = std::make_shared<Storage>(data, bytes, device, std::move(owner));

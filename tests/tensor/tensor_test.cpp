@@ -1,6 +1,9 @@
 // Tensors: views sharing storage, strides, broadcasting, dtype conversion, printing, the allocator cache.
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <vector>
+
 #include "src/ops/elementwise.h"
 #include "src/tensor/allocator.h"
 #include "src/tensor/factories.h"
@@ -73,6 +76,29 @@ TEST(Tensor, MismatchedShapesDtypesDevicesRaiseTypedErrorsWithShapes) {
     EXPECT_NE(std::string(e.what()).find("f32 [2, 3]"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("f64 [2, 3]"), std::string::npos) << e.what();
   }
+}
+
+// Borrowed memory: the tensor reads and writes it in place, its views keep the owner alive, and the memory
+// is released by the owner only when the last of them goes (never through the allocator).
+TEST(Tensor, BorrowedMemoryLivesAsLongAsItsLastViewAndIsFreedByItsOwner) {
+  auto block = std::make_shared<std::vector<float>>(std::vector<float>{1, 2, 3, 4, 5, 6});
+  std::weak_ptr<std::vector<float>> watch = block;
+  Tensor tail;
+  {
+    Tensor t = borrow_memory(block->data(), {2, 3}, DType::f32, kCPU, block);
+    block.reset();
+    EXPECT_FALSE(watch.expired());
+    tail = t.slice(0, 1, 2);
+    tail.fill_(0.0);
+    EXPECT_EQ(t.to_vector<float>(), (std::vector<float>{1, 2, 3, 0, 0, 0}));
+  }
+  EXPECT_FALSE(watch.expired());
+  EXPECT_EQ((*watch.lock())[4], 0.0f);
+  tail = Tensor();
+  EXPECT_TRUE(watch.expired());
+  float x = 0;
+  EXPECT_THROW(borrow_memory(&x, {1}, DType::f32, kCPU, nullptr), ValueError);
+  EXPECT_THROW(borrow_memory(&x, {-1}, DType::f32, kCPU, std::make_shared<int>(0)), ValueError);
 }
 
 TEST(Tensor, PrintsValuesShapeAndDtype) {
