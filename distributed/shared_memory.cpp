@@ -216,13 +216,16 @@ void SharedBuffers::all_reduce(std::size_t offset, std::int64_t count, DType dty
   for (int r = 0; r < world_; ++r) {
     const Control& theirs = control(r);
     if (std::equal(std::begin(mine.call), std::end(mine.call), std::begin(theirs.call))) continue;
-    // Every rank sees the same pages: all throw here, in step (the buffers stay usable).
+    // Every rank sees the same pages (no rank writes its next call before the barrier below): all throw
+    // here, in step, and the buffers stay usable.
     std::string calls;
     for (int q = 0; q < world_; ++q) {
       const Control& c = control(q);
       calls += str_cat(q == 0 ? "" : ", ", "rank ", q, " ", dtype_name(static_cast<DType>(c.call[2] & 0xff)),
                        " x ", c.call[1], " at byte ", c.call[0]);
     }
+    // No rank writes its next call on its page before every rank has read this one.
+    barrier(deadline, timeout, what);
     throw DistributedError(str_cat(what(), ": the ranks all-reduce different parts of their shared buffers (",
                                    calls, "); every rank must pass the same part"),
                            rank_, world_, collective_name(Collective::kAllReduce));
