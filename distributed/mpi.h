@@ -60,6 +60,7 @@ class MpiProcessGroup : public ProcessGroup {
   // shared memory (distributed/shared_memory.h) instead of MPI's transports. Otherwise, or once the system
   // refuses shared memory (said once on stderr), ordinary memory.
   Tensor empty_for_collectives(std::int64_t numel, DType dtype) override;
+  bool progresses_while_computing() const override { return local_size_ != size(); }
 
  protected:
   void run(const CollectiveCall& call, const void* input, void* output) override;

@@ -123,6 +123,13 @@ class ProcessGroup {
   // Collective: every rank calls it in the same order, with the same sizes.
   virtual Tensor empty_for_collectives(std::int64_t numel, DType dtype);
 
+  // Whether collectives in flight need this rank's CPU time while it computes: true for the MPI group over
+  // several nodes, whose network transports move data only when the communication thread runs (it polls).
+  // The reducer then has backward yield the core between nodes (src/autograd/engine.h). Not for one node,
+  // where shared memory moves the data in the collective itself: yielding there cost 45 us of ResNet-20's
+  // 150 us all-reduce (tests/perf/bench_distributed.sh).
+  virtual bool progresses_while_computing() const { return false; }
+
   // Collectives issued so far.
   std::uint64_t sequence() const { return sequence_; }
   // Called on the communication thread around every collective (tests, benchmarks); set before issuing.

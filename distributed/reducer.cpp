@@ -51,13 +51,20 @@ struct Reducer::State {
   std::size_t next_launch = 0;
   bool armed = false;
   bool finalize_queued = false;
+  bool yielding = false;  // asked the engine to yield between nodes (collectives in flight during backward)
   std::vector<ReducerEvent> events;
 
   void record(ReducerEvent::Kind kind, int bucket, std::uint64_t sequence = 0) {
     events.push_back({kind, bucket, sequence, next_event_order()});
   }
 
+  void stop_yielding() {
+    if (yielding) yield_between_nodes(false);
+    yielding = false;
+  }
+
   void reset() {
+    stop_yielding();
     for (auto& s : slots) {
       s.ready = false;
       if (s.home) s.home->filled = false;
@@ -144,6 +151,10 @@ struct Reducer::State {
           deterministic ? group->all_gather(b.flat, b.gathered) : group->all_reduce(b.flat, ReduceOp::kSum);
       record(ReducerEvent::Kind::kBucketLaunched, static_cast<int>(next_launch), b.work->call().sequence);
       ++next_launch;
+      if (armed && !yielding && group->progresses_while_computing()) {
+        yield_between_nodes(true);
+        yielding = true;
+      }
     }
   }
 
@@ -160,6 +171,7 @@ struct Reducer::State {
   }
 
   void finalize() {
+    stop_yielding();
     armed = false;
     set_homes_open(false);
     record(ReducerEvent::Kind::kBackwardEnded, -1);
@@ -269,6 +281,7 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
 }
 
 Reducer::~Reducer() {
+  state_->stop_yielding();
   for (std::size_t k = 0; k < state_->slots.size(); ++k)
     if (state_->slots[k].home) set_gradient_home(state_->parameters[k].second, nullptr);
 }

@@ -19,6 +19,8 @@ namespace lockstep::distributed {
 namespace {
 
 constexpr std::size_t kControlBytes = 4096;
+// Pause iterations before a waiting rank yields: peers usually arrive within microseconds.
+constexpr std::uint64_t kSpins = 2000;
 // Elements reduced per block: a block of every rank's buffer and the accumulator stay in L1.
 constexpr std::int64_t kBlockBytes = 4096;
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
@@ -159,7 +161,7 @@ void SharedBuffers::barrier(std::chrono::steady_clock::time_point deadline, std:
   const auto start = std::chrono::steady_clock::now();
   for (int r = 0; r < world_; ++r) {
     for (std::uint64_t spins = 0; control(r).barriers.load(std::memory_order_acquire) < target; ++spins) {
-      if (spins < 2000) {
+      if (spins < kSpins) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif

@@ -1,6 +1,8 @@
 // The iterative backward engine.
 #include "src/autograd/engine.h"
 
+#include <sched.h>
+
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
@@ -13,6 +15,9 @@
 
 namespace lockstep {
 namespace {
+
+// yield_between_nodes: requests on this thread.
+thread_local int t_yield_requests = 0;
 
 struct ReadyOrder {
   bool operator()(const Node* a, const Node* b) const { return a->sequence_nr() < b->sequence_nr(); }
@@ -208,6 +213,7 @@ void execute(const Task& task) {
   }
 
   while (!ready.empty()) {
+    if (t_yield_requests > 0) sched_yield();
     Node* node = ready.top();
     ready.pop();
     InputBuffer inputs = std::move(state.at(node).buffer);
@@ -267,6 +273,9 @@ const GradientHome* BackwardContext::home(std::size_t i) const {
 }
 
 bool edge_needed(const Edge& edge) { return edge.valid() && (t_needed == nullptr || t_needed->contains(edge.fn.get())); }
+
+void yield_between_nodes(bool on) { t_yield_requests += on ? 1 : -1; }
+bool yielding_between_nodes() { return t_yield_requests > 0; }
 
 void queue_backward_callback(std::function<void()> callback) {
   LOCKSTEP_CHECK(!t_callbacks.empty(), AutogradError,

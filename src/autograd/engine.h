@@ -21,6 +21,16 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
                          const std::vector<Tensor>& grad_outputs = {}, RetainGraph retain = RetainGraph::kNo,
                          CreateGraph create = CreateGraph::kNo);
 
+// While set (counted per thread: each yield_between_nodes(true) is undone by one (false)), backward passes on
+// this thread give up the core (sched_yield) before each node. The distributed reducer sets it while its
+// collectives are in flight: a communication thread that shares the core (one rank per core) then moves its
+// data between nodes instead of when the scheduler's time slice ends, milliseconds later; each yield is one
+// progress step for it, so yielding less often hid less (tests/perf/bench_link.sh, ResNet-20 at 1 Gbit/s:
+// every node 0.56-0.59 of the communication hidden, every 20 us 0.42-0.56, every 100 us 0.19-0.27, never
+// 0). Costs one system call per node when no other thread wants the core.
+void yield_between_nodes(bool on);
+bool yielding_between_nodes();
+
 // Runs `callback` once the backward pass now running on this thread has processed every node (the
 // distributed reducer finalises gradients there). Callbacks queued by callbacks run too, in order. Throws
 // AutogradError when no backward is running. If the backward throws, its callbacks are dropped.

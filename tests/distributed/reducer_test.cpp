@@ -223,6 +223,71 @@ TEST(Reducer, NoSyncAccumulatesLocallyThenReducesTheSum) {
   }
 }
 
+// A group whose collectives need the CPU while the caller computes (as MPI's over a network), all-reducing
+// through a threaded group; only all_reduce and broadcast, run inline.
+class NetworkLike : public ProcessGroup {
+ public:
+  explicit NetworkLike(std::shared_ptr<ProcessGroup> inner)
+      : ProcessGroup(inner->rank(), inner->size(), {}, Execution::kInline), inner_(std::move(inner)) {}
+  const char* backend() const override { return "network-like"; }
+  bool progresses_while_computing() const override { return true; }
+
+ protected:
+  void run(const CollectiveCall& call, const void* /*input*/, void* output) override {
+    const Tensor t = borrow_memory(output, {call.count}, call.dtype, kCPU, std::make_shared<int>(0));
+    if (call.kind == Collective::kBroadcast) {
+      inner_->broadcast(t, call.root)->wait();
+    } else {
+      ASSERT_EQ(call.kind, Collective::kAllReduce);
+      inner_->all_reduce(t, call.op)->wait();
+    }
+  }
+
+ private:
+  std::shared_ptr<ProcessGroup> inner_;
+};
+
+// Over a group whose collectives need the CPU, backward yields between nodes from the first bucket launched
+// until the reducer's finaliser (the last gradients arrive while it yields), and never after, nor under
+// NoSync, nor on a group that does not need it; the averages are unchanged.
+TEST(Reducer, BackwardYieldsBetweenNodesOnlyWhileBucketsAreInFlightOverANetwork) {
+  for (const bool network : {true, false}) {
+    std::vector<std::vector<float>> grads(2);
+    run_threaded(2, [&](const std::shared_ptr<ProcessGroup>& threaded) {
+      const std::shared_ptr<ProcessGroup> group =
+          network ? std::make_shared<NetworkLike>(threaded) : threaded;
+      auto model = make_seeded(
+          [] {
+            return std::make_shared<models::MLP>(16, std::vector<std::int64_t>{12, 8}, 4);
+          },
+          3);
+      DataParallel dp(model, group, {.bucket_bytes = 4 * 100, .first_bucket_bytes = 4 * 40});
+      // Seen by a hook that runs after the reducer's on every gradient (registered later).
+      std::vector<bool> seen;
+      for (const auto& [name, p] : model->named_parameters())
+        p.register_post_accumulate_hook([&seen](Tensor&) { seen.push_back(yielding_between_nodes()); });
+      Generator gen(5);
+      const Tensor x = randn({3, 16}, 0.0, 1.0, DType::f32, kCPU, &gen) * (group->rank() + 1.0);
+      sum(dp(x)).backward();
+      EXPECT_FALSE(yielding_between_nodes()) << "still yielding after backward";
+      ASSERT_FALSE(seen.empty());
+      EXPECT_FALSE(seen.front()) << "yielding before any bucket was launched";
+      EXPECT_EQ(seen.back(), network) << "while the last gradients arrived";
+      seen.clear();
+      {
+        DataParallel::NoSync no_sync(dp);
+        sum(dp(x)).backward();
+      }
+      for (const bool s : seen) EXPECT_FALSE(s) << "yielding under NoSync";
+      model->zero_grad();
+      sum(dp(x)).backward();
+      grads[group->rank()] = grad_of(*model, "fc1.weight");
+    });
+    EXPECT_EQ(grads[0], grads[1]);
+    ASSERT_FALSE(grads[0].empty());
+  }
+}
+
 TEST(DataParallel, BroadcastsRankZerosParametersAndBuffersAtStart) {
   std::vector<std::vector<float>> weights(3);
   run_threaded(3, [&](const std::shared_ptr<ProcessGroup>& group) {
