@@ -4,7 +4,9 @@
 // parameter's bucket slot is offered to the kernel that computes its gradient (a gradient home,
 // src/autograd/node.h: linear and convolution weights are written there with the factor 1 / world folded in);
 // any other gradient is moved there times 1 / world as it arrives. The slot becomes the parameter's .grad, so
-// the all-reduce leaves the average in .grad with no copy back.
+// the all-reduce leaves the average in .grad with no copy back. Buckets come from the group's
+// empty_for_collectives (shared memory every rank maps, when all ranks share a node). While buckets are in
+// flight over a network, backward yields the core between nodes (ProcessGroup::progresses_while_computing).
 #pragma once
 
 #include <cstdint>

@@ -31,19 +31,13 @@
 namespace lockstep::distributed {
 namespace {
 
-ProcessGroupOptions options() {
-  ProcessGroupOptions o;
-  o.timeout = std::chrono::minutes(2);
-  return o;
-}
-
 // The collective case table (tests/distributed/cases, also run on threaded worlds by tests/distributed), each
 // case on a fresh world group.
 class CollectivesMpi : public ::testing::TestWithParam<const test::GroupCase*> {};
 
 TEST_P(CollectivesMpi, OnTheWorld) {
   const test::GroupCase& c = *GetParam();
-  const std::shared_ptr<ProcessGroup> world = MpiProcessGroup::world(options());
+  const std::shared_ptr<ProcessGroup> world = MpiProcessGroup::world(lockstep::test::test_group_options());
   if (world->size() < c.min_world) GTEST_SKIP() << c.name << " needs at least " << c.min_world << " ranks";
   c.run(world);
 }
@@ -126,7 +120,7 @@ void expect_desync_everywhere(ProcessGroup& group, const std::function<WorkPtr()
 // after the header), and across the two: every rank reports it and no data call of mismatched shape is made
 // (which MPI would truncate or hang on).
 TEST(MpiCollectives, EveryKindOfMismatchIsReportedOnEveryRank) {
-  const auto group = MpiProcessGroup::world(options());
+  const auto group = MpiProcessGroup::world(lockstep::test::test_group_options());
   const int world = group->size();
   for (const std::int64_t n : {std::int64_t{10}, std::int64_t{100000}}) {
     SCOPED_TRACE(lockstep::str_cat("count ", n));
@@ -175,9 +169,9 @@ TEST(MpiCollectives, EveryKindOfMismatchIsReportedOnEveryRank) {
 // changes no data path), for every collective, op and dtype, at counts carried by the header, at its edge
 // and past it, on values whose sums depend on the order of addition.
 TEST(MpiCollectives, CheckedAndUncheckedCollectivesGiveTheSameBits) {
-  ProcessGroupOptions off = options();
+  ProcessGroupOptions off = lockstep::test::test_group_options();
   off.check_desync = false;
-  const auto checked = MpiProcessGroup::world(options());
+  const auto checked = MpiProcessGroup::world(lockstep::test::test_group_options());
   const auto unchecked = MpiProcessGroup::world(off);
   const int world = checked->size();
   const int rank = checked->rank();

@@ -23,16 +23,11 @@
 #include "src/nn/linear.h"
 #include "src/ops/reduce.h"
 #include "src/tensor/factories.h"
+#include "tests/mpi/mpi_env.h"
 #include "tests/support/expect_error.h"
 
 namespace lockstep::distributed {
 namespace {
-
-ProcessGroupOptions options() {
-  ProcessGroupOptions o;
-  o.timeout = std::chrono::minutes(2);
-  return o;
-}
 
 // The file mapped at `p` in this process ("" when `p` is in no file mapping), from /proc/self/maps.
 std::string mapped_file(const void* p) {
@@ -63,8 +58,17 @@ Tensor values(std::int64_t n, DType dtype, int rank, int salt) {
   return from_vector(v, {n}).to(dtype);
 }
 
+// All-reduces `t` (f32) with rank r's elements r + 1: every element must come back as 1 + 2 + ... + W.
+void expect_rank_sum(ProcessGroup& group, Tensor t) {
+  t.fill_(static_cast<double>(group.rank() + 1));
+  group.all_reduce(t)->wait();
+  const int w = group.size();
+  EXPECT_EQ(t.to_vector<float>(),
+            std::vector<float>(static_cast<std::size_t>(t.numel()), static_cast<float>(w * (w + 1) / 2)));
+}
+
 // Every rank on one node, or the test says why it cannot run.
-std::shared_ptr<MpiProcessGroup> node_group(ProcessGroupOptions o = options()) {
+std::shared_ptr<MpiProcessGroup> node_group(ProcessGroupOptions o = lockstep::test::test_group_options()) {
   auto group = MpiProcessGroup::world(o);
   if (group->local_size() != group->size()) return nullptr;
   return group;
@@ -149,22 +153,16 @@ TEST(SharedMemoryMpi, WhenOneRankCannotMakeItsObjectEveryRankFallsBack) {
   EXPECT_FALSE(in_shared_object(second));
   EXPECT_FALSE(in_shared_object(third));
   EXPECT_TRUE(in_shared_object(first));
-  second.fill_(static_cast<double>(group->rank() + 1));
-  group->all_reduce(second)->wait();
-  const int w = group->size();
-  EXPECT_EQ(second.to_vector<float>(), std::vector<float>(100000, static_cast<float>(w * (w + 1) / 2)));
+  expect_rank_sum(*group, second);
 }
 
 TEST(SharedMemoryMpi, SwitchedOffTheBuffersAreOrdinaryMemory) {
-  ProcessGroupOptions off = options();
+  ProcessGroupOptions off = lockstep::test::test_group_options();
   off.shared_memory = false;
   const auto group = MpiProcessGroup::world(off);
   Tensor buffer = group->empty_for_collectives(5000, DType::f32);
   EXPECT_FALSE(in_shared_object(buffer));
-  buffer.fill_(static_cast<double>(group->rank() + 1));
-  group->all_reduce(buffer)->wait();
-  const int w = group->size();
-  EXPECT_EQ(buffer.to_vector<float>(), std::vector<float>(5000, static_cast<float>(w * (w + 1) / 2)));
+  expect_rank_sum(*group, buffer);
 }
 
 // The reducer's buckets are shared: after a synchronised backward each weight's .grad lies in a shared object
@@ -190,14 +188,14 @@ TEST(SharedMemoryMpi, ReducerBucketsAreSharedAndAverage) {
 // buffers are then broken everywhere: the next all-reduce on them fails at once on every rank, the late one
 // included, instead of running with the ranks' barriers out of step.
 TEST(SharedMemoryMpi, ARankThatNeverArrivesIsNamedAfterTheTimeoutAndTheBuffersAreBrokenEverywhere) {
-  ProcessGroupOptions o = options();
+  ProcessGroupOptions o = lockstep::test::test_group_options();
   o.check_desync = false;
   o.timeout = std::chrono::milliseconds(1500);
   auto group = node_group(o);
   if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
   const int last = group->size() - 1;
   const std::string me = str_cat("[rank ", group->rank(), "/", group->size(), "] all_reduce #");
-  const auto sync = [] { MpiProcessGroup::world(options())->barrier()->wait(); };
+  const auto sync = [] { MpiProcessGroup::world(lockstep::test::test_group_options())->barrier()->wait(); };
   {
     const Tensor buffer = group->empty_for_collectives(100000, DType::f32);
     if (group->rank() != last) {
@@ -226,7 +224,7 @@ TEST(SharedMemoryMpi, ARankThatNeverArrivesIsNamedAfterTheTimeoutAndTheBuffersAr
 // go on working.
 TEST(SharedMemoryMpi, RanksReducingDifferentPartsFailTogether) {
   for (const bool check : {true, false}) {
-    ProcessGroupOptions o = options();
+    ProcessGroupOptions o = lockstep::test::test_group_options();
     o.check_desync = check;
     const auto group = node_group(o);
     if (!group) GTEST_SKIP() << "the ranks are on several nodes: shared memory is for ranks of one node";
