@@ -644,12 +644,14 @@ TEST(MpiLstm, TwoRanksOfEightImagesStepAsOneProcessOfSixteen) {
             1e-4);
 }
 
+// Hidden 256, 256 rows per rank: steps long enough for the kill to land mid-run (with hidden 64 and 64 rows
+// the whole job took 0.56 s and once ended before the kill).
 TEST(MpiResume, LstmClassifierKilledOnEveryRankResumesBitForBit) {
   expect_killed_and_resumed_equals_straight(
       [](const fs::path& path, const fs::path& output) {
         return resume_config(
-            path, "classifier", output, 11, "batch_size = 64\n",
-            "[model]\nname = \"lstm\"\nhidden = [64]\n[optimizer]\nname = \"adam\"\nlr = 2e-3\n"
+            path, "classifier", output, 11, "batch_size = 256\n",
+            "[model]\nname = \"lstm\"\nhidden = [256]\n[optimizer]\nname = \"adam\"\nlr = 2e-3\n"
             "[train]\nclip_grad_norm = 1.0\n");
       },
       "model");
