@@ -13,10 +13,28 @@ cd "$(dirname "$0")/.."
 bash launch/setup.sh
 
 jobs=$(nproc)
+
+# ctest in build folder $1 with the options that follow. When tests fail, their outputs (the last 200 lines of
+# each) are printed once more at the end, where a log's tail shows them.
+run_ctest() {
+  local dir=$1
+  shift
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" "$@" && return 0
+  local status=$? name
+  while IFS=: read -r _ name; do
+    echo "== output of failed test $name (the last 200 lines)"
+    awk -v name="$name" '$0 ~ "^[0-9]+/[0-9]+ Testing: " && $3 == name { found = 1; next }
+                         found == 1 && /^Output:$/ { found = 2; getline; next }
+                         found == 2 && /^<end of output>$/ { exit }
+                         found == 2' "$dir/Testing/Temporary/LastTest.log" | tail -n 200
+  done < "$dir/Testing/Temporary/LastTestsFailed.log"
+  return $status
+}
+
 echo "== release build (build/)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$jobs"
-ctest --test-dir build --output-on-failure -j "$jobs"
+run_ctest build
 
 echo "== sanitizer build (build-asan/): AddressSanitizer + UndefinedBehaviorSanitizer, unit tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKSTEP_SANITIZE=ON -DLOCKSTEP_CUDA=OFF \
@@ -24,11 +42,11 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKSTEP_S
 cmake --build build-asan -j "$jobs" --target unit_tests
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$PWD/tests/lsan_suppressions.txt \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j "$jobs" -L unit
+  run_ctest build-asan -L unit
 
 echo "== fuzz build (build-fuzz/): clang libFuzzer harnesses, corpus + crash replay, 30 s of fuzzing each"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DLOCKSTEP_FUZZ=ON -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCHMARKS=OFF
 cmake --build build-fuzz -j "$jobs" --target fuzz_harnesses
 # Each fuzzer uses one core and up to 2 GB: one per core.
-ctest --test-dir build-fuzz --output-on-failure -j "$jobs" -L fuzz
+run_ctest build-fuzz -L fuzz

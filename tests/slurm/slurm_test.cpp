@@ -294,10 +294,12 @@ TEST(Slurm, TwoNodeJobInNamespacesTrainsAsOneRankPerNode) {
   expect_trained_with_one_voice(job, dir / "run", 20, 1);
 }
 
-// The stop-and-resume runs: an MLP big enough (a few seconds for kStopSteps steps on two busy cores) that a
-// signal sent once the first periodic checkpoint shows in the log lands mid-run, with a wide margin.
-constexpr int kStopSteps = 300;
-constexpr int kStopEvery = 50;
+// The stop-and-resume runs: an MLP big enough, and enough steps (7-8 s for kStopSteps steps on two idle
+// cores, 5-6 s of them after the first periodic checkpoint), that a signal sent once that checkpoint shows
+// in the log lands mid-run, with a wide margin for scancel's latency on a busy machine. (300 steps, ~2 s
+// after the checkpoint once all-reduces went through shared memory, once ended before the signal in CI.)
+constexpr int kStopSteps = 900;
+constexpr int kStopEvery = 150;
 constexpr const char* kStopHidden = "[1024, 1024]";
 
 // "step_000000050": the folder of checkpoint `step` (io::CheckpointStore's names).
