@@ -51,6 +51,8 @@ struct Reducer::State {
   std::size_t next_launch = 0;
   bool armed = false;
   bool finalize_queued = false;
+  bool defer_wait = false;  // the next finaliser launches the buckets and returns (Reducer::defer_next_wait)
+  bool in_flight = false;   // buckets launched by a deferred finaliser and not yet waited for
   bool yielding = false;  // asked the engine to yield between nodes (collectives in flight during backward)
   std::vector<ReducerEvent> events;
 
@@ -64,6 +66,7 @@ struct Reducer::State {
   }
 
   void reset() {
+    wait_for_buckets();
     stop_yielding();
     for (auto& s : slots) {
       s.ready = false;
@@ -171,7 +174,6 @@ struct Reducer::State {
   }
 
   void finalize() {
-    stop_yielding();
     armed = false;
     set_homes_open(false);
     record(ReducerEvent::Kind::kBackwardEnded, -1);
@@ -179,6 +181,19 @@ struct Reducer::State {
     launch_ready();
     LOCKSTEP_INTERNAL_ASSERT(next_launch == buckets.size(), "Reducer: every gradient is filled, yet only ",
                              next_launch, " of ", buckets.size(), " buckets were launched");
+    in_flight = true;
+    if (defer_wait) {
+      defer_wait = false;
+      return;  // still yielding between nodes: the next computation lets the buckets progress
+    }
+    wait_for_buckets();
+  }
+
+  // Waits for the buckets of the last synchronised backward, if not yet waited for.
+  void wait_for_buckets() {
+    if (!in_flight) return;
+    in_flight = false;  // a failed wait leaves the buckets to the group's error
+    stop_yielding();
     for (std::size_t b = 0; b < buckets.size(); ++b) {
       buckets[b].work->wait();
       record(ReducerEvent::Kind::kBucketWaited, static_cast<int>(b), buckets[b].work->call().sequence);
@@ -281,6 +296,12 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
 }
 
 Reducer::~Reducer() {
+  // Collectives write into the buckets until they end: a deferred backward's are waited for (their errors
+  // are the group's to report).
+  try {
+    state_->wait_for_buckets();
+  } catch (const std::exception&) {
+  }
   state_->stop_yielding();
   for (std::size_t k = 0; k < state_->slots.size(); ++k)
     if (state_->slots[k].home) set_gradient_home(state_->parameters[k].second, nullptr);
@@ -296,6 +317,14 @@ void Reducer::prepare_for_backward() {
 }
 
 bool Reducer::armed() const { return state_->armed; }
+
+void Reducer::defer_next_wait() {
+  if (state_->group->size() > 1) state_->defer_wait = true;
+}
+
+void Reducer::wait() { state_->wait_for_buckets(); }
+
+bool Reducer::in_flight() const { return state_->in_flight; }
 
 std::vector<std::vector<std::string>> Reducer::bucket_names() const {
   std::vector<std::vector<std::string>> names;

@@ -72,6 +72,15 @@ class Reducer {
   void prepare_for_backward();
   bool armed() const;
 
+  // Overlapping an all-reduce with the next step's work (a GAN's generator update with the next
+  // discriminator step on real images): the next synchronised backward returns once every bucket is launched,
+  // without waiting for them; wait() waits (and is idempotent). Until then the gradients (.grad) are not yet
+  // averaged and must not be read; the next prepare_for_backward waits first. Over a network, backward keeps
+  // yielding between nodes while the buckets are in flight.
+  void defer_next_wait();
+  void wait();
+  bool in_flight() const;  // a deferred backward's buckets are not yet waited for
+
   // Parameter names in each bucket, in bucket order (the same on every rank).
   std::vector<std::vector<std::string>> bucket_names() const;
   std::int64_t num_buckets() const;

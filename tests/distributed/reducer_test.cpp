@@ -288,6 +288,74 @@ TEST(Reducer, BackwardYieldsBetweenNodesOnlyWhileBucketsAreInFlightOverANetwork)
   }
 }
 
+// A deferred backward returns with every bucket launched and none waited for (over a network still yielding
+// between nodes, so that the next computation lets them move); wait() waits for each once and leaves the
+// same averages as an ordinary backward; a backward that follows waits first; a reducer destroyed with
+// buckets in flight waits for them.
+TEST(Reducer, ADeferredBackwardLeavesItsBucketsInFlightUntilWaitAndAveragesAsUsual) {
+  std::vector<std::vector<float>> deferred(3), usual(3);
+  run_threaded(3, [&](const std::shared_ptr<ProcessGroup>& threaded) {
+    const auto group = std::make_shared<NetworkLike>(threaded);
+    const auto make = [] {
+      return make_seeded(
+          [] {
+            return std::make_shared<models::MLP>(16, std::vector<std::int64_t>{12, 8}, 4);
+          },
+          3);
+    };
+    auto model = make();
+    DataParallel dp(model, group, {.bucket_bytes = 4 * 100, .first_bucket_bytes = 4 * 40});
+    const auto buckets = static_cast<std::size_t>(dp.reducer().num_buckets());
+    ASSERT_GT(buckets, 2u);
+    const auto count = [&dp](ReducerEvent::Kind kind) {
+      std::size_t n = 0;
+      for (const ReducerEvent& e : dp.reducer().events()) n += e.kind == kind ? 1 : 0;
+      return n;
+    };
+    Generator gen(5);
+    const Tensor x = randn({3, 16}, 0.0, 1.0, DType::f32, kCPU, &gen) * (group->rank() + 1.0);
+
+    dp.reducer().defer_next_wait();
+    sum(dp(x)).backward();
+    EXPECT_TRUE(dp.reducer().in_flight());
+    EXPECT_EQ(count(ReducerEvent::Kind::kBucketLaunched), buckets);
+    EXPECT_EQ(count(ReducerEvent::Kind::kBucketWaited), 0u);
+    EXPECT_TRUE(yielding_between_nodes()) << "not yielding while the buckets are in flight";
+    dp.reducer().wait();
+    dp.reducer().wait();  // once only
+    EXPECT_FALSE(dp.reducer().in_flight());
+    EXPECT_FALSE(yielding_between_nodes());
+    EXPECT_EQ(count(ReducerEvent::Kind::kBucketWaited), buckets);
+    deferred[group->rank()] = grad_of(*model, "fc1.weight");
+
+    // Only the next backward is deferred; one that follows a deferred one waits for it first.
+    model->zero_grad();
+    sum(dp(x)).backward();
+    EXPECT_FALSE(dp.reducer().in_flight());
+    usual[group->rank()] = grad_of(*model, "fc1.weight");
+    dp.reducer().defer_next_wait();
+    model->zero_grad();
+    sum(dp(x)).backward();
+    EXPECT_TRUE(dp.reducer().in_flight());
+    model->zero_grad();
+    sum(dp(x)).backward();
+    EXPECT_FALSE(dp.reducer().in_flight());
+    EXPECT_EQ(grad_of(*model, "fc1.weight"), usual[group->rank()]);
+    {
+      auto other = make();
+      DataParallel dp_other(other, group);
+      dp_other.reducer().defer_next_wait();
+      sum(dp_other(x)).backward();
+      EXPECT_TRUE(dp_other.reducer().in_flight());
+    }  // destroyed in flight: waits
+    EXPECT_FALSE(yielding_between_nodes());
+  });
+  EXPECT_EQ(deferred, usual);
+  EXPECT_EQ(usual[1], usual[0]);
+  EXPECT_EQ(usual[2], usual[0]);
+  ASSERT_FALSE(usual[0].empty());
+}
+
 TEST(DataParallel, BroadcastsRankZerosParametersAndBuffersAtStart) {
   std::vector<std::vector<float>> weights(3);
   run_threaded(3, [&](const std::shared_ptr<ProcessGroup>& group) {
