@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstring>
 #include <iterator>
+#include <utility>
 #include <vector>
 
 #include "src/core/error.h"
@@ -59,14 +60,25 @@ StopSignals::~StopSignals() {
 
 int StopSignals::signal() const { return g_signal.load(); }
 
-int agreed_stop_signal(distributed::ProcessGroup& group, int local_signal) {
-  const Tensor flag = from_vector(std::vector<std::int64_t>{local_signal}, {1});
-  group.all_reduce(flag, distributed::ReduceOp::kMax)->wait();
-  return static_cast<int>(flag.to_vector<std::int64_t>()[0]);
+StopVote::StopVote(distributed::ProcessGroup& group, int local_signal)
+    : flag_(from_vector(std::vector<std::int64_t>{local_signal}, {1})),
+      work_(group.all_reduce(flag_, distributed::ReduceOp::kMax)) {}
+
+StopVote::~StopVote() {
+  if (!work_) return;
+  try {
+    work_->wait();
+  } catch (const std::exception&) {  // the group reports its own failure
+  }
 }
 
-bool agree_to_stop(distributed::ProcessGroup& group, const StopSignals& signals) {
-  return agreed_stop_signal(group, signals.signal()) != 0;
+int StopVote::result() {
+  if (work_) std::exchange(work_, nullptr)->wait();
+  return static_cast<int>(flag_.to_vector<std::int64_t>()[0]);
+}
+
+int agreed_stop_signal(distributed::ProcessGroup& group, int local_signal) {
+  return StopVote(group, local_signal).result();
 }
 
 std::string signal_name(int signal) {

@@ -40,10 +40,22 @@ class StopSignals {
 
 // One all_reduce (max) over `group` of each rank's stop signal (0 for none), so that every rank reaches the
 // same decision at the same step boundary: the largest signal number any rank received, 0 when none. Every
-// rank calls it at the same point (it is a collective); it waits for the result.
+// rank starts it at the same point (it is a collective): construction starts it, result() waits for it
+// (the destructor too, when result() was not called: the all-reduce writes into the vote).
+class StopVote {
+ public:
+  StopVote(distributed::ProcessGroup& group, int local_signal);
+  ~StopVote();
+  StopVote(const StopVote&) = delete;
+  StopVote& operator=(const StopVote&) = delete;
+  int result();
+
+ private:
+  Tensor flag_;
+  distributed::WorkPtr work_;  // null once waited for
+};
+// StopVote(group, local_signal).result().
 int agreed_stop_signal(distributed::ProcessGroup& group, int local_signal);
-// Whether any rank of `group` has received a stop signal: agreed_stop_signal(group, signals.signal()) != 0.
-bool agree_to_stop(distributed::ProcessGroup& group, const StopSignals& signals);
 
 // "SIGUSR1", "SIGTERM", or "signal N".
 std::string signal_name(int signal);

@@ -311,10 +311,19 @@ double value_of(const io::TrainerState& state, const std::string& name) {
   return it->second;
 }
 
+void Checkpointer::start_stop_vote() {
+  if (stop_signal_ == 0 && !vote_ && run_.world() > 1) vote_.emplace(*run_.group, signals_->signal());
+}
+
 bool Checkpointer::stop_requested() {
   if (stop_signal_ != 0) return true;
-  stop_signal_ =
-      run_.world() == 1 ? signals_->signal() : launch::agreed_stop_signal(*run_.group, signals_->signal());
+  if (run_.world() == 1) {
+    stop_signal_ = signals_->signal();
+  } else {
+    start_stop_vote();
+    stop_signal_ = vote_->result();
+    vote_.reset();
+  }
   return stop_signal_ != 0;
 }
 

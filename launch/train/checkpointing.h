@@ -100,8 +100,13 @@ class Checkpointer {
     return every_steps_ == 0 || ending || due(step);
   }
   // Collective: whether any rank received SIGUSR1 or SIGTERM (one all-reduce when world > 1); once true
-  // it stays true.
+  // it stays true. It reads the vote start_stop_vote() left in flight, if any, else votes now.
   bool stop_requested();
+  // Collective: starts the next stop_requested()'s vote on the signals received so far, without waiting.
+  // The loop starts it before each step: the vote then takes its place among the step's collectives, ahead
+  // of any all-reduce the step leaves in flight for later (a GAN's generator update), and the step's end
+  // does not wait for those. A signal arriving during the step is seen by the next step's vote.
+  void start_stop_vote();
   // The signal that stopped the run ("SIGUSR1"), after stop_requested() returned true.
   std::string stop_signal() const;
 
@@ -121,6 +126,7 @@ class Checkpointer {
   std::int64_t steps_per_epoch_ = 0;
   std::shared_ptr<launch::StopSignals> signals_;  // run.signals, or its own
   int stop_signal_ = 0;
+  std::optional<launch::StopVote> vote_;  // started by start_stop_vote, not yet read
   std::filesystem::path resumed_from_;
   std::int64_t last_saved_ = -1;
 };

@@ -202,9 +202,8 @@ TEST(Signals, OneInstanceAtATimeAndEachStartsClear) {
 TEST(Signals, AgreeToStopOnOneProcess) {
   distributed::SingleProcessGroup group;
   StopSignals signals;
-  EXPECT_FALSE(agree_to_stop(group, signals));
+  EXPECT_EQ(agreed_stop_signal(group, signals.signal()), 0);
   std::raise(SIGTERM);
-  EXPECT_TRUE(agree_to_stop(group, signals));
   EXPECT_EQ(agreed_stop_signal(group, signals.signal()), SIGTERM);
 }
 
@@ -216,10 +215,14 @@ TEST(Signals, OneRanksSignalMakesEveryRankAgree) {
   std::vector<int> before(kWorld, -1), stop(kWorld, -1), mixed(kWorld, -1);
   distributed::run_threaded(kWorld, [&](const std::shared_ptr<distributed::ProcessGroup>& group) {
     const int rank = group->rank();
-    // Step 1: nobody has a signal yet. Step 2: only rank 2 has one. Step 3: ranks 0 and 3 got different ones.
+    // Step 1: nobody has a signal yet. Step 2: only rank 2 has one. Step 3: ranks 0 and 3 got different ones,
+    // voted while a later vote is already in flight (a vote started before a step, read after it).
     const int none = agreed_stop_signal(*group, 0);
-    const bool agreed = rank == 2 ? agree_to_stop(*group, signals) : agreed_stop_signal(*group, 0) != 0;
-    const int largest = agreed_stop_signal(*group, rank == 0 ? SIGUSR1 : rank == 3 ? SIGTERM : 0);
+    const bool agreed = agreed_stop_signal(*group, rank == 2 ? signals.signal() : 0) != 0;
+    StopVote third(*group, rank == 0 ? SIGUSR1 : rank == 3 ? SIGTERM : 0);
+    StopVote fourth(*group, 0);
+    const int largest = third.result();
+    EXPECT_EQ(fourth.result(), 0);
     const std::lock_guard<std::mutex> lock(mutex);
     before[static_cast<std::size_t>(rank)] = none;
     stop[static_cast<std::size_t>(rank)] = agreed ? 1 : 0;
