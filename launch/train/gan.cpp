@@ -131,30 +131,40 @@ class GanTask final : public Task {
     // labels they were drawn for: in the discriminator step the real batch's, so that interpolates pair
     // images of one class.
     const Tensor real_labels = classes_ > 0 ? batch.labels.to(device) : Tensor();
-    // Discriminator step on a real batch and a generated one (the generator gets no gradient here).
-    Tensor fake;
-    {
-      NoGradGuard no_grad;
-      fake = models::generate(dp_g_->module(), randn({b, gan_.latent}, 0.0, 1.0, DType::f32, device),
-                              real_labels);
-    }
-    // Every forward goes through the wrapper: the one backward averages D's gradients over the ranks.
+    // Every forward goes through the wrapper: the synchronised backward averages D's gradients over the
+    // ranks.
     const auto critic = [&](const Tensor& images) {
       return models::discriminate(dp_d_->prepare_forward(), images, real_labels);
     };
+    // Discriminator step on a real batch and a generated one (the generator gets no gradient here). The
+    // real batch's backward comes first and only accumulates on this rank: it needs nothing of the generator,
+    // so the generator's all-reduce from the step before moves meanwhile. Then the generator's update is
+    // applied, the batch generated, and its backward averages D's summed gradients.
     Tensor d_loss;
     if (run_.deterministic()) {
+      const Tensor fake = generate_detached(b, real_labels);
       d_loss = deterministic_backward(real, fake, critic);
     } else {
-      d_loss = models::discriminator_loss(loss_, critic(real), critic(fake), gan_.real_label);
+      d_optimizer_->zero_grad();
+      Tensor real_term;
+      {
+        const distributed::DataParallel::NoSync local(*dp_d_);
+        real_term = models::discriminator_real_term(loss_, critic(real), gan_.real_label);
+        real_term.backward();
+      }
+      finish_generator_step();
+      const Tensor fake = generate_detached(b, real_labels);
+      Tensor fake_term = models::discriminator_fake_term(loss_, critic(fake));
+      d_loss = loss_ == models::GanLoss::kWasserstein ? fake_term.detach() + real_term.detach()
+                                                      : real_term.detach() + fake_term.detach();
       if (penalised_) {
         const models::GradientPenalty penalty = models::gradient_penalty(
             critic, real, fake, rand({b}, 0.0, 1.0, DType::f64, device), gan_.gp_lambda);
-        d_loss = d_loss + penalty.penalty;
+        fake_term = fake_term + penalty.penalty;
+        d_loss = d_loss + penalty.penalty.detach();
         sums.add(kPenaltyNorm, penalty.mean_norm);
       }
-      d_optimizer_->zero_grad();
-      d_loss.backward();
+      fake_term.backward();
     }
     if (settings_.discriminator.clip_grad_norm > 0)
       optim::clip_grad_norm_(d_params_, settings_.discriminator.clip_grad_norm);
@@ -164,7 +174,9 @@ class GanTask final : public Task {
     sums.add(kDLoss, d_loss);
     sums.add(kDSteps, 1);
     // Generator step every d_steps discriminator steps, through a frozen discriminator called outside its
-    // wrapper: only G's gradients are reduced and applied.
+    // wrapper: only G's gradients are reduced and applied. Its all-reduce is left in flight (but in
+    // deterministic mode): the update is applied by the next discriminator step, or before anything reads
+    // the generator (a checkpoint, the epoch's end).
     if (step % gan_.d_steps == 0) {
       discriminator_->requires_grad_(false);
       const Tensor labels = classes_ > 0 ? random_labels(b, classes_, device) : Tensor();
@@ -172,18 +184,38 @@ class GanTask final : public Task {
                                              randn({b, gan_.latent}, 0.0, 1.0, DType::f32, device), labels);
       Tensor g_loss = models::generator_loss(loss_, models::discriminate(dp_d_->module(), images, labels));
       g_optimizer_->zero_grad();
+      if (!run_.deterministic()) dp_g_->reducer().defer_next_wait();
       g_loss.backward();
-      if (settings_.generator.clip_grad_norm > 0)
-        optim::clip_grad_norm_(g_params_, settings_.generator.clip_grad_norm);
-      g_optimizer_->step();
-      g_scheduler_->step();
       discriminator_->requires_grad_(true);
-      if (ema_) update_average(*ema_, *generator_, gan_.ema_decay);
+      generator_pending_ = true;
+      if (run_.deterministic()) finish_generator_step();
       sums.add(kGLoss, g_loss);
       sums.add(kGSteps, 1);
       ++generator_steps_;
     }
     return b;
+  }
+
+  void before_save() override { finish_generator_step(); }
+
+  // A batch of b generated images for the discriminator (no gradient reaches the generator).
+  Tensor generate_detached(std::int64_t b, const Tensor& labels) {
+    NoGradGuard no_grad;
+    return models::generate(dp_g_->module(), randn({b, gan_.latent}, 0.0, 1.0, DType::f32, run_.device),
+                            labels);
+  }
+
+  // The generator's update from its last backward, once its all-reduce has ended: clipping, the optimizer
+  // and schedule, the moving average. Collective when the all-reduce is still in flight.
+  void finish_generator_step() {
+    if (!generator_pending_) return;
+    generator_pending_ = false;
+    dp_g_->reducer().wait();
+    if (settings_.generator.clip_grad_norm > 0)
+      optim::clip_grad_norm_(g_params_, settings_.generator.clip_grad_norm);
+    g_optimizer_->step();
+    g_scheduler_->step();
+    if (ema_) update_average(*ema_, *generator_, gan_.ema_decay);
   }
 
   // Deterministic mode's discriminator gradients: one backward per batch (real, then generated), each reduced
@@ -219,6 +251,7 @@ class GanTask final : public Task {
   }
 
   EpochEnd end_epoch(std::int64_t epoch, std::int64_t step, std::span<const double> job, RunLog* log) override {
+    finish_generator_step();
     EpochEnd e;
     const double d = job[kDLoss] / std::max(job[kDSteps], 1.0), g = job[kGLoss] / std::max(job[kGSteps], 1.0);
     e.fields = {{"d_loss", d}, {"g_loss", g}};
@@ -273,6 +306,7 @@ class GanTask final : public Task {
   std::vector<Tensor> g_params_, d_params_;
   SampleInputs fixed_;
   std::int64_t generator_steps_ = 0;
+  bool generator_pending_ = false;  // a generator backward whose update finish_generator_step has not applied
 };
 
 }  // namespace

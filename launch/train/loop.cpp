@@ -175,8 +175,8 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
   // Collective: every rank's epoch sums are gathered into the trainer state.
   const auto save = [&](std::int64_t epoch, std::int64_t epoch_step) {
     check_sums(epoch);
-    check_weights(parts, result.steps, result.checkpoint, task->divergence_hint());
     task->before_save();
+    check_weights(parts, result.steps, result.checkpoint, task->divergence_hint());
     io::TrainerState state = trainer_state_at(result.steps, epoch, epoch_step, global_batch);
     const std::span<const double> mine = sums.values();
     save_rank_sums(
@@ -211,6 +211,7 @@ TrainResult train(const launch::Settings& settings, const RunSettings& run, Prog
     std::int64_t epoch_step = start;
     while (std::optional<io::Batch> batch = loader.next()) {
       sample_log.write(result.steps + 1, batch->indices);
+      checkpointer.start_stop_vote();
       std::optional<MicroShardScope> scope;
       if (shards) scope.emplace(*shards);
       const std::int64_t n = task->step(*batch, result.steps + 1, sums);

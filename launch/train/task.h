@@ -87,7 +87,8 @@ class Task {
   // the image loader over data.train; a task of another kind of data (text) returns its own source.
   virtual std::unique_ptr<io::BatchSource> training_batches(const DataSplits& data);
   // Collective: brings the states of parts() up to date just before a checkpoint is written (e.g. gathers
-  // every rank's share of a recurrent state, so that rank 0 writes all of it).
+  // every rank's share of a recurrent state, so that rank 0 writes all of it; applies an update whose
+  // all-reduce a step left in flight).
   virtual void before_save() {}
 
   // The task's own figures kept in checkpoints (e.g. the first window's loss), and their restore on resume.
