@@ -164,24 +164,24 @@ class GanTask final : public Task {
         d_loss = d_loss + penalty.penalty.detach();
         sums.add(kPenaltyNorm, penalty.mean_norm);
       }
+      dp_d_->reducer().defer_next_wait();
       fake_term.backward();
     }
-    if (settings_.discriminator.clip_grad_norm > 0)
-      optim::clip_grad_norm_(d_params_, settings_.discriminator.clip_grad_norm);
-    d_optimizer_->step();
-    d_scheduler_->step();
-    if (gan_.loss == "wasserstein") optim::clip_parameters_(d_params_, gan_.weight_clip);
     sums.add(kDLoss, d_loss);
     sums.add(kDSteps, 1);
     // Generator step every d_steps discriminator steps, through a frozen discriminator called outside its
-    // wrapper: only G's gradients are reduced and applied. Its all-reduce is left in flight (but in
-    // deterministic mode): the update is applied by the next discriminator step, or before anything reads
+    // wrapper: only G's gradients are reduced and applied. Its batch is generated while D's all-reduce is in
+    // flight (it needs nothing of D), then D's update is applied. G's all-reduce is left in flight (but in
+    // deterministic mode): its update is applied by the next discriminator step, or before anything reads
     // the generator (a checkpoint, the epoch's end).
-    if (step % gan_.d_steps == 0) {
-      discriminator_->requires_grad_(false);
+    if (step % gan_.d_steps != 0) {
+      finish_discriminator_step();
+    } else {
       const Tensor labels = classes_ > 0 ? random_labels(b, classes_, device) : Tensor();
       const Tensor images = models::generate(dp_g_->prepare_forward(),
                                              randn({b, gan_.latent}, 0.0, 1.0, DType::f32, device), labels);
+      finish_discriminator_step();
+      discriminator_->requires_grad_(false);
       Tensor g_loss = models::generator_loss(loss_, models::discriminate(dp_d_->module(), images, labels));
       g_optimizer_->zero_grad();
       if (!run_.deterministic()) dp_g_->reducer().defer_next_wait();
@@ -203,6 +203,17 @@ class GanTask final : public Task {
     NoGradGuard no_grad;
     return models::generate(dp_g_->module(), randn({b, gan_.latent}, 0.0, 1.0, DType::f32, run_.device),
                             labels);
+  }
+
+  // The discriminator's update from its last backward, once its all-reduce has ended: clipping, the optimizer
+  // and schedule, WGAN's weight clipping.
+  void finish_discriminator_step() {
+    dp_d_->reducer().wait();
+    if (settings_.discriminator.clip_grad_norm > 0)
+      optim::clip_grad_norm_(d_params_, settings_.discriminator.clip_grad_norm);
+    d_optimizer_->step();
+    d_scheduler_->step();
+    if (gan_.loss == "wasserstein") optim::clip_parameters_(d_params_, gan_.weight_clip);
   }
 
   // The generator's update from its last backward, once its all-reduce has ended: clipping, the optimizer

@@ -630,9 +630,10 @@ Workload resnet_workload(const Context* ctx, std::int64_t batch, lockstep::Gener
 
 // DCGAN at 32x32x3, width 64, stepped as the GAN task steps (launch/train/gan.cpp): the discriminator's
 // backward on a real batch (accumulated locally, while the generator's all-reduce from the step before
-// moves), the generator's update, its backward on a generated batch (averaging D's summed gradients), then
-// one generator step through the frozen discriminator (called through module(), so its reducer stays idle)
-// whose all-reduce is left in flight; Adam(2e-4, 0.5, 0.999).
+// moves), the generator's update, D's backward on a generated batch (averaging D's summed gradients), the
+// generator's batch (while D's all-reduce moves), D's update, then the generator's backward through the
+// frozen discriminator (called through module(), so its reducer stays idle), its all-reduce left in flight;
+// Adam(2e-4, 0.5, 0.999).
 Workload dcgan_workload(const Context* ctx, std::int64_t batch, lockstep::Generator& gen) {
   auto generator = std::make_shared<lockstep::models::DCGANGenerator>(kLatent, 3, 32, 64);
   auto discriminator = std::make_shared<lockstep::models::DCGANDiscriminator>(
@@ -688,11 +689,15 @@ Workload dcgan_workload(const Context* ctx, std::int64_t batch, lockstep::Genera
       lockstep::NoGradGuard no_grad;
       fake = generator->forward(noise());
     }
+    if (dp_d && sync == Sync::kOn) dp_d->reducer().defer_next_wait();
     tail->timed_backward(lockstep::binary_cross_entropy_with_logits(call(dp_d, *discriminator, fake), zeros));
-    opt_d->step();
 
     opt_g->zero_grad();
     const Tensor images = call(dp_g, *generator, noise());
+    tail->timed([&] {
+      if (dp_d) dp_d->reducer().wait();
+    });
+    opt_d->step();
     std::vector<Tensor> d_params = discriminator->parameters();
     for (Tensor& p : d_params) p.requires_grad_(false);
     if (dp_g && sync == Sync::kOn) dp_g->reducer().defer_next_wait();
