@@ -18,6 +18,7 @@ namespace {
 
 // yield_between_nodes: requests on this thread.
 thread_local int t_yield_requests = 0;
+thread_local std::uint64_t t_yields = 0;
 
 struct ReadyOrder {
   bool operator()(const Node* a, const Node* b) const { return a->sequence_nr() < b->sequence_nr(); }
@@ -213,7 +214,7 @@ void execute(const Task& task) {
   }
 
   while (!ready.empty()) {
-    if (t_yield_requests > 0) sched_yield();
+    yield_if_requested();
     Node* node = ready.top();
     ready.pop();
     InputBuffer inputs = std::move(state.at(node).buffer);
@@ -275,6 +276,14 @@ const GradientHome* BackwardContext::home(std::size_t i) const {
 bool edge_needed(const Edge& edge) { return edge.valid() && (t_needed == nullptr || t_needed->contains(edge.fn.get())); }
 
 void yield_between_nodes(bool on) { t_yield_requests += on ? 1 : -1; }
+
+void yield_if_requested() {
+  if (t_yield_requests == 0) return;
+  sched_yield();
+  ++t_yields;
+}
+
+std::uint64_t yields_made() { return t_yields; }
 bool yielding_between_nodes() { return t_yield_requests > 0; }
 
 void queue_backward_callback(std::function<void()> callback) {

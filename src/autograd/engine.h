@@ -2,6 +2,7 @@
 // later-created nodes first and leaf accumulators as soon as they are ready, summing gradients where paths meet.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <vector>
 
@@ -22,7 +23,9 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
                          CreateGraph create = CreateGraph::kNo);
 
 // While set (counted per thread: each yield_between_nodes(true) is undone by one (false)), backward passes on
-// this thread give up the core (sched_yield) before each node. The distributed reducer sets it while its
+// this thread give up the core (sched_yield) before each node, and so does each op recorded for backward
+// (yield_if_requested, called by record(): the forward of a step that overlaps an all-reduce left in flight,
+// Reducer::defer_next_wait). The distributed reducer sets it while its
 // collectives are in flight: a communication thread that shares the core (one rank per core) then moves its
 // data between nodes instead of when the scheduler's time slice ends, milliseconds later; each yield is one
 // progress step for it, so yielding less often hid less (tests/perf/bench_link.sh, ResNet-20 at 1 Gbit/s:
@@ -30,6 +33,9 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
 // 0). Costs one system call per node when no other thread wants the core.
 void yield_between_nodes(bool on);
 bool yielding_between_nodes();
+void yield_if_requested();
+// How many times this thread has yielded so far (for tests and benchmarks).
+std::uint64_t yields_made();
 
 // Runs `callback` once the backward pass now running on this thread has processed every node (the
 // distributed reducer finalises gradients there). Callbacks queued by callbacks run too, in order. Throws

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <limits>
 
+#include "src/autograd/engine.h"
 #include "src/autograd/grad_mode.h"
 #include "src/ops/elementwise.h"
 
@@ -223,6 +224,7 @@ Edge gradient_edge(const Tensor& t) {
 bool record(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             const std::vector<Tensor>& saved, BackwardFn fn) {
   if (!needs_grad(inputs)) return false;
+  yield_if_requested();
   std::vector<SavedTensor> saved_tensors;
   saved_tensors.reserve(saved.size());
   for (const auto& s : saved) {

@@ -321,10 +321,17 @@ TEST(Reducer, ADeferredBackwardLeavesItsBucketsInFlightUntilWaitAndAveragesAsUsu
     EXPECT_EQ(count(ReducerEvent::Kind::kBucketLaunched), buckets);
     EXPECT_EQ(count(ReducerEvent::Kind::kBucketWaited), 0u);
     EXPECT_TRUE(yielding_between_nodes()) << "not yielding while the buckets are in flight";
-    dp.reducer().wait();
+    // The work that overlaps them yields at each op it records for backward (here 3 linear layers, 2
+    // activations and the sum), and not once they are waited for.
+    const std::uint64_t before = yields_made();
+    const Tensor overlapping = sum(model->forward(x));
+    EXPECT_GE(yields_made() - before, 6u);
     dp.reducer().wait();  // once only
     EXPECT_FALSE(dp.reducer().in_flight());
     EXPECT_FALSE(yielding_between_nodes());
+    const std::uint64_t after = yields_made();
+    const Tensor later = sum(model->forward(x));
+    EXPECT_EQ(yields_made(), after);
     EXPECT_EQ(count(ReducerEvent::Kind::kBucketWaited), buckets);
     deferred[group->rank()] = grad_of(*model, "fc1.weight");
 

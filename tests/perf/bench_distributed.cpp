@@ -583,7 +583,7 @@ struct Workload {
 
 // Steps are timed in runs of this many, back to back, each run ending with Workload::finish: an all-reduce
 // one step leaves in flight overlaps the next step's work, and the run's time includes what is not hidden.
-constexpr int kStepsPerSample = 4;
+constexpr int kStepsPerSample = 8;
 
 Tensor random_labels(std::int64_t n, lockstep::Generator& gen) {
   const Tensor u =
