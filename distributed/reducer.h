@@ -73,10 +73,11 @@ class Reducer {
   bool armed() const;
 
   // Overlapping an all-reduce with the next step's work (a GAN's generator update with the next
-  // discriminator step on real images): the next synchronised backward returns once every bucket is launched,
-  // without waiting for them; wait() waits (and is idempotent). Until then the gradients (.grad) are not yet
-  // averaged and must not be read; the next prepare_for_backward waits first. Over a network, backward keeps
-  // yielding between nodes while the buckets are in flight.
+  // discriminator step on real images): the next synchronised backward (NoSync ones do not count) returns
+  // once every bucket is launched, without waiting for them; wait() waits (and is idempotent). Until then the
+  // gradients (.grad) are not yet averaged: reading them, clearing them (zero_grad drops the average on its
+  // way) or accumulating into them (a NoSync backward) must wait. The next prepare_for_backward waits first.
+  // Over a network, the thread keeps yielding between nodes and ops while the buckets are in flight.
   void defer_next_wait();
   void wait();
   bool in_flight() const;  // a deferred backward's buckets are not yet waited for

@@ -17,17 +17,19 @@ jobs=$(nproc)
 # ctest in build folder $1 with the options that follow. When tests fail, their outputs (the last 200 lines of
 # each) are printed once more at the end, where a log's tail shows them.
 run_ctest() {
-  local dir=$1
+  local dir=$1 failed=$1/Testing/Temporary/LastTestsFailed.log
   shift
+  rm -f "$failed"
   ctest --test-dir "$dir" --output-on-failure -j "$jobs" "$@" && return 0
   local status=$? name
+  [[ -f "$failed" ]] || return $status
   while IFS=: read -r _ name; do
     echo "== output of failed test $name (the last 200 lines)"
     awk -v name="$name" '$0 ~ "^[0-9]+/[0-9]+ Testing: " && $3 == name { found = 1; next }
                          found == 1 && /^Output:$/ { found = 2; getline; next }
                          found == 2 && /^<end of output>$/ { exit }
                          found == 2' "$dir/Testing/Temporary/LastTest.log" | tail -n 200
-  done < "$dir/Testing/Temporary/LastTestsFailed.log"
+  done < "$failed"
   return $status
 }
 

@@ -279,30 +279,43 @@ TEST(MpiResume, DcganKilledOnEveryRankResumesBitForBit) {
 
 // The generator's update is applied by the next discriminator step, after its backward on the real batch,
 // while the generator's all-reduce is in flight (launch/train/gan.cpp); a checkpoint applies it at once.
-// Two ranks, the DCGAN above with generator clipping, plain batch norm (so the real batch's backward does
-// not wait for the generator's buckets), 8 steps: checkpointing after every step (each update applied at
-// its step's end) and only at the end give the same bits.
+// Two ranks, 8 steps: checkpointing after every step (each update applied at its step's end) and only at
+// the end give the same bits. A DCGAN with generator clipping and an average, plain batch norm (so the real
+// batch's backward does not wait for the generator's buckets); a conditional WGAN-GP with 2 critic steps per
+// generator step (a step without a generator update in between); a weight-clipped WGAN.
 TEST(MpiGan, TheGeneratorsDeferredUpdateTrainsAsAnUpdateAppliedAtOnce) {
-  TempDir dir;
-  const auto config = [&](const std::string& name, int every) {
-    return write_config(dir / (name + ".toml"), "gan", dir / name, "seed = 3\nmax_steps = 8\n",
-                        "batch_size = 8\npad_to = 32\nnormalize = \"tanh\"\n",
-                        str_cat("[gan]\nlatent = 16\nsamples = 16\nema_decay = 0.9\n"
-                                "[generator]\nname = \"dcgan\"\nwidth = 16\nclip_grad_norm = 0.5\n"
-                                "[discriminator]\nname = \"dcgan\"\nwidth = 16\n"
-                                "[distributed]\nsync_batchnorm = false\n"
-                                "[checkpoint]\nevery_steps = ",
-                                every, "\nkeep_last = 10\n"));
+  const std::vector<std::pair<std::string, std::string>> variants = {
+      {"dcgan",
+       "[gan]\nlatent = 16\nsamples = 16\nema_decay = 0.9\n"
+       "[generator]\nname = \"dcgan\"\nwidth = 16\nclip_grad_norm = 0.5\n"
+       "[discriminator]\nname = \"dcgan\"\nwidth = 16\n[distributed]\nsync_batchnorm = false\n"},
+      {"cgan-gp",
+       "[gan]\nlatent = 16\nsamples = 20\nconditional = true\nloss = \"wasserstein-gp\"\nd_steps = 2\n"
+       "[generator]\nname = \"dcgan\"\nwidth = 16\n"
+       "[discriminator]\nname = \"wgan-critic\"\nwidth = 16\nnorm = \"layer\"\n"},
+      {"wgan",
+       "[gan]\nlatent = 16\nsamples = 16\nloss = \"wasserstein\"\n"
+       "[generator]\nname = \"dcgan\"\nwidth = 16\n[discriminator]\nname = \"wgan-critic\"\nwidth = 16\n"},
   };
-  const fs::path deferred = config("deferred", 0), at_once = config("at_once", 1);
-  const CommandResult a = run_job(mpirun_train(2, deferred));
-  ASSERT_EQ(a.status, 0) << a.output;
-  const CommandResult b = run_job(mpirun_train(2, at_once));
-  ASSERT_EQ(b.status, 0) << b.output;
-  EXPECT_EQ(committed_steps(dir / "deferred"), std::vector<std::int64_t>{8});
-  EXPECT_EQ(committed_steps(dir / "at_once").size(), 8u);
-  expect_same_checkpoint_contents(checkpoint_dir(dir / "deferred", 8), checkpoint_dir(dir / "at_once", 8),
-                                  "generator discriminator generator_ema");
+  for (const auto& [variant, sections] : variants) {
+    SCOPED_TRACE(variant);
+    TempDir dir;
+    const auto config = [&](const std::string& name, int every) {
+      return write_config(dir / (name + ".toml"), "gan", dir / name, "seed = 3\nmax_steps = 8\n",
+                          "batch_size = 8\npad_to = 32\nnormalize = \"tanh\"\n",
+                          str_cat(sections, "[checkpoint]\nevery_steps = ", every, "\nkeep_last = 10\n"));
+    };
+    const fs::path deferred = config("deferred", 0), at_once = config("at_once", 1);
+    const CommandResult a = run_job(mpirun_train(2, deferred));
+    ASSERT_EQ(a.status, 0) << a.output;
+    const CommandResult b = run_job(mpirun_train(2, at_once));
+    ASSERT_EQ(b.status, 0) << b.output;
+    EXPECT_EQ(committed_steps(dir / "deferred"), std::vector<std::int64_t>{8});
+    EXPECT_EQ(committed_steps(dir / "at_once").size(), 8u);
+    expect_same_checkpoint_contents(
+        checkpoint_dir(dir / "deferred", 8), checkpoint_dir(dir / "at_once", 8),
+        variant == "dcgan" ? "generator discriminator generator_ema" : "generator discriminator");
+  }
 }
 
 TEST(MpiResume, CycleGanKilledOnEveryRankResumesBitForBitPoolsIncluded) {
