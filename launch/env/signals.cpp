@@ -77,10 +77,6 @@ int StopVote::result() {
   return static_cast<int>(flag_.to_vector<std::int64_t>()[0]);
 }
 
-int agreed_stop_signal(distributed::ProcessGroup& group, int local_signal) {
-  return StopVote(group, local_signal).result();
-}
-
 std::string signal_name(int signal) {
   switch (signal) {
     case SIGUSR1:

@@ -54,8 +54,6 @@ class StopVote {
   Tensor flag_;
   distributed::WorkPtr work_;  // null once waited for
 };
-// StopVote(group, local_signal).result().
-int agreed_stop_signal(distributed::ProcessGroup& group, int local_signal);
 
 // "SIGUSR1", "SIGTERM", or "signal N".
 std::string signal_name(int signal);

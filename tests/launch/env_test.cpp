@@ -202,9 +202,9 @@ TEST(Signals, OneInstanceAtATimeAndEachStartsClear) {
 TEST(Signals, AgreeToStopOnOneProcess) {
   distributed::SingleProcessGroup group;
   StopSignals signals;
-  EXPECT_EQ(agreed_stop_signal(group, signals.signal()), 0);
+  EXPECT_EQ(StopVote(group, signals.signal()).result(), 0);
   std::raise(SIGTERM);
-  EXPECT_EQ(agreed_stop_signal(group, signals.signal()), SIGTERM);
+  EXPECT_EQ(StopVote(group, signals.signal()).result(), SIGTERM);
 }
 
 TEST(Signals, OneRanksSignalMakesEveryRankAgree) {
@@ -217,8 +217,8 @@ TEST(Signals, OneRanksSignalMakesEveryRankAgree) {
     const int rank = group->rank();
     // Step 1: nobody has a signal yet. Step 2: only rank 2 has one. Step 3: ranks 0 and 3 got different ones,
     // voted while a later vote is already in flight (a vote started before a step, read after it).
-    const int none = agreed_stop_signal(*group, 0);
-    const bool agreed = agreed_stop_signal(*group, rank == 2 ? signals.signal() : 0) != 0;
+    const int none = StopVote(*group, 0).result();
+    const bool agreed = StopVote(*group, rank == 2 ? signals.signal() : 0).result() != 0;
     StopVote third(*group, rank == 0 ? SIGUSR1 : rank == 3 ? SIGTERM : 0);
     StopVote fourth(*group, 0);
     const int largest = third.result();

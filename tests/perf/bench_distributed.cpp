@@ -847,7 +847,7 @@ void run_model(const Context& ctx, const std::string& model) {
         group_shared.median * 1e6, group_shared.min * 1e6, raw.median / group_shared.median);
   }
   // What a trainer adds per step to agree on stop signals (SIGUSR1/SIGTERM): one tiny all_reduce through the
-  // group (launch/env/signals.h agreed_stop_signal), latency only.
+  // group (launch/env/signals.h StopVote), latency only.
   const Timing stop_vote = time_group_allreduce(ctx, 8);
   if (ctx.rank == 0) {
     std::printf(
