@@ -11,9 +11,9 @@
 #include <boost/crc.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <fstream>
 #include <iterator>
 #include <system_error>
@@ -357,8 +357,11 @@ EventWriter::EventWriter(std::filesystem::path dir, std::string suffix) {
     throw IoError(str_cat("EventWriter: cannot create the directory '", dir.string(), "': ", ec.message()),
                   dir.string());
   }
+  // One clock for the file name's stamp and the first event's time (time() reads a coarser clock, which can
+  // be a second behind system_clock's just after a second begins).
+  const double now = wall_time_now();
   char stamp[32];
-  std::snprintf(stamp, sizeof(stamp), "%010lld", static_cast<long long>(std::time(nullptr)));
+  std::snprintf(stamp, sizeof(stamp), "%010lld", static_cast<long long>(std::floor(now)));
   path_ = dir / str_cat("events.out.tfevents.", stamp, ".", host_name(), suffix);
   const std::string name = path_.string();
   fd_ = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
@@ -370,7 +373,7 @@ EventWriter::EventWriter(std::filesystem::path dir, std::string suffix) {
   }
   const std::string version = kEventFileVersion;
   const Bytes event =
-      encode_event(wall_time_now(), 0, event_field::kFileVersion,
+      encode_event(now, 0, event_field::kFileVersion,
                    ByteSpan(reinterpret_cast<const std::uint8_t*>(version.data()), version.size()));
   try {
     write_record(event);

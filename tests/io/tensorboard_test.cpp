@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -124,13 +124,19 @@ TEST(TensorBoardCrc, MaskByHand) {
 class EventWriterTest : public test::TempDirTest {};
 
 TEST_F(EventWriterTest, NamesFileAndWritesVersionFirst) {
-  const auto before = static_cast<long long>(std::time(nullptr));
+  // Whole seconds of the clock the writer reads (system_clock).
+  const auto seconds_now = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const long long before = seconds_now();
   fs::path path;
   {
     EventWriter writer(dir_ / "run" / "tb", ".rank0");
     path = writer.path();
   }
-  const auto after = static_cast<long long>(std::time(nullptr));
+  const long long after = seconds_now();
   EXPECT_EQ(path.parent_path(), dir_ / "run" / "tb");
   const std::string name = path.filename().string();
   const std::string prefix = "events.out.tfevents.";
