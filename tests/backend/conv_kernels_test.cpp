@@ -166,7 +166,8 @@ std::vector<Case> cases() {
       {"one_output_channel_7x7", geometry(3, 32, 14, 1, 7, 1, 0), true},  // K = 1: narrow (CycleGAN's last)
       {"critic_head_padded", geometry(3, 16, 7, 1, 4, 1, 1), true},       // K = 1 with zero padding: narrow
       {"three_output_channels", geometry(2, 8, 9, 3, 3, 1, 1), true},     // K = 3: narrow
-      {"wide_3x3_winograd", geometry(2, 64, 10, 64, 3, 1, 1), true},  // forward, weight gradient: Winograd
+      {"wide_3x3_winograd", geometry(2, 64, 10, 64, 3, 1, 1), true},     // forward, weight gradient: Winograd
+      {"wide_4x4_stride2_nhwc", geometry(3, 64, 8, 80, 4, 2, 1), true},  // forward on NHWC (brgconv)
   };
 }
 

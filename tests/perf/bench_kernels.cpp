@@ -160,8 +160,10 @@ void register_all() {
       {"dcgan_d2_c64to128_32x32", conv(64, 64, 32, 128, 4, 2, 1)},
       {"dcgan_d3_c128to256_16x16", conv(64, 128, 16, 256, 4, 2, 1)},
       {"dcgan_d4_c256to512_8x8", conv(64, 256, 8, 512, 4, 2, 1)},
-      // DCGAN 32x32 on 1-channel images: the discriminator's first layer.
+      // DCGAN 32x32 on 1-channel images (the training benchmarks' GANs): the discriminator's layers.
       {"dcgan32_d1_c1to64_32x32", conv(64, 1, 32, 64, 4, 2, 1)},
+      {"dcgan32_d2_c64to128_16x16", conv(64, 64, 16, 128, 4, 2, 1)},
+      {"dcgan32_d3_c128to256_8x8", conv(64, 128, 8, 256, 4, 2, 1)},
   };
   // Few output channels (the narrow kernels): CycleGAN's last generator layer (32 -> 1 channel, 7x7 on the
   // reflection-padded 38x38 map, batch 8 as examples/fashion_cyclegan.toml) and a 1-channel critic head.
