@@ -2,7 +2,8 @@
 // launch/slurm's sbatch templates: `srun --mpi=pmix lockstep train` as one MPI job of two ranks with one
 // voice, with OpenMP threads from --cpus-per-task; and a job whose ranks get SIGUSR1 or SIGTERM mid-run
 // stops with a checkpoint and exit code 3, is requeued by its script, resumes from that checkpoint, and ends
-// with the parameters of an uninterrupted run, bit for bit.
+// with the parameters of an uninterrupted run, bit for bit; a job one of whose tasks dies at start-up ends,
+// failed, instead of leaving the other waiting in MPI_Init.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -292,6 +293,35 @@ TEST(Slurm, TwoNodeJobInNamespacesTrainsAsOneRankPerNode) {
   EXPECT_EQ(job.field("NumNodes"), "2") << job.log;
   EXPECT_EQ(job.field("NodeList"), "node[1-2]") << job.log;
   expect_trained_with_one_voice(job, dir / "run", 20, 1);
+}
+
+TEST(Slurm, ARankKilledAtStartUpEndsTheStepInsteadOfLeavingTheOtherWaitingInMpiInit) {
+  // Task 0 dies by SIGSEGV before it reaches MPI_Init (as a rank once did inside MPI_Init in CI); task 1
+  // starts the trainer normally and waits in MPI_Init for a peer that never comes. The template's
+  // `srun --wait` must end the step (and the job, failed, not requeued) instead of leaving task 1 there.
+  if (const std::string why = root_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  const fs::path config = write_config(dir.path(), dir / "run", 20);
+  const fs::path wrapper = dir / "crash_task0.sh";
+  std::ofstream(wrapper) << "#!/bin/sh\nif [ \"$SLURM_PROCID\" = 0 ]; then kill -SEGV $$; fi\nexec "
+                         << quote(LOCKSTEP_TOOL) << " \"$@\"\n";
+  fs::permissions(wrapper, fs::perms::owner_all, fs::perm_options::add);
+  Cluster cluster(dir, "up1");
+  ASSERT_TRUE(cluster.up()) << cluster.why_not_up();
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const fs::path log = dir / "job.out";
+  const std::string id =
+      cluster.submit(template_file("single_node.sbatch"), "--cpus-per-task=1", "", wrapper, config, log);
+  ASSERT_FALSE(id.empty());
+  const JobEnd job = cluster.wait_for_end(id, log, t0);
+  ASSERT_TRUE(job.ended());
+  EXPECT_EQ(job.field("JobState"), "FAILED") << job.log;
+  EXPECT_EQ(job.field("Restarts"), "0") << job.log;
+  EXPECT_NE(job.log.find("lockstep.sbatch: srun exited with status "), std::string::npos) << job.log;
+  EXPECT_EQ(job.log.find("lockstep.sbatch: srun exited with status 0"), std::string::npos) << job.log;
+  EXPECT_EQ(job.log.find("requeueing"), std::string::npos) << job.log;
+  EXPECT_FALSE(fs::exists(dir / "run" / "model.h5")) << job.log;
 }
 
 // The stop-and-resume runs: an MLP big enough, and enough steps (7-8 s for kStopSteps steps on two idle
