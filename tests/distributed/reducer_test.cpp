@@ -60,6 +60,25 @@ TEST(Reducer, BucketsFollowReverseRegistrationOrderUnderTheCaps) {
   EXPECT_EQ(names[2], (std::vector<std::string>{"fc1.weight"}));
 }
 
+TEST(Reducer, TheLastBucketHoldsOnlyTheFirstParametersUpToTheSmallestCap) {
+  // fc1 and fc2: 100x100 weights (40 KB each), fc3: 100x1000 (400 KB). The default caps (4 MiB, first
+  // 1 MiB) and a quarter of the model (121 KB) would let fc1 and fc2 share the last bucket; what is launched
+  // when backward ends is capped at 64 KiB: fc1 alone, while fc2's gradients are sent during fc1's backward.
+  auto model = make_seeded(
+      [] {
+        return std::make_shared<models::MLP>(100, std::vector<std::int64_t>{100, 100}, 1000);
+      },
+      1);
+  Reducer r(model->named_parameters(), std::make_shared<SingleProcessGroup>());
+  const auto names = r.bucket_names();
+  ASSERT_EQ(names.size(), 4u);
+  // fc3.weight is larger than the first bucket's cap (the quarter): a bucket of its own.
+  EXPECT_EQ(names[0], (std::vector<std::string>{"fc3.bias"}));
+  EXPECT_EQ(names[1], (std::vector<std::string>{"fc3.weight"}));
+  EXPECT_EQ(names[2], (std::vector<std::string>{"fc2.bias", "fc2.weight"}));
+  EXPECT_EQ(names[3], (std::vector<std::string>{"fc1.bias", "fc1.weight"}));
+}
+
 TEST(Reducer, SingleProcessGroupNeverArmsAndLeavesGradientsAlone) {
   auto model = make_seeded([] { return std::make_shared<Branchy>(); }, 2);
   DataParallel dp(model, std::make_shared<SingleProcessGroup>());

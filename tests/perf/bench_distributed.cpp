@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <vector>
@@ -118,12 +119,17 @@ void check_mpi(int code, const char* function) {
                                    rank, size, function);
 }
 
-// Per-repetition times as seen by the slowest rank: element-wise max over ranks (every rank gets them).
-std::vector<double> max_over_ranks(const Context& ctx, std::vector<double> local) {
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, local.data(), static_cast<int>(local.size()), MPI_DOUBLE, MPI_MAX,
-                          ctx.comm),
-            "MPI_Allreduce");
+// Element-wise max or min of per-repetition figures over ranks (every rank gets them).
+std::vector<double> over_ranks(const Context& ctx, std::vector<double> local, MPI_Op op) {
+  check_mpi(
+      MPI_Allreduce(MPI_IN_PLACE, local.data(), static_cast<int>(local.size()), MPI_DOUBLE, op, ctx.comm),
+      "MPI_Allreduce");
   return local;
+}
+
+// Per-repetition times as seen by the slowest rank.
+std::vector<double> max_over_ranks(const Context& ctx, std::vector<double> local) {
+  return over_ranks(ctx, std::move(local), MPI_MAX);
 }
 
 void barrier(const Context& ctx) { check_mpi(MPI_Barrier(ctx.comm), "MPI_Barrier"); }
@@ -719,25 +725,41 @@ struct StepTiming {
   std::vector<double> local;  // NoSync on every rank
   std::vector<double>
       busy;  // communication-thread seconds inside collectives per synchronised step (rank max)
-  std::vector<double> tail_sync;
+  std::vector<double> tail_sync;  // tail per step, averaged over a run of steps, max over ranks
   std::vector<double> tail_local;
+  // The same per step, min over ranks (the rank that reached the step's end last waits only for what its
+  // own last buckets still had to send, not for the other ranks' lateness), averaged over a run of steps.
+  std::vector<double> last_tail_sync;
+  std::vector<double> last_tail_local;
+  // Per step, how much longer the rank that finished compute first waited than the last one (the ranks'
+  // skew; no clocks compared), averaged over a run of steps.
+  std::vector<double> skew;
 };
 
 // Synchronised and NoSync steps interleaved (the same contention and drift for both), a barrier before each.
 StepTiming time_steps(const Context& ctx, Workload& work) {
   StepTiming out;
+  std::vector<double> step_tails_sync;  // per step, this rank
+  std::vector<double> step_tails_local;
   auto timed = [&](Sync sync, std::vector<double>* seconds, std::vector<double>* tails,
                    std::vector<double>* busy) {
     barrier(ctx);
     const std::int64_t busy_before = ctx.comm_busy_ns->load();
     work.tail->total = 0.0;
+    double step_tails[kStepsPerSample];
     const auto start = Clock::now();
-    for (int k = 0; k < kStepsPerSample; ++k) work.step(sync);
-    work.finish();
+    for (int k = 0; k < kStepsPerSample; ++k) {
+      const double before = work.tail->total;
+      work.step(sync);
+      if (k + 1 == kStepsPerSample) work.finish();
+      step_tails[k] = work.tail->total - before;
+    }
     const double elapsed = seconds_since(start) / kStepsPerSample;
     if (seconds == nullptr) return;
     seconds->push_back(elapsed);
     tails->push_back(work.tail->total / kStepsPerSample);
+    auto& per_step = sync == Sync::kOn ? step_tails_sync : step_tails_local;
+    per_step.insert(per_step.end(), step_tails, step_tails + kStepsPerSample);
     if (busy != nullptr) {
       busy->push_back(static_cast<double>(ctx.comm_busy_ns->load() - busy_before) * 1e-9 / kStepsPerSample);
     }
@@ -755,6 +777,20 @@ StepTiming time_steps(const Context& ctx, Workload& work) {
   out.busy = max_over_ranks(ctx, out.busy);
   out.tail_sync = max_over_ranks(ctx, out.tail_sync);
   out.tail_local = max_over_ranks(ctx, out.tail_local);
+  auto run_means = [](const std::vector<double>& per_step) {
+    std::vector<double> runs;
+    for (std::size_t i = 0; i < per_step.size(); i += kStepsPerSample)
+      runs.push_back(std::accumulate(per_step.begin() + i, per_step.begin() + i + kStepsPerSample, 0.0) /
+                     kStepsPerSample);
+    return runs;
+  };
+  const std::vector<double> first_sync = over_ranks(ctx, step_tails_sync, MPI_MAX);
+  const std::vector<double> last_sync = over_ranks(ctx, step_tails_sync, MPI_MIN);
+  std::vector<double> skew(last_sync.size());
+  for (std::size_t i = 0; i < skew.size(); ++i) skew[i] = first_sync[i] - last_sync[i];
+  out.last_tail_sync = run_means(last_sync);
+  out.last_tail_local = run_means(over_ranks(ctx, step_tails_local, MPI_MIN));
+  out.skew = run_means(skew);
   return out;
 }
 
@@ -892,6 +928,8 @@ void run_model(const Context& ctx, const std::string& model) {
   for (std::size_t i = 0; i < steps.sync.size(); ++i) paired.push_back(steps.sync[i] - steps.local[i]);
   const double tail_exposed = median(steps.tail_sync) - median(steps.tail_local);
   const double hidden_tail = red.comm > 0.0 ? std::clamp(1.0 - tail_exposed / red.comm, 0.0, 1.0) : 0.0;
+  const double last_exposed = median(steps.last_tail_sync) - median(steps.last_tail_local);
+  const double hidden_last = red.comm > 0.0 ? std::clamp(1.0 - last_exposed / red.comm, 0.0, 1.0) : 0.0;
   if (ctx.rank == 0) {
     std::printf(
         "[%s] step sync_median_ms=%.2f sync_min_ms=%.2f local_median_ms=%.2f local_min_ms=%.2f "
@@ -904,6 +942,12 @@ void run_model(const Context& ctx, const std::string& model) {
         "comm_thread_in_collectives_ms=%.3f per sync step (median, slowest rank)\n",
         tag, median(steps.tail_sync) * 1e3, median(steps.tail_local) * 1e3, tail_exposed * 1e3, hidden_tail,
         median(steps.busy) * 1e3);
+    std::printf(
+        "[%s] step diagnostics, per step the rank that finished compute last: exposed_tail_ms=%.3f "
+        "hidden_by_tail_last_rank=%.2f; skew_ms=%.3f per step (how much longer the first rank to finish "
+        "compute waited: the ranks' compute ending apart, which synchronous training pays whatever the "
+        "link)\n",
+        tag, last_exposed * 1e3, hidden_last, median(steps.skew) * 1e3);
     std::fflush(stdout);
   }
 
