@@ -166,6 +166,11 @@ std::vector<Case> cases() {
       {"one_output_channel_7x7", geometry(3, 32, 14, 1, 7, 1, 0), true},  // K = 1: narrow (CycleGAN's last)
       {"critic_head_padded", geometry(3, 16, 7, 1, 4, 1, 1), true},       // K = 1 with zero padding: narrow
       {"three_output_channels", geometry(2, 8, 9, 3, 3, 1, 1), true},     // K = 3: narrow
+      // Narrow with partial tiles: 31 output columns, 37 input columns (three vectors, the last partial),
+      // 31 output rows (a partial block of rows), 20 input channels (a partial block of channels).
+      {"one_output_channel_wide_rows", geometry(2, 20, 37, 1, 7, 1, 0), true},
+      {"four_output_channels_padded", geometry(3, 9, 53, 4, 3, 1, 1), true},  // 53 columns: tiles of two
+      {"one_output_channel_17x17", geometry(2, 3, 30, 1, 17, 1, 2), true},    // 17 taps: two blocks of taps
       {"wide_3x3_winograd", geometry(2, 64, 10, 64, 3, 1, 1), true},     // forward, weight gradient: Winograd
       {"wide_4x4_stride2_nhwc", geometry(3, 64, 8, 80, 4, 2, 1), true},  // forward on NHWC (brgconv)
   };
@@ -189,6 +194,24 @@ TEST(ConvKernels, NarrowKernelsGiveTheSameBitsAtAnyThreadCount) {
   }
   omp_set_num_threads(saved);
   EXPECT_EQ(results[0], results[1]);
+}
+
+TEST(ConvKernels, NarrowWeightGradientIgnoresInputColumnsPastTheOutput) {
+  // 18 output columns: the weight gradient's last vector of a row has 2 valid lanes, and its other lanes
+  // read input columns 18-19 for the first tap. An infinite last column (reached only by the last tap)
+  // must leave the first tap's gradient finite, as in the reference.
+  const Conv2dGeometry g = geometry(1, 2, 20, 1, 3, 1, 0);
+  std::vector<float> x(static_cast<size_t>(g.N * g.C * g.H * g.W), 0.5f);
+  for (int64_t row = 0; row < g.C * g.H; ++row) x[static_cast<size_t>(row * g.W + g.W - 1)] = INFINITY;
+  const std::vector<float> dy(static_cast<size_t>(g.N * g.K * g.P() * g.Q()), 0.25f);
+  std::vector<float> dw(static_cast<size_t>(g.K * g.C * g.R * g.S));
+  conv2d_backward_weight<float>(g, dy.data(), x.data(), dw.data(), nullptr);
+  for (int64_t cr = 0; cr < g.C * g.R; ++cr) {
+    // 18 x 18 products of 0.25 and 0.5 for taps 0 and 1; the last tap reads the infinite column.
+    EXPECT_EQ(dw[static_cast<size_t>(cr * g.S)], 18 * 18 * 0.125f) << "row " << cr;
+    EXPECT_EQ(dw[static_cast<size_t>(cr * g.S + 1)], 18 * 18 * 0.125f) << "row " << cr;
+    EXPECT_TRUE(std::isinf(dw[static_cast<size_t>(cr * g.S + 2)])) << "row " << cr;
+  }
 }
 
 TEST(ConvKernels, EveryPathMatchesTheReferenceInF32) {

@@ -21,18 +21,8 @@ namespace {
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 
-using v16f = float __attribute__((vector_size(64)));
-constexpr int64_t kLanes = 16;
 constexpr int64_t kPanel = 3 * kLanes;  // output columns per micro-kernel call
 constexpr int kMaxRows = 8;             // output rows per micro-kernel call
-
-inline v16f load16(const float* p) {
-  v16f v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store16(float* p, v16f v) { std::memcpy(p, &v, sizeof v); }
-inline v16f splat16(float s) { return s - v16f{}; }  // s - (+0) == s for every s: folds to a broadcast
 
 // c[m, 0:ncols] = sum_i a[m*lda + i] * b[i*ldb + 0:kPanel] for MB rows m; b holds kPanel readable columns
 // (ncols <= kPanel of them are stored).

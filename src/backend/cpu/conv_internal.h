@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -140,6 +141,24 @@ void run_chunks(const GemmPlan& p, Setup&& setup, Body&& body) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// 16-float vectors for the AVX-512F kernels (GCC vector extensions), for use in functions compiled for
+// avx512f (under #pragma GCC target("avx512f")) on a CPU that has it.
+
+using v16f = float __attribute__((vector_size(64)));
+inline constexpr int64_t kLanes = 16;
+
+[[gnu::target("avx512f"), gnu::always_inline]] inline v16f load16(const float* p) {
+  v16f v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+[[gnu::target("avx512f"), gnu::always_inline]] inline void store16(float* p, v16f v) {
+  std::memcpy(p, &v, sizeof v);
+}
+// s - (+0) == s for every s: folds to a broadcast.
+[[gnu::target("avx512f"), gnu::always_inline]] inline v16f splat16(float s) { return s - v16f{}; }
+
+// ---------------------------------------------------------------------------------------------------------
 // Mechanisms. Each assumes a validated geometry (validate_conv2d_geometry) and is picked by the dispatch in
 // conv_kernels.cpp.
 
@@ -159,8 +178,9 @@ void backward_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* d
 // AVX-512F.
 void direct_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx);
 
-// Direct f32 convolutions with few output channels (conv_direct_narrow.cpp): where narrow_applies (K <=
-// kNarrowK, stride 1, no dilation, no groups, padding below the kernel size, Q >= 8, C*R*S >= 16), the
+// Direct f32 convolutions with few output channels (conv_direct_narrow.cpp): where narrow_applies (a CPU
+// with AVX-512F, K <= kNarrowK, stride 1, no dilation, no groups, padding below the kernel size, Q >= 8,
+// C*R*S >= 16), the
 // contracts of conv2d_forward, conv2d_backward_input and conv2d_backward_weight; results independent of the
 // thread count.
 inline constexpr int64_t kNarrowK = 4;
