@@ -7,7 +7,7 @@
 // with xp the input zero-padded by the convolution's padding and dyp the output gradient zero-padded by
 // R-1-pad_h rows and S-1-pad_w columns. Each is register-blocked so that one loaded row of a map feeds
 // several accumulators: the forward pass keeps kRowBlock output rows, the input gradient kChannelBlock
-// input channels of one row, the weight gradient the S taps of one kernel row. Every output element is
+// input channels of one row, the weight gradient kKernelRows x kTapBlock taps. Every output element is
 // computed by one task in a fixed order, so results do not depend on the thread count.
 #include <omp.h>
 
@@ -25,7 +25,8 @@ constexpr int64_t kSlack = 4 * kLanes;  // zero floats after the last padded row
 constexpr int kRowBlock = 4;            // forward: output rows per task
 constexpr int kColumnVectors = 2;       // forward: vectors of output columns per tile
 constexpr int kChannelBlock = 8;        // input gradient: input channels per task
-constexpr int kTapBlock = 8;            // weight gradient: kernel columns per task
+constexpr int kTapBlock = 7;            // weight gradient: kernel columns per task
+constexpr int kKernelRows = 3;          // weight gradient: kernel rows per task
 
 // A zero-padded copy of maps [planes, H, W]: `top` rows above and below, `left` columns left and right, and
 // kSlack zero floats after the last row. A vector that starts in a row and reads past its end reads the next
@@ -138,40 +139,46 @@ void backward_input_row(const Conv2dGeometry& g, const PaddedMaps& dyp, const fl
   }
 }
 
-// Weight gradient, one task: taps s0 .. s0+T-1 of kernel row r of dw[k, c]. The lanes of a row's last
-// vector past its last output column are masked out: the input they read (the next row) may hold anything,
-// finite or not.
+// Weight gradient, one task: kernel rows r0 .. r0+kKernelRows-1 (those below R) and taps s0 .. s0+T-1 of
+// dw[k, c]. Input row y of the padded map meets output-gradient row p = y - r for kernel row r: one loaded
+// input vector serves every kernel row of the block, one loaded gradient vector every tap. `dyz` holds the
+// output gradient's rows zero-padded to ldq columns (a multiple of kLanes); the input lanes past the last
+// output column are masked out, as the input there (the next row) may hold anything, finite or not.
 template <int T>
-void backward_weight_taps(const Conv2dGeometry& g, const PaddedMaps& xp, const float* dy, int64_t k,
-                          int64_t c, int64_t r, int64_t s0, float* dw) {
+void backward_weight_block(const Conv2dGeometry& g, const PaddedMaps& xp, const float* dyz, int64_t ldq,
+                           int64_t k, int64_t c, int64_t r0, int64_t s0, float* dw) {
   using v16i = int __attribute__((vector_size(64)));
   const int64_t P = g.P(), Q = g.Q(), full = Q / kLanes * kLanes;
   v16i tail_mask;
   for (int l = 0; l < kLanes; ++l) tail_mask[l] = l < Q - full ? -1 : 0;
-  v16f acc[T] = {};
+  const int64_t last_row = std::min(xp.rows, P + r0 + kKernelRows - 1);
+  v16f acc[kKernelRows][T] = {};
   for (int64_t n = 0; n < g.N; ++n) {
-    for (int64_t p = 0; p < P; ++p) {
-      const float* grad = dy + ((n * g.K + k) * P + p) * Q;
-      const float* in = xp.plane(n * g.C + c) + (p + r) * xp.ld + s0;
-      for (int64_t q0 = 0; q0 < full; q0 += kLanes) {
-        const v16f gv = load16(grad + q0);
-        for (int t = 0; t < T; ++t) acc[t] += gv * load16(in + q0 + t);
-      }
-      if (full < Q) {
-        float tmp[kLanes] = {};
-        std::memcpy(tmp, grad + full, static_cast<size_t>(Q - full) * sizeof(float));
-        const v16f gv = load16(tmp);
-        for (int t = 0; t < T; ++t) {
-          const v16f prod = gv * load16(in + full + t);
-          acc[t] += reinterpret_cast<v16f>(reinterpret_cast<v16i>(prod) & tail_mask);
+    const float* plane = xp.plane(n * g.C + c) + s0;
+    const float* grads = dyz + (n * g.K + k) * P * ldq;
+    for (int64_t y = r0; y < last_row; ++y) {
+      const float* in = plane + y * xp.ld;
+      for (int64_t q0 = 0; q0 < Q; q0 += kLanes) {
+        v16f x[T];
+        for (int t = 0; t < T; ++t) x[t] = load16(in + q0 + t);
+        if (q0 == full) {
+          for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<v16f>(reinterpret_cast<v16i>(x[t]) & tail_mask);
+        }
+        for (int j = 0; j < kKernelRows; ++j) {
+          const int64_t p = y - r0 - j;
+          if (r0 + j >= g.R || p < 0 || p >= P) continue;
+          const v16f gv = load16(grads + p * ldq + q0);
+          for (int t = 0; t < T; ++t) acc[j][t] += gv * x[t];
         }
       }
     }
   }
-  for (int t = 0; t < T; ++t) {
-    float total = 0.0f;
-    for (int l = 0; l < kLanes; ++l) total += acc[t][l];
-    dw[((k * g.C + c) * g.R + r) * g.S + s0 + t] = total;
+  for (int j = 0; j < kKernelRows && r0 + j < g.R; ++j) {
+    for (int t = 0; t < T; ++t) {
+      float total = 0.0f;
+      for (int l = 0; l < kLanes; ++l) total += acc[j][t][l];
+      dw[((k * g.C + c) * g.R + r0 + j) * g.S + s0 + t] = total;
+    }
   }
 }
 
@@ -238,21 +245,27 @@ void narrow_backward_input(const Conv2dGeometry& g, const float* dy, const float
 
 void narrow_backward_weight(const Conv2dGeometry& g, const float* dy, const float* x, float* dw,
                             float* dbias) {
-  using TapsKernel = void (*)(const Conv2dGeometry&, const PaddedMaps&, const float*, int64_t, int64_t,
-                              int64_t, int64_t, float*);
-  static constexpr TapsKernel kTaps[kTapBlock] = {
-      backward_weight_taps<1>, backward_weight_taps<2>, backward_weight_taps<3>, backward_weight_taps<4>,
-      backward_weight_taps<5>, backward_weight_taps<6>, backward_weight_taps<7>, backward_weight_taps<8>};
+  using BlockKernel = void (*)(const Conv2dGeometry&, const PaddedMaps&, const float*, int64_t, int64_t,
+                               int64_t, int64_t, int64_t, float*);
+  static constexpr BlockKernel kBlocks[kTapBlock] = {
+      backward_weight_block<1>, backward_weight_block<2>, backward_weight_block<3>, backward_weight_block<4>,
+      backward_weight_block<5>, backward_weight_block<6>, backward_weight_block<7>};
   const PaddedMaps xp = pad_maps(x, g.N * g.C, g.H, g.W, g.pad_h, g.pad_w);
-  const int64_t tap_blocks = (g.S + kTapBlock - 1) / kTapBlock;
+  const int64_t P = g.P(), Q = g.Q(), ldq = (Q + kLanes - 1) / kLanes * kLanes;
+  std::vector<float> dyz(static_cast<size_t>(g.N * g.K * P * ldq), 0.0f);
+  for (int64_t row = 0; row < g.N * g.K * P; ++row) {
+    std::memcpy(dyz.data() + row * ldq, dy + row * Q, static_cast<size_t>(Q) * sizeof(float));
+  }
+  const int64_t row_blocks = (g.R + kKernelRows - 1) / kKernelRows,
+                tap_blocks = (g.S + kTapBlock - 1) / kTapBlock;
 #pragma omp parallel for schedule(static)
-  for (int64_t task = 0; task < g.K * g.C * g.R * tap_blocks; ++task) {
-    const int64_t s0 = task % tap_blocks * kTapBlock, r = task / tap_blocks % g.R,
-                  kc = task / (tap_blocks * g.R);
-    kTaps[std::min<int64_t>(kTapBlock, g.S - s0) - 1](g, xp, dy, kc / g.C, kc % g.C, r, s0, dw);
+  for (int64_t task = 0; task < g.K * g.C * row_blocks * tap_blocks; ++task) {
+    const int64_t s0 = task % tap_blocks * kTapBlock, r0 = task / tap_blocks % row_blocks * kKernelRows,
+                  kc = task / (tap_blocks * row_blocks);
+    kBlocks[std::min<int64_t>(kTapBlock, g.S - s0) - 1](g, xp, dyz.data(), ldq, kc / g.C, kc % g.C, r0, s0,
+                                                        dw);
   }
   if (dbias == nullptr) return;
-  const int64_t P = g.P(), Q = g.Q();
   for (int64_t k = 0; k < g.K; ++k) {
     float total = 0.0f;
     for (int64_t n = 0; n < g.N; ++n) {
