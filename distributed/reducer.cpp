@@ -231,17 +231,18 @@ Reducer::Reducer(std::vector<nn::NamedTensor> parameters, std::shared_ptr<Proces
   // Buckets in reverse registration order (the order gradients become ready in backward), one open bucket
   // per dtype; the first bucket made is capped at first_bucket_bytes, later ones at bucket_bytes, and none
   // holds more than a quarter of the model (a 1 MiB model in one 1 MiB bucket would all be sent when
-  // backward ends). The first parameters (of one dtype, up to the smallest cap, at least one) get the last
-  // bucket of their own: their gradients come last, and what is launched when backward ends is what backward
-  // cannot hide. (ResNet-20: its stem and first stage, 57 KiB, where a tail of a quarter of the model held
-  // the second stage too, 264 KiB, whose gradients are ready while the first stage's backward runs.)
+  // backward ends). The first parameters (of one dtype, up to kSmallestBucketCap or a smaller cap, at least
+  // one) get the last bucket of their own: their gradients come last, and what is launched when backward ends
+  // is what backward cannot hide. (ResNet-20: its stem and first stage, 57 KiB, where a tail of a quarter of
+  // the model held the second stage too, 264 KiB, whose gradients are ready while the first stage's backward
+  // runs.)
   std::int64_t total = 0;
   for (const auto& [name, p] : st.parameters)
     total += p.numel() * static_cast<std::int64_t>(element_size(p.dtype()));
   const std::int64_t quarter = std::max<std::int64_t>(kSmallestBucketCap, (total + 3) / 4);
   const std::int64_t first_cap = std::min(options.first_bucket_bytes, quarter);
   const std::int64_t later_cap = std::min(options.bucket_bytes, quarter);
-  const std::int64_t tail_cap = std::min(first_cap, kSmallestBucketCap);
+  const std::int64_t tail_cap = std::min({first_cap, later_cap, kSmallestBucketCap});
   st.slots.resize(st.parameters.size());
   std::size_t tail = 0;
   for (std::int64_t bytes = 0; tail < st.parameters.size(); ++tail) {

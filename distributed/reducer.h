@@ -22,8 +22,8 @@ namespace lockstep::distributed {
 struct ReducerOptions {
   std::int64_t bucket_bytes = 4 << 20;
   // The first bucket (the last parameters, whose gradients come first) is kept small so that
-  // communication starts early in backward, and so is the last (the first parameters, whose gradients come
-  // last) so that little is left to send when backward ends.
+  // communication starts early in backward. The last (the first parameters, whose gradients come last)
+  // holds at most 64 KiB (or the smaller of these caps), so that little is left to send when backward ends.
   std::int64_t first_bucket_bytes = 1 << 20;
   // Deterministic mode (src/core/micro_shards.h): each bucket is all-gathered and every rank sums the ranks'
   // gradients in the fixed binary tree over rank index (((g0 + g1) + (g2 + g3)) ...), continuing the tree

@@ -68,14 +68,14 @@ PaddedMaps pad_maps(const float* src, int64_t planes, int64_t h, int64_t w, int6
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 
-// Stores the first `count` floats of v at p.
-inline void store_first(float* p, v16f v, int64_t count) {
+// Stores lanes 0 .. min(kLanes, count)-1 of v at row[at ...].
+inline void store_first(float* row, int64_t at, v16f v, int64_t count) {
   if (count >= kLanes) {
-    store16(p, v);
+    store16(row + at, v);
   } else if (count > 0) {
     float tmp[kLanes];
     store16(tmp, v);
-    std::memcpy(p, tmp, static_cast<size_t>(count) * sizeof(float));
+    std::memcpy(row + at, tmp, static_cast<size_t>(count) * sizeof(float));
   }
 }
 
@@ -104,7 +104,7 @@ void forward_rows(const Conv2dGeometry& g, const PaddedMaps& xp, const float* w,
     }
     for (int j = first; j < RB; ++j) {
       float* out = y + ((n * g.K + k) * g.P() + p0 + j) * Q + q0;
-      for (int v = 0; v < kColumnVectors; ++v) store_first(out + v * kLanes, acc[j][v], Q - q0 - v * kLanes);
+      for (int v = 0; v < kColumnVectors; ++v) store_first(out, v * kLanes, acc[j][v], Q - q0 - v * kLanes);
     }
   }
 }
@@ -134,7 +134,7 @@ void backward_input_row(const Conv2dGeometry& g, const PaddedMaps& dyp, const fl
     }
     for (int j = 0; j < channels; ++j) {
       float* out = dx + ((n * g.C + c0 + j) * g.H + h) * g.W + w0;
-      for (int v = 0; v < NV; ++v) store_first(out + v * kLanes, acc[j][v], g.W - w0 - v * kLanes);
+      for (int v = 0; v < NV; ++v) store_first(out, v * kLanes, acc[j][v], g.W - w0 - v * kLanes);
     }
   }
 }
@@ -149,7 +149,7 @@ void backward_weight_block(const Conv2dGeometry& g, const PaddedMaps& xp, const 
                            int64_t k, int64_t c, int64_t r0, int64_t s0, float* dw) {
   using v16i = int __attribute__((vector_size(64)));
   const int64_t P = g.P(), Q = g.Q(), full = Q / kLanes * kLanes;
-  v16i tail_mask;
+  v16i tail_mask = {};
   for (int l = 0; l < kLanes; ++l) tail_mask[l] = l < Q - full ? -1 : 0;
   const int64_t last_row = std::min(xp.rows, P + r0 + kKernelRows - 1);
   v16f acc[kKernelRows][T] = {};
