@@ -71,9 +71,9 @@ CifarResNet::CifarResNet(std::int64_t depth, std::int64_t in_channels, std::int6
 Tensor CifarResNet::features(const Tensor& input) {
   check_input("CifarResNet::features", input, in_channels_);
   Tensor x = conv1_->forward(input);
-  if (bn1_) x = relu(bn1_->forward(x));
+  if (bn1_) x = bn1_->forward(x, then_relu());
   x = layer3_->forward(layer2_->forward(layer1_->forward(x)));
-  if (bn_final_) x = relu(bn_final_->forward(x));
+  if (bn_final_) x = bn_final_->forward(x, then_relu());
   return global_avg_pool2d(x).flatten(1);
 }
 
@@ -137,10 +137,10 @@ ResNet::ResNet(std::int64_t depth, std::int64_t in_channels, std::int64_t classe
 Tensor ResNet::features(const Tensor& input) {
   check_input("ResNet::features", input, in_channels_);
   Tensor x = conv1_->forward(input);
-  if (bn1_) x = relu(bn1_->forward(x));
+  if (bn1_) x = bn1_->forward(x, then_relu());
   if (stem_ == Stem::kImageNet) x = max_pool2d(x, {3, 3}, {2, 2}, {1, 1}).values;
   for (const auto& stage : layers_) x = stage->forward(x);
-  if (bn_final_) x = relu(bn_final_->forward(x));
+  if (bn_final_) x = bn_final_->forward(x, then_relu());
   return global_avg_pool2d(x).flatten(1);
 }
 

@@ -1,7 +1,11 @@
 // Sequential (ordered children, chained forward), Flatten and Unflatten.
 #include "src/nn/container.h"
 
+#include <typeinfo>
+
 #include "src/core/error.h"
+#include "src/nn/activation.h"
+#include "src/nn/norm.h"
 
 namespace lockstep::nn {
 
@@ -25,7 +29,17 @@ const std::shared_ptr<Module>& Sequential::at(std::size_t i) const {
 
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
-  for (const auto& module : modules_) x = module->forward(x);
+  for (std::size_t i = 0; i < modules_.size(); ++i) {
+    // A batch norm and the ReLU after it run as one op: the ReLU as the batch norm's fused epilogue.
+    auto* norm = dynamic_cast<BatchNorm*>(modules_[i].get());
+    const Module* next = i + 1 < modules_.size() ? modules_[i + 1].get() : nullptr;
+    if (norm != nullptr && next != nullptr && typeid(*next) == typeid(ReLU)) {
+      x = norm->forward(x, then_relu());
+      ++i;
+    } else {
+      x = modules_[i]->forward(x);
+    }
+  }
   return x;
 }
 

@@ -11,7 +11,8 @@
 
 namespace lockstep::nn {
 
-// Owns its children (shared); forward feeds each child's output to the next. Not thread-safe.
+// Owns its children (shared); forward feeds each child's output to the next (a batch norm followed by a ReLU
+// as one op, the ReLU fused into the batch norm: the same values). Not thread-safe.
 class Sequential : public Module {
  public:
   Sequential();

@@ -4,6 +4,8 @@
 
 #include "src/autograd/grad_mode.h"
 #include "src/core/error.h"
+#include "src/ops/activation.h"
+#include "src/ops/elementwise.h"
 #include "src/ops/norm.h"
 #include "src/tensor/factories.h"
 
@@ -30,7 +32,9 @@ BatchNorm::BatchNorm(std::string type_name, std::int64_t features, BatchNormOpti
   num_batches_tracked_ = register_buffer("num_batches_tracked", zeros({}, DType::i64));
 }
 
-Tensor BatchNorm::forward(const Tensor& input) {
+Tensor BatchNorm::forward(const Tensor& input) { return forward(input, {}); }
+
+Tensor BatchNorm::forward(const Tensor& input, const BatchNormEpilogue& epilogue) {
   LOCKSTEP_CHECK(input.dim() == min_rank_ || input.dim() == max_rank_, ValueError, type_name(),
                  "::forward: expected an input of rank ",
                  min_rank_ == max_rank_ ? "" : str_cat(min_rank_, " or "), max_rank_, ", but got shape ",
@@ -38,12 +42,14 @@ Tensor BatchNorm::forward(const Tensor& input) {
   LOCKSTEP_CHECK(input.size(1) == features_, ValueError, type_name(), "::forward: expected ", features_,
                  " channels in dimension 1, but got shape ", shape_str(input.shape()));
   if (!is_training()) {
-    return batch_norm(input, weight_, bias_, running_mean_, running_var_, BatchNormMode::kEval,
-                      options_.momentum, options_.eps);
+    Tensor out = batch_norm(input, weight_, bias_, running_mean_, running_var_, BatchNormMode::kEval,
+                            options_.momentum, options_.eps);
+    if (epilogue.residual.defined()) out = out + epilogue.residual;
+    return epilogue.relu ? relu(out) : out;
   }
   // Plain and synchronised batch norm alike; null sync_ means this batch's statistics.
   Tensor out = batch_norm_train(input, weight_, bias_, running_mean_, running_var_, options_.momentum,
-                                options_.eps, sync_, type_name());
+                                options_.eps, sync_, type_name(), epilogue);
   NoGradGuard no_grad;
   num_batches_tracked_.add_(wrapped_scalar(1.0));
   return out;

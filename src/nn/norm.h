@@ -28,6 +28,9 @@ struct BatchNormOptions {
 class BatchNorm : public Module {
  public:
   Tensor forward(const Tensor& input) override;
+  // relu(forward(input) + residual), each step as `epilogue` asks; fused into batch norm's element-wise pass
+  // in training on the CPU (src/ops/norm.h).
+  Tensor forward(const Tensor& input, const BatchNormEpilogue& epilogue);
 
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }

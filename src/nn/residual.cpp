@@ -66,10 +66,9 @@ BasicBlock::BasicBlock(std::int64_t in, std::int64_t out, std::int64_t stride, S
 
 Tensor BasicBlock::forward(const Tensor& input) {
   check_block_input("BasicBlock", input, in_);
-  Tensor y = relu(bn1_->forward(conv1_->forward(input)));
-  y = bn2_->forward(conv2_->forward(y));
+  const Tensor y = bn1_->forward(conv1_->forward(input), then_relu());
   const Tensor identity = shortcut_ ? shortcut_->forward(input) : pad_identity(input, out_, stride_);
-  return relu(y + identity);
+  return bn2_->forward(conv2_->forward(y), then_relu(identity));
 }
 
 std::string BasicBlock::describe() const {
@@ -96,9 +95,9 @@ PreActBlock::PreActBlock(std::int64_t in, std::int64_t out, std::int64_t stride,
 
 Tensor PreActBlock::forward(const Tensor& input) {
   check_block_input("PreActBlock", input, in_);
-  const Tensor pre = relu(bn1_->forward(input));
+  const Tensor pre = bn1_->forward(input, then_relu());
   Tensor y = conv1_->forward(pre);
-  y = conv2_->forward(relu(bn2_->forward(y)));
+  y = conv2_->forward(bn2_->forward(y, then_relu()));
   return y + (shortcut_ ? shortcut_->forward(pre) : pad_identity(input, out_, stride_));
 }
 
@@ -124,10 +123,10 @@ Bottleneck::Bottleneck(std::int64_t in, std::int64_t planes, std::int64_t stride
 
 Tensor Bottleneck::forward(const Tensor& input) {
   check_block_input("Bottleneck", input, in_);
-  Tensor y = relu(bn1_->forward(conv1_->forward(input)));
-  y = relu(bn2_->forward(conv2_->forward(y)));
-  y = bn3_->forward(conv3_->forward(y));
-  return relu(y + (shortcut_ ? shortcut_->forward(input) : input));
+  Tensor y = bn1_->forward(conv1_->forward(input), then_relu());
+  y = bn2_->forward(conv2_->forward(y), then_relu());
+  const Tensor identity = shortcut_ ? shortcut_->forward(input) : input;
+  return bn3_->forward(conv3_->forward(y), then_relu(identity));
 }
 
 std::string Bottleneck::describe() const {

@@ -148,6 +148,12 @@ template <class Fn> class KernelSlot {
   /* y = (x - mean) * invstd * weight + bias; weight, bias [C] or undefined. */                              \
   X(batch_norm_apply, void(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,  \
                            const Tensor& bias, const Tensor& y))                                             \
+  /* z = relu(y + residual) for y as batch_norm_apply's, each step optional: residual [N, C, L] or           \
+   * undefined, relu or not (relu as unary_forward_formula's). CPU only: on other devices the op composes                   \
+   * its steps. */                                                                                           \
+  X(batch_norm_apply_epilogue,                                                                               \
+    void(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,                    \
+         const Tensor& bias, const Tensor& residual, bool relu, const Tensor& z))                            \
   /* sum_dy = sum(dy), sum_dy_xmu = sum(dy * (x - mean)) per channel [C]. */                                 \
   X(batch_norm_backward_reduce, void(const Tensor& dy, const Tensor& x, const Tensor& mean,                  \
                                      const Tensor& sum_dy, const Tensor& sum_dy_xmu))                        \

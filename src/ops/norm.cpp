@@ -6,9 +6,11 @@
 
 #include "src/autograd/grad_mode.h"
 #include "src/autograd/node.h"
+#include "src/ops/activation.h"
 #include "src/ops/elementwise.h"
 #include "src/ops/kernels.h"
 #include "src/ops/reduce.h"
+#include "src/ops/unary.h"
 #include "src/tensor/factories.h"
 
 namespace lockstep {
@@ -249,9 +251,21 @@ const std::shared_ptr<BatchNormStatisticsSource>& local_batch_norm_statistics() 
 
 Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                         const Tensor& running_var, double momentum, double eps,
-                        const std::shared_ptr<BatchNormStatisticsSource>& source, const std::string& caller) {
+                        const std::shared_ptr<BatchNormStatisticsSource>& source, const std::string& caller,
+                        const BatchNormEpilogue& epilogue) {
   const char* op = "batch_norm";
   check_batch_norm_arguments(op, x, weight, bias, running_mean, running_var);
+  const Tensor& residual = epilogue.residual;
+  if (residual.defined()) {
+    check_same_as_input(op, "residual", residual, x);
+    common_device(op, {x, residual});
+  }
+  const bool fused = residual.defined() || epilogue.relu;
+  if (fused && !x.device().is_cpu()) {  // the fused epilogue is the CPU kernel's; elsewhere the separate ops
+    Tensor y = batch_norm_train(x, weight, bias, running_mean, running_var, momentum, eps, source, caller);
+    if (residual.defined()) y = y + residual;
+    return epilogue.relu ? relu(y) : y;
+  }
   const std::shared_ptr<BatchNormStatisticsSource> from = source ? source : local_batch_norm_statistics();
   const BatchNormBatchStatistics stats = from->statistics(x, caller);
   const double count = stats.count;
@@ -270,34 +284,56 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bia
     rm.mul_(1.0 - momentum).add_(mean, momentum);
     rv.mul_(1.0 - momentum).add_(var, momentum * count / (count - 1.0));
   }
-  Tensor y = batch_norm_elemt(x, mean, invstd, weight, bias);
-  record(op, {x, weight, bias}, {y}, {x, weight, mean, invstd}, [from, count, eps](BackwardContext& ctx) {
-    // dy [N,C,*], x [N,C,*], weight/mean/invstd [C] -> dx [N,C,*], dweight [C], dbias [C]
-    const Tensor& dy = ctx.grad();
-    const bool need_dx = ctx.needs_input_grad(0), need_dw = ctx.needs_input_grad(1),
-               need_db = ctx.needs_input_grad(2);
-    if (GradMode::is_enabled()) {
-      // create_graph: the gradient is to be differentiated again.
-      LOCKSTEP_CHECK(
-          !from->spans_processes(), AutogradError,
-          "batch_norm backward: expected a batch norm whose statistics are this process's batch "
-          "when recording the backward (create_graph), but got the ",
-          from->name(),
-          " statistics source. Use plain BatchNorm for second derivatives (e.g. gradient penalties)");
-      return recorded_batch_norm_backward(dy, ctx.saved(0), ctx.saved(1), eps, need_dx, need_dw, need_db);
-    }
-    const Tensor xs = ctx.saved(0), w = ctx.saved(1), m = ctx.saved(2), is = ctx.saved(3);
-    // For a source spanning processes the sums for dx are a collective. They are skipped only when the input
-    // needs no gradient, which is so on every rank alike (their graphs are the same). The parameter gradients
-    // stay local: the reducer's average over ranks then makes them the union batch's gradients.
-    const BatchNormStatisticsSource::BackwardSums sums =
-        from->backward_sums(dy, xs, m, is, need_dx, need_dw, need_db);
-    Tensor dx;
-    if (need_dx)
-      dx = batch_norm_backward_elemt(dy, xs, m, is, w, sums.all.sum_dy, sums.all.sum_dy_xmu, count);
-    return std::vector<Tensor>{dx, sums.dweight, sums.dbias};
-  });
-  return y;
+  const bool relu_after = epilogue.relu;
+  Tensor z;
+  if (fused) {
+    const Ncl g = check_batch_input(op, "input", x);
+    const Shape c{g.c};
+    z = empty(x.shape(), x.dtype(), x.device());
+    kernels::batch_norm_apply_epilogue.get(x.device())(
+        kernel_view(x, g.shape()), kernel_view(mean, c), kernel_view(invstd, c), kernel_view(weight, c),
+        kernel_view(bias, c), residual.defined() ? kernel_view(residual, g.shape()) : Tensor(), relu_after,
+        kernel_view(z, g.shape()));
+  } else {
+    z = batch_norm_elemt(x, mean, invstd, weight, bias);
+  }
+  record(op, {x, weight, bias, residual}, {z}, {x, weight, mean, invstd, relu_after ? z : Tensor()},
+         [from, count, eps](BackwardContext& ctx) {
+           // dz [N,C,*], x [N,C,*], weight/mean/invstd [C] -> dx [N,C,*], dweight [C], dbias [C], dresidual
+           // [N,C,*]; dy = dz through the relu (its mask from the saved output z), also the residual's
+           // gradient.
+           const Tensor dy = ctx.saved(4).defined()
+                                 ? piecewise_linear_backward(UnaryOp::kRelu, ctx.grad(), ctx.saved(4))
+                                 : ctx.grad();
+           const Tensor dresidual = ctx.needs_input_grad(3) ? dy : Tensor();
+           const bool need_dx = ctx.needs_input_grad(0), need_dw = ctx.needs_input_grad(1),
+                      need_db = ctx.needs_input_grad(2);
+           if (GradMode::is_enabled()) {
+             // create_graph: the gradient is to be differentiated again.
+             LOCKSTEP_CHECK(
+                 !from->spans_processes(), AutogradError,
+                 "batch_norm backward: expected a batch norm whose statistics are this process's batch "
+                 "when recording the backward (create_graph), but got the ",
+                 from->name(),
+                 " statistics source. Use plain BatchNorm for second derivatives (e.g. gradient penalties)");
+             std::vector<Tensor> grads =
+                 recorded_batch_norm_backward(dy, ctx.saved(0), ctx.saved(1), eps, need_dx, need_dw, need_db);
+             grads.push_back(dresidual);
+             return grads;
+           }
+           const Tensor xs = ctx.saved(0), w = ctx.saved(1), m = ctx.saved(2), is = ctx.saved(3);
+           // For a source spanning processes the sums for dx are a collective. They are skipped only when the
+           // input needs no gradient, which is so on every rank alike (their graphs are the same). The
+           // parameter gradients stay local: the reducer's average over ranks then makes them the union
+           // batch's gradients.
+           const BatchNormStatisticsSource::BackwardSums sums =
+               from->backward_sums(dy, xs, m, is, need_dx, need_dw, need_db);
+           Tensor dx;
+           if (need_dx)
+             dx = batch_norm_backward_elemt(dy, xs, m, is, w, sums.all.sum_dy, sums.all.sum_dy_xmu, count);
+           return std::vector<Tensor>{dx, sums.dweight, sums.dbias, dresidual};
+         });
+  return z;
 }
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,

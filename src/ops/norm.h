@@ -82,6 +82,17 @@ class BatchNormStatisticsSource {
 // The statistics of this process's batch (batch_norm_statistics in x's dtype, count N * L); stateless.
 const std::shared_ptr<BatchNormStatisticsSource>& local_batch_norm_statistics();
 
+// What batch norm does to its output y before returning it: z = relu(y + residual), each step optional
+// (residual: y's shape and dtype, or undefined). In training on the CPU both run inside batch norm's own
+// element-wise pass (bit for bit the separate ops' result, without writing y; the ReLU's gradient mask comes
+// from z); elsewhere they are the separate ops.
+struct BatchNormEpilogue {
+  Tensor residual;
+  bool relu = false;
+};
+// relu(y), or relu(y + residual) when residual is defined.
+inline BatchNormEpilogue then_relu(const Tensor& residual = {}) { return {residual, true}; }
+
 // Training batch norm, the one path of plain and synchronised batch norm: statistics from `source` (null
 // means local_batch_norm_statistics()), y = (x - mean) / sqrt(var + eps) * weight + bias, and, when
 // running_mean/running_var are defined, their update in place and outside autograd with the source's count n:
@@ -90,11 +101,11 @@ const std::shared_ptr<BatchNormStatisticsSource>& local_batch_norm_statistics();
 // Arguments as batch_norm; every argument is checked before the source is asked (so that a bad input fails
 // on its own rank, before any collective). The first-order backward runs the fused kernels (and the source's
 // gradient_sums); under create_graph it is recorded from differentiable ops instead (local sources only), so
-// second derivatives work. `caller` names the op or layer in messages.
+// second derivatives work. `caller` names the op or layer in messages; `epilogue` follows the normalisation.
 Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                         const Tensor& running_var, double momentum, double eps,
                         const std::shared_ptr<BatchNormStatisticsSource>& source,
-                        const std::string& caller = "batch_norm");
+                        const std::string& caller = "batch_norm", const BatchNormEpilogue& epilogue = {});
 BatchNormGradientSums batch_norm_backward_reduce(const Tensor& dy, const Tensor& x, const Tensor& mean);
 // dx = weight * invstd * (dy - sum_dy / count - (x - mean) * invstd^2 * sum_dy_xmu / count), shape of x;
 // count is the number of values per channel the sums cover (all ranks' N * L for SyncBatchNorm).

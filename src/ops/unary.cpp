@@ -54,7 +54,8 @@ const char* piecewise_linear_backward_name(UnaryOp op) {
   }
 }
 
-// x [*] contiguous, g [*] -> f'(x) g [*]
+}  // namespace
+
 Tensor piecewise_linear_backward(UnaryOp op, const Tensor& g, const Tensor& x, double a, double b) {
   const Tensor gc = g.contiguous();
   Tensor dx = empty(gc.shape(), gc.dtype(), gc.device());
@@ -64,8 +65,6 @@ Tensor piecewise_linear_backward(UnaryOp op, const Tensor& g, const Tensor& x, d
   });
   return dx;
 }
-
-}  // namespace
 
 Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, SaveForBackward save, double a, double b) {
   const Device device = common_device(name, {x});

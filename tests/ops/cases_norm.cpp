@@ -168,6 +168,38 @@ LOCKSTEP_OP_CASES(norm) {
        [none](const Ts& x) { return batch_norm(x[0], x[1], x[2], none, none, BatchNormMode::kTrain); },
        [](const Rs& x) { return ref_batch_norm(x[0], &x[1], &x[2], nullptr, nullptr, 1e-5); }});
 
+  // Training batch norm with its fused epilogue, relu(y + residual): inputs x, weight, bias (and residual).
+  const auto then = [](RefArray y, const RefArray* residual, bool relu) {
+    for (std::int64_t i = 0; i < y.numel(); ++i) {
+      if (residual != nullptr) y[i] += (*residual)[i];
+      if (relu) y[i] = std::max(y[i], 0.0);
+    }
+    return y;
+  };
+  const auto train = [none](const Ts& x, const BatchNormEpilogue& epilogue) {
+    return batch_norm_train(x[0], x[1], x[2], none, none, 0.1, 1e-5, nullptr, "batch_norm", epilogue);
+  };
+  cases.push_back({"norm.batch_norm/train_4d_then_relu",
+                   {uniform({3, 2, 3, 2}), uniform({2}, 0.5, 1.5), uniform({2})},
+                   [train](const Ts& x) { return train(x, then_relu()); },
+                   [then](const Rs& x) {
+                     return then(ref_batch_norm(x[0], &x[1], &x[2], nullptr, nullptr, 1e-5), nullptr, true);
+                   }});
+  cases.push_back({"norm.batch_norm/train_4d_residual_then_relu",
+                   {uniform({3, 2, 3, 2}), uniform({2}, 0.5, 1.5), uniform({2}), uniform({3, 2, 3, 2})},
+                   [train](const Ts& x) { return train(x, then_relu(x[3])); },
+                   [then](const Rs& x) {
+                     return then(ref_batch_norm(x[0], &x[1], &x[2], nullptr, nullptr, 1e-5), &x[3], true);
+                   }});
+  cases.push_back({"norm.batch_norm/train_2d_residual",
+                   {uniform({6, 3}), uniform({3}, 0.5, 1.5), uniform({3}), uniform({6, 3})},
+                   [train](const Ts& x) {
+                     return train(x, {x[3], false});
+                   },
+                   [then](const Rs& x) {
+                     return then(ref_batch_norm(x[0], &x[1], &x[2], nullptr, nullptr, 1e-5), &x[3], false);
+                   }});
+
   // Batch norm, evaluation with given running statistics.
   auto bn_eval = [&](std::string name, Shape x_shape) {
     const std::int64_t c = x_shape[1];

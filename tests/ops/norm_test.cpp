@@ -357,6 +357,69 @@ TEST(BatchNorm, ResultsDoNotDependOnTheThreadCount) {
   EXPECT_EQ(a.to_vector<float>(), b.to_vector<float>());
 }
 
+// The fused epilogue (src/ops/norm.h) against batch norm, add and relu as separate ops: the output, every
+// gradient and the running statistics bit for bit, on the channel-row path (L > 1) and the L = 1 path.
+TEST(BatchNorm, FusedEpilogueMatchesTheSeparateOpsBitForBit) {
+  Generator gen(11);
+  for (const Shape& shape : {Shape{6, 16, 7, 9}, Shape{40, 24}}) {
+    const std::int64_t c = shape[1];
+    const Tensor x0 = randn(shape, 0.5, 2.0, DType::f32, kCPU, &gen);
+    const Tensor w0 = rand({c}, 0.5, 1.5, DType::f32, kCPU, &gen),
+                 b0 = randn({c}, 0.0, 1.0, DType::f32, kCPU, &gen);
+    const Tensor r0 = randn(shape, 0.0, 1.0, DType::f32, kCPU, &gen),
+                 up = randn(shape, 0.0, 1.0, DType::f32, kCPU, &gen);
+    for (const bool residual : {false, true}) {
+      for (const bool relu_after : {false, true}) {
+        if (!residual && !relu_after) continue;
+        SCOPED_TRACE(shape_str(shape) + (residual ? " residual" : "") + (relu_after ? " relu" : ""));
+        std::vector<Tensor> grads[2], outputs[2], stats[2];
+        for (int fused = 0; fused < 2; ++fused) {
+          const Tensor x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_(),
+                       b = b0.clone().requires_grad_(), r = r0.clone().requires_grad_();
+          const Tensor rm = zeros({c}), rv = ones({c});
+          Tensor z;
+          if (fused == 1) {
+            z = batch_norm_train(x, w, b, rm, rv, 0.1, 1e-5, nullptr, "batch_norm",
+                                 {residual ? r : Tensor(), relu_after});
+          } else {
+            z = batch_norm_train(x, w, b, rm, rv, 0.1, 1e-5, nullptr);
+            if (residual) z = z + r;
+            if (relu_after) z = relu(z);
+          }
+          sum(z * up).backward();
+          outputs[fused] = {z.detach()};
+          grads[fused] = {x.grad(), w.grad(), b.grad()};
+          if (residual) grads[fused].push_back(r.grad());
+          stats[fused] = {rm, rv};
+        }
+        for (int k = 0; k < 3; ++k) {
+          const std::vector<Tensor>& a = k == 0 ? outputs[0] : k == 1 ? grads[0] : stats[0];
+          const std::vector<Tensor>& f = k == 0 ? outputs[1] : k == 1 ? grads[1] : stats[1];
+          ASSERT_EQ(a.size(), f.size());
+          for (std::size_t i = 0; i < a.size(); ++i) {
+            EXPECT_EQ(a[i].to_vector<float>(), f[i].to_vector<float>()) << "kind " << k << ", tensor " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(BatchNorm, EpilogueResidualMustMatchTheInput) {
+  const Tensor x = zeros({4, 3, 2});
+  expect_error<ValueError>(
+      [&] {
+        batch_norm_train(x, {}, {}, {}, {}, 0.1, 1e-5, nullptr, "batch_norm", then_relu(zeros({4, 3})));
+      },
+      {"batch_norm", "residual", "[4, 3, 2]", "[4, 3]"});
+  expect_error<TypeError>(
+      [&] {
+        batch_norm_train(x, {}, {}, {}, {}, 0.1, 1e-5, nullptr, "batch_norm",
+                         then_relu(zeros({4, 3, 2}, DType::f64)));
+      },
+      {"batch_norm", "residual", "f64"});
+}
+
 TEST(BatchNorm, F32StatisticsAreAccurateWithALargeMean) {
   Generator gen(9);
   const Tensor x64 = randn({4096, 2}, 1000.0, 0.01, DType::f64, kCPU, &gen);

@@ -7,6 +7,7 @@
 #include "src/backend/cpu/register.h"
 #include "src/core/threading.h"
 #include "src/ops/kernels.h"
+#include "src/ops/unary_formulas.h"
 
 namespace lockstep::cpu {
 namespace {
@@ -149,43 +150,72 @@ void batch_norm_stats_kernel(const Tensor& x, const Tensor& mean, const Tensor& 
                     [&](auto tag) { batch_norm_stats_typed<decltype(tag)>(x, mean, var); });
 }
 
-template <class T>
+// z = relu(y + residual), y = (x - mean) * scale + bias with scale = invstd * weight; the residual and the
+// relu only where Residual and Relu say. Each step rounds as the separate batch_norm_apply, binary add and
+// relu kernels round it, so the fused result is theirs bit for bit.
+template <class T, bool Residual, bool Relu>
 void batch_norm_apply_typed(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
-                            const Tensor& bias, const Tensor& y) {
+                            const Tensor& bias, const Tensor& residual, const Tensor& y) {
   const std::int64_t n = x.size(0), c = x.size(1), l = x.size(2);
   const T* px = x.data<T>();
+  const T* pr = Residual ? residual.data<T>() : nullptr;
   T* py = y.data<T>();
   const T* pm = mean.data<T>();
-  // y = (x - mean) * scale + bias with scale = invstd * weight.
   std::vector<T> scale = values_or<T>(weight, c, T(1));
   const std::vector<T> shift = values_or<T>(bias, c, T(0));
   const T* pi = invstd.data<T>();
   for (std::int64_t ch = 0; ch < c; ++ch) scale[static_cast<std::size_t>(ch)] *= pi[ch];
   const T* ps = scale.data();
   const T* pb = shift.data();
+  const auto epilogue = [](T v, const T* r, std::int64_t k) {
+    if constexpr (Residual) v = v + r[k];
+    if constexpr (Relu) v = unary_forward_formula<UnaryOp::kRelu>(v, T(0), T(0));
+    return v;
+  };
   if (l == 1) {
 #pragma omp parallel for if (n * c >= kParallelGrain)
     for (std::int64_t i = 0; i < n; ++i) {
       const T* xr = px + i * c;
+      const T* rr = Residual ? pr + i * c : nullptr;
       T* yr = py + i * c;
 #pragma omp simd
-      for (std::int64_t ch = 0; ch < c; ++ch) yr[ch] = (xr[ch] - pm[ch]) * ps[ch] + pb[ch];
+      for (std::int64_t ch = 0; ch < c; ++ch) yr[ch] = epilogue((xr[ch] - pm[ch]) * ps[ch] + pb[ch], rr, ch);
     }
     return;
   }
   for_each_channel_row(n, c, l, [&](std::int64_t ch, std::int64_t off) {
     const T m = pm[ch], s = ps[ch], b = pb[ch];
     const T* xr = px + off;
+    const T* rr = Residual ? pr + off : nullptr;
     T* yr = py + off;
 #pragma omp simd
-    for (std::int64_t j = 0; j < l; ++j) yr[j] = (xr[j] - m) * s + b;
+    for (std::int64_t j = 0; j < l; ++j) yr[j] = epilogue((xr[j] - m) * s + b, rr, j);
   });
 }
 
 void batch_norm_apply_kernel(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
                              const Tensor& bias, const Tensor& y) {
   dispatch_floating("batch_norm_apply", x.dtype(), [&](auto tag) {
-    batch_norm_apply_typed<decltype(tag)>(x, mean, invstd, weight, bias, y);
+    batch_norm_apply_typed<decltype(tag), false, false>(x, mean, invstd, weight, bias, Tensor(), y);
+  });
+}
+
+void batch_norm_apply_epilogue_kernel(const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                                      const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                                      bool relu, const Tensor& z) {
+  dispatch_floating("batch_norm_apply_epilogue", x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (residual.defined()) {
+      if (relu) {
+        batch_norm_apply_typed<T, true, true>(x, mean, invstd, weight, bias, residual, z);
+      } else {
+        batch_norm_apply_typed<T, true, false>(x, mean, invstd, weight, bias, residual, z);
+      }
+    } else if (relu) {
+      batch_norm_apply_typed<T, false, true>(x, mean, invstd, weight, bias, residual, z);
+    } else {
+      batch_norm_apply_typed<T, false, false>(x, mean, invstd, weight, bias, residual, z);
+    }
   });
 }
 
@@ -393,6 +423,7 @@ void layer_norm_backward_kernel(const Tensor& dy, const Tensor& x, const Tensor&
 void register_norm_kernels() {
   kernels::batch_norm_stats.set(DeviceType::CPU, batch_norm_stats_kernel);
   kernels::batch_norm_apply.set(DeviceType::CPU, batch_norm_apply_kernel);
+  kernels::batch_norm_apply_epilogue.set(DeviceType::CPU, batch_norm_apply_epilogue_kernel);
   kernels::batch_norm_backward_reduce.set(DeviceType::CPU, batch_norm_backward_reduce_kernel);
   kernels::batch_norm_backward_apply.set(DeviceType::CPU, batch_norm_backward_apply_kernel);
   kernels::layer_norm.set(DeviceType::CPU, layer_norm_kernel);
