@@ -135,6 +135,19 @@ Tensor conv2d_core(const Tensor& x, const Tensor& w, const Tensor& bias, const C
     const Tensor& g = ctx.grad();
     const Tensor w = ctx.saved(1);
     Tensor dx, dw, db;
+    if (ctx.needs_input_grad(0) && ctx.needs_input_grad(1) && !GradMode::is_enabled() &&
+        g.device().is_cpu() && micro_shard_count(g) == 0) {
+      // Both gradients from one kernel call (on the CPU each chunk of dy goes into oneDNN's layout once);
+      // the values of the two calls below.
+      const Tensor x = ctx.saved(0);
+      const GradientHome* home = ctx.home(1);
+      dx = empty(x.shape(), g.dtype(), g.device());
+      dw = home != nullptr ? home->view : empty(w.shape(), g.dtype(), g.device());
+      if (ctx.needs_input_grad(2)) db = empty({w.size(0)}, g.dtype(), g.device());
+      kernels::conv2d_backward.get(g.device())(raw(g), raw(x), raw(w), dx, dw, db, p);
+      if (home != nullptr && home->scale != 1.0) dw.mul_(home->scale);
+      return std::vector<Tensor>{dx, dw, db};
+    }
     if (ctx.needs_input_grad(0)) dx = conv2d_input_grad(g, w, p, in_size);
     if (ctx.needs_input_grad(1)) {
       dw = conv2d_weight_grad(g, ctx.saved(0), w.shape(), p, ctx.needs_input_grad(2) ? &db : nullptr,

@@ -130,6 +130,10 @@ template <class Fn> class KernelSlot {
   /* dw overwritten; dbias [K] overwritten when defined. */                                                  \
   X(conv2d_backward_weight,                                                                                  \
     void(const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& dbias, const Conv2dParams& p))   \
+  /* Both: dx, dw and dbias (when defined) overwritten, the values of the two kernels above. CPU only (one   \
+   * layout reorder of dy serves both passes there); elsewhere the op calls the two. */                      \
+  X(conv2d_backward, void(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx,              \
+                          const Tensor& dw, const Tensor& dbias, const Conv2dParams& p))                     \
   /* x [N, C, H, W] -> y [N, C, P, Q], indices i64 [N, C, P, Q] into each H*W plane. */                      \
   X(max_pool2d, void(const Tensor& x, const Tensor& y, const Tensor& indices, const Pool2dParams& p))        \
   X(avg_pool2d, void(const Tensor& x, const Tensor& y, const Pool2dParams& p))                               \
@@ -149,7 +153,7 @@ template <class Fn> class KernelSlot {
   X(batch_norm_apply, void(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,  \
                            const Tensor& bias, const Tensor& y))                                             \
   /* z = relu(y + residual) for y as batch_norm_apply's, each step optional: residual [N, C, L] or           \
-   * undefined, relu or not (relu as unary_forward_formula's). CPU only: on other devices the op composes                   \
+   * undefined, relu or not (relu as unary_forward_formula's). CPU only: on other devices the op composes    \
    * its steps. */                                                                                           \
   X(batch_norm_apply_epilogue,                                                                               \
     void(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,                    \

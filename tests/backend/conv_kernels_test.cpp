@@ -221,6 +221,46 @@ TEST(ConvKernels, NarrowWeightGradientIgnoresInputColumnsPastTheOutput) {
   }
 }
 
+// conv2d_backward (both gradients in one walk over dy where both run on oneDNN) gives the bits of the two
+// separate kernels, for every case on every path, serial (1 thread) and chunks spread over 2 threads, with
+// and without the bias gradient; 2 x 64 images of the 64-channel case make several chunks with a shorter
+// last.
+TEST(ConvKernels, BothGradientsTogetherEqualTheSeparateKernels) {
+  std::vector<Case> all = cases();
+  all.push_back({"many_chunks", geometry(131, 64, 16, 64, 3, 2, 1), true});
+  const int saved = omp_get_max_threads();
+  for (const Conv2dPath path : {Conv2dPath::kAuto, Conv2dPath::kOneDnn}) {
+    const PathGuard guard(path);
+    for (const Case& c : all) {
+      if (path == Conv2dPath::kOneDnn && !c.onednn) continue;
+      const Conv2dGeometry& g = c.g;
+      const auto x = random_values(g.N * g.C * g.H * g.W, 3),
+                 w = random_values(g.K * (g.C / g.groups) * g.R * g.S, 4),
+                 dy = random_values(g.N * g.K * g.P() * g.Q(), 5);
+      const std::vector<float> xt(x.begin(), x.end()), wt(w.begin(), w.end()), dyt(dy.begin(), dy.end());
+      for (const int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        for (const bool bias : {false, true}) {
+          SCOPED_TRACE(std::string(c.name) + " path " + std::to_string(static_cast<int>(path)) + ", " +
+                       std::to_string(threads) + " threads" + (bias ? ", bias" : ""));
+          std::vector<float> dx(x.size()), dw(w.size()), db(static_cast<size_t>(g.K));
+          std::vector<float> dx2(x.size(), -1.0f), dw2(w.size(), -1.0f), db2(static_cast<size_t>(g.K), -1.0f);
+          conv2d_backward_input<float>(g, dyt.data(), wt.data(), dx.data());
+          conv2d_backward_weight<float>(g, dyt.data(), xt.data(), dw.data(), bias ? db.data() : nullptr);
+          conv2d_backward<float>(g, dyt.data(), xt.data(), wt.data(), dx2.data(), dw2.data(),
+                                 bias ? db2.data() : nullptr);
+          EXPECT_EQ(dx, dx2);
+          EXPECT_EQ(dw, dw2);
+          if (bias) {
+            EXPECT_EQ(db, db2);
+          }
+        }
+      }
+    }
+  }
+  omp_set_num_threads(saved);
+}
+
 TEST(ConvKernels, EveryPathMatchesTheReferenceInF32) {
   for (const Conv2dPath path : {Conv2dPath::kAuto, Conv2dPath::kGemm, Conv2dPath::kOneDnn}) {
     const PathGuard guard(path);

@@ -56,12 +56,26 @@ void conv2d_backward_weight_kernel(const Tensor& dy, const Tensor& x, const Tens
   });
 }
 
+void conv2d_backward_kernel(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx,
+                            const Tensor& dw, const Tensor& dbias, const Conv2dParams& p) {
+  if (x.size(0) == 0) {
+    conv2d_backward_weight_kernel(dy, x, dw, dbias, p);  // zeros
+    return;
+  }
+  dispatch_floating("conv2d_backward", dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    conv2d_backward<T>(geometry(x.shape(), w.shape(), p), dy.data<T>(), x.data<T>(), w.data<T>(),
+                       dx.data<T>(), dw.data<T>(), optional_data<T>(dbias));
+  });
+}
+
 }  // namespace
 
 void register_conv_kernels() {
   kernels::conv2d.set(DeviceType::CPU, conv2d_kernel);
   kernels::conv2d_backward_input.set(DeviceType::CPU, conv2d_backward_input_kernel);
   kernels::conv2d_backward_weight.set(DeviceType::CPU, conv2d_backward_weight_kernel);
+  kernels::conv2d_backward.set(DeviceType::CPU, conv2d_backward_kernel);
 }
 
 }  // namespace lockstep::cpu

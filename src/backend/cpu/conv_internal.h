@@ -31,6 +31,7 @@ enum Slot : int {
   kDnnlIn0,
   kDnnlIn1,
   kDnnlOut,
+  kDnnlOutWeights,  // the weight gradient's chunk when both backward passes run together
   kDnnlWei,
   kDnnlWeiTail,
   kDnnlBias,
@@ -202,5 +203,12 @@ void nchw_to_nhwc_bf16(const float* src, std::uint16_t* dst, int64_t N, int64_t 
 // NotImplementedError.
 bool onednn_conv2d(Pass pass, const Conv2dGeometry& g, const float* a, const float* b, float* out,
                    float* bias, bool required, bool bf16);
+
+// Both f32 backward passes on oneDNN in one walk over the batch: dx = backward data (dy, w) and dw, dbias
+// (nullable) = backward weights (x, dy), each chunk of dy reordered once into the layout both primitives
+// read (and then still in cache for the second). Returns false, having written nothing, when oneDNN lacks
+// either pass for the geometry or the two read dy in different layouts; run the passes apart then.
+bool onednn_conv2d_backward(const Conv2dGeometry& g, const float* dy, const float* x, const float* w,
+                            float* dx, float* dw, float* dbias);
 
 }  // namespace lockstep::cpu::conv_internal

@@ -179,6 +179,24 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T*
   }
 }
 
+template <class T>
+void conv2d_backward(const Conv2dGeometry& g, const T* dy, const T* x, const T* w, T* dx, T* dw, T* dbias) {
+  validate_conv2d_geometry(g);
+  if constexpr (std::is_same_v<T, float>) {
+    const auto on_onednn = [&g](Pass pass) {
+      const Mechanism m = f32_mechanism(pass, g);
+      return m == Mechanism::kOneDnn || m == Mechanism::kOneDnnOnly;
+    };
+    if (matmul_precision() != MatmulPrecision::kBf16 && on_onednn(Pass::kBackwardData) &&
+        on_onednn(Pass::kBackwardWeights) &&
+        conv_internal::onednn_conv2d_backward(g, dy, x, w, dx, dw, dbias)) {
+      return;
+    }
+  }
+  conv2d_backward_input(g, dy, w, dx);
+  conv2d_backward_weight(g, dy, x, dw, dbias);
+}
+
 template void conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*);
 template void conv2d_forward<double>(const Conv2dGeometry&, const double*, const double*, const double*,
                                      double*);
@@ -188,5 +206,9 @@ template void conv2d_backward_weight<float>(const Conv2dGeometry&, const float*,
                                             float*);
 template void conv2d_backward_weight<double>(const Conv2dGeometry&, const double*, const double*, double*,
                                              double*);
+template void conv2d_backward<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*,
+                                     float*, float*);
+template void conv2d_backward<double>(const Conv2dGeometry&, const double*, const double*, const double*,
+                                      double*, double*, double*);
 
 }  // namespace lockstep::cpu

@@ -52,4 +52,9 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
 template <class T>
 void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* dbias);
 
+// dx, dw and dbias (may be null) together, as conv2d_backward_input and conv2d_backward_weight compute them
+// (the same values): where both passes run on oneDNN, each chunk of dy is put in its layout once for both.
+template <class T>
+void conv2d_backward(const Conv2dGeometry& g, const T* dy, const T* x, const T* w, T* dx, T* dw, T* dbias);
+
 }  // namespace lockstep::cpu

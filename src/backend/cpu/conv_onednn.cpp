@@ -336,9 +336,27 @@ struct PassData {
   float* bias;
 };
 
-// Runs chunks [c0, c1) on the calling thread's stream and scratch. Backward weights: dw and dbias are written
-// to out and bias, overwritten by the first chunk and accumulated over the rest.
-void run_chunk_range(const PassData& d, int64_t c0, int64_t c1) {
+// Binds the caller's plain operand at ptr: as it is, or reordered into the plan's layout in scratch `slot`.
+dnnl::memory bind_input(const Operand& op, const float* ptr, Slot slot) {
+  auto& eng = onednn_engine();
+  dnnl::memory user(op.user_md, eng, const_cast<float*>(ptr));
+  if (!op.needs_reorder) return user;
+  dnnl::memory prim(op.prim_md, eng, thread_scratch().get(slot, op.prim_md.get_size()));
+  if (op.to_nhwc_bf16) {
+    const dnnl::memory::dims dims = op.user_md.dims();
+    nchw_to_nhwc_bf16(ptr, static_cast<std::uint16_t*>(prim.get_data_handle()), dims[0], dims[1],
+                      dims[2] * dims[3]);
+  } else {
+    op.reorder.execute(onednn_stream(), user, prim);
+  }
+  return prim;
+}
+
+// Runs chunk c of pass d on the calling thread's stream and scratch. `dy`, when given, is the chunk's dy
+// already bound in the plan's layout (both backward passes share it). Backward weights: dw and dbias are
+// written to out and bias when `first` (the thread's first chunk) and accumulated after that, the chunk's
+// dbias going through bias_chunk.
+void run_chunk(const PassData& d, int64_t c, bool first, const dnnl::memory* dy, float* bias_chunk) {
   const Conv2dGeometry& g = d.g;
   auto& eng = onednn_engine();
   auto& strm = onednn_stream();
@@ -347,77 +365,79 @@ void run_chunk_range(const PassData& d, int64_t c0, int64_t c1) {
   const int64_t a_img = d.pass == Pass::kBackwardData ? y_img : x_img;
   const int64_t out_img = d.pass == Pass::kForward ? y_img : x_img;
   const bool weights_out = d.pass == Pass::kBackwardWeights;
-  auto bind_input = [&](std::unordered_map<int, dnnl::memory>& args, const Operand& op, const float* ptr,
-                        Slot slot) {
-    dnnl::memory user(op.user_md, eng, const_cast<float*>(ptr));
-    if (!op.needs_reorder) {
-      args.emplace(op.arg, user);
-      return;
+  const int64_t n0 = c * d.nb;
+  const bool is_tail = n0 + d.nb > g.N;
+  const Plan& plan = is_tail ? *d.tail : d.main;
+  std::unordered_map<int, dnnl::memory> args;
+  const bool a_is_dy = d.pass == Pass::kBackwardData;
+  args.emplace(plan.act_in0.arg,
+               dy != nullptr && a_is_dy ? *dy : bind_input(plan.act_in0, d.a + n0 * a_img, kDnnlIn0));
+  dnnl::memory out_user, out_prim;
+  if (weights_out) {
+    args.emplace(plan.act_in1.arg,
+                 dy != nullptr ? *dy : bind_input(plan.act_in1, d.b + n0 * y_img, kDnnlIn1));
+    out_user = dnnl::memory(plan.wei.user_md, eng, d.out);
+    out_prim =
+        first && !plan.wei.needs_reorder
+            ? out_user
+            : dnnl::memory(plan.wei.prim_md, eng, ts.get(kDnnlOutWeights, plan.wei.prim_md.get_size()));
+    args.emplace(plan.wei.arg, out_prim);
+    if (d.bias != nullptr) {
+      args.emplace(plan.bias_arg, dnnl::memory(plan.bias_md, eng, first ? d.bias : bias_chunk));
     }
-    dnnl::memory prim(op.prim_md, eng, ts.get(slot, op.prim_md.get_size()));
-    if (op.to_nhwc_bf16) {
-      const dnnl::memory::dims dims = op.user_md.dims();
-      nchw_to_nhwc_bf16(ptr, static_cast<std::uint16_t*>(prim.get_data_handle()), dims[0], dims[1],
-                        dims[2] * dims[3]);
-    } else {
-      op.reorder.execute(strm, user, prim);
-    }
-    args.emplace(op.arg, prim);
-  };
-  float* bias_chunk = weights_out && d.bias != nullptr && c1 - c0 > 1
-                          ? static_cast<float*>(ts.get(kDnnlBias, g.K * sizeof(float)))
-                          : nullptr;
-  for (int64_t c = c0; c < c1; ++c) {
-    const int64_t n0 = c * d.nb;
-    const bool is_tail = n0 + d.nb > g.N;
-    const Plan& plan = is_tail ? *d.tail : d.main;
-    const bool first = c == c0;
-    std::unordered_map<int, dnnl::memory> args;
-    bind_input(args, plan.act_in0, d.a + n0 * a_img, kDnnlIn0);
-    dnnl::memory out_user, out_prim;
-    if (weights_out) {
-      bind_input(args, plan.act_in1, d.b + n0 * y_img, kDnnlIn1);
-      out_user = dnnl::memory(plan.wei.user_md, eng, d.out);
-      out_prim = first && !plan.wei.needs_reorder
-                     ? out_user
-                     : dnnl::memory(plan.wei.prim_md, eng, ts.get(kDnnlOut, plan.wei.prim_md.get_size()));
-      args.emplace(plan.wei.arg, out_prim);
-      if (d.bias != nullptr) {
-        args.emplace(plan.bias_arg, dnnl::memory(plan.bias_md, eng, first ? d.bias : bias_chunk));
-      }
-    } else {
-      args.emplace(plan.wei.arg, d.weights[is_tail ? 1 : 0]);
-      out_user = dnnl::memory(plan.act_out.user_md, eng, d.out + n0 * out_img);
-      out_prim = plan.act_out.needs_reorder ? dnnl::memory(plan.act_out.prim_md, eng,
-                                                           ts.get(kDnnlOut, plan.act_out.prim_md.get_size()))
-                                            : out_user;
-      args.emplace(plan.act_out.arg, out_prim);
-      if (d.bias != nullptr) args.emplace(plan.bias_arg, dnnl::memory(plan.bias_md, eng, d.bias));
-    }
-    if (plan.scratchpad_md.get_size() > 0) {
-      args.emplace(DNNL_ARG_SCRATCHPAD,
-                   dnnl::memory(plan.scratchpad_md, eng, ts.get(kDnnlPad, plan.scratchpad_md.get_size())));
-    }
-    plan.prim.execute(strm, args);
-    if (!weights_out) {
-      if (plan.act_out.needs_reorder) plan.act_out.reorder.execute(strm, out_prim, out_user);
-    } else if (!first) {
-      plan.wei_accumulate.execute(strm, out_prim, out_user);
-    } else if (plan.wei.needs_reorder) {
-      plan.wei.reorder.execute(strm, out_prim, out_user);
-    }
-    if (weights_out && d.bias != nullptr && !first) {
-      strm.wait();
-      for (int64_t k = 0; k < g.K; ++k) d.bias[k] += bias_chunk[k];
-    }
+  } else {
+    args.emplace(plan.wei.arg, d.weights[is_tail ? 1 : 0]);
+    out_user = dnnl::memory(plan.act_out.user_md, eng, d.out + n0 * out_img);
+    out_prim = plan.act_out.needs_reorder ? dnnl::memory(plan.act_out.prim_md, eng,
+                                                         ts.get(kDnnlOut, plan.act_out.prim_md.get_size()))
+                                          : out_user;
+    args.emplace(plan.act_out.arg, out_prim);
+    if (d.bias != nullptr) args.emplace(plan.bias_arg, dnnl::memory(plan.bias_md, eng, d.bias));
   }
-  strm.wait();
+  if (plan.scratchpad_md.get_size() > 0) {
+    args.emplace(DNNL_ARG_SCRATCHPAD,
+                 dnnl::memory(plan.scratchpad_md, eng, ts.get(kDnnlPad, plan.scratchpad_md.get_size())));
+  }
+  plan.prim.execute(strm, args);
+  if (!weights_out) {
+    if (plan.act_out.needs_reorder) plan.act_out.reorder.execute(strm, out_prim, out_user);
+  } else if (!first) {
+    plan.wei_accumulate.execute(strm, out_prim, out_user);
+  } else if (plan.wei.needs_reorder) {
+    plan.wei.reorder.execute(strm, out_prim, out_user);
+  }
+  if (weights_out && d.bias != nullptr && !first) {
+    strm.wait();
+    for (int64_t k = 0; k < g.K; ++k) d.bias[k] += bias_chunk[k];
+  }
 }
 
-// Runs the chunks spread over the OpenMP team. Backward weights: thread 0 accumulates into the caller's dw
-// and dbias, the others into their scratch, summed in thread order at the end (deterministic).
-void run_chunks_parallel(const PassData& d, int64_t nchunks) {
-  const bool weights_out = d.pass == Pass::kBackwardWeights;
+// Runs chunks [c0, c1) of pass d on the calling thread. With `weights` (then d is the backward-data pass and
+// weights the backward-weights pass of the same geometry and chunks), each chunk's dy is bound once for both.
+void run_chunk_range(const PassData& d, int64_t c0, int64_t c1, const PassData* weights = nullptr) {
+  const PassData* wpass = d.pass == Pass::kBackwardWeights ? &d : weights;
+  float* bias_chunk = wpass != nullptr && wpass->bias != nullptr && c1 - c0 > 1
+                          ? static_cast<float*>(thread_scratch().get(kDnnlBias, d.g.K * sizeof(float)))
+                          : nullptr;
+  for (int64_t c = c0; c < c1; ++c) {
+    if (weights == nullptr) {
+      run_chunk(d, c, c == c0, nullptr, bias_chunk);
+      continue;
+    }
+    const int64_t n0 = c * d.nb;
+    const Plan& plan = n0 + d.nb > d.g.N ? *weights->tail : weights->main;
+    const dnnl::memory dy = bind_input(plan.act_in1, weights->b + n0 * d.g.K * d.g.P() * d.g.Q(), kDnnlIn1);
+    run_chunk(d, c, c == c0, &dy, nullptr);
+    run_chunk(*weights, c, c == c0, &dy, bias_chunk);
+  }
+  onednn_stream().wait();
+}
+
+// Runs the chunks spread over the OpenMP team (with `weights`, both backward passes as run_chunk_range
+// does). Backward weights: thread 0 accumulates into the caller's dw and dbias, the others into their
+// scratch, summed in thread order at the end (deterministic).
+void run_chunks_parallel(const PassData& d, int64_t nchunks, const PassData* weights = nullptr) {
+  const PassData* wpass = d.pass == Pass::kBackwardWeights ? &d : weights;
   const int64_t dw_elems = d.g.K * (d.g.C / d.g.groups) * d.g.R * d.g.S;
   const int nthr = omp_get_max_threads();
   std::vector<float*> dw_parts(nthr, nullptr), db_parts(nthr, nullptr);
@@ -430,15 +450,17 @@ void run_chunks_parallel(const PassData& d, int64_t nchunks) {
     try {
       if (c0 < c1) {
         PassData mine = d;
-        if (weights_out && t != 0) {
-          mine.out = static_cast<float*>(thread_scratch().get(kAcc, dw_elems * sizeof(float)));
-          if (d.bias != nullptr) {
-            mine.bias = static_cast<float*>(thread_scratch().get(kAccBias, d.g.K * sizeof(float)));
+        PassData mine_weights = weights != nullptr ? *weights : d;
+        PassData& w_mine = wpass == &d ? mine : mine_weights;
+        if (wpass != nullptr && t != 0) {
+          w_mine.out = static_cast<float*>(thread_scratch().get(kAcc, dw_elems * sizeof(float)));
+          if (wpass->bias != nullptr) {
+            w_mine.bias = static_cast<float*>(thread_scratch().get(kAccBias, d.g.K * sizeof(float)));
           }
         }
-        run_chunk_range(mine, c0, c1);
-        dw_parts[t] = mine.out;
-        db_parts[t] = mine.bias;
+        run_chunk_range(mine, c0, c1, weights != nullptr ? &mine_weights : nullptr);
+        dw_parts[t] = w_mine.out;
+        db_parts[t] = w_mine.bias;
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
@@ -446,21 +468,43 @@ void run_chunks_parallel(const PassData& d, int64_t nchunks) {
     }
   }
   if (error) std::rethrow_exception(error);
-  if (!weights_out) return;
+  if (wpass == nullptr) return;
 #pragma omp parallel for schedule(static) if (dw_elems > 16384)
   for (int64_t e = 0; e < dw_elems; ++e) {
-    float s = d.out[e];
+    float s = wpass->out[e];
     for (int t = 1; t < nthr; ++t) {
       if (dw_parts[t] != nullptr) s += dw_parts[t][e];
     }
-    d.out[e] = s;
+    wpass->out[e] = s;
   }
-  if (d.bias != nullptr) {
+  if (wpass->bias != nullptr) {
     for (int t = 1; t < nthr; ++t) {
       if (db_parts[t] == nullptr) continue;
-      for (int64_t k = 0; k < d.g.K; ++k) d.bias[k] += db_parts[t][k];
+      for (int64_t k = 0; k < d.g.K; ++k) wpass->bias[k] += db_parts[t][k];
     }
   }
+}
+
+// The plans of one pass over g's chunks (the tail's when the last chunk is shorter); main null when oneDNN
+// has no implementation.
+struct PassPlans {
+  std::shared_ptr<Plan> main, tail;
+  bool available() const { return main != nullptr; }
+};
+
+PassPlans plans_for(Pass pass, const Conv2dGeometry& g, const ChunkLayout& layout, bool with_bias,
+                    bool bf16) {
+  Conv2dGeometry chunk = g;
+  chunk.N = layout.nb;
+  PassPlans plans;
+  plans.main = plan_cache().get(pass, chunk, with_bias, layout.plan_threads, bf16);
+  const int64_t rest = g.N % layout.nb;
+  if (plans.main && rest != 0) {
+    chunk.N = rest;
+    plans.tail = plan_cache().get(pass, chunk, with_bias, layout.plan_threads, bf16);
+    if (!plans.tail) plans.main = nullptr;
+  }
+  return plans;
 }
 
 }  // namespace
@@ -468,16 +512,8 @@ void run_chunks_parallel(const PassData& d, int64_t nchunks) {
 bool onednn_conv2d(Pass pass, const Conv2dGeometry& g, const float* a, const float* b, float* out,
                    float* bias, bool required, bool bf16) {
   const ChunkLayout layout = chunk_layout(g);
-  Conv2dGeometry chunk = g;
-  chunk.N = layout.nb;
-  std::shared_ptr<Plan> main = plan_cache().get(pass, chunk, bias != nullptr, layout.plan_threads, bf16);
-  std::shared_ptr<Plan> tail;
-  const int64_t rest = g.N % layout.nb;
-  if (main && rest != 0) {
-    chunk.N = rest;
-    tail = plan_cache().get(pass, chunk, bias != nullptr, layout.plan_threads, bf16);
-  }
-  if (!main || (rest != 0 && !tail)) {
+  const PassPlans plans = plans_for(pass, g, layout, bias != nullptr, bf16);
+  if (!plans.available()) {
     LOCKSTEP_CHECK(!required, NotImplementedError, "conv2d: expected a geometry oneDNN implements in ",
                    bf16 ? "bf16" : "f32", " (the path is forced to oneDNN), but got N=", g.N, " C=", g.C,
                    " H=", g.H, " W=", g.W, " K=", g.K, " R=", g.R, " S=", g.S, " groups=", g.groups,
@@ -487,14 +523,62 @@ bool onednn_conv2d(Pass pass, const Conv2dGeometry& g, const float* a, const flo
   try {
     dnnl::memory weights[2];
     if (pass != Pass::kBackwardWeights) {
-      weights[0] = prepare_weights(*main, b, kDnnlWei);
-      if (tail) weights[1] = prepare_weights(*tail, b, kDnnlWeiTail);
+      weights[0] = prepare_weights(*plans.main, b, kDnnlWei);
+      if (plans.tail) weights[1] = prepare_weights(*plans.tail, b, kDnnlWeiTail);
     }
-    const PassData data{pass, g, *main, tail.get(), weights, layout.nb, a, b, out, bias};
+    const PassData data{pass, g, *plans.main, plans.tail.get(), weights, layout.nb, a, b, out, bias};
     if (layout.parallel) {
       run_chunks_parallel(data, layout.nchunks);
     } else {
       run_chunk_range(data, 0, layout.nchunks);
+    }
+  } catch (const dnnl::error& e) {
+    check_onednn_failure("execution", e, false);
+  }
+  return true;
+}
+
+bool onednn_conv2d_backward(const Conv2dGeometry& g, const float* dy, const float* x, const float* w,
+                            float* dx, float* dw, float* dbias) {
+  const ChunkLayout layout = chunk_layout(g);
+  const PassPlans data_plans = plans_for(Pass::kBackwardData, g, layout, false, false);
+  const PassPlans weight_plans = plans_for(Pass::kBackwardWeights, g, layout, dbias != nullptr, false);
+  if (!data_plans.available() || !weight_plans.available()) return false;
+  const auto same_dy = [](const Plan* data, const Plan* weights) {
+    return data == nullptr || data->act_in0.prim_md == weights->act_in1.prim_md;
+  };
+  if (!same_dy(data_plans.main.get(), weight_plans.main.get()) ||
+      !same_dy(data_plans.tail.get(), weight_plans.tail.get())) {
+    return false;
+  }
+  try {
+    dnnl::memory weights[2];
+    weights[0] = prepare_weights(*data_plans.main, w, kDnnlWei);
+    if (data_plans.tail) weights[1] = prepare_weights(*data_plans.tail, w, kDnnlWeiTail);
+    const PassData data{Pass::kBackwardData,
+                        g,
+                        *data_plans.main,
+                        data_plans.tail.get(),
+                        weights,
+                        layout.nb,
+                        dy,
+                        w,
+                        dx,
+                        nullptr};
+    const PassData weight{Pass::kBackwardWeights,
+                          g,
+                          *weight_plans.main,
+                          weight_plans.tail.get(),
+                          nullptr,
+                          layout.nb,
+                          x,
+                          dy,
+                          dw,
+                          dbias};
+    if (layout.parallel) {
+      run_chunks_parallel(data, layout.nchunks, &weight);
+    } else {
+      run_chunk_range(data, 0, layout.nchunks, &weight);
     }
   } catch (const dnnl::error& e) {
     check_onednn_failure("execution", e, false);
