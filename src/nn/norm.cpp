@@ -41,6 +41,9 @@ Tensor BatchNorm::forward(const Tensor& input, const BatchNormEpilogue& epilogue
                  shape_str(input.shape()));
   LOCKSTEP_CHECK(input.size(1) == features_, ValueError, type_name(), "::forward: expected ", features_,
                  " channels in dimension 1, but got shape ", shape_str(input.shape()));
+  LOCKSTEP_CHECK(!epilogue.residual.defined() || epilogue.residual.shape() == input.shape(), ValueError,
+                 type_name(), "::forward: expected a residual of the input's shape ",
+                 shape_str(input.shape()), ", but got ", shape_str(epilogue.residual.shape()));
   if (!is_training()) {
     Tensor out = batch_norm(input, weight_, bias_, running_mean_, running_var_, BatchNormMode::kEval,
                             options_.momentum, options_.eps);

@@ -541,40 +541,21 @@ bool onednn_conv2d(Pass pass, const Conv2dGeometry& g, const float* a, const flo
 bool onednn_conv2d_backward(const Conv2dGeometry& g, const float* dy, const float* x, const float* w,
                             float* dx, float* dw, float* dbias) {
   const ChunkLayout layout = chunk_layout(g);
-  const PassPlans data_plans = plans_for(Pass::kBackwardData, g, layout, false, false);
-  const PassPlans weight_plans = plans_for(Pass::kBackwardWeights, g, layout, dbias != nullptr, false);
-  if (!data_plans.available() || !weight_plans.available()) return false;
+  const PassPlans dp = plans_for(Pass::kBackwardData, g, layout, false, false);
+  const PassPlans wp = plans_for(Pass::kBackwardWeights, g, layout, dbias != nullptr, false);
+  if (!dp.available() || !wp.available()) return false;
+  // Both primitives must read dy in one layout (the tails too, when the last chunk is shorter).
   const auto same_dy = [](const Plan* data, const Plan* weights) {
     return data == nullptr || data->act_in0.prim_md == weights->act_in1.prim_md;
   };
-  if (!same_dy(data_plans.main.get(), weight_plans.main.get()) ||
-      !same_dy(data_plans.tail.get(), weight_plans.tail.get())) {
-    return false;
-  }
+  if (!same_dy(dp.main.get(), wp.main.get()) || !same_dy(dp.tail.get(), wp.tail.get())) return false;
   try {
     dnnl::memory weights[2];
-    weights[0] = prepare_weights(*data_plans.main, w, kDnnlWei);
-    if (data_plans.tail) weights[1] = prepare_weights(*data_plans.tail, w, kDnnlWeiTail);
-    const PassData data{Pass::kBackwardData,
-                        g,
-                        *data_plans.main,
-                        data_plans.tail.get(),
-                        weights,
-                        layout.nb,
-                        dy,
-                        w,
-                        dx,
-                        nullptr};
-    const PassData weight{Pass::kBackwardWeights,
-                          g,
-                          *weight_plans.main,
-                          weight_plans.tail.get(),
-                          nullptr,
-                          layout.nb,
-                          x,
-                          dy,
-                          dw,
-                          dbias};
+    weights[0] = prepare_weights(*dp.main, w, kDnnlWei);
+    if (dp.tail) weights[1] = prepare_weights(*dp.tail, w, kDnnlWeiTail);
+    const int64_t nb = layout.nb;
+    const PassData data{Pass::kBackwardData, g, *dp.main, dp.tail.get(), weights, nb, dy, w, dx, nullptr};
+    const PassData weight{Pass::kBackwardWeights, g, *wp.main, wp.tail.get(), nullptr, nb, x, dy, dw, dbias};
     if (layout.parallel) {
       run_chunks_parallel(data, layout.nchunks, &weight);
     } else {
