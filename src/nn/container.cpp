@@ -30,11 +30,13 @@ const std::shared_ptr<Module>& Sequential::at(std::size_t i) const {
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   for (std::size_t i = 0; i < modules_.size(); ++i) {
-    // A batch norm and the ReLU after it run as one op: the ReLU as the batch norm's fused epilogue.
-    auto* norm = dynamic_cast<BatchNorm*>(modules_[i].get());
+    // A batch norm and the ReLU after it run as one op: the ReLU as the batch norm's fused epilogue (exact
+    // types only, so that a subclass's own forward is never bypassed).
+    const Module& module = *modules_[i];
     const Module* next = i + 1 < modules_.size() ? modules_[i + 1].get() : nullptr;
-    if (norm != nullptr && next != nullptr && typeid(*next) == typeid(ReLU)) {
-      x = norm->forward(x, then_relu());
+    const bool batch_norm = typeid(module) == typeid(BatchNorm1d) || typeid(module) == typeid(BatchNorm2d);
+    if (batch_norm && next != nullptr && typeid(*next) == typeid(ReLU)) {
+      x = static_cast<BatchNorm&>(*modules_[i]).forward(x, then_relu());
       ++i;
     } else {
       x = modules_[i]->forward(x);

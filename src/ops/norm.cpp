@@ -326,6 +326,7 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bia
            // input needs no gradient, which is so on every rank alike (their graphs are the same). The
            // parameter gradients stay local: the reducer's average over ranks then makes them the union
            // batch's gradients.
+           if (!need_dx && !need_dw && !need_db) return std::vector<Tensor>{{}, {}, {}, dresidual};
            const BatchNormStatisticsSource::BackwardSums sums =
                from->backward_sums(dy, xs, m, is, need_dx, need_dw, need_db);
            Tensor dx;

@@ -261,6 +261,36 @@ TEST(ConvKernels, BothGradientsTogetherEqualTheSeparateKernels) {
   omp_set_num_threads(saved);
 }
 
+// 5 images on 4 threads make 3 chunks of 2 (the count rounded to the threads, then to whole chunks): thread 0
+// gets none. The weight gradient must not start from what the caller's buffers held (here 1000).
+TEST(ConvKernels, ParallelWeightGradientWhenTheFirstThreadHasNoChunk) {
+  const Conv2dGeometry g = geometry(5, 16, 8, 16, 3, 1, 1);
+  const auto x = random_values(g.N * g.C * g.H * g.W, 3), w = random_values(g.K * g.C * g.R * g.S, 4),
+             dy = random_values(g.N * g.K * g.P() * g.Q(), 5);
+  const std::vector<float> xt(x.begin(), x.end()), wt(w.begin(), w.end()), dyt(dy.begin(), dy.end());
+  std::vector<float> want_dw(w.size()), want_db(static_cast<size_t>(g.K));
+  {
+    const PathGuard gemm(Conv2dPath::kGemm);
+    conv2d_backward_weight<float>(g, dyt.data(), xt.data(), want_dw.data(), want_db.data());
+  }
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(4);
+  const PathGuard onednn(Conv2dPath::kOneDnn);
+  for (const bool joint : {false, true}) {
+    std::vector<float> dw(w.size(), 1000.0f), db(static_cast<size_t>(g.K), 1000.0f), dx(x.size());
+    if (joint) {
+      conv2d_backward<float>(g, dyt.data(), xt.data(), wt.data(), dx.data(), dw.data(), db.data());
+    } else {
+      conv2d_backward_weight<float>(g, dyt.data(), xt.data(), dw.data(), db.data());
+    }
+    for (size_t i = 0; i < dw.size(); ++i)
+      ASSERT_NEAR(dw[i], want_dw[i], 1e-3) << "dw " << i << (joint ? " joint" : "");
+    for (size_t k = 0; k < db.size(); ++k)
+      ASSERT_NEAR(db[k], want_db[k], 1e-3) << "db " << k << (joint ? " joint" : "");
+  }
+  omp_set_num_threads(saved);
+}
+
 TEST(ConvKernels, EveryPathMatchesTheReferenceInF32) {
   for (const Conv2dPath path : {Conv2dPath::kAuto, Conv2dPath::kGemm, Conv2dPath::kOneDnn}) {
     const PathGuard guard(path);

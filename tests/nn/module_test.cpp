@@ -14,6 +14,7 @@
 #include "src/nn/linear.h"
 #include "src/nn/norm.h"
 #include "src/nn/state_dict.h"
+#include "src/ops/elementwise.h"
 #include "src/ops/reduce.h"
 #include "src/tensor/factories.h"
 #include "tests/support/expect_error.h"
@@ -221,6 +222,41 @@ TEST(Sequential, AtChecksTheIndexAndForwardChains) {
   expect_error<IndexError>([&] { model->at(3); }, {"Sequential::at", "below 3", "got 3"});
   EXPECT_EQ(model->size(), 3u);
   EXPECT_EQ(model->forward(zeros({5, 4})).shape(), (Shape{5, 2}));
+}
+
+// A batch norm followed by a ReLU runs as one fused op: the same bits as the two modules called one after the
+// other (output, input and parameter gradients, running statistics), in training and in evaluation.
+TEST(Sequential, BatchNormThenReluGivesTheBitsOfTheTwoModules) {
+  Generator gen(5);
+  const Tensor x0 = randn({6, 8, 5, 5}, 0.3, 1.5, DType::f32, kCPU, &gen);
+  const Tensor up = randn({6, 8, 5, 5}, 0.0, 1.0, DType::f32, kCPU, &gen);
+  const Tensor w0 = rand({8}, 0.5, 1.5, DType::f32, kCPU, &gen),
+               b0 = randn({8}, 0.0, 0.5, DType::f32, kCPU, &gen);
+  for (const bool training : {true, false}) {
+    std::vector<Tensor> results[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      auto norm = std::make_shared<BatchNorm2d>(8);
+      auto relu = std::make_shared<ReLU>();
+      auto model = std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{norm, relu});
+      {
+        NoGradGuard no_grad;
+        Tensor w = norm->weight(), b = norm->bias(), var = norm->running_var();
+        w.copy_(w0);
+        b.copy_(b0);
+        var.fill_(2.0);
+      }
+      model->train(training);
+      const Tensor x = x0.clone().requires_grad_();
+      const Tensor y = fused == 1 ? model->forward(x) : relu->forward(norm->forward(x));
+      sum(y * up).backward();
+      results[fused] = {y.detach(),           x.grad(),           norm->weight().grad(), norm->bias().grad(),
+                        norm->running_mean(), norm->running_var()};
+    }
+    for (std::size_t i = 0; i < results[0].size(); ++i) {
+      EXPECT_EQ(results[0][i].to_vector<float>(), results[1][i].to_vector<float>())
+          << (training ? "training" : "evaluation") << ", tensor " << i;
+    }
+  }
 }
 
 }  // namespace

@@ -469,15 +469,19 @@ void run_chunks_parallel(const PassData& d, int64_t nchunks, const PassData* wei
   }
   if (error) std::rethrow_exception(error);
   if (wpass == nullptr) return;
+  // With more threads than chunks thread 0 may have none (the chunk count is not always a multiple of the
+  // thread count): then the sum starts from zero, not from the caller's buffer.
+  const bool first_ran = dw_parts[0] != nullptr;
 #pragma omp parallel for schedule(static) if (dw_elems > 16384)
   for (int64_t e = 0; e < dw_elems; ++e) {
-    float s = wpass->out[e];
+    float s = first_ran ? wpass->out[e] : 0.0f;
     for (int t = 1; t < nthr; ++t) {
       if (dw_parts[t] != nullptr) s += dw_parts[t][e];
     }
     wpass->out[e] = s;
   }
   if (wpass->bias != nullptr) {
+    if (!first_ran) std::fill_n(wpass->bias, d.g.K, 0.0f);
     for (int t = 1; t < nthr; ++t) {
       if (db_parts[t] == nullptr) continue;
       for (int64_t k = 0; k < d.g.K; ++k) wpass->bias[k] += db_parts[t][k];
